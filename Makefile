@@ -1,0 +1,44 @@
+# The two commands a fresh machine needs: `make run` and `make test`. Everything else is their parts.
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PYTEST_ARGS ?=
+
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+# pip on some machines warns about every configured-but-absent local index; keep real errors only.
+QUIET_PIP := { grep -v 'is ignored' || true; }
+
+.PHONY: run test install testkit lint bench clean help
+
+help:
+	@echo "make run      create the venv, install, start charter-tui (with a local vLLM CPU server unless the config names targets)"
+	@echo "make test     create everything the tests need (venv, vLLM/Triton test kits) and run the whole suite"
+	@echo "make testkit  build (or reuse) the real-peer test kits under the XDG cache dir"
+
+$(BIN)/charter-tui: pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip 2>&1 | $(QUIET_PIP)
+	$(BIN)/python -m pip install --quiet -e '.[test]' 2>&1 | $(QUIET_PIP)
+	@test -x $(BIN)/charter-tui || { echo "install failed: $(BIN)/charter-tui missing" >&2; exit 1; }
+	@touch $@
+
+install: $(BIN)/charter-tui
+
+testkit:
+	bash scripts/build-vllm-kit.sh
+	@if [ -f scripts/build-triton-kit.sh ]; then bash scripts/build-triton-kit.sh; fi
+
+test: install testkit
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+run: install
+	bash scripts/build-vllm-kit.sh >/dev/null
+	$(BIN)/charter-tui demo
+
+bench: install testkit
+	@ls benchmarks/*.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

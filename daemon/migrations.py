@@ -1,0 +1,46 @@
+"""Schema migrations: version N -> N+1, applied in order when an older database is opened.
+
+The DDL goes through Alembic's `Operations` so one migration works on SQLite (batch mode rebuilds
+the table where SQLite cannot ALTER) and on PostgreSQL alike; the version itself is one row in
+`schema_info`, which is simpler than Alembic's script directory for a tool that ships its schema.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlalchemy as sa
+from alembic.migration import MigrationContext
+from alembic.operations import Operations
+from sqlalchemy.engine import Connection
+
+Migration = Callable[[Operations], None]
+
+
+def _v1_to_v2(op: Operations) -> None:
+    # Schema 2: restart-aware samples, and per-minute aggregates for downsampling.
+    with op.batch_alter_table("metric_sample") as batch:
+        batch.add_column(sa.Column("counter_reset", sa.Boolean(), nullable=False, server_default=sa.false()))
+    op.create_table(
+        "metric_aggregate",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        sa.Column("instance", sa.String(), nullable=False),
+        sa.Column("minute", sa.Integer(), nullable=False),
+        sa.Column("samples", sa.Integer(), nullable=False),
+        sa.Column("values", sa.JSON()),
+        sa.UniqueConstraint("instance", "minute", name="uq_metric_aggregate_instance_minute"),
+    )
+
+
+# MIGRATIONS[n] upgrades a version-n database to version n+1.
+MIGRATIONS: dict[int, Migration] = {1: _v1_to_v2}
+
+
+def upgrade(connection: Connection, from_version: int, to_version: int) -> list[int]:
+    """Apply every migration from `from_version` up to `to_version`; returns the versions passed."""
+    op = Operations(MigrationContext.configure(connection))
+    applied = []
+    for version in range(from_version, to_version):
+        MIGRATIONS[version](op)
+        applied.append(version + 1)
+    return applied

@@ -1,0 +1,67 @@
+"""Free loopback ports and waiting for a server to answer."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (the OS picks it; a tiny race remains, as always)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def log_tail(path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+class StartupError(RuntimeError):
+    """A kit server did not come up; the message carries the reason and its log's tail."""
+
+
+def wait_http_ok(url: str, process: subprocess.Popen[bytes], timeout_s: float, log: Path) -> None:
+    """Poll `url` until it answers 200, the process dies, or the timeout passes."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise StartupError(
+                f"server exited with code {process.returncode} before {url} answered; log {log}:\n"
+                + log_tail(log)
+            )
+        try:
+            if httpx.get(url, timeout=2.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise StartupError(f"{url} did not answer 200 within {timeout_s:.0f} s; log {log}:\n" + log_tail(log))
+
+
+def stop_process(process: subprocess.Popen[bytes], grace_s: float = 15.0) -> None:
+    """SIGTERM the process group, then SIGKILL what is left after `grace_s`."""
+    import os
+    import signal
+
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        process.wait(timeout=10)

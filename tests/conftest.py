@@ -1,0 +1,69 @@
+"""Shared fixtures: the real vLLM server of the test kit, plus the kit's Triton and Mosquitto fixtures.
+
+Kit fixtures never skip: a missing kit fails the test with what is missing and the command that
+builds it, because a test suite that silently skips its real-peer tests proves nothing.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from daemon.testkit.ports import StartupError
+from daemon.testkit.vllm import VllmServer, start_vllm
+
+REPO = Path(__file__).resolve().parent.parent
+
+pytest_plugins = [name for name in ("tests.kit_fixtures",) if importlib.util.find_spec(name)]
+
+
+def build_kit(script: str) -> Path:
+    """Run a kit builder (cached: a second run returns at once); its last line is the kit dir."""
+    result = subprocess.run(
+        ["bash", str(REPO / "scripts" / script)], capture_output=True, text=True, timeout=1800
+    )
+    if result.returncode != 0:
+        pytest.fail(
+            f"scripts/{script} failed (exit {result.returncode}); run it by hand to see why:\n"
+            + result.stderr[-3000:],
+            pytrace=False,
+        )
+    return Path(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="session")
+def vllm_kit_dir() -> Path:
+    return build_kit("build-vllm-kit.sh")
+
+
+@pytest.fixture(scope="session")
+def vllm_server(vllm_kit_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[VllmServer]:
+    """A real vLLM OpenAI server (tiny random Llama, prefix caching on, block size 32) for the session."""
+    log_dir = tmp_path_factory.mktemp("vllm")
+    try:
+        with start_vllm(vllm_kit_dir, log_dir=log_dir) as server:
+            yield server
+    except StartupError as exc:
+        pytest.fail(f"the vLLM test server did not start: {exc}", pytrace=False)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'charter.db'}"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_xdg(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep tests out of the user's real config, data and state dirs (the kit cache stays shared)."""
+    home = tmp_path_factory.mktemp("xdg")
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    monkeypatch.setenv("CHARTER_TESTKIT_DIR", os.environ.get("CHARTER_TESTKIT_DIR") or f"{cache}/charter-tui/testkit")
+    for var, sub in (("XDG_CONFIG_HOME", "config"), ("XDG_DATA_HOME", "data"), ("XDG_STATE_HOME", "state")):
+        monkeypatch.setenv(var, str(home / sub))
+    for var in ("CHARTER_TUI_CONFIG", "CHARTER_TUI_DATABASE_URL", "CHARTER_TUI_LOG_FILE"):
+        monkeypatch.delenv(var, raising=False)
