@@ -19,9 +19,9 @@ COMMAND_MODULES = (
     "charter_tui.commands.tui",
     "charter_tui.commands.daemon_cmd",
     "charter_tui.commands.config_cmd",
+    "charter_tui.commands.demo_cmd",
     "charter_tui.commands.compile_cmd",
     "charter_tui.commands.probe_cmd",
-    "charter_tui.commands.testkit_cmd",
 )
 
 
