@@ -2,6 +2,20 @@
 
 Topics are versioned (`charter/v1/<kind>/<key>`), payloads are the models' JSON, so bridging to
 MQTT for a remote TUI changes only where messages come from, not what they are.
+The topics (the contract between the daemon and any UI, local or over MQTT):
+
+| topic | payload |
+| --- | --- |
+| `charter/v1/instance/<name>` | `Instance` (state, reason, engine, model) on every change |
+| `charter/v1/sample/<name>` | `MetricSample`, one per successful poll |
+| `charter/v1/bottleneck/<name>` | `Bottleneck` when one opens or clears (`active` tells which) |
+| `charter/v1/compile/<path>` | `CompileRecord` after each (re)compile of a watched file |
+| `charter/v1/recommendation/<id>` | `Recommendation` when created or its status changes |
+| `charter/v1/rollout/<id>` | `Rollout` on every state change |
+| `charter/v1/audit/<entity>` | `AuditEvent` |
+| `charter/v1/command/rollout/<id>` | in: `{"action": "approve"|"reject"|"pause"|"resume"|"rollback", "actor": str, "comment": str}` |
+| `charter/v1/daemon/<what>` | daemon status (`ready`, `error`) as small dicts |
+
 Slow subscribers never stall the daemon: each has a bounded queue and, when it is full, the
 oldest event is dropped and counted (the next snapshot supersedes it anyway).
 """
