@@ -1,0 +1,256 @@
+"""A fast, strict parser for the Prometheus text exposition format (version 0.0.4).
+
+Why not `prometheus_client.parser`: it builds a `Metric` object per family and a `Sample` namedtuple
+per line and re-scans every label set character by character; at 100 targets polled each second that
+is most of the daemon's CPU (see benchmarks/results/poll.md). This parser does one pass with
+`str.split` on the common shapes and a compiled regex only for label sets, and keeps the result as
+plain dicts keyed by sample name, which is what the collectors look up.
+
+Strict like Prometheus itself: a malformed line fails the whole scrape with `ExpositionError`
+naming the line and the reason, because a half-parsed exposition would silently turn into wrong
+rates (a missing `_bucket` line shifts a quantile). Input larger than `max_bytes` is refused before
+any parsing, so a hostile or broken server cannot make the daemon allocate without bound.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+DEFAULT_MAX_BYTES = 8 * 1024 * 1024
+# A label set longer than this is not something any inference server emits; refusing it keeps the
+# regex scan linear and bounded even on adversarial input.
+MAX_LINE_CHARS = 64 * 1024
+
+Labels = dict[str, str]
+
+_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*\Z")
+# One `name="value"` pair followed by `,` or `}`; the value may contain escaped quotes/backslashes.
+_PAIR = re.compile(r'[ \t]*([a-zA-Z_][a-zA-Z0-9_]*)[ \t]*=[ \t]*"((?:[^"\\\n]|\\.)*)"[ \t]*(,|\})')
+_CLOSE = re.compile(r"[ \t]*\}")
+_UNESCAPE = re.compile(r"\\(.)")
+# Series repeat from scrape to scrape, so the parsed form of a label set (and the validity of a
+# metric name) is memoized by its exact text: most lines then cost one dict lookup. The dicts are
+# shared between parses and must be treated as read-only. Bounded so hostile input cannot grow it.
+_LABEL_CACHE: dict[str, Labels] = {}
+_NAME_CACHE: set[str] = set()
+_CACHE_MAX = 200_000
+_METRIC_TYPES = frozenset({"counter", "gauge", "histogram", "summary", "untyped", "info", "stateset",
+                           "gaugehistogram", "unknown"})
+
+
+class ExpositionError(ValueError):
+    """The text is not a Prometheus exposition we can trust; the message says where and why."""
+
+    def __init__(self, reason: str, line_no: int | None = None) -> None:
+        self.reason, self.line_no = reason, line_no
+        super().__init__(f"line {line_no}: {reason}" if line_no is not None else reason)
+
+
+@dataclass(slots=True)
+class Exposition:
+    """Parsed exposition: sample name -> [(labels, value)], plus `# TYPE` declarations."""
+
+    samples: dict[str, list[tuple[Labels, float]]] = field(default_factory=dict)
+    types: dict[str, str] = field(default_factory=dict)
+    lines: int = 0
+
+    def names(self) -> Iterable[str]:
+        return self.samples.keys()
+
+    def has(self, name: str) -> bool:
+        return name in self.samples
+
+    def series(self, name: str) -> list[tuple[Labels, float]]:
+        return self.samples.get(name, [])
+
+    def total(self, name: str, where: dict[str, str] | None = None, exclude: dict[str, Iterable[str]] | None
+              = None) -> float | None:
+        """Sum of a sample over its label sets (e.g. over data-parallel engines or Triton models).
+
+        `where` keeps only series whose labels equal the given values; `exclude` drops series whose
+        label is in the given set. None when the name is absent or nothing matched, so "not exported"
+        stays distinguishable from zero.
+        """
+        rows = self.samples.get(name)
+        if rows is None:
+            return None
+        total, matched = 0.0, False
+        for labels, value in rows:
+            if where and any(labels.get(k) != v for k, v in where.items()):
+                continue
+            if exclude and any(labels.get(k) in vs for k, vs in exclude.items()):
+                continue
+            if math.isnan(value):
+                continue
+            total += value
+            matched = True
+        return total if matched else None
+
+    def maximum(self, name: str) -> float | None:
+        """Largest value over label sets: a fraction such as KV usage must not be summed across
+        data-parallel engines, and the fullest engine is the one that preempts first."""
+        values = [v for _, v in self.samples.get(name, ()) if not math.isnan(v)]
+        return max(values) if values else None
+
+    def maximum_where(self, name: str, label: str, value: str) -> float | None:
+        values = [v for labels, v in self.samples.get(name, ()) if labels.get(label) == value and not math.isnan(v)]
+        return max(values) if values else None
+
+    def first(self, *names: str, where: dict[str, str] | None = None) -> float | None:
+        """The total of the first of `names` that is present: how renamed metrics are read."""
+        for name in names:
+            value = self.total(name, where)
+            if value is not None:
+                return value
+        return None
+
+    def buckets(self, base: str, where: dict[str, str] | None = None) -> dict[float, float] | None:
+        """Cumulative bucket counts of histogram `base` by upper bound, summed over label sets."""
+        rows = self.samples.get(base + "_bucket")
+        if rows is None:
+            return None
+        out: dict[float, float] = {}
+        for labels, value in rows:
+            le = labels.get("le")
+            if le is None or (where and any(labels.get(k) != v for k, v in where.items())):
+                continue
+            try:
+                bound = float(le)
+            except ValueError:
+                continue
+            out[bound] = out.get(bound, 0.0) + value
+        return out or None
+
+    def quantiles(self, base: str) -> dict[float, float] | None:
+        """A summary's `{quantile="q"}` values (first label set only: quantiles cannot be summed)."""
+        rows = self.samples.get(base)
+        if rows is None:
+            return None
+        out: dict[float, float] = {}
+        for labels, value in rows:
+            q = labels.get("quantile")
+            if q is not None and not math.isnan(value):
+                try:
+                    out.setdefault(float(q), value)
+                except ValueError:
+                    continue
+        return out or None
+
+
+def _parse_labels(line: str, start: int, line_no: int) -> tuple[Labels, int]:
+    """Parse the label set that opens at `line[start] == '{'`; returns the labels and the end index."""
+    labels: Labels = {}
+    pos = start + 1
+    close = _CLOSE.match(line, pos)
+    if close:
+        return labels, close.end()
+    match = _PAIR.match
+    while True:
+        m = match(line, pos)
+        if m is None:
+            raise ExpositionError("malformed label set", line_no)
+        name, value, sep = m.group(1, 2, 3)
+        if "\\" in value:
+            value = _UNESCAPE.sub(lambda e: "\n" if e.group(1) == "n" else e.group(1), value)
+        labels[name] = value
+        pos = m.end()
+        if sep == "}":
+            return labels, pos
+
+
+def _parse_value(text: str, line_no: int) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ExpositionError(f"value {text[:40]!r} is not a number", line_no) from None
+
+
+def parse(text: str | bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> Exposition:
+    """Parse exposition text; raise `ExpositionError` on anything malformed or oversized."""
+    if isinstance(text, bytes):
+        if len(text) > max_bytes:
+            raise ExpositionError(f"exposition is {len(text)} bytes, over the {max_bytes}-byte limit")
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ExpositionError(f"not UTF-8 text (byte {exc.start})") from None
+    elif len(text) > max_bytes:  # characters >= bytes/4; close enough for a guard, exact for ASCII
+        raise ExpositionError(f"exposition is {len(text)} characters, over the {max_bytes}-byte limit")
+    if "\x00" in text:
+        raise ExpositionError("exposition contains NUL bytes (binary data, not text)")
+
+    out = Exposition()
+    samples, types = out.samples, out.types
+    line_no = 0
+    for line_no, raw in enumerate(text.split("\n"), 1):
+        line = raw.rstrip("\r")
+        if not line:
+            continue
+        if len(line) > MAX_LINE_CHARS:
+            raise ExpositionError(f"line is {len(line)} characters long", line_no)
+        first = line[0]
+        if first == "#":
+            parts = line.split(None, 3)
+            if len(parts) >= 4 and parts[1] == "TYPE":
+                kind = parts[3].strip()
+                if kind not in _METRIC_TYPES:
+                    raise ExpositionError(f"unknown metric type {kind[:40]!r}", line_no)
+                types[parts[2]] = kind
+            continue
+        if first == " " or first == "\t":
+            line = line.lstrip()
+            if not line or line[0] == "#":
+                continue
+        brace = line.find("{")
+        if brace == -1:
+            parts = line.split()
+            name = parts[0]
+            if len(parts) not in (2, 3):
+                raise ExpositionError("expected `name value [timestamp]`", line_no)
+            labels: Labels = {}
+            value_text = parts[1]
+            ts_text = parts[2] if len(parts) == 3 else None
+        else:
+            name = line[:brace].rstrip()
+            close = line.rfind("}")
+            key = line[brace:close + 1]
+            labels = _LABEL_CACHE.get(key)  # type: ignore[assignment]
+            if labels is None:
+                labels, end = _parse_labels(line, brace, line_no)
+                if end != close + 1:
+                    raise ExpositionError("unexpected text after the label set", line_no)
+                if len(_LABEL_CACHE) >= _CACHE_MAX:
+                    _LABEL_CACHE.clear()
+                _LABEL_CACHE[key] = labels
+            parts = line[close + 1:].split()
+            if len(parts) not in (1, 2):
+                raise ExpositionError("expected a value (and optional timestamp) after the labels", line_no)
+            value_text = parts[0]
+            ts_text = parts[1] if len(parts) == 2 else None
+        if name not in _NAME_CACHE:
+            if not _NAME.match(name):
+                raise ExpositionError(f"invalid metric name {name[:60]!r}", line_no)
+            if len(_NAME_CACHE) >= _CACHE_MAX:
+                _NAME_CACHE.clear()
+            _NAME_CACHE.add(name)
+        try:
+            value = float(value_text)
+        except ValueError:
+            raise ExpositionError(f"value {value_text[:40]!r} is not a number", line_no) from None
+        if ts_text is not None:
+            _parse_value(ts_text, line_no)  # validated, not used: we timestamp at receipt
+        rows = samples.get(name)
+        if rows is None:
+            samples[name] = [(labels, value)]
+        else:
+            rows.append((labels, value))
+    out.lines = line_no
+    return out
+
+
+def iter_families(expo: Exposition) -> Iterator[tuple[str, str]]:
+    """(name, declared type) for every `# TYPE` line: used by engine detection and `probe`."""
+    yield from expo.types.items()

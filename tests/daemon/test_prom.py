@@ -1,0 +1,163 @@
+"""The exposition parser: real captures, agreement with prometheus_client, and hostile input."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from prometheus_client.parser import text_string_to_metric_families
+
+from daemon import prom
+from tests.daemon.helpers import FIXTURES
+
+CAPTURES = sorted(p.name for p in FIXTURES.glob("*.prom"))
+
+
+def _ours(text: str) -> list[tuple[str, tuple[tuple[str, str], ...], float]]:
+    expo = prom.parse(text)
+    return sorted((n, tuple(sorted(l.items())), v) for n, rows in expo.samples.items() for l, v in rows)
+
+
+def _reference(text: str) -> list[tuple[str, tuple[tuple[str, str], ...], float]]:
+    # prometheus_client appends `_total` to counter samples that lack it (Triton's); the names on
+    # the wire are what a scraper must match, so undo that before comparing.
+    def wire(name: str) -> str:
+        return name if name in text or not name.endswith("_total") else name[: -len("_total")]
+
+    return sorted((wire(s.name), tuple(sorted(s.labels.items())), float(s.value))
+                  for fam in text_string_to_metric_families(text) for s in fam.samples)
+
+
+@pytest.mark.parametrize("name", CAPTURES)
+def test_every_capture_parses_like_prometheus_client(name: str) -> None:
+    text = (FIXTURES / name).read_text()
+    ours = _ours(text)
+    assert ours == _reference(text)
+    assert len(ours) == sum(1 for l in text.splitlines() if l and not l.startswith("#"))
+
+
+def test_capture_values_are_read_exactly() -> None:
+    expo = prom.parse((FIXTURES / "vllm-0.32.0-cpu.prom").read_text())
+    assert expo.total("vllm:prefix_cache_hits_total") == 2304.0
+    assert expo.total("vllm:prefix_cache_queries_total") == 3828.0
+    assert expo.types["vllm:time_to_first_token_seconds"] == "histogram"
+    buckets = expo.buckets("vllm:time_to_first_token_seconds")
+    assert buckets is not None and buckets[math.inf] == 3.0
+    info = expo.series("vllm:cache_config_info")[0][0]
+    assert info["enable_prefix_caching"] == "True" and info["block_size"] == "128"
+    triton = prom.parse((FIXTURES / "triton-2.51.0-cpu-core.prom").read_text())
+    assert triton.total("nv_inference_request_success") == 20
+    assert triton.total("nv_inference_request_failure", exclude={"reason": ("CANCELED",)}) == 0
+
+
+def test_label_escapes_commas_braces_and_timestamps() -> None:
+    text = 'm{a="x\\"y",b="c\\\\d",c="1,2}",d="line\\nbreak"} 3.5 1700000000000\nplain 7\nn{} +Inf\n'
+    expo = prom.parse(text)
+    labels, value = expo.series("m")[0]
+    assert labels == {"a": 'x"y', "b": "c\\d", "c": "1,2}", "d": "line\nbreak"} and value == 3.5
+    assert expo.total("plain") == 7 and math.isinf(expo.series("n")[0][1])
+    assert _ours(text) == _reference(text)
+
+
+def test_nan_is_skipped_by_totals_but_kept_as_a_sample() -> None:
+    expo = prom.parse('g{x="1"} NaN\ng{x="2"} 4\n')
+    assert len(expo.series("g")) == 2 and expo.total("g") == 4.0
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("metric{a=\"1\" 2\n", "line 1: malformed label set"),
+        ("ok 1\nmetric{a=1} 2\n", "line 2: malformed label set"),
+        ("metric abc\n", "not a number"),
+        ("9metric 1\n", "invalid metric name"),
+        ("metric 1 2 3\n", "expected `name value"),
+        ("metric{a=\"1\"} 1 2 3\n", "expected a value"),
+        ("# TYPE metric bogus\n", "unknown metric type"),
+        ("metric 1\x00\n", "NUL"),
+        ('m{a="1"}junk 1\n', "line 1"),
+    ],
+)
+def test_malformed_input_names_the_line_and_reason(text: str, fragment: str) -> None:
+    with pytest.raises(prom.ExpositionError) as err:
+        prom.parse(text)
+    assert fragment in str(err.value)
+
+
+def test_size_cap_is_checked_before_parsing() -> None:
+    with pytest.raises(prom.ExpositionError, match="over the 1000-byte limit"):
+        prom.parse(b"m 1\n" * 1000, max_bytes=1000)
+    with pytest.raises(prom.ExpositionError, match="over the 10-byte limit"):
+        prom.parse("m 1\n" * 10, max_bytes=10)
+    with pytest.raises(prom.ExpositionError, match="not UTF-8"):
+        prom.parse(b"m 1\n\xff\xfe\n")
+
+
+def test_a_very_long_line_is_refused_not_scanned() -> None:
+    with pytest.raises(prom.ExpositionError, match="characters long"):
+        prom.parse('m{a="' + "x" * (prom.MAX_LINE_CHARS + 10) + '"} 1\n')
+
+
+# --- property-based: whatever arrives, the result is an Exposition or an ExpositionError ---------
+
+_ALPHABET = st.sampled_from(list('abc_:{}="\\,.# \t\n+-eE0123456789NaInf') + ["\x00", "é", "\r"])
+
+
+def _parse_or_error(data: str | bytes) -> None:
+    try:
+        expo = prom.parse(data, max_bytes=64 * 1024)
+    except prom.ExpositionError as exc:
+        assert str(exc)  # a clear message, never an empty one
+    else:
+        assert isinstance(expo, prom.Exposition)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(alphabet=_ALPHABET, max_size=400))
+def test_garbage_text_never_crashes(text: str) -> None:
+    _parse_or_error(text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=2000))
+def test_garbage_bytes_never_crash(data: bytes) -> None:
+    _parse_or_error(data)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(CAPTURES), st.floats(min_value=0, max_value=1))
+def test_truncated_captures_never_crash(name: str, cut: float) -> None:
+    text = (FIXTURES / name).read_text()
+    _parse_or_error(text[: int(len(text) * cut)])
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(min_value=1, max_value=5000), st.sampled_from(['\\', '"', '{', '=', ',', 'a="b",']))
+def test_adversarial_repetition_stays_fast_and_safe(n: int, piece: str) -> None:
+    # Patterns that make backtracking regexes explode: the parser must stay linear and just answer.
+    _parse_or_error("m{a=\"" + piece * n + "\n")
+    _parse_or_error("m{" + piece * n + "} 1\n")
+
+
+_name = st.from_regex(r"[a-zA-Z_:][a-zA-Z0-9_:]{0,20}", fullmatch=True)
+_label_value = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=12)
+_series = st.tuples(_name, st.dictionaries(st.from_regex(r"[a-zA-Z_][a-zA-Z0-9_]{0,8}", fullmatch=True),
+                                           _label_value, max_size=4),
+                    st.floats(allow_nan=False, width=64))
+
+
+def _render(name: str, labels: dict[str, str], value: float) -> str:
+    esc = {k: v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") for k, v in labels.items()}
+    inner = ",".join(f'{k}="{v}"' for k, v in esc.items())
+    return f"{name}{{{inner}}} {value!r}" if labels else f"{name} {value!r}"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_series, max_size=30))
+def test_rendered_series_round_trip(series: list[tuple[str, dict[str, str], float]]) -> None:
+    text = "\n".join(_render(*s) for s in series) + "\n"
+    expo = prom.parse(text)
+    got = [(n, l, v) for n, rows in expo.samples.items() for l, v in rows]
+    assert sorted(map(repr, got)) == sorted(map(repr, [(n, l, v) for n, l, v in series]))
