@@ -1,0 +1,74 @@
+"""The daemon's own Prometheus metrics, on its own registry, served on a loopback port.
+
+Own `CollectorRegistry` (not the process-global one) so that tests and an embedded daemon never
+collide on metric names, and so the page shows only the daemon's metrics. Bound to 127.0.0.1 by
+default: the metrics name every target, which is not something to publish on all interfaces.
+
+    metrics = DaemonMetrics()
+    server = metrics.serve(port=config.daemon.metrics_port)   # port 0 in config = off: don't call
+    poller = Poller(config, store, metrics=metrics)
+    metrics.set_rollouts({"PENDING_APPROVAL": 2, "CANARY": 1})   # from the rollout manager
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+SCRAPE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class DaemonMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.scrape_duration = Histogram("charter_scrape_duration_seconds", "Time to fetch and parse a target's /metrics",
+                                         ["target"], buckets=SCRAPE_BUCKETS, registry=r)
+        self.scrape_errors = Counter("charter_scrape_errors", "Failed scrapes by target and reason",
+                                     ["target", "reason"], registry=r)
+        self.polls_missed = Counter("charter_polls_missed", "Poll slots skipped because a poll overran",
+                                    ["target"], registry=r)
+        self.target_state = Gauge("charter_target_state", "1 for the target's current state (UP/STALE/DOWN)",
+                                  ["target", "state"], registry=r)
+        self.samples_stored = Counter("charter_samples_stored", "Normalized samples written to the store",
+                                      registry=r)
+        self.store_write_errors = Counter("charter_store_write_errors", "Batch writes that failed and were retried",
+                                          registry=r)
+        self.bottlenecks_active = Gauge("charter_bottlenecks_active", "Open bottlenecks by kind and severity",
+                                        ["kind", "severity"], registry=r)
+        self.recommendations_pending = Gauge("charter_recommendations_pending", "Open recommendations",
+                                             registry=r)
+        self.rollouts = Gauge("charter_rollouts", "Rollouts by state", ["state"], registry=r)
+        self._lock = threading.Lock()
+
+    # --- called by the poller -------------------------------------------------------------
+    def observe_scrape(self, target: str, seconds: float, error_kind: str | None = None) -> None:
+        self.scrape_duration.labels(target).observe(seconds)
+        if error_kind:
+            self.scrape_errors.labels(target, error_kind).inc()
+
+    def set_state(self, target: str, state: str) -> None:
+        with self._lock:
+            for s in ("UP", "STALE", "DOWN", "UNKNOWN"):
+                self.target_state.labels(target, s).set(1.0 if s == state else 0.0)
+
+    # --- called by analysis / optimizer / rollouts ----------------------------------------
+    def set_bottlenecks(self, counts: Mapping[tuple[str, str], int]) -> None:
+        """Replace the open-bottleneck gauge with `{(kind, severity): count}` (absent = 0)."""
+        with self._lock:
+            self.bottlenecks_active.clear()
+            for (kind, severity), n in counts.items():
+                self.bottlenecks_active.labels(kind, severity).set(n)
+
+    def set_rollouts(self, counts: Mapping[str, int]) -> None:
+        with self._lock:
+            self.rollouts.clear()
+            for state, n in counts.items():
+                self.rollouts.labels(state).set(n)
+
+    def serve(self, port: int, addr: str = "127.0.0.1") -> tuple[WSGIServer, threading.Thread]:
+        """Serve /metrics on `addr:port` in a daemon thread; `server.shutdown()` stops it."""
+        return start_http_server(port, addr=addr, registry=self.registry)

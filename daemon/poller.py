@@ -1,0 +1,352 @@
+"""The poller: every target's `/metrics` on one event loop, where a sick server cannot hurt the rest.
+
+Entry point for the daemon service:
+
+    poller = Poller(config, store, on_sample=analyzer_callback, metrics=daemon_metrics)
+    await poller.run(stop)          # until `stop` is set (or the task is cancelled); flushes on exit
+    poller.status["vllm-a"]         # live TargetStatus: state, reason, engine, health, counters
+
+`on_sample(target_name, WindowResult)` is called (sync or async) for every successful poll, after
+the sample has been queued for storage; `on_status(TargetStatus)` whenever a target changes state.
+
+Guarantees, each with a test in tests/daemon/test_poller_faults.py:
+- one task per target, each poll awaited before the next is scheduled: polls of a target never
+  overlap; a slow target only delays itself (slots it overran are counted as missed, not queued);
+- the whole fetch is under `asyncio.timeout(target.timeout_s)` (a server trickling bytes included),
+  the body is streamed and abandoned past `daemon.max_response_bytes`;
+- failures back off exponentially with jitter (capped), and after `BREAKER_THRESHOLD` consecutive
+  failures a circuit breaker opens for `BREAKER_COOLDOWN_S`, then lets one trial poll through;
+- a target is UP after a good poll, STALE when polls fail after it was seen, DOWN when it refuses
+  connections, was never seen, or its breaker is open — always with the reason;
+- samples are written in batches by one writer task through `AsyncStore`; a failed write is kept
+  and retried, and `run()` flushes everything queued before it returns: no sample is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from daemon import prom
+from daemon.collectors import COLLECTORS, detect_engine, read
+from daemon.collectors.window import CounterWindow, WindowResult
+from daemon.config import Config, TargetConfig
+from daemon.health import FetchError, HealthView, check_health, fetch_capped
+from daemon.models import Instance, InstanceState, MetricSample
+from daemon.store import AsyncStore, Store
+
+log = logging.getLogger(__name__)
+
+BREAKER_THRESHOLD = 5  # consecutive failures that open the circuit
+BREAKER_COOLDOWN_S = 30.0
+MAX_BACKOFF_S = 30.0
+HEALTH_EVERY_S = 15.0
+WRITE_BATCH = 500
+WRITE_EVERY_S = 1.0
+INSTANCE_REFRESH_S = 10.0  # last_seen is rewritten at most this often when nothing else changed
+
+
+@dataclass
+class TargetStatus:
+    name: str
+    url: str
+    engine: str | None = None  # configured, or detected from the exposition
+    state: InstanceState = InstanceState.UNKNOWN
+    reason: str | None = None
+    last_seen: float | None = None  # wall clock of the last good poll
+    last_attempt: float | None = None
+    last_duration_s: float | None = None
+    consecutive_failures: int = 0
+    breaker_open_until: float | None = None  # loop time
+    polls: int = 0
+    failures: int = 0
+    missed: int = 0  # scheduled slots skipped because a poll overran
+    max_lateness_s: float = 0.0  # worst delay between a slot and the poll that served it
+    health: HealthView | None = None
+    info: dict[str, Any] = field(default_factory=dict)  # cache config, model configs, latest extras
+
+    def instance_row(self) -> Instance:
+        info = dict(self.info)
+        if self.health is not None:
+            info["health"] = self.health.model_dump(mode="json")
+        return Instance(name=self.name, url=self.url, engine=self.engine or "auto",
+                        model=(info.get("models") or [None])[0], state=self.state, state_reason=self.reason,
+                        last_seen=self.last_seen, info=info)
+
+
+class PollError(Exception):
+    def __init__(self, kind: str, message: str) -> None:
+        self.kind = kind
+        super().__init__(message)
+
+
+def backoff_delay(interval_s: float, failures: int, rng: random.Random, cap_s: float = MAX_BACKOFF_S) -> float:
+    """Exponential backoff with "equal jitter": half the delay fixed, half random, so many targets
+    that failed together (a shared switch rebooting) do not retry in lockstep."""
+    delay = min(cap_s, interval_s * 2 ** max(failures - 1, 0))
+    return delay / 2 + rng.uniform(0, delay / 2)
+
+
+def metrics_url(target: TargetConfig) -> str:
+    """`metrics_url` as configured (Triton serves metrics on its own port), else `<url>/metrics`."""
+    if target.metrics_url:
+        return target.metrics_url if target.metrics_url.endswith("/metrics") else target.metrics_url + "/metrics"
+    return target.url + "/metrics"
+
+
+def _write_batch(store: Store, samples: list[MetricSample], instances: list[Instance]) -> None:
+    """One transaction: the samples and the instance rows land together or not at all."""
+    with store.session() as s:
+        s.add_all(samples)
+        for row in instances:
+            s.merge(row)
+        s.commit()
+
+
+class Poller:
+    def __init__(self, config: Config, store: AsyncStore | None, *,
+                 on_sample: Callable[[str, WindowResult], Any] | None = None,
+                 on_status: Callable[[TargetStatus], Any] | None = None,
+                 metrics: Any | None = None,
+                 client: httpx.AsyncClient | None = None,
+                 rng: random.Random | None = None,
+                 breaker_threshold: int = BREAKER_THRESHOLD,
+                 breaker_cooldown_s: float = BREAKER_COOLDOWN_S) -> None:
+        self.config = config
+        self.breaker_threshold = breaker_threshold
+        self.breaker_cooldown_s = breaker_cooldown_s
+        self.store = store
+        self.on_sample = on_sample
+        self.on_status = on_status
+        self.metrics = metrics
+        self._client = client
+        self._own_client = client is None
+        self.rng = rng or random.Random()
+        self.max_bytes = config.daemon.max_response_bytes
+        self.targets: dict[str, TargetConfig] = {t.name: t for t in config.targets}
+        self.status: dict[str, TargetStatus] = {t.name: TargetStatus(name=t.name, url=t.url,
+                                                                    engine=None if t.engine == "auto" else t.engine)
+                                                for t in config.targets}
+        self.windows: dict[str, CounterWindow] = {t.name: CounterWindow(t.name, config.thresholds.window_s)
+                                                  for t in config.targets}
+        self._pending_samples: list[MetricSample] = []
+        self._dirty_instances: dict[str, Instance] = {}
+        self._instance_written_at: dict[str, float] = {}
+        self._wake_writer = asyncio.Event()
+        self.samples_written = 0
+        self._next_health: dict[str, float] = {}
+
+    # --- lifecycle ----------------------------------------------------------------------------
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            n = max(len(self.targets), 1)
+            self._client = httpx.AsyncClient(
+                limits=httpx.Limits(max_connections=n * 4, max_keepalive_connections=n * 2),
+                headers={"Accept": "text/plain;version=0.0.4", "User-Agent": "charter-tui"},
+                follow_redirects=False,
+            )
+        return self._client
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Poll every target until `stop` is set, then flush the queued writes and return."""
+        writer = asyncio.create_task(self._writer_loop(stop), name="charter:poll-writer")
+        tasks = [asyncio.create_task(self._target_loop(t, stop), name=f"charter:poll:{t.name}")
+                 for t in self.targets.values()]
+        try:
+            await stop.wait()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self._wake_writer.set()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+            await self.flush()
+            if self._own_client and self._client is not None:
+                await self._client.aclose()
+                self._client = None
+
+    # --- one target ---------------------------------------------------------------------------
+    async def _target_loop(self, target: TargetConfig, stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        interval = target.poll_interval_s or self.config.daemon.poll_interval_s
+        status = self.status[target.name]
+        # Spread first polls over one interval so 100 targets do not fire in the same millisecond.
+        next_due = loop.time() + self.rng.uniform(0, min(interval, 1.0))
+        while not stop.is_set():
+            delay = next_due - loop.time()
+            if delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
+                if stop.is_set():
+                    return
+            started = loop.time()
+            lateness = started - next_due
+            status.max_lateness_s = max(status.max_lateness_s, lateness)
+            if status.breaker_open_until is not None and started < status.breaker_open_until:
+                next_due = status.breaker_open_until
+                continue
+            ok = await self.poll_target(target)
+            await self._maybe_check_health(target)
+            now = loop.time()
+            if ok:
+                next_due += interval
+                if next_due <= now:  # the poll overran its slot(s): skip them, never queue a burst
+                    skipped = math.floor((now - next_due) / interval) + 1
+                    status.missed += skipped
+                    if self.metrics:
+                        self.metrics.polls_missed.labels(target.name).inc(skipped)
+                    next_due += skipped * interval
+            else:
+                if status.consecutive_failures >= self.breaker_threshold:
+                    # Open: no request at all until the cooldown ends, then one trial poll
+                    # (half-open); its failure re-opens at once since the count stays high.
+                    status.breaker_open_until = now + self.breaker_cooldown_s
+                    self._set_state(status, InstanceState.DOWN,
+                                    f"circuit open for {self.breaker_cooldown_s:g}s after {status.consecutive_failures} "
+                                    f"consecutive failures; last: {status.reason}")
+                    next_due = status.breaker_open_until
+                else:
+                    next_due = now + backoff_delay(interval, status.consecutive_failures, self.rng)
+
+    async def poll_target(self, target: TargetConfig) -> bool:
+        """Fetch, parse and window one target's metrics; record the outcome. Never raises for the
+        target's faults (they become the status' reason)."""
+        status = self.status[target.name]
+        status.last_attempt = time.time()
+        started = time.perf_counter()
+        try:
+            result = await self._poll(target, status)
+        except PollError as exc:
+            duration = time.perf_counter() - started
+            status.last_duration_s = duration
+            status.failures += 1
+            status.consecutive_failures += 1
+            if self.metrics:
+                self.metrics.observe_scrape(target.name, duration, exc.kind)
+            if exc.kind == "refused" or status.last_seen is None:
+                new_state = InstanceState.DOWN
+            else:
+                new_state = InstanceState.STALE
+            self._set_state(status, new_state, str(exc))
+            return False
+        duration = time.perf_counter() - started
+        status.last_duration_s = duration
+        status.polls += 1
+        status.consecutive_failures = 0
+        status.breaker_open_until = None
+        status.last_seen = result.sample.ts
+        if self.metrics:
+            self.metrics.observe_scrape(target.name, duration)
+        self._pending_samples.append(result.sample)
+        status.info["latest_extras"] = result.extras
+        changed = status.state != InstanceState.UP
+        self._set_state(status, InstanceState.UP, None)
+        if not changed and time.time() - self._instance_written_at.get(target.name, 0.0) >= INSTANCE_REFRESH_S:
+            self._mark_dirty(status)
+        if len(self._pending_samples) >= WRITE_BATCH:
+            self._wake_writer.set()
+        if self.on_sample is not None:
+            try:
+                out = self.on_sample(target.name, result)
+                if inspect.isawaitable(out):
+                    await out
+            except Exception:  # a consumer's bug must not stop polling
+                log.exception("on_sample callback failed for %s", target.name)
+        return True
+
+    async def _poll(self, target: TargetConfig, status: TargetStatus) -> WindowResult:
+        url = metrics_url(target)
+        try:
+            code, body = await fetch_capped(self._http(), url, target.timeout_s, self.max_bytes)
+        except FetchError as exc:
+            raise PollError(exc.kind, str(exc)) from None
+        if code != 200:
+            raise PollError("http", f"HTTP {code} from {url}")
+        try:
+            expo = prom.parse(body, self.max_bytes)
+        except prom.ExpositionError as exc:
+            raise PollError("parse", f"unparseable /metrics: {exc}") from None
+        engine = status.engine
+        if engine is None or (self.targets[target.name].engine == "auto" and COLLECTORS[engine].score(expo) == 0):
+            engine = detect_engine(expo)
+            if engine is None:
+                raise PollError("engine", "no vLLM/Triton/SGLang/TGI/llama.cpp metrics in the exposition "
+                                          f"({len(expo.samples)} sample names); set `engine` for this target")
+            status.engine = engine
+        reading = read(expo, engine, time.time())
+        if reading.info:
+            status.info.update(reading.info)
+        return self.windows[target.name].update(reading)
+
+    async def _maybe_check_health(self, target: TargetConfig) -> None:
+        status = self.status[target.name]
+        now = time.monotonic()
+        if now < self._next_health.get(target.name, 0.0):
+            return
+        self._next_health[target.name] = now + HEALTH_EVERY_S
+        status.health = await check_health(self._http(), target, status.engine or target.engine, 1 << 20)
+        if status.health.model_configs:
+            status.info["model_configs"] = status.health.model_configs
+        self._mark_dirty(status)
+
+    # --- state and storage ------------------------------------------------------------------
+    def _set_state(self, status: TargetStatus, state: InstanceState, reason: str | None) -> None:
+        changed = state != status.state or reason != status.reason
+        status.state, status.reason = state, reason
+        if changed:
+            if state != InstanceState.UP:
+                log.warning("target %s is %s: %s", status.name, state.value, reason)
+            if self.metrics:
+                self.metrics.set_state(status.name, state.value)
+            self._mark_dirty(status)
+            if self.on_status is not None:
+                try:
+                    self.on_status(status)
+                except Exception:
+                    log.exception("on_status callback failed for %s", status.name)
+
+    def _mark_dirty(self, status: TargetStatus) -> None:
+        self._dirty_instances[status.name] = status.instance_row()
+
+    async def _writer_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake_writer.wait(), WRITE_EVERY_S)
+            self._wake_writer.clear()
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Write everything queued; on failure keep it queued (retried on the next flush)."""
+        if self.store is None:
+            self._pending_samples.clear()
+            return
+        while self._pending_samples or self._dirty_instances:
+            samples = self._pending_samples[:WRITE_BATCH]
+            instances = list(self._dirty_instances.values())
+            try:
+                await self.store.call(_write_batch, self.store.store, samples, instances)
+            except Exception:
+                log.exception("writing %d samples failed; keeping them for the next flush", len(samples))
+                if self.metrics:
+                    self.metrics.store_write_errors.inc()
+                return
+            del self._pending_samples[:len(samples)]
+            now = time.time()
+            for row in instances:
+                if self._dirty_instances.get(row.name) is row:
+                    del self._dirty_instances[row.name]
+                self._instance_written_at[row.name] = now
+            self.samples_written += len(samples)
+            if self.metrics:
+                self.metrics.samples_stored.inc(len(samples))

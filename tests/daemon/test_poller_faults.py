@@ -1,0 +1,205 @@
+"""The poller against real local HTTP servers that misbehave: refuse, hang, 500, 50 MB, restart.
+
+Each test runs the real `Poller` on the real event loop against `ThreadingHTTPServer`s on
+127.0.0.1 and a real SQLite file, and checks both sides of the promise: the sick target is marked
+with the right state and reason, and the healthy ones keep their cadence and lose no sample.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from daemon.config import parse_config
+from daemon.exporter import DaemonMetrics
+from daemon.models import Instance, InstanceState, MetricSample
+from daemon.poller import Poller, backoff_delay
+from daemon.store import AsyncStore, Store
+from tests.daemon.helpers import VLLM_IDLE, MetricsServer, Response, closed_port_url, set_counter, text_response
+
+INTERVAL = 0.2
+
+
+def growing_vllm(n: int, path: str) -> Response:
+    """A vLLM whose counters grow by 100 queries / 50 hits per scrape."""
+    text = set_counter(VLLM_IDLE, "vllm:prefix_cache_queries_total", 3828.0 + 100 * n)
+    return text_response(set_counter(text, "vllm:prefix_cache_hits_total", 2304.0 + 50 * n))
+
+
+def restarting_vllm(n: int, path: str) -> Response:
+    """Counters grow, then at scrape 6 the 'server restarts' (counters and start time reset)."""
+    if n < 6:
+        return growing_vllm(n, path)
+    text = set_counter(VLLM_IDLE, "vllm:prefix_cache_queries_total", 10.0 * (n - 5))
+    text = set_counter(text, "vllm:prefix_cache_hits_total", 5.0 * (n - 5))
+    text = set_counter(text, "vllm:prompt_tokens_total", 10.0 * (n - 5))
+    return text_response(set_counter(text, "process_start_time_seconds", 1.9e9))
+
+
+def config_for(urls: dict[str, str], timeout_s: float = 0.5) -> str:
+    toml = f"[daemon]\npoll_interval_s = {INTERVAL}\nmax_response_bytes = 4194304\n[thresholds]\nwindow_s = 5\n"
+    for name, url in urls.items():
+        toml += f'[[targets]]\nname = "{name}"\nurl = "{url}"\ntimeout_s = {timeout_s}\n'
+    return toml
+
+
+@pytest.fixture
+def servers() -> Iterator[dict[str, MetricsServer]]:
+    hang_release: list[MetricsServer] = []
+
+    def hang(n: int, path: str) -> Response:
+        hang_release[0].release.wait(30)  # holds the connection until teardown
+        return text_response(VLLM_IDLE)
+
+    def error500(n: int, path: str) -> Response:
+        return text_response("internal error\n", status=500)
+
+    def huge(n: int, path: str) -> Response:
+        # 50 MB, no Content-Length (HTTP/1.0, delimited by close): the cap must stop the read itself.
+        chunk = b"# " + b"x" * (1 << 20) + b"\n"
+        return 200, {"Content-Type": "text/plain"}, itertools.repeat(chunk, 50)
+
+    def garbage(n: int, path: str) -> Response:
+        return text_response("<html><body>login required</body></html>\n")
+
+    built = {
+        "good1": MetricsServer(growing_vllm), "good2": MetricsServer(growing_vllm),
+        "hang": MetricsServer(hang), "err500": MetricsServer(error500), "huge": MetricsServer(huge),
+        "restart": MetricsServer(restarting_vllm), "garbage": MetricsServer(garbage),
+    }
+    hang_release.append(built["hang"])
+    for s in built.values():
+        s.__enter__()
+    try:
+        yield built
+    finally:
+        for s in built.values():
+            s.__exit__(None, None, None)
+
+
+async def test_sick_targets_do_not_hurt_healthy_ones(servers: dict[str, MetricsServer], sqlite_url: str) -> None:
+    urls = {name: s.url for name, s in servers.items()} | {"refused": closed_port_url()}
+    config = parse_config(config_for(urls))
+    store = AsyncStore(Store(sqlite_url))
+    metrics = DaemonMetrics()
+    seen: dict[str, list[MetricSample]] = {}
+    poller = Poller(config, store, metrics=metrics, rng=random.Random(1),
+                    on_sample=lambda name, res: seen.setdefault(name, []).append(res.sample))
+    stop = asyncio.Event()
+    run_s = 4.0
+    task = asyncio.create_task(poller.run(stop))
+    await asyncio.sleep(run_s)
+    stop.set()
+    await asyncio.wait_for(task, 10)
+
+    st = poller.status
+    # Healthy targets: on time, every slot served, nothing missed.
+    for name in ("good1", "good2"):
+        assert st[name].state == InstanceState.UP, st[name].reason
+        assert st[name].polls >= int((run_s - 1.0) / INTERVAL) - 2, st[name].polls
+        assert st[name].missed == 0
+        ts = [s.ts for s in seen[name]]
+        gaps = [b - a for a, b in zip(ts, ts[1:])]
+        assert max(gaps) < INTERVAL * 2.5, gaps
+    # Sick targets: right state, a reason a user can act on.
+    assert st["refused"].state == InstanceState.DOWN and "refused" in (st["refused"].reason or "")
+    assert st["hang"].state == InstanceState.DOWN and "within 0.5s" in (st["hang"].reason or "")
+    assert "HTTP 500" in (st["err500"].reason or "")
+    assert "byte cap" in (st["huge"].reason or "")
+    assert servers["huge"].requests >= 1
+    assert "no vLLM/Triton/SGLang/TGI/llama.cpp metrics" in (st["garbage"].reason or "") or \
+        "unparseable" in (st["garbage"].reason or "")
+    for name in ("refused", "hang", "err500", "huge", "garbage"):
+        assert st[name].polls == 0 and st[name].failures >= 1
+        # Backoff: far fewer attempts than slots.
+        assert st[name].failures < run_s / INTERVAL / 2, (name, st[name].failures)
+
+    # Restart: one sample flagged, no negative rate anywhere.
+    restart = seen["restart"]
+    assert sum(s.counter_reset for s in restart) == 1
+    for s in restart:
+        assert s.prefix_queries is None or s.prefix_queries >= 0
+        assert s.prompt_tokens_per_s is None or s.prompt_tokens_per_s >= 0
+
+    # No sample lost: every good poll is in the database, exactly once.
+    stored = store.store.all(MetricSample)
+    for name in urls:
+        assert sum(1 for s in stored if s.instance == name) == st[name].polls == len(seen.get(name, []))
+    rows = {i.name: i for i in store.store.all(Instance)}
+    assert rows["refused"].state == InstanceState.DOWN and "refused" in (rows["refused"].state_reason or "")
+    assert rows["good1"].state == InstanceState.UP and rows["good1"].last_seen is not None
+    page = metrics.registry.get_sample_value("charter_samples_stored_total")
+    assert page == len(stored)
+    assert metrics.registry.get_sample_value("charter_scrape_errors_total", {"target": "err500", "reason": "http"}) >= 1
+    store.close()
+
+
+async def test_circuit_breaker_opens_then_recovers(sqlite_url: str) -> None:
+    state = {"fail": True}
+
+    def flaky(n: int, path: str) -> Response:
+        return text_response("down\n", 503) if state["fail"] else growing_vllm(n, path)
+
+    with MetricsServer(flaky) as server:
+        config = parse_config(config_for({"flaky": server.url}))
+        poller = Poller(config, None, rng=random.Random(2), breaker_threshold=3, breaker_cooldown_s=1.5)
+        st = poller.status["flaky"]
+        stop = asyncio.Event()
+        task = asyncio.create_task(poller.run(stop))
+        # 3 failures with backoff 0.1-0.2, 0.2-0.4 s: open well within 1.2 s
+        deadline = time.monotonic() + 3
+        while st.breaker_open_until is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert st.breaker_open_until is not None and "circuit open" in (st.reason or "")
+        assert st.state == InstanceState.DOWN and st.failures == 3
+        requests_when_opened = server.requests
+        state["fail"] = False
+        await asyncio.sleep(1.0)
+        assert server.requests == requests_when_opened  # nothing is sent while the circuit is open
+        await asyncio.sleep(1.5)  # cooldown over: the trial poll succeeds and closes the circuit
+        stop.set()
+        await task
+        assert st.state == InstanceState.UP and st.polls >= 1 and st.consecutive_failures == 0
+        assert st.breaker_open_until is None
+
+
+def test_backoff_grows_exponentially_with_bounded_jitter() -> None:
+    rng = random.Random(3)
+    for failures in range(1, 12):
+        full = min(30.0, 1.0 * 2 ** (failures - 1))
+        for _ in range(50):
+            d = backoff_delay(1.0, failures, rng)
+            assert full / 2 <= d <= full
+    delays = {round(backoff_delay(1.0, 4, rng), 6) for _ in range(20)}
+    assert len(delays) > 10  # jittered, not lockstep
+
+
+async def test_no_sample_lost_when_the_database_is_briefly_unwritable(sqlite_url: str) -> None:
+    with MetricsServer(growing_vllm) as server:
+        config = parse_config(config_for({"a": server.url}))
+        store = AsyncStore(Store(sqlite_url))
+        poller = Poller(config, store)
+        real = store.store.session
+        broken = {"on": True}
+
+        def flaky_session():  # the first writes fail as if the disk were full
+            if broken["on"]:
+                raise OSError("disk full")
+            return real()
+
+        store.store.session = flaky_session  # type: ignore[method-assign]
+        stop = asyncio.Event()
+        task = asyncio.create_task(poller.run(stop))
+        await asyncio.sleep(1.5)
+        assert poller.samples_written == 0 and poller.status["a"].polls >= 3
+        broken["on"] = False
+        await asyncio.sleep(1.5)
+        stop.set()
+        await task
+        assert len(store.store.all(MetricSample)) == poller.status["a"].polls == poller.samples_written
+        store.close()
