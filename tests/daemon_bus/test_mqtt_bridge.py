@@ -1,0 +1,93 @@
+"""The bus <-> MQTT bridge against a real private Mosquitto broker."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import aiomqtt
+import pytest
+
+from daemon.bus import Bus, topic
+from daemon.config import MqttConfig
+from daemon.models import MetricSample
+from daemon.mqtt_bridge import MqttBridge
+from daemon.testkit.mosquitto import start_mosquitto
+from daemon.testkit.ports import free_port
+
+pytestmark = pytest.mark.mqtt
+
+
+async def _next_message(client: aiomqtt.Client, timeout: float = 5.0) -> aiomqtt.Message:
+    async def first() -> aiomqtt.Message:
+        async for message in client.messages:
+            return message
+        raise AssertionError("subscription ended")
+
+    return await asyncio.wait_for(first(), timeout)
+
+
+async def test_events_go_out_and_commands_come_in_with_auth(tmp_path) -> None:
+    with start_mosquitto(users={"charter": "s3cret"}, keep_dir=tmp_path) as broker:
+        bus = Bus()
+        commands = bus.subscribe(topic("command", "#"))
+        cfg = MqttConfig(enabled=True, host=broker.host, port=broker.port, topic_prefix="site/charter/v1",
+                         username="charter", password="s3cret")
+        bridge = MqttBridge(bus, cfg, client_id="test-daemon")
+        stop = asyncio.Event()
+        task = asyncio.create_task(bridge.run(stop))
+        try:
+            await asyncio.wait_for(bridge.connected.wait(), 10)
+            async with aiomqtt.Client(broker.host, broker.port, username="charter", password="s3cret") as remote:
+                await remote.subscribe("site/charter/v1/+/+")  # events, not the command/rollout/<id> level
+                bus.publish(topic("sample", "vllm-a"), MetricSample(instance="vllm-a", ts=1.0, waiting=7))
+                message = await _next_message(remote)
+                assert str(message.topic) == "site/charter/v1/sample/vllm-a"
+                body = json.loads(message.payload)
+                assert body["instance"] == "vllm-a" and body["waiting"] == 7
+
+                await remote.publish("site/charter/v1/command/rollout/3",
+                                     json.dumps({"action": "approve", "actor": "remote"}), qos=1)
+                event = await asyncio.wait_for(commands.get(), 5)
+                assert event.topic == "charter/v1/command/rollout/3"
+                assert event.payload == {"action": "approve", "actor": "remote"}
+
+                # A command is not echoed back out; garbage is ignored without killing the bridge.
+                await remote.publish("site/charter/v1/command/rollout/3", b"\xff not json", qos=1)
+                bus.publish(topic("rollout", "3"), {"id": 3, "state": "APPROVED"})
+                message = await _next_message(remote)
+                assert str(message.topic) == "site/charter/v1/rollout/3"
+            assert bridge.received == 1
+            assert bridge.published == 2, "the sample and the rollout went out; the command was not echoed"
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 10)
+
+
+async def test_wrong_password_is_retried_not_fatal(tmp_path) -> None:
+    with start_mosquitto(users={"charter": "right"}, keep_dir=tmp_path) as broker:
+        bus = Bus()
+        cfg = MqttConfig(enabled=True, host=broker.host, port=broker.port, username="charter", password="wrong")
+        bridge = MqttBridge(bus, cfg)
+        stop = asyncio.Event()
+        task = asyncio.create_task(bridge.run(stop))
+        await asyncio.sleep(1.5)
+        assert not bridge.connected.is_set() and not task.done(), "keeps retrying in the background"
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+
+async def test_reconnects_when_the_broker_comes_up_later(tmp_path) -> None:
+    port = free_port()
+    bus = Bus()
+    bridge = MqttBridge(bus, MqttConfig(enabled=True, host="127.0.0.1", port=port))
+    stop = asyncio.Event()
+    task = asyncio.create_task(bridge.run(stop))
+    try:
+        await asyncio.sleep(1.0)
+        assert not bridge.connected.is_set()
+        with start_mosquitto(port=port, keep_dir=tmp_path):
+            await asyncio.wait_for(bridge.connected.wait(), 20)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
