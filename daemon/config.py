@@ -97,6 +97,8 @@ class SloConfig(_Strict):
     ttft_p95_ms: PositiveFloat = 1000.0
     itl_p95_ms: PositiveFloat = 100.0
     error_rate_max: float = Field(default=0.01, ge=0, le=1)
+    # Share of samples (with traffic) that must meet every SLO for a window to count as compliant.
+    compliance_target: float = Field(default=0.99, ge=0, le=1)
 
 
 class ThresholdConfig(_Strict):
@@ -108,6 +110,13 @@ class ThresholdConfig(_Strict):
     # A bottleneck clears only once the value is this fraction back past its threshold (no flapping).
     hysteresis: float = Field(default=0.10, ge=0, le=0.5)
     window_s: PositiveFloat = 60.0
+    gpu_memory_high: float = Field(default=0.95, ge=0, le=1)  # used/total device memory, where exported
+    # CACHE_INEFFICIENCY is judged only on windows with at least this many prompt tokens looked up:
+    # a handful of short requests says nothing about a cache.
+    min_prefix_queries: int = Field(default=256, ge=1)
+    queue_p95_high_s: float = Field(default=0.0, ge=0)  # 0 disables the queue-time trigger of QUEUE_BUILDUP
+    # A bottleneck clears only after this many consecutive samples back inside the hysteresis band.
+    clear_after_samples: int = Field(default=2, ge=1)
 
 
 class KeymapConfig(_Strict):
