@@ -34,7 +34,7 @@ exec 9>"$kit/.triton-build.lock"
 flock 9
 
 if [ ! -f "$stamp" ]; then
-  log "building $venv (nvidia-pytriton $PYTRITON_VERSION with $PYTHON; about 30 s, 350 MB)"
+  log "building $venv (nvidia-pytriton $PYTRITON_VERSION with $PYTHON; about 20 s and 370 MB)"
   rm -rf "$venv"
   "$PYTHON" -m venv "$venv"
   quiet_pip install --quiet --upgrade pip

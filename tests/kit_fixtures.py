@@ -35,9 +35,13 @@ TRITON_BUILD_SCRIPT = REPO / "scripts" / "build-triton-kit.sh"
 @pytest.fixture(scope="session")
 def triton_kit_dir() -> Path:
     try:
-        result = subprocess.run(["bash", str(TRITON_BUILD_SCRIPT)], capture_output=True, text=True, timeout=1800)
+        result = subprocess.run(
+            ["bash", str(TRITON_BUILD_SCRIPT)], capture_output=True, text=True, timeout=1800
+        )
     except subprocess.TimeoutExpired:
-        pytest.fail(f"{TRITON_BUILD_SCRIPT} did not finish in 30 minutes; run it by hand to see why", pytrace=False)
+        pytest.fail(
+            f"{TRITON_BUILD_SCRIPT} did not finish in 30 minutes; run it by hand to see why", pytrace=False
+        )
     if result.returncode != 0 or not result.stdout.strip():
         pytest.fail(
             f"scripts/build-triton-kit.sh failed (exit {result.returncode}); run it by hand "

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -64,11 +65,16 @@ def find_mosquitto(binary: str | os.PathLike[str] | None = None) -> Path:
 
 
 def _mosquitto_passwd(broker: Path) -> Path:
-    for candidate in (broker.parent.parent / "bin" / "mosquitto_passwd", broker.parent / "mosquitto_passwd",
-                      shutil.which("mosquitto_passwd")):
+    for candidate in (
+        broker.parent.parent / "bin" / "mosquitto_passwd",
+        broker.parent / "mosquitto_passwd",
+        shutil.which("mosquitto_passwd"),
+    ):
         if candidate and os.access(candidate, os.X_OK):
             return Path(candidate)
-    raise MosquittoMissing(f"mosquitto_passwd is not installed (needed for a broker with users); {INSTALL_HINT}")
+    raise MosquittoMissing(
+        f"mosquitto_passwd is not installed (needed for a broker with users); {INSTALL_HINT}"
+    )
 
 
 def write_password_file(path: Path, users: Mapping[str, str], broker: Path) -> None:
@@ -112,7 +118,9 @@ def broker_config(
     return "\n".join(lines) + "\n"
 
 
-def _wait_accepting(host: str, port: int, process: subprocess.Popen[bytes], timeout_s: float, log: Path) -> None:
+def _wait_accepting(
+    host: str, port: int, process: subprocess.Popen[bytes], timeout_s: float, log: Path
+) -> None:
     """Wait until *this* broker says it is running and its port accepts a connection.
 
     A connect alone is not proof: another broker already on the port (the shared one on 1883, say)
@@ -121,8 +129,10 @@ def _wait_accepting(host: str, port: int, process: subprocess.Popen[bytes], time
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise StartupError(f"mosquitto exited with code {process.returncode} before {host}:{port} accepted "
-                               f"connections; log {log}:\n{_all_output(log)}")
+            raise StartupError(
+                f"mosquitto exited with code {process.returncode} before {host}:{port} accepted "
+                f"connections; log {log}:\n{_all_output(log)}"
+            )
         if " running" in log_tail(log, 20):
             try:
                 with socket.create_connection((host, port), timeout=0.5):
@@ -133,13 +143,26 @@ def _wait_accepting(host: str, port: int, process: subprocess.Popen[bytes], time
                 if process.poll() is None:
                     return
         time.sleep(0.05)
-    raise StartupError(f"mosquitto did not accept connections on {host}:{port} within {timeout_s:.0f} s; "
-                       f"log {log}:\n{_all_output(log)}")
+    raise StartupError(
+        f"mosquitto did not accept connections on {host}:{port} within {timeout_s:.0f} s; "
+        f"log {log}:\n{_all_output(log)}"
+    )
 
 
 def _all_output(log: Path) -> str:
     """The broker's log plus what it printed before opening the log (config errors go to stderr)."""
     return log_tail(log.with_suffix(".out"), 20) + "\n" + log_tail(log, 40)
+
+
+def _die_with_parent() -> None:
+    """Run in the child before exec: ask Linux to SIGTERM it when the process that started it dies, so
+    a test run killed by a timeout (or a Ctrl-C that skips teardown) leaves no server behind."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except OSError:  # not Linux/glibc: the server then outlives a killed parent, as without this
+        pass
 
 
 def _stop(process: subprocess.Popen[bytes], grace_s: float = 5.0) -> None:
@@ -187,11 +210,17 @@ def start_mosquitto(
             log_path = workdir / f"mosquitto-{chosen}.log"
             config_path = workdir / f"mosquitto-{chosen}.conf"
             log_path.write_text("")  # a kept dir may hold an older run's "running" line for this port
-            config_path.write_text(broker_config(chosen, log_path=log_path, password_file=password_file,
-                                                 acl_file=acl_file))
+            config_path.write_text(
+                broker_config(chosen, log_path=log_path, password_file=password_file, acl_file=acl_file)
+            )
             with open(log_path.with_suffix(".out"), "wb") as out:
-                process = subprocess.Popen([str(broker_bin), "-c", str(config_path)], stdout=out,
-                                           stderr=subprocess.STDOUT, start_new_session=True)
+                process = subprocess.Popen(
+                    [str(broker_bin), "-c", str(config_path)],
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    preexec_fn=_die_with_parent,
+                )
             try:
                 _wait_accepting("127.0.0.1", chosen, process, startup_timeout_s, log_path)
             except StartupError:
@@ -201,8 +230,14 @@ def start_mosquitto(
                 raise
             break
         try:
-            yield MosquittoBroker(host="127.0.0.1", port=chosen, config_path=config_path, log_path=log_path,
-                                  users=dict(users or {}), process=process)
+            yield MosquittoBroker(
+                host="127.0.0.1",
+                port=chosen,
+                config_path=config_path,
+                log_path=log_path,
+                users=dict(users or {}),
+                process=process,
+            )
         finally:
             _stop(process)
     finally:

@@ -73,9 +73,7 @@ class TritonKit:
         env_file = venv / KIT_ENV_FILE
         if not env_file.is_file():
             raise TritonKitMissing(f"the Triton test kit is missing: no {env_file}; {BUILD_HINT}")
-        values = dict(
-            line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line
-        )
+        values = dict(line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line)
         try:
             pkg = Path(values["TRITON_PKG_DIR"])
             found = cls(
@@ -86,8 +84,9 @@ class TritonKit:
                 python_libdir=Path(values["TRITON_PYTHON_LIBDIR"]),
             )
         except KeyError as missing:
-            raise TritonKitMissing(f"the Triton test kit at {venv} is incomplete ({env_file} has no "
-                                   f"{missing}); {BUILD_HINT}") from None
+            raise TritonKitMissing(
+                f"the Triton test kit at {venv} is incomplete ({env_file} has no {missing}); {BUILD_HINT}"
+            ) from None
         required = {
             "tritonserver binary": found.tritonserver,
             "Python backend": found.backends / "python" / "libtriton_python.so",
@@ -97,8 +96,9 @@ class TritonKit:
         }
         for what, path in required.items():
             if not path.exists():
-                raise TritonKitMissing(f"the Triton test kit at {venv} is incomplete: {what} {path} is "
-                                       f"missing; {BUILD_HINT}")
+                raise TritonKitMissing(
+                    f"the Triton test kit at {venv} is incomplete: {what} {path} is missing; {BUILD_HINT}"
+                )
         return found
 
     def environment(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -192,7 +192,9 @@ class TritonServer:
             raise TritonError(f"POST {path} -> {response.status_code}: {_error_text(response)}")
         return response
 
-    def load_model(self, name: str, config: Mapping[str, Any] | None = None, *, timeout_s: float = 120.0) -> None:
+    def load_model(
+        self, name: str, config: Mapping[str, Any] | None = None, *, timeout_s: float = 120.0
+    ) -> None:
         """Load (or reload) `name`. With `config`, it REPLACES the model's whole config.pbtxt for this
         load (Triton does not merge); without it, the config on disk is read again."""
         body: dict[str, Any] = {}
@@ -244,12 +246,16 @@ def copy_model_repository(source: Path, destination: Path, models: Iterable[str]
     """Copy the model directories (all, or the named ones) into `destination`: the server may then have
     its config files rewritten or models added by a test without touching the source tree."""
     destination.mkdir(parents=True, exist_ok=True)
-    names = list(models) if models is not None else sorted(
-        p.name for p in source.iterdir() if (p / "config.pbtxt").is_file()
+    names = (
+        list(models)
+        if models is not None
+        else sorted(p.name for p in source.iterdir() if (p / "config.pbtxt").is_file())
     )
     for name in names:
         if not (source / name / "config.pbtxt").is_file():
-            raise FileNotFoundError(f"no model {name!r} in {source} (expected {source / name / 'config.pbtxt'})")
+            raise FileNotFoundError(
+                f"no model {name!r} in {source} (expected {source / name / 'config.pbtxt'})"
+            )
         shutil.copytree(source / name, destination / name, ignore=shutil.ignore_patterns("__pycache__"))
     return destination
 
@@ -269,8 +275,9 @@ def _wait_live(server: TritonServer, timeout_s: float) -> None:
         except httpx.HTTPError:
             pass
         time.sleep(0.2)
-    raise StartupError(f"{url} did not answer 200 within {timeout_s:.0f} s; log {server.log_path}:\n"
-                       + server.log_tail())
+    raise StartupError(
+        f"{url} did not answer 200 within {timeout_s:.0f} s; log {server.log_path}:\n" + server.log_tail()
+    )
 
 
 def stop_triton(server: TritonServer, grace_s: float = 20.0) -> None:
@@ -297,6 +304,17 @@ def stop_triton(server: TritonServer, grace_s: float = 20.0) -> None:
             region.unlink(missing_ok=True)
 
 
+def _die_with_parent() -> None:
+    """Run in the child before exec: ask Linux to SIGTERM it when the process that started it dies, so
+    a test run killed by a timeout (or a Ctrl-C that skips teardown) leaves no server behind."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except OSError:  # not Linux/glibc: the server then outlives a killed parent, as without this
+        pass
+
+
 def _port_clash(log: Path) -> bool:
     text = log_tail(log, 200)
     return "already in use" in text or "Address already in use" in text
@@ -321,7 +339,9 @@ def start_triton(
     """
     kit = TritonKit.locate(kit_dir)
     workdir = Path(tempfile.mkdtemp(prefix="charter-triton-"))
-    repository = copy_model_repository(model_repository or default_model_repository(), workdir / "models", models)
+    repository = copy_model_repository(
+        model_repository or default_model_repository(), workdir / "models", models
+    )
     log_dir = log_dir or workdir
     env = kit.environment()
     server: TritonServer | None = None
@@ -330,17 +350,38 @@ def start_triton(
         for attempt in range(3):
             http_port, grpc_port, metrics_port = _three_free_ports()
             shm_prefix = f"charter_triton_{uuid.uuid4().hex[:12]}_"
-            argv = triton_argv(kit, repository, http_port=http_port, grpc_port=grpc_port,
-                               metrics_port=metrics_port, shm_prefix=shm_prefix, extra=extra_args)
+            argv = triton_argv(
+                kit,
+                repository,
+                http_port=http_port,
+                grpc_port=grpc_port,
+                metrics_port=metrics_port,
+                shm_prefix=shm_prefix,
+                extra=extra_args,
+            )
             log_path = log_dir / f"tritonserver-{http_port}.log"
             with open(log_path, "wb") as log:
                 # Own session: a Ctrl-C in the terminal running pytest does not hit the server half-way;
                 # the group lets stop_triton() SIGKILL stubs too if it must.
-                process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                           cwd=workdir, start_new_session=True)
-            server = TritonServer(http_port=http_port, grpc_port=grpc_port, metrics_port=metrics_port,
-                                  repository=repository, log_path=log_path, argv=argv,
-                                  shm_prefix=shm_prefix, process=process)
+                process = subprocess.Popen(
+                    argv,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    cwd=workdir,
+                    start_new_session=True,
+                    preexec_fn=_die_with_parent,
+                )
+            server = TritonServer(
+                http_port=http_port,
+                grpc_port=grpc_port,
+                metrics_port=metrics_port,
+                repository=repository,
+                log_path=log_path,
+                argv=argv,
+                shm_prefix=shm_prefix,
+                process=process,
+            )
             try:
                 _wait_live(server, startup_timeout_s)
                 break
@@ -355,8 +396,10 @@ def start_triton(
             try:
                 server.load_model(name)
             except TritonError as exc:
-                raise StartupError(f"tritonserver could not load {name!r}: {exc}; log {server.log_path}:\n"
-                                   + server.log_tail()) from None
+                raise StartupError(
+                    f"tritonserver could not load {name!r}: {exc}; log {server.log_path}:\n"
+                    + server.log_tail()
+                ) from None
         yield server
     finally:
         if server is not None:

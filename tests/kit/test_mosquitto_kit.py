@@ -15,7 +15,9 @@ from daemon.testkit.mosquitto import MosquittoBroker, MosquittoMissing, find_mos
 pytestmark = pytest.mark.mqtt
 
 
-async def round_trip(broker: MosquittoBroker, topic: str, payload: bytes, **client_args: object) -> aiomqtt.Message:
+async def round_trip(
+    broker: MosquittoBroker, topic: str, payload: bytes, **client_args: object
+) -> aiomqtt.Message:
     async with aiomqtt.Client(broker.host, broker.port, **client_args) as client:
         await client.subscribe(topic, qos=1)
         await client.publish(topic, payload, qos=1)

@@ -64,12 +64,15 @@ class TritonPythonModel:
         self.default_max_tokens = _int_param(config, "default_max_tokens", 1)
         variant = _param(config, "variant")
         if len(variant) > _VARIANT_MAX_LEN or any(c in variant for c in "[]\r\n"):
-            raise ValueError(f"textgen: parameter variant={variant!r} must be <= {_VARIANT_MAX_LEN} "
-                             "characters without brackets or newlines")
+            raise ValueError(
+                f"textgen: parameter variant={variant!r} must be <= {_VARIANT_MAX_LEN} "
+                "characters without brackets or newlines"
+            )
         self.variant = variant
         pb_utils.Logger.log_info(
             f"textgen loaded: variant={self.variant} delay_ms_per_token={self.delay_s * 1000:g} "
-            f"max_tokens_cap={self.max_tokens_cap} default_max_tokens={self.default_max_tokens}")
+            f"max_tokens_cap={self.max_tokens_cap} default_max_tokens={self.default_max_tokens}"
+        )
 
     def _generate(self, prompt: str, requested: int) -> tuple[str, int]:
         n = max(0, min(requested, self.max_tokens_cap))
@@ -88,18 +91,30 @@ class TritonPythonModel:
                 raw = text_tensor.as_numpy().reshape(-1)[0]
                 prompt = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
                 max_tokens_tensor = pb_utils.get_input_tensor_by_name(request, "max_tokens")
-                requested = (int(max_tokens_tensor.as_numpy().reshape(-1)[0])
-                             if max_tokens_tensor is not None else self.default_max_tokens)
+                requested = (
+                    int(max_tokens_tensor.as_numpy().reshape(-1)[0])
+                    if max_tokens_tensor is not None
+                    else self.default_max_tokens
+                )
                 if requested < 0:
                     raise ValueError(f"max_tokens must be >= 0, got {requested}")
                 text, n = self._generate(prompt, requested)
-                responses.append(pb_utils.InferenceResponse(output_tensors=[
-                    pb_utils.Tensor("text_output", np.array([text.encode("utf-8")], dtype=np.object_)),
-                    pb_utils.Tensor("output_tokens", np.array([n], dtype=np.int32)),
-                ]))
+                responses.append(
+                    pb_utils.InferenceResponse(
+                        output_tensors=[
+                            pb_utils.Tensor(
+                                "text_output", np.array([text.encode("utf-8")], dtype=np.object_)
+                            ),
+                            pb_utils.Tensor("output_tokens", np.array([n], dtype=np.int32)),
+                        ]
+                    )
+                )
             except Exception as exc:  # one bad request must not fail the others in the batch
-                responses.append(pb_utils.InferenceResponse(
-                    output_tensors=[], error=pb_utils.TritonError(f"textgen: {exc}")))
+                responses.append(
+                    pb_utils.InferenceResponse(
+                        output_tensors=[], error=pb_utils.TritonError(f"textgen: {exc}")
+                    )
+                )
         return responses
 
     def finalize(self):
