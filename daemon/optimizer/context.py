@@ -1,0 +1,45 @@
+"""What an optimizer looks at: one target's engine, current settings, open bottlenecks, latest sample."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from daemon.models import Bottleneck, MetricSample, Severity
+from daemon.optimizer.models import ConfigChange
+from daemon.optimizer.settings import Settings
+
+
+@dataclass
+class Context:
+    instance: str
+    engine: str
+    settings: Settings
+    bottlenecks: list[Bottleneck] = field(default_factory=list)
+    sample: MetricSample | None = None
+
+    def bottleneck(self, kind: str) -> Bottleneck | None:
+        return next((b for b in self.bottlenecks if b.kind == kind and b.active), None)
+
+    @property
+    def is_trt_llm(self) -> bool:
+        """Triton serving TensorRT-LLM: seen in its metrics, or in the model config's parameters."""
+        if self.engine != "triton":
+            return False
+        values = self.settings.values
+        return self.settings.value("backend") == "tensorrtllm" or any(
+            k in values for k in ("parameters.gpt_model_type", "parameters.batching_strategy", "parameters.gpt_model_path"))
+
+    def change(self, parameter: str, recommended: object, reason: str, apply: str = "restart") -> ConfigChange:
+        value, source = self.settings.get(parameter)
+        return ConfigChange(parameter=parameter, current_value=value, current_source=source,
+                            recommended_value=recommended, reason=reason, apply=apply)  # type: ignore[arg-type]
+
+    def source(self, *bottlenecks: Bottleneck | None) -> dict[str, object]:
+        present = [b for b in bottlenecks if b is not None]
+        return {"bottlenecks": [{"id": b.id, "kind": b.kind, "severity": b.severity.value, "summary": b.summary,
+                                 "evidence": b.evidence} for b in present]}
+
+    def worst_severity(self, *bottlenecks: Bottleneck | None) -> Severity:
+        order = [Severity.INFO, Severity.WARNING, Severity.CRITICAL]
+        present = [b.severity for b in bottlenecks if b is not None]
+        return max(present, key=order.index) if present else Severity.INFO
