@@ -404,12 +404,9 @@ def start_triton(
     finally:
         if server is not None:
             stop_triton(server)
-        # Keep the logs when the caller asked for them elsewhere; otherwise the whole workdir goes.
-        if log_dir == workdir:
-            shutil.rmtree(workdir, ignore_errors=True)
-        else:
-            shutil.rmtree(repository, ignore_errors=True)
-            shutil.rmtree(workdir, ignore_errors=True)
+        # The private repository copy always goes; the log goes with it unless `log_dir` put it
+        # elsewhere (pytest's tmp_path keeps a failed test's server log).
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _three_free_ports() -> tuple[int, int, int]:
