@@ -1,0 +1,205 @@
+"""`charter-tui compile` and `charter-tui watch`: agent files -> DAG of LLM calls -> patterns -> cache plan.
+
+Both read agent source as text and never import or run it. `compile --fix` is the only path that
+writes: it keeps a backup next to the file first and replaces the file atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from compiler.api import ENGINES, CompileOptions, decode_source, fixed_source
+from compiler.callsites import DEFAULT_NAME_PATTERNS
+from compiler.errors import CompileError
+from compiler.export import FORMATS, render
+from compiler.model import CompileResult
+from daemon.errors import UserError
+from daemon.watcher import MAX_SOURCE_BYTES, AgentWatcher, compile_file, expand
+
+_EPILOG = """\
+what it finds: every LLM call (OpenAI/AsyncOpenAI SDK, litellm, LangChain .invoke/.batch,
+tritonclient infer, httpx/requests POSTs to /v1/completions, /v1/chat/completions and
+/v2/models/<m>/generate, functions named like llm_*, call_llm, generate, complete, chat, and
+callables received as parameters and called with max_tokens=/n=/temperature=), how each prompt is
+built, the data flow between the calls, the patterns SHARED_PREFIX, SEQUENTIAL_CHAIN, BRANCHING,
+LOOP_INVARIANT, DELTA_MATCHING and the anti-patterns DYNAMIC_PREFIX and MISPLACED_SHARED_CONTEXT,
+and a cache plan: hit share per engine block size, warm-ups, call order and engine settings.
+
+Token counts are estimates (about 4 characters per token) unless --target names a vLLM server whose
+/tokenize endpoint then counts the literal text; sizes of run-time values are always assumptions.
+
+exit status: 0 ok, 2 for input that cannot be compiled (the message names file:line:col).
+examples:
+  charter-tui compile data/agents/document_processor.py --diff
+  charter-tui compile agents/ --format json > plan.json
+  charter-tui compile agent.py --engine trtllm --target http://127.0.0.1:8000
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "compile",
+        help="compile agent files into a DAG of LLM calls, memoization patterns and a cache plan",
+        description="Compile Python agent files (read, never run) into a DAG of their LLM calls, the "
+                    "memoization patterns it contains, and a prefix-cache plan for vLLM, TRT-LLM or SGLang.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="agent .py files or directories of them")
+    p.add_argument("--format", choices=FORMATS, default="text",
+                   help="output: readable text (default), json (versioned schema), dot (Graphviz), mermaid")
+    _common(p)
+    p.add_argument("--diff", action="store_true", help="show the restructuring of each anti-pattern as a unified diff")
+    p.add_argument("--fix", action="store_true",
+                   help="apply the restructurings to the files (writes FILE.bak first; prompt order changes "
+                        "what the model sees, so re-run your evaluations)")
+    p.set_defaults(func=run_compile)
+
+    w = sub.add_parser(
+        "watch",
+        help="recompile agent files on every save and print what changed (headless)",
+        description="Watch agent files (or directories) and recompile on save: one line per change with "
+                    "the calls, patterns and hit share, and which patterns appeared or disappeared. A file "
+                    "with a syntax error keeps its last good result and the error names file:line:col. "
+                    "Stop with Ctrl-C.",
+    )
+    w.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="agent .py files or directories of them")
+    _common(w)
+    w.add_argument("--debounce-ms", type=int, default=200, metavar="MS",
+                   help="wait this long for a burst of saves to settle (default 200)")
+    w.add_argument("--exit-after", type=int, default=None, metavar="N", help=argparse.SUPPRESS)
+    w.set_defaults(func=run_watch)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--engine", choices=ENGINES, default="vllm", help="engine the plan's settings target (default vllm)")
+    p.add_argument("--target", metavar="URL",
+                   help="a vLLM server (e.g. http://127.0.0.1:8000) whose /tokenize counts the tokens")
+    p.add_argument("--model", help="model name for --target (default: the first of GET /v1/models)")
+    p.add_argument("--name-pattern", action="append", default=[], metavar="GLOB",
+                   help="also treat calls to functions matching GLOB as LLM calls (repeatable); defaults: "
+                        + ", ".join(DEFAULT_NAME_PATTERNS))
+    p.add_argument("--iterations", type=int, default=10, metavar="N",
+                   help="iterations assumed per loop in the hit-share simulation (default 10)")
+    p.add_argument("--max-bytes", type=int, default=MAX_SOURCE_BYTES, metavar="N",
+                   help=f"refuse files larger than this (default {MAX_SOURCE_BYTES})")
+
+
+def _options(args: argparse.Namespace) -> CompileOptions:
+    if args.iterations < 1:
+        raise UserError("--iterations must be at least 1")
+    return CompileOptions(engine=args.engine, name_patterns=DEFAULT_NAME_PATTERNS + tuple(args.name_pattern),
+                          iterations=args.iterations)
+
+
+def _counter(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    if not args.target:
+        return None
+    from daemon.tokenize import VllmTokenCounter
+
+    return VllmTokenCounter(args.target, args.model)
+
+
+def _files(paths: list[Path]) -> list[Path]:
+    for p in paths:
+        if not p.exists():
+            raise UserError(f"{p}: no such file or directory")
+    files = expand(paths)
+    if not files:
+        raise UserError("no .py files found in " + ", ".join(str(p) for p in paths))
+    return files
+
+
+def run_compile(args: argparse.Namespace) -> int:
+    options = _options(args)
+    files = _files(args.paths)
+    counter = _counter(args)
+    results: list[CompileResult] = []
+    failed = False
+    for path in files:
+        try:
+            if args.fix:
+                result = _fix_file(path, options, counter, args.max_bytes)
+            else:
+                result = compile_file(path, options, counter, args.max_bytes)
+        except CompileError as exc:
+            if len(files) == 1:
+                raise UserError(str(exc)) from None
+            print(f"charter-tui: {exc}", file=sys.stderr)
+            failed = True
+            continue
+        except OSError as exc:
+            raise UserError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        results.append(result)
+        if args.format != "json":
+            sys.stdout.write(render(result, args.format, args.engine, show_diff=args.diff))
+    if args.format == "json":
+        payload = [json.loads(r.model_dump_json()) for r in results]
+        sys.stdout.write(json.dumps(payload[0] if len(files) == 1 else payload, indent=2) + "\n")
+    return 2 if failed else 0
+
+
+def _fix_file(path: Path, options: CompileOptions, counter, max_bytes: int) -> CompileResult:  # type: ignore[no-untyped-def]
+    compile_file(path, options, counter, max_bytes)  # size and syntax checks with the usual messages
+    data = path.read_bytes()
+    source = decode_source(data, str(path))
+    new, result = fixed_source(source, str(path), counter, options)
+    if new == source:
+        print(f"{path}: nothing to restructure automatically", file=sys.stderr)
+        return result
+    backup = _backup_path(path)
+    _atomic_write(backup, data)
+    _atomic_write(path, new.encode("utf-8"))
+    names = ", ".join(f"{f.pattern.value}[{','.join(f.calls)}]" for f in result.fixes if f.diff)
+    print(f"{path}: restructured ({names}); original saved as {backup}", file=sys.stderr)
+    print(f"warning: {result.fixes[0].warning}", file=sys.stderr)
+    return result
+
+
+def _backup_path(path: Path) -> Path:
+    candidate = path.with_name(path.name + ".bak")
+    n = 1
+    while candidate.exists():  # never overwrite an earlier backup
+        candidate = path.with_name(f"{path.name}.bak.{n}")
+        n += 1
+    return candidate
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if path.exists():
+            os.chmod(tmp, path.stat().st_mode & 0o7777)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def run_watch(args: argparse.Namespace) -> int:
+    options = _options(args)
+    _files(args.paths)
+    counter = _counter(args)
+    watcher = AgentWatcher(list(args.paths), options, counter, args.debounce_ms)
+    return asyncio.run(_watch(watcher, args.exit_after))
+
+
+async def _watch(watcher: AgentWatcher, exit_after: int | None) -> int:
+    seen = 0
+    async for event in watcher.events():
+        print(event.summary(), flush=True)
+        seen += 1
+        if exit_after is not None and seen >= exit_after:
+            break
+    return 0

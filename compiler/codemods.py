@@ -1,0 +1,303 @@
+"""Restructuring codemods for the anti-patterns, shown as unified diffs.
+
+Each fix rewrites one prompt-building expression (an f-string or a `+` chain) with libcst, which keeps
+every byte it does not touch: the expression's exact span comes from `ast` positions, only that span
+is parsed with libcst, its parts are reordered, and the new code is spliced back. The rewritten file
+must parse, or the fix is dropped. Fixes are never applied here; the CLI applies them only on `--fix`.
+
+- MISPLACED_SHARED_CONTEXT: the shared input moves right after the prefix the calls already have in
+  common, followed by a blank line; the call-specific text follows in its old order.
+- DYNAMIC_PREFIX: the dynamic lead (e.g. `Current time: {now}\\n`) moves behind the static text.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+from dataclasses import dataclass
+
+import libcst as cst
+
+from compiler.model import Finding, Fix, PatternKind
+from compiler.patterns import dynamic_prefix, misplaced_shared_context
+from compiler.patterns.base import Context
+from compiler.prefix import Unit, units_of
+from compiler.tokens import estimate_tokens
+from compiler.values import Dyn, Loc, Text
+
+WARNING = ("Reordering a prompt changes what the model sees: check that instructions which referred to "
+           "text 'below' or 'from:' still read correctly, and re-run your evaluations before deploying.")
+_EMPTY = cst.Module(body=[])
+
+
+@dataclass(frozen=True)
+class Edit:
+    loc: Loc
+    new_code: str
+
+
+def _offsets(source: str) -> list[int]:
+    starts = [0]
+    for line in source.splitlines(keepends=True):
+        starts.append(starts[-1] + len(line))
+    return starts
+
+
+def _char_index(source: str, starts: list[int], line: int, byte_col: int) -> int:
+    line_start = starts[line - 1]
+    line_text = source[line_start: starts[line] if line < len(starts) else len(source)]
+    return line_start + len(line_text.encode("utf-8")[:byte_col].decode("utf-8", "ignore"))
+
+
+def _span(source: str, starts: list[int], loc: Loc) -> tuple[int, int]:
+    return _char_index(source, starts, loc[0], loc[1]), _char_index(source, starts, loc[2], loc[3])
+
+
+def _code(node: cst.CSTNode) -> str:
+    return _EMPTY.code_for_node(node)
+
+
+def _parse_expr(code: str) -> cst.BaseExpression | None:
+    for text in (code, f"({code})"):
+        try:
+            return cst.parse_expression(text)
+        except Exception:  # libcst raises several error types; an unparseable span means no automatic fix
+            continue
+    return None
+
+
+class _Operands:
+    """An f-string's parts or a `+` chain's operands, rebuildable in a new order."""
+
+    def __init__(self, node: cst.BaseExpression) -> None:
+        self.node = node
+        self.fstring = isinstance(node, cst.FormattedString)
+        if self.fstring:
+            self.items: list[cst.CSTNode] = list(node.parts)  # type: ignore[attr-defined]
+        else:
+            items: list[cst.CSTNode] = []
+            cur: cst.BaseExpression = node
+            while isinstance(cur, cst.BinaryOperation) and isinstance(cur.operator, cst.Add):
+                items.append(cur.right)
+                cur = cur.left
+            items.append(cur)
+            self.items = list(reversed(items))
+
+    @property
+    def ok(self) -> bool:
+        return self.fstring or len(self.items) > 1
+
+    def code(self, item: cst.CSTNode) -> str:
+        if isinstance(item, cst.FormattedStringText):
+            return item.value
+        if isinstance(item, cst.FormattedStringExpression):
+            return _code(item.expression)
+        return _code(item)
+
+    def is_text(self, item: cst.CSTNode) -> bool:
+        return isinstance(item, cst.FormattedStringText)
+
+    def text(self, raw: str) -> cst.CSTNode:
+        if self.fstring:
+            return cst.FormattedStringText(raw)
+        return cst.SimpleString(f'"{raw}"')
+
+    def separator(self) -> cst.CSTNode:
+        return self.text("\\n\\n")
+
+    def rebuild(self, items: list[cst.CSTNode]) -> str:
+        items = [i for i in items if not (isinstance(i, cst.FormattedStringText) and i.value == "")]
+        if self.fstring:
+            return _code(self.node.with_changes(parts=items))  # type: ignore[attr-defined]
+        expr = items[0]
+        for nxt in items[1:]:
+            expr = cst.BinaryOperation(left=expr, operator=cst.Add(), right=nxt)  # type: ignore[arg-type]
+        return _code(expr)
+
+
+def _safe_cut(raw: str, n: int) -> int:
+    """Do not split a backslash escape or a doubled brace of f-string source text."""
+    while n > 0:
+        k = 0
+        while n - 1 - k >= 0 and raw[n - 1 - k] == "\\":
+            k += 1
+        if k % 2 == 1:
+            n -= 1
+            continue
+        if raw[n - 1] in "{}" and n < len(raw) and raw[n] == raw[n - 1]:
+            n -= 1
+            continue
+        break
+    return n
+
+
+def _build_loc(prompt: Text, key: str | None = None, first_dynamic: bool = False) -> Loc | None:
+    for part in prompt.parts:
+        if isinstance(part, Dyn) and (first_dynamic or part.ident == key):
+            return part.build
+    return None
+
+
+def _misplaced_edits(source: str, finding: Finding, prompts: dict[str, Text]) -> list[Edit]:
+    key = str(finding.figures["input_key"])
+    name = str(finding.figures["input"])
+    locs: list[Loc] = []
+    for cid in finding.calls:
+        loc = _build_loc(prompts[cid], key)
+        if loc is None or loc[0] <= 0:
+            return []
+        if loc not in locs:
+            locs.append(loc)
+    if len(locs) < 2:
+        return []
+    starts = _offsets(source)
+    ops: list[_Operands] = []
+    for loc in locs:
+        a, b = _span(source, starts, loc)
+        node = _parse_expr(source[a:b])
+        if node is None:
+            return []
+        o = _Operands(node)
+        if not o.ok:
+            return []
+        ops.append(o)
+    if len({o.fstring for o in ops}) != 1:
+        return []
+    codes = [[o.code(i) for i in o.items] for o in ops]
+    k = 0
+    while all(k < len(c) for c in codes) and len({c[k] for c in codes}) == 1 and codes[0][k] != name:
+        k += 1
+    split = 0
+    if all(k < len(c) for c in codes) and all(o.is_text(o.items[k]) for o in ops):
+        raws = [c[k] for c in codes]
+        split = len(_common_prefix(raws))
+        split = _safe_cut(raws[0], split)
+    edits: list[Edit] = []
+    for loc, o, c in zip(locs, ops, codes):
+        if name not in c:
+            return []
+        moved = o.items[c.index(name)]
+        head = list(o.items[:k])
+        rest = [i for i in o.items[k:] if i is not moved]
+        if split and rest and o.is_text(rest[0]):
+            raw = o.code(rest[0])
+            head.append(o.text(raw[:split]))
+            rest[0] = o.text(raw[split:])
+        new = o.rebuild(head + [moved, o.separator()] + rest)
+        edits.append(Edit(loc, new))
+    return edits
+
+
+def _common_prefix(texts: list[str]) -> str:
+    first = min(texts)
+    last = max(texts)
+    n = 0
+    while n < min(len(first), len(last)) and first[n] == last[n]:
+        n += 1
+    return first[:n]
+
+
+def _dynamic_prefix_edits(source: str, finding: Finding, prompts: dict[str, Text],
+                          static_names: dict[str, str]) -> list[Edit]:
+    loc = _build_loc(prompts[finding.calls[0]], first_dynamic=True)
+    if loc is None or loc[0] <= 0:
+        return []
+    starts = _offsets(source)
+    a, b = _span(source, starts, loc)
+    node = _parse_expr(source[a:b])
+    if node is None:
+        return []
+    o = _Operands(node)
+    if not o.ok:
+        return []
+
+    def static_len(item: cst.CSTNode) -> int:
+        code = o.code(item)
+        if o.is_text(item):
+            return estimate_tokens(code)
+        if isinstance(item, cst.SimpleString | cst.ConcatenatedString):
+            try:
+                return estimate_tokens(str(ast.literal_eval(code)))
+            except Exception:  # f-strings and odd literals: not a static operand
+                return -1
+        return estimate_tokens(static_names[code]) if code in static_names else -1
+
+    sizes = [static_len(i) for i in o.items]
+    first_dyn = next((i for i, s in enumerate(sizes) if s < 0), None)
+    if first_dyn is None:
+        return []
+    long_idx = next((i for i in range(first_dyn + 1, len(sizes)) if sizes[i] >= 64), None)
+    if long_idx is None:
+        return []
+    new = o.rebuild(o.items[long_idx:] + [o.separator()] + o.items[:long_idx])
+    return [Edit(loc, new)]
+
+
+def _apply(source: str, edits: list[Edit]) -> str | None:
+    starts = _offsets(source)
+    spans = sorted(((*_span(source, starts, e.loc), e.new_code) for e in edits), reverse=True)
+    out = source
+    last_start = len(source) + 1
+    for a, b, new in spans:
+        if b > last_start:
+            continue  # overlapping edit: the first one wins
+        out = out[:a] + new + out[b:]
+        last_start = a
+    try:
+        ast.parse(out)
+    except SyntaxError:
+        return None
+    return out
+
+
+def _diff(path: str, before: str, after: str) -> str:
+    return "".join(difflib.unified_diff(before.splitlines(keepends=True), after.splitlines(keepends=True),
+                                        fromfile=f"a/{path}", tofile=f"b/{path}"))
+
+
+def plan_fixes(source: str, path: str, ctx: Context, findings: list[Finding], prompts: dict[str, Text],
+               static_names: dict[str, str]) -> tuple[list[Fix], dict[str, list[Unit]], list[Edit]]:
+    """One `Fix` per anti-pattern finding, the call shapes after all fixes (for the plan), and the edits."""
+    fixes: list[Fix] = []
+    all_edits: list[Edit] = []
+    shapes: dict[str, list[Unit]] = {}
+    for f in findings:
+        if f.kind is PatternKind.MISPLACED_SHARED_CONTEXT:
+            edits = _misplaced_edits(source, f, prompts)
+            shapes.update(misplaced_shared_context.reorder(ctx, f.calls, str(f.figures["input_key"])))
+            what = (f"move `{f.figures['input']}` right after the prefix {', '.join(f.calls)} share, "
+                    f"before their call-specific text")
+        elif f.kind is PatternKind.DYNAMIC_PREFIX:
+            edits = _dynamic_prefix_edits(source, f, prompts, static_names)
+            call = ctx.by_id[f.calls[0]]
+            segs = call.segments
+            first_dyn = next(i for i, s in enumerate(segs) if s.kind == "dynamic")
+            long_static = next(i for i in range(first_dyn + 1, len(segs)) if segs[i].kind == "static"
+                               and not segs[i].synthetic and segs[i].tokens >= 64)
+            lead = first_dyn
+            while lead > 0 and not segs[lead - 1].synthetic:
+                lead -= 1
+            shapes[call.id] = dynamic_prefix.restructure(units_of(segs), long_static, lead)
+            what = f"move `{f.figures['dynamic_segment']}` and the text around it behind the static text"
+        else:
+            continue
+        after = _apply(source, edits) if edits else None
+        diff = _diff(path, source, after) if after is not None and after != source else ""
+        fixes.append(Fix(
+            pattern=f.kind, calls=f.calls,
+            description=what if diff else what + " (not rewritable automatically here: edit by hand)",
+            diff=diff,
+            cacheable_share_before=float(f.figures.get("cacheable_share_before", 0.0)),  # type: ignore[arg-type]
+            cacheable_share_after=float(f.figures.get("cacheable_share_after", 0.0)),  # type: ignore[arg-type]
+            warning=WARNING,
+        ))
+        if diff:
+            all_edits.extend(edits)
+    return fixes, shapes, all_edits
+
+
+def apply_edits(source: str, edits: list[Edit]) -> str:
+    """The source with all the edits applied together (unchanged if there are none or they break it)."""
+    if not edits:
+        return source
+    return _apply(source, edits) or source

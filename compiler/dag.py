@@ -1,0 +1,182 @@
+"""From interpreter occurrences to the call DAG: one node per call site, edges labelled by variables.
+
+An LLM call inside a loop is reached several times by the interpreter; all those occurrences are one
+node whose prompt template is the first iteration's. Data that flows from a call into a later
+iteration of itself (or of a call before it in the same loop) is a loop-carried dependency, kept on
+the node rather than as an edge, so the graph stays acyclic and has a topological order.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections import defaultdict
+from dataclasses import dataclass
+
+import networkx as nx
+
+from compiler.interpreter import BranchFrame, LoopFrame, short_source
+from compiler.model import BranchContext, CallSite, CallStyle, Edge, LoopContext, Segment, SourceKind
+from compiler.templates import ROLE_HEADER_TOKENS, is_role_header
+from compiler.tokens import Tokenizer, assumed_tokens
+from compiler.values import Dyn, Loc, Occurrence, Static, Text, simplify
+
+
+@dataclass
+class Dag:
+    calls: list[CallSite]
+    edges: list[Edge]
+    order: list[str]
+    graph: nx.DiGraph
+    occurrences: dict[str, list[Occurrence]]  # call id -> its occurrences
+    prompts: dict[str, Text]  # call id -> representative prompt (internal parts, with build locations)
+
+
+def build_dag(occurrences: list[Occurrence], tok: Tokenizer) -> Dag:
+    by_key: dict[Loc, list[Occurrence]] = defaultdict(list)
+    for occ in occurrences:
+        by_key[occ.key].append(occ)
+    keys = sorted(by_key)
+    node_of_key = {k: f"c{i + 1}" for i, k in enumerate(keys)}
+    node_of_occ = {o.id: node_of_key[o.key] for o in occurrences}
+    position = {node_of_key[k]: i for i, k in enumerate(keys)}
+    max_of_occ = {o.id: o.max_tokens for o in occurrences}
+
+    calls: list[CallSite] = []
+    prompts: dict[str, Text] = {}
+    occs_by_node: dict[str, list[Occurrence]] = {}
+    for key in keys:
+        cid = node_of_key[key]
+        occs = by_key[key]
+        occs_by_node[cid] = occs
+        rep = min(occs, key=lambda o: (o.iteration, o.id))
+        loops = [l for l in rep.loops if isinstance(l, LoopFrame)]
+        agent_loops = {l.id for l in loops if not l.request_loop}
+        prompt = simplify(rep.prompt)
+        prompts[cid] = prompt
+        segments = _segments(prompt, agent_loops, node_of_occ, max_of_occ, tok)
+        static_prefix = 0
+        for s in segments:
+            if s.kind == "dynamic":
+                break
+            static_prefix += s.tokens
+        calls.append(
+            CallSite(
+                id=cid, line=key[0], col=key[1], end_line=key[2], end_col=key[3], function=rep.function,
+                style=CallStyle(rep.style), api=rep.api, callee=rep.callee, is_async=rep.is_async,
+                via=[f"{loc[0]}:{loc[1]}" for loc in rep.via],
+                output_var=next((o.output_var for o in occs if o.output_var), None),
+                loops=[_loop_context(l, node_of_occ) for l in loops],
+                branches=[_branch_context(b) for b in rep.branches if isinstance(b, BranchFrame)],
+                fanout=rep.fanout, max_tokens=rep.max_tokens, segments=segments,
+                prompt_tokens=sum(s.tokens for s in segments), static_prefix_tokens=static_prefix,
+                grows_per_iteration=_grows(occs),
+            )
+        )
+
+    graph = nx.DiGraph()
+    for c in calls:
+        graph.add_node(c.id)
+    labels: dict[tuple[str, str], set[str]] = defaultdict(set)
+    carried: dict[str, set[str]] = defaultdict(set)
+    call_by_id = {c.id: c for c in calls}
+    for occ in occurrences:
+        dst = node_of_occ[occ.id]
+        for part in occ.prompt.parts:
+            if not isinstance(part, Dyn):
+                continue
+            for origin in part.origins:
+                src = node_of_occ.get(origin)
+                if src is None:
+                    continue
+                shared_loop = {l.id for l in occ.loops if isinstance(l, LoopFrame)} & {
+                    l.id for l in occurrences[origin].loops if isinstance(l, LoopFrame)
+                }
+                if src == dst or (shared_loop and position[src] >= position[dst]):
+                    carried[src].add(part.name)
+                else:
+                    labels[(src, dst)].add(part.name)
+    for (src, dst), names in labels.items():
+        graph.add_edge(src, dst, variables=sorted(names))
+    # A residual cycle can only come from loop-carried flow we could not order by position: drop it.
+    while True:
+        try:
+            cycle = nx.find_cycle(graph)
+        except nx.NetworkXNoCycle:
+            break
+        src, dst = cycle[-1][0], cycle[-1][1]
+        carried[src].update(graph.edges[src, dst]["variables"])
+        graph.remove_edge(src, dst)
+    for cid, names in carried.items():
+        call_by_id[cid].loop_carried = sorted(names)
+
+    edges: list[Edge] = []
+    for src, dst, data in sorted(graph.edges(data=True), key=lambda e: (position[e[0]], position[e[1]])):
+        fan = call_by_id[src].fanout is not None or any(l.over_call == src for l in call_by_id[dst].loops)
+        edges.append(Edge(source=src, target=dst, variables=data["variables"], kind="fanout" if fan else "data"))
+    order = list(nx.lexicographical_topological_sort(graph, key=lambda n: position[n]))
+    return Dag(calls, edges, order, graph, occs_by_node, prompts)
+
+
+def _segments(prompt: Text, agent_loops: set[int], node_of_occ: dict[int, str],
+              max_of_occ: dict[int, int | None], tok: Tokenizer) -> list[Segment]:
+    out: list[Segment] = []
+    role: str | None = None
+    for part in prompt.parts:
+        if isinstance(part, Static):
+            if is_role_header(part):
+                role = part.text[2:-3]
+                out.append(Segment(kind="static", text=part.text, role=role, tokens=ROLE_HEADER_TOKENS,
+                                   tokens_basis="assumed", synthetic=True))
+                continue
+            if out and out[-1].kind == "static" and not out[-1].synthetic:
+                merged = out[-1].text + part.text
+                out[-1] = out[-1].model_copy(update={"text": merged, "tokens": tok.count(merged)})
+                continue
+            out.append(Segment(kind="static", text=part.text, role=role, tokens=tok.count(part.text),
+                               tokens_basis="estimated" if tok.estimated else "counted"))
+            continue
+        origin_calls = sorted({node_of_occ[o] for o in part.origins if o in node_of_occ},
+                              key=lambda c: int(c[1:]))
+        limits = [max_of_occ.get(o) for o in part.origins]
+        producer_max = max((m for m in limits if m), default=None) if part.source is SourceKind.CALL_OUTPUT else None
+        out.append(
+            Segment(
+                kind="dynamic", text="{" + part.name + "}", name=part.name, source=part.source, key=part.ident,
+                fills=list(part.fills), origin_calls=origin_calls, role=role,
+                varies_in_loop=part.source is SourceKind.VOLATILE or bool(part.varies & agent_loops),
+                tokens=assumed_tokens(part.name, part.source, producer_max, len(part.fills)),
+                tokens_basis="assumed",
+            )
+        )
+    return out
+
+
+def _loop_context(loop: LoopFrame, node_of_occ: dict[int, str]) -> LoopContext:
+    over = sorted({node_of_occ[o] for o in loop.over if o in node_of_occ})
+    return LoopContext(kind=loop.kind, line=loop.line, target=loop.target,  # type: ignore[arg-type]
+                       iterates=short_source(loop.node) if isinstance(loop.node, ast.AST) else "",
+                       over_call=over[0] if over else None, request_loop=loop.request_loop)
+
+
+def _branch_context(branch: BranchFrame) -> BranchContext:
+    return BranchContext(line=branch.line, test=short_source(branch.node), arm=branch.arm)  # type: ignore[arg-type]
+
+
+def _grows(occs: list[Occurrence]) -> bool:
+    """True when a later iteration's prompt starts with all of an earlier one's and adds to it."""
+    firsts = [o for o in occs if o.iteration == 0]
+    seconds = [o for o in occs if o.iteration == 1]
+    for a in firsts:
+        for b in seconds:
+            pa, pb = simplify(a.prompt).parts, simplify(b.prompt).parts
+            if len(pb) > len(pa) and all(_same(x, y) for x, y in zip(pa, pb)):
+                return True
+    return False
+
+
+def _same(a: object, b: object) -> bool:
+    if isinstance(a, Static) and isinstance(b, Static):
+        return a.text == b.text
+    if isinstance(a, Dyn) and isinstance(b, Dyn):
+        return a.ident == b.ident
+    return False

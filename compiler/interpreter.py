@@ -1,0 +1,1099 @@
+"""Data flow: an abstract interpreter over the module's `ast` that records every LLM call it reaches.
+
+Why `ast` and not libcst here: the compiler must stay within 2x of a bare libcst parse, and libcst's
+position metadata alone costs ~1.8x a parse, while CPython's `ast` gives exact positions for free and
+parses ~10x faster. libcst is used where its lossless tree matters: the codemods (`codemods.py`).
+
+The interpreter runs the module symbolically, once:
+- module and class constants are folded to their literal text;
+- top-level code and `main()` run as the *driver*: their loops iterate over requests, not inside one;
+- a call to a function or method of this module is inlined with the caller's argument values, so
+  prompts are followed across functions (`s += ...` through four functions, SGLang style);
+- a function that nothing in the module calls is analysed on its own with symbolic parameters;
+- loop bodies run twice, so what the second iteration sees (a growing history, the previous call's
+  output) is visible; loops over constant lists are unrolled when they make no LLM call;
+- branches run both arms and merge what they assigned.
+
+A wrapper that makes exactly one LLM call (`def llm_extract(self, prompt): return client...create()`)
+is reported at the wrapper's call site, so three stages through one helper stay three calls.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field, replace
+
+from compiler.callsites import CLIENT_CONSTRUCTORS, DEFAULT_NAME_PATTERNS, CallMatch, classify, match_name
+from compiler.model import CallStyle, Diagnostic, SourceKind
+from compiler.templates import (
+    dedent_text,
+    format_text,
+    join_text,
+    map_static,
+    message_text,
+    messages_text,
+    percent_text,
+    strip_text,
+    template_text,
+)
+from compiler.values import (
+    Client,
+    Const,
+    Dyn,
+    FuncRef,
+    Instance,
+    Loc,
+    Mapping,
+    ModuleRef,
+    Occurrence,
+    Opaque,
+    Seq,
+    Static,
+    Template,
+    Text,
+    Value,
+    concat,
+    merge_values,
+    origins_of,
+    tag_build,
+    text_of,
+    varies_of,
+)
+
+VOLATILE_FUNCTIONS = frozenset(
+    {
+        "datetime.datetime.now", "datetime.datetime.utcnow", "datetime.datetime.today", "datetime.date.today",
+        "time.time", "time.time_ns", "time.monotonic", "time.perf_counter", "time.strftime", "time.ctime",
+        "time.localtime", "time.gmtime", "uuid.uuid1", "uuid.uuid4", "random.random", "random.randint",
+        "random.choice", "random.uniform", "random.sample", "random.getrandbits", "secrets.token_hex",
+        "secrets.token_urlsafe", "os.urandom", "os.getpid",
+    }
+)
+DRIVER_FUNCTIONS = frozenset({"main", "_main", "cli", "run_cli"})
+MAX_INLINE_DEPTH = 16
+MAX_STATEMENTS = 200_000  # interpretation budget; a huge module degrades to fewer inlined paths
+MAX_UNROLL = 32
+_STR_CASE = {"lower": str.lower, "upper": str.upper, "title": str.title, "capitalize": str.capitalize}
+_LIST_MUTATORS = frozenset({"append", "extend", "insert"})
+
+
+def loc_of(node: ast.AST) -> Loc:
+    return (
+        getattr(node, "lineno", 0),
+        getattr(node, "col_offset", 0),
+        getattr(node, "end_lineno", 0) or 0,
+        getattr(node, "end_col_offset", 0) or 0,
+    )
+
+
+def dotted_name(node: ast.AST) -> str:
+    parts: list[str] = []
+    while True:
+        if isinstance(node, ast.Attribute):
+            parts.append(node.attr)
+            node = node.value
+        elif isinstance(node, ast.Name):
+            parts.append(node.id)
+            break
+        elif isinstance(node, ast.Call):
+            parts.append("()")
+            node = node.func
+        elif isinstance(node, ast.Subscript):
+            parts.append("[]")
+            node = node.value
+        else:
+            parts.append("?")
+            break
+    return ".".join(reversed(parts))
+
+
+def short_source(node: ast.AST, limit: int = 80) -> str:
+    try:
+        text = ast.unparse(node)
+    except Exception:  # ast.unparse fails on a few synthetic nodes; a label is not worth a crash
+        text = type(node).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+@dataclass(slots=True)
+class LoopFrame:
+    id: int
+    kind: str
+    line: int
+    target: str | None
+    node: ast.AST
+    over: frozenset[int]
+    request_loop: bool
+
+
+@dataclass(slots=True)
+class BranchFrame:
+    line: int
+    node: ast.AST
+    arm: str
+
+
+@dataclass(slots=True)
+class Frame:
+    func: str
+    cls: str | None
+    env: dict[str, Value]
+    driver: bool
+    returns: list[Value] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class FunctionInfo:
+    qualname: str
+    node: ast.FunctionDef | ast.AsyncFunctionDef
+    cls: str | None
+
+
+class Interpreter:
+    def __init__(self, tree: ast.Module, patterns: tuple[str, ...] = DEFAULT_NAME_PATTERNS) -> None:
+        self.tree = tree
+        self.patterns = patterns
+        self.imports: dict[str, str] = {}
+        self.functions: dict[str, FunctionInfo] = {}
+        self.classes: dict[str, ast.ClassDef] = {}
+        self.class_bases: dict[str, list[str]] = {}
+        self.class_attrs: dict[str, dict[str, Value]] = {}
+        self.initialised: set[str] = set()
+        self.module_env: dict[str, Value] = {}
+        self.occurrences: list[Occurrence] = []
+        self.diagnostics: list[Diagnostic] = []
+        self.analysed: set[str] = set()
+        self.stack: list[str] = []
+        self.loops: list[LoopFrame] = []
+        self.branches: list[BranchFrame] = []
+        self.iteration = 0
+        self.budget = MAX_STATEMENTS
+        self.referenced: set[str] = set()
+        self._warned: set[tuple[int, str]] = set()
+
+    # ----------------------------------------------------------------------------- entry points
+
+    def run(self) -> list[Occurrence]:
+        self._collect(self.tree.body, prefix="", cls=None)
+        module = Frame("<module>", None, self.module_env, driver=True)
+        self._exec_block(self.tree.body, module)
+        # Functions nothing in the module calls are entry points of a library-style agent.
+        for qualname, info in list(self.functions.items()):
+            if qualname in self.analysed or self.budget <= 0:
+                continue
+            short = qualname.rsplit(".", 1)[-1]
+            if short in self.referenced or (short.startswith("__") and short.endswith("__")):
+                continue
+            self._analyse_root(info)
+        for qualname, info in list(self.functions.items()):
+            if qualname not in self.analysed and self.budget > 0 and not qualname.endswith("__init__"):
+                self._analyse_root(info)
+        if self.budget <= 0:
+            self._diag("warning", 1, "module too large to follow completely; some paths were not analysed")
+        return self.occurrences
+
+    def static_names(self) -> dict[str, str]:
+        """Module and class constants whose value is fully literal text (codemods need them)."""
+        out: dict[str, str] = {}
+        envs = [("", self.module_env)] + [(f"{c}.", a) for c, a in self.class_attrs.items()]
+        for prefix, env in envs:
+            for name, value in env.items():
+                if isinstance(value, Text) and value.parts and all(isinstance(p, Static) for p in value.parts):
+                    out[prefix + name] = "".join(p.text for p in value.parts)  # type: ignore[union-attr]
+        return out
+
+    def _analyse_root(self, info: FunctionInfo) -> None:
+        env: dict[str, Value] = {}
+        args = info.node.args
+        params = [*args.posonlyargs, *args.args, *args.kwonlyargs]
+        for i, a in enumerate(params):
+            if i == 0 and info.cls is not None and a.arg in ("self", "cls"):
+                self._ensure_init(info.cls)
+                env[a.arg] = Instance(info.cls)
+                continue
+            env[a.arg] = Opaque(a.arg, SourceKind.PARAMETER, key=f"param:{info.qualname}:{a.arg}")
+        for a in (args.vararg, args.kwarg):
+            if a is not None:
+                env[a.arg] = Opaque(a.arg, SourceKind.PARAMETER, key=f"param:{info.qualname}:{a.arg}")
+        frame = Frame(info.qualname, info.cls, env, driver=info.qualname in DRIVER_FUNCTIONS)
+        self.analysed.add(info.qualname)
+        self.stack.append(info.qualname)
+        saved = (self.loops, self.branches, self.iteration)
+        self.loops, self.branches, self.iteration = [], [], 0
+        try:
+            self._exec_block(info.node.body, frame)
+        finally:
+            self.stack.pop()
+            self.loops, self.branches, self.iteration = saved
+
+    # ----------------------------------------------------------------------------- collection
+
+    def _collect(self, body: list[ast.stmt], prefix: str, cls: str | None) -> None:
+        for st in body:
+            if isinstance(st, ast.FunctionDef | ast.AsyncFunctionDef):
+                qual = f"{prefix}{st.name}"
+                self.functions[qual] = FunctionInfo(qual, st, cls)
+                self._collect_refs(st)
+                self._collect(st.body, prefix=f"{qual}.", cls=None)
+            elif isinstance(st, ast.ClassDef):
+                qual = f"{prefix}{st.name}"
+                self.classes[qual] = st
+                self.class_bases[qual] = [dotted_name(b) for b in st.bases]
+                self.class_attrs.setdefault(qual, {})
+                self._collect(st.body, prefix=f"{qual}.", cls=qual)
+            elif isinstance(st, ast.Import | ast.ImportFrom):
+                self._import(st)
+            else:
+                self._collect_refs(st)
+                for child in ast.iter_child_nodes(st):
+                    if isinstance(child, ast.stmt):
+                        self._collect([child], prefix, cls)
+
+    def _collect_refs(self, node: ast.AST) -> None:
+        """Names a function body or top-level statement mentions: those functions are not entry points."""
+        own = node.name if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) else None
+        for sub in ast.walk(node):
+            if isinstance(sub, ast.Name) and sub.id != own:
+                self.referenced.add(sub.id)
+            elif isinstance(sub, ast.Attribute) and sub.attr != own:
+                self.referenced.add(sub.attr)
+            elif isinstance(sub, ast.Import | ast.ImportFrom):
+                self._import(sub)
+
+    def _import(self, st: ast.Import | ast.ImportFrom) -> None:
+        if isinstance(st, ast.Import):
+            for alias in st.names:
+                if alias.asname:
+                    self.imports[alias.asname] = alias.name
+                else:
+                    root = alias.name.split(".")[0]
+                    self.imports[root] = root
+        else:
+            mod = st.module or ""
+            for alias in st.names:
+                self.imports[alias.asname or alias.name] = f"{mod}.{alias.name}" if mod else alias.name
+
+    # ----------------------------------------------------------------------------- statements
+
+    def _exec_block(self, body: list[ast.stmt], fr: Frame) -> None:
+        for st in body:
+            if self.budget <= 0:
+                return
+            self.budget -= 1
+            try:
+                self._exec(st, fr)
+            except RecursionError:
+                self._diag("warning", st.lineno, "statement too deeply nested to follow; skipped")
+
+    def _exec(self, st: ast.stmt, fr: Frame) -> None:
+        if isinstance(st, ast.Assign):
+            value = self._eval(st.value, fr)
+            for target in st.targets:
+                self._bind(target, value, fr)
+        elif isinstance(st, ast.AnnAssign):
+            if st.value is not None:
+                self._bind(st.target, self._eval(st.value, fr), fr)
+        elif isinstance(st, ast.AugAssign):
+            current = self._eval(st.target, fr)
+            value = self._eval(st.value, fr)
+            if isinstance(st.op, ast.Add):
+                new = self._add([current, value], loc_of(st), st.target)
+            else:
+                new = Opaque(self._name(st.target), SourceKind.LOCAL, origins_of(current) | origins_of(value),
+                             f"local:{self._name(st.target)}", varies_of(current) | varies_of(value))
+            self._bind(st.target, new, fr, rename=False)
+        elif isinstance(st, ast.Expr):
+            self._eval(st.value, fr)
+        elif isinstance(st, ast.Return):
+            fr.returns.append(self._eval(st.value, fr) if st.value is not None else Const(None))
+        elif isinstance(st, ast.If):
+            self._eval(st.test, fr)
+            self._branches(fr, [(st.body, "if", st.test), (st.orelse, "else", st.test)], st.lineno)
+        elif isinstance(st, ast.For | ast.AsyncFor):
+            self._for(st, fr)
+        elif isinstance(st, ast.While):
+            self._loop(st, "while", None, st.test, Opaque("while", SourceKind.LOCAL), fr, st.body)
+            self._exec_block(st.orelse, fr)
+        elif isinstance(st, ast.With | ast.AsyncWith):
+            for item in st.items:
+                value = self._eval(item.context_expr, fr)
+                if item.optional_vars is not None:
+                    self._bind(item.optional_vars, value, fr)
+            self._exec_block(st.body, fr)
+        elif isinstance(st, ast.Try) or type(st).__name__ == "TryStar":
+            self._exec_block(st.body, fr)  # type: ignore[attr-defined]
+            for handler in st.handlers:  # type: ignore[attr-defined]
+                if handler.name:
+                    fr.env[handler.name] = Opaque(handler.name, SourceKind.LOCAL)
+                self._exec_block(handler.body, fr)
+            self._exec_block(st.orelse, fr)  # type: ignore[attr-defined]
+            self._exec_block(st.finalbody, fr)  # type: ignore[attr-defined]
+        elif isinstance(st, ast.FunctionDef | ast.AsyncFunctionDef):
+            if fr.func == "<module>" or fr.func == "<class>":
+                return
+            qual = f"{fr.func}.{st.name}"
+            if qual in self.functions:
+                fr.env[st.name] = FuncRef(qual)
+        elif isinstance(st, ast.ClassDef):
+            if fr.func == "<module>":
+                cls_frame = Frame("<class>", st.name, self.class_attrs.setdefault(st.name, {}), driver=False)
+                self._exec_block(st.body, cls_frame)
+        elif isinstance(st, ast.Match):
+            self._eval(st.subject, fr)
+            self._branches(fr, [(case.body, "case", case.pattern) for case in st.cases], st.lineno)
+        elif isinstance(st, ast.Import | ast.ImportFrom):
+            self._import(st)
+
+    def _branches(self, fr: Frame, arms: list[tuple[list[ast.stmt], str, ast.AST]], line: int) -> None:
+        before = dict(fr.env)
+        results: list[dict[str, Value]] = []
+        main_guard = _is_main_guard(arms[0][2]) if arms else False
+        for body, arm, test in arms:
+            fr.env = dict(before)
+            if body and main_guard:
+                self._exec_block(body, fr)  # `if __name__ == "__main__":` is how scripts start, not a branch
+            elif body:
+                self.branches.append(BranchFrame(line, test, arm))
+                try:
+                    self._exec_block(body, fr)
+                finally:
+                    self.branches.pop()
+            results.append(fr.env)
+        if len(results) == 1 or (arms and arms[-1][1] == "case"):
+            results.append(before)
+        merged: dict[str, Value] = {}
+        for env in results:
+            for k in env:
+                if k in merged:
+                    continue
+                value: Value | None = None
+                for other in results:
+                    value = merge_values(value, other.get(k), k)
+                if value is not None:
+                    merged[k] = value
+        fr.env = merged
+
+    def _for(self, st: ast.For | ast.AsyncFor, fr: Frame) -> None:
+        it = self._eval(st.iter, fr)
+        if self._constant_seq(it) and st.orelse == []:
+            snapshot = (dict(fr.env), len(self.occurrences))
+            for item in it.items:  # type: ignore[union-attr]
+                self._bind(st.target, item, fr, rename=False)
+                self._exec_block(st.body, fr)
+            if len(self.occurrences) == snapshot[1]:
+                return  # fully unrolled at compile time: e.g. few-shot examples folded into the prompt
+            fr.env = snapshot[0]
+            del self.occurrences[snapshot[1]:]
+        self._loop(st, "for", st.target, st.iter, it, fr, st.body)
+        self._exec_block(st.orelse, fr)
+
+    def _constant_seq(self, value: Value) -> bool:
+        if not isinstance(value, Seq) or value.elem is not None or not 0 < len(value.items) <= MAX_UNROLL:
+            return False
+        return all(not origins_of(v) and not varies_of(v) and not self._has_dyn(v) for v in value.items)
+
+    def _has_dyn(self, value: Value) -> bool:
+        if isinstance(value, Text):
+            return any(isinstance(p, Dyn) for p in value.parts)
+        if isinstance(value, Seq):
+            return any(self._has_dyn(v) for v in value.items)
+        if isinstance(value, Mapping):
+            return any(self._has_dyn(v) for _, v in value.items)
+        return isinstance(value, Opaque)
+
+    def _loop(self, st: ast.stmt, kind: str, target: ast.AST | None, it_node: ast.AST, it: Value,
+              fr: Frame, body: list[ast.stmt]) -> None:
+        loop_id = st.lineno * 10_000 + st.col_offset
+        frame = LoopFrame(loop_id, kind, st.lineno, short_source(target) if target is not None else None,
+                          it_node, origins_of(it), request_loop=fr.driver)
+        self.loops.append(frame)
+        saved_iter = self.iteration
+        try:
+            for iteration in (0, 1):
+                self.iteration = iteration
+                if target is not None:
+                    self._bind(target, self._loop_value(it, target, loop_id, fr.driver), fr)
+                self._exec_block(body, fr)
+        finally:
+            self.loops.pop()
+            self.iteration = saved_iter
+
+    def _loop_value(self, it: Value, target: ast.AST, loop_id: int, request: bool = False) -> Value:
+        """The value a loop variable takes: what all elements have in common, the rest varying."""
+        name = short_source(target)
+        if request:
+            # A driver loop over input records: each record is one request's input, not a loop inside it.
+            return Opaque(name, SourceKind.PARAMETER, origins_of(it), f"input:{name}", varies_of(it))
+        if isinstance(it, Seq) and it.elem is not None and isinstance(it.elem, Text):
+            return Text(tuple(replace(p, varies=p.varies | {loop_id}) if isinstance(p, Dyn) else p
+                              for p in it.elem.parts))
+        if isinstance(it, Seq) and it.elem is not None and isinstance(it.elem, Mapping | Seq):
+            return it.elem
+        source = SourceKind.LOOP_VARIABLE
+        return Opaque(name, source, origins_of(it), f"loop:{loop_id}:{name}", varies_of(it) | {loop_id})
+
+    def _bind(self, target: ast.AST, value: Value, fr: Frame, rename: bool = True) -> None:
+        if isinstance(target, ast.Name):
+            if rename:
+                value = self._renamed(value, target.id)
+                key = value.key if isinstance(value, Opaque) else ""
+                if key.startswith("call:"):
+                    occ = self.occurrences[int(key[5:])]
+                    if occ.output_var is None:
+                        occ.output_var = target.id
+            fr.env[target.id] = value
+        elif isinstance(target, ast.Tuple | ast.List):
+            for i, elt in enumerate(target.elts):
+                if isinstance(value, Seq) and value.elem is None and i < len(value.items):
+                    self._bind(elt, value.items[i], fr)
+                elif isinstance(elt, ast.Starred):
+                    self._bind(elt.value, value, fr)
+                else:
+                    name = self._name(elt)
+                    src = value.source if isinstance(value, Opaque) else SourceKind.LOCAL
+                    key = f"{value.key}[{i}]" if isinstance(value, Opaque) else f"local:{name}"
+                    self._bind(elt, Opaque(name, src, origins_of(value), key, varies_of(value)), fr)
+        elif isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name):
+            base = fr.env.get(target.value.id)
+            if isinstance(base, Instance):
+                self.class_attrs.setdefault(base.cls, {})[target.attr] = value
+        elif isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name):
+            base = fr.env.get(target.value.id)
+            key = target.slice.value if isinstance(target.slice, ast.Constant) else None
+            if isinstance(base, Mapping) and isinstance(key, str):
+                fr.env[target.value.id] = Mapping(tuple((k, v) for k, v in base.items if k != key) + ((key, value),))
+
+    def _renamed(self, value: Value, name: str) -> Value:
+        if isinstance(value, Opaque) and value.source is not SourceKind.VOLATILE:
+            return replace(value, name=name)
+        if isinstance(value, Text) and len(value.parts) == 1 and isinstance(value.parts[0], Dyn):
+            part = value.parts[0]
+            if part.source is not SourceKind.VOLATILE and not part.fills:
+                return Text((replace(part, name=name),))
+        return value
+
+    def _name(self, node: ast.AST) -> str:
+        return short_source(node, 40)
+
+    # ----------------------------------------------------------------------------- expressions
+
+    def _eval(self, node: ast.expr | None, fr: Frame) -> Value:
+        if node is None:
+            return Const(None)
+        t = type(node)
+        if t is ast.Constant:
+            v = node.value  # type: ignore[attr-defined]
+            return Text((Static(v),)) if isinstance(v, str) else Const(v)
+        if t is ast.Name:
+            return self._lookup(node.id, fr)  # type: ignore[attr-defined]
+        if t is ast.JoinedStr:
+            parts: list = []
+            for v in node.values:  # type: ignore[attr-defined]
+                if isinstance(v, ast.Constant):
+                    parts.append(Static(str(v.value)))
+                elif isinstance(v, ast.FormattedValue):
+                    inner = self._eval(v.value, fr)
+                    parts.extend(text_of(self._renamed(inner, self._name(v.value)), self._name(v.value)).parts)
+            return tag_build(Text(tuple(parts)), loc_of(node))
+        if t is ast.BinOp:
+            return self._binop(node, fr)  # type: ignore[arg-type]
+        if t is ast.Call:
+            return self._call(node, fr)  # type: ignore[arg-type]
+        if t is ast.Await:
+            inner = node.value  # type: ignore[attr-defined]
+            if isinstance(inner, ast.Call):
+                return self._call(inner, fr, awaited=True)
+            return self._eval(inner, fr)
+        if t is ast.Attribute:
+            return self._attribute(node, fr)  # type: ignore[arg-type]
+        if t is ast.Subscript:
+            return self._subscript(node, fr)  # type: ignore[arg-type]
+        if t in (ast.List, ast.Tuple, ast.Set):
+            items: list[Value] = []
+            for elt in node.elts:  # type: ignore[attr-defined]
+                if isinstance(elt, ast.Starred):
+                    inner = self._eval(elt.value, fr)
+                    if isinstance(inner, Seq) and inner.elem is None:
+                        items.extend(inner.items)
+                    else:
+                        items.append(inner)
+                else:
+                    items.append(self._eval(elt, fr))
+            return Seq(tuple(items))
+        if t is ast.Dict:
+            pairs: list[tuple[str, Value]] = []
+            for k, v in zip(node.keys, node.values):  # type: ignore[attr-defined]
+                val = self._eval(v, fr)
+                if k is None:
+                    if isinstance(val, Mapping):
+                        pairs.extend(val.items)
+                elif isinstance(k, ast.Constant) and isinstance(k.value, str):
+                    pairs.append((k.value, val))
+                else:
+                    self._eval(k, fr)
+                    pairs.append((self._name(k), val))
+            return Mapping(tuple(pairs))
+        if t in (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp):
+            return self._comprehension(node, fr)
+        if t is ast.IfExp:
+            self._eval(node.test, fr)  # type: ignore[attr-defined]
+            a = self._eval(node.body, fr)  # type: ignore[attr-defined]
+            b = self._eval(node.orelse, fr)  # type: ignore[attr-defined]
+            return merge_values(a, b, "ifexp") or Const(None)
+        if t is ast.BoolOp:
+            value: Value | None = None
+            for v in node.values:  # type: ignore[attr-defined]
+                value = merge_values(value, self._eval(v, fr), "boolop")
+            return value or Const(None)
+        if t is ast.NamedExpr:
+            value = self._eval(node.value, fr)  # type: ignore[attr-defined]
+            self._bind(node.target, value, fr)  # type: ignore[attr-defined]
+            return value
+        if t in (ast.Compare, ast.UnaryOp):
+            subs = [node.left, *node.comparators] if t is ast.Compare else [node.operand]  # type: ignore[attr-defined]
+            vals = [self._eval(s, fr) for s in subs]
+            return Opaque("cmp", SourceKind.LOCAL, frozenset().union(*(origins_of(v) for v in vals)))
+        if t is ast.Starred:
+            return self._eval(node.value, fr)  # type: ignore[attr-defined]
+        if t is ast.Lambda:
+            return Opaque("lambda", SourceKind.LOCAL)
+        return Opaque(type(node).__name__, SourceKind.UNKNOWN)
+
+    def _lookup(self, name: str, fr: Frame) -> Value:
+        if name in fr.env:
+            return fr.env[name]
+        if fr.cls is not None and fr.func == "<class>" and name in self.class_attrs.get(fr.cls, {}):
+            return self.class_attrs[fr.cls][name]
+        if name in self.module_env:
+            return self.module_env[name]
+        if name in self.functions:
+            return FuncRef(name)
+        if name in self.classes:
+            return FuncRef(name)
+        if name in self.imports:
+            return ModuleRef(self.imports[name])
+        return Opaque(name, SourceKind.UNKNOWN, key=f"global:{name}")
+
+    def _class_attr(self, cls: str, attr: str, seen: int = 0) -> Value | None:
+        if seen > 10:
+            return None
+        attrs = self.class_attrs.get(cls, {})
+        if attr in attrs:
+            return attrs[attr]
+        if f"{cls}.{attr}" in self.functions:
+            return FuncRef(f"{cls}.{attr}", bound_self=cls)
+        for base in self.class_bases.get(cls, []):
+            if base in self.classes:
+                found = self._class_attr(base, attr, seen + 1)
+                if found is not None:
+                    return found
+        return None
+
+    def _ensure_init(self, cls: str) -> None:
+        if cls in self.initialised:
+            return
+        self.initialised.add(cls)
+        init = self._class_attr(cls, "__init__")
+        if isinstance(init, FuncRef) and init.qualname in self.functions:
+            info = self.functions[init.qualname]
+            self._inline(info, [], {}, cls, None, Frame("<init>", cls, {}, driver=False))
+
+    def _attribute(self, node: ast.Attribute, fr: Frame) -> Value:
+        base = self._eval(node.value, fr)
+        if isinstance(base, ModuleRef):
+            return ModuleRef(f"{base.qualname}.{node.attr}")
+        if isinstance(base, Instance):
+            self._ensure_init(base.cls)
+            found = self._class_attr(base.cls, node.attr)
+            if found is not None:
+                return found
+            return Opaque(f"self.{node.attr}", SourceKind.LOCAL, key=f"attr:{base.cls}.{node.attr}")
+        if isinstance(base, FuncRef) and base.qualname in self.classes:
+            found = self._class_attr(base.qualname, node.attr)
+            if found is not None:
+                return found
+        if isinstance(base, Client):
+            return base
+        if isinstance(base, Opaque):
+            return Opaque(base.name + "." + node.attr, base.source, base.origins, base.key, base.varies,
+                          base.payload, base.fanout)
+        return Opaque(self._name(node), SourceKind.LOCAL, origins_of(base), f"local:{self._name(node)}",
+                      varies_of(base))
+
+    def _subscript(self, node: ast.Subscript, fr: Frame) -> Value:
+        base = self._eval(node.value, fr)
+        idx = self._eval(node.slice, fr)
+        if isinstance(base, Seq):
+            if base.elem is not None:
+                return base.elem
+            if isinstance(idx, Const) and isinstance(idx.value, int) and -len(base.items) <= idx.value < len(base.items):
+                return base.items[idx.value]
+        if isinstance(base, Mapping) and isinstance(idx, Text) and len(idx.parts) == 1 and isinstance(idx.parts[0], Static):
+            found = base.get(idx.parts[0].text)
+            if found is not None:
+                return found
+        if isinstance(base, Opaque):
+            return Opaque(base.name, base.source, base.origins, base.key, base.varies | varies_of(idx),
+                          base.payload, base.fanout)
+        return Opaque(self._name(node), SourceKind.LOCAL, origins_of(base), f"local:{self._name(node)}",
+                      varies_of(base) | varies_of(idx))
+
+    def _binop(self, node: ast.BinOp, fr: Frame) -> Value:
+        if isinstance(node.op, ast.Add):
+            # Flatten left-nested `a + b + c + ...` iteratively: long chains must not recurse.
+            operands: list[ast.expr] = []
+            cur: ast.expr = node
+            while isinstance(cur, ast.BinOp) and isinstance(cur.op, ast.Add):
+                operands.append(cur.right)
+                cur = cur.left
+            operands.append(cur)
+            operands.reverse()
+            return self._add([self._eval(o, fr) for o in operands], loc_of(node), None)
+        left = self._eval(node.left, fr)
+        right = self._eval(node.right, fr)
+        if isinstance(node.op, ast.Mod) and isinstance(left, Text):
+            return tag_build(percent_text(left, right), loc_of(node))
+        if isinstance(node.op, ast.BitOr) and isinstance(left, Template):
+            return replace(left, has_model=left.has_model or isinstance(right, Client | Opaque))
+        if isinstance(node.op, ast.BitOr) and isinstance(right, Client) and isinstance(left, Text):
+            return Template((("user", left),), has_model=True)
+        if (isinstance(left, Const) and isinstance(right, Const) and type(left.value) in (int, float)
+                and type(right.value) in (int, float) and abs(left.value) < 1e12 and abs(right.value) < 1e12):
+            try:
+                return Const(_ARITH[type(node.op)](left.value, right.value))
+            except Exception:  # arithmetic on unknown constant types is irrelevant to prompts
+                return Const(None)
+        return Opaque("expr", SourceKind.LOCAL, origins_of(left) | origins_of(right),
+                      f"local:{short_source(node, 40)}", varies_of(left) | varies_of(right))
+
+    def _add(self, values: list[Value], loc: Loc, target: ast.AST | None) -> Value:
+        if any(isinstance(v, Seq) for v in values) and not any(isinstance(v, Text) for v in values):
+            items: list[Value] = []
+            elem = None
+            for v in values:
+                if isinstance(v, Seq):
+                    items.extend(v.items)
+                    elem = elem or v.elem
+                else:
+                    items.append(v)
+            return Seq(tuple(items), elem)
+        if any(isinstance(v, Text) for v in values):
+            out = Text(())
+            for v in values:
+                out = concat(out, text_of(v, "value"))
+            return tag_build(out, loc)
+        if all(isinstance(v, Const) for v in values):
+            try:
+                total = values[0].value  # type: ignore[union-attr]
+                for v in values[1:]:
+                    total = total + v.value  # type: ignore[union-attr,operator]
+                return Const(total)
+            except Exception:  # unknown constant arithmetic
+                return Const(None)
+        origins = frozenset().union(*(origins_of(v) for v in values))
+        varies = frozenset().union(*(varies_of(v) for v in values))
+        first = values[0]
+        if isinstance(first, Opaque):
+            # `history + x` where history is unknown text: keep it text-like so prompts still flow.
+            return tag_build(Text(tuple(p for v in values for p in text_of(v).parts)), loc)
+        return Opaque("sum", SourceKind.LOCAL, origins, "local:sum", varies)
+
+    def _comprehension(self, node: ast.AST, fr: Frame) -> Value:
+        gens = node.generators  # type: ignore[attr-defined]
+        saved_env = dict(fr.env)
+        first_it = self._eval(gens[0].iter, fr)
+        if len(gens) == 1 and self._constant_seq(first_it) and not gens[0].ifs and not isinstance(node, ast.DictComp):
+            n_occ = len(self.occurrences)
+            items = []
+            for item in first_it.items:  # type: ignore[union-attr]
+                self._bind(gens[0].target, item, fr, rename=False)
+                items.append(self._eval(node.elt, fr))  # type: ignore[attr-defined]
+            fr.env = saved_env
+            if len(self.occurrences) == n_occ:
+                return Seq(tuple(items))
+            del self.occurrences[n_occ:]
+        pushed = 0
+        try:
+            for i, gen in enumerate(gens):
+                it = first_it if i == 0 else self._eval(gen.iter, fr)
+                loop_id = gen.target.lineno * 10_000 + gen.target.col_offset
+                self.loops.append(LoopFrame(loop_id, "comprehension", gen.target.lineno, short_source(gen.target),
+                                            gen.iter, origins_of(it), request_loop=fr.driver))
+                pushed += 1
+                self._bind(gen.target, self._loop_value(it, gen.target, loop_id, fr.driver), fr)
+                for cond in gen.ifs:
+                    self._eval(cond, fr)
+            if isinstance(node, ast.DictComp):
+                k = self._eval(node.key, fr)
+                v = self._eval(node.value, fr)
+                elem: Value = Opaque("dict", SourceKind.LOCAL, origins_of(k) | origins_of(v), "local:dictcomp",
+                                     varies_of(k) | varies_of(v))
+            else:
+                elem = self._eval(node.elt, fr)  # type: ignore[attr-defined]
+        finally:
+            for _ in range(pushed):
+                self.loops.pop()
+            fr.env = saved_env
+        return Seq((), elem=elem)
+
+    # ----------------------------------------------------------------------------- calls
+
+    def _call(self, node: ast.Call, fr: Frame, awaited: bool = False) -> Value:
+        func = node.func
+        receiver: Value | None = None
+        func_value: Value | None = None
+        qualified: str | None = None
+        if isinstance(func, ast.Attribute):
+            receiver = self._eval(func.value, fr)
+            if isinstance(receiver, ModuleRef):
+                qualified = f"{receiver.qualname}.{func.attr}"
+            elif isinstance(receiver, Instance | FuncRef):
+                func_value = self._attribute(func, fr)
+        elif isinstance(func, ast.Name):
+            func_value = self._lookup(func.id, fr)
+            if isinstance(func_value, ModuleRef):
+                qualified = func_value.qualname
+        else:
+            func_value = self._eval(func, fr)
+        args: list[Value] = []
+        for a in node.args:
+            v = self._eval(a, fr)
+            if isinstance(a, ast.Starred) and isinstance(v, Seq) and v.elem is None:
+                args.extend(v.items)
+            else:
+                args.append(v)
+        kwargs: dict[str, Value] = {}
+        star: Value | None = None
+        for kw in node.keywords:
+            v = self._eval(kw.value, fr)
+            if kw.arg is None:
+                if isinstance(v, Mapping):
+                    kwargs.update(dict(v.items))
+                else:
+                    star = v
+            else:
+                kwargs[kw.arg] = v
+        method = func.attr if isinstance(func, ast.Attribute) else (func.id if isinstance(func, ast.Name) else "")
+
+        if qualified in CLIENT_CONSTRUCTORS:
+            return Client(CLIENT_CONSTRUCTORS[qualified], method)
+        if qualified in VOLATILE_FUNCTIONS:
+            varies = frozenset(l.id for l in self.loops)
+            return Opaque(f"{method}()", SourceKind.VOLATILE, frozenset(), f"volatile:{node.lineno}:{node.col_offset}",
+                          varies)
+        special = self._library_call(qualified, method, receiver, args, kwargs, star, node, fr)
+        if special is not None:
+            return special
+        if isinstance(func_value, FuncRef):
+            if func_value.qualname in self.classes:
+                self._ensure_init(func_value.qualname)
+                return Instance(func_value.qualname)
+            info = self.functions.get(func_value.qualname)
+            if info is not None:
+                self_cls = func_value.bound_self or (info.cls if isinstance(receiver, Instance) else None)
+                if isinstance(receiver, Instance):
+                    self_cls = receiver.cls
+                return self._inline(info, args, kwargs, self_cls, node, fr, star)
+
+        url_text = ""
+        if args and isinstance(args[0], Text):
+            url_text = "".join(p.text for p in args[0].parts if isinstance(p, Static))
+        elif "url" in kwargs and isinstance(kwargs["url"], Text):
+            url_text = "".join(p.text for p in kwargs["url"].parts if isinstance(p, Static))  # type: ignore[union-attr]
+        match = classify(dotted_name(func), qualified, receiver, func_value,
+                         frozenset(kwargs), url_text, self.patterns)
+        if match is not None:
+            return self._record(match, node, fr, args, kwargs, receiver, awaited)
+        return self._generic_call(method, receiver, args, kwargs, star, node, fr)
+
+    def _library_call(self, qualified: str | None, method: str, receiver: Value | None, args: list[Value],
+                      kwargs: dict[str, Value], star: Value | None, node: ast.Call, fr: Frame) -> Value | None:
+        """Calls whose effect on text we model: str methods, textwrap, list mutation, LangChain templates."""
+        if qualified in ("textwrap.dedent", "inspect.cleandoc") and args and isinstance(args[0], Text):
+            return dedent_text(args[0])
+        if qualified and qualified.endswith(("ChatPromptTemplate.from_messages", "ChatPromptTemplate")) and args:
+            msgs = args[0]
+            items = msgs.items if isinstance(msgs, Seq) else ()
+            out = []
+            for m in items:
+                t = message_text(m)
+                role = t.parts[0].text[2:-3] if t.parts and isinstance(t.parts[0], Static) else "user"
+                out.append((role, Text(t.parts[1:])))
+            return Template(tuple(out))
+        if qualified and qualified.endswith(("PromptTemplate.from_template", "PromptTemplate")) and (args or "template" in kwargs):
+            return Template((("user", text_of(args[0] if args else kwargs["template"])),))
+        if qualified and qualified.rsplit(".", 1)[-1] in ("SystemMessage", "HumanMessage", "AIMessage"):
+            role = {"SystemMessage": "system", "HumanMessage": "user", "AIMessage": "assistant"}[qualified.rsplit(".", 1)[-1]]
+            content = kwargs.get("content") or (args[0] if args else Text(()))
+            return Mapping((("role", Text((Static(role),))), ("content", content)))
+        if qualified and qualified.endswith("init_chat_model"):
+            return Client("langchain", method)
+        if qualified == "str" or (method == "str" and receiver is None and qualified is None):
+            return text_of(args[0]) if args else Text(())
+        if isinstance(receiver, Text):
+            if method == "format":
+                return format_text(receiver, args, kwargs, star)
+            if method == "format_map" and args:
+                arg = args[0]
+                return format_text(receiver, [], dict(arg.items) if isinstance(arg, Mapping) else {},
+                                   None if isinstance(arg, Mapping) else arg)
+            if method == "join" and args:
+                return join_text(receiver, args[0], self._name(node.args[0]) if node.args else "items")
+            if method in ("strip", "lstrip", "rstrip") and not args:
+                return strip_text(receiver, method)
+            if method in _STR_CASE:
+                return map_static(receiver, _STR_CASE[method])
+            if method in ("replace", "encode", "removeprefix", "removesuffix", "center", "ljust", "rjust"):
+                return receiver
+        if method in _LIST_MUTATORS and isinstance(node.func, ast.Attribute):
+            self._mutate_list(node.func.value, method, args, fr)
+            return Const(None)
+        if method == "update" and isinstance(receiver, Mapping) and args and isinstance(args[0], Mapping):
+            target = node.func.value if isinstance(node.func, ast.Attribute) else None
+            if target is not None:
+                self._bind(target, Mapping(receiver.items + args[0].items), fr, rename=False)
+            return Const(None)
+        return None
+
+    def _mutate_list(self, target: ast.expr, method: str, args: list[Value], fr: Frame) -> None:
+        current = self._eval(target, fr)
+        if isinstance(current, Seq) and current.elem is None:
+            items = list(current.items)
+        elif isinstance(current, Seq):
+            items = [*current.items, current.elem]
+        else:
+            items = [current]
+        if method == "append" and args:
+            items.append(args[0])
+        elif method == "insert" and len(args) == 2:
+            items.append(args[1])
+        elif method == "extend" and args:
+            new = args[0]
+            if isinstance(new, Seq) and new.elem is None:
+                items.extend(new.items)
+            else:
+                items.append(new.elem if isinstance(new, Seq) and new.elem is not None else new)
+        self._bind(target, Seq(tuple(items)), fr, rename=False)
+
+    def _generic_call(self, method: str, receiver: Value | None, args: list[Value], kwargs: dict[str, Value],
+                      star: Value | None, node: ast.Call, fr: Frame) -> Value:
+        """A call we know nothing about: its result carries the data of everything passed in."""
+        values = [v for v in (receiver, *args, *kwargs.values(), star) if v is not None]
+        origins = frozenset().union(*(origins_of(v) for v in values))
+        varies = frozenset().union(*(varies_of(v) for v in values))
+        payload = tuple(self._texts_in(v) for v in args if self._texts_in(v).parts)
+        if isinstance(receiver, Opaque) and args and isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Name):
+            # `inp.set_data_from_numpy(np.array([prompt]))`: the object now holds the prompt.
+            texts = tuple(self._texts_in(v) for v in args if self._texts_in(v).parts)
+            if texts:
+                fr.env[node.func.value.id] = replace(receiver, payload=receiver.payload + texts,
+                                                     origins=receiver.origins | origins, varies=receiver.varies | varies)
+        source = SourceKind.LOCAL
+        key = f"local:{dotted_name(node.func)}:{node.lineno}"
+        if isinstance(receiver, Opaque):
+            source, key = receiver.source, receiver.key  # `x.strip()`, `resp.json()`: same data as `x`
+        elif len(args) == 1 and isinstance(args[0], Opaque) and not kwargs:
+            source, key = args[0].source, args[0].key  # `str(x)`, `json.loads(x)`
+        return Opaque(method or "call", source, origins, key, varies, payload)
+
+    def _texts_in(self, value: Value) -> Text:
+        if isinstance(value, Text):
+            return value
+        if isinstance(value, Seq):
+            parts = []
+            for item in value.items:
+                parts.extend(self._texts_in(item).parts)
+            if value.elem is not None:
+                parts.extend(self._texts_in(value.elem).parts)
+            return Text(tuple(parts))
+        if isinstance(value, Opaque) and value.payload:
+            return Text(tuple(p for t in value.payload for p in t.parts))
+        return Text(())
+
+    def _inline(self, info: FunctionInfo, args: list[Value], kwargs: dict[str, Value], self_cls: str | None,
+                node: ast.Call | None, fr: Frame, star: Value | None = None) -> Value:
+        qual = info.qualname
+        if qual in self.stack or len(self.stack) >= MAX_INLINE_DEPTH or self.budget <= 0:
+            values = [*args, *kwargs.values()]
+            return Opaque(qual, SourceKind.LOCAL, frozenset().union(*(origins_of(v) for v in values)),
+                          f"local:{qual}", frozenset().union(*(varies_of(v) for v in values)))
+        env: dict[str, Value] = {}
+        a = info.node.args
+        positional = [*a.posonlyargs, *a.args]
+        if self_cls is not None and positional and positional[0].arg in ("self", "cls"):
+            env[positional[0].arg] = Instance(self_cls)
+            positional = positional[1:]
+        defaults = list(a.defaults)
+        first_default = len(positional) - len(defaults)
+        for i, p in enumerate(positional):
+            if i < len(args):
+                value = args[i]
+            elif p.arg in kwargs:
+                value = kwargs.pop(p.arg)
+            elif i >= first_default:
+                value = self._eval(defaults[i - first_default], fr)
+            else:
+                value = self._param_from_star(star, p.arg, qual)
+            env[p.arg] = self._as_param(value, p.arg, qual)
+        for p, d in zip(a.kwonlyargs, a.kw_defaults):
+            value = kwargs.pop(p.arg) if p.arg in kwargs else (self._eval(d, fr) if d is not None else self._param_from_star(star, p.arg, qual))
+            env[p.arg] = self._as_param(value, p.arg, qual)
+        if a.vararg is not None:
+            env[a.vararg.arg] = Seq(tuple(args[len(positional):]))
+        if a.kwarg is not None:
+            env[a.kwarg.arg] = Mapping(tuple(kwargs.items())) if star is None else star
+        callee = Frame(qual, self_cls, env, driver=qual in DRIVER_FUNCTIONS)
+        self.analysed.add(qual)
+        start = len(self.occurrences)
+        depth_loops = len(self.loops)
+        self.stack.append(qual)
+        try:
+            self._exec_block(info.node.body, callee)
+        finally:
+            self.stack.pop()
+        new = self.occurrences[start:]
+        short = qual.rsplit(".", 1)[-1]
+        if node is not None and not new and match_name(short, self.patterns):
+            # A named LLM helper whose body we cannot see into (it calls some other library).
+            match = CallMatch(CallStyle.NAMED_FUNCTION, dotted_name(node.func), "args")
+            return self._record(match, node, fr, args, dict(kwargs), None, False)
+        if node is not None and len(new) == 1 and len(new[0].loops) == depth_loops:
+            occ = new[0]
+            occ.via.append(occ.key)
+            occ.key = loc_of(node)
+            occ.callee = dotted_name(node.func)
+            occ.function = fr.func
+            occ.branches = tuple(self.branches)
+            occ.output_var = None
+        result: Value | None = None
+        for r in callee.returns:
+            result = merge_values(result, r, short)
+        return result if result is not None else Const(None)
+
+    def _param_from_star(self, star: Value | None, name: str, qual: str) -> Value:
+        if star is not None:
+            return Opaque(name, star.source if isinstance(star, Opaque) else SourceKind.LOCAL, origins_of(star),
+                          f"{getattr(star, 'key', 'star')}[{name}]", varies_of(star))
+        return Opaque(name, SourceKind.PARAMETER, key=f"param:{qual}:{name}")
+
+    def _as_param(self, value: Value, name: str, qual: str) -> Value:
+        """An argument seen from inside the callee: inputs take the parameter's (more telling) name."""
+        if isinstance(value, Opaque) and value.source in (SourceKind.UNKNOWN, SourceKind.LOCAL, SourceKind.PARAMETER):
+            return replace(value, name=name, source=SourceKind.PARAMETER if value.source is not SourceKind.LOCAL or not value.origins else value.source)
+        return value
+
+    # ----------------------------------------------------------------------------- recording
+
+    def _record(self, match: CallMatch, node: ast.Call, fr: Frame, args: list[Value], kwargs: dict[str, Value],
+                receiver: Value | None, awaited: bool) -> Value:
+        prompt, fanout = self._prompt(match, args, kwargs, receiver, node)
+        n = kwargs.get("n")
+        if n is not None:
+            fanout = n.value if isinstance(n, Const) and isinstance(n.value, int) else self._kw_source(node, "n")
+        max_tokens = None
+        for k in ("max_tokens", "max_new_tokens", "max_completion_tokens"):
+            mt = kwargs.get(k)
+            if isinstance(mt, Const) and isinstance(mt.value, int):
+                max_tokens = mt.value
+        method = match.api.rsplit(".", 1)[-1]
+        is_async = awaited or method in ("acompletion", "ainvoke", "abatch", "astream", "async_infer")
+        if isinstance(receiver, Client) and receiver.name.startswith("Async"):
+            is_async = True
+        occ_id = len(self.occurrences)
+        self.occurrences.append(
+            Occurrence(
+                id=occ_id, key=loc_of(node), site=loc_of(node), function=fr.func, style=match.style.value,
+                api=match.api, callee=dotted_name(node.func), is_async=is_async, prompt=prompt, loops=tuple(self.loops),
+                branches=tuple(self.branches), fanout=fanout, max_tokens=max_tokens, iteration=self.iteration,
+            )
+        )
+        varies = frozenset(l.id for l in self.loops)
+        return Opaque("output", SourceKind.CALL_OUTPUT, frozenset({occ_id}), f"call:{occ_id}", varies,
+                      fanout=fanout)
+
+    def _kw_source(self, node: ast.Call, name: str) -> str:
+        for kw in node.keywords:
+            if kw.arg == name:
+                return short_source(kw.value, 40)
+        return name
+
+    def _prompt(self, match: CallMatch, args: list[Value], kwargs: dict[str, Value], receiver: Value | None,
+                node: ast.Call) -> tuple[Text, int | str | None]:
+        kind = match.kind
+        fanout: int | str | None = None
+        if kind == "chat":
+            msgs = kwargs.get("messages")
+            if msgs is None:
+                body = kwargs.get("json")
+                if isinstance(body, Mapping):
+                    msgs = body.get("messages")
+            if msgs is None and args:
+                msgs = args[-1] if match.style is CallStyle.HTTP else args[0]
+            return messages_text(msgs), None
+        if kind == "completion":
+            p = kwargs.get("prompt") or (args[0] if args else None)
+            return (text_of(p, "prompt") if p is not None else Text(())), None
+        if kind == "responses":
+            out = Text(())
+            if "instructions" in kwargs:
+                out = Text((message_text(Mapping((("role", Text((Static("system"),))), ("content", kwargs["instructions"])))).parts))
+            inp = kwargs.get("input") or (args[0] if args else None)
+            return concat(out, messages_text(inp)), None
+        if kind == "langchain":
+            method = match.api.rsplit(".", 1)[-1]
+            arg = args[0] if args else kwargs.get("input")
+            if method in ("batch", "abatch"):
+                if isinstance(arg, Seq):
+                    fanout = len(arg.items) if arg.elem is None else "len(inputs)"
+                    arg = arg.elem if arg.elem is not None else (arg.items[0] if arg.items else None)
+                else:
+                    fanout = self._name(node.args[0]) if node.args else "inputs"
+            if isinstance(receiver, Template):
+                return template_text(receiver, arg), fanout
+            if isinstance(arg, Text):
+                return messages_text(arg), fanout
+            return messages_text(arg), fanout
+        if kind == "triton":
+            inputs = kwargs.get("inputs") or (args[1] if len(args) > 1 else None)
+            return self._texts_in(inputs) if inputs is not None else Text(()), None
+        if kind == "http":
+            body = kwargs.get("json")
+            if isinstance(body, Mapping):
+                for key in ("prompt", "text_input", "input", "inputs"):
+                    if body.get(key) is not None:
+                        return text_of(body.get(key), key), None  # type: ignore[arg-type]
+                if body.get("messages") is not None:
+                    return messages_text(body.get("messages")), None
+            return (self._texts_in(body) if body is not None else Text(())), None
+        # Named helpers and callables: prompt=/messages=/first positional.
+        for key in ("prompt", "messages", "input", "text", "query", "s"):
+            if key in kwargs:
+                v = kwargs[key]
+                return (messages_text(v) if isinstance(v, Seq) else text_of(v, key)), None
+        if args:
+            v = args[0]
+            return (messages_text(v) if isinstance(v, Seq) else text_of(v, "prompt")), None
+        return Text(()), None
+
+    def _diag(self, level: str, line: int, message: str) -> None:
+        if (line, message) in self._warned:
+            return
+        self._warned.add((line, message))
+        self.diagnostics.append(Diagnostic(level=level, line=line, message=message))  # type: ignore[arg-type]
+
+
+def _is_main_guard(test: ast.AST) -> bool:
+    return (isinstance(test, ast.Compare) and isinstance(test.left, ast.Name) and test.left.id == "__name__"
+            and len(test.comparators) == 1 and isinstance(test.comparators[0], ast.Constant)
+            and test.comparators[0].value == "__main__")
+
+
+_ARITH = {
+    ast.Add: lambda a, b: a + b,
+    ast.Sub: lambda a, b: a - b,
+    ast.Mult: lambda a, b: a * b,
+    ast.Div: lambda a, b: a / b,
+    ast.FloorDiv: lambda a, b: a // b,
+    ast.Mod: lambda a, b: a % b,
+    ast.Pow: lambda a, b: a**b if abs(b) < 64 else None,
+}

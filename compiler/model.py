@@ -1,0 +1,250 @@
+"""The data that leaves the compiler: `CompileResult` and everything it holds.
+
+These models cross process boundaries: the daemon stores `CompileResult.model_dump_json()` in its
+database and the TUI renders it, so every field is plain JSON-serializable data (no AST nodes, no
+callables). Bump `SCHEMA_VERSION` whenever a field changes meaning or disappears; adding an optional
+field is a minor bump.
+
+Schema 1.0 (all token figures are estimates unless `estimates.tokens_estimated` is false, and
+dynamic segments always carry an *assumed* size, see `Segment.tokens_basis`):
+
+- `calls`: one `CallSite` per LLM call site, ids `c1..cN` in source order.
+- `edges`: data flow between calls, labelled by the variables that carry it.
+- `order`: a topological order of the call ids.
+- `patterns`: memoization patterns and anti-patterns found (`Finding`), each with its figures.
+- `plan`: the cache plan (`CachePlan`): hit share per engine block size, warm-ups, schedule,
+  engine settings with reasons, TRT-LLM retention configs.
+- `fixes`: restructurings for the anti-patterns, as unified diffs with the expected gain.
+- `estimates`: how tokens were counted and the totals.
+- `diagnostics`: things the compiler could not follow (with line numbers), never fatal.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = "1.0"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=False, extra="forbid")
+
+
+class SourceKind(StrEnum):
+    """Where a dynamic prompt segment comes from; decides whether a prefix cache can reuse it."""
+
+    PARAMETER = "parameter"  # an input of the agent (function parameter, request field)
+    CALL_OUTPUT = "call_output"  # the output of another (or the same, in a loop) LLM call
+    LOOP_VARIABLE = "loop_variable"  # changes on every iteration of an enclosing loop
+    VOLATILE = "volatile"  # differs on every request: clock, uuid, random
+    LOCAL = "local"  # computed locally from something the compiler could not follow
+    UNKNOWN = "unknown"
+
+
+class CallStyle(StrEnum):
+    OPENAI = "openai"
+    LITELLM = "litellm"
+    LANGCHAIN = "langchain"
+    TRITON = "triton"
+    HTTP = "http"
+    NAMED_FUNCTION = "named_function"  # `llm_*`, `call_llm`, ... (user-configurable patterns)
+    CALLABLE_PARAMETER = "callable_parameter"  # e.g. `call_generate(s, n=4)` received as a parameter
+
+
+class Segment(_Model):
+    """One piece of a prompt, in the order the model sees it."""
+
+    kind: Literal["static", "dynamic"]
+    text: str = Field(description="static: the literal text (constants folded); dynamic: `{name}`")
+    name: str | None = Field(default=None, description="dynamic: the expression it comes from")
+    source: SourceKind | None = None
+    key: str | None = Field(default=None, description="dynamic: equal keys carry the same run-time text")
+    fills: list[str] = Field(default_factory=list, description="`.format(**x)` fills at unknown places inside")
+    origin_calls: list[str] = Field(default_factory=list, description="calls whose output flows in")
+    role: str | None = Field(default=None, description="chat role of the message holding it")
+    varies_in_loop: bool = Field(default=False, description="changes between iterations of a loop")
+    tokens: int = 0
+    tokens_basis: Literal["counted", "estimated", "assumed"] = "estimated"
+    synthetic: bool = Field(default=False, description="chat-template overhead added by the compiler")
+
+
+class LoopContext(_Model):
+    kind: Literal["for", "while", "comprehension"]
+    line: int
+    target: str | None = None
+    iterates: str = Field(default="", description="source of the iterable or the while test")
+    over_call: str | None = Field(default=None, description="call whose outputs the loop iterates over")
+    request_loop: bool = Field(
+        default=False, description="a driver loop over input records (main/__main__), one request each"
+    )
+
+
+class BranchContext(_Model):
+    line: int
+    test: str
+    arm: Literal["if", "else", "case"]
+
+
+class CallSite(_Model):
+    id: str
+    line: int
+    col: int
+    end_line: int
+    end_col: int
+    function: str = Field(description="qualified name of the enclosing function, `<module>` at top level")
+    style: CallStyle
+    api: str = Field(description="the LLM API reached, e.g. `self.client.chat.completions.create`")
+    callee: str = Field(description="what the code calls at this site, e.g. `self.llm_extract_entities`")
+    via: list[str] = Field(default_factory=list, description="inner call sites reached through wrappers")
+    is_async: bool = False
+    output_var: str | None = None
+    loops: list[LoopContext] = Field(default_factory=list)
+    branches: list[BranchContext] = Field(default_factory=list)
+    fanout: int | str | None = Field(default=None, description="`n=` value (int when constant)")
+    max_tokens: int | None = None
+    segments: list[Segment] = Field(default_factory=list)
+    prompt_tokens: int = 0
+    static_prefix_tokens: int = Field(default=0, description="tokens before the first dynamic segment")
+    loop_carried: list[str] = Field(
+        default_factory=list, description="variables carrying this call's output into its next iteration"
+    )
+    grows_per_iteration: bool = Field(
+        default=False, description="the prompt keeps its old content and appends (growing history)"
+    )
+
+
+class Edge(_Model):
+    source: str
+    target: str
+    variables: list[str]
+    kind: Literal["data", "fanout"] = "data"
+
+
+class PatternKind(StrEnum):
+    SHARED_PREFIX = "SHARED_PREFIX"
+    SEQUENTIAL_CHAIN = "SEQUENTIAL_CHAIN"
+    BRANCHING = "BRANCHING"
+    LOOP_INVARIANT = "LOOP_INVARIANT"
+    DELTA_MATCHING = "DELTA_MATCHING"
+    DYNAMIC_PREFIX = "DYNAMIC_PREFIX"
+    MISPLACED_SHARED_CONTEXT = "MISPLACED_SHARED_CONTEXT"
+
+
+ANTI_PATTERNS = frozenset({PatternKind.DYNAMIC_PREFIX, PatternKind.MISPLACED_SHARED_CONTEXT})
+
+
+class Finding(_Model):
+    kind: PatternKind
+    calls: list[str]
+    message: str
+    figures: dict[str, float | int | str | bool | list[str]] = Field(default_factory=dict)
+    anti_pattern: bool = False
+    line: int | None = None
+
+
+class BlockShare(_Model):
+    """Best reachable prefix-cache hit share at one engine block size (full blocks only)."""
+
+    engine: Literal["vllm", "trtllm", "sglang"]
+    block_size: int
+    prompt_tokens: int
+    cached_tokens: int
+    hit_share: float
+    hit_share_after_fixes: float | None = None
+
+
+class Warmup(_Model):
+    before_call: str
+    reason: str
+    prefix_segments: list[str] = Field(description="segment texts/names forming the prefix to warm")
+    prefix_tokens: int
+    request: dict[str, object] = Field(description="prefill-only request body to send")
+
+
+class ScheduleStage(_Model):
+    stage: int
+    calls: list[str]
+    concurrent: bool
+    note: str
+
+
+class EngineSetting(_Model):
+    engine: Literal["vllm", "trtllm", "sglang"]
+    where: Literal["flag", "config.pbtxt", "engine_build"]
+    name: str
+    value: str
+    reason: str
+    applies: Literal["restart", "model_reload", "engine_rebuild"]
+
+
+class RetentionConfig(_Model):
+    """A TRT-LLM `TokenRangeRetentionConfig` for a shared prefix (per-request `retention_*` inputs)."""
+
+    calls: list[str]
+    token_start: int
+    token_end: int
+    priority: int = Field(ge=0, le=100)
+    duration_ms: int | None
+    reason: str
+
+
+class CachePlan(_Model):
+    engine: Literal["vllm", "trtllm", "sglang"]
+    block_shares: list[BlockShare] = Field(default_factory=list)
+    warmups: list[Warmup] = Field(default_factory=list)
+    schedule: list[ScheduleStage] = Field(default_factory=list)
+    settings: list[EngineSetting] = Field(default_factory=list)
+    retention: list[RetentionConfig] = Field(default_factory=list)
+    assumptions: list[str] = Field(default_factory=list)
+
+
+class Fix(_Model):
+    pattern: PatternKind
+    calls: list[str]
+    description: str
+    diff: str = Field(description="unified diff of the file; empty when the rewrite is not automatic")
+    cacheable_share_before: float
+    cacheable_share_after: float
+    warning: str
+
+
+class Estimates(_Model):
+    tokens_estimated: bool
+    tokenizer: str = Field(description="`estimate (chars/4)` or the target's tokenizer")
+    prompt_tokens_total: int = 0
+    static_tokens_total: int = 0
+    dynamic_tokens_assumed: int = 0
+    assumed_iterations: int = Field(default=10, description="iterations assumed for each loop")
+
+
+class Diagnostic(_Model):
+    level: Literal["info", "warning"]
+    line: int
+    col: int = 0
+    message: str
+
+
+class CompileResult(_Model):
+    schema_version: str = SCHEMA_VERSION
+    path: str
+    source_sha256: str
+    calls: list[CallSite] = Field(default_factory=list)
+    edges: list[Edge] = Field(default_factory=list)
+    order: list[str] = Field(default_factory=list)
+    patterns: list[Finding] = Field(default_factory=list)
+    plan: CachePlan
+    fixes: list[Fix] = Field(default_factory=list)
+    estimates: Estimates
+    diagnostics: list[Diagnostic] = Field(default_factory=list)
+
+    def pattern_kinds(self) -> set[str]:
+        return {f.kind.value for f in self.patterns}
+
+    def call(self, call_id: str) -> CallSite:
+        for c in self.calls:
+            if c.id == call_id:
+                return c
+        raise KeyError(call_id)

@@ -1,0 +1,103 @@
+"""What every pattern detector gets to look at, and the helpers they share.
+
+A detector is a module with `KIND`, `POSITIVE_EXAMPLES`, `NEGATIVE_EXAMPLES` (small agent programs
+that must / must not produce the finding; `tests/compiler/test_patterns.py` runs them, as Fixit runs
+a lint rule's examples) and `detect(ctx) -> list[Finding]`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import networkx as nx
+
+from compiler.model import CallSite, Edge
+from compiler.prefix import MARK_CLOSE, MARK_OPEN, ExecutionResult, PrefixSimulator, Unit, share, units_of
+from compiler.tokens import FILL_TOKENS, Tokenizer
+
+MIN_SHARED_PREFIX_TOKENS = 32  # below two vLLM blocks a shared prefix saves nothing worth a finding
+MIN_LARGE_INPUT_TOKENS = 64
+MIN_LONG_STATIC_TOKENS = 64
+DEFAULT_BLOCK_SIZE = 16  # vLLM's default block size: figures in findings are at this granularity
+
+
+@dataclass
+class Context:
+    calls: list[CallSite]
+    edges: list[Edge]
+    order: list[str]
+    graph: nx.DiGraph
+    tok: Tokenizer
+    sim: PrefixSimulator
+    baseline: list[ExecutionResult]
+    block_size: int = DEFAULT_BLOCK_SIZE
+    _enc: dict[str, tuple[str, list[tuple[int, int, Unit]]]] = field(default_factory=dict)
+
+    @property
+    def by_id(self) -> dict[str, CallSite]:
+        return {c.id: c for c in self.calls}
+
+    def encoding(self, cid: str) -> tuple[str, list[tuple[int, int, Unit]]]:
+        if cid not in self._enc:
+            self._enc[cid] = self.sim._encode(units_of(self.by_id[cid].segments), 0)
+        return self._enc[cid]
+
+    def tokens_upto(self, cid: str, chars: int) -> int:
+        return self.sim._tokens_upto(self.encoding(cid)[1], chars)
+
+    def share_of(self, results: list[ExecutionResult], calls: set[str] | None = None) -> float:
+        return round(share(results, self.block_size, calls)[2], 4)
+
+    def simulate(self, shapes: dict[str, list[Unit]]) -> list[ExecutionResult]:
+        full = {c.id: units_of(c.segments) for c in self.calls}
+        full.update(shapes)
+        return self.sim.run(self.calls, self.order, full)
+
+    def agent_loops(self, call: CallSite) -> list:
+        return [l for l in call.loops if not l.request_loop]
+
+
+def lcp_chars(a: str, b: str) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    opened = a.rfind(MARK_OPEN, 0, i)
+    if opened != -1 and a.find(MARK_CLOSE, opened, i) == -1:
+        return opened
+    return i
+
+
+def readable(encoded: str, limit: int = 80) -> str:
+    """An encoded prefix for people: run-time values shown as `{key}`."""
+    out = encoded.replace(MARK_OPEN, "{").replace(MARK_CLOSE, "}")
+    out = out.replace("\n", "\\n")
+    return out if len(out) <= limit else out[: limit - 3] + "..."
+
+
+def delta_tokens(seg) -> int:  # type: ignore[no-untyped-def]
+    """Tokens of a segment that change between loop iterations."""
+    if not seg.varies_in_loop:
+        return 0
+    if seg.fills:
+        return min(seg.tokens, FILL_TOKENS)
+    return seg.tokens
+
+
+def split_units(units: list[Unit], chars: int, tok: Tokenizer) -> tuple[list[Unit], list[Unit]]:
+    """Split a unit list at a character position of its encoding (literal text may be split)."""
+    head: list[Unit] = []
+    pos = 0
+    for i, u in enumerate(units):
+        end = pos + len(u.text)
+        if end <= chars:
+            head.append(u)
+            pos = end
+            continue
+        if pos < chars and not u.dynamic and not u.atomic:
+            cut = chars - pos
+            a, b = u.text[:cut], u.text[cut:]
+            head.append(Unit(a, tok.count(a)))
+            return head, [Unit(b, tok.count(b))] + units[i + 1:]
+        return head, units[i:]
+    return head, []

@@ -1,0 +1,99 @@
+"""MISPLACED_SHARED_CONTEXT (anti-pattern): a large input several calls share, placed after text that
+differs between them, so no prefix cache can reuse it (the document of the spec's test case 1).
+
+The fix puts the shared input right after the prefix the calls already have in common, so every call
+after the first reuses it. Figures: the input, its (assumed) size, and the cacheable share of the
+calls after the first, before and after the fix.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from compiler.model import Finding, PatternKind, SourceKind
+from compiler.patterns.base import MIN_LARGE_INPUT_TOKENS, Context, lcp_chars, split_units
+from compiler.prefix import MARK_CLOSE, MARK_OPEN, Unit, units_of
+
+KIND = PatternKind.MISPLACED_SHARED_CONTEXT
+
+POSITIVE_EXAMPLES = (
+    '''
+from openai import OpenAI
+client = OpenAI()
+SYSTEM_PROMPT = "You are a careful contract reviewer."
+
+def review(contract):
+    parties = client.completions.create(model="m", prompt=f"{SYSTEM_PROMPT}\\nList the parties in:\\n{contract}")
+    risks = client.completions.create(model="m", prompt=f"{SYSTEM_PROMPT}\\nList the risks for {parties} in:\\n{contract}")
+    return risks
+''',
+)
+
+NEGATIVE_EXAMPLES = (
+    '''
+from openai import OpenAI
+client = OpenAI()
+SYSTEM_PROMPT = "You are a careful contract reviewer."
+
+def review(contract):
+    parties = client.completions.create(model="m", prompt=f"{SYSTEM_PROMPT}\\n{contract}\\nList the parties.")
+    risks = client.completions.create(model="m", prompt=f"{SYSTEM_PROMPT}\\n{contract}\\nList the risks for {parties}.")
+    return risks
+''',
+)
+
+
+def reorder(ctx: Context, group: list[str], key: str) -> dict[str, list[Unit]]:
+    """Each call of the group as: common prefix, the shared input, a blank line, the rest in order."""
+    encs = [ctx.encoding(c)[0] for c in group]
+    common = min(lcp_chars(encs[0], e) for e in encs[1:])
+    marker = MARK_OPEN + key + MARK_CLOSE
+    shapes: dict[str, list[Unit]] = {}
+    for cid in group:
+        units = units_of(ctx.by_id[cid].segments)
+        shared = next(u for u in units if u.text == marker)
+        head, rest = split_units(units, common, ctx.tok)
+        rest = [u for u in rest if u.text != marker]
+        shapes[cid] = head + [shared, Unit("\n\n", 1)] + rest
+    return shapes
+
+
+def detect(ctx: Context) -> list[Finding]:
+    holders: dict[str, list[str]] = defaultdict(list)
+    sizes: dict[str, tuple[str, int]] = {}
+    for call in ctx.calls:
+        for s in call.segments:
+            if (s.kind == "dynamic" and s.key and s.tokens >= MIN_LARGE_INPUT_TOKENS
+                    and s.source is not SourceKind.VOLATILE and call.id not in holders[s.key]):
+                holders[s.key].append(call.id)
+                sizes[s.key] = (s.name or s.key, s.tokens)
+    findings: list[Finding] = []
+    for key, group in holders.items():
+        if len(group) < 2:
+            continue
+        marker = MARK_OPEN + key + MARK_CLOSE
+        encs = {c: ctx.encoding(c)[0] for c in group}
+        common = min(lcp_chars(encs[group[0]], encs[c]) for c in group[1:])
+        misplaced = [c for c in group if encs[c].find(marker) > common]
+        if not misplaced:
+            continue
+        shapes = reorder(ctx, group, key)
+        after = ctx.simulate(shapes)
+        first = next(c for c in ctx.order if c in group)
+        later = set(group) - {first}
+        name, tokens = sizes[key]
+        before_share = ctx.share_of(ctx.baseline, later)
+        after_share = ctx.share_of(after, later)
+        findings.append(
+            Finding(
+                kind=KIND, calls=sorted(group, key=lambda c: int(c[1:])), anti_pattern=True,
+                line=ctx.by_id[misplaced[0]].line,
+                message=(f"`{name}` (~{tokens} tokens) is shared by {', '.join(group)} but comes after "
+                         f"call-specific text in {', '.join(misplaced)}; moving it up raises the cacheable "
+                         f"share of {', '.join(sorted(later, key=lambda c: int(c[1:])))} from "
+                         f"{before_share:.0%} to {after_share:.0%}"),
+                figures={"input": name, "input_key": key, "input_tokens": tokens, "misplaced_in": misplaced,
+                         "cacheable_share_before": before_share, "cacheable_share_after": after_share},
+            )
+        )
+    return findings

@@ -1,0 +1,282 @@
+"""Symbolic values the interpreter computes for Python expressions.
+
+A prompt is never known at compile time, only its shape: which parts are literal text and which come
+from somewhere else. `Text` is that shape, an ordered tuple of `Static` and `Dyn` parts. The other
+value kinds exist so that prompts can be followed through the containers and objects agent code
+builds them with (message lists, dicts, LangChain templates, client objects).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from compiler.model import SourceKind
+
+Loc = tuple[int, int, int, int]  # line, col, end_line, end_col (ast conventions, 1-based lines)
+
+
+@dataclass(frozen=True, slots=True)
+class Static:
+    text: str
+    build: Loc | None = None  # the f-string / `+` expression that first placed this text
+
+
+@dataclass(frozen=True, slots=True)
+class Dyn:
+    """A part of a prompt whose text is only known at run time."""
+
+    name: str
+    source: SourceKind
+    origins: frozenset[int] = frozenset()  # occurrence ids of LLM calls whose output flows in
+    key: str = ""  # identity: two parts with the same key carry the same text
+    varies: frozenset[int] = frozenset()  # ids of the loops (by line) it changes in
+    fills: tuple[str, ...] = ()  # `.format(**x)` substitutions made at unknown places inside it
+    build: Loc | None = None
+
+    @property
+    def ident(self) -> str:
+        return self.key or f"{self.source.value}:{self.name}"
+
+
+Part = Static | Dyn
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    parts: tuple[Part, ...]
+
+    @property
+    def origins(self) -> frozenset[int]:
+        out: frozenset[int] = frozenset()
+        for p in self.parts:
+            if isinstance(p, Dyn):
+                out |= p.origins
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Opaque:
+    """Something not text-like (an object, a number, a call result) that may still carry data."""
+
+    name: str
+    source: SourceKind
+    origins: frozenset[int] = frozenset()
+    key: str = ""
+    varies: frozenset[int] = frozenset()
+    payload: tuple[Text, ...] = ()  # texts stored into it, e.g. `InferInput.set_data_from_numpy`
+    fanout: int | str | None = None  # set on the result of a call made with `n=`
+
+
+@dataclass(frozen=True, slots=True)
+class Seq:
+    items: tuple[Value, ...]
+    elem: Value | None = None  # for comprehensions: the value of any one element
+
+
+@dataclass(frozen=True, slots=True)
+class Mapping:
+    items: tuple[tuple[str, Value], ...]
+
+    def get(self, key: str) -> Value | None:
+        for k, v in self.items:
+            if k == key:
+                return v
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    """An LLM client object: OpenAI/AsyncOpenAI, a LangChain chat model, tritonclient, httpx/requests."""
+
+    kind: str  # "openai", "langchain", "triton", "http", "litellm"
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """A LangChain prompt template: messages of text with `{field}` holes, optionally piped into a model."""
+
+    messages: tuple[tuple[str, Text], ...]
+    has_model: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FuncRef:
+    qualname: str
+    bound_self: str | None = None  # class name when bound to an instance
+
+
+@dataclass(frozen=True, slots=True)
+class Instance:
+    cls: str
+
+
+@dataclass(frozen=True, slots=True)
+class ModuleRef:
+    qualname: str  # e.g. "openai", "datetime.datetime"
+
+
+@dataclass(frozen=True, slots=True)
+class Const:
+    value: object
+
+
+Value = Text | Opaque | Seq | Mapping | Client | Template | FuncRef | Instance | ModuleRef | Const
+
+
+@dataclass(slots=True)
+class Occurrence:
+    """One time the interpreter reached an LLM call (a call site inside a loop is reached twice)."""
+
+    id: int
+    key: Loc  # the call site node it belongs to (re-keyed to a wrapper's call site)
+    site: Loc  # where the LLM call really is
+    function: str
+    style: str
+    api: str
+    callee: str  # what the code calls at `key` (the wrapper's name when re-keyed)
+    is_async: bool
+    prompt: Text
+    loops: tuple[object, ...]  # LoopFrame
+    branches: tuple[object, ...]  # BranchFrame
+    fanout: int | str | None = None
+    max_tokens: int | None = None
+    output_var: str | None = None
+    via: list[Loc] = field(default_factory=list)
+    iteration: int = 0  # 0 on the first pass over an enclosing loop, 1 on the second
+
+
+def text_of(value: Value, name: str = "value") -> Text:
+    """The value as it would appear inside an f-string."""
+    if isinstance(value, Text):
+        return value
+    if isinstance(value, Const):
+        return Text((Static(str(value.value)),))
+    if isinstance(value, Opaque):
+        if value.payload and len(value.payload) == 1:
+            return value.payload[0]
+        return Text((Dyn(value.name or name, value.source, value.origins, value.key, value.varies),))
+    if isinstance(value, Seq):
+        # str(list) is rare in prompts; keep the data flow, drop the structure.
+        parts: list[Part] = []
+        for item in value.items:
+            parts.extend(text_of(item).parts)
+        if value.elem is not None:
+            parts.extend(text_of(value.elem).parts)
+        return Text(tuple(parts)) if parts else Text((Dyn(name, SourceKind.LOCAL),))
+    if isinstance(value, Mapping):
+        parts = []
+        for _, v in value.items:
+            parts.extend(text_of(v).parts)
+        return Text(tuple(parts))
+    return Text((Dyn(name, SourceKind.UNKNOWN),))
+
+
+def origins_of(value: Value | None) -> frozenset[int]:
+    if value is None:
+        return frozenset()
+    if isinstance(value, Text):
+        return value.origins
+    if isinstance(value, Opaque):
+        out = value.origins
+        for t in value.payload:
+            out |= t.origins
+        return out
+    if isinstance(value, Seq):
+        out = frozenset()
+        for item in value.items:
+            out |= origins_of(item)
+        return out | origins_of(value.elem)
+    if isinstance(value, Mapping):
+        out = frozenset()
+        for _, v in value.items:
+            out |= origins_of(v)
+        return out
+    if isinstance(value, Template):
+        out = frozenset()
+        for _, t in value.messages:
+            out |= t.origins
+        return out
+    return frozenset()
+
+
+def varies_of(value: Value | None) -> frozenset[int]:
+    if isinstance(value, Text):
+        out: frozenset[int] = frozenset()
+        for p in value.parts:
+            if isinstance(p, Dyn):
+                out |= p.varies
+        return out
+    if isinstance(value, Opaque):
+        return value.varies
+    if isinstance(value, Seq):
+        out = frozenset()
+        for item in value.items:
+            out |= varies_of(item)
+        return out | varies_of(value.elem)
+    if isinstance(value, Mapping):
+        out = frozenset()
+        for _, v in value.items:
+            out |= varies_of(v)
+        return out
+    return frozenset()
+
+
+def concat(a: Text, b: Text) -> Text:
+    return Text(a.parts + b.parts)
+
+
+def tag_build(text: Text, loc: Loc) -> Text:
+    """Mark parts not yet placed by a string-building expression as placed by `loc` (for codemods)."""
+    parts = tuple(p if p.build is not None else replace(p, build=loc) for p in text.parts)
+    return Text(parts)
+
+
+def simplify(text: Text) -> Text:
+    """Merge adjacent static parts built by the same expression and drop empty ones."""
+    out: list[Part] = []
+    for p in text.parts:
+        if isinstance(p, Static):
+            if not p.text:
+                continue
+            if out and isinstance(out[-1], Static) and out[-1].build == p.build:
+                out[-1] = Static(out[-1].text + p.text, p.build)
+                continue
+        out.append(p)
+    return Text(tuple(out))
+
+
+def merge_values(a: Value | None, b: Value | None, name: str) -> Value | None:
+    """The value of a variable after two branches assigned it `a` and `b`."""
+    if a is None:
+        return b
+    if b is None or a == b:
+        return a
+    # `x or ""`, `x if ok else "n/a"`: the literal alternative carries no data; keep the one that does.
+    if isinstance(a, Opaque) and _inert(b):
+        return a
+    if isinstance(b, Opaque) and _inert(a):
+        return b
+    if isinstance(a, Text) and isinstance(b, Text):
+        common: list[Part] = []
+        for pa, pb in zip(a.parts, b.parts):
+            if pa != pb:
+                break
+            common.append(pa)
+        rest_origins = origins_of(Text(a.parts[len(common):])) | origins_of(Text(b.parts[len(common):]))
+        rest_varies = varies_of(Text(a.parts[len(common):])) | varies_of(Text(b.parts[len(common):]))
+        tail = Dyn(name, SourceKind.LOCAL, rest_origins, f"branch:{name}", rest_varies)
+        return Text(tuple(common) + (tail,))
+    if isinstance(a, Seq) and isinstance(b, Seq):
+        return a if len(a.items) >= len(b.items) else b
+    if type(a) is type(b) and isinstance(a, Client | Instance | Template | FuncRef | ModuleRef):
+        return a
+    return Opaque(name, SourceKind.LOCAL, origins_of(a) | origins_of(b), f"branch:{name}",
+                  varies_of(a) | varies_of(b))
+
+
+def _inert(v: Value) -> bool:
+    if isinstance(v, Const):
+        return True
+    return isinstance(v, Text) and all(isinstance(p, Static) for p in v.parts) and sum(
+        len(p.text) for p in v.parts) < 16  # type: ignore[union-attr]

@@ -1,0 +1,165 @@
+"""Recompile agent files when they change: used by `charter-tui watch` and by the daemon.
+
+`AgentWatcher.events()` is an async iterator of `CompileEvent`s: first one per file, then one per
+real change. Changes are debounced by watchfiles, files whose content hash did not change are not
+recompiled (editors touch files without changing them), and a file that stops parsing keeps its last
+good result while the event reports the error as `file:line:col: message`. Compilation runs in a
+worker thread so the event loop (and a UI on it) stays responsive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from watchfiles import Change, awatch
+
+from compiler.api import CompileOptions, compile_source, decode_source
+from compiler.errors import CompileError
+from compiler.model import CompileResult
+from compiler.tokens import TokenCounter
+
+MAX_SOURCE_BYTES = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class PatternChange:
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.removed)
+
+    def describe(self) -> str:
+        return " ".join([f"+{a}" for a in self.added] + [f"-{r}" for r in self.removed]) or "patterns unchanged"
+
+
+@dataclass(frozen=True)
+class CompileEvent:
+    path: Path
+    result: CompileResult | None  # the current result; the last good one when `error` is set
+    error: str | None = None  # `file:line:col: message` when the current content does not compile
+    changed_patterns: PatternChange = field(default_factory=PatternChange)
+    compile_ms: float = 0.0
+    initial: bool = False
+
+    @property
+    def stale(self) -> bool:
+        return self.error is not None and self.result is not None
+
+    def summary(self) -> str:
+        stamp = time.strftime("%H:%M:%S")
+        if self.error is not None:
+            kept = (f"; keeping last good result ({len(self.result.calls)} calls)" if self.result is not None
+                    else "")
+            return f"{stamp} {self.error}{kept}"
+        assert self.result is not None
+        r = self.result
+        share = next((b.hit_share for b in r.plan.block_shares if b.engine == r.plan.engine), 0.0)
+        kinds = ",".join(sorted(r.pattern_kinds())) or "no patterns"
+        change = "" if self.initial else f"; {self.changed_patterns.describe()}"
+        return (f"{stamp} {self.path}: {len(r.calls)} calls, {len(r.edges)} edges, {kinds}, "
+                f"hit share {share:.0%}, {self.compile_ms:.0f} ms{change}")
+
+
+def _pattern_keys(result: CompileResult | None) -> set[str]:
+    if result is None:
+        return set()
+    return {f"{f.kind.value}[{','.join(f.calls)}]" for f in result.patterns}
+
+
+def diff_patterns(old: CompileResult | None, new: CompileResult | None) -> PatternChange:
+    a, b = _pattern_keys(old), _pattern_keys(new)
+    return PatternChange(added=sorted(b - a), removed=sorted(a - b))
+
+
+def compile_bytes(path: Path, data: bytes, options: CompileOptions | None = None,
+                  token_counter: TokenCounter | None = None, max_bytes: int = MAX_SOURCE_BYTES) -> CompileResult:
+    """Compile one file's content. Raises CompileError (file:line:col) for input that cannot be read."""
+    if len(data) > max_bytes:
+        raise CompileError(str(path), 1, 1,
+                           f"file is {len(data) / 1e6:.1f} MB, over the {max_bytes / 1e6:.1f} MB limit for agent files")
+    source = decode_source(data, str(path))
+    return compile_source(source, str(path), token_counter, options=options)
+
+
+def compile_file(path: Path, options: CompileOptions | None = None, token_counter: TokenCounter | None = None,
+                 max_bytes: int = MAX_SOURCE_BYTES) -> CompileResult:
+    """Read and compile one file. Raises CompileError or OSError."""
+    size = path.stat().st_size
+    if size > max_bytes:  # refuse before reading a huge file into memory
+        raise CompileError(str(path), 1, 1,
+                           f"file is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.1f} MB limit for agent files")
+    return compile_bytes(path, path.read_bytes(), options, token_counter, max_bytes)
+
+
+def expand(paths: list[Path]) -> list[Path]:
+    """Files as given, directories as the `.py` files under them (sorted)."""
+    out: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            out.extend(sorted(q for q in p.rglob("*.py") if q.is_file()))
+        else:
+            out.append(p)
+    return out
+
+
+class AgentWatcher:
+    def __init__(self, paths: list[Path], options: CompileOptions | None = None,
+                 token_counter: TokenCounter | None = None, debounce_ms: int = 200,
+                 compile_fn: Callable[[Path, bytes], CompileResult] | None = None) -> None:
+        self.roots = [p.resolve() for p in paths]
+        self.options = options
+        self.token_counter = token_counter
+        self.debounce_ms = debounce_ms
+        self._compile = compile_fn or (lambda p, d: compile_bytes(p, d, self.options, self.token_counter))
+        self.hashes: dict[Path, str] = {}
+        self.results: dict[Path, CompileResult] = {}
+
+    def _wanted(self, path: Path) -> bool:
+        if path.suffix != ".py":
+            return False
+        return any(path == r or (r.is_dir() and r in path.parents) for r in self.roots)
+
+    async def _compile_path(self, path: Path, initial: bool) -> CompileEvent | None:
+        try:
+            data = await asyncio.to_thread(path.read_bytes)
+        except OSError as exc:
+            return CompileEvent(path, self.results.get(path), f"{path}: cannot read: {exc.strerror or exc}")
+        digest = hashlib.sha256(data).hexdigest()
+        if not initial and self.hashes.get(path) == digest:
+            return None  # touched, not changed
+        self.hashes[path] = digest
+        started = time.perf_counter()
+        try:
+            result = await asyncio.to_thread(self._compile, path, data)
+        except CompileError as exc:
+            return CompileEvent(path, self.results.get(path), str(exc), initial=initial)
+        except OSError as exc:
+            return CompileEvent(path, self.results.get(path), f"{path}: cannot read: {exc.strerror or exc}")
+        elapsed = (time.perf_counter() - started) * 1000
+        change = diff_patterns(self.results.get(path), result)
+        self.results[path] = result
+        return CompileEvent(path, result, None, change, elapsed, initial)
+
+    async def events(self, stop_event: asyncio.Event | None = None) -> AsyncIterator[CompileEvent]:
+        for path in expand(self.roots):
+            event = await self._compile_path(path, initial=True)
+            if event is not None:
+                yield event
+        # Watch directories, not files: editors replace files by rename, which ends a watch on the file.
+        dirs = sorted({r if r.is_dir() else r.parent for r in self.roots})
+        async for changes in awatch(*dirs, debounce=self.debounce_ms, stop_event=stop_event,
+                                    watch_filter=lambda _c, p: self._wanted(Path(p)), step=20):
+            for path in sorted({Path(p) for _, p in changes}):
+                if not path.exists():
+                    if any(c == Change.deleted and Path(p) == path for c, p in changes):
+                        yield CompileEvent(path, self.results.get(path), f"{path}: deleted")
+                    continue
+                event = await self._compile_path(path, initial=False)
+                if event is not None:
+                    yield event
