@@ -1,58 +1,226 @@
-"""The Textual app. It embeds the daemon on its own event loop and only reads what the daemon publishes."""
+"""The Textual app: five live screens over one `DataSource`, with the daemon embedded.
+
+Data flow (one direction, as Harlequin and memray do it):
+  daemon tasks --publish--> Bus --(BusSource)--> pump worker --apply--> DaemonState
+  refresh timer (every REFRESH_S) --> the *active* screen's refresh_view(changed kinds)
+Collectors never touch widgets; the pump only updates plain data and marks what changed, so a
+burst of samples from 100 targets costs one redraw per tick (latest value wins), hidden screens
+cost nothing until shown, and nothing redraws while a modal (confirm, help) is open.
+Commands (approve, reject, ...) go back through `DataSource.send_command`, which in-process
+publishes on the bus; a future `--connect` swaps in an MQTT-backed source and nothing else.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import getpass
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import ClassVar
 
-from textual.app import App, ComposeResult
-from textual.binding import Binding
-from textual.containers import Vertical
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.app import App, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.screen import ModalScreen, Screen
 
+from charter_tui.datasource import BusSource, DataSource, ReadOnlyError
+from charter_tui.screens.agents import AgentsScreen
+from charter_tui.screens.base import ALL, ViewScreen
+from charter_tui.screens.bottlenecks import BottlenecksScreen
+from charter_tui.screens.cache import CacheScreen
+from charter_tui.screens.help import HelpScreen, binding_rows
+from charter_tui.screens.instance_detail import InstanceDetailScreen
+from charter_tui.screens.instances import InstancesScreen
+from charter_tui.screens.rollouts import MUTATING_ACTIONS, RolloutsScreen
+from charter_tui.screens.confirm import ConfirmScreen
+from charter_tui.state import DaemonState
+from charter_tui.widgets.topbar import SCREENS
+from daemon.bus import Event
+from daemon.models import Instance
 from daemon.config import LoadedConfig
 from daemon.service import DaemonService
+
+log = logging.getLogger(__name__)
+
+REFRESH_S = 0.25  # at most 4 redraws a second: live enough to read, cheap over SSH
+CLOCK_S = 1.0  # ages ("4s ago") move even when no event arrives
 
 
 class CharterApp(App[None]):
     TITLE = "charter-tui"
     CSS_PATH = "charter.tcss"
-    BINDINGS = [Binding("q", "quit", "Quit", id="quit")]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
+    MODES: ClassVar[dict[str, str | Callable[[], Screen]]] = {  # type: ignore[assignment]
+        "instances": InstancesScreen,
+        "agents": AgentsScreen,
+        "cache": CacheScreen,
+        "bottlenecks": BottlenecksScreen,
+        "rollouts": RolloutsScreen,
+    }
+    BINDINGS: ClassVar[list[BindingType]] = [
+        *(
+            Binding(key, f"show('{mode}')", label, id=f"screen.{mode}", show=False)
+            for mode, key, label in SCREENS
+        ),
+        Binding("question_mark", "help", "Help", id="help", key_display="?"),
+        Binding("colon", "command_palette", "Commands", id="palette", key_display=":"),
+        Binding("q", "quit", "Quit", id="quit"),
+    ]
+    # The help screen lists these classes' bindings, in this order.
+    HELP_SCOPES: ClassVar[tuple[tuple[str, type], ...]] = (
+        ("global", ViewScreen),
+        ("instances", InstancesScreen),
+        ("instance detail", InstanceDetailScreen),
+        ("rollouts", RolloutsScreen),
+        ("confirm dialog", ConfirmScreen),
+    )
 
-    def __init__(self, loaded: LoadedConfig, *, readonly: bool = False, embed_daemon: bool = True) -> None:
+    def __init__(
+        self,
+        loaded: LoadedConfig,
+        *,
+        readonly: bool = False,
+        embed_daemon: bool = True,
+        source: DataSource | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         super().__init__()
         self.loaded = loaded
         self.readonly = readonly
         self.embed_daemon = embed_daemon
+        self.clock = clock
         self.daemon = DaemonService(loaded)
+        self.state = DaemonState()
+        # Configured targets show at once (state UNKNOWN) instead of after the first poll.
+        for target in loaded.config.targets:
+            self.state.instances[target.name] = Instance(name=target.name, url=target.url, engine=target.engine)
+        # Subscribed now, before the daemon starts, so its first events are not missed.
+        self.source: DataSource = source or BusSource(
+            self.daemon.bus,
+            lambda: self.daemon.store,
+            readonly=readonly,
+            ready=self.daemon.ready if embed_daemon else None,
+        )
+        self.source.readonly = readonly
+        self.watch_paths = list(loaded.config.watch.paths)
+        self.keymap = dict(loaded.config.keymap.bindings)
+        self.sent_commands: dict[int, tuple[str, float]] = {}
+        self._dirty: set[str] = set()
         self._stop = asyncio.Event()
+        self.snapshot_loaded = asyncio.Event()
 
-    def compose(self) -> ComposeResult:
-        yield Header()
-        with Vertical(id="main"):
-            yield Static("Targets", classes="section-title")
-            yield DataTable(id="targets", cursor_type="row")
-            yield Static("Watched agent files", classes="section-title")
-            yield DataTable(id="watched", cursor_type="row")
-        yield Footer()
-
+    # --- start and stop ------------------------------------------------------------------------
     def on_mount(self) -> None:
+        if self.keymap:
+            self.set_keymap(self.keymap)
         self.sub_title = "read-only" if self.readonly else self.loaded.database_url
-        targets = self.query_one("#targets", DataTable)
-        targets.add_columns("name", "engine", "url")
-        for t in self.loaded.config.targets:
-            targets.add_row(t.name, t.engine, t.url, key=t.name)
-        if not self.loaded.config.targets:
-            targets.add_row("(no targets configured)", "", "`charter-tui config path`")
-        watched = self.query_one("#watched", DataTable)
-        watched.add_columns("path")
-        for path in self.loaded.config.watch.paths:
-            watched.add_row(path, key=path)
-        if not self.loaded.config.watch.paths:
-            watched.add_row("(no watch paths configured)")
         if self.embed_daemon:
-            self.run_worker(self.daemon.run(self._stop), name="daemon", exit_on_error=False)
+            self.run_worker(self.daemon.run(self._stop), name="daemon", group="daemon", exit_on_error=False)
+        self.run_worker(self._pump(), name="pump", group="pump", exit_on_error=False)
+        self.set_interval(REFRESH_S, self._flush, name="refresh")
+        self.set_interval(CLOCK_S, self._tick, name="clock")
+        self.switch_mode("instances")
+
+    async def _pump(self) -> None:
+        """Fill the state: the start-up snapshot first, then live events for as long as we run."""
+        for event in await self.source.snapshot():
+            self._apply(event)
+        self.snapshot_loaded.set()
+        async for event in self.source.events():
+            self._apply(event)
+
+    def _apply(self, event: Event) -> None:
+        try:
+            kind = self.state.apply(event)
+        except Exception:  # one malformed payload must not stop the live view
+            log.exception("could not apply %s", event.topic)
+            return
+        if kind is not None:
+            self._dirty.add(kind)
+
+    def _tick(self) -> None:
+        self._dirty.add("clock")
+
+    def _flush(self) -> None:
+        """Redraw the active screen with what changed since the last flush (if it can be seen)."""
+        if not self._dirty:
+            return
+        screen = self.screen
+        if isinstance(screen, ModalScreen):
+            return  # paused while the user reads a dialog; the screen redraws fully on resume
+        changed, self._dirty = self._dirty, set()
+        if isinstance(screen, ViewScreen) and screen.is_mounted:
+            screen.refresh_view(changed)
+
+    def flush_now(self) -> None:
+        """Redraw the active screen with everything (tests and benchmarks call this to settle)."""
+        self._dirty |= set(ALL)
+        self._flush()
 
     async def action_quit(self) -> None:
         self._stop.set()
-        await self.workers.wait_for_complete()
+        self.source.close()
+        if self.embed_daemon:
+            await self.workers.wait_for_complete(
+                [w for w in self.workers if w.group == "daemon"]
+            )
         self.exit()
+
+    # --- navigation -------------------------------------------------------------------------------
+    def action_show(self, mode: str) -> None:
+        if self.current_mode != mode:
+            self.switch_mode(mode)
+
+    def action_help(self) -> None:
+        readonly_ids = (
+            {f"rollouts.{a}" for a in MUTATING_ACTIONS} if self.readonly else set()
+        )
+        scopes: list[tuple[str, Iterable[Binding]]] = [("app", _bindings(self.BINDINGS))]
+        scopes += [(name, _bindings(cls.__dict__.get("BINDINGS", []))) for name, cls in self.HELP_SCOPES]
+        self.push_screen(HelpScreen(binding_rows(scopes, self.keymap, readonly_ids)))
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        for mode, key, label in SCREENS:
+            yield SystemCommand(f"{label} screen", f"show the {label} screen (key {key})",
+                                lambda m=mode: self.action_show(m))
+        yield SystemCommand("Help: keys", "every key binding and its id", self.action_help)
+        if isinstance(screen, ViewScreen):
+            yield SystemCommand("Filter", "filter the rows of this screen (/)", screen.action_filter)
+        if isinstance(screen, RolloutsScreen) and not self.readonly:
+            for action, label in (("approve", "Approve"), ("reject", "Reject"),
+                                  ("rollback", "Roll back"), ("pause", "Pause/resume")):
+                if screen.check_action(action, ()):
+                    yield SystemCommand(f"{label} the selected rollout", "asks y/n first" if action != "pause"
+                                        else "", getattr(screen, f"action_{action}"))
+        yield from super().get_system_commands(screen)
+
+    # --- commands -------------------------------------------------------------------------------
+    def send_rollout_command(self, rollout_id: int, action: str) -> None:
+        self.run_worker(self._send(rollout_id, action), group="commands", exit_on_error=False)
+
+    async def _send(self, rollout_id: int, action: str) -> None:
+        try:
+            await self.source.send_command(rollout_id, action, actor=_actor(), comment="from charter-tui")
+        except ReadOnlyError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self.sent_commands[rollout_id] = (action, self.clock())
+        self.notify(f"{action} sent for rollout #{rollout_id}", timeout=4)
+        self._dirty.add("rollout")
+
+
+def _bindings(items: Iterable[BindingType]) -> list[Binding]:
+    out = []
+    for b in items:
+        if isinstance(b, Binding):
+            out.append(b)
+        else:
+            out.append(Binding(*b))
+    return out
+
+
+def _actor() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (containers): still attribute it to the TUI
+        return "charter-tui"

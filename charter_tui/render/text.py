@@ -1,0 +1,153 @@
+"""Prompts with their static/dynamic segments coloured, unified diffs, config-change diffs,
+cache plans and evidence dicts, as Rich `Text`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from rich.text import Text
+
+from compiler.model import CachePlan, CallSite, CompileResult
+from charter_tui.render.numbers import percent
+
+STATIC_STYLE = "green"
+DYNAMIC_STYLE = "bold black on yellow"
+VOLATILE_STYLE = "bold white on red"  # clock/uuid/random: never cacheable, worst as a prefix
+SYNTHETIC_STYLE = "dim italic"
+
+
+def prompt(call: CallSite, limit: int = 400) -> Text:
+    """The call's prompt in model order: static text green, dynamic `{names}` highlighted.
+
+    Long static text is cut in the middle (head … tail): the reader needs to see where the
+    dynamic parts sit, not every word of a 2,000-token system prompt.
+    """
+    out = Text()
+    share = call.static_prefix_tokens / call.prompt_tokens if call.prompt_tokens else 0.0
+    out.append(f"{call.id} {call.function}:{call.line}  ", style="bold")
+    out.append(f"{call.prompt_tokens} tok, static prefix {call.static_prefix_tokens} ({percent(share)})\n",
+               style="dim")
+    role = None
+    for seg in call.segments:
+        if seg.role and seg.role != role:
+            role = seg.role
+            out.append(f"\n{role}: ", style="bold magenta")
+        if seg.kind == "static":
+            text = seg.text if len(seg.text) <= limit else seg.text[: limit // 2] + " … " + seg.text[-limit // 2 :]
+            out.append(text, style=SYNTHETIC_STYLE if seg.synthetic else STATIC_STYLE)
+        else:
+            style = VOLATILE_STYLE if seg.source is not None and seg.source.value == "volatile" else DYNAMIC_STYLE
+            out.append(seg.text or "{" + (seg.name or "?") + "}", style=style)
+            if seg.source is not None:
+                out.append(f"({seg.source.value}~{seg.tokens})", style="dim")
+        out.append(" ")
+    out.rstrip()
+    return out
+
+
+def unified_diff(diff: str) -> Text:
+    out = Text()
+    for line in diff.splitlines():
+        if line.startswith(("+++", "---")):
+            style = "bold"
+        elif line.startswith("+"):
+            style = "green"
+        elif line.startswith("-"):
+            style = "red"
+        elif line.startswith("@@"):
+            style = "cyan"
+        else:
+            style = ""
+        out.append(line + "\n", style=style)
+    out.rstrip()
+    return out
+
+
+def _fmt(v: Any) -> str:
+    return v if isinstance(v, str) else json.dumps(v, sort_keys=True)
+
+
+def config_changes(changes: Iterable[Mapping[str, Any]], previous: Mapping[str, Any] | None = None) -> Text:
+    """A rollout's changes as a diff, current -> proposed, grouped by target.
+
+    Change dicts name the setting as `key` (or `name`/`setting`), the current value as
+    `from`/`current`/`old` (falling back to the rollout's `previous_config`) and the proposed one as
+    `to`/`proposed`/`new`/`value`.
+    """
+    out = Text()
+    previous = previous or {}
+    last_target = None
+    for ch in changes:
+        target = ch.get("target")
+        if target and target != last_target:
+            out.append(f"@@ {target}\n", style="cyan")
+            last_target = target
+        key = ch.get("key") or ch.get("name") or ch.get("setting") or "?"
+        old = next((ch[k] for k in ("from", "current", "old") if k in ch), previous.get(key))
+        new = next((ch[k] for k in ("to", "proposed", "new", "value") if k in ch), None)
+        out.append(f"- {key} = {_fmt(old) if old is not None else '(unset)'}\n", style="red")
+        out.append(f"+ {key} = {_fmt(new) if new is not None else '(unset)'}\n", style="green")
+    out.rstrip()
+    return out or Text("(no changes listed)", style="dim")
+
+
+def key_values(d: Mapping[str, Any], indent: int = 0) -> Text:
+    """Evidence and detail dicts as aligned `key  value` lines (nested dicts indented)."""
+    out = Text()
+    if not d:
+        return Text("(none)", style="dim")
+    width = max(len(str(k)) for k in d)
+    for k, v in d.items():
+        out.append(" " * indent + str(k).ljust(width) + "  ", style="bold")
+        if isinstance(v, Mapping):
+            out.append("\n")
+            out.append_text(key_values(v, indent + 2))
+        elif isinstance(v, list):
+            out.append("; ".join(_fmt(x) for x in v))
+        elif isinstance(v, float):
+            out.append(f"{v:.4g}")
+        else:
+            out.append(_fmt(v))
+        out.append("\n")
+    out.rstrip()
+    return out
+
+
+def cache_plan(plan: CachePlan) -> Text:
+    out = Text()
+    out.append(f"engine {plan.engine}\n", style="bold")
+    for b in plan.block_shares:
+        after = f" -> {percent(b.hit_share_after_fixes)} after fixes" if b.hit_share_after_fixes is not None else ""
+        out.append(f"  block {b.block_size:>3}: ceiling {percent(b.hit_share)} "
+                   f"({b.cached_tokens}/{b.prompt_tokens} tok){after}\n")
+    for w in plan.warmups:
+        out.append(f"  warm-up before {w.before_call}: {w.prefix_tokens} tok — {w.reason}\n", style="cyan")
+    for st in plan.schedule:
+        mode = "concurrent" if st.concurrent else "serial"
+        out.append(f"  stage {st.stage}: {', '.join(st.calls)} ({mode}) {st.note}\n")
+    for s in plan.settings:
+        out.append(f"  {s.where} {s.name}={s.value} ({s.applies}): {s.reason}\n", style="yellow")
+    for r in plan.retention:
+        out.append(f"  retain tokens {r.token_start}-{r.token_end} prio {r.priority} for {', '.join(r.calls)}\n")
+    for a in plan.assumptions:
+        out.append(f"  assumes: {a}\n", style="dim")
+    out.rstrip()
+    return out
+
+
+def fixes(result: CompileResult) -> Text:
+    if not result.fixes:
+        return Text("no restructuring needed", style="dim")
+    out = Text()
+    for fx in result.fixes:
+        out.append(f"{fx.pattern.value} ({', '.join(fx.calls)}): {fx.description}\n", style="bold")
+        out.append(f"cacheable share {percent(fx.cacheable_share_before)} -> {percent(fx.cacheable_share_after)}\n",
+                   style="green")
+        if fx.warning:
+            out.append(f"warning: {fx.warning}\n", style="yellow")
+        out.append_text(unified_diff(fx.diff) if fx.diff else Text("(manual rewrite)", style="dim"))
+        out.append("\n")
+    out.rstrip()
+    return out

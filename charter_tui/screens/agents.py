@@ -1,0 +1,220 @@
+"""Screen 2, Agents: watched files, the selected file's call DAG, a call's prompt, the cache plan
+and the restructuring diff.
+
+The DAG comes from the last *successful* compile: while the file on disk has a syntax error the
+screen shows the error's position in a red banner above the last good graph, so the picture a
+user is working from does not vanish mid-edit.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import DataTable, Static
+
+from charter_tui.render import numbers
+from charter_tui.render import text as render_text
+from charter_tui.render.dag import BADGES, badges_by_call, legend, render_dag
+from charter_tui.screens.base import ViewScreen
+from charter_tui.state import CompileView
+from charter_tui.widgets.filterbar import matches
+from charter_tui.widgets.tables import selected_key, sync_rows
+from compiler.model import CompileResult
+
+_POSITION = re.compile(r"line (\d+)(?:,? col(?:umn)? (\d+))?")
+
+
+def parse_result(view: CompileView | None) -> CompileResult | None:
+    """The last good compile's result as the compiler's model (None if it never compiled)."""
+    if view is None or view.last_good is None or not view.last_good.result:
+        return None
+    try:
+        return CompileResult.model_validate(view.last_good.result)
+    except ValueError:  # a result from a newer compiler schema: show the file, not a crash
+        return None
+
+
+def error_position(error: str) -> str:
+    m = _POSITION.search(error)
+    if not m:
+        return ""
+    return f"line {m.group(1)}" + (f", col {m.group(2)}" if m.group(2) else "")
+
+
+def watched_paths(configured: list[str]) -> list[str]:
+    """Configured watch paths expanded to the .py files under them (before their first compile)."""
+    out: list[str] = []
+    for p in configured:
+        path = Path(p).expanduser()
+        if path.is_dir():
+            out += [str(f) for f in sorted(path.rglob("*.py")) if "__pycache__" not in f.parts]
+        elif path.suffix == ".py":
+            out.append(str(path))
+    return out
+
+
+class AgentsScreen(ViewScreen):
+    MODE = "agents"
+    WATCHES = frozenset({"compile"})
+    WATCH_RESCAN_S = 10.0
+
+    def compose_body(self) -> ComposeResult:
+        with Horizontal(id="body"):
+            with Vertical(id="agents-left"):
+                yield DataTable(id="files", cursor_type="row")
+                yield DataTable(id="calls", cursor_type="row")
+            with VerticalScroll(id="agent-detail"):
+                yield Static(id="compile-status")
+                yield Static("DAG", classes="section-title")
+                with VerticalScroll(id="dag-scroll"):
+                    yield Static(id="dag", expand=False, shrink=False)
+                yield Static(id="legend")
+                yield Static("Prompt", classes="section-title")
+                yield Static(id="prompt")
+                yield Static("Cache plan", classes="section-title")
+                yield Static(id="plan")
+                yield Static("Restructuring", classes="section-title")
+                yield Static(id="fixes")
+
+    def on_mount(self) -> None:
+        files = self.query_one("#files", DataTable)
+        files.add_column("file", key="file")
+        files.add_column("status", key="status")
+        files.add_column("calls", key="calls")
+        files.add_column("patterns", key="patterns")
+        calls = self.query_one("#calls", DataTable)
+        calls.add_column("call", key="call")
+        calls.add_column("where", key="where")
+        calls.add_column("tok", key="tok")
+        calls.add_column("static", key="static")
+        files.focus()
+        self._drawn: tuple[str | None, str | None, float | None, str | None] | None = None
+
+    def _paths(self) -> list[str]:
+        # Files not compiled yet are listed too (as "waiting"); the directory scan is cached
+        # because draw() runs several times a second.
+        now = time.monotonic()
+        if now - getattr(self, "_scanned_at", -1e9) > self.WATCH_RESCAN_S:
+            self._scanned_at = now
+            self._scanned = watched_paths(self.charter.watch_paths)
+        compiled = list(self.charter.state.compiles)
+        extra = [p for p in self._scanned if p not in self.charter.state.compiles]
+        return sorted(compiled) + extra
+
+    def draw(self, changed: set[str] | frozenset[str]) -> None:
+        state = self.charter.state
+        files = self.query_one("#files", DataTable)
+        rows = []
+        for path in self._paths():
+            view = state.compiles.get(path)
+            name = Path(path).name
+            if not matches(self.filter_text, path):
+                continue
+            if view is None:
+                rows.append((path, [name, Text("waiting", style="dim"), "-", "-"]))
+                continue
+            result = parse_result(view)
+            if view.latest.ok:
+                status = Text("✓ ok", style="green")
+            else:
+                status = Text(f"✗ {error_position(view.latest.error or '') or 'error'}", style="bold red")
+            n_calls = str(len(result.calls)) if result else "-"
+            pats = " ".join(sorted({BADGES.get(f.kind, f.kind.value[:3]) for f in result.patterns})) if result else "-"
+            anti = bool(result and any(f.anti_pattern for f in result.patterns))
+            rows.append((path, [name, status, n_calls, Text(pats, style="red" if anti else "")]))
+        sync_rows(files, rows)
+        self._draw_file()
+
+    @on(DataTable.RowHighlighted, "#files")
+    def _file_highlighted(self) -> None:
+        self._draw_file()
+
+    @on(DataTable.RowHighlighted, "#calls")
+    def _call_highlighted(self) -> None:
+        self._draw_file()
+
+    def selected_path(self) -> str | None:
+        return selected_key(self.query_one("#files", DataTable))
+
+    def _draw_file(self) -> None:
+        path = self.selected_path()
+        view = self.charter.state.compiles.get(path) if path else None
+        result = parse_result(view)
+        calls_table = self.query_one("#calls", DataTable)
+        status = self.query_one("#compile-status", Static)
+        if path is None:
+            status.update(Text("No watched agent files. Add paths to [watch] in the config.", style="dim"))
+            self._clear_detail()
+            sync_rows(calls_table, [])
+            return
+        header = Text(path, style="bold")
+        if view is None:
+            header.append("\nnot compiled yet", style="dim")
+        else:
+            header.append(f"  compiled {numbers.clock(view.latest.compiled_at)} UTC", style="dim")
+            if not view.latest.ok:
+                header.append("\n")
+                pos = error_position(view.latest.error or "")
+                header.append(f" ✗ {pos or 'error'}: {view.latest.error} ", style="bold white on red")
+                if result is not None:
+                    header.append(
+                        f"\n showing the last good compile ({numbers.clock(view.last_good.compiled_at)} UTC)",
+                        style="yellow",
+                    )
+        if result is not None:
+            est = result.estimates
+            header.append(
+                f"\n{len(result.calls)} calls · {est.prompt_tokens_total} prompt tok "
+                f"({est.static_tokens_total} static) · {est.tokenizer}",
+                style="dim",
+            )
+        status.update(header)
+        if result is None:
+            self._clear_detail()
+            sync_rows(calls_table, [])
+            return
+
+        badges = badges_by_call(result)
+        call_rows = []
+        for c in result.calls:
+            share = c.static_prefix_tokens / c.prompt_tokens if c.prompt_tokens else 0.0
+            label = Text(c.id, style="bold")
+            if any(b.startswith("!") for b in badges.get(c.id, [])):
+                label.append(" !", style="bold red")
+            call_rows.append((c.id, [label, f"{c.function.rsplit('.', 1)[-1]}:{c.line}", str(c.prompt_tokens),
+                                     numbers.percent(share)]))
+        sync_rows(calls_table, call_rows)
+        call_id = selected_key(calls_table)
+        key = (path, call_id, view.last_good.compiled_at if view and view.last_good else None,
+               view.latest.content_hash if view else None)
+        if key == self._drawn:
+            return  # the DAG is the costliest thing here; skip it when nothing it shows changed
+        self._drawn = key
+        self.query_one("#dag", Static).update(render_dag(result, call_id))
+        self.query_one("#legend", Static).update(legend(result))
+        try:
+            call = result.call(call_id) if call_id else None
+        except KeyError:
+            call = None
+        prompt = render_text.prompt(call) if call else Text("select a call", style="dim")
+        if call is not None:
+            inputs = [f"{e.source}→{','.join(e.variables)}" for e in result.edges if e.target == call.id]
+            if inputs:
+                prompt.append("\ninputs: " + "  ".join(inputs), style="cyan")
+            for f in result.patterns:
+                if call.id in f.calls:
+                    prompt.append(f"\n[{f.kind.value}] {f.message}", style="red" if f.anti_pattern else "green")
+        self.query_one("#prompt", Static).update(prompt)
+        self.query_one("#plan", Static).update(render_text.cache_plan(result.plan))
+        self.query_one("#fixes", Static).update(render_text.fixes(result))
+
+    def _clear_detail(self) -> None:
+        self._drawn = None
+        for wid in ("#dag", "#legend", "#prompt", "#plan", "#fixes"):
+            self.query_one(wid, Static).update("")

@@ -1,0 +1,109 @@
+"""What every live screen shares: the top bar, the footer, the `/` filter and `esc` back.
+
+A `ViewScreen` draws itself from `app.state` in `refresh_view(changed)`. The app calls it only
+for the active screen, at most a few times a second, and not while a modal is open; when a
+screen comes back into view (`on_screen_resume`) it redraws everything, since it skipped the
+updates it could not be seen for.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Input
+
+from charter_tui.widgets.filterbar import FilterBar
+from charter_tui.widgets.topbar import TopBar
+
+if TYPE_CHECKING:
+    from charter_tui.app import CharterApp
+
+ALL = frozenset({"instance", "sample", "bottleneck", "compile", "recommendation", "rollout", "audit", "daemon", "clock"})
+
+
+class ViewScreen(Screen[None]):
+    MODE: ClassVar[str] = ""
+    TITLE_TEXT: ClassVar[str] = ""
+    # Kinds of state this screen shows; other changes do not redraw it.
+    WATCHES: ClassVar[frozenset[str]] = ALL
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("slash", "filter", "Filter", id="filter", key_display="/"),
+        Binding("escape", "back", "Back", id="back", key_display="esc"),
+    ]
+
+    filter_text: str = ""
+
+    @property
+    def charter(self) -> CharterApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield TopBar(id="topbar")
+        yield FilterBar()
+        yield from self.compose_body()
+        yield Footer()
+
+    def compose_body(self) -> ComposeResult:
+        raise NotImplementedError
+
+    # --- drawing ------------------------------------------------------------------------------
+    def refresh_view(self, changed: set[str] | frozenset[str]) -> None:
+        """Redraw the parts showing `changed` kinds of state (ALL after a resume)."""
+        self.draw_topbar()
+        if changed & self.WATCHES:
+            with self.app.batch_update():
+                self.draw(changed)
+
+    def draw(self, changed: set[str] | frozenset[str]) -> None:
+        raise NotImplementedError
+
+    def draw_topbar(self) -> None:
+        state = self.charter.state
+        counts = {
+            "rollouts": sum(1 for r in state.pending_rollouts() if r.state == "PENDING_APPROVAL"),
+            "bottlenecks": sum(1 for b in state.bottlenecks.values() if b.active),
+        }
+        up = sum(1 for i in state.instances.values() if i.state.value == "UP")
+        status = f"● {up}/{len(state.instances)} up" if state.daemon_status != "error" else "▲ daemon error"
+        self.query_one(TopBar).render_bar(self.MODE, status, self.charter.readonly, counts)
+
+    def on_screen_resume(self) -> None:
+        self.refresh_view(ALL)
+
+    def on_resize(self) -> None:
+        self.refresh_view(ALL)
+
+    # --- filter and back ------------------------------------------------------------------------
+    def action_filter(self) -> None:
+        bar = self.query_one(FilterBar)
+        bar.add_class("-active")
+        bar.focus()
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.filter_text = event.value.strip()
+        self.refresh_view(ALL)
+
+    @on(Input.Submitted, "#filter")
+    def _filter_submitted(self) -> None:
+        self.focus_main()
+
+    def action_back(self) -> None:
+        bar = self.query_one(FilterBar)
+        if bar.has_class("-active") or self.filter_text:
+            bar.value = ""
+            self.filter_text = ""
+            bar.remove_class("-active")
+            self.focus_main()
+            self.refresh_view(ALL)
+        elif len(self.app.screen_stack) > 1:
+            self.app.pop_screen()
+
+    def focus_main(self) -> None:
+        tables = list(self.query(DataTable))
+        if tables:
+            tables[0].focus()

@@ -1,0 +1,141 @@
+"""Screen 3, Cache: measured prefix-cache hit rate per target over time, next to the ceiling the
+compiler computed for the watched agents (`plan.block_shares`).
+
+The ceiling is the best hit share the agents' prompts allow at the engine's block size; a target
+far below it has a serving problem (cache too small, eviction, routing), one at it needs the
+restructuring on screen 2 ("after fixes") to go higher.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import DataTable, Static
+
+from charter_tui.render import numbers
+from charter_tui.render.plot import plot, sparkline
+from charter_tui.screens.agents import parse_result
+from charter_tui.screens.base import ViewScreen
+from charter_tui.widgets.filterbar import matches
+from charter_tui.widgets.tables import selected_key, sync_rows
+from compiler.model import BlockShare, CompileResult
+
+# The compiler plans for these engines; a target's engine maps onto one of them.
+PLAN_ENGINE = {"vllm": "vllm", "triton": "trtllm", "trtllm": "trtllm", "sglang": "sglang"}
+
+
+def mean(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return sum(known) / len(known) if known else None
+
+
+def ceiling_for(engine: str, block_size: int | None, results: dict[str, CompileResult]) -> tuple[BlockShare, str] | None:
+    """The highest agent ceiling for the target's engine, at its block size when known."""
+    plan_engine = PLAN_ENGINE.get(engine)
+    best: tuple[BlockShare, str] | None = None
+    for path, result in results.items():
+        shares = [b for b in result.plan.block_shares if b.engine == plan_engine]
+        if block_size is not None:
+            shares = [b for b in shares if b.block_size == block_size] or shares
+        for b in shares[:1] if block_size is None else shares:
+            if best is None or b.hit_share > best[0].hit_share:
+                best = (b, path)
+    return best
+
+
+class CacheScreen(ViewScreen):
+    MODE = "cache"
+    WATCHES = frozenset({"instance", "sample", "compile"})
+
+    def compose_body(self) -> ComposeResult:
+        with Vertical(id="body"):
+            yield Static("Targets: measured prefix-cache hit rate vs the compiler's ceiling", classes="section-title")
+            yield DataTable(id="cache-targets", cursor_type="row")
+            yield Static(id="cache-plot", classes="panel")
+            yield Static("Agents: reachable hit share by block size", classes="section-title")
+            yield DataTable(id="cache-agents", cursor_type="row")
+
+    def on_mount(self) -> None:
+        t = self.query_one("#cache-targets", DataTable)
+        for label, key in (("target", "t"), ("engine", "e"), ("hit now", "now"), ("5m mean", "mean"),
+                           ("ceiling", "ceil"), ("gap", "gap"), ("trend", "trend")):
+            t.add_column(label, key=key)
+        a = self.query_one("#cache-agents", DataTable)
+        for label, key in (("agent", "a"), ("engine", "e"), ("block", "b"), ("ceiling", "c"),
+                           ("after fixes", "f"), ("cached/prompt tok", "tok")):
+            a.add_column(label, key=key)
+        t.focus()
+
+    def _results(self) -> dict[str, CompileResult]:
+        out = {}
+        for path, view in self.charter.state.compiles.items():
+            result = parse_result(view)
+            if result is not None:
+                out[path] = result
+        return out
+
+    def draw(self, changed: set[str] | frozenset[str]) -> None:
+        state = self.charter.state
+        now = self.charter.clock()
+        results = self._results()
+        rows = []
+        for name in state.instance_names():
+            inst = state.instances.get(name)
+            engine = inst.engine if inst else (state.latest[name].engine if name in state.latest else "?")
+            if not matches(self.filter_text, name, engine):
+                continue
+            series = state.series.get(name)
+            values = series.column("prefix_hit_rate") if series else []
+            recent = series.column("prefix_hit_rate", since=now - 300) if series else []
+            current = numbers.last_known(values)
+            block = (inst.info or {}).get("block_size") if inst else None
+            ceil = ceiling_for(engine, block if isinstance(block, int) else None, results)
+            gap = Text("-")
+            if ceil is not None and current is not None:
+                d = current - ceil[0].hit_share
+                gap = Text(f"{d * 100:+.0f}pt", style="green" if d >= -0.05 else "yellow" if d >= -0.2 else "red")
+            ceil_cell = f"{numbers.percent(ceil[0].hit_share)} b{ceil[0].block_size}" if ceil else "-"
+            rows.append((name, [Text(name, style="bold"), engine, numbers.percent(current),
+                                numbers.percent(mean(recent)), ceil_cell, gap,
+                                Text(sparkline(values, 16, lo=0.0, hi=1.0), style="cyan")]))
+        sync_rows(self.query_one("#cache-targets", DataTable), rows)
+
+        arows = []
+        for path, result in sorted(results.items()):
+            if not matches(self.filter_text, path):
+                continue
+            for b in result.plan.block_shares:
+                arows.append((f"{path}#{b.engine}{b.block_size}", [
+                    Path(path).name, b.engine, str(b.block_size), numbers.percent(b.hit_share),
+                    numbers.percent(b.hit_share_after_fixes), f"{b.cached_tokens}/{b.prompt_tokens}"]))
+        sync_rows(self.query_one("#cache-agents", DataTable), arows)
+        self._draw_plot()
+
+    @on(DataTable.RowHighlighted, "#cache-targets")
+    def _highlighted(self) -> None:
+        self._draw_plot()
+
+    def _draw_plot(self) -> None:
+        panel = self.query_one("#cache-plot", Static)
+        name = selected_key(self.query_one("#cache-targets", DataTable))
+        state = self.charter.state
+        if name is None:
+            panel.update(Text("no targets", style="dim"))
+            return
+        series = state.series.get(name)
+        values = series.column("prefix_hit_rate") if series else []
+        inst = state.instances.get(name)
+        ceil = ceiling_for(inst.engine if inst else "?", None, self._results())
+        title = Text(f"{name} hit rate, last {len(values)} polls", style="bold")
+        if ceil is not None:
+            title.append("   ╌ ceiling ", style="bold magenta")
+            title.append(f"{numbers.percent(ceil[0].hit_share)} ({Path(ceil[1]).name}, block {ceil[0].block_size})")
+        width = max(20, (panel.size.width or self.size.width or 80) - 2)
+        height = 3 if (self.size.height or 24) < 40 else 8
+        body = plot(values, width, height, lo=0.0, hi=1.0, ceiling=ceil[0].hit_share if ceil else None,
+                    label=numbers.percent) if any(v is not None for v in values) else Text("no samples yet", style="dim")
+        panel.update(Text.assemble(title, "\n", body))

@@ -1,0 +1,156 @@
+"""Screen 1, Instances: one row per target, live; the highlighted one's sparklines below.
+
+Columns carry the latest value of each signal, and on wide terminals a small sparkline too;
+the panel under the table always shows the highlighted target's five sparklines at full width,
+so an 80-column terminal loses no information, only density. Enter opens the detail screen.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.widgets import DataTable, Static
+
+from charter_tui.render import numbers
+from charter_tui.render.plot import sparkline
+from charter_tui.screens.base import ViewScreen
+from charter_tui.state import LIVE_SIGNALS
+from charter_tui.widgets.filterbar import matches
+from charter_tui.widgets.tables import selected_key, sync_rows
+
+SIGNAL_LABELS = {
+    "ttft_p95_s": "TTFT p95",
+    "generation_tokens_per_s": "tok/s",
+    "kv_cache_usage": "KV",
+    "prefix_hit_rate": "hit",
+    "waiting": "queue",
+}
+# Fixed scales where the signal has one, so a sparkline at 40% looks like 40%, not "full".
+SIGNAL_RANGE: dict[str, tuple[float | None, float | None]] = {
+    "kv_cache_usage": (0.0, 1.0),
+    "prefix_hit_rate": (0.0, 1.0),
+}
+STATE_STYLE = {"UP": "bold green", "STALE": "bold yellow", "DOWN": "bold red", "UNKNOWN": "dim"}
+
+
+def state_badge(state: str) -> Text:
+    return Text(f"● {state}", style=STATE_STYLE.get(state, ""))
+
+
+def spark(values: list[float | None], name: str, width: int) -> str:
+    lo, hi = SIGNAL_RANGE.get(name, (None, None))
+    return sparkline(values, width, lo=lo, hi=hi)
+
+
+class InstancesScreen(ViewScreen):
+    MODE = "instances"
+    WATCHES = frozenset({"instance", "sample", "bottleneck", "clock"})
+    BINDINGS = [Binding("enter", "open_detail", "Detail", id="instances.detail", key_display="⏎")]
+
+    def compose_body(self) -> ComposeResult:
+        with Vertical(id="body"):
+            yield DataTable(id="instances", cursor_type="row", zebra_stripes=True)
+            yield Static(id="instance-panel", classes="panel")
+
+    def on_mount(self) -> None:
+        self.query_one("#instances", DataTable).focus()
+        self._columns_for: int | None = None
+
+    def _spark_width(self) -> int:
+        # Inline sparklines only where they fit beside every column (~120+ columns).
+        width = self.size.width or 80
+        return 0 if width < 120 else min(16, (width - 95) // 5)
+
+    def _ensure_columns(self, table: DataTable, spark_w: int) -> None:
+        if self._columns_for == spark_w:
+            return
+        keep = selected_key(table)
+        table.clear(columns=True)
+        table.add_column("target", key="target")
+        table.add_column("state", key="state")
+        table.add_column("engine", key="engine")
+        table.add_column("model", key="model")
+        for name in LIVE_SIGNALS:
+            table.add_column(SIGNAL_LABELS[name], key=name)
+        table.add_column("seen", key="seen")
+        self._columns_for = spark_w
+        self._restore = keep
+
+    def draw(self, changed: set[str] | frozenset[str]) -> None:
+        state = self.charter.state
+        now = self.charter.clock()
+        table = self.query_one("#instances", DataTable)
+        spark_w = self._spark_width()
+        self._ensure_columns(table, spark_w)
+        active = {b.instance for b in state.bottlenecks.values() if b.active}
+        rows = []
+        for name in state.instance_names():
+            inst = state.instances.get(name)
+            latest = state.latest.get(name)
+            series = state.series.get(name)
+            engine = (inst.engine if inst else None) or (latest.engine if latest else "?")
+            model = (inst.model if inst else None) or "-"
+            st = inst.state.value if inst else "UNKNOWN"
+            if not matches(self.filter_text, name, engine, model, st):
+                continue
+            label = Text(name, style="bold")
+            if name in active:
+                label.append(" ▲", style="bold red")  # an open bottleneck; details on screen 4
+            cells: list[str | Text] = [label, state_badge(st), engine, model]
+            for sig in LIVE_SIGNALS:
+                value = getattr(latest, sig) if latest else None
+                cell = Text(numbers.FORMATTERS[sig](value).rjust(6))
+                if spark_w and series:
+                    cell.append(" " + spark(series.column(sig), sig, spark_w), style="cyan")
+                cells.append(cell)
+            cells.append(numbers.age(inst.last_seen if inst else (latest.ts if latest else None), now))
+            rows.append((name, cells))
+        sync_rows(table, rows)
+        restore = getattr(self, "_restore", None)
+        if restore is not None and restore in [k for k, _ in rows]:
+            table.move_cursor(row=[k for k, _ in rows].index(restore), animate=False)
+            self._restore = None
+        self._draw_panel()
+
+    @on(DataTable.RowHighlighted, "#instances")
+    def _highlighted(self) -> None:
+        self._draw_panel()
+
+    def _draw_panel(self) -> None:
+        panel = self.query_one("#instance-panel", Static)
+        name = selected_key(self.query_one("#instances", DataTable))
+        state = self.charter.state
+        if name is None:
+            panel.update(Text("No targets yet. Add [[targets]] to the config (`charter-tui config path`).",
+                              style="dim"))
+            return
+        inst = state.instances.get(name)
+        series = state.series.get(name)
+        out = Text()
+        out.append(name, style="bold")
+        if inst is not None:
+            out.append(f"  {inst.url}  ", style="dim")
+            out.append_text(state_badge(inst.state.value))
+            if inst.state_reason:
+                out.append(f" ({inst.state_reason})", style="yellow")
+        width = max(10, (panel.size.width or self.size.width or 80) - 22)
+        for sig in LIVE_SIGNALS:
+            values = series.column(sig) if series else []
+            out.append(f"\n{SIGNAL_LABELS[sig]:<9}", style="bold")
+            out.append(f"{numbers.FORMATTERS[sig](numbers.last_known(values)):>7}  ")
+            out.append(spark(values, sig, width), style="cyan")
+        panel.update(out)
+
+    def action_open_detail(self) -> None:
+        name = selected_key(self.query_one("#instances", DataTable))
+        if name is not None:
+            from charter_tui.screens.instance_detail import InstanceDetailScreen
+
+            self.app.push_screen(InstanceDetailScreen(name))
+
+    @on(DataTable.RowSelected, "#instances")
+    def _selected(self) -> None:
+        self.action_open_detail()

@@ -1,0 +1,233 @@
+"""Screen 5, Rollouts: the approval queue, the history, and the selected rollout in full.
+
+Keys act on the highlighted rollout and are published as commands on the bus
+(`charter/v1/command/rollout/<id>`); the screen then shows the state the rollout manager
+reports back, never an optimistic guess. `a` approve and `r` reject ask y/n first (default no);
+`b` rollback asks too, since it restarts servers; `p` pause/resume is reversible and does not.
+A key that does not apply to the highlighted rollout is shown dimmed; in read-only mode all four
+are hidden and refused.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import DataTable, Static
+
+from charter_tui.render import numbers
+from charter_tui.render import text as render_text
+from charter_tui.screens.base import ViewScreen
+from charter_tui.screens.confirm import ConfirmScreen
+from charter_tui.state import PENDING_STATES, is_running
+from charter_tui.widgets.filterbar import matches
+from charter_tui.widgets.tables import selected_key, sync_rows
+from daemon.models import Rollout
+
+MUTATING_ACTIONS = frozenset({"approve", "reject", "rollback", "pause"})
+STATE_STYLE = {
+    "PENDING_APPROVAL": "bold black on yellow",
+    "PAUSED": "bold black on cyan",
+    "ROLLED_BACK": "bold white on red",
+    "FAILED": "bold white on red",
+    "REJECTED": "dim",
+    "COMPLETED": "bold green",
+    "SUCCEEDED": "bold green",
+    "DONE": "bold green",
+}
+
+
+def state_badge(state: str) -> Text:
+    return Text(f" {state} ", style=STATE_STYLE.get(state, "bold black on green"))
+
+
+def comparison(d: dict[str, Any]) -> Text:
+    """The canary's comparison: metric, baseline, canary and the relative change."""
+    if not d:
+        return Text("(no canary data yet)", style="dim")
+    rows = {k: v for k, v in d.items() if isinstance(v, dict) and "baseline" in v and "canary" in v}
+    if not rows:
+        return render_text.key_values(d)
+    width = max(len(k) for k in rows)
+    out = Text(f"{'metric'.ljust(width)}  {'baseline':>9}  {'canary':>9}  {'change':>7}\n", style="bold")
+    for k, v in rows.items():
+        base, can = v.get("baseline"), v.get("canary")
+        out.append(f"{k.ljust(width)}  {_num(base):>9}  {_num(can):>9}  ")
+        if isinstance(base, (int, float)) and isinstance(can, (int, float)) and base:
+            change = (can - base) / abs(base)
+            # Lower is better for latencies and queues, higher for throughput and hit rates.
+            better = change < 0 if any(t in k for t in ("ttft", "itl", "e2e", "queue", "latency", "wait")) else change > 0
+            out.append(f"{change * 100:+6.0f}%", style="green" if better else "red")
+        out.append("\n")
+    for k, v in d.items():
+        if k not in rows:
+            out.append(f"{k}: {v}\n", style="dim")
+    out.rstrip()
+    return out
+
+
+def _num(v: Any) -> str:
+    return f"{v:.3g}" if isinstance(v, (int, float)) else str(v)
+
+
+class RolloutsScreen(ViewScreen):
+    MODE = "rollouts"
+    WATCHES = frozenset({"rollout", "recommendation", "audit", "clock"})
+    BINDINGS = [
+        Binding("a", "approve", "Approve", id="rollouts.approve"),
+        Binding("r", "reject", "Reject", id="rollouts.reject"),
+        Binding("b", "rollback", "Rollback", id="rollouts.rollback"),
+        Binding("p", "pause", "Pause/resume", id="rollouts.pause"),
+    ]
+
+    def compose_body(self) -> ComposeResult:
+        with Horizontal(id="body"):
+            with Vertical(id="rollouts-left"):
+                yield Static("Queue (pending and running)", classes="section-title")
+                yield DataTable(id="queue", cursor_type="row")
+                yield Static("History", classes="section-title")
+                yield DataTable(id="history", cursor_type="row")
+            with VerticalScroll(id="rollout-detail"):
+                yield Static(id="rollout", classes="panel")
+
+    def on_mount(self) -> None:
+        for tid in ("queue", "history"):
+            t = self.query_one(f"#{tid}", DataTable)
+            t.add_column("#", key="id")
+            t.add_column("state", key="state")
+            t.add_column("title", key="title")
+            t.add_column("age", key="age")
+        self.query_one("#queue", DataTable).focus()
+        self._table = "queue"
+
+    def draw(self, changed: set[str] | frozenset[str]) -> None:
+        state = self.charter.state
+        now = self.charter.clock()
+        for tid, rollouts in (("queue", state.pending_rollouts()), ("history", state.rollout_history())):
+            rows = []
+            for ro in rollouts:
+                if not matches(self.filter_text, ro.title, ro.state, ro.id, *ro.targets):
+                    continue
+                rows.append((str(ro.id), [str(ro.id), state_badge(ro.state), ro.title,
+                                          numbers.age(ro.updated_at, now)]))
+            sync_rows(self.query_one(f"#{tid}", DataTable), rows)
+        self._draw_detail()
+
+    # --- selection ---------------------------------------------------------------------------
+    def selected(self) -> Rollout | None:
+        key = selected_key(self.query_one(f"#{getattr(self, '_table', 'queue')}", DataTable))
+        if key is None:
+            other = "history" if getattr(self, "_table", "queue") == "queue" else "queue"
+            key = selected_key(self.query_one(f"#{other}", DataTable))
+        return self.charter.state.rollouts.get(int(key)) if key else None
+
+    @on(DataTable.RowHighlighted)
+    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.data_table.id in ("queue", "history") and event.data_table.has_focus:
+            self._table = event.data_table.id
+        self._draw_detail()
+
+    def on_descendant_focus(self) -> None:
+        focused = self.focused
+        if isinstance(focused, DataTable) and focused.id in ("queue", "history"):
+            self._table = focused.id
+            self._draw_detail()
+
+    def _draw_detail(self) -> None:
+        self.refresh_bindings()  # which of a/r/b/p apply depends on the highlighted rollout
+        panel = self.query_one("#rollout", Static)
+        ro = self.selected()
+        if ro is None:
+            panel.update(Text("No rollouts. Proposals from screen 4 appear here for approval.", style="dim"))
+            return
+        state = self.charter.state
+        now = self.charter.clock()
+        out = Text(f"#{ro.id} {ro.title}\n", style="bold")
+        out.append_text(state_badge(ro.state))
+        out.append(f"  targets: {', '.join(ro.targets) or '-'}  created {numbers.clock(ro.created_at)} UTC"
+                   f"  updated {numbers.age(ro.updated_at, now)} ago\n", style="dim")
+        sent = self.charter.sent_commands.get(ro.id)
+        if sent and sent[1] >= ro.updated_at:
+            out.append(f"⏳ {sent[0]} sent; waiting for the rollout manager\n", style="yellow")
+        out.append("\nchanges (current -> proposed)\n", style="bold underline")
+        out.append_text(render_text.config_changes(ro.changes, ro.previous_config))
+        rec = state.recommendations.get(ro.recommendation_id) if ro.recommendation_id is not None else None
+        detail = rec.detail if rec else {}
+        impact = detail.get("impact") or detail.get("expected_impact") or ro.stage_detail.get("impact")
+        risks = detail.get("risks") or ro.stage_detail.get("risks")
+        out.append("\n\nexpected impact  ", style="bold")
+        out.append(str(impact) if impact else "-")
+        out.append("\nrisks            ", style="bold")
+        out.append("; ".join(map(str, risks)) if isinstance(risks, list) else (str(risks) if risks else "-"))
+        if ro.state not in PENDING_STATES:
+            out.append("\n\nstage\n", style="bold underline")
+            out.append_text(render_text.key_values(ro.stage_detail) if ro.stage_detail else Text(ro.state))
+            out.append("\n\ncanary comparison\n", style="bold underline")
+            out.append_text(comparison(ro.comparison))
+        out.append("\n\naudit log\n", style="bold underline")
+        events = state.audit_for("rollout", str(ro.id))
+        if not events:
+            out.append("(none yet)", style="dim")
+        for ev in events:
+            out.append(f"{numbers.clock(ev.ts)} ", style="dim")
+            out.append(f"{ev.actor:<8} ", style="cyan")
+            out.append(f"{ev.action}")
+            if ev.from_state or ev.to_state:
+                out.append(f" {ev.from_state or '-'} → {ev.to_state or '-'}", style="dim")
+            if ev.comment:
+                out.append(f"  “{ev.comment}”", style="italic")
+            out.append("\n")
+        out.rstrip()
+        panel.update(out)
+
+    # --- keys ------------------------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action not in MUTATING_ACTIONS:
+            return True
+        if self.charter.readonly:
+            return False  # hidden from the footer and refused
+        ro = self.selected()
+        if ro is None:
+            return None
+        if action in ("approve", "reject"):
+            return True if ro.state in PENDING_STATES else None
+        if action == "rollback":
+            return True if ro.state not in PENDING_STATES and ro.state not in {"REJECTED", "ROLLED_BACK"} else None
+        if action == "pause":
+            return True if is_running(ro) else None
+        return None
+
+    def _confirm_then_send(self, ro: Rollout, action: str, verb: str) -> None:
+        assert ro.id is not None
+        rid = ro.id
+        detail = render_text.config_changes(ro.changes, ro.previous_config)
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.charter.send_rollout_command(rid, action)
+            else:
+                self.notify(f"{verb} of rollout #{rid} cancelled", timeout=3)
+
+        self.app.push_screen(ConfirmScreen(Text(f"{verb} rollout #{rid}: {ro.title}?", style="bold"), detail),
+                             answered)
+
+    def action_approve(self) -> None:
+        if (ro := self.selected()) is not None and ro.state in PENDING_STATES:
+            self._confirm_then_send(ro, "approve", "Approve")
+
+    def action_reject(self) -> None:
+        if (ro := self.selected()) is not None and ro.state in PENDING_STATES:
+            self._confirm_then_send(ro, "reject", "Reject")
+
+    def action_rollback(self) -> None:
+        if (ro := self.selected()) is not None and self.check_action("rollback", ()):
+            self._confirm_then_send(ro, "rollback", "Roll back")
+
+    def action_pause(self) -> None:
+        ro = self.selected()
+        if ro is not None and ro.id is not None and is_running(ro):
+            self.charter.send_rollout_command(ro.id, "resume" if ro.state == "PAUSED" else "pause")

@@ -1,0 +1,55 @@
+"""Keep a DataTable in step with a list of rows without losing the user's place.
+
+Live screens redraw several times a second; clearing and refilling a table each time would
+reset the cursor and flicker. When the row keys are unchanged only changed cells are written;
+when rows come or go, the table is rebuilt and the cursor put back on the same key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.text import Text
+from textual.widgets import DataTable
+from textual.widgets.data_table import CellDoesNotExist, RowDoesNotExist
+
+Cell = str | Text
+Row = tuple[str, Sequence[Cell]]
+
+
+def selected_key(table: DataTable) -> str | None:
+    if table.row_count == 0:
+        return None
+    try:
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
+    except CellDoesNotExist:
+        return None
+    return key.value
+
+
+def sync_rows(table: DataTable, rows: Sequence[Row]) -> None:
+    keys = [k for k, _ in rows]
+    current = [rk.value for rk in table.rows]
+    if keys == current:
+        columns = list(table.columns)
+        for key, cells in rows:
+            for col_key, value in zip(columns, cells):
+                try:
+                    old = table.get_cell(key, col_key)
+                except (CellDoesNotExist, RowDoesNotExist):
+                    old = None
+                if _plain(old) != _plain(value) or (isinstance(value, Text) and old != value):
+                    table.update_cell(key, col_key, value)
+        return
+    keep = selected_key(table)
+    table.clear()
+    for key, cells in rows:
+        table.add_row(*cells, key=key)
+    if keep is not None and keep in keys:
+        table.move_cursor(row=keys.index(keep), animate=False)
+
+
+def _plain(v: object) -> str | None:
+    if v is None:
+        return None
+    return v.plain if isinstance(v, Text) else str(v)

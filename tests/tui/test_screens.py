@@ -1,0 +1,227 @@
+"""Every screen, driven with the keyboard, asserting on what its widgets show."""
+
+from __future__ import annotations
+
+from charter_tui.app import CharterApp
+from tests.tui.fixtures import AGENT_PATH, NOW, compile_record, syntax_error_record
+from tests.tui.helpers import screen_text, settle, static_text, table_rows
+from daemon.bus import topic
+from daemon.models import Bottleneck, Instance, InstanceState, MetricSample, Rollout, Severity
+
+
+def _line(text: str, start: str) -> str:
+    return next(line for line in text.splitlines() if line.startswith(start))
+
+
+async def test_instances_rows_show_state_engine_model_and_latest_values(make_app) -> None:
+    app: CharterApp = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(app, pilot)
+        rows = table_rows(app, "#instances")
+        assert list(rows) == ["sglang-c", "triton-b", "vllm-a"]
+        vllm = rows["vllm-a"]
+        assert vllm[0] == "vllm-a ▲", "an open bottleneck is flagged on the row"
+        assert vllm[1:4] == ["● UP", "vllm", "tiny-llama"]
+        # Latest sample: ttft 0.12+0.08*(1+sin(119/12)) = 162ms, KV 0.35+0.25*119/120 = 60%.
+        assert vllm[4].split()[0] == "162ms"
+        assert vllm[6].split()[0] == "60%"
+        assert len(vllm[4].split()[1]) >= 8, "wide terminals get inline sparklines"
+        assert rows["sglang-c"][1] == "● DOWN" and rows["sglang-c"][4].strip() == "-"
+        assert rows["triton-b"][1] == "● STALE" and rows["triton-b"][-1] == "20s"
+
+
+async def test_instances_panel_follows_the_cursor_and_updates_live(make_app) -> None:
+    app: CharterApp = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("down", "down")
+        await settle(app, pilot)
+        panel = static_text(app, "#instance-panel")
+        assert panel.startswith("vllm-a  http://127.0.0.1:8000  ● UP")
+        assert _line(panel, "TTFT p95").split()[2] == "162ms"
+        assert "▁" in panel or "▇" in panel or "█" in panel, "the panel draws sparklines"
+        # A new poll arrives: the row and the panel show it after the next refresh tick.
+        app.daemon.bus.publish(topic("sample", "vllm-a"), MetricSample(
+            instance="vllm-a", ts=NOW + 1, ttft_p95_s=2.5, generation_tokens_per_s=12.0,
+            kv_cache_usage=0.97, prefix_hit_rate=0.05, waiting=14))
+        await pilot.pause(0.4)
+        row = table_rows(app, "#instances")["vllm-a"]
+        assert [c.split()[0] for c in row[4:9]] == ["2.50s", "12", "97%", "5%", "14"]
+        assert _line(static_text(app, "#instance-panel"), "TTFT p95").split()[2] == "2.50s"
+
+
+async def test_instance_state_change_is_shown(make_app) -> None:
+    app: CharterApp = make_app()
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle(app, pilot)
+        app.daemon.bus.publish(topic("instance", "sglang-c"), Instance(
+            name="sglang-c", url="http://127.0.0.1:30000", engine="sglang", model="qwen", state=InstanceState.UP))
+        await settle(app, pilot)
+        assert table_rows(app, "#instances")["sglang-c"][1:4] == ["● UP", "sglang", "qwen"]
+        assert "● 2/3 up" in screen_text(app).splitlines()[0]
+
+
+async def test_instance_detail_plots_and_window_cycle(make_app) -> None:
+    app: CharterApp = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("down", "down", "enter")
+        await settle(app, pilot)
+        header = static_text(app, "#detail-header")
+        assert header.startswith("vllm-a  vllm  tiny-llama  http://127.0.0.1:8000")
+        assert " 5m " in header and "(w cycles; live)" in header
+        ttft = static_text(app, "#plot-ttft_p95_s")
+        assert ttft.startswith("TTFT p95  now 162ms  min 120ms  max 280ms  n=120")
+        assert "│" in ttft and "█" in ttft
+        kv = static_text(app, "#plot-kv_cache_usage")
+        assert "100%" in kv.splitlines()[1], "KV usage is plotted on a fixed 0-100% scale"
+        await pilot.press("w")
+        await settle(app, pilot)
+        assert "1h" in static_text(app, "#detail-header")
+        await pilot.press("escape")
+        await settle(app, pilot)
+        assert app.screen.query("#instances"), "esc goes back to the list"
+
+
+async def test_agents_dag_prompt_plan_and_diff(make_app) -> None:
+    app: CharterApp = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("2")
+        await settle(app, pilot)
+        files = table_rows(app, "#files")
+        assert files[AGENT_PATH] == ["research_agent.py", "✓ ok", "4", "!DP BR SEQ SP"]
+        assert table_rows(app, "#calls")["c1"] == ["c1 !", "plan:14", "480", "88%"]
+        dag = static_text(app, "#dag")
+        for label in ("c1 plan:14", "c2 search:25", "c3 outline:33", "c4 write_report:41"):
+            assert label in dag
+        assert "[!DP]" in dag and "[SP]" in dag and "×3" in dag and "↻topic" in dag
+        assert "▼ plan" in dag and "▼ notes, outline" in dag, "edges carry their variables"
+        lines = dag.splitlines()
+        row_of = {name: next(i for i, line in enumerate(lines) if name in line) for name in ("c1 ", "c2 ", "c4 ")}
+        assert row_of["c1 "] < row_of["c2 "] < row_of["c4 "], "layers go top-down in data-flow order"
+        assert "dynamic prefix (anti-pattern)" in static_text(app, "#legend")
+        prompt = static_text(app, "#prompt")
+        assert "480 tok, static prefix 420 (88%)" in prompt and "{request_id}(volatile~8)" in prompt
+        assert "block  16: ceiling 58% (1680/2886 tok) -> 72% after fixes" in static_text(app, "#plan")
+        fixes = static_text(app, "#fixes")
+        assert "cacheable share 0% -> 89%" in fixes
+        assert '+        {"role": "user", "content": f"Plan the research for: {question} [{request_id}]"},' in fixes
+        # Select another call: the prompt follows and the box is highlighted.
+        await pilot.press("tab", "down", "down")
+        await settle(app, pilot)
+        assert static_text(app, "#prompt").startswith("c3 outline:33")
+
+
+async def test_agents_syntax_error_keeps_last_good_dag_and_redraws_on_recompile(make_app) -> None:
+    app: CharterApp = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("2")
+        await settle(app, pilot)
+        bus = app.daemon.bus
+        bus.publish(topic("compile", AGENT_PATH), syntax_error_record())
+        await settle(app, pilot)
+        assert table_rows(app, "#files")[AGENT_PATH][1] == "✗ line 27, col 12"
+        status = static_text(app, "#compile-status")
+        assert "✗ line 27, col 12: SyntaxError: '(' was never closed" in status
+        assert "showing the last good compile (14:13:15 UTC)" in status
+        assert "c4 write_report:41" in static_text(app, "#dag"), "the last good DAG stays"
+        bus.publish(topic("compile", AGENT_PATH), compile_record(at=NOW, extra_call=True))
+        await pilot.pause(0.4)
+        assert "c5 critique:52" in static_text(app, "#dag")
+        assert "▼ report" in static_text(app, "#dag")
+        assert table_rows(app, "#files")[AGENT_PATH][1:3] == ["✓ ok", "5"]
+
+
+async def test_cache_screen_measured_vs_ceiling(make_app) -> None:
+    app: CharterApp = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("3")
+        await settle(app, pilot)
+        rows = table_rows(app, "#cache-targets")
+        assert rows["vllm-a"][:6] == ["vllm-a", "vllm", "49%", "38%", "58% b16", "-9pt"]
+        assert rows["sglang-c"][2] == "-" and rows["sglang-c"][4] == "-"
+        agents = table_rows(app, "#cache-agents")
+        assert agents[f"{AGENT_PATH}#vllm16"] == ["research_agent.py", "vllm", "16", "58%", "72%", "1680/2886"]
+        await pilot.press("down", "down")
+        await settle(app, pilot)
+        plot = static_text(app, "#cache-plot")
+        assert plot.startswith("vllm-a hit rate, last 120 polls   ╌ ceiling 58% (research_agent.py, block 16)")
+        ceiling_rows = [line for line in plot.splitlines()[1:] if "╌" in line]
+        assert len(ceiling_rows) == 1 and ceiling_rows[0].count("╌") > 50, "the ceiling is one dashed line"
+
+
+async def test_bottlenecks_and_recommendations_with_evidence(make_app) -> None:
+    app: CharterApp = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("4")
+        await settle(app, pilot)
+        rows = table_rows(app, "#bottlenecks")
+        assert list(rows) == ["2", "1", "3"], "critical first, then warning, cleared last"
+        assert rows["2"] == [" CRITICAL ", "vllm-a", "QUEUE_BUILDUP", "1m", "12 requests waiting (threshold 8)"]
+        assert rows["3"][0] == "cleared" and rows["3"][3] == "50m ago"
+        evidence = static_text(app, "#evidence")
+        assert "QUEUE_BUILDUP on vllm-a" in evidence
+        assert "waiting         12" in evidence and "kv_cache_usage  0.93" in evidence
+        assert "→ recommendation #7" in evidence
+        recs = table_rows(app, "#recommendations")
+        assert recs["7"] == ["80", "PROPOSED", "vllm-a", "Raise --gpu-memory-utilization 0.5 -> 0.8 on vllm-a"]
+        await pilot.press("tab")
+        await settle(app, pilot)
+        evidence = static_text(app, "#evidence")
+        assert evidence.startswith("#7 Raise --gpu-memory-utilization")
+        assert "+ --gpu-memory-utilization = 0.8" in evidence and "OOM if another process" in evidence
+        # A bottleneck clearing moves it down and changes its badge.
+        app.daemon.bus.publish(topic("bottleneck", "vllm-a"), Bottleneck(
+            id=2, instance="vllm-a", kind="QUEUE_BUILDUP", severity=Severity.CRITICAL, active=False,
+            started_at=NOW - 60, cleared_at=NOW - 5, summary="12 requests waiting (threshold 8)"))
+        await settle(app, pilot)
+        rows = table_rows(app, "#bottlenecks")
+        assert list(rows)[0] == "1" and rows["2"][0] == "cleared"
+
+
+async def test_rollouts_queue_history_and_detail(make_app) -> None:
+    app: CharterApp = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("5")
+        await settle(app, pilot)
+        queue = table_rows(app, "#queue")
+        assert list(queue) == ["11", "10"], "awaiting approval first"
+        assert queue["11"][1] == " PENDING_APPROVAL "
+        assert table_rows(app, "#history")["9"][1] == " ROLLED_BACK "
+        detail = static_text(app, "#rollout")
+        assert detail.startswith("#11 Raise --gpu-memory-utilization on vllm-a")
+        assert "- --max-num-seqs = 64\n+ --max-num-seqs = 128" in detail
+        assert "expected impact  queue wait -60%, KV usage 93% -> 58%" in detail
+        assert "risks            OOM if another process uses the GPU" in detail
+        assert "daemon   propose - → PENDING_APPROVAL" in detail
+        await pilot.press("down")
+        await settle(app, pilot)
+        detail = static_text(app, "#rollout")
+        assert detail.startswith("#10 Enable prefix caching on triton-b")
+        assert "stage" in detail and "progress  2/5 min" in detail
+        assert "ttft_p95_s" in detail and "-26%" in detail and "+780%" in detail
+        assert "alice    approve PENDING_APPROVAL → CANARY  “looks safe”" in detail
+        await pilot.press("tab")
+        await settle(app, pilot)
+        assert "canary TTFT p95 regressed 217%" in static_text(app, "#rollout")
+        # The manager reports a state change: the rollout moves from the queue to the history.
+        app.daemon.bus.publish(topic("rollout", "10"), Rollout(
+            id=10, state="COMPLETED", created_at=NOW - 900, updated_at=NOW, title="Enable prefix caching on triton-b",
+            targets=["triton-b"]))
+        await settle(app, pilot)
+        assert list(table_rows(app, "#queue")) == ["11"]
+        assert list(table_rows(app, "#history")) == ["10", "9"]
+
+
+async def test_empty_daemon_shows_guidance_not_blank_screens(make_app) -> None:
+    app: CharterApp = make_app(data=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        assert "No targets yet" in static_text(app, "#instance-panel")
+        await pilot.press("2")
+        await settle(app, pilot)
+        assert "No watched agent files" in static_text(app, "#compile-status")
+        await pilot.press("5")
+        await settle(app, pilot)
+        assert "No rollouts" in static_text(app, "#rollout")
