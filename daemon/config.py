@@ -125,6 +125,116 @@ class KeymapConfig(_Strict):
     bindings: dict[str, str] = {}
 
 
+class SignalThreshold(_Strict):
+    """How much worse a canary may be on one signal before validation fails it.
+
+    Both conditions must hold to fail: the relative change exceeds `max_regression` AND the absolute
+    change exceeds `min_abs_change` — so 0.4 ms -> 0.6 ms of latency (+50%, but noise) never fails.
+    """
+
+    max_regression: float = Field(default=0.10, ge=0)
+    min_abs_change: float = Field(default=0.0, ge=0)
+
+
+# The signals a rollout can be judged on: MetricSample fields plus `error_rate` (failures / all requests).
+# Direction matters: for these, higher is better; for every other signal, lower is better.
+ROLLOUT_SIGNALS: tuple[str, ...] = (
+    "ttft_p95_s",
+    "itl_p95_s",
+    "e2e_p95_s",
+    "queue_p95_s",
+    "generation_tokens_per_s",
+    "prefix_hit_rate",
+    "error_rate",
+    "preemptions",
+)
+HIGHER_IS_BETTER: frozenset[str] = frozenset({"generation_tokens_per_s", "prefix_hit_rate"})
+
+
+def _check_signals(names: list[str] | dict[str, object]) -> None:
+    unknown = sorted(set(names) - set(ROLLOUT_SIGNALS))
+    if unknown:
+        raise ValueError(f"unknown signal(s) {', '.join(unknown)}; known: {', '.join(ROLLOUT_SIGNALS)}")
+
+
+def _default_signal_thresholds() -> dict[str, SignalThreshold]:
+    return {
+        "ttft_p95_s": SignalThreshold(max_regression=0.10, min_abs_change=0.005),
+        "itl_p95_s": SignalThreshold(max_regression=0.10, min_abs_change=0.002),
+        "e2e_p95_s": SignalThreshold(max_regression=0.10, min_abs_change=0.005),
+        "queue_p95_s": SignalThreshold(max_regression=0.25, min_abs_change=0.01),
+        "generation_tokens_per_s": SignalThreshold(max_regression=0.10, min_abs_change=1.0),
+        "prefix_hit_rate": SignalThreshold(max_regression=0.10, min_abs_change=0.02),
+        "error_rate": SignalThreshold(max_regression=0.0, min_abs_change=0.01),
+        "preemptions": SignalThreshold(max_regression=0.0, min_abs_change=1.0),
+    }
+
+
+class CommandParamRule(_Strict):
+    """The type and range of one parameter a generic command actuator accepts."""
+
+    type: Literal["int", "float", "bool", "enum", "string"]
+    min: float | None = None
+    max: float | None = None
+    choices: list[str] = []
+    # For strings: a full-match regex (the default allows no spaces, quotes or shell metacharacters).
+    pattern: str = r"[A-Za-z0-9_.:/@+-]{1,128}"
+
+
+class CommandActuatorConfig(_Strict):
+    """A target changed by running commands (argv templates, never a shell).
+
+    `{param}` and `{value}` in an argv element are replaced by the validated name and value; `read`
+    must print the current value of `{param}` on stdout (used for the previous-config record, for
+    verification after apply and for crash recovery).
+    """
+
+    apply: list[str] = Field(min_length=1)
+    read: list[str] = Field(min_length=1)
+    timeout_s: PositiveFloat = 60.0
+    params: dict[str, CommandParamRule] = Field(min_length=1)
+
+
+class RolloutConfig(_Strict):
+    """Canary, validation and actuation settings of approval-gated rollouts."""
+
+    # After a change is applied, samples of this many seconds are ignored (caches warm, restarts settle).
+    warmup_s: float = Field(default=30.0, ge=0)
+    # How long the canary serves before it is judged.
+    canary_window_s: PositiveFloat = 300.0
+    # With one target, the canary is judged against its own samples of this many seconds before the change.
+    baseline_window_s: PositiveFloat = 600.0
+    # Fewer samples than this carrying a signal, in either window, leave that signal undecided (-> PAUSED).
+    min_samples: int = Field(default=10, ge=1)
+    # Signals judged when a rollout names none: ttft_p95_s, itl_p95_s, e2e_p95_s, generation_tokens_per_s,
+    # prefix_hit_rate, error_rate, preemptions.
+    default_signals: list[str] = ["ttft_p95_s", "itl_p95_s", "error_rate"]
+    thresholds: dict[str, SignalThreshold] = Field(default_factory=_default_signal_thresholds)
+    # A Triton load or a vLLM relaunch that does not report ready within this many seconds has failed.
+    apply_timeout_s: PositiveFloat = 600.0
+    # SIGTERM -> SIGKILL grace when a relaunch stops a server.
+    stop_grace_s: PositiveFloat = 30.0
+    # Seconds between two steps of the rollout loop.
+    step_interval_s: PositiveFloat = 1.0
+    # Give up restoring a target after this many failed attempts (the rollout stays FAILED, for a person).
+    max_restore_attempts: int = Field(default=20, ge=1)
+    # Targets changed by generic commands: [rollouts.commands.<target name>].
+    commands: dict[str, CommandActuatorConfig] = {}
+
+    @field_validator("default_signals")
+    @classmethod
+    def _known_signals(cls, v: list[str]) -> list[str]:
+        _check_signals(v)
+        return v
+
+    @field_validator("thresholds")
+    @classmethod
+    def _merge_thresholds(cls, v: dict[str, SignalThreshold]) -> dict[str, SignalThreshold]:
+        # A file that tunes one signal keeps the defaults of the others (a dict would otherwise replace).
+        _check_signals(v)
+        return {**_default_signal_thresholds(), **v}
+
+
 class Config(_Strict):
     daemon: DaemonConfig = DaemonConfig()
     storage: StorageConfig = StorageConfig()
@@ -133,6 +243,7 @@ class Config(_Strict):
     slo: SloConfig = SloConfig()
     thresholds: ThresholdConfig = ThresholdConfig()
     keymap: KeymapConfig = KeymapConfig()
+    rollouts: RolloutConfig = RolloutConfig()
     targets: list[TargetConfig] = []
 
     @field_validator("targets")

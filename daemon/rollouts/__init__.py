@@ -1,0 +1,10 @@
+"""Approval-gated config rollouts: proposal -> approval -> canary -> validation -> rollout, with rollback.
+
+Modules (import them directly; this package imports nothing so the actuators can use its models):
+- `model`       typed views of the Rollout row's JSON (states, changes, per-target progress, comparison)
+- `machine`     the transition table and what each person's command may do
+- `repo`        persistence: locked read-modify-write of a rollout plus its audit event, in one transaction
+- `validation`  canary vs baseline on named signals (pure)
+- `commands`    propose/approve/reject/pause/resume/rollback as audited transitions (CLI, TUI, bus)
+- `manager`     the daemon loop that carries rollouts out on real servers and recovers after a crash
+"""

@@ -1,0 +1,225 @@
+"""What a person can ask of a rollout — propose, approve, reject, pause, resume, rollback — as plain
+functions over the store, shared by the CLI (its own process), the TUI and the bus handler.
+
+A command is only a checked, audited state change in the database; the manager loop in the daemon
+notices it on its next step and does the work (apply, restore). That is why a command works while
+no daemon runs (an approval waits in the store), and why none can be lost or carried out twice:
+the transition is made once, under the row lock, and every later identical command is refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from daemon.actuators import make_actuator, validate_changes
+from daemon.actuators.params import InvalidChange
+from daemon.config import Config, TargetConfig
+from daemon.errors import UserError
+from daemon.models import Recommendation, RecommendationStatus, Rollout
+from daemon.rollouts.machine import ACTIONS, Action, IllegalTransition, check_command, resume_target
+from daemon.rollouts.model import ACTIVE_STATES, Change, RolloutState
+from daemon.rollouts.repo import Draft, RolloutRepo, stage_of
+from daemon.store import Store
+
+
+class ReadOnly(UserError):
+    pass
+
+
+class RolloutCommand(BaseModel):
+    """A command as it travels over the bus / MQTT (`charter/v1/command/rollout/<action>`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: Action | str
+    id: int | None = None
+    actor: str = "bus"
+    comment: str | None = Field(default=None, max_length=2000)
+    # propose only
+    targets: list[str] = []
+    changes: list[dict[str, Any]] = []
+    reason: str | None = Field(default=None, max_length=2000)
+    signals: list[str] = []
+    request_id: str | None = None
+
+
+def parse_set(text: str) -> dict[str, Any]:
+    """`PARAM=VALUE` or `MODEL:PARAM=VALUE` from the command line -> a raw change (validated later)."""
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise InvalidChange(f"--set {text!r}: expected PARAM=VALUE (or MODEL:PARAM=VALUE)")
+    model, colon, param = name.partition(":")
+    return {"param": param, "value": value, "model": model} if colon else {"param": name, "value": value}
+
+
+def target_config(config: Config, name: str) -> TargetConfig:
+    for target in config.targets:
+        if target.name == name:
+            return target
+    known = ", ".join(t.name for t in config.targets) or "none configured"
+    raise UserError(f"no target {name!r} in the config (targets: {known})")
+
+
+def validate_proposal(
+    config: Config, targets: Sequence[str], raw_changes: Iterable[dict[str, Any] | Change], state_dir: Path | None = None
+) -> list[Change]:
+    """Typed changes valid for every target, or a refusal. Nothing runs: actuators are only built."""
+    if not targets:
+        raise UserError("a rollout needs at least one target")
+    if len(set(targets)) != len(targets):
+        raise UserError("a target is named twice")
+    raw = list(raw_changes)
+    changes: list[Change] | None = None
+    for name in targets:
+        target = target_config(config, name)
+        validated = validate_changes(target, raw, config.rollouts)
+        if changes is not None and validated != changes:
+            raise UserError("the targets of one rollout must take the same changes (same engine and model)")
+        changes = validated
+        make_actuator(target, validated, config.rollouts, Path(state_dir or "."))  # refuses e.g. vLLM without launch
+    assert changes is not None
+    return changes
+
+
+def propose(
+    repo: RolloutRepo,
+    config: Config,
+    *,
+    targets: Sequence[str],
+    changes: Iterable[dict[str, Any] | Change],
+    actor: str,
+    reason: str | None = None,
+    signals: Sequence[str] = (),
+    title: str | None = None,
+    recommendation_id: int | None = None,
+    readonly: bool = False,
+) -> Rollout:
+    if readonly:
+        raise ReadOnly("read-only: proposing a rollout is refused")
+    typed = validate_proposal(config, targets, changes)
+    unknown = sorted(set(signals) - set(config.rollouts.thresholds))
+    if unknown:
+        raise UserError(f"unknown signal(s) {', '.join(unknown)}; known: {', '.join(sorted(config.rollouts.thresholds))}")
+    title = title or ", ".join(f"{c.key()}={c.value}" for c in typed) + " on " + ", ".join(targets)
+    return repo.create(
+        title=title,
+        targets=targets,
+        changes=typed,
+        actor=actor,
+        reason=reason,
+        signals=signals,
+        recommendation_id=recommendation_id,
+    )
+
+
+def _recommendation_changes(rec: Recommendation) -> list[dict[str, Any]]:
+    out = []
+    for change in rec.detail.get("changes", []):
+        param = change.get("param") or change.get("parameter")
+        value = next((change[k] for k in ("value", "recommended", "recommended_value") if k in change), None)
+        out.append({"param": param, "value": value, **({"model": change["model"]} if change.get("model") else {})})
+    return out
+
+
+def propose_recommendation(
+    repo: RolloutRepo, config: Config, recommendation_id: int, *, actor: str, readonly: bool = False
+) -> Rollout:
+    """A stored recommendation through the same gate: its changes, targets and signals become a proposal."""
+    with repo.store.session() as s:
+        rec = s.get(Recommendation, recommendation_id)
+    if rec is None:
+        raise UserError(f"no recommendation {recommendation_id}")
+    targets = rec.detail.get("targets") or ([rec.instance] if rec.instance else [])
+    rollout = propose(
+        repo,
+        config,
+        targets=targets,
+        changes=_recommendation_changes(rec),
+        actor=actor,
+        reason=rec.title,
+        signals=rec.detail.get("signals", []),
+        recommendation_id=rec.id,
+        readonly=readonly,
+    )
+    rec.status = RecommendationStatus.PROPOSED
+    repo.store.merge(rec)
+    return rollout
+
+
+def _busy_targets(repo: RolloutRepo, rollout_id: int, targets: Sequence[str]) -> list[str]:
+    clashes = []
+    for other in repo.list(ACTIVE_STATES):
+        if other.id != rollout_id and set(other.targets) & set(targets):
+            clashes.append(f"rollout {other.id} ({other.state}) holds {', '.join(sorted(set(other.targets) & set(targets)))}")
+    return clashes
+
+
+def apply_command(
+    repo: RolloutRepo,
+    action: str,
+    rollout_id: int,
+    *,
+    actor: str,
+    comment: str | None = None,
+    readonly: bool = False,
+) -> Rollout:
+    """Carry out a person's command as one checked, audited transition; raises with the reason if refused."""
+    if action not in ACTIONS:
+        raise UserError(f"unknown rollout action {action!r} (known: {', '.join(ACTIONS)})")
+    if readonly:
+        raise ReadOnly(f"read-only: {action} is refused")
+    row = repo.get(rollout_id)
+    current = RolloutState(row.state)
+
+    if action == "rollback" and current == RolloutState.FAILED:
+        return _retry_restore(repo, rollout_id, actor, comment)
+    check_command(action, current, rollout_id)  # type: ignore[arg-type]
+
+    if action == "approve":
+        def approve(d: Draft) -> None:
+            clashes = _busy_targets(repo, rollout_id, d.row.targets)
+            if clashes:
+                raise IllegalTransition(f"cannot approve rollout {rollout_id}: " + "; ".join(clashes))
+        return repo.mutate(rollout_id, approve, actor=actor, action="approve", to_state=RolloutState.APPROVED,
+                           expect={RolloutState.PENDING_APPROVAL}, comment=comment)
+    if action == "reject":
+        return repo.mutate(rollout_id, None, actor=actor, action="reject", to_state=RolloutState.REJECTED,
+                           expect={RolloutState.PENDING_APPROVAL}, comment=comment)
+    if action == "pause":
+        def pause(d: Draft) -> None:
+            d.stage.paused_from, d.stage.pause_reason = d.state, "manual"
+        return repo.mutate(rollout_id, pause, actor=actor, action="pause", to_state=RolloutState.PAUSED,
+                           expect={current}, comment=comment)
+    if action == "resume":
+        destination = resume_target(stage_of(row).paused_from, stage_of(row).pause_reason)
+
+        def resume(d: Draft) -> None:
+            d.stage.paused_from, d.stage.pause_reason = None, None
+        return repo.mutate(rollout_id, resume, actor=actor, action="resume", to_state=destination,
+                           expect={RolloutState.PAUSED}, comment=comment)
+
+    def rollback(d: Draft) -> None:
+        d.stage.failed_from = d.state
+        d.stage.failure_reason = f"rollback requested by {actor}" + (f": {comment}" if comment else "")
+    return repo.mutate(rollout_id, rollback, actor=actor, action="rollback", to_state=RolloutState.FAILED,
+                       expect={current}, comment=comment)
+
+
+def _retry_restore(repo: RolloutRepo, rollout_id: int, actor: str, comment: str | None) -> Rollout:
+    """`rollback` on a FAILED rollout whose restore gave up: try again (a person fixed the target)."""
+    def retry(d: Draft) -> None:
+        stuck = [n for n, p in d.stage.progress.items() if p.status == "failed"]
+        if not stuck:
+            raise IllegalTransition(f"cannot rollback rollout {rollout_id}: its rollback is already under way")
+        for name in stuck:
+            p = d.stage.progress[name]
+            p.status, p.restore_attempts, p.next_restore_at = "restoring", 0, None
+    return repo.mutate(rollout_id, retry, actor=actor, action="retry-restore", comment=comment)
+
+
+def open_repo(database_url: str) -> RolloutRepo:
+    return RolloutRepo(Store(database_url))

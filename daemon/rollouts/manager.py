@@ -1,0 +1,483 @@
+"""The rollout manager: the daemon loop that carries approved rollouts out on the real servers.
+
+    manager = RolloutManager(config, store, bus, state_dir=locations().state_dir / "rollouts")
+    await manager.run(stop)     # recover, then step every active rollout each `step_interval_s`
+
+Each step does one small, persisted piece of work and writes what it did before moving on, so a
+SIGKILL anywhere leaves the database describing a state recovery can resolve:
+- before a target is touched, its exact current config is stored (`previous_config[target]`), then the
+  target is marked `applying`; only after the change is read back is it marked `applied`;
+- on start, `recover()` looks at every target marked `applying`/`applied` and asks the server what it
+  really runs: the new config -> carry on (the canary window restarts: no samples were taken while the
+  daemon was down); the recorded one -> the change never happened, do it now; anything else, or a
+  changed target that no longer runs the change -> FAILED, and the rollback restores the recorded config;
+- the FAILED handler is idempotent: a target already running its recorded config is not touched again.
+Commands from people arrive as database transitions (CLI, TUI) or over the bus (`handle_command`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from daemon.actuators import Actuator, ActuatorError, make_actuator
+from daemon.bus import Bus, Event, topic
+from daemon.config import Config, TargetConfig
+from daemon.errors import UserError
+from daemon.models import Rollout
+from daemon.rollouts import commands as cmd
+from daemon.rollouts.model import ACTIVE_STATES, Comparison, RolloutState, StageDetail, TargetProgress
+from daemon.rollouts.repo import Draft, RolloutRepo, StateChanged, changes_of, stage_of
+from daemon.rollouts.validation import baseline_samples, canary_samples, compare
+from daemon.store import Store
+
+log = logging.getLogger(__name__)
+
+S = RolloutState
+COMMAND_TOPIC = topic("command", "rollout/#")
+RESULT_TOPIC = topic("command_result", "rollout")
+ACTOR = "daemon"
+Checkpoint = Callable[[str, int], None]
+
+
+class RolloutManager:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        bus: Bus | None = None,
+        *,
+        state_dir: Path,
+        readonly: bool | None = None,
+        checkpoint: Checkpoint | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.cfg = config.rollouts
+        self.repo = RolloutRepo(store)
+        self.bus = bus or Bus()
+        self.state_dir = state_dir
+        self.readonly = config.daemon.readonly if readonly is None else readonly
+        # Test hook: called at named points (e.g. "after_apply") so fault tests can SIGKILL exactly there.
+        self.checkpoint: Checkpoint = checkpoint or (lambda _name, _id: None)
+        self.clock = clock
+        self.recovered = False
+        # Subscribed now, not in run(): a command published while the daemon is still starting (or
+        # recovering) waits in the queue instead of being lost.
+        self._commands = self.bus.subscribe(COMMAND_TOPIC)
+
+    # --- the loop ------------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        """Recover, then step active rollouts until `stop` is set; bus commands are handled between steps."""
+        sub = self._commands
+        try:
+            await self.recover()
+            while not stop.is_set():
+                await self.step_all()
+                await self._wait_for_commands(sub, stop)
+        finally:
+            self.bus.unsubscribe(sub)
+
+    async def _wait_for_commands(self, sub: Any, stop: asyncio.Event) -> None:
+        deadline = time.monotonic() + self.cfg.step_interval_s
+        while not stop.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            get = asyncio.ensure_future(sub.get())
+            stopped = asyncio.ensure_future(stop.wait())
+            done, _ = await asyncio.wait({get, stopped}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+            stopped.cancel()
+            if get in done:
+                await self.handle_event(get.result())
+            else:
+                get.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await get
+                return
+
+    async def step_all(self) -> None:
+        rows = await asyncio.to_thread(self.repo.list, ACTIVE_STATES)
+        for row in sorted(rows, key=lambda r: r.id or 0):
+            try:
+                await self.advance(row)
+            except StateChanged as exc:  # a person's command landed between our read and write
+                log.info("rollout %s: %s; re-reading on the next step", row.id, exc)
+            except Exception:  # noqa: BLE001 - one bad rollout must not stop the others
+                log.exception("rollout %s: step failed", row.id)
+
+    # --- commands ------------------------------------------------------------------------------
+    async def handle_event(self, event: Event) -> None:
+        payload = event.payload
+        command: cmd.RolloutCommand | None = None
+        try:
+            if isinstance(payload, (bytes, str)):
+                command = cmd.RolloutCommand.model_validate_json(payload)
+            elif isinstance(payload, cmd.RolloutCommand):
+                command = payload
+            else:
+                data = dict(payload)
+                data.setdefault("action", event.topic.rsplit("/", 1)[-1])
+                command = cmd.RolloutCommand.model_validate(data)
+            row = await self.handle_command(command)
+            self.bus.publish(RESULT_TOPIC, {"ok": True, "request_id": command.request_id, "rollout": _dump(row)})
+        except (UserError, ValueError) as exc:
+            request_id = command.request_id if command is not None else None
+            self.bus.publish(RESULT_TOPIC, {"ok": False, "request_id": request_id, "error": str(exc)})
+
+    async def handle_command(self, command: cmd.RolloutCommand) -> Rollout:
+        if command.action == "propose":
+            row = await asyncio.to_thread(
+                cmd.propose,
+                self.repo,
+                self.config,
+                targets=command.targets,
+                changes=command.changes,
+                actor=command.actor,
+                reason=command.reason,
+                signals=command.signals,
+                readonly=self.readonly,
+            )
+        else:
+            if command.id is None:
+                raise UserError(f"{command.action}: the command names no rollout id")
+            row = await asyncio.to_thread(
+                cmd.apply_command,
+                self.repo,
+                command.action,
+                command.id,
+                actor=command.actor,
+                comment=command.comment,
+                readonly=self.readonly,
+            )
+        self._publish(row)
+        return row
+
+    # --- one step of one rollout --------------------------------------------------------------
+    async def advance(self, row: Rollout) -> None:
+        state = S(row.state)
+        if state == S.APPROVED:
+            await self._start(row)
+        elif state == S.CANARY:
+            await self._canary(row)
+        elif state == S.VALIDATING:
+            await self._validate(row)
+        elif state == S.ROLLING_OUT:
+            await self._roll_out(row)
+        elif state == S.FAILED:
+            await self._roll_back(row)
+
+    async def _start(self, row: Rollout) -> None:
+        def plan(d: Draft) -> None:
+            d.stage.order = list(d.row.targets)
+            d.stage.canary = d.stage.order[0]
+            d.stage.progress = {t: d.stage.progress.get(t, TargetProgress()) for t in d.stage.order}
+            d.stage.signals = d.stage.signals or list(self.cfg.default_signals)
+
+        await self._transition(row, S.CANARY, plan, comment=f"canary: {row.targets[0]}")
+
+    async def _canary(self, row: Rollout) -> None:
+        stage = stage_of(row)
+        assert stage.canary is not None
+        progress = stage.progress[stage.canary]
+        if progress.status != "applied":
+            await self._apply_target(row, stage.canary, canary=True)
+            return
+        ok, why = await self._actuator(row, stage.canary).healthy()
+        if not ok:
+            await self._fail(row, f"canary {stage.canary} stopped serving during the canary window: {why}")
+            return
+        assert stage.canary_since is not None
+        if self.clock() >= stage.canary_since + self.cfg.warmup_s + self.cfg.canary_window_s:
+            await self._transition(row, S.VALIDATING, None, comment="canary window over")
+
+    async def _validate(self, row: Rollout) -> None:
+        comparison = await asyncio.to_thread(self._compare, row)
+
+        def record(d: Draft) -> None:
+            d.comparison = comparison.model_dump(mode="json")
+            if comparison.verdict == "FAIL":
+                d.stage.failure_reason, d.stage.failed_from = f"validation failed: {comparison.summary}", S.VALIDATING
+            elif comparison.verdict == "INCONCLUSIVE":
+                d.stage.paused_from, d.stage.pause_reason = S.VALIDATING, "inconclusive"
+
+        to = {"PASS": S.ROLLING_OUT, "FAIL": S.FAILED, "INCONCLUSIVE": S.PAUSED}[comparison.verdict]
+        await self._transition(row, to, record, comment=f"{comparison.verdict}: {comparison.summary}"[:2000])
+
+    def _compare(self, row: Rollout) -> Comparison:
+        stage = stage_of(row)
+        assert stage.canary is not None and stage.canary_since is not None
+        since = stage.canary_since + self.cfg.warmup_s
+        until = since + self.cfg.canary_window_s
+        canary = canary_samples(self.repo.store.samples(stage.canary, since - 3600, until + 1), since, until)
+        others = [t for t in stage.order if t != stage.canary]
+        if others:  # the rest still run the old config: judge the canary against them, same time, same traffic
+            baseline = [
+                s for t in others for s in baseline_samples(self.repo.store.samples(t, since, until + 1), since, until)
+            ]
+            info = {"targets": others, "since": since, "until": until, "kind": "peers"}
+        else:  # one target: against its own samples from before the change
+            b = stage.baseline or {}
+            b_since, b_until = b.get("since", since - self.cfg.baseline_window_s), b.get("until", stage.canary_since)
+            baseline = baseline_samples(self.repo.store.samples(stage.canary, b_since, b_until), b_since, b_until)
+            info = {"targets": [stage.canary], "since": b_since, "until": b_until, "kind": "self-before"}
+        return compare(
+            baseline,
+            canary,
+            stage.signals or self.cfg.default_signals,
+            self.cfg,
+            baseline_info=info,
+            canary_info={"target": stage.canary, "since": since, "until": until},
+            now=self.clock(),
+        )
+
+    async def _roll_out(self, row: Rollout) -> None:
+        stage = stage_of(row)
+        for name in stage.order:
+            if stage.progress[name].status != "applied":
+                await self._apply_target(row, name, canary=False)
+                return  # one target per step: a pause or rollback gets in between targets
+        await self._transition(row, S.COMPLETED, None, comment=f"applied to {', '.join(stage.order)}")
+
+    async def _apply_target(self, row: Rollout, name: str, *, canary: bool) -> None:
+        assert row.id is not None
+        actuator = self._actuator(row, name)
+        if actuator is None:
+            return
+        try:
+            if name not in row.previous_config:
+                snapshot = await actuator.snapshot()
+
+                def record(d: Draft) -> None:
+                    d.previous_config[name] = snapshot
+
+                row = await self._mutate(row, record, action="snapshot", comment=f"recorded the config of {name}")
+            previous = row.previous_config[name]
+            desired = actuator.desired(previous)
+            started = self.clock()
+
+            def mark(d: Draft) -> None:
+                d.stage.progress[name].status = "applying"
+                if canary and len(d.stage.order) == 1:
+                    d.stage.baseline = {"since": started - self.cfg.baseline_window_s, "until": started}
+
+            row = await self._mutate(row, mark, action="apply", comment=f"applying to {name}")
+            self.checkpoint("before_apply", row.id)
+            readback = await actuator.converge(desired)
+            self.checkpoint("after_apply", row.id)
+        except ActuatorError as exc:
+            await self._fail(row, f"applying to {name} failed: {exc}")
+            return
+        await self._mark_applied(row, name, readback, canary=canary)
+
+    async def _mark_applied(self, row: Rollout, name: str, readback: dict[str, Any], *, canary: bool) -> Rollout:
+        now = self.clock()
+
+        def done(d: Draft) -> None:
+            p = d.stage.progress[name]
+            p.status, p.applied_at, p.readback, p.error = "applied", now, _clip(readback), None
+            if canary:
+                d.stage.canary_since = now
+
+        return await self._mutate(row, done, action="applied", comment=f"{name}: change verified ({_brief(readback)})")
+
+    async def _roll_back(self, row: Rollout) -> None:
+        stage = stage_of(row)
+        now = self.clock()
+        for name in reversed(stage.applied_targets()):
+            progress = stage.progress[name]
+            if progress.status in ("restored", "failed"):
+                continue
+            if progress.next_restore_at and now < progress.next_restore_at:
+                return
+            await self._restore_target(row, name)
+            return  # one target per step
+        stage = stage_of(await asyncio.to_thread(self.repo.get, row.id))
+        if any(p.status == "failed" for p in stage.progress.values()):
+            return  # a person has to look (restore gave up); `rollback` retries
+        restored = [n for n in stage.applied_targets() if stage.progress[n].status == "restored"]
+        await self._transition(
+            row,
+            S.ROLLED_BACK,
+            None,
+            comment=("restored " + ", ".join(restored)) if restored else "nothing had been changed",
+        )
+
+    async def _restore_target(self, row: Rollout, name: str) -> None:
+        assert row.id is not None
+        actuator = self._actuator(row, name)
+        previous = row.previous_config.get(name)
+        if actuator is None or previous is None:
+            # Marked without a snapshot cannot happen (the snapshot is written first); be explicit anyway.
+            await self._restore_result(row, name, error=f"no recorded config for {name}", give_up=True)
+            return
+        observed = await actuator.observe()
+        if observed is not None and actuator.matches(observed, previous):
+            await self._restore_result(row, name, readback={"already": "running the recorded config"})
+            return
+
+        def mark(d: Draft) -> None:
+            d.stage.progress[name].status = "restoring"
+
+        row = await self._mutate(row, mark, action="restore", comment=f"restoring {name} to its recorded config")
+        self.checkpoint("before_restore", row.id)
+        try:
+            readback = await actuator.converge(previous)
+        except ActuatorError as exc:
+            await self._restore_result(row, name, error=str(exc))
+            return
+        self.checkpoint("after_restore", row.id)
+        await self._restore_result(row, name, readback=readback)
+
+    async def _restore_result(
+        self,
+        row: Rollout,
+        name: str,
+        *,
+        readback: dict[str, Any] | None = None,
+        error: str | None = None,
+        give_up: bool = False,
+    ) -> None:
+        now = self.clock()
+
+        def record(d: Draft) -> None:
+            p = d.stage.progress[name]
+            if error is None:
+                p.status, p.restored_at, p.readback, p.error, p.next_restore_at = "restored", now, _clip(readback or {}), None, None
+                return
+            p.restore_attempts += 1
+            p.error = error
+            if give_up or p.restore_attempts >= self.cfg.max_restore_attempts:
+                p.status, p.next_restore_at = "failed", None
+            else:
+                p.status = "restoring"
+                p.next_restore_at = now + min(60.0, 2.0 ** min(p.restore_attempts, 6))
+
+        action = "restored" if error is None else "restore-failed"
+        comment = f"{name}: " + (_brief(readback or {}) if error is None else error)
+        await self._mutate(row, record, action=action, comment=comment[:2000])
+
+    # --- recovery ------------------------------------------------------------------------------
+    async def recover(self) -> None:
+        """After a (re)start: reconcile every active rollout with what its targets really run."""
+        rows = await asyncio.to_thread(self.repo.list, ACTIVE_STATES)
+        for row in rows:
+            try:
+                await self._recover_one(row)
+            except Exception:  # noqa: BLE001
+                log.exception("rollout %s: recovery failed; it will be stepped as stored", row.id)
+        self.recovered = True
+
+    async def _recover_one(self, row: Rollout) -> None:
+        stage = stage_of(row)
+        findings: list[str] = []
+        drift: list[str] = []
+        for name in stage.applied_targets():
+            progress = stage.progress[name]
+            if progress.status not in ("applying", "applied"):
+                continue  # restoring / restored / failed: the FAILED handler observes before acting
+            actuator = self._actuator(row, name)
+            previous = row.previous_config.get(name)
+            if actuator is None or previous is None:
+                drift.append(f"{name}: no actuator or no recorded config")
+                continue
+            observed = await actuator.observe()
+            desired = actuator.desired(previous)
+            if observed is None:
+                drift.append(f"{name} is unreachable")
+            elif actuator.matches(observed, desired):
+                findings.append(f"{name} runs the change")
+                if progress.status == "applying":
+                    row = await self._mark_applied(row, name, {"recovered": True}, canary=name == stage.canary)
+            elif actuator.matches(observed, previous) and progress.status == "applying":
+                findings.append(f"{name} still runs its recorded config: the change had not happened")
+
+                def reset(d: Draft, name: str = name) -> None:
+                    d.stage.progress[name].status = "pending"
+
+                row = await self._mutate(row, reset, action="recover", comment=f"{name}: change not applied yet")
+            else:
+                drift.append(f"{name} runs neither the change nor its recorded config")
+        canary_restart = S(row.state) == S.CANARY and stage.canary_since is not None and not drift
+
+        def note(d: Draft) -> None:
+            d.stage.recoveries += 1
+            if canary_restart:
+                d.stage.canary_since = self.clock()  # no samples were judged while the daemon was down
+
+        comment = "; ".join(findings + drift) or "nothing applied yet"
+        row = await self._mutate(row, note, action="recover", comment=comment)
+        if drift and S(row.state) != S.FAILED:
+            await self._fail(row, "after a restart: " + "; ".join(drift))
+
+    # --- helpers -------------------------------------------------------------------------------
+    def _target(self, name: str) -> TargetConfig | None:
+        return next((t for t in self.config.targets if t.name == name), None)
+
+    def _actuator(self, row: Rollout, name: str) -> Actuator | None:
+        target = self._target(name)
+        if target is None:
+            log.error("rollout %s: target %s is no longer in the config", row.id, name)
+            return None
+        return make_actuator(target, changes_of(row), self.cfg, self.state_dir)
+
+    async def _fail(self, row: Rollout, reason: str) -> None:
+        def record(d: Draft) -> None:
+            d.stage.failure_reason, d.stage.failed_from = reason, d.state
+
+        current = S((await asyncio.to_thread(self.repo.get, row.id)).state)
+        if current in (S.FAILED, S.ROLLED_BACK, S.COMPLETED):
+            return
+        await self._transition(row, S.FAILED, record, comment=reason[:2000], expect=None)
+
+    async def _transition(
+        self,
+        row: Rollout,
+        to: RolloutState,
+        fn: Callable[[Draft], None] | None,
+        *,
+        comment: str,
+        expect: set[RolloutState] | None | bool = True,
+    ) -> Rollout:
+        assert row.id is not None
+        expected = {S(row.state)} if expect is True else expect
+        new = await asyncio.to_thread(
+            self.repo.mutate, row.id, fn, actor=ACTOR, action=to.value.lower(), to_state=to, expect=expected, comment=comment
+        )
+        self._publish(new)
+        self.checkpoint(f"state:{to.value}", row.id)
+        return new
+
+    async def _mutate(self, row: Rollout, fn: Callable[[Draft], None], *, action: str, comment: str) -> Rollout:
+        assert row.id is not None
+        new = await asyncio.to_thread(self.repo.mutate, row.id, fn, actor=ACTOR, action=action, comment=comment)
+        self._publish(new)
+        return new
+
+    def _publish(self, row: Rollout) -> None:
+        self.bus.publish(topic("rollout", str(row.id)), _dump(row))
+
+
+def _dump(row: Rollout) -> dict[str, Any]:
+    return row.model_dump(mode="json")
+
+
+def _clip(data: dict[str, Any], limit: int = 4000) -> dict[str, Any]:
+    """Read-back evidence is kept, but not a whole /metrics page."""
+    text = json.dumps(data, default=str)
+    return data if len(text) <= limit else {"truncated": text[:limit]}
+
+
+def _brief(readback: dict[str, Any]) -> str:
+    keys = ("flags", "parameters", "values", "cache_config_info", "already", "recovered")
+    parts = [f"{k}={readback[k]}" for k in keys if k in readback]
+    return ("; ".join(parts) or "ok")[:500]
+
+
+__all__ = ["COMMAND_TOPIC", "RESULT_TOPIC", "RolloutManager", "StageDetail"]

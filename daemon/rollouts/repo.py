@@ -1,0 +1,191 @@
+"""Persistence of rollouts: every state change and its audit event in one transaction.
+
+The database is the single source of truth for a rollout, shared by the daemon's manager, the CLI
+(another process) and the TUI. Two rules make that safe:
+- every mutation locks the row first (an UPDATE before the read: SQLite takes its write lock,
+  PostgreSQL the row lock), so a CLI `pause` and the manager's next step never overwrite each
+  other's JSON, and a second `approve` sees the first one's result and is refused;
+- a transition and its `AuditEvent` (who, when, from, to, why) commit together or not at all.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, select
+
+from daemon.errors import UserError
+from daemon.models import AuditEvent, Rollout
+from daemon.rollouts.machine import check_transition
+from daemon.rollouts.model import Change, RolloutState, StageDetail
+from daemon.store import Store
+
+ENTITY = "rollout"
+
+
+class RolloutNotFound(UserError):
+    pass
+
+
+class StateChanged(UserError):
+    """The rollout moved on (a person paused it, or another step won) since the caller looked."""
+
+
+class Draft:
+    """A mutable view of one locked rollout row, handed to the callback of `RolloutRepo.mutate`."""
+
+    def __init__(self, row: Rollout) -> None:
+        self.row = row
+        self.stage = StageDetail.model_validate(row.stage_detail or {})
+        self.previous_config: dict[str, Any] = copy.deepcopy(row.previous_config or {})
+        self.comparison: dict[str, Any] = copy.deepcopy(row.comparison or {})
+
+    @property
+    def state(self) -> RolloutState:
+        return RolloutState(self.row.state)
+
+    @property
+    def changes(self) -> list[Change]:
+        return [Change.model_validate(c) for c in self.row.changes]
+
+
+def stage_of(row: Rollout) -> StageDetail:
+    return StageDetail.model_validate(row.stage_detail or {})
+
+
+def changes_of(row: Rollout) -> list[Change]:
+    return [Change.model_validate(c) for c in row.changes]
+
+
+class RolloutRepo:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    # --- reads ------------------------------------------------------------------------------
+    def get(self, rollout_id: int) -> Rollout:
+        with self.store.session() as s:
+            row = s.get(Rollout, rollout_id)
+        if row is None:
+            raise RolloutNotFound(f"no rollout {rollout_id}")
+        return row
+
+    def list(self, states: Iterable[RolloutState] | None = None, limit: int = 200) -> list[Rollout]:
+        where = [] if states is None else [Rollout.state.in_([s.value for s in states])]  # type: ignore[attr-defined]
+        return self.store.all(Rollout, *where, order_by=Rollout.id.desc(), limit=limit)  # type: ignore[union-attr]
+
+    def events(self, rollout_id: int) -> list[AuditEvent]:
+        return self.store.all(
+            AuditEvent,
+            AuditEvent.entity == ENTITY,
+            AuditEvent.entity_id == str(rollout_id),
+            order_by=AuditEvent.id,
+        )
+
+    # --- writes -----------------------------------------------------------------------------
+    def create(
+        self,
+        *,
+        title: str,
+        targets: Sequence[str],
+        changes: Sequence[Change],
+        actor: str,
+        reason: str | None = None,
+        signals: Sequence[str] = (),
+        recommendation_id: int | None = None,
+    ) -> Rollout:
+        stage = StageDetail(signals=list(signals), reason=reason, proposed_by=actor)
+        row = Rollout(
+            recommendation_id=recommendation_id,
+            state=RolloutState.PENDING_APPROVAL.value,
+            title=title,
+            targets=list(targets),
+            changes=[c.model_dump(mode="json") for c in changes],
+            stage_detail=stage.model_dump(mode="json"),
+        )
+        with self.store.session() as s:
+            s.add(row)
+            s.flush()
+            s.add(self._event(row.id, actor, "propose", None, row.state, reason))
+            s.commit()
+            s.refresh(row)
+        return row
+
+    def mutate(
+        self,
+        rollout_id: int,
+        fn: Callable[[Draft], None] | None = None,
+        *,
+        actor: str,
+        action: str,
+        to_state: RolloutState | None = None,
+        expect: Iterable[RolloutState] | None = None,
+        comment: str | None = None,
+        audit: bool = True,
+    ) -> Rollout:
+        """Lock the row, check `expect` and the transition, run `fn` on it, write it and its audit event.
+
+        `fn` may raise to abort: nothing is written. With `to_state`, the transition is checked
+        against the state machine *under the lock*, so of two racing commands only one wins.
+        """
+        with self.store.session() as s:
+            row = self._lock(s, rollout_id)
+            current = RolloutState(row.state)
+            if expect is not None and current not in set(expect):
+                raise StateChanged(
+                    f"rollout {rollout_id} is {current.value}, expected {'/'.join(sorted(e.value for e in expect))}"
+                )
+            if to_state is not None and to_state != current:
+                check_transition(current, to_state)
+            draft = Draft(row)
+            if fn is not None:
+                fn(draft)
+            # New objects for the JSON columns: SQLAlchemy does not see in-place changes to a dict.
+            row.stage_detail = draft.stage.model_dump(mode="json")
+            row.previous_config = copy.deepcopy(draft.previous_config)
+            row.comparison = copy.deepcopy(draft.comparison)
+            if to_state is not None:
+                row.state = to_state.value
+            row.updated_at = time.time()
+            s.add(row)
+            if audit:
+                s.add(self._event(rollout_id, actor, action, current.value, row.state, comment))
+            s.commit()
+            s.refresh(row)
+            return row
+
+    def audit(self, rollout_id: int, actor: str, action: str, comment: str | None = None) -> None:
+        """An event that changes nothing on the row (a refused command, a recovery finding)."""
+        with self.store.session() as s:
+            row = s.get(Rollout, rollout_id)
+            state = row.state if row else None
+            s.add(self._event(rollout_id, actor, action, state, state, comment))
+            s.commit()
+
+    # --- internals --------------------------------------------------------------------------
+    @staticmethod
+    def _lock(s: Session, rollout_id: int) -> Rollout:
+        # Write first: this takes SQLite's write lock (PostgreSQL's row lock) before we read, so the
+        # read-modify-write below cannot interleave with another writer's.
+        result = s.execute(sa.update(Rollout).where(Rollout.id == rollout_id).values(updated_at=time.time()))
+        if result.rowcount == 0:
+            raise RolloutNotFound(f"no rollout {rollout_id}")
+        row = s.exec(select(Rollout).where(Rollout.id == rollout_id).with_for_update()).one()
+        return row
+
+    @staticmethod
+    def _event(
+        rollout_id: int | None, actor: str, action: str, from_state: str | None, to_state: str | None, comment: str | None
+    ) -> AuditEvent:
+        return AuditEvent(
+            actor=actor,
+            entity=ENTITY,
+            entity_id=str(rollout_id),
+            action=action,
+            from_state=from_state,
+            to_state=to_state,
+            comment=comment,
+        )

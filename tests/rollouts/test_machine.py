@@ -1,0 +1,73 @@
+"""The state machine: every allowed edge, every refused one, and what commands may do."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from daemon.rollouts.machine import (
+    COMMAND_FROM,
+    TRANSITIONS,
+    IllegalTransition,
+    check_command,
+    check_transition,
+    resume_target,
+)
+from daemon.rollouts.model import ACTIVE_STATES, TERMINAL_STATES, RolloutState as S
+
+EXPECTED_EDGES = {
+    (S.PENDING_APPROVAL, S.APPROVED), (S.PENDING_APPROVAL, S.REJECTED),
+    (S.APPROVED, S.CANARY), (S.CANARY, S.VALIDATING), (S.VALIDATING, S.ROLLING_OUT), (S.ROLLING_OUT, S.COMPLETED),
+    (S.APPROVED, S.PAUSED), (S.CANARY, S.PAUSED), (S.VALIDATING, S.PAUSED), (S.ROLLING_OUT, S.PAUSED),
+    (S.PAUSED, S.APPROVED), (S.PAUSED, S.CANARY), (S.PAUSED, S.VALIDATING), (S.PAUSED, S.ROLLING_OUT),
+    (S.APPROVED, S.FAILED), (S.CANARY, S.FAILED), (S.VALIDATING, S.FAILED), (S.ROLLING_OUT, S.FAILED),
+    (S.PAUSED, S.FAILED), (S.COMPLETED, S.FAILED), (S.FAILED, S.ROLLED_BACK),
+}
+
+
+def test_transition_table_is_exactly_the_documented_graph() -> None:
+    actual = {(a, b) for a, targets in TRANSITIONS.items() for b in targets}
+    assert actual == EXPECTED_EDGES
+    assert set(TRANSITIONS) == set(S)
+
+
+@pytest.mark.parametrize(("a", "b"), sorted(itertools.product(S, S)))
+def test_check_transition_allows_only_edges(a: S, b: S) -> None:
+    if (a, b) in EXPECTED_EDGES:
+        check_transition(a, b)
+    else:
+        with pytest.raises(IllegalTransition, match=f"cannot go from {a.value} to {b.value}"):
+            check_transition(a, b)
+
+
+def test_terminal_states_have_no_way_out_and_every_active_state_can_fail() -> None:
+    for state in (S.REJECTED, S.ROLLED_BACK):
+        assert TRANSITIONS[state] == frozenset()
+    for state in ACTIVE_STATES - {S.FAILED}:
+        assert S.FAILED in TRANSITIONS[state], state
+    assert S.COMPLETED in TERMINAL_STATES
+
+
+def test_second_approval_is_refused_with_a_reason() -> None:
+    check_command("approve", S.PENDING_APPROVAL, 7)
+    with pytest.raises(IllegalTransition, match=r"cannot approve rollout 7: it is APPROVED \(it was already approved\)"):
+        check_command("approve", S.APPROVED, 7)
+    with pytest.raises(IllegalTransition, match="it is final"):
+        check_command("reject", S.ROLLED_BACK, 7)
+
+
+def test_commands_only_lead_along_edges() -> None:
+    destinations = {"approve": S.APPROVED, "reject": S.REJECTED, "pause": S.PAUSED, "rollback": S.FAILED}
+    for action, sources in COMMAND_FROM.items():
+        if action == "resume":
+            continue
+        for source in sources:
+            assert destinations[action] in TRANSITIONS[source], (action, source)
+
+
+def test_resume_goes_back_except_past_an_undecided_validation() -> None:
+    assert resume_target(S.CANARY, "manual") == S.CANARY
+    assert resume_target(S.VALIDATING, "manual") == S.VALIDATING
+    assert resume_target(S.VALIDATING, "inconclusive") == S.ROLLING_OUT
+    assert resume_target(None, None) == S.APPROVED

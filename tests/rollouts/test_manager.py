@@ -1,0 +1,304 @@
+"""The manager end to end on real processes: the generic command actuator changes a real setting
+(a file, through real argv commands), samples are written to a real SQLite store, and every path of
+the state machine is walked: promote, fail and roll back, pause on no data, failures of the actuator,
+a target that goes down, commands from people, the bus, read-only, and crash recovery at every point."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from daemon.bus import Bus, topic
+from daemon.errors import UserError
+from daemon.models import MetricSample
+from daemon.rollouts import commands as cmd
+from daemon.rollouts.machine import IllegalTransition
+from daemon.rollouts.manager import RESULT_TOPIC, RolloutManager
+from daemon.rollouts.model import RolloutState as S
+from daemon.rollouts.repo import stage_of
+from daemon.store import Store
+from tests.rollouts.helpers import drive, events, knob_config, knob_sets, knob_value, states_visited, trail
+
+FINAL = {S.COMPLETED, S.ROLLED_BACK, S.PAUSED, S.REJECTED}
+
+
+@pytest.fixture
+def store(sqlite_url: str) -> Store:
+    s = Store(sqlite_url)
+    yield s
+    s.close()
+
+
+def write_samples(store: Store, instance: str, values: list[float], start: float) -> None:
+    store.add_all([MetricSample(instance=instance, ts=start + i * 0.01, window_s=0.0, ttft_p95_s=v)
+                   for i, v in enumerate(values)])
+
+
+class Traffic:
+    """Writes a sample per target every few ms while a rollout runs: `value(target)` decides the latency."""
+
+    def __init__(self, store: Store, targets: list[str], value) -> None:  # noqa: ANN001
+        self.store, self.targets, self.value = store, targets, value
+        self.task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        while True:
+            now = time.time()
+            self.store.add_all([MetricSample(instance=t, ts=now, window_s=0.0, ttft_p95_s=self.value(t))
+                                for t in self.targets])
+            await asyncio.sleep(0.02)
+
+    async def __aenter__(self) -> Traffic:
+        self.task = asyncio.create_task(self._run())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.task is not None
+        self.task.cancel()
+
+
+async def test_two_targets_canary_then_rollout_completes(tmp_path: Path, store: Store) -> None:
+    config, states = knob_config(tmp_path, ["a", "b"])
+    manager = RolloutManager(config, store, state_dir=tmp_path)
+    row = cmd.propose(manager.repo, config, targets=["a", "b"], changes=[{"param": "batch", "value": "16"}],
+                      actor="alice", reason="queue builds up")
+    assert row.state == "PENDING_APPROVAL" and row.changes == [{"param": "batch", "value": 16, "model": None}]
+    await manager.step_all()
+    assert knob_value(states["a"]) == "8", "nothing runs before approval"
+    cmd.apply_command(manager.repo, "approve", row.id, actor="bob", comment="go")
+
+    async with Traffic(store, ["a", "b"], lambda t: 0.1):
+        final = await drive(manager, row.id, FINAL)
+    assert final.state == "COMPLETED", final.comparison
+    assert knob_value(states["a"]) == knob_value(states["b"]) == "16"
+    assert final.previous_config == {"a": {"values": {"batch": "8"}}, "b": {"values": {"batch": "8"}}}
+    assert final.comparison["verdict"] == "PASS"
+    assert final.comparison["baseline"]["kind"] == "peers" and final.comparison["baseline"]["targets"] == ["b"]
+    assert states_visited(store, row.id) == [
+        "PENDING_APPROVAL", "APPROVED", "CANARY", "VALIDATING", "ROLLING_OUT", "COMPLETED"]
+    evs = events(store, row.id)
+    assert (evs[0].actor, evs[0].action) == ("alice", "propose")
+    approve = next(e for e in evs if e.action == "approve")
+    assert (approve.actor, approve.comment) == ("bob", "go")
+    # The snapshot of each target is written before the change reaches it.
+    actions = [(e.action, e.comment) for e in evs]
+    assert actions.index(("snapshot", "recorded the config of b")) < actions.index(("apply", "applying to b"))
+    assert len(knob_sets(states["a"])) == len(knob_sets(states["b"])) == 1, "each target changed exactly once"
+
+
+async def test_regressing_canary_is_rolled_back_and_the_others_never_touched(tmp_path: Path, store: Store) -> None:
+    config, states = knob_config(tmp_path, ["a", "b"])
+    manager = RolloutManager(config, store, state_dir=tmp_path)
+    row = cmd.propose(manager.repo, config, targets=["a", "b"], changes=[{"param": "batch", "value": "64"}], actor="alice")
+    cmd.apply_command(manager.repo, "approve", row.id, actor="bob")
+
+    def latency(target: str) -> float:  # the canary (a) serves the new value, and is slow with it
+        return 0.5 if knob_value(states[target]) == "64" else 0.1
+
+    async with Traffic(store, ["a", "b"], latency):
+        final = await drive(manager, row.id, FINAL)
+    assert final.state == "ROLLED_BACK"
+    assert knob_value(states["a"]) == "8", "the canary runs its recorded config again"
+    assert knob_sets(states["b"]) == [], "the rest never got the change"
+    assert final.comparison["verdict"] == "FAIL"
+    stage = stage_of(final)
+    assert stage.failure_reason.startswith("validation failed: ttft_p95_s worse by")
+    assert stage.progress["a"].status == "restored" and stage.progress["b"].status == "pending"
+    assert states_visited(store, row.id)[-3:] == ["VALIDATING", "FAILED", "ROLLED_BACK"]
+
+
+async def test_single_target_judged_against_its_own_baseline_and_pauses_without_data(tmp_path: Path, store: Store) -> None:
+    config, states = knob_config(tmp_path, ["a"])
+    manager = RolloutManager(config, store, state_dir=tmp_path)
+    write_samples(store, "a", [0.1, 0.1, 0.1], time.time() - 5)  # baseline exists, canary gets no traffic
+    row = cmd.propose(manager.repo, config, targets=["a"], changes=[{"param": "batch", "value": "32"}], actor="alice")
+    cmd.apply_command(manager.repo, "approve", row.id, actor="bob")
+    paused = await drive(manager, row.id, FINAL)
+    assert paused.state == "PAUSED"
+    assert paused.comparison["verdict"] == "INCONCLUSIVE"
+    assert paused.comparison["baseline"]["kind"] == "self-before" and paused.comparison["baseline"]["samples"] == 3
+    assert knob_value(states["a"]) == "32", "a pause neither promotes nor rolls back"
+    for _ in range(3):
+        await manager.step_all()
+    assert manager.repo.get(row.id).state == "PAUSED"
+    cmd.apply_command(manager.repo, "resume", row.id, actor="carol", comment="idle box, accept")
+    final = await drive(manager, row.id, FINAL)
+    assert final.state == "COMPLETED"
+    assert states_visited(store, row.id)[-4:] == ["VALIDATING", "PAUSED", "ROLLING_OUT", "COMPLETED"]
+
+
+async def test_an_apply_the_target_refuses_fails_and_restores(tmp_path: Path, store: Store) -> None:
+    config, states = knob_config(tmp_path, ["a"])
+    states["a"].write_text('{"batch": "8", "refuse_set": true}')
+    manager = RolloutManager(config, store, state_dir=tmp_path)
+    row = cmd.propose(manager.repo, config, targets=["a"], changes=[{"param": "batch", "value": "16"}], actor="alice")
+    cmd.apply_command(manager.repo, "approve", row.id, actor="bob")
+    final = await drive(manager, row.id, FINAL)
+    assert final.state == "ROLLED_BACK"
+    assert "refusing to set" in stage_of(final).failure_reason
+    assert knob_value(states["a"]) == "8"
+    # The target was marked `applying`, so the rollback looked at it: already the recorded config, untouched.
+    assert any(e.action == "restored" and "already" in (e.comment or "") for e in events(store, row.id))
+
+
+async def test_a_canary_that_goes_down_fails_and_is_restored_when_it_returns(tmp_path: Path, store: Store) -> None:
+    config, states = knob_config(tmp_path, ["a"], canary_window_s=30.0, max_restore_attempts=50)
+    manager = RolloutManager(config, store, state_dir=tmp_path)
+    row = cmd.propose(manager.repo, config, targets=["a"], changes=[{"param": "batch", "value": "16"}], actor="alice")
+    cmd.apply_command(manager.repo, "approve", row.id, actor="bob")
+    await drive(manager, row.id, {S.CANARY})
+    while stage_of(manager.repo.get(row.id)).progress["a"].status != "applied":
+        await manager.step_all()
+    saved = states["a"].read_text()
+    states["a"].unlink()  # the server is gone
+    failed = await drive(manager, row.id, {S.FAILED})
+    assert "stopped serving during the canary window" in stage_of(failed).failure_reason
+    for _ in range(3):
+        await manager.step_all()
+    stage = stage_of(manager.repo.get(row.id))
+    assert stage.progress["a"].status == "restoring" and stage.progress["a"].restore_attempts >= 1
+    states["a"].write_text(saved)  # it comes back, still with the change
+    # Skip the backoff wait: the next attempt is due now.
+    manager.clock = lambda: time.time() + 3600
+    final = await drive(manager, row.id, {S.ROLLED_BACK})
+    assert knob_value(states["a"]) == "8"
+    assert [e.action for e in events(store, row.id)].count("restore-failed") >= 1
+
+
+async def test_person_can_pause_resume_and_roll_back_a_completed_rollout(tmp_path: Path, store: Store) -> None:
+    config, states = knob_config(tmp_path, ["a", "b"], canary_window_s=1.0)
+    manager = RolloutManager(config, store, state_dir=tmp_path)
+    row = cmd.propose(manager.repo, config, targets=["a", "b"], changes=[{"param": "batch", "value": "16"}], actor="alice")
+    cmd.apply_command(manager.repo, "approve", row.id, actor="bob")
+    await drive(manager, row.id, {S.CANARY})
+    cmd.apply_command(manager.repo, "pause", row.id, actor="carol", comment="lunch")
+    for _ in range(5):
+        await manager.step_all()
+    assert manager.repo.get(row.id).state == "PAUSED"
+    assert knob_sets(states["b"]) == []
+    cmd.apply_command(manager.repo, "resume", row.id, actor="carol")
+    assert manager.repo.get(row.id).state == "CANARY"
+    async with Traffic(store, ["a", "b"], lambda t: 0.1):
+        done = await drive(manager, row.id, FINAL)
+    assert done.state == "COMPLETED"
+    cmd.apply_command(manager.repo, "rollback", row.id, actor="dave", comment="on second thoughts")
+    final = await drive(manager, row.id, {S.ROLLED_BACK})
+    assert knob_value(states["a"]) == knob_value(states["b"]) == "8"
+    assert stage_of(final).failure_reason == "rollback requested by dave: on second thoughts"
+    assert states_visited(store, row.id)[-3:] == ["COMPLETED", "FAILED", "ROLLED_BACK"]
+
+
+async def test_no_approval_twice_and_one_rollout_per_target(tmp_path: Path, store: Store) -> None:
+    config, _ = knob_config(tmp_path, ["a"])
+    manager = RolloutManager(config, store, state_dir=tmp_path)
+    first = cmd.propose(manager.repo, config, targets=["a"], changes=[{"param": "batch", "value": "16"}], actor="x")
+    second = cmd.propose(manager.repo, config, targets=["a"], changes=[{"param": "batch", "value": "32"}], actor="x")
+    cmd.apply_command(manager.repo, "approve", first.id, actor="bob")
+    with pytest.raises(IllegalTransition, match="already approved"):
+        cmd.apply_command(manager.repo, "approve", first.id, actor="eve")
+    with pytest.raises(IllegalTransition, match=f"rollout {first.id} .APPROVED. holds a"):
+        cmd.apply_command(manager.repo, "approve", second.id, actor="bob")
+    assert [e.action for e in events(store, first.id)].count("approve") == 1
+    assert manager.repo.get(second.id).state == "PENDING_APPROVAL"
+    cmd.apply_command(manager.repo, "reject", second.id, actor="bob", comment="one at a time")
+    with pytest.raises(IllegalTransition, match="it is final"):
+        cmd.apply_command(manager.repo, "approve", second.id, actor="bob")
+
+
+async def test_readonly_refuses_every_mutating_command(tmp_path: Path, store: Store) -> None:
+    config, _ = knob_config(tmp_path, ["a"])
+    manager = RolloutManager(config, store, state_dir=tmp_path)
+    row = cmd.propose(manager.repo, config, targets=["a"], changes=[{"param": "batch", "value": "16"}], actor="x")
+    for action in ("approve", "reject", "pause", "resume", "rollback"):
+        with pytest.raises(cmd.ReadOnly):
+            cmd.apply_command(manager.repo, action, row.id, actor="x", readonly=True)
+    with pytest.raises(cmd.ReadOnly):
+        cmd.propose(manager.repo, config, targets=["a"], changes=[{"param": "batch", "value": "2"}], actor="x", readonly=True)
+    assert manager.repo.get(row.id).state == "PENDING_APPROVAL"
+
+
+async def test_bus_commands_approve_and_report_refusals(tmp_path: Path, store: Store) -> None:
+    config, states = knob_config(tmp_path, ["a"])
+    bus = Bus()
+    manager = RolloutManager(config, store, bus, state_dir=tmp_path)
+    results = bus.subscribe(RESULT_TOPIC)
+    updates = bus.subscribe(topic("rollout", "+"))
+    stop = asyncio.Event()
+    task = asyncio.create_task(manager.run(stop))
+    try:
+        bus.publish(topic("command", "rollout/propose"),
+                    {"targets": ["a"], "changes": [{"param": "batch", "value": "12"}], "actor": "mqtt:tui", "request_id": "p1"})
+        reply = (await asyncio.wait_for(results.get(), 5)).payload
+        assert reply["ok"] and reply["request_id"] == "p1"
+        rollout_id = reply["rollout"]["id"]
+        bus.publish(topic("command", "rollout/approve"), {"id": rollout_id, "actor": "mqtt:tui", "comment": "ok"})
+        assert (await asyncio.wait_for(results.get(), 5)).payload["ok"]
+        bus.publish(topic("command", "rollout/approve"), '{"action": "approve", "id": %d, "request_id": "dup"}' % rollout_id)
+        dup = (await asyncio.wait_for(results.get(), 5)).payload
+        assert dup == {"ok": False, "request_id": "dup", "error": dup["error"]} and "already approved" in dup["error"]
+        bus.publish(topic("command", "rollout/propose"), {"targets": ["a"], "changes": [{"param": "batch", "value": "8; rm -rf /"}]})
+        bad = (await asyncio.wait_for(results.get(), 5)).payload
+        assert not bad["ok"] and "shell characters" in bad["error"]
+        seen = set()
+        deadline = time.monotonic() + 10
+        while "CANARY" not in seen and time.monotonic() < deadline:
+            seen.add((await asyncio.wait_for(updates.get(), 5)).payload["state"])
+        assert {"PENDING_APPROVAL", "APPROVED", "CANARY"} <= seen
+        assert knob_value(states["a"]) in ("8", "12")
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+
+class Crash(BaseException):
+    """Stands in for SIGKILL inside one process: nothing after the checkpoint runs."""
+
+
+@pytest.mark.parametrize(
+    "point",
+    ["state:CANARY", "before_apply", "after_apply", "state:VALIDATING", "state:ROLLING_OUT", "state:FAILED",
+     "before_restore", "after_restore"],
+)
+async def test_crash_at_each_point_recovers_to_a_consistent_end(tmp_path: Path, store: Store, point: str) -> None:
+    config, states = knob_config(tmp_path, ["a", "b"])
+    regress = point in ("state:FAILED", "before_restore", "after_restore")
+
+    def crash_at(name: str, _id: int) -> None:
+        if name == point:
+            raise Crash(name)
+
+    first = RolloutManager(config, store, state_dir=tmp_path, checkpoint=crash_at)
+    row = cmd.propose(first.repo, config, targets=["a", "b"], changes=[{"param": "batch", "value": "16"}], actor="x")
+    cmd.apply_command(first.repo, "approve", row.id, actor="bob")
+
+    def latency(target: str) -> float:
+        return 0.5 if regress and knob_value(states[target]) == "16" else 0.1
+
+    async with Traffic(store, ["a", "b"], latency):
+        with pytest.raises(Crash):
+            await drive(first, row.id, FINAL)
+        second = RolloutManager(config, store, state_dir=tmp_path)
+        await second.recover()
+        final = await drive(second, row.id, FINAL)
+    want = "ROLLED_BACK" if regress else "COMPLETED"
+    assert final.state == want, trail(store, row.id)
+    expected = "8" if regress else "16"
+    assert knob_value(states["a"]) == expected and knob_value(states["b"]) == (expected if not regress else "8")
+    assert [e.action for e in events(store, row.id)].count("approve") == 1
+    assert len(knob_sets(states["a"])) <= 2, "the canary is changed once (and restored once at most)"
+    assert any(e.action == "recover" for e in events(store, row.id))
+
+
+def test_unknown_target_and_mixed_engines_are_refused(tmp_path: Path, store: Store) -> None:
+    config, _ = knob_config(tmp_path, ["a"])
+    manager = RolloutManager(config, store, state_dir=tmp_path)
+    with pytest.raises(UserError, match="no target 'nope'"):
+        cmd.propose(manager.repo, config, targets=["nope"], changes=[{"param": "batch", "value": "2"}], actor="x")
+    with pytest.raises(UserError, match="batch='999' is above the maximum 512"):
+        cmd.propose(manager.repo, config, targets=["a"], changes=[{"param": "batch", "value": "999"}], actor="x")
+    with pytest.raises(UserError, match="unknown signal"):
+        cmd.propose(manager.repo, config, targets=["a"], changes=[{"param": "batch", "value": "2"}], actor="x",
+                    signals=["vibes"])

@@ -1,0 +1,115 @@
+"""Values are validated before anything runs: injection, newlines, unknown names, out-of-range numbers."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from daemon.actuators import validate_changes
+from daemon.actuators.params import TRITON_PARAMS, VLLM_PARAMS, InvalidChange
+from daemon.actuators.triton import apply_to_config
+from daemon.actuators.vllm import argv_value, edit_argv
+from daemon.config import LaunchConfig, RolloutConfig, TargetConfig
+from daemon.rollouts.model import Change
+
+VLLM = TargetConfig(name="v", url="http://127.0.0.1:8000", engine="vllm", launch=LaunchConfig(argv=["python"]))
+TRITON = TargetConfig(name="t", url="http://127.0.0.1:8001", engine="triton", models=["textgen"])
+CFG = RolloutConfig()
+
+
+@pytest.mark.parametrize(
+    ("target", "param", "value", "why"),
+    [
+        (VLLM, "max_num_seqs", "8; rm -rf /", "shell characters"),
+        (VLLM, "max_num_seqs", "8\n--trust-remote-code", "shell characters"),
+        (VLLM, "max_num_seqs", "$(reboot)", "shell characters"),
+        (VLLM, "max_num_seqs", "`id`", "shell characters"),
+        (VLLM, "max_num_seqs", "0", "below the minimum"),
+        (VLLM, "max_num_seqs", "-4", "below the minimum"),
+        (VLLM, "max_num_seqs", "99999999", "above the maximum"),
+        (VLLM, "max_num_seqs", "8.5", "not an integer"),
+        (VLLM, "max_num_seqs", 1e300, "not an integer"),
+        (VLLM, "gpu_memory_utilization", "1.5", "above the maximum"),
+        (VLLM, "gpu_memory_utilization", "nan", "not a number"),
+        (VLLM, "gpu_memory_utilization", float("inf"), "finite"),
+        (VLLM, "block_size", "7", "not one of"),
+        (VLLM, "enable_prefix_caching", "maybe", "not a boolean"),
+        (VLLM, "kv_cache_dtype", "--trust-remote-code", "must not start with '-'"),
+        (VLLM, "trust_remote_code", "true", "unknown vllm parameter"),
+        (VLLM, "max_num_seqs; rm", "1", "not a parameter name"),
+        (TRITON, "variant", "a b", "shell characters"),
+        (TRITON, "variant", "x" * 65, "does not match"),
+        (TRITON, "delay_ms_per_token", "", "1-256 characters"),
+        (TRITON, "kv_cache_free_gpu_mem_fraction", "0", "below the minimum"),
+        (TRITON, "batch_scheduler_policy", "fastest", "not one of"),
+        (TRITON, "backend", "python", "unknown triton parameter"),
+        (TRITON, "delay_ms_per_token", None, "has type NoneType"),
+    ],
+)
+def test_bad_values_are_refused(target: TargetConfig, param: str, value: object, why: str) -> None:
+    with pytest.raises(InvalidChange, match=why):
+        validate_changes(target, [{"param": param, "value": value}], CFG)
+
+
+def test_good_values_are_typed_and_names_normalized() -> None:
+    changes = validate_changes(
+        VLLM,
+        [{"param": "--max-num-seqs", "value": "16"}, {"param": "enable-prefix-caching", "value": "false"},
+         {"param": "gpu_memory_utilization", "value": "0.45"}],
+        CFG,
+    )
+    assert [(c.param, c.value) for c in changes] == [
+        ("max_num_seqs", 16), ("enable_prefix_caching", False), ("gpu_memory_utilization", 0.45)]
+    triton = validate_changes(TRITON, [{"param": "delay_ms_per_token", "value": 40}], CFG)
+    assert triton == [Change(param="delay_ms_per_token", value=40, model="textgen")]
+
+
+def test_model_must_exist_and_a_change_may_not_repeat() -> None:
+    with pytest.raises(InvalidChange, match="serves no model 'other'"):
+        validate_changes(TRITON, [{"param": "variant", "value": "a", "model": "other"}], CFG)
+    with pytest.raises(InvalidChange, match="set twice"):
+        validate_changes(VLLM, [{"param": "max_num_seqs", "value": 4}, {"param": "max-num-seqs", "value": 5}], CFG)
+    with pytest.raises(InvalidChange, match="only Triton targets take a model"):
+        validate_changes(VLLM, [{"param": "max_num_seqs", "value": 4, "model": "m"}], CFG)
+
+
+def test_engine_without_actuator_is_refused() -> None:
+    auto = TargetConfig(name="a", url="http://127.0.0.1:9")
+    with pytest.raises(InvalidChange, match="no actuator for engine 'auto'"):
+        validate_changes(auto, [{"param": "max_num_seqs", "value": 4}], CFG)
+
+
+@given(st.text(min_size=1, max_size=40))
+def test_no_accepted_value_contains_unsafe_characters(text: str) -> None:
+    for spec in list(VLLM_PARAMS.values()) + list(TRITON_PARAMS.values()):
+        try:
+            value = spec.coerce(text)
+        except InvalidChange:
+            continue
+        rendered = str(value)
+        assert not any(c in rendered for c in " \t\r\n;|&$`'\"<>(){}\\*?!#~"), (spec.name, text)
+        assert not rendered.startswith("-") or spec.type in ("int", "float")
+
+
+def test_edit_argv_replaces_every_spelling_and_reads_back() -> None:
+    argv = ["python", "-m", "vllm", "--max-num-seqs", "256", "--max_num_seqs=128", "--enable-prefix-caching", "--port", "8"]
+    out = edit_argv(argv, Change(param="max_num_seqs", value=4))
+    assert out == ["python", "-m", "vllm", "--enable-prefix-caching", "--port", "8", "--max-num-seqs", "4"]
+    out = edit_argv(out, Change(param="enable_prefix_caching", value=False))
+    assert out == ["python", "-m", "vllm", "--port", "8", "--max-num-seqs", "4", "--no-enable-prefix-caching"]
+    assert argv_value(out, "max_num_seqs") == "4"
+    assert argv_value(out, "enable_prefix_caching") is False
+    assert argv_value(out, "block_size") is None
+
+
+def test_triton_override_is_built_from_the_current_config() -> None:
+    current = {"name": "m", "parameters": {"variant": {"string_value": "a"}}, "instance_group": [{"kind": "KIND_CPU", "count": 1}]}
+    out = apply_to_config(current, Change(param="enable_kv_cache_reuse", value=True, model="m"))
+    out = apply_to_config(out, Change(param="instance_group.count", value=2, model="m"))
+    assert out["parameters"] == {"variant": {"string_value": "a"}, "enable_kv_cache_reuse": {"string_value": "true"}}
+    assert out["instance_group"] == [{"kind": "KIND_CPU", "count": 2}]
+    assert current["parameters"] == {"variant": {"string_value": "a"}}, "the snapshot itself is never modified"
+    for name, spec in TRITON_PARAMS.items():  # every registry entry has a way into a config
+        sample = {"int": spec.min or 1, "float": 0.5, "bool": True, "enum": (spec.choices or ("x",))[0], "string": "x"}[spec.type]
+        apply_to_config(current, Change(param=name, value=sample, model="m"))
