@@ -1,0 +1,377 @@
+"""Bind a compiled agent to one input record: `CompileResult` + values -> the run's `RunWorkload`.
+
+The compiler describes each prompt as static text and dynamic segments that say where their text
+comes from; this module fills them for one concrete run:
+
+- a parameter (or a value the compiler could not follow) is looked up in the input record: by the
+  exact expression, else by evaluating it (`vars['company']`, `self.doc`, `cfg.title`), else by its
+  last name (`self.document` -> `document`);
+- a loop variable is bound by running the loop header over the record's values: `for q in questions`,
+  `for i, v in enumerate(items)`, `for k in range(n)`, or over a call's outputs (`for b in r.choices`);
+- a call's output refers to the execution that produced it: the same iteration in a shared loop, the
+  previous iteration for loop-carried data, all of them (joined) after the loop;
+- `.format(**x)` fills (a run-time template) are applied with the values they name;
+- volatile values (`uuid4()`, `datetime.now()`) are drawn fresh at send time, as the agent would.
+
+Two things the compiler cannot see are replayed by rule, and every workload says so in its notes:
+a growing history (`history += ...` in a loop) becomes the earlier outputs inserted before the
+prompt's closing text, and only the first arm of an if/else is replayed. A value missing from the
+record raises `BindingError` naming the call and the variable.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from compiler.model import CallSite, CompileResult, LoopContext, Segment, SourceKind
+from daemon.executor.errors import BindingError
+from daemon.executor.inputs import InputRecord
+from daemon.executor.workload import Execution, HistoryRef, OutputRef, Piece, RunWorkload, VolatileRef
+
+DEFAULT_MAX_TOKENS = 16
+DEFAULT_WHILE_ITERATIONS = 3
+MAX_EXECUTIONS_PER_CALL = 64
+ITERATIONS_KEY = "_iterations"  # an input record may set how often a `while` loop runs
+
+
+@dataclass(frozen=True)
+class OutVal:
+    """A loop item that is (part of) a call's output: any attribute or index of it is the text."""
+
+    ref: OutputRef
+
+
+class _Missing(Exception):
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(name)
+
+
+@dataclass
+class BindOptions:
+    max_tokens_cap: int | None = None
+    default_max_tokens: int = DEFAULT_MAX_TOKENS
+    while_iterations: int = DEFAULT_WHILE_ITERATIONS
+
+
+class _Env:
+    def __init__(self, record: dict[str, Any], loop_vars: dict[str, Any]) -> None:
+        self.record, self.loop_vars = record, loop_vars
+
+    def name(self, ident: str) -> Any:
+        if ident in self.loop_vars:
+            return self.loop_vars[ident]
+        if ident in self.record:
+            return self.record[ident]
+        raise _Missing(ident)
+
+    def eval(self, expr: str) -> Any:
+        if expr in self.loop_vars:
+            return self.loop_vars[expr]
+        if expr in self.record:
+            return self.record[expr]
+        try:
+            node = ast.parse(expr, mode="eval").body
+        except SyntaxError:
+            raise _Missing(expr) from None
+        return self._eval(node)
+
+    def _eval(self, node: ast.AST) -> Any:
+        if isinstance(node, ast.Name):
+            return self.name(node.id)
+        if isinstance(node, ast.Constant):
+            return node.value
+        if isinstance(node, ast.Attribute):
+            try:
+                base = self._eval(node.value)
+            except _Missing:
+                # `self.document`, `state.question`: the object is the agent's; the record names the field.
+                return self.name(node.attr)
+            if isinstance(base, OutVal):
+                return base
+            if isinstance(base, dict):
+                if node.attr in base:
+                    return base[node.attr]
+                raise _Missing(ast.unparse(node))
+            raise _Missing(ast.unparse(node))
+        if isinstance(node, ast.Subscript):
+            base = self._eval(node.value)
+            if isinstance(base, OutVal):
+                return base
+            key = self._eval(node.slice)
+            try:
+                return base[key]
+            except (KeyError, IndexError, TypeError):
+                raise _Missing(ast.unparse(node)) from None
+        if isinstance(node, ast.Call):
+            return self._call(node)
+        if isinstance(node, ast.Tuple | ast.List):
+            return [self._eval(e) for e in node.elts]
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add | ast.Sub | ast.Mult):
+            left, right = self._eval(node.left), self._eval(node.right)
+            if isinstance(node.op, ast.Add):
+                return left + right
+            return left - right if isinstance(node.op, ast.Sub) else left * right
+        raise _Missing(ast.unparse(node))
+
+    def _call(self, node: ast.Call) -> Any:
+        func = node.func
+        args = [self._eval(a) for a in node.args]
+        if isinstance(func, ast.Name):
+            if func.id == "range":
+                return list(range(*[int(a) for a in args]))
+            if func.id == "enumerate":
+                return list(enumerate(args[0]))
+            if func.id == "zip":
+                return list(zip(*args))
+            if func.id in ("list", "sorted", "tuple"):
+                return list(args[0]) if func.id != "sorted" else sorted(args[0])
+            if func.id == "len":
+                return len(args[0])
+        if isinstance(func, ast.Attribute) and func.attr in ("items", "values", "keys"):
+            base = self._eval(func.value)
+            if isinstance(base, dict):
+                return list(getattr(base, func.attr)())
+        raise _Missing(ast.unparse(node))
+
+
+def _assign(target: str | None, item: Any, into: dict[str, Any]) -> None:
+    if not target:
+        return
+    try:
+        node = ast.parse(target, mode="eval").body
+    except SyntaxError:
+        into[target] = item
+        return
+    _bind(node, item, into)
+
+
+def _bind(node: ast.AST, item: Any, into: dict[str, Any]) -> None:
+    if isinstance(node, ast.Name):
+        into[node.id] = item
+    elif isinstance(node, ast.Tuple | ast.List):
+        values = list(item) if not isinstance(item, OutVal) else [item] * len(node.elts)
+        for sub, value in zip(node.elts, values):
+            _bind(sub, value, into)
+
+
+class Binder:
+    def __init__(self, result: CompileResult, options: BindOptions | None = None) -> None:
+        self.result = result
+        self.options = options or BindOptions()
+        self.calls = {c.id: c for c in result.calls}
+        self.position = {cid: i for i, cid in enumerate(result.order)}
+
+    # --- loops ----------------------------------------------------------------------------------
+    def _agent_loops(self, call: CallSite) -> list[LoopContext]:
+        return [lp for lp in call.loops if not lp.request_loop]
+
+    def _loop_items(self, loop: LoopContext, env: _Env, done: dict[str, list[Execution]],
+                    call: CallSite, notes: list[str]) -> list[Any]:
+        if loop.over_call:
+            items: list[Any] = []
+            for ex in done.get(loop.over_call, []):
+                items.extend(OutVal(OutputRef(ex.id, i)) for i in range(ex.n))
+            return items
+        if loop.kind == "while":
+            n = env.record.get(ITERATIONS_KEY, self.options.while_iterations)
+            notes.append(f"{call.id}: the while loop at line {loop.line} is replayed {n} times "
+                         f"(set `{ITERATIONS_KEY}` in the input record to change it)")
+            return list(range(int(n)))
+        try:
+            value = env.eval(loop.iterates)
+        except _Missing as missing:
+            if loop.iterates.startswith("range("):
+                notes.append(f"{call.id}: `{loop.iterates}` at line {loop.line}: {missing.name} is not in the "
+                             f"input record; replayed {self.options.while_iterations} times")
+                return list(range(self.options.while_iterations))
+            raise BindingError(call.id, missing.name,
+                               f"the loop at line {loop.line} iterates over `{loop.iterates}`, but the input "
+                               f"record has no `{missing.name}`") from None
+        if isinstance(value, dict):
+            return list(value)
+        if isinstance(value, str) or not isinstance(value, Iterable):
+            raise BindingError(call.id, loop.iterates,
+                               f"the loop at line {loop.line} iterates over `{loop.iterates}`, which is "
+                               f"{type(value).__name__} in the input record, not a list")
+        return list(value)
+
+    def _iterations(self, call: CallSite, record: dict[str, Any], done: dict[str, list[Execution]],
+                    notes: list[str]) -> list[tuple[tuple[int, ...], dict[str, Any]]]:
+        """Every iteration vector of the call's loops (outermost first) with its loop variables."""
+        out: list[tuple[tuple[int, ...], dict[str, Any]]] = [((), {})]
+        for loop in self._agent_loops(call):
+            nxt: list[tuple[tuple[int, ...], dict[str, Any]]] = []
+            for vec, loop_vars in out:
+                items = self._loop_items(loop, _Env(record, loop_vars), done, call, notes)
+                for i, item in enumerate(items):
+                    scope = dict(loop_vars)
+                    _assign(loop.target, item, scope)
+                    nxt.append(((*vec, i), scope))
+            out = nxt
+        if len(out) > MAX_EXECUTIONS_PER_CALL:
+            notes.append(f"{call.id}: {len(out)} iterations, replaying the first {MAX_EXECUTIONS_PER_CALL}")
+            out = out[:MAX_EXECUTIONS_PER_CALL]
+        return out
+
+    # --- data flow ------------------------------------------------------------------------------
+    def _shared_loops(self, a: CallSite, b: CallSite) -> int:
+        """How many outer agent loops two calls share (same loop lines, outermost first)."""
+        n = 0
+        for la, lb in zip(self._agent_loops(a), self._agent_loops(b)):
+            if la.line != lb.line:
+                break
+            n += 1
+        return n
+
+    def _output_pieces(self, call: CallSite, vec: tuple[int, ...], seg: Segment,
+                       done: dict[str, list[Execution]]) -> list[Piece]:
+        pieces: list[Piece] = []
+        for origin_id in seg.origin_calls:
+            origin = self.calls[origin_id]
+            execs = done.get(origin_id, [])
+            shared = self._shared_loops(call, origin)
+            carried = origin_id == call.id or (shared and self.position[origin_id] >= self.position[call.id])
+            if carried:
+                # Loop-carried: the value from the previous iteration of the innermost shared loop.
+                if not vec or vec[shared - 1] == 0:
+                    continue
+                prev = (*vec[:shared - 1], vec[shared - 1] - 1)
+                matches = [e for e in execs if e.vec[:shared] == prev] if origin_id != call.id else []
+                if origin_id == call.id:
+                    continue  # the call's own earlier outputs: handled as its growing history
+                pieces.extend(OutputRef(e.id) for e in matches[-1:])
+                continue
+            if shared:
+                matches = [e for e in execs if e.vec[:shared] == vec[:shared]]
+            else:
+                matches = execs
+            for i, e in enumerate(matches):
+                if i:
+                    pieces.append("\n")
+                pieces.append(OutputRef(e.id))
+        return pieces
+
+    def _value_pieces(self, call: CallSite, seg: Segment, env: _Env) -> list[Piece]:
+        name = seg.name or seg.text.strip("{}")
+        try:
+            value = env.eval(name)
+        except _Missing as missing:
+            raise BindingError(call.id, name, f"the input record has no value for `{name}`"
+                               + (f" (looked for `{missing.name}`)" if missing.name != name else "")
+                               + f", which the prompt of {call.id} (line {call.line}) needs") from None
+        if seg.fills:
+            fill_map: dict[str, Any] = {}
+            for fill in seg.fills:
+                try:
+                    fv = env.eval(fill)
+                except _Missing:
+                    raise BindingError(call.id, fill, f"`{name}.format(**{fill})` in {call.id} (line "
+                                       f"{call.line}): the input record has no `{fill}`") from None
+                if isinstance(fv, dict):
+                    fill_map.update(fv)
+                else:
+                    fill_map[fill] = fv
+            try:
+                value = str(value).format_map(fill_map)
+            except (KeyError, IndexError, ValueError) as exc:
+                raise BindingError(call.id, name, f"filling `{name}` for {call.id} (line {call.line}) "
+                                   f"failed: {type(exc).__name__} {exc}") from None
+        if isinstance(value, OutVal):
+            return [value.ref]
+        return [value if isinstance(value, str) else str(value)]
+
+    # --- the workload ---------------------------------------------------------------------------
+    def bind(self, record: InputRecord, run: int) -> RunWorkload:
+        notes: list[str] = []
+        done: dict[str, list[Execution]] = {}
+        executions: list[Execution] = []
+        for cid in self.result.order:
+            call = self.calls[cid]
+            if any(b.arm != "if" for b in call.branches):
+                notes.append(f"{cid}: in an else/case arm at line {call.branches[0].line}; not replayed")
+                continue
+            loops = self._agent_loops(call)
+            independent = bool(loops) and not call.loop_carried and not call.grows_per_iteration
+            mine: list[Execution] = []
+            for vec, loop_vars in self._iterations(call, record.values, done, notes):
+                env = _Env(record.values, loop_vars)
+                pieces: list[Piece] = []
+                for seg in call.segments:
+                    if seg.kind == "static":
+                        pieces.append(seg.text)
+                    elif seg.source is SourceKind.CALL_OUTPUT and seg.origin_calls:
+                        done_now = {**done, cid: mine}
+                        pieces.extend(self._output_pieces(call, vec, seg, done_now))
+                    elif seg.source is SourceKind.VOLATILE:
+                        pieces.append(VolatileRef(seg.name or seg.text))
+                    else:
+                        pieces.extend(self._value_pieces(call, seg, env))
+                if call.grows_per_iteration and mine:
+                    history = HistoryRef(tuple(e.id for e in mine))
+                    at = len(pieces) - 1 if pieces and isinstance(pieces[-1], str) else len(pieces)
+                    pieces.insert(at, history)
+                n = self._fanout(call, _Env(record.values, loop_vars))
+                eid = cid if not loops else f"{cid}#{len(mine)}"
+                ex = Execution(
+                    id=eid, call_id=cid, iteration=len(mine), pieces=pieces, max_tokens=self._max_tokens(call),
+                    n=n, order_key=(loops[0].line if loops else call.line, _flat(vec), call.line),
+                    group=cid if independent else None, vec=vec,
+                )
+                ex.deps = _refs(pieces)
+                if (call.loop_carried or call.grows_per_iteration) and mine:
+                    ex.deps.add(mine[-1].id)  # iterations that feed each other run in order
+                mine.append(ex)
+            done[cid] = mine
+            executions.extend(mine)
+        if any(c.grows_per_iteration for c in self.result.calls):
+            notes.append("growing histories are replayed as each earlier output on its own line, inserted "
+                         "before the prompt's closing text (the exact text the agent appends is not in the "
+                         "compiled prompt)")
+        return RunWorkload(run=run, input_line=record.line, executions=executions, notes=notes)
+
+    def _max_tokens(self, call: CallSite) -> int:
+        n = call.max_tokens or self.options.default_max_tokens
+        if self.options.max_tokens_cap is not None:
+            n = min(n, self.options.max_tokens_cap)
+        return max(1, n)
+
+    def _fanout(self, call: CallSite, env: _Env) -> int:
+        if isinstance(call.fanout, int):
+            return max(1, call.fanout)
+        if isinstance(call.fanout, str):
+            try:
+                return max(1, int(env.eval(call.fanout)))
+            except (_Missing, TypeError, ValueError):
+                raise BindingError(call.id, call.fanout, f"{call.id} (line {call.line}) fans out with "
+                                   f"`n={call.fanout}`, which the input record does not give") from None
+        return 1
+
+
+def _flat(vec: tuple[int, ...]) -> int:
+    out = 0
+    for i in vec:
+        out = out * 1000 + i
+    return out
+
+
+def _refs(pieces: list[Piece]) -> set[str]:
+    out: set[str] = set()
+    for p in pieces:
+        if isinstance(p, OutputRef):
+            out.add(p.execution)
+        elif isinstance(p, HistoryRef):
+            out.update(p.executions)
+    return out
+
+
+def bind_all(result: CompileResult, records: list[InputRecord], options: BindOptions | None = None
+             ) -> list[RunWorkload]:
+    binder = Binder(result, options)
+    return [binder.bind(r, i) for i, r in enumerate(records)]
+
+
+__all__ = ["BindOptions", "Binder", "OutVal", "bind_all"]

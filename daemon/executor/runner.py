@@ -1,0 +1,162 @@
+"""Carry out one run's workload against a target in a mode, and measure it from both sides.
+
+Client side: each request's send time, time to first token (streamed) and latency, and the run's
+makespan (first send to last answer, warm-ups included: they are part of the plan's cost). Server
+side: the counters over exactly the run's window (`counters`), and the block-level ceiling of the
+prompts actually sent (`ceiling`, on the server's own token ids). A failed call stops the run and
+raises `ExecutionError` naming the mode, the run, the call and the input line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+from daemon.executor import counters
+from daemon.executor.ceiling import CeilingTracker
+from daemon.executor.errors import CallFailed, CallTimeout, ExecutionError, TargetDown
+from daemon.executor.records import CallRecord, Mode, RunResult
+from daemon.executor.schedule import MIN_WARMUP_CHARS, common_prefix, groups, naive_order
+from daemon.executor.targets import Outcome, Target
+from daemon.executor.workload import Execution, RunWorkload, render
+
+
+@dataclass
+class RunOptions:
+    timeout_s: float = 120.0  # per request
+    concurrency: int = 16  # optimized mode: requests in flight at once
+    inputs_name: str = ""  # for error messages: the inputs file
+
+
+@dataclass
+class _Sent:
+    record: CallRecord
+    prompt: str
+    n: int
+
+
+class _Run:
+    def __init__(self, target: Target, workload: RunWorkload, mode: Mode, options: RunOptions) -> None:
+        self.target, self.workload, self.mode, self.options = target, workload, mode, options
+        self.outputs: dict[str, list[str]] = {}
+        self.sent: list[_Sent] = []
+        self.t0 = 0.0
+
+    def _error(self, call: str, reason: str) -> ExecutionError:
+        return ExecutionError(reason, mode=self.mode, run=self.workload.run, call=call,
+                              input_line=self.workload.input_line, inputs=self.options.inputs_name)
+
+    async def send(self, execution: str, call_id: str, kind: str, prompt: str, max_tokens: int, n: int
+                   ) -> Outcome:
+        sent_s = time.perf_counter() - self.t0
+        try:
+            outcomes = await self._fanout(prompt, max_tokens, n)
+            texts = [o.text for o in outcomes]
+        except CallTimeout as exc:
+            raise self._error(execution, f"timed out: {exc}") from None
+        except CallFailed as exc:
+            raise self._error(execution, f"the server refused it: {exc}") from None
+        except TargetDown as exc:
+            raise self._error(execution, str(exc)) from None
+        if kind == "call":
+            self.outputs[execution] = texts
+        for i, outcome in enumerate(outcomes):
+            label = execution if n == 1 else f"{execution}/{i}"
+            self.sent.append(_Sent(CallRecord(
+                execution=label, call_id=call_id, kind=kind, prompt_chars=len(prompt),  # type: ignore[arg-type]
+                prompt_tokens=outcome.prompt_tokens, completion_tokens=outcome.completion_tokens,
+                cached_tokens=outcome.cached_tokens, sent_s=sent_s, ttft_s=outcome.ttft_s,
+                latency_s=outcome.latency_s, output_chars=len(outcome.text)), prompt, 1))
+        return outcomes[0]
+
+    async def _fanout(self, prompt: str, max_tokens: int, n: int) -> list[Outcome]:
+        """One request, or for `n=` siblings n requests for the same prompt sent together (vLLM expands
+        `n` into the same n sequences; separate requests keep per-sibling timings and usage)."""
+        if n == 1:
+            return [await self.target.complete(prompt, max_tokens, self.options.timeout_s)]
+        results = await asyncio.gather(*(self.target.complete(prompt, max_tokens, self.options.timeout_s)
+                                         for _ in range(n)))
+        return list(results)
+
+    def prompt_of(self, e: Execution) -> str:
+        return render(e.pieces, self.outputs)
+
+    # --- modes ----------------------------------------------------------------------------------
+    async def naive(self) -> None:
+        for e in naive_order(self.workload.executions):
+            await self.send(e.id, e.call_id, "call", self.prompt_of(e), e.max_tokens, e.n)
+
+    async def optimized(self) -> None:
+        executions = self.workload.executions
+        by_id = {e.id: e for e in executions}
+        group_of: dict[str, str] = {}
+        members = groups(executions)
+        for gid, es in members.items():
+            for e in es:
+                group_of[e.id] = gid
+        done: dict[str, asyncio.Event] = {e.id: asyncio.Event() for e in executions}
+        gate = asyncio.Semaphore(self.options.concurrency)
+        warmed: dict[str, asyncio.Task[None]] = {}
+
+        async def wait_deps(e: Execution) -> None:
+            for d in e.deps:
+                if d in done:
+                    await done[d].wait()
+
+        async def warm(gid: str) -> None:
+            es = members[gid]
+            for e in es:  # the whole group must be renderable: every member's inputs exist
+                await wait_deps(e)
+            prefix = common_prefix([self.prompt_of(e) for e in es])
+            if len(prefix) >= MIN_WARMUP_CHARS:
+                async with gate:
+                    await self.send(f"warmup:{gid.split(':')[0]}", es[0].call_id, "warmup", prefix, 1, 1)
+
+        async def one(e: Execution) -> None:
+            await wait_deps(e)
+            gid = group_of.get(e.id)
+            if gid is not None:
+                if gid not in warmed:
+                    warmed[gid] = asyncio.ensure_future(warm(gid))
+                await warmed[gid]
+            async with gate:
+                await self.send(e.id, e.call_id, "call", self.prompt_of(e), e.max_tokens, e.n)
+            done[e.id].set()
+
+        tasks = [asyncio.ensure_future(one(by_id[e.id])) for e in naive_order(executions)]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for t in [*tasks, *warmed.values()]:
+                t.cancel()
+            await asyncio.gather(*tasks, *warmed.values(), return_exceptions=True)
+
+
+async def run_workload(target: Target, workload: RunWorkload, mode: Mode, options: RunOptions,
+                       round_no: int = 0, ceiling: CeilingTracker | None = None) -> RunResult:
+    """Run one workload. `ceiling` carries the block-level ceiling across the runs of a mode (the
+    server's cache does too); without it the run's ceiling assumes a cache that starts empty."""
+    run = _Run(target, workload, mode, options)
+    before = await counters.snapshot(target)
+    run.t0 = time.perf_counter()
+    if mode == "optimized":
+        await run.optimized()
+    else:
+        await run.naive()
+    makespan = time.perf_counter() - run.t0
+    after = await counters.settle(target, before, len(run.sent))
+    result = RunResult(mode=mode, round=round_no, run=workload.run, input_line=workload.input_line,
+                       makespan_s=makespan, calls=[s.record for s in sorted(run.sent, key=lambda s: s.record.sent_s)],
+                       server=counters.window(before, after))
+    if target.block_size:
+        tokens = []
+        for s in run.sent:
+            ids = await target.tokenize(s.prompt)
+            if ids is None:
+                break
+            tokens.append(ids)
+        else:
+            tracker = ceiling or CeilingTracker(target.block_size)
+            result.ceiling = tracker.add(tokens)
+    return result
