@@ -276,14 +276,27 @@ class Interpreter:
     # ----------------------------------------------------------------------------- statements
 
     def _exec_block(self, body: list[ast.stmt], fr: Frame) -> None:
-        for st in body:
-            if self.budget <= 0:
-                return
-            self.budget -= 1
-            try:
-                self._exec(st, fr)
-            except RecursionError:
-                self._diag("warning", st.lineno, "statement too deeply nested to follow; skipped")
+        pushed = 0
+        try:
+            for st in body:
+                if self.budget <= 0:
+                    return
+                self.budget -= 1
+                try:
+                    self._exec(st, fr)
+                except RecursionError:
+                    self._diag("warning", st.lineno, "statement too deeply nested to follow; skipped")
+                # After `if a: return ...` (and `elif b: return ...`) the rest runs only in the else arms.
+                while isinstance(st, ast.If) and _terminates(st.body) and not _is_main_guard(st.test):
+                    self.branches.append(BranchFrame(st.lineno, st.test, "else"))
+                    pushed += 1
+                    if len(st.orelse) == 1 and isinstance(st.orelse[0], ast.If):
+                        st = st.orelse[0]
+                    else:
+                        break
+        finally:
+            for _ in range(pushed):
+                self.branches.pop()
 
     def _exec(self, st: ast.stmt, fr: Frame) -> None:
         if isinstance(st, ast.Assign):
@@ -349,7 +362,7 @@ class Interpreter:
         results: list[dict[str, Value]] = []
         main_guard = _is_main_guard(arms[0][2]) if arms else False
         for body, arm, test in arms:
-            fr.env = dict(before)
+            _set_env(fr, dict(before))
             if body and main_guard:
                 self._exec_block(body, fr)  # `if __name__ == "__main__":` is how scripts start, not a branch
             elif body:
@@ -358,7 +371,7 @@ class Interpreter:
                     self._exec_block(body, fr)
                 finally:
                     self.branches.pop()
-            results.append(fr.env)
+            results.append(dict(fr.env))
         if len(results) == 1 or (arms and arms[-1][1] == "case"):
             results.append(before)
         merged: dict[str, Value] = {}
@@ -371,7 +384,7 @@ class Interpreter:
                     value = merge_values(value, other.get(k), k)
                 if value is not None:
                     merged[k] = value
-        fr.env = merged
+        _set_env(fr, merged)
 
     def _for(self, st: ast.For | ast.AsyncFor, fr: Frame) -> None:
         it = self._eval(st.iter, fr)
@@ -382,7 +395,7 @@ class Interpreter:
                 self._exec_block(st.body, fr)
             if len(self.occurrences) == snapshot[1]:
                 return  # fully unrolled at compile time: e.g. few-shot examples folded into the prompt
-            fr.env = snapshot[0]
+            _set_env(fr, snapshot[0])
             del self.occurrences[snapshot[1]:]
         self._loop(st, "for", st.target, st.iter, it, fr, st.body)
         self._exec_block(st.orelse, fr)
@@ -424,11 +437,21 @@ class Interpreter:
         if request:
             # A driver loop over input records: each record is one request's input, not a loop inside it.
             return Opaque(name, SourceKind.PARAMETER, origins_of(it), f"input:{name}", varies_of(it))
-        if isinstance(it, Seq) and it.elem is not None and isinstance(it.elem, Text):
-            return Text(tuple(replace(p, varies=p.varies | {loop_id}) if isinstance(p, Dyn) else p
-                              for p in it.elem.parts))
-        if isinstance(it, Seq) and it.elem is not None and isinstance(it.elem, Mapping | Seq):
-            return it.elem
+        rep: Value | None = it.elem if isinstance(it, Seq) else None
+        per_element = it.elem_loops if isinstance(it, Seq) else frozenset()
+        if isinstance(it, Seq) and rep is None and it.items and all(isinstance(v, Text) for v in it.items):
+            rep = it.items[0]
+            for other in it.items[1:]:
+                rep = merge_values(rep, other, name)
+            per_element = frozenset({-1})  # what differs between the elements merged into `branch:` parts
+        if isinstance(rep, Text):
+            return Text(tuple(
+                replace(p, varies=p.varies | {loop_id})
+                if isinstance(p, Dyn) and ((-1 in per_element and p.ident.startswith("branch:"))
+                                           or p.varies & per_element) else p
+                for p in rep.parts))
+        if isinstance(rep, Mapping | Seq):
+            return rep
         source = SourceKind.LOOP_VARIABLE
         return Opaque(name, source, origins_of(it), f"loop:{loop_id}:{name}", varies_of(it) | {loop_id})
 
@@ -464,11 +487,11 @@ class Interpreter:
                 fr.env[target.value.id] = Mapping(tuple((k, v) for k, v in base.items if k != key) + ((key, value),))
 
     def _renamed(self, value: Value, name: str) -> Value:
-        if isinstance(value, Opaque) and value.source is not SourceKind.VOLATILE:
+        if isinstance(value, Opaque):
             return replace(value, name=name)
         if isinstance(value, Text) and len(value.parts) == 1 and isinstance(value.parts[0], Dyn):
             part = value.parts[0]
-            if part.source is not SourceKind.VOLATILE and not part.fills:
+            if not part.fills:
                 return Text((replace(part, name=name),))
         return value
 
@@ -708,7 +731,7 @@ class Interpreter:
             for item in first_it.items:  # type: ignore[union-attr]
                 self._bind(gens[0].target, item, fr, rename=False)
                 items.append(self._eval(node.elt, fr))  # type: ignore[attr-defined]
-            fr.env = saved_env
+            _set_env(fr, saved_env)
             if len(self.occurrences) == n_occ:
                 return Seq(tuple(items))
             del self.occurrences[n_occ:]
@@ -733,8 +756,8 @@ class Interpreter:
         finally:
             for _ in range(pushed):
                 self.loops.pop()
-            fr.env = saved_env
-        return Seq((), elem=elem)
+            _set_env(fr, saved_env)
+        return Seq((), elem=elem, elem_loops=frozenset(g.target.lineno * 10_000 + g.target.col_offset for g in gens))
 
     # ----------------------------------------------------------------------------- calls
 
@@ -857,6 +880,21 @@ class Interpreter:
 
     def _mutate_list(self, target: ast.expr, method: str, args: list[Value], fr: Frame) -> None:
         current = self._eval(target, fr)
+        new_elem = args[0] if method == "append" and args else None
+        if method == "extend" and args and isinstance(args[0], Seq) and args[0].elem is not None:
+            new_elem = args[0].elem
+        if new_elem is not None and (method == "extend" or (isinstance(current, Seq) and current.elem is not None)):
+            # Accumulating elements in a loop (`states.extend(forks)`): keep one representative element;
+            # what differs between elements is what varies in the loops active now or in the comprehension.
+            active = frozenset(l.id for l in self.loops)
+            old = current.elem if isinstance(current, Seq) else None
+            loops = (current.elem_loops if isinstance(current, Seq) else frozenset()) | active
+            if method == "extend" and isinstance(args[0], Seq):
+                loops |= args[0].elem_loops
+            base = current.items if isinstance(current, Seq) else ()
+            elem = merge_values(old, new_elem, "item") or new_elem
+            self._bind(target, Seq(base, elem=elem, elem_loops=loops), fr, rename=False)
+            return
         if isinstance(current, Seq) and current.elem is None:
             items = list(current.items)
         elif isinstance(current, Seq):
@@ -871,6 +909,9 @@ class Interpreter:
             new = args[0]
             if isinstance(new, Seq) and new.elem is None:
                 items.extend(new.items)
+            elif isinstance(new, Seq) and not items:
+                self._bind(target, new, fr, rename=False)  # `acc = []; acc.extend(comprehension)`
+                return
             else:
                 items.append(new.elem if isinstance(new, Seq) and new.elem is not None else new)
         self._bind(target, Seq(tuple(items)), fr, rename=False)
@@ -881,7 +922,8 @@ class Interpreter:
         values = [v for v in (receiver, *args, *kwargs.values(), star) if v is not None]
         origins = frozenset().union(*(origins_of(v) for v in values))
         varies = frozenset().union(*(varies_of(v) for v in values))
-        payload = tuple(self._texts_in(v) for v in args if self._texts_in(v).parts)
+        is_constructor = method[:1].isupper()
+        payload = () if is_constructor else tuple(self._texts_in(v) for v in args if self._texts_in(v).parts)
         if isinstance(receiver, Opaque) and args and isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Name):
             # `inp.set_data_from_numpy(np.array([prompt]))`: the object now holds the prompt.
             texts = tuple(self._texts_in(v) for v in args if self._texts_in(v).parts)
@@ -894,6 +936,8 @@ class Interpreter:
             source, key = receiver.source, receiver.key  # `x.strip()`, `resp.json()`: same data as `x`
         elif len(args) == 1 and isinstance(args[0], Opaque) and not kwargs:
             source, key = args[0].source, args[0].key  # `str(x)`, `json.loads(x)`
+        if source is SourceKind.LOCAL and origins:
+            source = SourceKind.CALL_OUTPUT  # e.g. `asyncio.gather(*calls)`: it is the calls' outputs
         return Opaque(method or "call", source, origins, key, varies, payload)
 
     def _texts_in(self, value: Value) -> Text:
@@ -1080,6 +1124,17 @@ class Interpreter:
             return
         self._warned.add((line, message))
         self.diagnostics.append(Diagnostic(level=level, line=line, message=message))  # type: ignore[arg-type]
+
+
+def _terminates(body: list[ast.stmt]) -> bool:
+    return bool(body) and isinstance(body[-1], ast.Return | ast.Raise | ast.Continue | ast.Break)
+
+
+def _set_env(fr: Frame, env: dict[str, Value]) -> None:
+    """Replace a frame's bindings in place: module and class frames share their dict with the interpreter."""
+    if env is not fr.env:
+        fr.env.clear()
+        fr.env.update(env)
 
 
 def _is_main_guard(test: ast.AST) -> bool:

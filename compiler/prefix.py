@@ -56,6 +56,7 @@ class ExecutionResult:
     iteration: int
     total: int
     reusable: int  # longest prefix (tokens) shared with an earlier execution, before block flooring
+    request: int = 0
 
 
 class PrefixSimulator:
@@ -63,7 +64,7 @@ class PrefixSimulator:
         self.tok = tok
         self.iterations = iterations
 
-    def _encode(self, units: list[Unit], iteration: int) -> tuple[str, list[tuple[int, int, Unit]]]:
+    def _encode(self, units: list[Unit], iteration: int, request: int = 0) -> tuple[str, list[tuple[int, int, Unit]]]:
         pieces: list[str] = []
         spans: list[tuple[int, int, Unit]] = []
         pos = 0
@@ -71,6 +72,8 @@ class PrefixSimulator:
             text = u.text
             if u.dynamic and u.varies:
                 text = text[:-1] + f"#{iteration}" + MARK_CLOSE
+            if u.dynamic and request:
+                text = text[:-1] + f"@{request}" + MARK_CLOSE  # another request: other inputs, other outputs
             pieces.append(text)
             spans.append((pos, pos + len(text), u))
             pos += len(text)
@@ -87,17 +90,18 @@ class PrefixSimulator:
             break
         return total
 
-    def run(self, calls: list[CallSite], order: list[str],
-            shapes: dict[str, list[Unit]] | None = None) -> list[ExecutionResult]:
+    def run(self, calls: list[CallSite], order: list[str], shapes: dict[str, list[Unit]] | None = None,
+            requests: int = 1) -> list[ExecutionResult]:
+        """Executions of `requests` consecutive requests; later ones find the earlier ones' blocks cached."""
         by_id = {c.id: c for c in calls}
         seen: list[str] = []
         results: list[ExecutionResult] = []
-        for cid in order:
+        for request, cid in ((r, c) for r in range(requests) for c in order):
             call = by_id[cid]
             units = shapes[cid] if shapes is not None else units_of(call.segments)
             total = sum(u.tokens for u in units)
             for it in range(executions_of(call, self.iterations)):
-                enc, spans = self._encode(units, it)
+                enc, spans = self._encode(units, it, request)
                 best = 0
                 i = bisect.bisect_left(seen, enc)
                 for j in (i - 1, i):
@@ -105,7 +109,7 @@ class PrefixSimulator:
                         best = max(best, _lcp(seen[j], enc))
                 best = _cut_to_marker(enc, best)
                 reusable = self._tokens_upto(spans, best) if best else 0
-                results.append(ExecutionResult(cid, it, total, reusable))
+                results.append(ExecutionResult(cid, it, total, reusable, request))
                 bisect.insort(seen, enc)
         return results
 
@@ -139,10 +143,13 @@ def cached_tokens(reusable: int, total: int, block_size: int) -> int:
 
 
 def share(results: list[ExecutionResult], block_size: int, calls: set[str] | None = None,
-          skip_first_iteration_of: set[str] | None = None) -> tuple[int, int, float]:
+          request: int | None = None) -> tuple[int, int, float]:
+    """(cached tokens, prompt tokens, share) over the executions of `calls` (all) in `request` (all)."""
     cached = total = 0
     for r in results:
         if calls is not None and r.call not in calls:
+            continue
+        if request is not None and r.request != request:
             continue
         cached += cached_tokens(r.reusable, r.total, block_size)
         total += r.total

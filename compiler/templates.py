@@ -140,9 +140,14 @@ def join_text(sep: Text, items: Value, name: str) -> Text:
             out.extend(text_of(item, name).parts)
         return Text(tuple(out))
     if isinstance(items, Seq) and items.elem is not None:
-        # One representative element: its static parts repeat, its dynamic parts vary.
-        elem = text_of(items.elem, name)
-        return Text(elem.parts + sep.parts)
+        if isinstance(items.elem, Text):
+            # One representative element: its static parts repeat, its dynamic parts vary.
+            return Text(items.elem.parts + sep.parts)
+        e = items.elem
+        src = e.source if isinstance(e, Opaque) else SourceKind.LOCAL
+        if origins_of(items) and src in (SourceKind.LOCAL, SourceKind.LOOP_VARIABLE):
+            src = SourceKind.CALL_OUTPUT  # joining the outputs of calls
+        return Text((Dyn(name, src, origins_of(items), f"join:{name}", varies_of(items)),))
     src = items.source if isinstance(items, Opaque) else SourceKind.LOCAL
     key = f"join:{items.key}" if isinstance(items, Opaque) else f"join:{name}"
     return Text((Dyn(name, src, origins_of(items), key, varies_of(items)),))

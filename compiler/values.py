@@ -71,6 +71,7 @@ class Opaque:
 class Seq:
     items: tuple[Value, ...]
     elem: Value | None = None  # for comprehensions: the value of any one element
+    elem_loops: frozenset[int] = frozenset()  # the comprehension loops its elements vary in
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,9 +261,15 @@ def merge_values(a: Value | None, b: Value | None, name: str) -> Value | None:
     if isinstance(a, Text) and isinstance(b, Text):
         common: list[Part] = []
         for pa, pb in zip(a.parts, b.parts):
-            if pa != pb:
+            if pa == pb:
+                common.append(pa)
+            elif isinstance(pa, Dyn) and isinstance(pb, Dyn) and pa.ident == pb.ident and pa.fills == pb.fills:
+                # The same value reached twice (e.g. two loop iterations): one part, both histories.
+                common.append(replace(pa, origins=pa.origins | pb.origins, varies=pa.varies | pb.varies))
+            else:
                 break
-            common.append(pa)
+        if len(common) == len(a.parts) == len(b.parts):
+            return Text(tuple(common))
         rest_origins = origins_of(Text(a.parts[len(common):])) | origins_of(Text(b.parts[len(common):]))
         rest_varies = varies_of(Text(a.parts[len(common):])) | varies_of(Text(b.parts[len(common):]))
         tail = Dyn(name, SourceKind.LOCAL, rest_origins, f"branch:{name}", rest_varies)

@@ -45,16 +45,36 @@ class Context:
     def tokens_upto(self, cid: str, chars: int) -> int:
         return self.sim._tokens_upto(self.encoding(cid)[1], chars)
 
-    def share_of(self, results: list[ExecutionResult], calls: set[str] | None = None) -> float:
-        return round(share(results, self.block_size, calls)[2], 4)
+    def share_of(self, results: list[ExecutionResult], calls: set[str] | None = None,
+                 request: int | None = None) -> float:
+        return round(share(results, self.block_size, calls, request)[2], 4)
 
-    def simulate(self, shapes: dict[str, list[Unit]]) -> list[ExecutionResult]:
+    def simulate(self, shapes: dict[str, list[Unit]], requests: int = 1) -> list[ExecutionResult]:
         full = {c.id: units_of(c.segments) for c in self.calls}
         full.update(shapes)
-        return self.sim.run(self.calls, self.order, full)
+        return self.sim.run(self.calls, self.order, full, requests)
 
     def agent_loops(self, call: CallSite) -> list:
         return [l for l in call.loops if not l.request_loop]
+
+
+def exclusive(a: CallSite, b: CallSite) -> bool:
+    """True when the two calls sit in different arms of the same if/match: only one of them runs."""
+    arms = {br.line: (br.arm if br.arm != "case" else f"case:{br.test}") for br in a.branches}
+    for br in b.branches:
+        mine = br.arm if br.arm != "case" else f"case:{br.test}"
+        if br.line in arms and arms[br.line] != mine:
+            return True
+    return False
+
+
+def compatible(calls: list[CallSite]) -> list[CallSite]:
+    """The calls in order, dropping any that cannot run in the same request as an earlier one kept."""
+    kept: list[CallSite] = []
+    for c in calls:
+        if not any(exclusive(c, k) for k in kept):
+            kept.append(c)
+    return kept
 
 
 def lcp_chars(a: str, b: str) -> int:

@@ -6,6 +6,8 @@ parent's output, so the parent's prompt is the prefix to warm before the fan-out
 
 from __future__ import annotations
 
+import networkx as nx
+
 from compiler.model import Finding, PatternKind
 from compiler.patterns.base import Context
 
@@ -37,10 +39,14 @@ def detect(ctx: Context) -> list[Finding]:
     for cid in ctx.order:
         call = by_id[cid]
         children = sorted(ctx.graph.successors(cid), key=lambda c: int(c[1:]))
+        # A -> B -> C with A -> C too is a chain, not a branch: keep children no other child leads to.
+        independent = [c for c in children
+                       if not any(o != c and nx.has_path(ctx.graph, o, c) for o in children)]
         if call.fanout is not None:
             factor: int | str = call.fanout
             how = f"`n={call.fanout}`"
-        elif len(children) >= 2:
+        elif len(independent) >= 2:
+            children = independent
             factor = len(children)
             how = f"{factor} dependent calls"
         else:

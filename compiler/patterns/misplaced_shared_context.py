@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from compiler.model import Finding, PatternKind, SourceKind
-from compiler.patterns.base import MIN_LARGE_INPUT_TOKENS, Context, lcp_chars, split_units
+from compiler.patterns.base import MIN_LARGE_INPUT_TOKENS, Context, compatible, lcp_chars, split_units
 from compiler.prefix import MARK_CLOSE, MARK_OPEN, Unit, units_of
 
 KIND = PatternKind.MISPLACED_SHARED_CONTEXT
@@ -68,7 +68,9 @@ def detect(ctx: Context) -> list[Finding]:
                 holders[s.key].append(call.id)
                 sizes[s.key] = (s.name or s.key, s.tokens)
     findings: list[Finding] = []
-    for key, group in holders.items():
+    by_id = ctx.by_id
+    for key, holders_of_key in holders.items():
+        group = [c.id for c in compatible([by_id[c] for c in holders_of_key])]
         if len(group) < 2:
             continue
         marker = MARK_OPEN + key + MARK_CLOSE

@@ -7,7 +7,7 @@ target is > 60%.
 from __future__ import annotations
 
 from compiler.model import Finding, PatternKind
-from compiler.patterns.base import MIN_SHARED_PREFIX_TOKENS, Context, lcp_chars, readable
+from compiler.patterns.base import MIN_SHARED_PREFIX_TOKENS, Context, compatible, lcp_chars, readable
 
 KIND = PatternKind.SHARED_PREFIX
 
@@ -64,6 +64,9 @@ def detect(ctx: Context) -> list[Finding]:
     by_id = ctx.by_id
     for members, chars in groups:
         members.sort(key=lambda c: int(c[1:]))
+        members = [c.id for c in compatible([by_id[c] for c in members])]
+        if len(members) < 2:
+            continue
         prefix_tokens = min(ctx.tokens_upto(cid, chars) for cid in members)
         mean = sum(by_id[c].prompt_tokens for c in members) / len(members)
         ratio = round(prefix_tokens / mean, 4) if mean else 0.0
