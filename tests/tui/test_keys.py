@@ -1,0 +1,293 @@
+"""The keyboard grammar: number keys, ? help, : palette, / filter, esc, q, the rollout keys with
+their y/n confirmation, read-only mode and remapping from the config."""
+
+from __future__ import annotations
+
+from charter_tui.app import CharterApp
+from charter_tui.screens.confirm import ConfirmScreen
+from charter_tui.screens.help import HelpScreen
+from daemon.bus import Event, topic
+from daemon.models import MetricSample, Rollout
+from tests.tui.fixtures import NOW
+from tests.tui.helpers import screen_text, settle, static_text, table_rows
+
+
+def command_log(app: CharterApp) -> list[Event]:
+    """Everything the app publishes on the command topics, as the rollout manager would receive it."""
+    sub = app.daemon.bus.subscribe("charter/v1/command/#")
+    app._test_commands = sub  # type: ignore[attr-defined]
+    return []
+
+
+def drain(app: CharterApp) -> list[Event]:
+    sub = app._test_commands  # type: ignore[attr-defined]
+    out = []
+    while not sub.queue.empty():
+        out.append(sub.queue.get_nowait())
+    return out
+
+
+async def test_number_keys_switch_screens_and_the_top_bar_follows(make_app) -> None:
+    app: CharterApp = make_app()
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle(app, pilot)
+        expected = {"1": "#instances", "2": "#files", "3": "#cache-targets", "4": "#bottlenecks", "5": "#queue"}
+        for key, widget in [*expected.items(), ("1", "#instances")]:
+            await pilot.press(key)
+            await settle(app, pilot)
+            assert app.screen.query(widget), f"key {key} shows {widget}"
+        assert app.current_mode == "instances"
+        top = screen_text(app).splitlines()[0]
+        assert "4 Bottlenecks(2)" in top and "5 Rollouts(1)" in top, "badges count open work"
+
+
+async def test_help_lists_every_binding_with_its_current_key(make_app) -> None:
+    app: CharterApp = make_app(config='[keymap.bindings]\n"rollouts.approve" = "A"\n')
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("question_mark")
+        await settle(app, pilot)
+        assert isinstance(app.screen, HelpScreen)
+        rows = {r[3]: r for r in table_rows(app, "#help-table").values()}
+        for bid in ("screen.instances", "screen.rollouts", "help", "palette", "quit", "filter", "back",
+                    "instances.detail", "detail.window", "rollouts.approve", "rollouts.reject",
+                    "rollouts.rollback", "rollouts.pause", "confirm.yes", "confirm.no"):
+            assert bid in rows, f"help lists {bid}"
+        assert rows["rollouts.approve"][1] == "A", "help shows the remapped key"
+        assert rows["help"][1] == "?" and rows["filter"][1] == "/"
+        assert rows["screen.cache"][1] == "3"
+        await pilot.press("escape")
+        await settle(app, pilot)
+        assert not isinstance(app.screen, HelpScreen)
+
+
+async def test_colon_opens_the_palette_and_it_switches_screens(make_app) -> None:
+    app: CharterApp = make_app()
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("colon")
+        await pilot.pause(0.2)
+        from textual.command import CommandPalette
+
+        assert isinstance(app.screen, CommandPalette)
+        await pilot.press(*"Rollouts screen")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert app.current_mode == "rollouts"
+        assert app.screen.query("#queue")
+
+
+async def test_slash_filters_rows_and_esc_clears(make_app) -> None:
+    app: CharterApp = make_app()
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("slash", *"trit")
+        await settle(app, pilot)
+        assert list(table_rows(app, "#instances")) == ["triton-b"]
+        await pilot.press("enter")  # back to the table, filter kept
+        await settle(app, pilot)
+        assert list(table_rows(app, "#instances")) == ["triton-b"]
+        await pilot.press("escape")
+        await settle(app, pilot)
+        assert list(table_rows(app, "#instances")) == ["sglang-c", "triton-b", "vllm-a"]
+        await pilot.press("5", "slash", *"prefix")
+        await settle(app, pilot)
+        assert list(table_rows(app, "#queue")) == ["10"] and list(table_rows(app, "#history")) == []
+
+
+async def test_q_quits(make_app) -> None:
+    app: CharterApp = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("q")
+        await pilot.pause()
+    assert app.return_code == 0
+
+
+async def test_approve_asks_yes_no_and_publishes_the_command(make_app) -> None:
+    app: CharterApp = make_app()
+    command_log(app)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.press("5")
+        await settle(app, pilot)
+        await pilot.press("a")
+        await settle(app, pilot)
+        assert isinstance(app.screen, ConfirmScreen)
+        assert "Approve rollout #11: Raise --gpu-memory-utilization on" in screen_text(app)
+        assert "+ --gpu-memory-utilization = 0.8" in screen_text(app), "the dialog shows what is approved"
+        assert app.screen.focused is not None and app.screen.focused.id == "no", "No is the default"
+        await pilot.press("y")
+        await settle(app, pilot)
+        assert not isinstance(app.screen, ConfirmScreen)
+        sent = drain(app)
+        assert [(e.topic, e.payload["action"]) for e in sent] == [("charter/v1/command/rollout/11", "approve")]
+        assert sent[0].payload["actor"] and sent[0].payload["comment"] == "from charter-tui"
+        assert "⏳ approve sent; waiting for the rollout manager" in static_text(app, "#rollout")
+        # The manager's answer replaces the pending marker.
+        app.daemon.bus.publish(topic("rollout", "11"), Rollout(
+            id=11, state="CANARY", created_at=NOW - 45, updated_at=NOW + 5, title="Raise --gpu-memory-utilization on vllm-a",
+            targets=["vllm-a"]))
+        await settle(app, pilot)
+        assert table_rows(app, "#queue")["11"][1] == " CANARY "
+        assert "⏳" not in static_text(app, "#rollout")
+
+
+async def test_reject_defaults_to_no_on_enter_and_n(make_app) -> None:
+    app: CharterApp = make_app()
+    command_log(app)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.press("5")
+        await settle(app, pilot)
+        for cancel in ("enter", "n", "escape"):
+            await pilot.press("r")
+            await settle(app, pilot)
+            assert isinstance(app.screen, ConfirmScreen)
+            await pilot.press(cancel)
+            await settle(app, pilot)
+            assert not isinstance(app.screen, ConfirmScreen)
+        assert drain(app) == [], "enter (No has focus), n and esc all cancel"
+        await pilot.press("r", "y")
+        await settle(app, pilot)
+        assert [e.payload["action"] for e in drain(app)] == ["reject"]
+
+
+async def test_rollback_and_pause_apply_to_running_rollouts_only(make_app) -> None:
+    app: CharterApp = make_app()
+    command_log(app)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.press("5")
+        await settle(app, pilot)
+        # #11 is awaiting approval: b and p do not apply (dimmed), nothing is sent.
+        assert app.screen.check_action("rollback", ()) is None and app.screen.check_action("pause", ()) is None
+        await pilot.press("p", "b")
+        await settle(app, pilot)
+        assert drain(app) == [] and not isinstance(app.screen, ConfirmScreen)
+        await pilot.press("down")  # #10, in CANARY
+        await settle(app, pilot)
+        assert app.screen.check_action("approve", ()) is None
+        await pilot.press("p")
+        await settle(app, pilot)
+        await pilot.press("b")
+        await settle(app, pilot)
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("y")
+        await settle(app, pilot)
+        assert [(e.topic, e.payload["action"]) for e in drain(app)] == [
+            ("charter/v1/command/rollout/10", "pause"), ("charter/v1/command/rollout/10", "rollback")]
+        app.daemon.bus.publish(topic("rollout", "10"), Rollout(
+            id=10, state="PAUSED", created_at=NOW - 900, updated_at=NOW + 1, title="Enable prefix caching on triton-b",
+            targets=["triton-b"]))
+        await settle(app, pilot)
+        await pilot.press("p")
+        await settle(app, pilot)
+        assert [e.payload["action"] for e in drain(app)] == ["resume"], "p on a paused rollout resumes it"
+
+
+async def test_readonly_hides_and_refuses_the_mutating_keys(make_app) -> None:
+    app: CharterApp = make_app(readonly=True)
+    command_log(app)
+    async with app.run_test(size=(160, 30)) as pilot:
+        await pilot.press("5")
+        await settle(app, pilot)
+        footer = screen_text(app).splitlines()[-1]
+        for label in ("Approve", "Reject", "Rollback", "Pause"):
+            assert label not in footer
+        assert "READ-ONLY" in screen_text(app).splitlines()[0]
+        await pilot.press("a", "r", "b", "p")
+        await settle(app, pilot)
+        assert not isinstance(app.screen, ConfirmScreen) and drain(app) == []
+        # Even a direct call cannot get a command out.
+        await app._send(11, "approve")
+        assert drain(app) == []
+        await pilot.press("question_mark")
+        await settle(app, pilot)
+        rows = {r[3]: r for r in table_rows(app, "#help-table").values()}
+        assert rows["rollouts.approve"][2] == "Approve (disabled: read-only)"
+
+
+async def test_rollout_keys_show_in_the_footer_when_they_apply(make_app) -> None:
+    app: CharterApp = make_app()
+    async with app.run_test(size=(160, 30)) as pilot:
+        await pilot.press("5")
+        await settle(app, pilot)
+        footer = screen_text(app).splitlines()[-1]
+        assert "a Approve" in footer and "r Reject" in footer
+
+
+async def test_keymap_from_config_remaps_keys(make_app) -> None:
+    app: CharterApp = make_app(config='[keymap.bindings]\n"rollouts.approve" = "A"\n"screen.agents" = "g"\n')
+    command_log(app)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("g")
+        await settle(app, pilot)
+        assert app.current_mode == "agents"
+        await pilot.press("5", "a")
+        await settle(app, pilot)
+        assert not isinstance(app.screen, ConfirmScreen), "the old key no longer approves"
+        await pilot.press("A")
+        await settle(app, pilot)
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("y")
+        await settle(app, pilot)
+        assert [e.payload["action"] for e in drain(app)] == ["approve"]
+
+
+async def test_live_refresh_pauses_while_a_modal_is_open(make_app) -> None:
+    app: CharterApp = make_app()
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle(app, pilot)
+        before = table_rows(app, "#instances")["vllm-a"][4]
+        await pilot.press("question_mark")
+        await settle(app, pilot)
+        app.daemon.bus.publish(topic("sample", "vllm-a"), MetricSample(instance="vllm-a", ts=NOW + 1, ttft_p95_s=3.0))
+        await pilot.pause(0.6)
+        base = app.screen_stack[0]
+        assert table_rows_of(base, "#instances")["vllm-a"][4] == before, "no redraw under the modal"
+        assert "sample" in app._dirty
+        await pilot.press("escape")
+        await settle(app, pilot)
+        assert table_rows(app, "#instances")["vllm-a"][4].split()[0] == "3.00s"
+
+
+async def test_hidden_screens_are_not_redrawn(make_app) -> None:
+    app: CharterApp = make_app()
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.press("2")
+        await settle(app, pilot)
+        await pilot.press("1")
+        await settle(app, pilot)
+        agents = app._screen_stacks["agents"][0]
+        calls = []
+        agents.draw = lambda changed: calls.append(changed)  # type: ignore[method-assign]
+        app.daemon.bus.publish(topic("sample", "vllm-a"), MetricSample(instance="vllm-a", ts=NOW + 1, ttft_p95_s=3.0))
+        await pilot.pause(0.6)
+        assert calls == []
+        await pilot.press("2")
+        await settle(app, pilot)
+        assert calls, "it redraws when shown again"
+
+
+async def test_a_burst_of_samples_costs_one_redraw(make_app) -> None:
+    app: CharterApp = make_app()
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle(app, pilot)
+        screen = app.screen
+        draws = []
+        original = screen.draw
+        screen.draw = lambda changed: (draws.append(set(changed)), original(changed))  # type: ignore[method-assign]
+        for i in range(500):
+            app.daemon.bus.publish(topic("sample", "vllm-a"), MetricSample(
+                instance="vllm-a", ts=NOW + 1 + i, ttft_p95_s=1.0 + i / 1000))
+        await pilot.pause(0.3)
+        await settle(app, pilot)
+        assert len(draws) <= 3, f"500 samples, {len(draws)} redraws"
+        assert table_rows(app, "#instances")["vllm-a"][4].split()[0] == "1.50s", "the latest value wins"
+
+
+def table_rows_of(screen, selector: str) -> dict[str, list[str]]:  # type: ignore[no-untyped-def]
+    from textual.widgets import DataTable
+
+    table = screen.query_one(selector, DataTable)
+    return {k.value: [getattr(c, "plain", str(c)) for c in table.get_row(k)] for k in table.rows}

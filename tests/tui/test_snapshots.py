@@ -1,0 +1,58 @@
+"""SVG snapshots of every screen at 80x24 and 160x48, from pinned data (fixed clock, no blink).
+
+Update after checking the report: `.venv/bin/pytest tests/tui/test_snapshots.py --snapshot-update`.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.tui.helpers import settle
+
+SIZES = [(80, 24), (160, 48)]
+SCREENS = [("instances", "1"), ("agents", "2"), ("cache", "3"), ("bottlenecks", "4"), ("rollouts", "5")]
+
+
+def _before(*keys: str):  # type: ignore[no-untyped-def]
+    async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
+        app = pilot.app
+        await settle(app, pilot)
+        for key in keys:
+            await pilot.press(key)
+            await settle(app, pilot)
+
+    return run_before
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("screen,key", SCREENS, ids=[s for s, _ in SCREENS])
+def test_screen(snap_compare, make_app, screen: str, key: str, size: tuple[int, int]) -> None:
+    # The cursor starts on the target with the most to show, so the panels are not empty.
+    keys = [key] + (["down", "down"] if screen in ("instances", "cache") else [])
+    assert snap_compare(make_app(), terminal_size=size, run_before=_before(*keys))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_instance_detail(snap_compare, make_app, size: tuple[int, int]) -> None:
+    assert snap_compare(make_app(), terminal_size=size, run_before=_before("down", "down", "enter"))
+
+
+def test_confirm_dialog(snap_compare, make_app) -> None:
+    assert snap_compare(make_app(), terminal_size=(80, 24), run_before=_before("5", "a"))
+
+
+def test_help(snap_compare, make_app) -> None:
+    assert snap_compare(make_app(), terminal_size=(80, 24), run_before=_before("question_mark"))
+
+
+def test_readonly_rollouts(snap_compare, make_app) -> None:
+    assert snap_compare(make_app(readonly=True), terminal_size=(80, 24), run_before=_before("5"))
+
+
+def test_agents_syntax_error(snap_compare, make_app) -> None:
+    from daemon.bus import topic
+    from tests.tui.fixtures import AGENT_PATH, syntax_error_record
+
+    app = make_app()
+    app.daemon.bus.publish(topic("compile", AGENT_PATH), syntax_error_record())
+    assert snap_compare(app, terminal_size=(80, 24), run_before=_before("2"))
