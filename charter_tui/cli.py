@@ -22,6 +22,8 @@ COMMAND_MODULES = (
     "charter_tui.commands.demo_cmd",
     "charter_tui.commands.compile_cmd",
     "charter_tui.commands.probe_cmd",
+    "charter_tui.commands.rollouts_cmd",
+    "charter_tui.commands.bench_cmd",
 )
 
 

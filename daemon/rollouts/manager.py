@@ -30,7 +30,7 @@ from daemon.actuators import Actuator, ActuatorError, make_actuator
 from daemon.bus import Bus, Event, topic
 from daemon.config import Config, TargetConfig
 from daemon.errors import UserError
-from daemon.models import Rollout
+from daemon.models import AuditEvent, Rollout
 from daemon.rollouts import commands as cmd
 from daemon.rollouts.model import ACTIVE_STATES, Comparison, RolloutState, StageDetail, TargetProgress
 from daemon.rollouts.repo import Draft, RolloutRepo, StateChanged, changes_of, stage_of
@@ -68,6 +68,8 @@ class RolloutManager:
         self.checkpoint: Checkpoint = checkpoint or (lambda _name, _id: None)
         self.clock = clock
         self.recovered = False
+        self._published: dict[int, float] = {}
+        self._last_scan = 0.0
         # Subscribed now, not in run(): a command published while the daemon is still starting (or
         # recovering) waits in the queue instead of being lost.
         self._commands = self.bus.subscribe(COMMAND_TOPIC)
@@ -103,6 +105,7 @@ class RolloutManager:
                 return
 
     async def step_all(self) -> None:
+        await self.publish_changes()
         rows = await asyncio.to_thread(self.repo.list, ACTIVE_STATES)
         for row in sorted(rows, key=lambda r: r.id or 0):
             try:
@@ -122,8 +125,11 @@ class RolloutManager:
             elif isinstance(payload, cmd.RolloutCommand):
                 command = payload
             else:
+                # Two topic forms: `command/rollout/<action>` (id in the payload) and, as the TUI sends,
+                # `command/rollout/<id>` (action in the payload).
                 data = dict(payload)
-                data.setdefault("action", event.topic.rsplit("/", 1)[-1])
+                last = event.topic.rsplit("/", 1)[-1]
+                data.setdefault("id", int(last)) if last.isdigit() else data.setdefault("action", last)
                 command = cmd.RolloutCommand.model_validate(data)
             row = await self.handle_command(command)
             self.bus.publish(RESULT_TOPIC, {"ok": True, "request_id": command.request_id, "rollout": _dump(row)})
@@ -156,7 +162,8 @@ class RolloutManager:
                 comment=command.comment,
                 readonly=self.readonly,
             )
-        self._publish(row)
+        latest = await asyncio.to_thread(self.repo.events, row.id)
+        self._publish(row, latest[-1] if latest else None)
         return row
 
     # --- one step of one rollout --------------------------------------------------------------
@@ -447,21 +454,38 @@ class RolloutManager:
     ) -> Rollout:
         assert row.id is not None
         expected = {S(row.state)} if expect is True else expect
+        out: list[AuditEvent] = []
         new = await asyncio.to_thread(
-            self.repo.mutate, row.id, fn, actor=ACTOR, action=to.value.lower(), to_state=to, expect=expected, comment=comment
+            self.repo.mutate, row.id, fn, actor=ACTOR, action=to.value.lower(), to_state=to, expect=expected,
+            comment=comment, events_out=out,
         )
-        self._publish(new)
+        self._publish(new, out[0] if out else None)
         self.checkpoint(f"state:{to.value}", row.id)
         return new
 
     async def _mutate(self, row: Rollout, fn: Callable[[Draft], None], *, action: str, comment: str) -> Rollout:
         assert row.id is not None
-        new = await asyncio.to_thread(self.repo.mutate, row.id, fn, actor=ACTOR, action=action, comment=comment)
-        self._publish(new)
+        out: list[AuditEvent] = []
+        new = await asyncio.to_thread(
+            self.repo.mutate, row.id, fn, actor=ACTOR, action=action, comment=comment, events_out=out
+        )
+        self._publish(new, out[0] if out else None)
         return new
 
-    def _publish(self, row: Rollout) -> None:
-        self.bus.publish(topic("rollout", str(row.id)), _dump(row))
+    def _publish(self, row: Rollout, event: AuditEvent | None = None) -> None:
+        """The row itself in-process (the bus's contract: models in-process, their JSON on MQTT)."""
+        self.bus.publish(topic("rollout", str(row.id)), row)
+        self._published[row.id or 0] = row.updated_at
+        if event is not None:
+            self.bus.publish(topic("audit", "rollout"), event)
+
+    async def publish_changes(self) -> None:
+        """Publish rollouts changed by other processes (the CLI writes to the store directly)."""
+        rows = await asyncio.to_thread(self.repo.changed_since, self._last_scan)
+        for row in rows:
+            if self._published.get(row.id or 0) != row.updated_at:
+                self._publish(row)
+            self._last_scan = max(self._last_scan, row.updated_at)
 
 
 def _dump(row: Rollout) -> dict[str, Any]:

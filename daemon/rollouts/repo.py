@@ -77,6 +77,9 @@ class RolloutRepo:
         where = [] if states is None else [Rollout.state.in_([s.value for s in states])]  # type: ignore[attr-defined]
         return self.store.all(Rollout, *where, order_by=Rollout.id.desc(), limit=limit)  # type: ignore[union-attr]
 
+    def changed_since(self, ts: float, limit: int = 200) -> list[Rollout]:
+        return self.store.all(Rollout, Rollout.updated_at > ts, order_by=Rollout.updated_at, limit=limit)
+
     def events(self, rollout_id: int) -> list[AuditEvent]:
         return self.store.all(
             AuditEvent,
@@ -125,6 +128,7 @@ class RolloutRepo:
         expect: Iterable[RolloutState] | None = None,
         comment: str | None = None,
         audit: bool = True,
+        events_out: list[AuditEvent] | None = None,
     ) -> Rollout:
         """Lock the row, check `expect` and the transition, run `fn` on it, write it and its audit event.
 
@@ -151,10 +155,14 @@ class RolloutRepo:
                 row.state = to_state.value
             row.updated_at = time.time()
             s.add(row)
-            if audit:
-                s.add(self._event(rollout_id, actor, action, current.value, row.state, comment))
+            event = self._event(rollout_id, actor, action, current.value, row.state, comment) if audit else None
+            if event is not None:
+                s.add(event)
             s.commit()
             s.refresh(row)
+            if event is not None and events_out is not None:
+                s.refresh(event)
+                events_out.append(event)
             return row
 
     def audit(self, rollout_id: int, actor: str, action: str, comment: str | None = None) -> None:

@@ -35,7 +35,7 @@ def knob_config(tmp: Path, names: Iterable[str], **rollouts: object) -> tuple[Co
         state.write_text(json.dumps({"batch": "8"}))
         states[name] = state
         targets.append(TargetConfig(name=name, url=f"http://127.0.0.1:{9 + i}"))
-    settings = dict(warmup_s=0.0, canary_window_s=0.3, baseline_window_s=60.0, min_samples=3,
+    settings = dict(warmup_s=0.0, canary_window_s=1.0, baseline_window_s=60.0, min_samples=3,
                     default_signals=["ttft_p95_s"], step_interval_s=0.05)
     settings.update(rollouts)
     cfg = Config(targets=targets, rollouts=RolloutConfig(commands={n: knob_commands(s) for n, s in states.items()}, **settings))

@@ -1,0 +1,96 @@
+"""`charter-tui rollouts ...` end to end through the real CLI entry point and a real SQLite file."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import tomli_w
+
+from charter_tui.cli import main
+from daemon.models import AuditEvent
+from daemon.store import Store
+from tests.rollouts.helpers import KNOB
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path, str]:
+    state = tmp_path / "knob.json"
+    state.write_text(json.dumps({"batch": "8"}))
+    config = {
+        "targets": [{"name": "knob", "url": "http://127.0.0.1:9"}],
+        "rollouts": {"commands": {"knob": {
+            "apply": [sys.executable, str(KNOB), str(state), "set", "{param}", "{value}"],
+            "read": [sys.executable, str(KNOB), str(state), "get", "{param}"],
+            "params": {"batch": {"type": "int", "min": 1, "max": 512}},
+        }}},
+    }
+    path = tmp_path / "config.toml"
+    path.write_text(tomli_w.dumps(config))
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    monkeypatch.setenv("CHARTER_TUI_DATABASE_URL", url)
+    return path, state, url
+
+
+def cli(config: Path, *argv: str) -> int:
+    return main(["--config", str(config), *argv])
+
+
+def test_propose_approve_show_and_refusals(env, capsys: pytest.CaptureFixture[str]) -> None:
+    config, state, url = env
+    assert cli(config, "rollouts", "propose", "--target", "knob", "--set", "batch=16", "--reason", "queue") == 0
+    out = capsys.readouterr().out
+    assert "rollout 1 proposed: batch=16 on knob" in out
+    assert cli(config, "rollouts", "list") == 0
+    assert "PENDING_APPROVAL" in capsys.readouterr().out
+    assert cli(config, "rollouts", "approve", "1", "--comment", "looks right") == 0
+    assert "rollout 1: APPROVED" in capsys.readouterr().out
+    assert cli(config, "rollouts", "approve", "1") == 2
+    assert "cannot approve rollout 1: it is APPROVED (it was already approved)" in capsys.readouterr().err
+    assert cli(config, "rollouts", "show", "1") == 0
+    shown = capsys.readouterr().out
+    assert "state     APPROVED" in shown and "change    batch = 16" in shown and "looks right" in shown
+    assert cli(config, "rollouts", "show", "1", "--json") == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [e["action"] for e in data["events"]] == ["propose", "approve"]
+    assert json.loads(state.read_text())["batch"] == "8", "the CLI never touches a target itself"
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("8; rm -rf /", "shell characters"), ("8\nx", "shell characters"), ("0", "below the minimum"),
+     ("1e9", "not an integer")],
+)
+def test_injection_and_range_are_refused_before_anything_is_stored(env, capsys, value: str, message: str) -> None:
+    config, state, url = env
+    assert cli(config, "rollouts", "propose", "--target", "knob", "--set", f"batch={value}") == 2
+    assert message in capsys.readouterr().err
+    assert cli(config, "rollouts", "propose", "--target", "knob", "--set", "nope=1") == 2
+    assert "unknown parameter 'nope'" in capsys.readouterr().err
+    store = Store(url)
+    assert store.all(AuditEvent, AuditEvent.entity == "rollout") == []
+    calls = Path(str(state) + ".calls")
+    assert not calls.exists(), "no command ran"
+
+
+def test_readonly_refuses_every_mutation(env, capsys) -> None:
+    config, _, _ = env
+    assert cli(config, "rollouts", "propose", "--target", "knob", "--set", "batch=16") == 0
+    for argv in (["approve", "1"], ["reject", "1"], ["pause", "1"], ["resume", "1"], ["rollback", "1"],
+                 ["propose", "--target", "knob", "--set", "batch=2"]):
+        assert cli(config, "--readonly", "rollouts", *argv) == 2, argv
+        assert "read-only" in capsys.readouterr().err
+        assert main(["--readonly", "--config", str(config), "rollouts", *argv]) == 2
+    assert cli(config, "rollouts", "--readonly", "list") == 0  # reading is fine
+
+
+def test_dry_run_reads_the_current_value_and_stores_nothing(env, capsys) -> None:
+    config, state, url = env
+    assert cli(config, "rollouts", "propose", "--target", "knob", "--set", "batch=32", "--dry-run") == 0
+    out = capsys.readouterr().out
+    assert 'values.batch: "8" -> "32"' in out and "nothing stored" in out
+    assert json.loads(state.read_text())["batch"] == "8"
+    assert cli(config, "rollouts", "list", "--all") == 0
+    assert "no rollouts" in capsys.readouterr().out
