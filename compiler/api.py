@@ -84,7 +84,11 @@ def _run(source: str, path: str, token_counter: TokenCounter | None, tokenizer_n
     if opts.engine not in ENGINES:
         raise ValueError(f"unknown engine {opts.engine!r}; expected one of {', '.join(ENGINES)}")
     tree = parse(source, path)
-    tok = Tokenizer(token_counter, tokenizer_name or ("estimate (chars/4)" if token_counter is None else "target"))
+    if token_counter is None:
+        tokenizer_name = "estimate (chars/4)"
+    else:  # a counter may describe itself (`VllmTokenCounter.name`)
+        tokenizer_name = tokenizer_name or getattr(token_counter, "name", None) or "caller-supplied tokenizer"
+    tok = Tokenizer(token_counter, tokenizer_name)
     interp = Interpreter(tree, opts.name_patterns)
     occurrences = interp.run()
     dag = build_dag(occurrences, tok)

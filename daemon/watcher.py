@@ -24,6 +24,7 @@ from compiler.model import CompileResult
 from compiler.tokens import TokenCounter
 
 MAX_SOURCE_BYTES = 8 * 1024 * 1024
+RESCAN_AFTER_MS = 300  # the first wake-up after the OS watch is in place rescans every file once
 
 
 @dataclass(frozen=True)
@@ -148,13 +149,22 @@ class AgentWatcher:
 
     async def events(self, stop_event: asyncio.Event | None = None) -> AsyncIterator[CompileEvent]:
         for path in expand(self.roots):
-            event = await self._compile_path(path, initial=True)
+            event = await self._compile_path(path.resolve(), initial=True)
             if event is not None:
                 yield event
         # Watch directories, not files: editors replace files by rename, which ends a watch on the file.
         dirs = sorted({r if r.is_dir() else r.parent for r in self.roots})
+        rescanned = False
         async for changes in awatch(*dirs, debounce=self.debounce_ms, stop_event=stop_event,
-                                    watch_filter=lambda _c, p: self._wanted(Path(p)), step=20):
+                                    watch_filter=lambda _c, p: self._wanted(Path(p)), step=20,
+                                    rust_timeout=RESCAN_AFTER_MS, yield_on_timeout=True):
+            if not rescanned:
+                # The OS watch starts only now: pick up saves made while the first compile ran.
+                rescanned = True
+                for path in expand(self.roots):
+                    event = await self._compile_path(path.resolve(), initial=path.resolve() not in self.hashes)
+                    if event is not None:
+                        yield event
             for path in sorted({Path(p) for _, p in changes}):
                 if not path.exists():
                     if any(c == Change.deleted and Path(p) == path for c, p in changes):

@@ -1,0 +1,158 @@
+"""`charter-tui compile`: formats, diffs, --fix with a backup, and --target token counting."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from charter_tui.cli import main
+from compiler.api import compile_source
+from tests.compiler.conftest import AGENTS
+
+
+def _run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def doc_agent(tmp_path: Path) -> Path:
+    dst = tmp_path / "document_processor.py"
+    shutil.copy(AGENTS / "document_processor.py", dst)
+    return dst
+
+
+def test_text_output_lists_calls_patterns_and_plan(capsys, doc_agent: Path):
+    code, out, _ = _run(capsys, "compile", str(doc_agent))
+    assert code == 0
+    assert "3 LLM call(s), 2 edge(s) (token counts are estimates)" in out
+    assert "ANTI-PATTERN MISPLACED_SHARED_CONTEXT [c1, c2, c3]" in out
+    assert "--enable-prefix-caching = on" in out
+    assert "@@" not in out  # no diff unless asked
+
+
+def test_json_output_is_the_versioned_schema(capsys, doc_agent: Path):
+    code, out, _ = _run(capsys, "compile", str(doc_agent), "--format", "json", "--engine", "trtllm")
+    assert code == 0
+    data = json.loads(out)
+    assert data["schema_version"] == "1.0"
+    assert {"calls", "edges", "patterns", "plan", "estimates"} <= set(data)
+    assert data["plan"]["engine"] == "trtllm"
+    assert data["estimates"]["tokens_estimated"] is True
+    names = {(s["engine"], s["name"]) for s in data["plan"]["settings"]}
+    assert ("trtllm", "tokens_per_block") in names and ("sglang", "--schedule-policy") in names
+    build = [s for s in data["plan"]["settings"] if s["name"] == "tokens_per_block"][0]
+    assert build["where"] == "engine_build" and build["applies"] == "engine_rebuild"
+
+
+def test_dot_and_mermaid(capsys, doc_agent: Path):
+    _, dot, _ = _run(capsys, "compile", str(doc_agent), "--format", "dot")
+    assert dot.startswith("digraph") and 'c1 -> c2 [label="entities"];' in dot
+    _, mermaid, _ = _run(capsys, "compile", str(doc_agent), "--format", "mermaid")
+    assert mermaid.startswith("flowchart LR") and 'c2 -->|"validated"| c3' in mermaid
+
+
+def test_trtllm_text_shows_retention_configs(capsys, doc_agent: Path):
+    _, out, _ = _run(capsys, "compile", str(doc_agent), "--engine", "trtllm")
+    assert "config.pbtxt enable_kv_cache_reuse = true  [model_reload]" in out
+    assert "retention tokens [0, " in out and "priority 90" in out
+
+
+def test_diff_is_shown_but_nothing_is_written(capsys, doc_agent: Path):
+    before = doc_agent.read_text()
+    code, out, _ = _run(capsys, "compile", str(doc_agent), "--diff")
+    assert code == 0
+    assert '+            prompt=f"{SYSTEM_PROMPT}\\n{document}\\n\\nValidate these entities:' in out
+    assert "warning: Reordering a prompt changes what the model sees" in out
+    assert doc_agent.read_text() == before
+    assert not list(doc_agent.parent.glob("*.bak*"))
+
+
+def test_fix_writes_backup_then_restructured_file(capsys, doc_agent: Path):
+    original = doc_agent.read_text()
+    code, _, err = _run(capsys, "compile", str(doc_agent), "--fix")
+    assert code == 0
+    backup = doc_agent.with_name("document_processor.py.bak")
+    assert backup.read_text() == original
+    assert "restructured (MISPLACED_SHARED_CONTEXT[c1,c2,c3])" in err and str(backup) in err
+    fixed = compile_source(doc_agent.read_text(), "fixed.py")
+    assert "MISPLACED_SHARED_CONTEXT" not in fixed.pattern_kinds()
+    assert not list(doc_agent.parent.glob(".document_processor.py.*.tmp"))
+    # A second --fix finds nothing to do and keeps the first backup.
+    code, _, err = _run(capsys, "compile", str(doc_agent), "--fix")
+    assert code == 0 and "nothing to restructure automatically" in err
+    assert backup.read_text() == original and not doc_agent.with_name("document_processor.py.bak.1").exists()
+
+
+def test_dynamic_prefix_fix_moves_the_timestamp_behind_the_policy(capsys, tmp_path: Path):
+    agent = tmp_path / "bot.py"
+    shutil.copy(AGENTS / "examples" / "dynamic_prefix_agent.py", agent)
+    code, _, _ = _run(capsys, "compile", str(agent), "--fix")
+    assert code == 0
+    new = agent.read_text()
+    assert 'system = f"{POLICY}\\n\\nCurrent time: {datetime.now().isoformat()}\\nRequest id: {uuid.uuid4()}\\n"' in new
+    assert "DYNAMIC_PREFIX" not in compile_source(new, "bot.py").pattern_kinds()
+
+
+class _FakeVllm(BaseHTTPRequestHandler):
+    """The two vLLM endpoints the token counter uses; counts whitespace-separated words."""
+
+    seen: list[dict] = []
+
+    def log_message(self, *args) -> None:  # keep test output clean
+        pass
+
+    def _send(self, body: dict) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        self._send({"object": "list", "data": [{"id": "tiny-model", "object": "model"}]})
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        _FakeVllm.seen.append(body)
+        self._send({"count": len(body["prompt"].split()), "max_model_len": 2048, "tokens": []})
+
+
+@pytest.fixture
+def fake_vllm() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _FakeVllm)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_target_counts_literal_text_with_the_servers_tokenizer(capsys, doc_agent: Path, fake_vllm: str):
+    _FakeVllm.seen.clear()
+    code, out, _ = _run(capsys, "compile", str(doc_agent), "--format", "json", "--target", fake_vllm + "/v1")
+    assert code == 0
+    data = json.loads(out)
+    assert data["estimates"]["tokens_estimated"] is False
+    assert "tiny-model" in data["estimates"]["tokenizer"]
+    system = data["calls"][0]["segments"][1]
+    assert system["tokens_basis"] == "counted"
+    assert system["tokens"] == len(system["text"].split())
+    assert all(req["model"] == "tiny-model" and req["add_special_tokens"] is False for req in _FakeVllm.seen)
+    dynamic = [s for s in data["calls"][0]["segments"] if s["kind"] == "dynamic"][0]
+    assert dynamic["tokens_basis"] == "assumed"
+
+
+def test_unreachable_target_is_a_user_error(capsys, doc_agent: Path):
+    code, _, err = _run(capsys, "compile", str(doc_agent), "--target", "http://127.0.0.1:9")
+    assert code == 2 and "cannot list models at http://127.0.0.1:9/v1/models" in err
