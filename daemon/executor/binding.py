@@ -164,6 +164,9 @@ class Binder:
         self.options = options or BindOptions()
         self.calls = {c.id: c for c in result.calls}
         self.position = {cid: i for i, cid in enumerate(result.order)}
+        # Conditions cannot be evaluated on a replay. Where both arms of a branch hold calls, the first
+        # arm stands for the branch; a lone else arm (the code after `if bad: return`) always runs.
+        self.if_arm_lines = {b.line for c in result.calls for b in c.branches if b.arm == "if"}
 
     # --- loops ----------------------------------------------------------------------------------
     def _agent_loops(self, call: CallSite) -> list[LoopContext]:
@@ -291,8 +294,10 @@ class Binder:
         executions: list[Execution] = []
         for cid in self.result.order:
             call = self.calls[cid]
-            if any(b.arm != "if" for b in call.branches):
-                notes.append(f"{cid}: in an else/case arm at line {call.branches[0].line}; not replayed")
+            skipped = next((b for b in call.branches if b.arm != "if" and b.line in self.if_arm_lines), None)
+            if skipped is not None:
+                notes.append(f"{cid}: in the {skipped.arm} arm of the branch at line {skipped.line}, whose "
+                             "first arm has calls too; only the first arm is replayed")
                 continue
             loops = self._agent_loops(call)
             independent = bool(loops) and not call.loop_carried and not call.grows_per_iteration
@@ -327,6 +332,9 @@ class Binder:
                 mine.append(ex)
             done[cid] = mine
             executions.extend(mine)
+        if not executions:
+            raise BindingError("-", "-", "no call of the agent is replayed for this record (all are in "
+                               "branches not taken or loops over empty lists)")
         if any(c.grows_per_iteration for c in self.result.calls):
             notes.append("growing histories are replayed as each earlier output on its own line, inserted "
                          "before the prompt's closing text (the exact text the agent appends is not in the "

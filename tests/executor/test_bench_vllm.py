@@ -1,0 +1,144 @@
+"""The benchmark against the real vLLM CPU server of the test kit (session fixture `vllm_server`).
+
+Small inputs and `--max-tokens 4`, so each test costs seconds; timing is only asserted where the
+plan's effect is structural (warm-up before the siblings, siblings in flight together), never as a
+speed ratio: the box is shared and the committed suite (benchmarks/) is where speed is measured.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from charter_tui.cli import main
+from daemon.executor.bench import BenchOptions, compile_agent, run_bench
+from daemon.executor.binding import BindOptions
+from daemon.executor.errors import TargetDown
+from daemon.executor.inputs import load_inputs
+from daemon.executor.records import BenchRun
+from daemon.executor.runner import RunOptions
+from daemon.executor.targets import connect_target
+from daemon.store import Store
+from daemon.testkit.ports import free_port
+from tests.executor.conftest import DELTA_AGENT, DOC_AGENT, document, write_jsonl
+
+pytestmark = pytest.mark.vllm
+
+
+def _bench(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(["bench", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_optimized_beats_naive_on_hit_share_and_reaches_the_ceiling(
+        vllm_server, doc_inputs: Path, tmp_path: Path, sqlite_url: str, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("CHARTER_TUI_DATABASE_URL", sqlite_url)
+    code, out, err = _bench([str(DOC_AGENT), "--inputs", str(doc_inputs), "--target", vllm_server.url,
+                             "--report", str(tmp_path / "rep"), "--max-tokens", "4"], capsys)
+    assert code == 0, err
+    assert "optimized" in out and "hit share" in out
+    result = json.loads((tmp_path / "rep" / "result.json").read_text())
+    assert result["fixes_applied"], "the document agent's MISPLACED_SHARED_CONTEXT fix should be applied"
+    runs = {m: [r for r in result["runs"] if r["mode"] == m] for m in ("naive", "optimized")}
+    assert len(runs["naive"]) == len(runs["optimized"]) == 2
+
+    def share(mode: str, key: str) -> float:
+        hits = sum(r["server"]["prefix_hits"] if key == "hits" else r["ceiling"]["cached_tokens"] for r in runs[mode])
+        queries = sum(r["server"]["prefix_queries"] if key == "hits" else r["ceiling"]["prompt_tokens"]
+                      for r in runs[mode])
+        return hits / queries
+
+    assert share("optimized", "hits") > share("naive", "hits") + 0.2
+    assert share("optimized", "hits") >= 0.95 * share("optimized", "ceiling")
+    for r in result["runs"]:
+        # The window holds exactly this run's requests: nothing before or after leaked into it.
+        assert r["server"]["requests"] == len(r["calls"])
+        assert r["server"]["prefix_queries"] == r["ceiling"]["prompt_tokens"]
+    report = (tmp_path / "rep" / "report.md").read_text()
+    assert "![hit_share](./hit_share.svg)" in report and (tmp_path / "rep" / "ttft.svg").exists()
+
+    store = Store(sqlite_url)
+    try:
+        [row] = store.all(BenchRun)
+    finally:
+        store.close()
+    assert row.agent.endswith("document_processor.py") and row.error is None
+    assert row.optimized_hit_share is not None and row.naive_hit_share is not None
+    assert row.optimized_hit_share > row.naive_hit_share
+
+
+async def test_delta_loop_warms_the_shared_prefix_once_then_runs_the_iterations_together(
+        vllm_server, delta_inputs: Path) -> None:
+    target = await connect_target(vllm_server.url)
+    try:
+        compiled = compile_agent(DELTA_AGENT.read_text(), str(DELTA_AGENT), target, apply_fixes=True)
+        result = await run_bench("delta", compiled, load_inputs(delta_inputs), target,
+                                 BenchOptions(bind=BindOptions(max_tokens_cap=4)))
+    finally:
+        await target.aclose()
+    assert result.error is None
+    for run in result.runs_of("optimized"):
+        warmups = [c for c in run.calls if c.kind == "warmup"]
+        calls = run.agent_calls
+        assert len(warmups) == 1 and len(calls) == 6
+        warm_end = warmups[0].sent_s + warmups[0].latency_s
+        assert all(c.sent_s >= warm_end - 1e-3 for c in calls), "siblings must follow their warmed prefix"
+        first_end = min(c.sent_s + c.latency_s for c in calls)
+        assert sum(1 for c in calls if c.sent_s < first_end) >= 3, "iterations should be in flight together"
+    for run in result.runs_of("naive"):
+        assert not any(c.kind == "warmup" for c in run.calls)
+        ends = [c.sent_s + c.latency_s for c in run.calls]
+        assert all(nxt.sent_s >= end - 1e-3 for nxt, end in zip(run.calls[1:], ends)), "naive is one at a time"
+    opt = result.summary("optimized")
+    assert opt.hit_share is not None and opt.ceiling_share
+    assert opt.hit_share >= 0.95 * opt.ceiling_share
+
+
+def test_missing_variable_names_run_call_and_line_and_keeps_finished_runs(
+        vllm_server, tmp_path: Path, sqlite_url: str, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("CHARTER_TUI_DATABASE_URL", sqlite_url)
+    inputs = write_jsonl(tmp_path / "in.jsonl", [{"document": document(1)}, {"doc": "misspelled key"}],
+                         comment="second record lacks `document`")
+    code, out, err = _bench([str(DOC_AGENT), "--inputs", str(inputs), "--target", vllm_server.url,
+                             "--report", str(tmp_path / "rep"), "--max-tokens", "4", "--mode", "naive"], capsys)
+    assert code == 2
+    assert f"naive run 1 ({inputs}:3), call c1: the input record has no value for `document`" in err
+    result = json.loads((tmp_path / "rep" / "result.json").read_text())
+    assert [(r["mode"], r["run"], r["input_line"]) for r in result["runs"]] == [("naive", 0, 2)]
+    assert "Stopped:" in (tmp_path / "rep" / "report.md").read_text()
+    store = Store(sqlite_url)
+    try:
+        [row] = store.all(BenchRun)
+    finally:
+        store.close()
+    assert row.error and "input record has no value" in row.error and len(row.result["runs"]) == 1
+
+
+def test_target_down_is_one_clear_line(doc_inputs: Path, capsys) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    code, out, err = _bench([str(DOC_AGENT), "--inputs", str(doc_inputs), "--target", url], capsys)
+    assert code == 2
+    assert err.startswith(f"charter-tui: target {url} is not answering") and "Traceback" not in err
+
+
+async def test_target_down_from_the_api(doc_inputs: Path) -> None:
+    with pytest.raises(TargetDown, match="is not answering"):
+        await connect_target(f"http://127.0.0.1:{free_port()}", engine="vllm")
+
+
+async def test_a_call_that_times_out_names_the_mode_run_call_and_line(vllm_server, tmp_path: Path) -> None:
+    inputs = write_jsonl(tmp_path / "in.jsonl", [{"document": document(3, words=900)}])
+    target = await connect_target(vllm_server.url)
+    try:
+        compiled = compile_agent(DOC_AGENT.read_text(), str(DOC_AGENT), target, apply_fixes=False)
+        result = await run_bench("doc", compiled, load_inputs(inputs), target,
+                                 BenchOptions(modes=("naive",), server_warmup=False,
+                                              bind=BindOptions(max_tokens_cap=64),
+                                              run=RunOptions(timeout_s=0.005)), inputs_name=str(inputs))
+    finally:
+        await target.aclose()
+    assert result.runs == []
+    assert result.error == f"naive run 0 ({inputs}:1), call c1: timed out: no complete answer within 0.005 s"

@@ -1,0 +1,253 @@
+"""Executor parts that need no server: inputs, the ceiling, binding compiled agents to records,
+source order, counter windows and the report."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import pytest
+
+from compiler.api import compile_source
+from daemon.collectors import base as b
+from daemon.errors import UserError
+from daemon.executor.binding import Binder, BindOptions
+from daemon.executor.ceiling import CeilingTracker, block_ceiling
+from daemon.executor.counters import window
+from daemon.executor.errors import BindingError
+from daemon.executor.inputs import InputRecord, parse_inputs
+from daemon.executor.records import BenchResult, CallRecord, Ceiling, RunResult, ServerWindow
+from daemon.executor.report import markdown, write_report
+from daemon.executor.schedule import common_prefix, groups, naive_order
+from daemon.executor.workload import HistoryRef, OutputRef, VolatileRef, render
+
+# --- inputs -------------------------------------------------------------------------------------
+
+
+def test_inputs_skip_blank_and_comment_lines_and_keep_file_line_numbers() -> None:
+    records = parse_inputs('# docs\n\n{"document": "a"}\n{"document": "b"}\n')
+    assert [(r.line, r.values["document"]) for r in records] == [(3, "a"), (4, "b")]
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ('{"a": 1}\n{"a": \n', "in.jsonl:2: not JSON"),
+    ('[1, 2]\n', "in.jsonl:1: expected a JSON object"),
+    ("\n# nothing\n", "no input records"),
+])
+def test_bad_inputs_name_the_line(text: str, fragment: str) -> None:
+    with pytest.raises(UserError, match=fragment):
+        parse_inputs(text, "in.jsonl")
+
+
+# --- ceiling ------------------------------------------------------------------------------------
+
+
+def test_ceiling_counts_full_shared_blocks_and_recomputes_the_last_token() -> None:
+    shared = list(range(64))
+    # Two prompts sharing 2 full blocks (64 tokens) then differing: the second can hit both blocks.
+    c = block_ceiling([shared + [1000, 1001], shared + [2000, 2001]], 32)
+    assert (c.prompt_tokens, c.cached_tokens) == (132, 64)
+    # An identical prompt of exactly 64 tokens can hit only 1 block: the last token is always recomputed.
+    c = block_ceiling([shared, shared], 32)
+    assert c.cached_tokens == 32
+    # A partial block never counts.
+    assert block_ceiling([list(range(40)), list(range(40)) + [7]], 32).cached_tokens == 32
+
+
+def test_ceiling_is_the_same_in_any_order_and_a_block_first_needed_twice_costs_one_miss() -> None:
+    a, b_, c = list(range(96)), list(range(64)) + [500] * 40, list(range(32)) + [900] * 40
+    values = {block_ceiling(order, 32).cached_tokens for order in ([a, b_, c], [c, b_, a], [b_, c, a])}
+    assert len(values) == 1
+    # hittable: a 2 blocks (95//32), b 3 (103//32), c 2 (71//32) = 7 blocks; distinct needed blocks:
+    # [0:32], [0:64], a's nothing else... ; b's [64:96 of 500s]; c's [32:64 of 900s] -> 4 misses.
+    assert values == {(7 - 4) * 32}
+
+
+def test_ceiling_tracker_carries_the_cache_across_runs() -> None:
+    system = list(range(64))
+    tracker = CeilingTracker(32)
+    first = tracker.add([system + [1] * 10])
+    second = tracker.add([system + [2] * 10])
+    assert first.cached_tokens == 0
+    assert second.cached_tokens == 64  # the second run finds the system prompt of the first
+
+
+# --- binding ------------------------------------------------------------------------------------
+
+CHAIN = textwrap.dedent('''
+    from openai import OpenAI
+    client = OpenAI()
+    SYSTEM = "You are a precise analyst. Answer briefly and only from the document."
+
+    def process(document: str):
+        entities = client.completions.create(model="m", prompt=f"{SYSTEM}\\nExtract entities:\\n{document}",
+                                             max_tokens=32).choices[0].text
+        summary = client.completions.create(model="m", prompt=f"{SYSTEM}\\nSummarize {entities} in:\\n{document}",
+                                            max_tokens=8).choices[0].text
+        return summary
+''')
+
+LOOP = textwrap.dedent('''
+    from openai import OpenAI
+    client = OpenAI()
+    SYSTEM = "You write company profiles."
+
+    def batch(template: str, variables: list[dict]):
+        base = f"{SYSTEM}\\n{template}"
+        out = []
+        for i, vars in enumerate(variables):
+            out.append(client.completions.create(model="m", prompt=base.format(**vars), max_tokens=16).choices[0].text)
+        return out
+''')
+
+FANOUT = textwrap.dedent('''
+    from openai import OpenAI
+    client = OpenAI()
+
+    def solve(problem: str):
+        branches = client.completions.create(model="m", prompt=f"Solve: {problem}\\nIdea:", max_tokens=8, n=3)
+        scores = []
+        for b in branches.choices:
+            scores.append(client.completions.create(model="m", prompt=f"Solve: {problem}\\nRate: {b.text}",
+                                                    max_tokens=2).choices[0].text)
+        return scores
+''')
+
+GROWING = textwrap.dedent('''
+    from openai import OpenAI
+    client = OpenAI()
+
+    def run(question: str, max_steps: int = 4):
+        history = f"You are an agent.\\nQuestion: {question}\\n"
+        for step in range(max_steps):
+            out = client.completions.create(model="m", prompt=history + "Thought:", max_tokens=8).choices[0].text
+            history += f"Thought:{out}\\n"
+        return history
+''')
+
+
+def _bind(source: str, values: dict, **opts: object):
+    result = compile_source(source, "agent.py")
+    return Binder(result, BindOptions(**opts)).bind(InputRecord(line=7, values=values), 0)  # type: ignore[arg-type]
+
+
+def test_chain_renders_the_record_and_waits_for_the_previous_output() -> None:
+    w = _bind(CHAIN, {"document": "DOC-TEXT"})
+    first, second = w.executions
+    assert render(first.pieces, {}).endswith("Extract entities:\nDOC-TEXT")
+    assert second.deps == {first.id}
+    assert render(second.pieces, {first.id: ["E1"]}).endswith("Summarize E1 in:\nDOC-TEXT")
+    assert (first.max_tokens, second.max_tokens) == (32, 8)
+
+
+def test_missing_variable_names_the_call_and_the_variable() -> None:
+    with pytest.raises(BindingError) as err:
+        _bind(CHAIN, {"doc": "typo"})
+    assert err.value.call == "c1" and err.value.variable == "document"
+    assert "no value for `document`" in str(err.value)
+
+
+def test_loop_iterates_over_the_records_list_and_fills_the_template() -> None:
+    w = _bind(LOOP, {"template": "Co {company} earns {revenue}.", "variables": [
+        {"company": "A", "revenue": "$1M"}, {"company": "B", "revenue": "$2M"}, {"company": "C", "revenue": "$3M"}]},
+        max_tokens_cap=4)
+    assert [e.id for e in w.executions] == ["c1#0", "c1#1", "c1#2"]
+    assert render(w.executions[1].pieces, {}) == "You write company profiles.\nCo B earns $2M."
+    assert {e.group for e in w.executions} == {"c1"}  # independent iterations: one warm-up group
+    assert all(e.max_tokens == 4 for e in w.executions)  # capped
+    assert not any(e.deps for e in w.executions)
+
+
+def test_loop_over_a_list_that_is_not_there_is_a_binding_error() -> None:
+    with pytest.raises(BindingError, match="no `variables`"):
+        _bind(LOOP, {"template": "x"})
+
+
+def test_fanout_siblings_bind_one_output_each() -> None:
+    w = _bind(FANOUT, {"problem": "P"})
+    parent, *children = w.executions
+    assert parent.n == 3 and len(children) == 3
+    assert [c.pieces for c in children][1][-1] == OutputRef(parent.id, 1)
+    assert all(c.deps == {parent.id} for c in children)
+
+
+def test_growing_history_replays_earlier_outputs_in_order() -> None:
+    w = _bind(GROWING, {"question": "Q", "max_steps": 3})
+    ids = [e.id for e in w.executions]
+    assert ids == ["c1#0", "c1#1", "c1#2"]
+    third = w.executions[2]
+    assert HistoryRef(("c1#0", "c1#1")) in third.pieces
+    assert third.deps >= {"c1#1"}
+    text = render(third.pieces, {"c1#0": ["T0"], "c1#1": ["T1"]})
+    assert text.index("T0") < text.index("T1") < text.index("Thought:")
+    assert any("growing histories" in n for n in w.notes)
+
+
+def test_volatile_values_are_fresh_on_every_render() -> None:
+    pieces = ["id ", VolatileRef("uuid4()")]
+    assert render(pieces, {}) != render(pieces, {})
+
+
+# --- schedule -----------------------------------------------------------------------------------
+
+
+def test_naive_order_interleaves_calls_of_one_loop_like_python_would() -> None:
+    source = textwrap.dedent('''
+        from openai import OpenAI
+        client = OpenAI()
+        def run(items: list[str]):
+            for it in items:
+                a = client.completions.create(model="m", prompt=f"Draft about {it}", max_tokens=4).choices[0].text
+                b = client.completions.create(model="m", prompt=f"Check {a}", max_tokens=4).choices[0].text
+    ''')
+    w = _bind(source, {"items": ["x", "y"]})
+    assert [e.id for e in naive_order(w.executions)] == ["c1#0", "c2#0", "c1#1", "c2#1"]
+
+
+def test_groups_and_common_prefix() -> None:
+    w = _bind(LOOP, {"template": "T {company}", "variables": [{"company": "A"}, {"company": "B"}]})
+    assert list(groups(w.executions)) == ["c1"]
+    assert common_prefix(["abcX", "abcY", "abZ"]) == "ab"
+
+
+# --- counters and report ------------------------------------------------------------------------
+
+
+def _reading(hits: float, queries: float, requests: float, ttft_counts: list[float]) -> b.RawReading:
+    r = b.RawReading(engine="vllm", ts=0.0)
+    r.counters.update({b.PREFIX_HITS: hits, b.PREFIX_QUERIES: queries, b.REQUESTS_SUCCESS: requests,
+                       b.PROMPT_TOKENS: queries})
+    bounds = [0.01, 0.1, 1.0, float("inf")]
+    r.histograms[b.TTFT] = b.Histogram(buckets=dict(zip(bounds, ttft_counts)), count=ttft_counts[-1], sum=0.0)
+    return r
+
+
+def test_window_is_the_difference_over_the_run_only() -> None:
+    before = _reading(100, 1000, 5, [1, 3, 5, 5])
+    after = _reading(400, 1600, 8, [1, 6, 8, 8])  # 3 requests, all with TTFT in (0.01, 0.1]
+    w = window(before, after)
+    assert w is not None
+    assert (w.prefix_hits, w.prefix_queries, w.requests) == (300, 600, 3)
+    assert w.hit_share == pytest.approx(0.5)
+    assert 0.01 < (w.ttft_p50_s or 0) <= 0.1
+
+
+def test_report_has_the_table_the_charts_and_the_error(tmp_path) -> None:
+    def run(mode: str, makespan: float, hits: float) -> RunResult:
+        return RunResult(mode=mode, run=0, input_line=1, makespan_s=makespan,  # type: ignore[arg-type]
+                         calls=[CallRecord(execution="c1", call_id="c1", prompt_chars=10, prompt_tokens=100,
+                                           cached_tokens=int(hits), sent_s=0.0, ttft_s=0.1, latency_s=makespan)],
+                         server=ServerWindow(engine="vllm", prefix_hits=hits, prefix_queries=100),
+                         ceiling=Ceiling(block_size=32, prompt_tokens=100, cached_tokens=64))
+    result = BenchResult(agent="a.py", inputs="in.jsonl", target="http://x", engine="vllm", block_size=32,
+                         runs=[run("naive", 2.0, 0), run("optimized", 1.0, 64)], error="optimized run 1: boom")
+    assert result.speedup() == pytest.approx(2.0)
+    assert result.summary("optimized").of_ceiling == pytest.approx(1.0)
+    text = markdown(result)
+    assert "| optimized | 1 | 1.00 s | 2.00x | 64.0% | 64.0% | 100.0% |" in text
+    assert "**Stopped:** optimized run 1: boom" in text
+    path = write_report(result, tmp_path / "rep")
+    assert {p.name for p in path.parent.iterdir()} == {"report.md", "result.json", "ttft.svg", "hit_share.svg",
+                                                       "makespan.svg"}
+    assert json.loads((tmp_path / "rep" / "result.json").read_text())["runs"][1]["mode"] == "optimized"
+    assert (tmp_path / "rep" / "hit_share.svg").read_text().startswith("<svg")
