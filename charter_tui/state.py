@@ -169,7 +169,8 @@ class DaemonState:
         )
 
     def sorted_recommendations(self) -> list[Recommendation]:
-        return sorted(self.recommendations.values(), key=lambda r: (-r.priority, -r.updated_at))
+        # The optimizer's priority: 1 is the most urgent.
+        return sorted(self.recommendations.values(), key=lambda r: (r.priority, -r.updated_at))
 
 
 def topic_kind(name: str) -> str:

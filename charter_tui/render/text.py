@@ -69,33 +69,58 @@ def _fmt(v: Any) -> str:
     return v if isinstance(v, str) else json.dumps(v, sort_keys=True)
 
 
-def config_changes(changes: Iterable[Mapping[str, Any]], previous: Mapping[str, Any] | None = None) -> Text:
-    """A rollout's changes as a diff, current -> proposed, grouped by target.
+NAME_KEYS = ("param", "parameter", "key", "name", "setting")
+OLD_KEYS = ("from", "current", "current_value", "old")
+NEW_KEYS = ("to", "proposed", "value", "recommended_value", "recommended", "new")
 
-    Change dicts name the setting as `key` (or `name`/`setting`), the current value as
-    `from`/`current`/`old` (falling back to the rollout's `previous_config`) and the proposed one as
-    `to`/`proposed`/`new`/`value`.
+
+def change_name(ch: Mapping[str, Any]) -> str:
+    name = str(next((ch[k] for k in NAME_KEYS if ch.get(k) is not None), "?"))
+    return f"{ch['model']}:{name}" if ch.get("model") else name
+
+
+def config_changes(changes: Iterable[Mapping[str, Any]], current: Mapping[str, Any] | None = None) -> Text:
+    """Changes as a diff, current -> proposed, grouped by target when they name one.
+
+    Accepts the rollout manager's `{param, value, model}` and the optimizer's
+    `{parameter, current_value, recommended_value}`; `current` supplies values a change does not
+    carry (a rollout's changes are only the target values; the recommendation knows the current).
     """
     out = Text()
-    previous = previous or {}
+    current = current or {}
     last_target = None
     for ch in changes:
         target = ch.get("target")
         if target and target != last_target:
             out.append(f"@@ {target}\n", style="cyan")
             last_target = target
-        key = ch.get("key") or ch.get("name") or ch.get("setting") or "?"
-        old = next((ch[k] for k in ("from", "current", "old") if k in ch), previous.get(key))
-        new = next((ch[k] for k in ("to", "proposed", "new", "value") if k in ch), None)
-        out.append(f"- {key} = {_fmt(old) if old is not None else '(unset)'}\n", style="red")
-        out.append(f"+ {key} = {_fmt(new) if new is not None else '(unset)'}\n", style="green")
+        key = change_name(ch)
+        old = next((ch[k] for k in OLD_KEYS if k in ch), current.get(key))
+        new = next((ch[k] for k in NEW_KEYS if k in ch), None)
+        out.append(f"- {key} = {_fmt(old) if old is not None else '(current)'}\n", style="red")
+        out.append(f"+ {key} = {_fmt(new) if new is not None else '(unset)'}", style="green")
+        if ch.get("apply"):
+            out.append(f"   ({ch['apply']})", style="dim")
+        out.append("\n")
     out.rstrip()
     return out or Text("(no changes listed)", style="dim")
 
 
+def current_values(changes: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """`{name: current value}` from changes that carry one (the optimizer's)."""
+    out = {}
+    for ch in changes:
+        old = next((ch[k] for k in OLD_KEYS if k in ch), None)
+        if old is not None:
+            out[change_name(ch)] = old
+    return out
+
+
 def key_values(d: Mapping[str, Any], indent: int = 0) -> Text:
-    """Evidence and detail dicts as aligned `key  value` lines (nested dicts indented)."""
+    """Evidence and detail dicts as aligned `key  value` lines (nested dicts indented, empty
+    values left out: `None`, `[]` and `{}` say nothing a reader needs)."""
     out = Text()
+    d = {k: v for k, v in d.items() if v is not None and v != [] and v != {}}
     if not d:
         return Text("(none)", style="dim")
     width = max(len(str(k)) for k in d)

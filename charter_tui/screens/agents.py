@@ -27,6 +27,8 @@ from charter_tui.widgets.filterbar import matches
 from charter_tui.widgets.tables import selected_key, sync_rows
 from compiler.model import CompileResult
 
+# The watcher reports `file:line:col: message`; Python's own messages say `line N`.
+_FILE_POSITION = re.compile(r":(\d+):(\d+): ")
 _POSITION = re.compile(r"line (\d+)(?:,? col(?:umn)? (\d+))?")
 
 
@@ -41,7 +43,7 @@ def parse_result(view: CompileView | None) -> CompileResult | None:
 
 
 def error_position(error: str) -> str:
-    m = _POSITION.search(error)
+    m = _FILE_POSITION.search(error) or _POSITION.search(error)
     if not m:
         return ""
     return f"line {m.group(1)}" + (f", col {m.group(2)}" if m.group(2) else "")

@@ -45,33 +45,75 @@ def state_badge(state: str) -> Text:
     return Text(f" {state} ", style=STATE_STYLE.get(state, "bold black on green"))
 
 
+VERDICT_STYLE = {"PASS": "bold black on green", "FAIL": "bold white on red", "INCONCLUSIVE": "bold black on yellow",
+                 "pass": "green", "fail": "bold red", "insufficient": "yellow", "unavailable": "dim"}
+LOWER_IS_BETTER = ("ttft", "itl", "e2e", "queue", "latency", "wait", "kv_cache", "preempt", "failure")
+
+
 def comparison(d: dict[str, Any]) -> Text:
-    """The canary's comparison: metric, baseline, canary and the relative change."""
+    """The canary's comparison: verdict, then per signal baseline vs canary and the change.
+
+    Reads the rollout manager's `Comparison` (`verdict`, `summary`, `signals: [{signal, baseline,
+    canary, verdict, higher_is_better, ...}]`); a plain `{metric: {baseline, canary}}` works too.
+    """
     if not d:
         return Text("(no canary data yet)", style="dim")
-    rows = {k: v for k, v in d.items() if isinstance(v, dict) and "baseline" in v and "canary" in v}
+    out = Text()
+    if d.get("verdict"):
+        out.append(f" {d['verdict']} ", style=VERDICT_STYLE.get(str(d["verdict"]), "bold"))
+        out.append(f" {d.get('summary', '')}\n")
+    rows: list[dict[str, Any]] = [r for r in d.get("signals", []) if isinstance(r, dict)]
+    rows += [{"signal": k, **v} for k, v in d.items()
+             if isinstance(v, dict) and "baseline" in v and "canary" in v and k not in ("baseline", "canary")]
     if not rows:
-        return render_text.key_values(d)
-    width = max(len(k) for k in rows)
-    out = Text(f"{'metric'.ljust(width)}  {'baseline':>9}  {'canary':>9}  {'change':>7}\n", style="bold")
-    for k, v in rows.items():
-        base, can = v.get("baseline"), v.get("canary")
-        out.append(f"{k.ljust(width)}  {_num(base):>9}  {_num(can):>9}  ")
+        return out if out else render_text.key_values(d)
+    width = max(6, *(len(str(r.get("signal", "?"))) for r in rows))
+    out.append(f"{'signal'.ljust(width)}  {'baseline':>9}  {'canary':>9}  {'change':>7}\n", style="bold")
+    for r in rows:
+        name = str(r.get("signal", "?"))
+        base, can = r.get("baseline"), r.get("canary")
+        out.append(f"{name.ljust(width)}  {_num(base):>9}  {_num(can):>9}  ")
         if isinstance(base, (int, float)) and isinstance(can, (int, float)) and base:
             change = (can - base) / abs(base)
-            # Lower is better for latencies and queues, higher for throughput and hit rates.
-            better = change < 0 if any(t in k for t in ("ttft", "itl", "e2e", "queue", "latency", "wait")) else change > 0
-            out.append(f"{change * 100:+6.0f}%", style="green" if better else "red")
+            higher_better = r.get("higher_is_better", not any(t in name for t in LOWER_IS_BETTER))
+            better = change > 0 if higher_better else change < 0
+            out.append(f"{change * 100:+6.0f}%", style="green" if better or change == 0 else "red")
+        else:
+            out.append(f"{'-':>7}")
+        if r.get("verdict"):
+            out.append(f"  {r['verdict']}", style=VERDICT_STYLE.get(str(r["verdict"]), ""))
         out.append("\n")
-    for k, v in d.items():
-        if k not in rows:
-            out.append(f"{k}: {v}\n", style="dim")
     out.rstrip()
     return out
 
 
+def stage(ro: Rollout) -> Text:
+    """Where a running (or finished) rollout stands: canary, per-target progress, why it stopped."""
+    d = ro.stage_detail or {}
+    out = Text()
+    order = d.get("order") or []
+    progress = d.get("progress") or {}
+    if d.get("canary"):
+        out.append("canary   ", style="bold")
+        out.append(f"{d['canary']}\n")
+    for target in order or list(progress):
+        p = progress.get(target) or {}
+        status = p.get("status", "pending") if isinstance(p, dict) else str(p)
+        out.append(f"  {target:<16}", style="bold" if target == d.get("canary") else "")
+        out.append(status, style={"applied": "green", "failed": "bold red", "restored": "cyan"}.get(status, "yellow"))
+        if isinstance(p, dict) and p.get("error"):
+            out.append(f"  {p['error']}", style="red")
+        out.append("\n")
+    shown = {"canary", "order", "progress", "signals", "baseline", "canary_since", "recoveries"}
+    rest = {k: v for k, v in d.items() if k not in shown}
+    if rest:
+        out.append_text(render_text.key_values(rest))
+    out.rstrip()
+    return out or Text(ro.state)
+
+
 def _num(v: Any) -> str:
-    return f"{v:.3g}" if isinstance(v, (int, float)) else str(v)
+    return f"{v:.3g}" if isinstance(v, (int, float)) else ("-" if v is None else str(v))
 
 
 class RolloutsScreen(ViewScreen):
@@ -153,19 +195,23 @@ class RolloutsScreen(ViewScreen):
         sent = self.charter.sent_commands.get(ro.id)
         if sent and sent[1] >= ro.updated_at:
             out.append(f"⏳ {sent[0]} sent; waiting for the rollout manager\n", style="yellow")
-        out.append("\nchanges (current -> proposed)\n", style="bold underline")
-        out.append_text(render_text.config_changes(ro.changes, ro.previous_config))
         rec = state.recommendations.get(ro.recommendation_id) if ro.recommendation_id is not None else None
         detail = rec.detail if rec else {}
-        impact = detail.get("impact") or detail.get("expected_impact") or ro.stage_detail.get("impact")
+        out.append("\nchanges (current -> proposed)\n", style="bold underline")
+        out.append_text(render_text.config_changes(ro.changes, self.current_config(ro, detail)))
+        impact = detail.get("expected_impact") or detail.get("impact")
+        improvement = detail.get("estimated_improvement")
         risks = detail.get("risks") or ro.stage_detail.get("risks")
         out.append("\n\nexpected impact  ", style="bold")
-        out.append(str(impact) if impact else "-")
+        out.append(" — ".join(str(x) for x in (impact, improvement) if x) or "-")
         out.append("\nrisks            ", style="bold")
         out.append("; ".join(map(str, risks)) if isinstance(risks, list) else (str(risks) if risks else "-"))
+        if reason := ro.stage_detail.get("reason"):
+            out.append("\nwhy              ", style="bold")
+            out.append(str(reason))
         if ro.state not in PENDING_STATES:
             out.append("\n\nstage\n", style="bold underline")
-            out.append_text(render_text.key_values(ro.stage_detail) if ro.stage_detail else Text(ro.state))
+            out.append_text(stage(ro))
             out.append("\n\ncanary comparison\n", style="bold underline")
             out.append_text(comparison(ro.comparison))
         out.append("\n\naudit log\n", style="bold underline")
@@ -183,6 +229,18 @@ class RolloutsScreen(ViewScreen):
             out.append("\n")
         out.rstrip()
         panel.update(out)
+
+    @staticmethod
+    def current_config(ro: Rollout, rec_detail: dict[str, Any]) -> dict[str, Any]:
+        """Current values for the diff: what the optimizer read from the server, else the
+        manager's snapshot of the first target taken before it changed anything."""
+        current = render_text.current_values(rec_detail.get("changes") or [])
+        for snapshot in ro.previous_config.values():
+            if isinstance(snapshot, dict):
+                for k, v in snapshot.items():
+                    current.setdefault(k, v)
+                break
+        return current
 
     # --- keys ------------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -204,7 +262,8 @@ class RolloutsScreen(ViewScreen):
     def _confirm_then_send(self, ro: Rollout, action: str, verb: str) -> None:
         assert ro.id is not None
         rid = ro.id
-        detail = render_text.config_changes(ro.changes, ro.previous_config)
+        rec = self.charter.state.recommendations.get(ro.recommendation_id or -1)
+        detail = render_text.config_changes(ro.changes, self.current_config(ro, rec.detail if rec else {}))
 
         def answered(yes: bool | None) -> None:
             if yes:

@@ -165,12 +165,14 @@ async def test_bottlenecks_and_recommendations_with_evidence(make_app) -> None:
         assert "waiting         12" in evidence and "kv_cache_usage  0.93" in evidence
         assert "→ recommendation #7" in evidence
         recs = table_rows(app, "#recommendations")
-        assert recs["7"] == ["80", "PROPOSED", "vllm-a", "Raise --gpu-memory-utilization 0.5 -> 0.8 on vllm-a"]
+        assert list(recs) == ["7", "8"], "priority 1 is the most urgent"
+        assert recs["7"] == ["1", "PROPOSED", "vllm-a", "Raise --gpu-memory-utilization 0.5 -> 0.8 on vllm-a"]
         await pilot.press("tab")
         await settle(app, pilot)
         evidence = static_text(app, "#evidence")
         assert evidence.startswith("#7 Raise --gpu-memory-utilization")
-        assert "+ --gpu-memory-utilization = 0.8" in evidence and "OOM if another process" in evidence
+        assert "- --gpu-memory-utilization = 0.5\n+ --gpu-memory-utilization = 0.8   (restart)" in evidence
+        assert "OOM if another process" in evidence and "estimated_improvement  queue wait -60%" in evidence
         # A bottleneck clearing moves it down and changes its badge.
         app.daemon.bus.publish(topic("bottleneck", "vllm-a"), Bottleneck(
             id=2, instance="vllm-a", kind="QUEUE_BUILDUP", severity=Severity.CRITICAL, active=False,
@@ -191,20 +193,29 @@ async def test_rollouts_queue_history_and_detail(make_app) -> None:
         assert table_rows(app, "#history")["9"][1] == " ROLLED_BACK "
         detail = static_text(app, "#rollout")
         assert detail.startswith("#11 Raise --gpu-memory-utilization on vllm-a")
-        assert "- --max-num-seqs = 64\n+ --max-num-seqs = 128" in detail
-        assert "expected impact  queue wait -60%, KV usage 93% -> 58%" in detail
+        assert "- --max-num-seqs = 64\n+ --max-num-seqs = 128" in detail, "current values come from the optimizer"
+        assert "expected impact  high — queue wait -60%, KV 93% -> 58%" in detail
+        assert "why              QUEUE_BUILDUP on vllm-a" in detail
         assert "risks            OOM if another process uses the GPU" in detail
         assert "daemon   propose - → PENDING_APPROVAL" in detail
         await pilot.press("down")
         await settle(app, pilot)
         detail = static_text(app, "#rollout")
         assert detail.startswith("#10 Enable prefix caching on triton-b")
-        assert "stage" in detail and "progress  2/5 min" in detail
-        assert "ttft_p95_s" in detail and "-26%" in detail and "+780%" in detail
+        assert "- textgen:enable_kv_cache_reuse = false\n+ textgen:enable_kv_cache_reuse = true" in detail
+        assert "canary   triton-b" in detail
+        assert "  triton-b        applied" in detail and "  triton-c        pending" in detail
+        assert " PASS  ttft_p95_s within threshold (-26%)" in detail
+        squeezed = [" ".join(line.split()) for line in detail.splitlines()]
+        assert "ttft_p95_s 0.82 0.61 -26% pass" in squeezed
+        assert "prefix_hit_rate 0.05 0.44 +780% pass" in squeezed
         assert "alice    approve PENDING_APPROVAL → CANARY  “looks safe”" in detail
         await pilot.press("tab")
         await settle(app, pilot)
-        assert "canary TTFT p95 regressed 217%" in static_text(app, "#rollout")
+        detail = static_text(app, "#rollout")
+        assert "- --max-num-batched-tokens = 2048" in detail, "current value from the pre-change snapshot"
+        assert "failure_reason  validation failed: ttft_p95_s worse by 0.65 (+217%)" in detail
+        assert " FAIL " in detail and "+217%  fail" in detail
         # The manager reports a state change: the rollout moves from the queue to the history.
         app.daemon.bus.publish(topic("rollout", "10"), Rollout(
             id=10, state="COMPLETED", created_at=NOW - 900, updated_at=NOW, title="Enable prefix caching on triton-b",
