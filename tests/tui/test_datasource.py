@@ -1,0 +1,110 @@
+"""The in-process DataSource over a real Bus and a real SQLite store."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from charter_tui.app import CharterApp
+from charter_tui.datasource import BusSource, ReadOnlyError, decode
+from daemon.bus import Bus, Event, topic
+from daemon.models import MetricAggregate, MetricSample, Rollout
+from daemon.store import AsyncStore, Store
+from tests.tui import fixtures as fx
+from tests.tui.helpers import settle, static_text, table_rows
+
+
+@pytest.fixture
+def store(tmp_path: Path):  # type: ignore[no-untyped-def]
+    s = AsyncStore(Store(f"sqlite:///{tmp_path / 'ds.db'}"))
+    yield s
+    s.close()
+
+
+def fill(store: Store) -> None:
+    store.add_all(fx.instances())
+    store.add_all(fx.samples("vllm-a", n=30))
+    store.add_all([fx.compile_record()])
+    store.add_all(fx.rollouts())
+    store.add_all(fx.recommendations())
+    store.add_all(fx.audit())
+    store.add_all([MetricAggregate(instance="vllm-a", minute=int(fx.NOW - 7200) // 60 * 60, samples=60,
+                                   values={"ttft_p95_s": 0.5, "prefix_hit_rate": 0.4})])
+
+
+async def test_snapshot_reads_what_the_daemon_already_stored(store: AsyncStore) -> None:
+    fill(store.store)
+    source = BusSource(Bus(), lambda: store)
+    events = await source.snapshot()
+    kinds = [e.topic.split("/")[2] for e in events]
+    assert kinds.count("instance") == 3 and kinds.count("rollout") == 3 and kinds.count("compile") == 1
+    assert kinds.count("audit") == 3 and kinds.count("recommendation") == 2
+    # Samples are recent-only (the store holds the last ten minutes for the sparklines).
+    assert kinds.count("sample") == 0, "fixture samples end at NOW, long before this test's wall clock"
+
+
+async def test_history_merges_aggregates_and_raw_samples_in_time_order(store: AsyncStore) -> None:
+    fill(store.store)
+    rows = await BusSource(Bus(), lambda: store).history("vllm-a", fx.NOW - 86400)
+    assert len(rows) == 31
+    assert rows[0][1]["ttft_p95_s"] == 0.5, "the per-minute aggregate comes first"
+    assert [t for t, _ in rows] == sorted(t for t, _ in rows)
+
+
+async def test_commands_are_published_and_readonly_refuses() -> None:
+    bus = Bus()
+    sub = bus.subscribe("charter/v1/command/#")
+    await BusSource(bus).send_command(4, "approve", actor="alice", comment="ok")
+    event = sub.queue.get_nowait()
+    assert event.topic == "charter/v1/command/rollout/4"
+    assert event.payload == {"action": "approve", "actor": "alice", "comment": "ok"}
+    with pytest.raises(ReadOnlyError):
+        await BusSource(bus, readonly=True).send_command(4, "approve", actor="alice")
+    with pytest.raises(ValueError):
+        await BusSource(bus).send_command(4, "delete", actor="alice")
+    assert sub.queue.empty()
+
+
+async def test_events_skip_commands_and_decode_json_payloads() -> None:
+    bus = Bus()
+    source = BusSource(bus)
+    bus.publish(topic("command/rollout", "1"), {"action": "approve"})
+    sample = fx.samples(n=1)[0]
+    bus.publish(topic("sample", "vllm-a"), json.loads(sample.model_dump_json()))  # as MQTT delivers it
+    event = await asyncio.wait_for(anext(source.events()), 1)
+    assert isinstance(event.payload, MetricSample) and event.payload.ttft_p95_s == sample.ttft_p95_s
+    assert decode(Event("charter/v1/daemon/ready", {"x": 1})).payload == {"x": 1}
+    source.close()
+    assert source.subscription not in bus.subscriptions
+
+
+async def test_app_with_embedded_daemon_starts_from_the_store(make_loaded, tmp_path: Path) -> None:
+    loaded = make_loaded()
+    s = Store(loaded.database_url)
+    fill(s)
+    s.close()
+    app = CharterApp(loaded, clock=fx.fixed_clock)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await app.daemon.ready.wait()
+        await asyncio.wait_for(app.snapshot_loaded.wait(), 10)
+        await settle(app, pilot)
+        assert table_rows(app, "#instances")["vllm-a"][1] == "● UP"
+        await pilot.press("5")
+        await settle(app, pilot)
+        assert list(table_rows(app, "#queue")) == ["11", "10"]
+        assert "alice    approve" in (await _detail_of(app, pilot, "down"))
+        # A live update after the snapshot still lands.
+        app.daemon.bus.publish(topic("rollout", "11"), Rollout(id=11, state="REJECTED", updated_at=fx.NOW + 1,
+                                                               created_at=fx.NOW - 45, title="x"))
+        await settle(app, pilot)
+        assert list(table_rows(app, "#queue")) == ["10"]
+        await pilot.press("q")
+
+
+async def _detail_of(app, pilot, *keys: str) -> str:  # type: ignore[no-untyped-def]
+    await pilot.press(*keys)
+    await settle(app, pilot)
+    return static_text(app, "#rollout")
