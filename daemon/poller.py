@@ -197,7 +197,7 @@ class Poller:
                 next_due = status.breaker_open_until
                 continue
             ok = await self.poll_target(target)
-            await self._maybe_check_health(target)
+            await self.check_health_if_due(target)
             now = loop.time()
             if ok:
                 next_due += interval
@@ -289,7 +289,7 @@ class Poller:
             status.info.update(reading.info)
         return self.windows[target.name].update(reading)
 
-    async def _maybe_check_health(self, target: TargetConfig) -> None:
+    async def check_health_if_due(self, target: TargetConfig) -> None:
         status = self.status[target.name]
         now = time.monotonic()
         if now < self._next_health.get(target.name, 0.0):

@@ -207,9 +207,11 @@ def parse(text: str | bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> Exposition:
         brace = line.find("{")
         if brace == -1:
             parts = line.split()
-            name = parts[0]
+            if not parts:
+                continue  # whitespace only (\v, \f, ...): a blank line
             if len(parts) not in (2, 3):
                 raise ExpositionError("expected `name value [timestamp]`", line_no)
+            name = parts[0]
             labels: Labels = {}
             value_text = parts[1]
             ts_text = parts[2] if len(parts) == 3 else None

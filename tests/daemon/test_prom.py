@@ -120,6 +120,10 @@ def test_garbage_text_never_crashes(text: str) -> None:
     _parse_or_error(text)
 
 
+def test_exotic_whitespace_lines_are_blank() -> None:
+    assert prom.parse(b"\x0b\nm 1\n\x0c\n").total("m") == 1
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=2000))
 def test_garbage_bytes_never_crash(data: bytes) -> None:
