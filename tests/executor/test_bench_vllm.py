@@ -142,3 +142,28 @@ async def test_a_call_that_times_out_names_the_mode_run_call_and_line(vllm_serve
         await target.aclose()
     assert result.runs == []
     assert result.error == f"naive run 0 ({inputs}:1), call c1: timed out: no complete answer within 0.005 s"
+
+
+def test_tracing_client_derives_cached_tokens_from_the_servers_counters(vllm_server, delta_inputs: Path) -> None:
+    """The session server does not put cached tokens in `usage`; a synchronous agent has one call in
+    flight, so the counters read around each call give its cached tokens exactly."""
+    import sys
+
+    from compiler.api import compile_source
+    from daemon.executor.tracing import TracingOpenAI
+
+    sys.path.insert(0, str(DELTA_AGENT.parent))
+    try:
+        import delta_processor
+    finally:
+        sys.path.remove(str(DELTA_AGENT.parent))
+    client = TracingOpenAI(base_url=f"{vllm_server.url}/v1", api_key="EMPTY",
+                           plan=compile_source(DELTA_AGENT.read_text(), str(DELTA_AGENT)))
+    record = json.loads(delta_inputs.read_text().splitlines()[1])
+    delta_processor.DeltaProcessor(client, vllm_server.model).batch_process(record["template"],
+                                                                              record["variables"][:3])
+    calls = [r for r in client.tracer.records if r.kind == "call"]
+    assert len(calls) == 3 and all(r.cached_source == "counters" for r in calls)
+    # The later iterations share the system prompt and the template's head with the first.
+    assert all((r.cached_tokens or 0) >= 64 for r in calls[1:])
+    assert all(r.cached_tokens % 32 == 0 for r in calls if r.cached_tokens is not None)
