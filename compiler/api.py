@@ -89,7 +89,7 @@ def _run(source: str, path: str, token_counter: TokenCounter | None, tokenizer_n
     else:  # a counter may describe itself (`VllmTokenCounter.name`)
         tokenizer_name = tokenizer_name or getattr(token_counter, "name", None) or "caller-supplied tokenizer"
     tok = Tokenizer(token_counter, tokenizer_name)
-    interp = Interpreter(tree, opts.name_patterns)
+    interp = Interpreter(tree, opts.name_patterns, source)
     occurrences = interp.run()
     dag = build_dag(occurrences, tok)
     sim = PrefixSimulator(tok, opts.iterations)

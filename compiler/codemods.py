@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import re
 from dataclasses import dataclass
 
 import libcst as cst
@@ -36,7 +37,21 @@ class Edit:
     new_code: str
 
 
+_OFFSETS: dict[int, tuple[str, list[int]]] = {}
+
+
 def _offsets(source: str) -> list[int]:
+    """Character offset of each line start; cached for the source being fixed (one per compile)."""
+    cached = _OFFSETS.get(id(source))
+    if cached is not None and cached[0] is source:
+        return cached[1]
+    starts = _line_starts(source)
+    _OFFSETS.clear()
+    _OFFSETS[id(source)] = (source, starts)
+    return starts
+
+
+def _line_starts(source: str) -> list[int]:
     starts = [0]
     for line in source.splitlines(keepends=True):
         starts.append(starts[-1] + len(line))
@@ -233,7 +248,7 @@ def _dynamic_prefix_edits(source: str, finding: Finding, prompts: dict[str, Text
     return [Edit(loc, new)]
 
 
-def _apply(source: str, edits: list[Edit]) -> str | None:
+def _apply(source: str, edits: list[Edit], validate: bool = True) -> str | None:
     starts = _offsets(source)
     spans = sorted(((*_span(source, starts, e.loc), e.new_code) for e in edits), reverse=True)
     out = source
@@ -243,16 +258,48 @@ def _apply(source: str, edits: list[Edit]) -> str | None:
             continue  # overlapping edit: the first one wins
         out = out[:a] + new + out[b:]
         last_start = a
-    try:
-        ast.parse(out)
-    except SyntaxError:
-        return None
+    if validate:
+        try:
+            ast.parse(out)
+        except SyntaxError:
+            return None
     return out
 
 
-def _diff(path: str, before: str, after: str) -> str:
-    return "".join(difflib.unified_diff(before.splitlines(keepends=True), after.splitlines(keepends=True),
-                                        fromfile=f"a/{path}", tofile=f"b/{path}"))
+_HUNK = re.compile(r"^@@ -(\d+)(,\d+)? \+(\d+)(,\d+)? @@", re.M)
+DIFF_CONTEXT = 3
+
+
+def _valid_snippet(code: str) -> bool:
+    try:
+        ast.parse(f"(\n{code}\n)", mode="eval")
+        return True
+    except SyntaxError:
+        return False
+
+
+def _local_diff(path: str, source: str, edits: list[Edit]) -> str:
+    """The unified diff of one fix, computed over the lines it touches (plus context) only.
+
+    Diffing the whole file once per fix made compile time quadratic in the number of findings.
+    """
+    lines = source.splitlines(keepends=True)
+    first = max(1, min(e.loc[0] for e in edits) - DIFF_CONTEXT)
+    last = min(len(lines), max(e.loc[2] for e in edits) + DIFF_CONTEXT)
+    window = "".join(lines[first - 1:last])
+    shifted = [Edit((e.loc[0] - first + 1, e.loc[1], e.loc[2] - first + 1, e.loc[3]), e.new_code) for e in edits]
+    new_window = _apply(window, shifted, validate=False)
+    if new_window is None or new_window == window:
+        return ""
+    diff = "".join(difflib.unified_diff(window.splitlines(keepends=True), new_window.splitlines(keepends=True),
+                                        fromfile=f"a/{path}", tofile=f"b/{path}", n=DIFF_CONTEXT))
+    offset = first - 1
+
+    def shift(m: re.Match[str]) -> str:
+        return (f"@@ -{int(m.group(1)) + offset}{m.group(2) or ''} "
+                f"+{int(m.group(3)) + offset}{m.group(4) or ''} @@")
+
+    return _HUNK.sub(shift, diff)
 
 
 def plan_fixes(source: str, path: str, ctx: Context, findings: list[Finding], prompts: dict[str, Text],
@@ -281,8 +328,8 @@ def plan_fixes(source: str, path: str, ctx: Context, findings: list[Finding], pr
             what = f"move `{f.figures['dynamic_segment']}` and the text around it behind the static text"
         else:
             continue
-        after = _apply(source, edits) if edits else None
-        diff = _diff(path, source, after) if after is not None and after != source else ""
+        edits = [e for e in edits if _valid_snippet(e.new_code)]
+        diff = _local_diff(path, source, edits) if edits else ""
         fixes.append(Fix(
             pattern=f.kind, calls=f.calls,
             description=what if diff else what + " (not rewritable automatically here: edit by hand)",

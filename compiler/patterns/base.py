@@ -32,10 +32,14 @@ class Context:
     baseline: list[ExecutionResult]
     block_size: int = DEFAULT_BLOCK_SIZE
     _enc: dict[str, tuple[str, list[tuple[int, int, Unit]]]] = field(default_factory=dict)
+    _unit_cache: dict[str, list[Unit]] = field(default_factory=dict)
+    _by_id: dict[str, CallSite] = field(default_factory=dict)
 
     @property
     def by_id(self) -> dict[str, CallSite]:
-        return {c.id: c for c in self.calls}
+        if len(self._by_id) != len(self.calls):
+            self._by_id = {c.id: c for c in self.calls}
+        return self._by_id
 
     def encoding(self, cid: str) -> tuple[str, list[tuple[int, int, Unit]]]:
         if cid not in self._enc:
@@ -49,10 +53,25 @@ class Context:
                  request: int | None = None) -> float:
         return round(share(results, self.block_size, calls, request)[2], 4)
 
-    def simulate(self, shapes: dict[str, list[Unit]], requests: int = 1) -> list[ExecutionResult]:
-        full = {c.id: units_of(c.segments) for c in self.calls}
+    def simulate(self, shapes: dict[str, list[Unit]], requests: int = 1,
+                 focus: set[str] | None = None) -> list[ExecutionResult]:
+        """Re-run the simulation with some calls reshaped. With `focus`, only those calls and the calls
+        they depend on run: per-finding figures stay local, and the cost stays linear in findings."""
+        calls, order = self.calls, self.order
+        if focus is not None:
+            keep = set(focus)
+            for cid in focus:
+                keep |= nx.ancestors(self.graph, cid)
+            calls = [c for c in self.calls if c.id in keep]
+            order = [c for c in self.order if c in keep]
+        full = {c.id: self._units(c) for c in calls}
         full.update(shapes)
-        return self.sim.run(self.calls, self.order, full, requests)
+        return self.sim.run(calls, order, full, requests)
+
+    def _units(self, call: CallSite) -> list[Unit]:
+        if call.id not in self._unit_cache:
+            self._unit_cache[call.id] = units_of(call.segments)
+        return self._unit_cache[call.id]
 
     def agent_loops(self, call: CallSite) -> list:
         return [l for l in call.loops if not l.request_loop]

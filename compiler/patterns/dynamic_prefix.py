@@ -73,8 +73,9 @@ def detect(ctx: Context) -> list[Finding]:
         dyn = segs[first_dyn]
         # The loss is across requests: simulate a second request on the cache the first one left.
         shapes = {call.id: restructure(units_of(segs), long_static, lead)}
-        before_share = ctx.share_of(ctx.simulate({}, requests=2), {call.id}, request=1)
-        after_share = ctx.share_of(ctx.simulate(shapes, requests=2), {call.id}, request=1)
+        focus = {call.id}
+        before_share = ctx.share_of(ctx.simulate({}, requests=2, focus=focus), {call.id}, request=1)
+        after_share = ctx.share_of(ctx.simulate(shapes, requests=2, focus=focus), {call.id}, request=1)
         volatile = dyn.source is SourceKind.VOLATILE
         findings.append(
             Finding(

@@ -80,11 +80,13 @@ def detect(ctx: Context) -> list[Finding]:
         if not misplaced:
             continue
         shapes = reorder(ctx, group, key)
-        after = ctx.simulate(shapes)
+        focus = set(group)
+        before = ctx.simulate({}, focus=focus)
+        after = ctx.simulate(shapes, focus=focus)
         first = next(c for c in ctx.order if c in group)
         later = set(group) - {first}
         name, tokens = sizes[key]
-        before_share = ctx.share_of(ctx.baseline, later)
+        before_share = ctx.share_of(before, later)
         after_share = ctx.share_of(after, later)
         findings.append(
             Finding(
