@@ -42,6 +42,8 @@ from daemon.service import DaemonService
 
 log = logging.getLogger(__name__)
 
+# The rollout manager's replies to commands (ok, or why it refused).
+COMMAND_RESULT = "charter/v1/command_result/"
 REFRESH_S = 0.25  # at most 4 redraws a second: live enough to read, cheap over SSH
 CLOCK_S = 1.0  # ages ("4s ago") move even when no event arrives
 
@@ -105,6 +107,7 @@ class CharterApp(App[None]):
         self.watch_paths = list(loaded.config.watch.paths)
         self.keymap = dict(loaded.config.keymap.bindings)
         self.sent_commands: dict[int, tuple[str, float]] = {}
+        self._requests: dict[str, tuple[int, str]] = {}  # request id -> (rollout id, action)
         self._dirty: set[str] = set()
         self._stop = asyncio.Event()
         self.snapshot_loaded = asyncio.Event()
@@ -130,6 +133,9 @@ class CharterApp(App[None]):
             self._apply(event)
 
     def _apply(self, event: Event) -> None:
+        if event.topic.startswith(COMMAND_RESULT):
+            self._command_result(event.payload)
+            return
         try:
             kind = self.state.apply(event)
         except Exception:  # one malformed payload must not stop the live view
@@ -200,13 +206,28 @@ class CharterApp(App[None]):
 
     async def _send(self, rollout_id: int, action: str) -> None:
         try:
-            await self.source.send_command(rollout_id, action, actor=_actor(), comment="from charter-tui")
+            request_id = await self.source.send_command(rollout_id, action, actor=_actor(), comment="from charter-tui")
         except ReadOnlyError as exc:
             self.notify(str(exc), severity="error")
             return
+        self._requests[request_id] = (rollout_id, action)
         self.sent_commands[rollout_id] = (action, self.clock())
         self.notify(f"{action} sent for rollout #{rollout_id}", timeout=4)
         self._dirty.add("rollout")
+
+    def _command_result(self, payload: object) -> None:
+        """The rollout manager's answer to a command: a refusal is shown (the state did not change)."""
+        if not isinstance(payload, dict):
+            return
+        sent = self._requests.pop(str(payload.get("request_id")), None)
+        if sent is None:
+            return  # another client's command
+        rollout_id, action = sent
+        if not payload.get("ok"):
+            self.sent_commands.pop(rollout_id, None)
+            self.notify(f"{action} of rollout #{rollout_id} refused: {payload.get('error')}", severity="error",
+                        timeout=8)
+            self._dirty.add("rollout")
 
 
 def _bindings(items: Iterable[BindingType]) -> list[Binding]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
@@ -73,7 +74,9 @@ class DataSource(Protocol):
         """(ts, {signal: value}) rows from the store, oldest first: raw samples then aggregates."""
         ...
 
-    async def send_command(self, rollout_id: int, action: str, actor: str, comment: str = "") -> None: ...
+    async def send_command(self, rollout_id: int, action: str, actor: str, comment: str = "") -> str:
+        """Send a rollout command; returns its request id (the manager's result carries it back)."""
+        ...
 
     def close(self) -> None: ...
 
@@ -119,7 +122,7 @@ class BusSource:
         while True:
             event = await self.subscription.get()
             if topic_kind(event.topic) == "command":
-                continue  # our own (or a remote client's) commands are not state
+                continue  # our own (or a remote client's) commands are not state; their results are
             yield decode(event)
 
     async def history(self, instance: str, since: float) -> list[tuple[float, dict[str, float | None]]]:
@@ -128,16 +131,19 @@ class BusSource:
             return []
         return await store.call(_read_history, store.store, instance, since)
 
-    async def send_command(self, rollout_id: int, action: str, actor: str, comment: str = "") -> None:
+    async def send_command(self, rollout_id: int, action: str, actor: str, comment: str = "") -> str:
         # Refused here as well as hidden in the UI: the read-only promise must not depend on
         # every screen remembering to check.
         if self.readonly:
             raise ReadOnlyError(f"read-only: refusing to {action} rollout {rollout_id}")
         if action not in COMMAND_ACTIONS:
             raise ValueError(f"unknown rollout action {action!r}")
+        request_id = uuid.uuid4().hex
         self.bus.publish(
-            topic("command/rollout", str(rollout_id)), {"action": action, "actor": actor, "comment": comment}
+            topic("command/rollout", str(rollout_id)),
+            {"action": action, "actor": actor, "comment": comment, "request_id": request_id},
         )
+        return request_id
 
     def close(self) -> None:
         self.bus.unsubscribe(self.subscription)

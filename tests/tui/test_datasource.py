@@ -60,7 +60,8 @@ async def test_commands_are_published_and_readonly_refuses() -> None:
     await BusSource(bus).send_command(4, "approve", actor="alice", comment="ok")
     event = sub.queue.get_nowait()
     assert event.topic == "charter/v1/command/rollout/4"
-    assert event.payload == {"action": "approve", "actor": "alice", "comment": "ok"}
+    request_id = event.payload.pop("request_id")
+    assert event.payload == {"action": "approve", "actor": "alice", "comment": "ok"} and len(request_id) == 32
     with pytest.raises(ReadOnlyError):
         await BusSource(bus, readonly=True).send_command(4, "approve", actor="alice")
     with pytest.raises(ValueError):
