@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from charter_tui.cli import main
 from compiler.api import compile_source
 from compiler.errors import CompileError
+from compiler.model import CompileResult
 
 
 def _run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -111,30 +112,90 @@ def test_compile_error_carries_the_position():
     assert str(info.value).startswith("x.py:2:")
 
 
-python_like = st.lists(
-    st.sampled_from([
-        "from openai import OpenAI\n", "client = OpenAI()\n", "import litellm\n",
-        "S = 'system prompt ' * 3\n", "def f(x, y=1):\n", "    return x\n", "    for i in x:\n",
-        "        y += f'{i}{S}'\n", "    r = client.chat.completions.create(model='m', messages=[{'role': 'user', 'content': x}])\n",
-        "    while y:\n", "        y = litellm.completion(model='m', messages=y)\n", "class A:\n", "    B = S + 'x'\n",
-        "    def m(self, d):\n", "        return self.m(d + self.B)\n", "if x:\n", "else:\n", "    pass\n",
-        "x = [f(i) for i in range(3)]\n", "f(S.format(**x), n=2)\n", "call_llm(prompt=S % x)\n",
-        "async def g(c):\n", "    await c.responses.create(input=[x])\n", "with open(x) as fh:\n",
-        "    s = ''.join(fh)\n", "try:\n", "except Exception as e:\n", "    raise\n", "match x:\n",
-        "    case 1:\n", "        x = S\n", "lambda q: q\n", "x = {**x, 'k': S}\n", "del x\n",
-    ]),
-    max_size=25,
-).map("".join)
+EXPRESSIONS = [
+    "x", "y", "S", "'text'", "f'{x} and {S}'", "S + x", "S % x", "S.format(**y)", "S.format(x, k=y)",
+    "'\\n'.join(x)", "[x, S]", "{'role': 'user', 'content': x}", "[{'role': 'system', 'content': S}]",
+    "client.chat.completions.create(model='m', messages=[{'role': 'user', 'content': x}])",
+    "client.completions.create(model='m', prompt=S + x, n=2)", "litellm.completion(model='m', messages=y)",
+    "call_llm(prompt=x)", "f(x)", "f(x, y=S)", "A().m(x)", "x.strip()", "y[0]", "x if y else S",
+    "[f(i) for i in x]", "{k: v for k, v in y}", "(i for i in x if i)", "await g(x)", "lambda q: q + S",
+    "time.time()", "uuid.uuid4()", "datetime.now().isoformat()", "textwrap.dedent(S)", "x or ''", "not x",
+    "x == y", "-x", "x * 2", "(x := S)", "generate(x, max_tokens=5, n=y)", "chain.invoke({'q': x})",
+]
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(python_like)
+@st.composite
+def programs(draw, max_statements: int = 30) -> str:
+    """Syntactically valid agent-like modules: nested defs, classes, loops, branches, LLM calls."""
+    lines = ["import time, uuid, textwrap, litellm", "from datetime import datetime",
+             "from openai import OpenAI", "client = OpenAI()", "S = 'You are helpful. ' * 3", "x, y = 'a', {}"]
+    budget = [draw(st.integers(1, max_statements))]
+
+    def block(indent: int, in_function: bool, in_async: bool, depth: int) -> None:
+        n = draw(st.integers(1, 4))
+        pad = "    " * indent
+        lines.append(pad + "pass")  # every block has a statement, even when the budget runs out
+        for _ in range(n):
+            if budget[0] <= 0:
+                break
+            budget[0] -= 1
+            expr = draw(st.sampled_from(EXPRESSIONS))
+            if "await" in expr and not in_async:
+                expr = "x"
+            kinds = ["assign", "augassign", "expr"] + (["return"] if in_function else [])
+            if depth < 4:
+                kinds += ["if", "for", "while", "def", "asyncdef", "class", "try", "with", "match"]
+            kind = draw(st.sampled_from(kinds))
+            if kind == "assign":
+                lines.append(f"{pad}{draw(st.sampled_from(['x', 'y', 'S', 'z']))} = {expr}")
+            elif kind == "augassign":
+                lines.append(f"{pad}x += {expr}")
+            elif kind == "expr":
+                lines.append(f"{pad}{expr}")
+            elif kind == "return":
+                lines.append(f"{pad}return {expr}")
+            else:
+                header = {
+                    "if": f"if {expr}:", "for": f"for i in {expr}:", "while": f"while {expr}:",
+                    "def": "def f(x, y=S, *a, **k):", "asyncdef": "async def g(x):", "class": "class A:",
+                    "try": "try:", "with": f"with {expr} as w:", "match": f"match {expr}:",
+                }[kind]
+                lines.append(pad + header)
+                inner_fn = in_function or kind in ("def", "asyncdef")
+                inner_async = (in_async or kind == "asyncdef") and kind not in ("def", "class")
+                if kind == "class":
+                    lines.append(pad + "    B = S + 'x'")
+                    lines.append(pad + "    def m(self, d):")
+                    block(indent + 2, True, False, depth + 1)
+                elif kind == "match":
+                    lines.append(pad + "    case 1:")
+                    block(indent + 2, in_function, in_async, depth + 1)
+                    lines.append(pad + "    case _:")
+                    lines.append(pad + "        pass")
+                else:
+                    block(indent + 1, inner_fn, inner_async, depth + 1)
+                if kind == "try":
+                    lines.append(pad + "except Exception as e:")
+                    lines.append(pad + "    x = S")
+                elif kind == "if" and draw(st.booleans()):
+                    lines.append(pad + "else:")
+                    block(indent + 1, in_function, in_async, depth + 1)
+
+    block(0, False, False, 0)
+    return "\n".join(lines) + "\n"
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(programs())
 def test_random_agent_like_code_never_crashes(source: str):
-    try:
-        result = compile_source(source, "fuzz.py")
-    except CompileError:
-        return  # unparseable: reported with a position, which is the contract
-    result.model_dump_json()  # always serializable
+    import ast
+
+    ast.parse(source)  # the generator only makes valid Python: the compiler must not raise at all
+    result = compile_source(source, "fuzz.py")
+    CompileResult.model_validate_json(result.model_dump_json())
+    assert all(e.source != e.target for e in result.edges)
+    ids = [c.id for c in result.calls]
+    assert sorted(result.order, key=ids.index) == ids and len(set(result.order)) == len(ids)
 
 
 @settings(max_examples=60, deadline=None)
