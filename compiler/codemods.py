@@ -185,8 +185,7 @@ def _misplaced_edits(source: str, finding: Finding, prompts: dict[str, Text]) ->
     split = 0
     if all(k < len(c) for c in codes) and all(o.is_text(o.items[k]) for o in ops):
         raws = [c[k] for c in codes]
-        split = len(_common_prefix(raws))
-        split = _safe_cut(raws[0], split)
+        split = _word_cut(raws[0], _safe_cut(raws[0], len(_common_prefix(raws))))
     edits: list[Edit] = []
     for loc, o, c in zip(locs, ops, codes):
         if name not in c:
@@ -201,6 +200,20 @@ def _misplaced_edits(source: str, finding: Finding, prompts: dict[str, Text]) ->
         new = o.rebuild(head + [moved, o.separator()] + rest)
         edits.append(Edit(loc, new))
     return edits
+
+
+def _word_cut(raw: str, n: int) -> int:
+    """Cut shared text after its last space or newline escape: never inside a word ("Pa|rties")."""
+    for i in range(n - 1, -1, -1):
+        if raw[i] == " ":
+            return i + 1
+        if raw[i] == "n" and i > 0:
+            k = 0
+            while i - 1 - k >= 0 and raw[i - 1 - k] == "\\":
+                k += 1
+            if k % 2 == 1:
+                return i + 1
+    return 0
 
 
 def _common_prefix(texts: list[str]) -> str:

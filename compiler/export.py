@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from compiler.model import CallSite, CompileResult
+from compiler.model import SCHEMA_VERSION, CallSite, CompileResult
 
 FORMATS = ("text", "json", "dot", "mermaid")
 
@@ -14,7 +14,10 @@ def to_json(result: CompileResult, indent: int | None = 2) -> str:
 
 
 def json_schema() -> str:
-    return json.dumps(CompileResult.model_json_schema(), indent=2)
+    schema = CompileResult.model_json_schema()
+    schema["$id"] = f"https://charter-tui/compile-result/{SCHEMA_VERSION}"
+    schema["description"] = (CompileResult.__doc__ or "").strip() or "charter-tui compile result"
+    return json.dumps(schema, indent=2)
 
 
 def _label(call: CallSite) -> str:

@@ -228,6 +228,8 @@ class Diagnostic(_Model):
 
 
 class CompileResult(_Model):
+    """What `charter-tui compile --format json` prints and the daemon stores: one compiled agent file."""
+
     schema_version: str = SCHEMA_VERSION
     path: str
     source_sha256: str

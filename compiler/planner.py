@@ -98,13 +98,24 @@ def _warmups(ctx: Context, findings: list[Finding], engine: str) -> list[Warmup]
             call = by_id[cid]
             enc, spans = ctx.encoding(cid)
             chars = 0
+            template = None
             for (start, end, unit), seg in zip(spans, call.segments):
                 if seg.varies_in_loop:
+                    template = seg if seg.fills else None
                     break
                 chars = end
             loop_line = f.figures.get("loop_line")
             add(cid, chars, f"before the loop at line {loop_line}: the invariant prefix of {cid}, so every "
                             f"iteration (also concurrent ones) starts from a cached prefix")
+            if template is not None and out and out[-1].before_call == cid:
+                # `template.format(**fields)`: the template's text up to its first field is invariant
+                # too, but only known at run time; the runner appends it to the warm-up.
+                w = out[-1]
+                w.prefix_segments.append(f"{{{template.name}}} up to its first replacement field")
+                key = "text" if "text" in w.request else ("text_input" if "text_input" in w.request else "prompt")
+                w.request[key] = f"{w.request[key]}{{{template.name}}}"
+                w.request["note"] = (f"append `{template.name}` cut before its first {{field}} (known at run "
+                                     f"time); the part shown is static")
         elif f.kind is PatternKind.BRANCHING:
             children = [c for c in f.calls[1:]]
             parent = f.calls[0]

@@ -17,8 +17,8 @@ from pathlib import Path
 from compiler.api import ENGINES, CompileOptions, decode_source, fixed_source
 from compiler.callsites import DEFAULT_NAME_PATTERNS
 from compiler.errors import CompileError
-from compiler.export import FORMATS, render
-from compiler.model import CompileResult
+from compiler.export import FORMATS, json_schema, render
+from compiler.model import SCHEMA_VERSION, CompileResult
 from daemon.errors import UserError
 from daemon.watcher import MAX_SOURCE_BYTES, AgentWatcher, compile_file, expand
 
@@ -51,7 +51,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="agent .py files or directories of them")
+    p.add_argument("paths", nargs="*", type=Path, metavar="PATH", help="agent .py files or directories of them")
+    p.add_argument("--schema", action="store_true",
+                   help="print the JSON Schema of --format json output (schema version "
+                        f"{SCHEMA_VERSION}) and exit")
     p.add_argument("--format", choices=FORMATS, default="text",
                    help="output: readable text (default), json (versioned schema), dot (Graphviz), mermaid")
     _common(p)
@@ -117,6 +120,11 @@ def _files(paths: list[Path]) -> list[Path]:
 
 
 def run_compile(args: argparse.Namespace) -> int:
+    if args.schema:
+        sys.stdout.write(json_schema() + "\n")
+        return 0
+    if not args.paths:
+        raise UserError("compile needs at least one PATH (or --schema)")
     options = _options(args)
     files = _files(args.paths)
     counter = _counter(args)

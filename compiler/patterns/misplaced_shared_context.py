@@ -43,10 +43,19 @@ def review(contract):
 )
 
 
+def word_boundary(enc: str, n: int) -> int:
+    """Back off to just after the last whitespace (or run-time value) so no word is split."""
+    floor = enc.rfind(MARK_CLOSE, 0, n) + 1
+    for i in range(n - 1, floor - 1, -1):
+        if enc[i].isspace():
+            return i + 1
+    return floor
+
+
 def reorder(ctx: Context, group: list[str], key: str) -> dict[str, list[Unit]]:
     """Each call of the group as: common prefix, the shared input, a blank line, the rest in order."""
     encs = [ctx.encoding(c)[0] for c in group]
-    common = min(lcp_chars(encs[0], e) for e in encs[1:])
+    common = word_boundary(encs[0], min(lcp_chars(encs[0], e) for e in encs[1:]))
     marker = MARK_OPEN + key + MARK_CLOSE
     shapes: dict[str, list[Unit]] = {}
     for cid in group:

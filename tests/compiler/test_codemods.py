@@ -1,0 +1,80 @@
+"""Codemods on their own: `+` chains, f-strings, escapes, and what they refuse to touch."""
+
+from __future__ import annotations
+
+import ast
+
+from compiler.api import compile_source, fixed_source
+
+PLUS_CHAIN = '''
+import litellm
+
+RULES = "You are a careful contract reviewer. Quote clauses exactly and never give legal advice."
+
+
+def review(contract):
+    parties = litellm.completion(model="m", messages=[
+        {"role": "user", "content": RULES + "\\nList the parties in:\\n" + contract}])
+    risks = litellm.completion(model="m", messages=[
+        {"role": "user", "content": RULES + "\\nList the risks for " + str(parties) + " in:\\n" + contract}])
+    return risks
+'''
+
+
+def test_plus_chain_moves_the_shared_input_after_the_common_head():
+    new, result = fixed_source(PLUS_CHAIN, "review.py")
+    [fix] = result.fixes
+    assert fix.pattern.value == "MISPLACED_SHARED_CONTEXT" and fix.diff
+    assert '"content": RULES + contract + "\\n\\n" + "\\nList the parties in:\\n"}' in new
+    assert '"content": RULES + contract + "\\n\\n" + "\\nList the risks for " + str(parties) + " in:\\n"}' in new
+    ast.parse(new)
+    after = compile_source(new, "review.py")
+    assert "MISPLACED_SHARED_CONTEXT" not in after.pattern_kinds()
+    assert fix.cacheable_share_after > fix.cacheable_share_before
+
+
+def test_diff_hunk_line_numbers_point_into_the_file():
+    _, result = fixed_source(PLUS_CHAIN, "review.py")
+    diff = result.fixes[0].diff
+    assert diff.startswith("--- a/review.py\n+++ b/review.py\n@@ -")
+    header = diff.splitlines()[2]
+    start = int(header.split()[1].split(",")[0][1:])
+    first_removed = next(i for i, line in enumerate(diff.splitlines()[3:]) if line.startswith("-"))
+    assert PLUS_CHAIN.splitlines()[start - 1 + first_removed].strip().startswith('{"role": "user", "content": RULES')
+
+
+def test_escapes_are_not_split():
+    source = '''
+from openai import OpenAI
+client = OpenAI()
+SYSTEM = "You answer questions about one contract, quoting clauses exactly, and never give legal advice."
+
+def ask(contract):
+    a = client.completions.create(model="m", prompt=f"{SYSTEM}\\\\nParties of\\\\n{contract}")
+    b = client.completions.create(model="m", prompt=f"{SYSTEM}\\\\nPayment terms of\\\\n{contract}")
+    return a, b
+'''
+    new, result = fixed_source(source, "x.py")
+    assert result.fixes and result.fixes[0].diff
+    ast.parse(new)  # a split inside `\\\\n` would have produced an invalid or different literal
+    # `\\n` here is an escaped backslash, not a newline: the shared text has no word boundary to cut at.
+    assert 'prompt=f"{SYSTEM}{contract}\\n\\n\\\\nParties of\\\\n"' in new
+    assert "Pa{contract}" not in new
+
+
+def test_prompts_built_in_pieces_get_a_manual_fix_not_a_wrong_diff():
+    source = '''
+from openai import OpenAI
+client = OpenAI()
+SYSTEM = "You answer questions about one contract, quoting clauses exactly, and never give legal advice."
+
+def ask(contract):
+    first = "Parties of:\\n" + contract
+    a = client.completions.create(model="m", prompt=SYSTEM + first)
+    b = client.completions.create(model="m", prompt=f"{SYSTEM}Payment terms of:\\n{contract}")
+    return a, b
+'''
+    new, result = fixed_source(source, "x.py")
+    [fix] = result.fixes
+    assert fix.diff == "" and "edit by hand" in fix.description
+    assert new == source
