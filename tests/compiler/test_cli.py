@@ -156,3 +156,21 @@ def test_target_counts_literal_text_with_the_servers_tokenizer(capsys, doc_agent
 def test_unreachable_target_is_a_user_error(capsys, doc_agent: Path):
     code, _, err = _run(capsys, "compile", str(doc_agent), "--target", "http://127.0.0.1:9")
     assert code == 2 and "cannot list models at http://127.0.0.1:9/v1/models" in err
+
+
+def test_several_files_as_json_give_a_list(capsys, doc_agent: Path):
+    other = doc_agent.with_name("delta_processor.py")
+    shutil.copy(AGENTS / "delta_processor.py", other)
+    code, out, _ = _run(capsys, "compile", str(doc_agent.parent), "--format", "json")
+    assert code == 0
+    data = json.loads(out)
+    assert [Path(d["path"]).name for d in data] == ["delta_processor.py", "document_processor.py"]
+
+
+def test_schema_flag_prints_the_json_schema(capsys):
+    code, out, _ = _run(capsys, "compile", "--schema")
+    schema = json.loads(out)
+    assert code == 0 and schema["$id"].endswith("/1.0")
+    assert {"calls", "edges", "patterns", "plan", "estimates"} <= set(schema["properties"])
+    code, _, err = _run(capsys, "compile")
+    assert code == 2 and "at least one PATH" in err
