@@ -62,8 +62,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="a second server of the same model with prefix caching off: one naive pass on it, "
                         "to separate what the engine gives by itself from what the plan adds")
     p.add_argument("--timeout", type=float, default=120.0, metavar="S", help="per-call timeout (default 120 s)")
-    p.add_argument("--concurrency", type=int, default=16, metavar="N",
-                   help="optimized mode: requests in flight at once (default 16)")
+    p.add_argument("--concurrency", type=int, default=32, metavar="N",
+                   help="optimized mode: requests in flight at once (default 32)")
     p.add_argument("--no-store", action="store_true", help="do not write the result to the database")
     p.add_argument("--json", action="store_true", help="print the whole result as JSON instead of the table")
     p.set_defaults(func=run)

@@ -39,9 +39,17 @@ ITERATIONS_KEY = "_iterations"  # an input record may set how often a `while` lo
 
 @dataclass(frozen=True)
 class OutVal:
-    """A loop item that is (part of) a call's output: any attribute or index of it is the text."""
+    """A loop item that is (part of) a call's output: any attribute or index of it is the text.
+
+    `lineage` says which output of each earlier call this one descends from: in a tree search the
+    leaf built on plan 2's second solution must quote plan 2, not plan 1.
+    """
 
     ref: OutputRef
+    lineage: tuple[tuple[str, OutputRef], ...] = ()
+
+
+LINEAGE = "\0lineage"  # reserved loop-scope key: the lineage of the current iteration
 
 
 class _Missing(Exception):
@@ -175,9 +183,11 @@ class Binder:
     def _loop_items(self, loop: LoopContext, env: _Env, done: dict[str, list[Execution]],
                     call: CallSite, notes: list[str]) -> list[Any]:
         if loop.over_call:
+            source = self._loop_source(call, loop.over_call)
             items: list[Any] = []
-            for ex in done.get(loop.over_call, []):
-                items.extend(OutVal(OutputRef(ex.id, i)) for i in range(ex.n))
+            for ex in done.get(source, []):
+                items.extend(OutVal(OutputRef(ex.id, i), (*ex.lineage, (source, OutputRef(ex.id, i))))
+                             for i in range(ex.n))
             return items
         if loop.kind == "while":
             n = env.record.get(ITERATIONS_KEY, self.options.while_iterations)
@@ -202,6 +212,17 @@ class Binder:
                                f"{type(value).__name__} in the input record, not a list")
         return list(value)
 
+    def _loop_source(self, call: CallSite, over_call: str) -> str:
+        """The call whose outputs a loop really walks: the compiler names the first call the iterable
+        came from; when the loop body's prompt quotes outputs of later calls derived from it (a tree
+        search level by level), the latest of those is the one being iterated."""
+        origins = {o for seg in call.segments if seg.kind == "dynamic" and seg.varies_in_loop
+                   for o in seg.origin_calls if o != call.id and o in self.position}
+        latest = max(origins, key=lambda o: self.position[o], default=over_call)
+        if over_call in self.position and self.position[latest] < self.position[over_call]:
+            return over_call
+        return latest
+
     def _iterations(self, call: CallSite, record: dict[str, Any], done: dict[str, list[Execution]],
                     notes: list[str]) -> list[tuple[tuple[int, ...], dict[str, Any]]]:
         """Every iteration vector of the call's loops (outermost first) with its loop variables."""
@@ -213,6 +234,8 @@ class Binder:
                 for i, item in enumerate(items):
                     scope = dict(loop_vars)
                     _assign(loop.target, item, scope)
+                    if isinstance(item, OutVal):
+                        scope[LINEAGE] = (*scope.get(LINEAGE, ()), *item.lineage)
                     nxt.append(((*vec, i), scope))
             out = nxt
         if len(out) > MAX_EXECUTIONS_PER_CALL:
@@ -304,15 +327,25 @@ class Binder:
             mine: list[Execution] = []
             for vec, loop_vars in self._iterations(call, record.values, done, notes):
                 env = _Env(record.values, loop_vars)
+                lineage: dict[str, OutputRef] = dict(loop_vars.get(LINEAGE, ()))
                 pieces: list[Piece] = []
                 for seg in call.segments:
                     if seg.kind == "static":
                         pieces.append(seg.text)
+                    elif seg.source is SourceKind.VOLATILE:
+                        pieces.append(VolatileRef(seg.name or seg.text))
+                    elif seg.origin_calls and all(o in lineage for o in seg.origin_calls):
+                        pieces.extend(lineage[o] for o in seg.origin_calls)
                     elif seg.source is SourceKind.CALL_OUTPUT and seg.origin_calls:
                         done_now = {**done, cid: mine}
                         pieces.extend(self._output_pieces(call, vec, seg, done_now))
-                    elif seg.source is SourceKind.VOLATILE:
-                        pieces.append(VolatileRef(seg.name or seg.text))
+                    elif seg.origin_calls:
+                        # A comprehension or helper variable over a call's output (`comp` in
+                        # `[s + comp for comp in comps]`): its name means nothing in the record.
+                        try:
+                            pieces.extend(self._value_pieces(call, seg, env))
+                        except BindingError:
+                            pieces.extend(self._output_pieces(call, vec, seg, {**done, cid: mine}))
                     else:
                         pieces.extend(self._value_pieces(call, seg, env))
                 if call.grows_per_iteration and mine:
@@ -324,7 +357,7 @@ class Binder:
                 ex = Execution(
                     id=eid, call_id=cid, iteration=len(mine), pieces=pieces, max_tokens=self._max_tokens(call),
                     n=n, order_key=(loops[0].line if loops else call.line, _flat(vec), call.line),
-                    group=cid if independent else None, vec=vec,
+                    group=cid if independent else None, vec=vec, lineage=tuple(lineage.items()),
                 )
                 ex.deps = _refs(pieces)
                 if (call.loop_carried or call.grows_per_iteration) and mine:

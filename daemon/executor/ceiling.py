@@ -4,13 +4,16 @@ Same rules as vLLM's prefix cache (inference-servers.md 1.5) and the compiler's 
 blocks are cached and matched, a block matches only when every block before it matches (the key of
 a block is its whole prefix), and the last prompt token is always recomputed, so a prompt of L tokens
 can hit at most floor((L-1)/B) blocks. Every distinct block must be computed once by some request;
-a block that some request computes in its last, never-hittable full position comes for free.
+a block that some request computes in its last, never-hittable full position comes for free, and
+so does a block of generated text (the engine caches those too; a later prompt quoting an earlier
+answer — a tree search, a growing history — can hit them).
 
     ceiling = Σ_p floor((L_p-1)/B)·B  -  B·|{blocks first needed in a hittable position}|
 
 which is reached by any order in which each block's first user comes before its other users, so it
 is the best an infinite cache could do for these exact prompts, whatever order or concurrency the
-plan chose. It is computed on the server's own token ids (`/tokenize`), not on estimates.
+plan chose. It is computed on the server's own token ids (returned with each response, else `/tokenize`), not on
+estimates.
 """
 
 from __future__ import annotations
@@ -51,11 +54,16 @@ class CeilingTracker:
     def cached_tokens(self) -> int:
         return (self.hittable_total - len(self.needed - self.free)) * self.block_size
 
-    def add(self, prompts: Sequence[Sequence[int]]) -> Ceiling:
-        """Add one run's prompts; returns that run's share of the ceiling."""
+    def add(self, prompts: Sequence[Sequence[int]], generated: Sequence[Sequence[int]] | None = None) -> Ceiling:
+        """Add one run's prompts; returns that run's share of the ceiling.
+
+        `generated[i]` are the tokens request i generated: the engine computes (and caches) their
+        blocks too, except the last token's, so a later prompt that quotes the output can hit them.
+        """
         before_cached, before_tokens = self.cached_tokens(), self.prompt_tokens
-        for tokens in prompts:
-            keys = _block_keys(tokens, self.block_size)
+        for i, tokens in enumerate(prompts):
+            extra = list(generated[i][:-1]) if generated is not None and generated[i] else []
+            keys = _block_keys([*tokens, *extra], self.block_size)
             hittable = max(0, len(tokens) - 1) // self.block_size
             self.hittable_total += hittable
             self.prompt_tokens += len(tokens)

@@ -25,7 +25,7 @@ from daemon.executor.workload import Execution, RunWorkload, render
 @dataclass
 class RunOptions:
     timeout_s: float = 120.0  # per request
-    concurrency: int = 16  # optimized mode: requests in flight at once
+    concurrency: int = 32  # optimized mode: requests in flight at once
     inputs_name: str = ""  # for error messages: the inputs file
 
 
@@ -33,7 +33,8 @@ class RunOptions:
 class _Sent:
     record: CallRecord
     prompt: str
-    n: int
+    prompt_ids: list[int] | None = None
+    output_ids: list[int] | None = None
 
 
 class _Run:
@@ -67,7 +68,8 @@ class _Run:
                 execution=label, call_id=call_id, kind=kind, prompt_chars=len(prompt),  # type: ignore[arg-type]
                 prompt_tokens=outcome.prompt_tokens, completion_tokens=outcome.completion_tokens,
                 cached_tokens=outcome.cached_tokens, sent_s=sent_s, ttft_s=outcome.ttft_s,
-                latency_s=outcome.latency_s, output_chars=len(outcome.text)), prompt, 1))
+                latency_s=outcome.latency_s, output_chars=len(outcome.text)), prompt, outcome.prompt_ids,
+                outcome.output_ids))
         return outcomes[0]
 
     async def _fanout(self, prompt: str, max_tokens: int, n: int) -> list[Outcome]:
@@ -150,13 +152,16 @@ async def run_workload(target: Target, workload: RunWorkload, mode: Mode, option
                        makespan_s=makespan, calls=[s.record for s in sorted(run.sent, key=lambda s: s.record.sent_s)],
                        server=counters.window(before, after))
     if target.block_size:
-        tokens = []
-        for s in run.sent:
-            ids = await target.tokenize(s.prompt)
+        ordered = sorted(run.sent, key=lambda s: s.record.sent_s)
+        tokens: list[list[int]] = []
+        generated: list[list[int]] = []
+        for s in ordered:
+            ids = s.prompt_ids if s.prompt_ids is not None else await target.tokenize(s.prompt)
             if ids is None:
                 break
             tokens.append(ids)
+            generated.append(s.output_ids or [])
         else:
             tracker = ceiling or CeilingTracker(target.block_size)
-            result.ceiling = tracker.add(tokens)
+            result.ceiling = tracker.add(tokens, generated)
     return result

@@ -34,6 +34,8 @@ class Outcome:
     cached_tokens: int | None
     ttft_s: float | None
     latency_s: float
+    prompt_ids: list[int] | None = None  # the server's own token ids, when it returns them
+    output_ids: list[int] | None = None
 
 
 class Target(Protocol):
@@ -89,6 +91,9 @@ class VllmTarget:
         body = {
             "model": self.model, "prompt": prompt, "max_tokens": max_tokens, "temperature": 0.0,
             "ignore_eos": True, "stream": True, "stream_options": {"include_usage": True},
+            # The exact token ids (prompt and generated) feed the block-level ceiling: vLLM also
+            # caches the blocks of generated text, which a later prompt quoting it can hit.
+            "return_token_ids": True,
         }
         start = time.perf_counter()
         try:
@@ -102,6 +107,8 @@ class VllmTarget:
         ttft: float | None = None
         pieces: list[str] = []
         usage: dict[str, object] = {}
+        prompt_ids: list[int] | None = None
+        output_ids: list[int] = []
         async with self._http.stream("POST", "/v1/completions", json=body, timeout=None) as response:
             if response.status_code != 200:
                 detail = (await response.aread()).decode(errors="replace")[:300]
@@ -120,6 +127,9 @@ class VllmTarget:
                     if text and ttft is None:
                         ttft = time.perf_counter() - start
                     pieces.append(text)
+                    if choice.get("prompt_token_ids"):
+                        prompt_ids = list(choice["prompt_token_ids"])
+                    output_ids.extend(choice.get("token_ids") or ())
                 if chunk.get("usage"):
                     usage = chunk["usage"]
         latency = time.perf_counter() - start
@@ -127,7 +137,8 @@ class VllmTarget:
         cached = details.get("cached_tokens") if isinstance(details, dict) else None
         return Outcome(text="".join(pieces), prompt_tokens=_int(usage.get("prompt_tokens")),
                        completion_tokens=_int(usage.get("completion_tokens")), cached_tokens=_int(cached),
-                       ttft_s=ttft, latency_s=latency)
+                       ttft_s=ttft, latency_s=latency, prompt_ids=prompt_ids,
+                       output_ids=output_ids if prompt_ids is not None else None)
 
     async def metrics_text(self) -> str:
         try:

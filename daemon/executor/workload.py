@@ -54,6 +54,7 @@ class Execution:
     kind: str = "call"  # or "warmup"
     group: str | None = None  # executions of one call whose iterations are independent of each other
     vec: tuple[int, ...] = ()  # iteration index in each enclosing agent loop, outermost first
+    lineage: tuple[tuple[str, OutputRef], ...] = ()  # which output of each earlier call it builds on
 
 
 @dataclass
