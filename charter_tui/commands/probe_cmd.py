@@ -50,11 +50,10 @@ async def probe(target: TargetConfig, interval_s: float) -> dict[str, Any]:
     second_ok = await poller.poll_target(target)
     status: TargetStatus = poller.status[target.name]
     engine = status.engine or target.engine
-    client = poller._http()
     try:
-        health: HealthView = await check_health(client, target, engine)
+        health: HealthView = await check_health(poller.client_for(target.name), target, engine)
     finally:
-        await client.aclose()
+        await poller.aclose()
     sample = results[-1] if results else None
     bottlenecks = []
     if sample is not None and second_ok:
