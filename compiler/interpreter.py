@@ -72,7 +72,9 @@ VOLATILE_FUNCTIONS = frozenset(
 )
 DRIVER_FUNCTIONS = frozenset({"main", "_main", "cli", "run_cli"})
 MAX_INLINE_DEPTH = 16
-MAX_STATEMENTS = 200_000  # interpretation budget; a huge module degrades to fewer inlined paths
+BASE_STATEMENTS = 50_000  # interpretation budget, plus STATEMENTS_PER_LINE per source line
+STATEMENTS_PER_LINE = 20
+MAX_PLAIN_INLINES = 4  # a function that cannot reach an LLM call is followed this often, then summarised
 MAX_UNROLL = 32
 _STR_CASE = {"lower": str.lower, "upper": str.upper, "title": str.title, "capitalize": str.capitalize}
 _LIST_MUTATORS = frozenset({"append", "extend", "insert"})
@@ -170,7 +172,10 @@ class Interpreter:
         self.loops: list[LoopFrame] = []
         self.branches: list[BranchFrame] = []
         self.iteration = 0
-        self.budget = MAX_STATEMENTS
+        self.budget = BASE_STATEMENTS + STATEMENTS_PER_LINE * source.count("\n")
+        self.relevant: set[str] = set()  # functions that may (transitively) make an LLM call
+        self._plain_inlines: dict[str, int] = {}
+        self._memo: dict[tuple, Value] = {}
         self.referenced: set[str] = set()
         self._warned: set[tuple[int, str]] = set()
 
@@ -187,6 +192,7 @@ class Interpreter:
         for ident in _DEFINED.findall(self.source):
             counts[ident] = counts.get(ident, 0) - 1
         self.referenced = {name for name, n in counts.items() if n > 0}
+        self._find_relevant()
         module = Frame("<module>", None, self.module_env, driver=True)
         self._exec_block(self.tree.body, module)
         # Functions nothing in the module calls are entry points of a library-style agent.
@@ -203,6 +209,29 @@ class Interpreter:
         if self.budget <= 0:
             self._diag("warning", 1, "module too large to follow completely; some paths were not analysed")
         return self.occurrences
+
+    def _find_relevant(self) -> None:
+        """Functions whose text hints at an LLM call, and the functions that call them (fixpoint).
+
+        Only these are followed every time they are called; others (parsers, helpers) are followed a few
+        times for the text they return and then summarised, which keeps big non-agent modules linear.
+        """
+        lines = self.source.splitlines()
+        called: dict[str, set[str]] = {}
+        for qual, info in self.functions.items():
+            text = "\n".join(lines[info.node.lineno - 1: info.node.end_lineno or info.node.lineno])
+            names = set(_CALLED.findall(text))
+            called[qual] = names
+            if _LLM_HINT.search(text) or any(match_name(n, self.patterns) for n in names):
+                self.relevant.add(qual)
+        changed = True
+        while changed:
+            changed = False
+            short = {q.rsplit(".", 1)[-1] for q in self.relevant}
+            for qual, names in called.items():
+                if qual not in self.relevant and names & short:
+                    self.relevant.add(qual)
+                    changed = True
 
     def static_names(self) -> dict[str, str]:
         """Module and class constants whose value is fully literal text (codemods need them)."""
@@ -957,10 +986,23 @@ class Interpreter:
     def _inline(self, info: FunctionInfo, args: list[Value], kwargs: dict[str, Value], self_cls: str | None,
                 node: ast.Call | None, fr: Frame, star: Value | None = None) -> Value:
         qual = info.qualname
-        if qual in self.stack or len(self.stack) >= MAX_INLINE_DEPTH or self.budget <= 0:
+        plain = qual not in self.relevant
+        memo_key: tuple | None = None
+        if plain and node is not None:
+            try:
+                memo_key = (qual, self_cls, tuple(args), tuple(sorted(kwargs.items())), star)
+                hash(memo_key)
+            except TypeError:
+                memo_key = None
+            if memo_key is not None and memo_key in self._memo:
+                return self._memo[memo_key]
+        over_budget = plain and self._plain_inlines.get(qual, 0) >= MAX_PLAIN_INLINES
+        if over_budget or qual in self.stack or len(self.stack) >= MAX_INLINE_DEPTH or self.budget <= 0:
             values = [*args, *kwargs.values()]
             return Opaque(qual, SourceKind.LOCAL, frozenset().union(*(origins_of(v) for v in values)),
                           f"local:{qual}", frozenset().union(*(varies_of(v) for v in values)))
+        if plain:
+            self._plain_inlines[qual] = self._plain_inlines.get(qual, 0) + 1
         env: dict[str, Value] = {}
         a = info.node.args
         positional = [*a.posonlyargs, *a.args]
@@ -1012,7 +1054,10 @@ class Interpreter:
         result: Value | None = None
         for r in callee.returns:
             result = merge_values(result, r, short)
-        return result if result is not None else Const(None)
+        value = result if result is not None else Const(None)
+        if memo_key is not None and not new:
+            self._memo[memo_key] = value
+        return value
 
     def _param_from_star(self, star: Value | None, name: str, qual: str) -> Value:
         if star is not None:
@@ -1143,6 +1188,11 @@ def _is_main_guard(test: ast.AST) -> bool:
             and test.comparators[0].value == "__main__")
 
 
+_LLM_HINT = re.compile(
+    r"\.(?:create|parse|invoke|ainvoke|batch|abatch|stream|astream|infer|async_infer|post)\s*\("
+    r"|\b(?:completion|acompletion|text_completion)\s*\("
+    r"|\b(?:max_tokens|max_new_tokens|max_completion_tokens|temperature)\s*="
+)
 _CALLED = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*\(")
 _DEFINED = re.compile(r"\bdef\s+([A-Za-z_][A-Za-z0-9_]*)\s*\(")
 
