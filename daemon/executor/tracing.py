@@ -48,7 +48,9 @@ except ModuleNotFoundError as exc:  # pragma: no cover - a clear message instead
 
 from compiler.model import CompileResult, Warmup
 
-_PLACEHOLDER = re.compile(r"\{(?:param|call|loop|volatile|local|unknown|fill|field|branch)[^{}]*\}")
+# A run-time value in the plan's warm-up text: `{template}`, `{param:f:doc}`, `{call:0}`, ... (a name or key
+# without spaces, so literal JSON such as `{"a": 1}` in a prompt is not mistaken for one).
+_PLACEHOLDER = re.compile(r"\{[A-Za-z_][^{}\s]*\}")
 _THIS_FILE = __file__
 
 

@@ -251,3 +251,70 @@ def test_report_has_the_table_the_charts_and_the_error(tmp_path) -> None:
                                                        "makespan.svg"}
     assert json.loads((tmp_path / "rep" / "result.json").read_text())["runs"][1]["mode"] == "optimized"
     assert (tmp_path / "rep" / "hit_share.svg").read_text().startswith("<svg")
+
+
+def test_ceiling_counts_blocks_of_generated_text_that_a_later_prompt_quotes() -> None:
+    prompt = list(range(40))
+    answer = list(range(100, 140))  # 40 generated tokens
+    follow_up = prompt + answer + [7] * 5  # the next prompt quotes the answer
+    without = block_ceiling([prompt, follow_up], 32)
+    tracker = CeilingTracker(32)
+    with_generated = tracker.add([prompt, follow_up], [answer, [1]])
+    # Without the generated tokens only the prompt's first block is reusable; with them the engine has
+    # also cached blocks [32:64) of prompt+answer (computed during decode).
+    assert without.cached_tokens == 32
+    assert with_generated.cached_tokens == 64
+
+
+TREE = textwrap.dedent('''
+    def step(s, n, call_generate):
+        s += "Next step:"
+        comps = call_generate(s, max_tokens=8, n=n)
+        return [s + comp for comp in comps]
+
+    def search(question, n, call_generate):
+        firsts = step("Q: " + question, n, call_generate)
+        leaves = []
+        for f in firsts:
+            leaves.extend(step(f, n, call_generate))
+        finals = []
+        for leaf in leaves:
+            finals.append(step(leaf, n, call_generate))
+        return finals
+''')
+
+
+def test_tree_search_keeps_each_leaf_on_its_own_branch() -> None:
+    w = _bind(TREE, {"question": "Q", "n": 2})
+    outputs = {e.id: [f"<{e.id}/{i}>" for i in range(e.n)] for e in w.executions}
+    level3 = [e for e in w.executions if e.call_id == "c3"]
+    assert len(level3) == 4  # one per output of the second level (2 executions x n=2)
+    for e in level3:
+        text = render(e.pieces, outputs)
+        parent = next(p for p in e.pieces if isinstance(p, OutputRef) and p.execution.startswith("c2"))
+        grand = next(p for p in e.pieces if isinstance(p, OutputRef) and p.execution == "c1")
+        # The second-level execution this leaf extends was itself built on the same first-level output.
+        c2 = next(x for x in w.executions if x.id == parent.execution)
+        assert OutputRef("c1", grand.index) in c2.pieces
+        assert text.index(f"<c1/{grand.index}>") < text.index(f"<{parent.execution}/{parent.index}>")
+
+
+def test_warmup_prefix_cuts_the_concrete_prompt_where_the_plans_prefix_ends() -> None:
+    pytest.importorskip("openai")
+    from compiler.model import Warmup
+    from daemon.executor.tracing import flatten_messages, warmup_prefix
+
+    def warmup(prompt: str) -> Warmup:
+        return Warmup(before_call="c1", reason="", prefix_segments=[], prefix_tokens=0,
+                      request={"prompt": prompt, "max_tokens": 1})
+
+    prompt = 'SYSTEM rules {"a": 1}\nQuestion: what now?\nPlan: step one\nIdea:'
+    # Literal text, then a run-time value, then more literal text: the prefix ends after the last literal.
+    assert warmup_prefix(warmup('SYSTEM rules {"a": 1}\nQuestion: {param:f:q}\nPlan:'), prompt) == \
+        'SYSTEM rules {"a": 1}\nQuestion: what now?\nPlan:'
+    # A trailing run-time value has no known end: the prefix stops before it.
+    assert warmup_prefix(warmup("SYSTEM rules {template}"), prompt) == "SYSTEM rules "
+    # A plan that does not match this prompt warms nothing rather than something wrong.
+    assert warmup_prefix(warmup("OTHER text"), prompt) == ""
+    assert flatten_messages([{"role": "system", "content": "S"}, {"role": "user", "content": "U"}]) == \
+        "<|system|>\nS\n<|user|>\nU\n"
