@@ -1,0 +1,165 @@
+"""Rollouts on the real vLLM CPU server of the test kit: restart-only flags changed by relaunch.
+
+One vLLM process is launched for the module from an argv (as a user's [targets.launch] would), and
+the actuator stops and restarts it; each relaunch costs about a minute here, so the module does
+three: the change, its rollback, and the restore after a relaunch that cannot come up (which\nfails in seconds, at argument checking).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from daemon.actuators import procs
+from daemon.actuators.vllm import argv_value, parse_info_labels
+from daemon.config import Config, DaemonConfig, LaunchConfig, RolloutConfig, SignalThreshold, TargetConfig
+from daemon.rollouts import commands as cmd
+from daemon.rollouts.manager import RolloutManager
+from daemon.rollouts.model import RolloutState as S
+from daemon.rollouts.repo import stage_of
+from daemon.store import Store
+from daemon.testkit.ports import StartupError, free_port, wait_http_ok
+from daemon.testkit.vllm import SERVED_MODEL_NAME, VllmKit, vllm_argv, vllm_env
+from tests.rollouts.helpers import events, states_visited, trail
+from tests.rollouts.traffic import LoadSampler, vllm_request
+
+pytestmark = pytest.mark.vllm
+FINAL = {S.COMPLETED, S.ROLLED_BACK, S.PAUSED, S.REJECTED}
+KIT_ENV = ("VLLM_CPU_KVCACHE_SPACE", "VLLM_SERVER_DEV_MODE", "VLLM_LOGGING_LEVEL", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+
+
+class Launched:
+    def __init__(self, url: str, port: int, argv: list[str], env: dict[str, str]) -> None:
+        self.url, self.port, self.argv, self.env = url, port, argv, env
+
+
+@pytest.fixture(scope="module")
+def launched_vllm(vllm_kit_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Launched]:
+    """A vLLM server started from an argv, owned by nobody but the port: the actuator replaces it."""
+    kit = VllmKit.locate(vllm_kit_dir)
+    port = free_port()
+    argv = vllm_argv(kit, port)
+    full_env = vllm_env()
+    log = tmp_path_factory.mktemp("vllm-rollout") / "vllm.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=full_env, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http_ok(f"{url}/health", process, 420, log)
+    except StartupError as exc:
+        procs.stop(process.pid, 10)
+        pytest.fail(f"the vLLM test server did not start: {exc}", pytrace=False)
+    try:
+        yield Launched(url, port, argv, {k: full_env[k] for k in KIT_ENV})
+    finally:
+        # Whatever runs on the port now (the original, or a relaunch by the actuator) is stopped.
+        for _ in range(3):
+            pid = procs.server_pid(port)
+            if pid is None:
+                break
+            procs.stop(pid, 20)
+        if process.poll() is None:
+            procs.stop(process.pid, 10)
+        process.wait(10)
+
+
+def vllm_config(server: Launched, **overrides: Any) -> Config:
+    settings: dict[str, Any] = dict(
+        warmup_s=3.0, canary_window_s=6.0, baseline_window_s=30.0, min_samples=3,
+        default_signals=["e2e_p95_s", "error_rate"], step_interval_s=0.5, apply_timeout_s=420.0, stop_grace_s=20.0,
+        thresholds={"e2e_p95_s": SignalThreshold(max_regression=2.0, min_abs_change=0.2)},
+    )
+    settings.update(overrides)
+    target = TargetConfig(name="vllm-a", url=server.url, engine="vllm", timeout_s=5.0,
+                          launch=LaunchConfig(argv=server.argv, env=server.env))
+    return Config(daemon=DaemonConfig(metrics_port=0), targets=[target], rollouts=RolloutConfig(**settings))
+
+
+async def run_until(manager: RolloutManager, rollout_id: int, until: set[S], timeout_s: float = 900.0) -> Any:
+    stop = asyncio.Event()
+    task = asyncio.create_task(manager.run(stop))
+    try:
+        deadline = time.monotonic() + timeout_s
+        while (row := manager.repo.get(rollout_id)).state not in {s.value for s in until}:
+            if task.done():
+                task.result()
+            assert time.monotonic() < deadline, f"stuck in {row.state}: {trail(manager.repo.store, rollout_id)}"
+            await asyncio.sleep(0.5)
+        return row
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 600)
+
+
+def live_argv(server: Launched) -> list[str]:
+    pid = procs.server_pid(server.port)
+    assert pid is not None, "nothing listens on the vLLM port"
+    return procs.cmdline(pid) or []
+
+
+def cache_info(server: Launched) -> dict[str, str]:
+    return parse_info_labels(httpx.get(f"{server.url}/metrics", timeout=10).text, "vllm:cache_config_info")
+
+
+async def test_restart_only_flags_by_relaunch_then_rollback(launched_vllm: Launched, sqlite_url: str, tmp_path: Path) -> None:
+    server = launched_vllm
+    original_argv = live_argv(server)
+    assert cache_info(server)["enable_prefix_caching"] == "True"
+    store = Store(sqlite_url)
+    config = vllm_config(server)
+    manager = RolloutManager(config, store, state_dir=tmp_path)
+    with LoadSampler(store, {"vllm-a": vllm_request(server.url, SERVED_MODEL_NAME)}, window_s=1.0, concurrency=1):
+        await asyncio.sleep(5)  # baseline
+        row = cmd.propose(manager.repo, config, targets=["vllm-a"], actor="alice", reason="fewer seqs, no APC",
+                          changes=[{"param": "--max-num-seqs", "value": "4"},
+                                   {"param": "enable_prefix_caching", "value": "false"}])
+        cmd.apply_command(manager.repo, "approve", row.id, actor="bob")
+        done = await run_until(manager, row.id, FINAL)
+        assert done.state == "COMPLETED", (done.comparison, stage_of(done).failure_reason, trail(store, row.id))
+
+        # The new process really runs the new flags: its argv, and what vLLM itself reports.
+        argv = live_argv(server)
+        assert argv_value(argv, "max_num_seqs") == "4" and argv_value(argv, "enable_prefix_caching") is False
+        assert cache_info(server)["enable_prefix_caching"] == "False"
+        assert done.previous_config["vllm-a"]["argv"] == original_argv
+        readback = stage_of(done).progress["vllm-a"].readback
+        assert readback["relaunched"] is True and readback["cache_config_info"]["enable_prefix_caching"] == "False"
+        written = (tmp_path / "launch" / "vllm-a.json").read_text()
+        assert '"--max-num-seqs", "4"' in written
+
+        cmd.apply_command(manager.repo, "rollback", row.id, actor="carol", comment="back to the old flags")
+        back = await run_until(manager, row.id, {S.ROLLED_BACK})
+    assert live_argv(server) == original_argv
+    assert cache_info(server)["enable_prefix_caching"] == "True"
+    assert stage_of(back).progress["vllm-a"].status == "restored"
+    assert states_visited(store, row.id) == ["PENDING_APPROVAL", "APPROVED", "CANARY", "VALIDATING", "ROLLING_OUT",
+                                             "COMPLETED", "FAILED", "ROLLED_BACK"]
+    store.close()
+
+
+async def test_relaunch_that_cannot_come_up_is_rolled_back(launched_vllm: Launched, sqlite_url: str, tmp_path: Path) -> None:
+    server = launched_vllm
+    original_argv = live_argv(server)
+    store = Store(sqlite_url)
+    config = vllm_config(server)
+    manager = RolloutManager(config, store, state_dir=tmp_path)
+    # In range for the parameter, but vLLM refuses it at startup: longer than the model's 4096 positions.
+    row = cmd.propose(manager.repo, config, targets=["vllm-a"], actor="alice",
+                      changes=[{"param": "max_model_len", "value": "1048576"}])
+    cmd.apply_command(manager.repo, "approve", row.id, actor="bob")
+    final = await run_until(manager, row.id, FINAL)
+    assert final.state == "ROLLED_BACK", trail(store, row.id)
+    reason = stage_of(final).failure_reason
+    assert "exited with code" in reason and "before /health answered" in reason
+    assert live_argv(server) == original_argv == final.previous_config["vllm-a"]["argv"]
+    assert httpx.get(f"{server.url}/health", timeout=10).status_code == 200
+    assert [e.action for e in events(store, row.id)].count("restored") == 1
+    store.close()
