@@ -45,6 +45,11 @@ log = logging.getLogger(__name__)
 # The rollout manager's replies to commands (ok, or why it refused).
 COMMAND_RESULT = "charter/v1/command_result/"
 REFRESH_S = 0.25  # at most 4 redraws a second: live enough to read, cheap over SSH
+# Samples alone redraw at most once a second: with 100 targets polled at 1 Hz they arrive
+# continuously, and redrawing 100 rows of sparklines 4x a second would cost CPU for no
+# information. Anything else (a rollout, a compile, a bottleneck) redraws on the next tick.
+SAMPLE_REDRAW_S = 1.0
+ROUTINE = frozenset({"sample", "clock", "instance"})
 CLOCK_S = 1.0  # ages ("4s ago") move even when no event arrives
 
 
@@ -109,6 +114,7 @@ class CharterApp(App[None]):
         self.sent_commands: dict[int, tuple[str, float]] = {}
         self._requests: dict[str, tuple[int, str]] = {}  # request id -> (rollout id, action)
         self._dirty: set[str] = set()
+        self._last_routine = 0.0
         self._stop = asyncio.Event()
         self.snapshot_loaded = asyncio.Event()
 
@@ -154,6 +160,11 @@ class CharterApp(App[None]):
         screen = self.screen
         if isinstance(screen, ModalScreen):
             return  # paused while the user reads a dialog; the screen redraws fully on resume
+        now = time.monotonic()
+        if self._dirty <= ROUTINE and now - self._last_routine < SAMPLE_REDRAW_S:
+            return
+        if self._dirty & ROUTINE:
+            self._last_routine = now
         changed, self._dirty = self._dirty, set()
         if isinstance(screen, ViewScreen) and screen.is_mounted:
             screen.refresh_view(changed)
@@ -161,6 +172,7 @@ class CharterApp(App[None]):
     def flush_now(self) -> None:
         """Redraw the active screen with everything (tests and benchmarks call this to settle)."""
         self._dirty |= set(ALL)
+        self._last_routine = 0.0
         self._flush()
 
     async def action_quit(self) -> None:

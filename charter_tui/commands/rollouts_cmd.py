@@ -57,9 +57,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "and command targets; MODEL:PARAM=VALUE for Triton model config parameters. Values are checked "
         "against each parameter's type and range before anything is stored.",
     )
-    prop.add_argument("--target", action="append", required=True, metavar="NAME", help="a target (repeatable)")
-    prop.add_argument("--set", action="append", required=True, dest="sets", metavar="PARAM=VALUE",
+    prop.add_argument("--target", action="append", default=[], metavar="NAME", help="a target (repeatable)")
+    prop.add_argument("--set", action="append", default=[], dest="sets", metavar="PARAM=VALUE",
                       help="a change (repeatable)")
+    prop.add_argument("--from-recommendation", type=int, metavar="ID",
+                      help="propose a stored recommendation's changes (instead of --target/--set)")
     prop.add_argument("--reason", help="why (kept with the rollout and in the audit log)")
     prop.add_argument("--signal", action="append", dest="signals", default=[], metavar="SIGNAL",
                       help="a signal to judge the canary on (repeatable; default: [rollouts].default_signals)")
@@ -171,6 +173,15 @@ def _num(v: Any) -> str:
 
 def run_propose(args: argparse.Namespace) -> int:
     loaded, repo = _repo(args, mutating=None if args.dry_run else "propose")
+    if args.from_recommendation is not None:
+        if args.target or args.sets or args.dry_run:
+            raise UserError("--from-recommendation takes its targets and changes from the recommendation")
+        row = cmd.propose_recommendation(repo, loaded.config, args.from_recommendation, actor=_actor())
+        print(json.dumps(row.model_dump(mode="json"), indent=2) if args.json else
+              f"rollout {row.id} proposed: {row.title}\n  approve with: charter-tui rollouts approve {row.id}")
+        return 0
+    if not args.target or not args.sets:
+        raise UserError("propose needs --target NAME and at least one --set PARAM=VALUE (or --from-recommendation ID)")
     raw = [cmd.parse_set(s) for s in args.sets]
     if args.dry_run:
         return _dry_run(loaded, args.target, raw, args.json)

@@ -90,24 +90,31 @@ def plot(
         out.append(y_label.rjust(axis_w - 1) + " ", style="dim")
         out.append("│", style="dim")
         base = (height - 1 - row) * 8  # eighths below this row
+        # Build the row as runs of one style: one Text.append per run, not per cell (plots are
+        # redrawn live, and per-cell appends dominated the detail screen's cost).
+        run: list[str] = []
+        run_style = style
         for level in levels:
             if level is None:
-                if ceil_row == row:
-                    out.append("╌", style="bold magenta")
+                ch, st = ("╌", "bold magenta") if ceil_row == row else ("·" if row == height - 1 else " ", "dim")
+            else:
+                fill = level - base
+                if fill >= 8:
+                    ch = "█"
+                elif fill <= 0:
+                    ch = "▁" if row == height - 1 and level <= 0 else " "
                 else:
-                    out.append("·" if row == height - 1 else " ", style="dim")
-                continue
-            fill = level - base
-            if fill >= 8:
-                ch = "█"
-            elif fill <= 0:
-                ch = "▁" if row == height - 1 and level <= 0 else " "
-            else:
-                ch = BLOCKS[max(1, int(round(fill)))]
-            if ch == " " and ceil_row == row:
-                out.append("╌", style="bold magenta")
-            else:
-                out.append(ch, style=style)
+                    ch = BLOCKS[max(1, int(round(fill)))]
+                st = style
+                if ch == " " and ceil_row == row:
+                    ch, st = "╌", "bold magenta"
+            if st != run_style and run:
+                out.append("".join(run), style=run_style)
+                run = []
+            run_style = st
+            run.append(ch)
+        if run:
+            out.append("".join(run), style=run_style)
         if row < height - 1:
             out.append("\n")
     return out

@@ -17,7 +17,7 @@ from textual.widgets import DataTable, Static
 from charter_tui.render import numbers
 from charter_tui.render.plot import sparkline
 from charter_tui.screens.base import ViewScreen
-from charter_tui.state import LIVE_SIGNALS
+from charter_tui.state import LIVE_SIGNALS, Series
 from charter_tui.widgets.filterbar import matches
 from charter_tui.widgets.tables import selected_key, sync_rows
 
@@ -45,6 +45,27 @@ def spark(values: list[float | None], name: str, width: int) -> str:
     return sparkline(values, width, lo=lo, hi=hi)
 
 
+class SparkCache:
+    """Sparklines per (target, signal, width), recomputed only when the target got a new sample.
+
+    A row's five sparklines bucket up to 600 values each; redrawing 100 rows would redo that for
+    rows whose data did not move since the last redraw.
+    """
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[str, str, int], tuple[float, int, str]] = {}
+
+    def get(self, name: str, series: Series, sig: str, width: int) -> str:
+        stamp = (series.ts[-1] if series.ts else 0.0, len(series.ts))
+        key = (name, sig, width)
+        hit = self._cache.get(key)
+        if hit is not None and hit[:2] == stamp:
+            return hit[2]
+        text = spark(series.column(sig), sig, width)
+        self._cache[key] = (*stamp, text)
+        return text
+
+
 class InstancesScreen(ViewScreen):
     MODE = "instances"
     WATCHES = frozenset({"instance", "sample", "bottleneck", "clock"})
@@ -58,6 +79,7 @@ class InstancesScreen(ViewScreen):
     def on_mount(self) -> None:
         self.query_one("#instances", DataTable).focus()
         self._columns_for: int | None = None
+        self._sparks = SparkCache()
 
     def _spark_width(self) -> int:
         # Inline sparklines only where they fit beside every column (~120+ columns).
@@ -104,7 +126,7 @@ class InstancesScreen(ViewScreen):
                 value = getattr(latest, sig) if latest else None
                 cell = Text(numbers.FORMATTERS[sig](value).rjust(6))
                 if spark_w and series:
-                    cell.append(" " + spark(series.column(sig), sig, spark_w), style="cyan")
+                    cell.append(" " + self._sparks.get(name, series, sig, spark_w), style="cyan")
                 cells.append(cell)
             cells.append(numbers.age(inst.last_seen if inst else (latest.ts if latest else None), now))
             rows.append((name, cells))
