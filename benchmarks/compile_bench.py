@@ -131,10 +131,53 @@ async def _watch_latency(path: Path, rounds: int, debounce_ms: int) -> list[floa
     return latencies
 
 
+def sweep(root: Path) -> list[str]:
+    """Compile every .py under `root`: any exception other than CompileError is a compiler bug."""
+    from compiler.errors import CompileError
+    from daemon.watcher import MAX_SOURCE_BYTES
+
+    files = sorted(p for p in root.rglob("*.py") if p.is_file())
+    crashes: list[str] = []
+    refused = 0
+    timings: list[tuple[float, str, int]] = []
+    calls = 0
+    started = time.perf_counter()
+    for path in files:
+        data = path.read_bytes()
+        if len(data) > MAX_SOURCE_BYTES:
+            refused += 1
+            continue
+        t = time.perf_counter()
+        try:
+            result = compile_bytes(path, data)
+            calls += len(result.calls)
+        except CompileError:
+            refused += 1
+        except Exception as exc:  # the point of the sweep: report, do not stop
+            crashes.append(f"{path}: {exc!r}")
+        timings.append((time.perf_counter() - t, str(path.relative_to(root)), data.count(b"\n") + 1))
+    total = time.perf_counter() - started
+    timings.sort(reverse=True)
+    out = [
+        f"## Robustness sweep: every .py under `{root}`",
+        "",
+        f"- files: {len(files)}; crashes: {len(crashes)}; refused with a file:line:col message: {refused}; "
+        f"LLM calls found: {calls}; total {total:.1f} s",
+        "",
+        "| slowest files | lines | compile |",
+        "|---|---:|---:|",
+        *[f"| {name} | {n} | {dt * 1000:.0f} ms |" for dt, name, n in timings[:5]],
+    ]
+    out += [f"- crash: {c}" for c in crashes[:20]]
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "compile.md")
+    ap.add_argument("--sweep", type=Path, metavar="DIR",
+                    help="also compile every .py under DIR once (robustness: crashes, slowest files)")
     args = ap.parse_args(argv)
 
     rows: list[tuple[str, int, float, float, int]] = []
@@ -172,7 +215,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{platform.system()} {platform.release()}",
         f"- versions: Python {platform.python_version()}, libcst {version('libcst')}, networkx {version('networkx')}, "
         f"pydantic {version('pydantic')}, watchfiles {version('watchfiles')}",
-        f"- command: `.venv/bin/python benchmarks/compile_bench.py --repeat {args.repeat}`",
+        f"- command: `.venv/bin/python benchmarks/compile_bench.py --repeat {args.repeat}"
+        + (f" --sweep {args.sweep}" if args.sweep else "") + "`",
         f"- every figure is the median of {args.repeat} runs after one warm-up run",
         "",
         "## Generated 5,000-line agent module",
@@ -201,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     ]
     for name, n, parse, comp, calls in rows:
         lines.append(f"| {name} | {n} | {calls} | {parse:.2f} ms | {comp:.2f} ms | {comp / parse:.2f}x |")
+    if args.sweep is not None:
+        lines += ["", *sweep(args.sweep)]
     report = "\n".join(lines) + "\n"
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(report)

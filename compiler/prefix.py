@@ -115,6 +115,7 @@ class PrefixSimulator:
 
 
 def _lcp(a: str, b: str) -> int:
+    """Length of the common prefix of two strings."""
     n = min(len(a), len(b))
     if a[:n] == b[:n]:
         return n

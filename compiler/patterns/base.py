@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import networkx as nx
 
 from compiler.model import CallSite, Edge
-from compiler.prefix import MARK_CLOSE, MARK_OPEN, ExecutionResult, PrefixSimulator, Unit, share, units_of
+from compiler.prefix import MARK_CLOSE, MARK_OPEN, ExecutionResult, PrefixSimulator, Unit, _lcp, share, units_of
 from compiler.tokens import FILL_TOKENS, Tokenizer
 
 MIN_SHARED_PREFIX_TOKENS = 32  # below two vLLM blocks a shared prefix saves nothing worth a finding
@@ -97,10 +97,8 @@ def compatible(calls: list[CallSite]) -> list[CallSite]:
 
 
 def lcp_chars(a: str, b: str) -> int:
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
+    """Longest common prefix in characters, never ending inside a run-time value's marker."""
+    i = _lcp(a, b)
     opened = a.rfind(MARK_OPEN, 0, i)
     if opened != -1 and a.find(MARK_CLOSE, opened, i) == -1:
         return opened
