@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import functools
 import re
 from dataclasses import dataclass
 
@@ -37,18 +38,10 @@ class Edit:
     new_code: str
 
 
-_OFFSETS: dict[int, tuple[str, list[int]]] = {}
-
-
+@functools.lru_cache(maxsize=4)
 def _offsets(source: str) -> list[int]:
-    """Character offset of each line start; cached for the source being fixed (one per compile)."""
-    cached = _OFFSETS.get(id(source))
-    if cached is not None and cached[0] is source:
-        return cached[1]
-    starts = _line_starts(source)
-    _OFFSETS.clear()
-    _OFFSETS[id(source)] = (source, starts)
-    return starts
+    """Character offset of each line start, computed once per source (str caches its own hash)."""
+    return _line_starts(source)
 
 
 def _line_starts(source: str) -> list[int]:

@@ -94,3 +94,24 @@ def run(q):
     estimated = compile_source(src)
     assert estimated.estimates.tokens_estimated is True
     assert [s for s in estimated.calls[0].segments if s.kind == "static"][0].tokens_basis == "estimated"
+
+
+def test_langchain_async_methods_and_triton_async_infer():
+    src = '''
+import tritonclient.grpc.aio as grpcclient
+from langchain_openai import ChatOpenAI
+
+async def run(q):
+    model = ChatOpenAI()
+    a = await model.ainvoke("Answer: " + q)
+    b = await model.abatch(["Short answer: " + q, "Long answer: " + q])
+    triton_client = grpcclient.InferenceServerClient("localhost:8001")
+    c = await triton_client.async_infer("ensemble", inputs=[a])
+    return a, b, c
+'''
+    calls = compile_source(src).calls
+    assert [(c.style, c.callee, c.is_async, c.fanout) for c in calls] == [
+        (CallStyle.LANGCHAIN, "model.ainvoke", True, None),
+        (CallStyle.LANGCHAIN, "model.abatch", True, 2),
+        (CallStyle.TRITON, "triton_client.async_infer", True, None),
+    ]
