@@ -116,11 +116,25 @@ def propose(
     )
 
 
+# Signals that judge a recommendation's kind of change, when it names none itself.
+SIGNALS_BY_KIND: dict[str, list[str]] = {
+    "kv_cache": ["prefix_hit_rate", "ttft_p95_s", "preemptions", "error_rate"],
+    "batching": ["ttft_p95_s", "itl_p95_s", "generation_tokens_per_s", "error_rate"],
+    "quantization": ["itl_p95_s", "generation_tokens_per_s", "error_rate"],
+}
+
+
 def _recommendation_changes(rec: Recommendation) -> list[dict[str, Any]]:
+    """The optimizer's `ConfigChange`s as raw changes. Changes a rollout cannot carry out (an engine
+    rebuild, a code edit, "current + 1" replicas) are refused here with the reason, not half-applied."""
     out = []
     for change in rec.detail.get("changes", []):
         param = change.get("param") or change.get("parameter")
-        value = next((change[k] for k in ("value", "recommended", "recommended_value") if k in change), None)
+        if change.get("apply") in ("rebuild", "code"):
+            raise InvalidChange(f"{param}: needs an engine rebuild or a code change ({change['apply']}), not a rollout")
+        value = next((change[k] for k in ("value", "recommended_value", "recommended") if k in change), None)
+        if isinstance(param, str):
+            param = param.removeprefix("parameters.")  # the optimizer's Triton config path
         out.append({"param": param, "value": value, **({"model": change["model"]} if change.get("model") else {})})
     return out
 
@@ -141,7 +155,7 @@ def propose_recommendation(
         changes=_recommendation_changes(rec),
         actor=actor,
         reason=rec.title,
-        signals=rec.detail.get("signals", []),
+        signals=rec.detail.get("signals") or SIGNALS_BY_KIND.get(rec.kind, []),
         recommendation_id=rec.id,
         readonly=readonly,
     )

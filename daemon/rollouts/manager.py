@@ -32,7 +32,7 @@ from daemon.config import Config, TargetConfig
 from daemon.errors import UserError
 from daemon.models import AuditEvent, Rollout
 from daemon.rollouts import commands as cmd
-from daemon.rollouts.model import ACTIVE_STATES, Comparison, RolloutState, StageDetail, TargetProgress
+from daemon.rollouts.model import ACTIVE_STATES, Comparison, RolloutState, TargetProgress
 from daemon.rollouts.repo import Draft, RolloutRepo, StateChanged, changes_of, stage_of
 from daemon.rollouts.validation import baseline_samples, canary_samples, compare
 from daemon.store import Store
@@ -85,6 +85,14 @@ class RolloutManager:
                 await self._wait_for_commands(sub, stop)
         finally:
             self.bus.unsubscribe(sub)
+
+    async def run_forever(self) -> None:
+        """The same loop for `DaemonService.extra_loops()`, whose loops run until cancelled.
+
+        Cancelling in the middle of a change is safe: the target was marked `applying` first, and the
+        next start's `recover()` asks it what it runs.
+        """
+        await self.run(asyncio.Event())
 
     async def _wait_for_commands(self, sub: Any, stop: asyncio.Event) -> None:
         deadline = time.monotonic() + self.cfg.step_interval_s
@@ -504,4 +512,4 @@ def _brief(readback: dict[str, Any]) -> str:
     return ("; ".join(parts) or "ok")[:500]
 
 
-__all__ = ["COMMAND_TOPIC", "RESULT_TOPIC", "RolloutManager", "StageDetail"]
+__all__ = ["COMMAND_TOPIC", "RESULT_TOPIC", "RolloutManager"]

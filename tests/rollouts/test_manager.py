@@ -305,3 +305,44 @@ def test_unknown_target_and_mixed_engines_are_refused(tmp_path: Path, store: Sto
     with pytest.raises(UserError, match="unknown signal"):
         cmd.propose(manager.repo, config, targets=["a"], changes=[{"param": "batch", "value": "2"}], actor="x",
                     signals=["vibes"])
+
+
+def test_a_stored_recommendation_goes_through_the_same_gate(tmp_path: Path, store: Store) -> None:
+    from daemon.config import LaunchConfig, TargetConfig
+    from daemon.models import Recommendation
+    from daemon.optimizer.models import ConfigChange, RecommendationSpec
+
+    config = knob_config(tmp_path, [])[0].model_copy(update={"targets": [
+        TargetConfig(name="v", url="http://127.0.0.1:8000", engine="vllm", launch=LaunchConfig(argv=["python"])),
+        TargetConfig(name="t", url="http://127.0.0.1:8001", engine="triton", models=["textgen"])]})
+    manager = RolloutManager(config, store, state_dir=tmp_path)
+
+    def stored(spec: RecommendationSpec) -> int:
+        row = spec.to_row()
+        store.add_all([row])
+        return store.all(Recommendation, Recommendation.fingerprint == row.fingerprint)[0].id
+
+    common = dict(expected_impact="high", estimated_improvement="x", effort="low", effort_detail="restart")
+    vllm_rec = stored(RecommendationSpec(instance="v", engine="vllm", kind="batching", title="queue builds up",
+                                         description="", changes=[ConfigChange(parameter="--max-num-seqs",
+                                                                               recommended_value=64, reason="r")],
+                                         **common))
+    rollout = cmd.propose_recommendation(manager.repo, config, vllm_rec, actor="alice")
+    assert rollout.changes == [{"param": "max_num_seqs", "value": 64, "model": None}]
+    assert rollout.recommendation_id == vllm_rec and rollout.targets == ["v"]
+    assert stage_of(rollout).signals == ["ttft_p95_s", "itl_p95_s", "generation_tokens_per_s", "error_rate"]
+    assert store.all(Recommendation, Recommendation.id == vllm_rec)[0].status == "PROPOSED"
+
+    triton_rec = stored(RecommendationSpec(instance="t", engine="triton", kind="kv_cache", title="reuse KV",
+                                           description="", changes=[ConfigChange(
+                                               parameter="parameters.enable_kv_cache_reuse", recommended_value=True,
+                                               reason="r", apply="reload")], **common))
+    rollout = cmd.propose_recommendation(manager.repo, config, triton_rec, actor="alice")
+    assert rollout.changes == [{"param": "enable_kv_cache_reuse", "value": True, "model": "textgen"}]
+
+    rebuild = stored(RecommendationSpec(instance="t", engine="triton", kind="quantization", title="fp8",
+                                        description="", changes=[ConfigChange(parameter="trtllm-build --qformat",
+                                                                              recommended_value="fp8", reason="r",
+                                                                              apply="rebuild")], **common))
+    with pytest.raises(UserError, match="needs an engine rebuild"):
+        cmd.propose_recommendation(manager.repo, config, rebuild, actor="alice")

@@ -8,7 +8,6 @@ textgen model's `parameters` change its behaviour, so a rollout has an effect th
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import subprocess
@@ -18,7 +17,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from daemon.config import Config, DaemonConfig, RolloutConfig, SignalThreshold, TargetConfig

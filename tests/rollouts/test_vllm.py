@@ -8,7 +8,6 @@ three: the change, its rollback, and the restore after a relaunch that cannot co
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import time
 from collections.abc import Iterator
