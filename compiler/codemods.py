@@ -44,9 +44,28 @@ def _offsets(source: str) -> list[int]:
     return _line_starts(source)
 
 
+_NEWLINE = re.compile(r"\r\n|\r|\n")
+
+
+def source_lines(source: str) -> list[str]:
+    """Lines as Python numbers them: only \\n, \\r\\n and \\r end a line.
+
+    `str.splitlines` also splits on form feeds, \\x1c-\\x1e and U+2028, which would shift every
+    line after one of them against `ast` positions.
+    """
+    out: list[str] = []
+    pos = 0
+    for m in _NEWLINE.finditer(source):
+        out.append(source[pos:m.end()])
+        pos = m.end()
+    if pos < len(source):
+        out.append(source[pos:])
+    return out
+
+
 def _line_starts(source: str) -> list[int]:
     starts = [0]
-    for line in source.splitlines(keepends=True):
+    for line in source_lines(source):
         starts.append(starts[-1] + len(line))
     return starts
 
@@ -289,7 +308,7 @@ def _local_diff(path: str, source: str, edits: list[Edit]) -> str:
 
     Diffing the whole file once per fix made compile time quadratic in the number of findings.
     """
-    lines = source.splitlines(keepends=True)
+    lines = source_lines(source)
     first = max(1, min(e.loc[0] for e in edits) - DIFF_CONTEXT)
     last = min(len(lines), max(e.loc[2] for e in edits) + DIFF_CONTEXT)
     window = "".join(lines[first - 1:last])
@@ -297,7 +316,7 @@ def _local_diff(path: str, source: str, edits: list[Edit]) -> str:
     new_window = _apply(window, shifted, validate=False)
     if new_window is None or new_window == window:
         return ""
-    diff = "".join(difflib.unified_diff(window.splitlines(keepends=True), new_window.splitlines(keepends=True),
+    diff = "".join(difflib.unified_diff(source_lines(window), source_lines(new_window),
                                         fromfile=f"a/{path}", tofile=f"b/{path}", n=DIFF_CONTEXT))
     offset = first - 1
 

@@ -216,7 +216,7 @@ class Interpreter:
         Only these are followed every time they are called; others (parsers, helpers) are followed a few
         times for the text they return and then summarised, which keeps big non-agent modules linear.
         """
-        lines = self.source.splitlines()
+        lines = self.source.split("\n")  # as `ast` counts lines (\r\n leaves a harmless \r)
         called: dict[str, set[str]] = {}
         for qual, info in self.functions.items():
             text = "\n".join(lines[info.node.lineno - 1: info.node.end_lineno or info.node.lineno])

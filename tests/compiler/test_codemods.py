@@ -78,3 +78,12 @@ def ask(contract):
     [fix] = result.fixes
     assert fix.diff == "" and "edit by hand" in fix.description
     assert new == source
+
+
+def test_form_feed_and_crlf_do_not_shift_the_rewrite():
+    source = PLUS_CHAIN.replace("import litellm\n", "import litellm\n\x0c\n# page break above\n").replace("\n", "\r\n")
+    new, result = fixed_source(source, "review.py")
+    assert result.fixes[0].diff
+    ast.parse(new)
+    assert 'RULES + contract + "\\n\\n" + "\\nList the parties in:\\n"' in new
+    assert "\x0c" in new and new.count("\r\n") == source.count("\r\n")
