@@ -18,7 +18,7 @@ from compiler.api import ENGINES, CompileOptions, decode_source, fixed_source
 from compiler.callsites import DEFAULT_NAME_PATTERNS
 from compiler.errors import CompileError
 from compiler.export import FORMATS, json_schema, render
-from compiler.model import SCHEMA_VERSION, CompileResult
+from compiler.model import ANTI_PATTERNS, SCHEMA_VERSION, CompileResult, PatternKind
 from daemon.errors import UserError
 from daemon.watcher import MAX_SOURCE_BYTES, AgentWatcher, compile_file, expand
 
@@ -34,7 +34,8 @@ and a cache plan: hit share per engine block size, warm-ups, call order and engi
 Token counts are estimates (about 4 characters per token) unless --target names a vLLM server whose
 /tokenize endpoint then counts the literal text; sizes of run-time values are always assumptions.
 
-exit status: 0 ok, 2 for input that cannot be compiled (the message names file:line:col).
+exit status: 0 ok, 1 when --fail-on matched a finding, 2 for input that cannot be compiled (the
+message names file:line:col) or other usage errors.
 examples:
   charter-tui compile data/agents/document_processor.py --diff
   charter-tui compile agents/ --format json > plan.json
@@ -59,6 +60,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="output: readable text (default), json (versioned schema), dot (Graphviz), mermaid")
     _common(p)
     p.add_argument("--diff", action="store_true", help="show the restructuring of each anti-pattern as a unified diff")
+    p.add_argument("--fail-on", metavar="KINDS", default=None,
+                   help="exit 1 when a finding of these kinds is present (comma-separated pattern names, or "
+                        "'anti' for DYNAMIC_PREFIX and MISPLACED_SHARED_CONTEXT); for CI")
     p.add_argument("--fix", action="store_true",
                    help="apply the restructurings to the files (writes FILE.bak first; prompt order changes "
                         "what the model sees, so re-run your evaluations)")
@@ -126,6 +130,7 @@ def run_compile(args: argparse.Namespace) -> int:
     if not args.paths:
         raise UserError("compile needs at least one PATH (or --schema)")
     options = _options(args)
+    fail_on = _fail_on(args.fail_on)
     files = _files(args.paths)
     counter = _counter(args)
     results: list[CompileResult] = []
@@ -150,7 +155,27 @@ def run_compile(args: argparse.Namespace) -> int:
     if args.format == "json":
         payload = [json.loads(r.model_dump_json()) for r in results]
         sys.stdout.write(json.dumps(payload[0] if len(files) == 1 else payload, indent=2) + "\n")
-    return 2 if failed else 0
+    if failed:
+        return 2
+    hits = [f"{r.path}:{f.line or 1}: {f.kind.value}" for r in results for f in r.patterns if f.kind.value in fail_on]
+    for hit in hits:
+        print(f"charter-tui: --fail-on: {hit}", file=sys.stderr)
+    return 1 if hits else 0
+
+
+def _fail_on(spec: str | None) -> set[str]:
+    if not spec:
+        return set()
+    kinds = {k.value for k in PatternKind}
+    out: set[str] = set()
+    for item in (x.strip() for x in spec.split(",") if x.strip()):
+        if item.lower() == "anti":
+            out |= {k.value for k in ANTI_PATTERNS}
+        elif item.upper() in kinds:
+            out.add(item.upper())
+        else:
+            raise UserError(f"--fail-on: unknown pattern {item!r}; expected 'anti' or some of {', '.join(sorted(kinds))}")
+    return out
 
 
 def _fix_file(path: Path, options: CompileOptions, counter, max_bytes: int) -> CompileResult:  # type: ignore[no-untyped-def]

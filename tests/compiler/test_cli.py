@@ -174,3 +174,12 @@ def test_schema_flag_prints_the_json_schema(capsys):
     assert {"calls", "edges", "patterns", "plan", "estimates"} <= set(schema["properties"])
     code, _, err = _run(capsys, "compile")
     assert code == 2 and "at least one PATH" in err
+
+
+def test_fail_on_for_ci(capsys, doc_agent: Path):
+    code, _, err = _run(capsys, "compile", str(doc_agent), "--fail-on", "anti")
+    assert code == 1 and f"--fail-on: {doc_agent}:63: MISPLACED_SHARED_CONTEXT" in err
+    code, _, _ = _run(capsys, "compile", str(doc_agent), "--fail-on", "dynamic_prefix")
+    assert code == 0
+    code, _, err = _run(capsys, "compile", str(doc_agent), "--fail-on", "nonsense")
+    assert code == 2 and "unknown pattern 'nonsense'" in err
