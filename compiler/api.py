@@ -112,7 +112,7 @@ def _run(source: str, path: str, token_counter: TokenCounter | None, tokenizer_n
          f"{SMALL_VALUE_TOKENS}, `.format(**x)` fills {FILL_TOKENS} tokens"),
         f"each loop runs {opts.iterations} iterations; loops in main()/__main__ are separate requests",
         "hit shares are for one request on a cache that starts empty, calls run in topological order",
-        "every arm of an if/else is counted as executed (the compiler does not know which one runs)",
+        "the arms of an if/elif/else or match count as equally likely (the compiler cannot know which runs)",
     ]
     plan = build_plan(ctx, findings, opts.engine, fixed, assumptions)
     static_total = sum(s.tokens for c in dag.calls for s in c.segments if s.kind == "static")

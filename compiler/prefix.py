@@ -57,6 +57,7 @@ class ExecutionResult:
     total: int
     reusable: int  # longest prefix (tokens) shared with an earlier execution, before block flooring
     request: int = 0
+    weight: float = 1.0  # probability the call runs: branch arms count as equally likely
 
 
 class PrefixSimulator:
@@ -94,6 +95,7 @@ class PrefixSimulator:
             requests: int = 1) -> list[ExecutionResult]:
         """Executions of `requests` consecutive requests; later ones find the earlier ones' blocks cached."""
         by_id = {c.id: c for c in calls}
+        weights = branch_weights(calls)
         seen: list[str] = []
         results: list[ExecutionResult] = []
         for request, cid in ((r, c) for r in range(requests) for c in order):
@@ -109,9 +111,27 @@ class PrefixSimulator:
                         best = max(best, _lcp(seen[j], enc))
                 best = _cut_to_marker(enc, best)
                 reusable = self._tokens_upto(spans, best) if best else 0
-                results.append(ExecutionResult(cid, it, total, reusable, request))
+                results.append(ExecutionResult(cid, it, total, reusable, request, weights[cid]))
                 bisect.insort(seen, enc)
         return results
+
+
+def branch_weights(calls: list[CallSite]) -> dict[str, float]:
+    """How likely each call is to run, taking every arm of an if/elif/else/match as equally likely.
+
+    An `if` has two arms even when only one holds calls (the other may be empty or implicit).
+    """
+    arms: dict[int, set[str]] = {}
+    for c in calls:
+        for b in c.branches:
+            arms.setdefault(b.line, set()).add(b.arm if b.arm != "case" else f"case:{b.test}")
+    out: dict[str, float] = {}
+    for c in calls:
+        w = 1.0
+        for b in c.branches:
+            w /= max(2, len(arms[b.line]))
+        out[c.id] = w
+    return out
 
 
 def _lcp(a: str, b: str) -> int:
@@ -152,6 +172,6 @@ def share(results: list[ExecutionResult], block_size: int, calls: set[str] | Non
             continue
         if request is not None and r.request != request:
             continue
-        cached += cached_tokens(r.reusable, r.total, block_size)
-        total += r.total
-    return cached, total, (cached / total if total else 0.0)
+        cached += cached_tokens(r.reusable, r.total, block_size) * r.weight
+        total += r.total * r.weight
+    return round(cached), round(total), (cached / total if total else 0.0)
