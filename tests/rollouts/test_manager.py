@@ -234,8 +234,11 @@ async def test_bus_commands_approve_and_report_refusals(tmp_path: Path, store: S
         reply = (await asyncio.wait_for(results.get(), 5)).payload
         assert reply["ok"] and reply["request_id"] == "p1"
         rollout_id = reply["rollout"]["id"]
-        bus.publish(topic("command", "rollout/approve"), {"id": rollout_id, "actor": "mqtt:tui", "comment": "ok"})
+        # The TUI's form (charter_tui.datasource): the id in the topic, the action in the payload.
+        bus.publish(topic("command/rollout", str(rollout_id)), {"action": "approve", "actor": "tui:alice", "comment": "ok"})
         assert (await asyncio.wait_for(results.get(), 5)).payload["ok"]
+        approve = next(e for e in events(store, rollout_id) if e.action == "approve")
+        assert (approve.actor, approve.comment) == ("tui:alice", "ok")
         bus.publish(topic("command", "rollout/approve"), '{"action": "approve", "id": %d, "request_id": "dup"}' % rollout_id)
         dup = (await asyncio.wait_for(results.get(), 5)).payload
         assert dup == {"ok": False, "request_id": "dup", "error": dup["error"]} and "already approved" in dup["error"]
@@ -259,12 +262,12 @@ class Crash(BaseException):
 
 @pytest.mark.parametrize(
     "point",
-    ["state:CANARY", "before_apply", "after_apply", "state:VALIDATING", "state:ROLLING_OUT", "state:FAILED",
-     "before_restore", "after_restore"],
+    ["state:CANARY", "before_apply", "after_apply", "state:VALIDATING", "state:ROLLING_OUT", "state:COMPLETED",
+     "state:FAILED", "before_restore", "after_restore", "state:ROLLED_BACK"],
 )
 async def test_crash_at_each_point_recovers_to_a_consistent_end(tmp_path: Path, store: Store, point: str) -> None:
     config, states = knob_config(tmp_path, ["a", "b"])
-    regress = point in ("state:FAILED", "before_restore", "after_restore")
+    regress = point in ("state:FAILED", "before_restore", "after_restore", "state:ROLLED_BACK")
 
     def crash_at(name: str, _id: int) -> None:
         if name == point:
@@ -280,7 +283,8 @@ async def test_crash_at_each_point_recovers_to_a_consistent_end(tmp_path: Path, 
     async with Traffic(store, ["a", "b"], latency):
         try:
             await drive(first, row.id, FINAL)
-            pytest.fail(f"no crash at {point}: {trail(store, row.id)} {first.repo.get(row.id).comparison}")
+            if point not in ("state:COMPLETED", "state:ROLLED_BACK"):  # the end states are reached after the crash
+                pytest.fail(f"no crash at {point}: {trail(store, row.id)} {first.repo.get(row.id).comparison}")
         except Crash:
             pass
         second = RolloutManager(config, store, state_dir=tmp_path)
@@ -292,7 +296,8 @@ async def test_crash_at_each_point_recovers_to_a_consistent_end(tmp_path: Path, 
     assert knob_value(states["a"]) == expected and knob_value(states["b"]) == (expected if not regress else "8")
     assert [e.action for e in events(store, row.id)].count("approve") == 1
     assert len(knob_sets(states["a"])) <= 2, "the canary is changed once (and restored once at most)"
-    assert any(e.action == "recover" for e in events(store, row.id))
+    if point not in ("state:COMPLETED", "state:ROLLED_BACK"):
+        assert any(e.action == "recover" for e in events(store, row.id))
 
 
 def test_unknown_target_and_mixed_engines_are_refused(tmp_path: Path, store: Store) -> None:
@@ -346,3 +351,28 @@ def test_a_stored_recommendation_goes_through_the_same_gate(tmp_path: Path, stor
                                                                               apply="rebuild")], **common))
     with pytest.raises(UserError, match="needs an engine rebuild"):
         cmd.propose_recommendation(manager.repo, config, rebuild, actor="alice")
+
+
+async def test_crash_while_paused_keeps_the_pause_and_its_reason(tmp_path: Path, store: Store) -> None:
+    config, states = knob_config(tmp_path, ["a"])
+
+    def crash_at(name: str, _id: int) -> None:
+        if name == "state:PAUSED":
+            raise Crash(name)
+
+    first = RolloutManager(config, store, state_dir=tmp_path, checkpoint=crash_at)
+    row = cmd.propose(first.repo, config, targets=["a"], changes=[{"param": "batch", "value": "16"}], actor="x")
+    cmd.apply_command(first.repo, "approve", row.id, actor="bob")
+    with pytest.raises(Crash):
+        await drive(first, row.id, FINAL)  # no samples at all: the validation cannot decide
+    second = RolloutManager(config, store, state_dir=tmp_path)
+    await second.recover()
+    for _ in range(3):
+        await second.step_all()
+    paused = second.repo.get(row.id)
+    assert paused.state == "PAUSED" and stage_of(paused).pause_reason == "inconclusive"
+    assert knob_value(states["a"]) == "16" and len(knob_sets(states["a"])) == 1
+    cmd.apply_command(second.repo, "rollback", row.id, actor="carol", comment="no data, no change")
+    final = await drive(second, row.id, {S.ROLLED_BACK})
+    assert knob_value(states["a"]) == "8"
+    assert stage_of(final).failure_reason == "rollback requested by carol: no data, no change"
