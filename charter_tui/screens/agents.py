@@ -33,11 +33,18 @@ _POSITION = re.compile(r"line (\d+)(?:,? col(?:umn)? (\d+))?")
 
 
 def parse_result(view: CompileView | None) -> CompileResult | None:
-    """The last good compile's result as the compiler's model (None if it never compiled)."""
-    if view is None or view.last_good is None or not view.last_good.result:
+    """The last good compile's result as the compiler's model (None if it never compiled).
+
+    A failed compile's record may carry the last good result itself (the watcher keeps it), which
+    matters when the TUI starts while the file is broken and never saw the good record.
+    """
+    if view is None:
+        return None
+    source = view.last_good if view.last_good is not None else view.latest
+    if not source.result:
         return None
     try:
-        return CompileResult.model_validate(view.last_good.result)
+        return CompileResult.model_validate(source.result)
     except ValueError:  # a result from a newer compiler schema: show the file, not a crash
         return None
 
@@ -53,7 +60,8 @@ def watched_paths(configured: list[str]) -> list[str]:
     """Configured watch paths expanded to the .py files under them (before their first compile)."""
     out: list[str] = []
     for p in configured:
-        path = Path(p).expanduser()
+        # Resolved, as the watcher names files in its compile records, so a file is listed once.
+        path = Path(p).expanduser().resolve()
         if path.is_dir():
             out += [str(f) for f in sorted(path.rglob("*.py")) if "__pycache__" not in f.parts]
         elif path.suffix == ".py":
@@ -166,7 +174,8 @@ class AgentsScreen(ViewScreen):
                 header.append(f" ✗ {pos or 'error'}: {view.latest.error} ", style="bold white on red")
                 if result is not None:
                     header.append(
-                        f"\n showing the last good compile ({numbers.clock(view.last_good.compiled_at)} UTC)",
+                        "\n showing the last good compile"
+                        + (f" ({numbers.clock(view.last_good.compiled_at)} UTC)" if view.last_good else ""),
                         style="yellow",
                     )
         if result is not None:

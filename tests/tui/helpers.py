@@ -49,3 +49,20 @@ async def settle(app, pilot, rounds: int = 3) -> None:  # type: ignore[no-untype
             await pilot.pause(0.01)
     app.flush_now()
     await pilot.pause()
+
+
+async def wait_until(app, pilot, check, timeout: float = 30.0, what: str = "") -> float:  # type: ignore[no-untyped-def]
+    """Settle repeatedly until `check()` holds; returns the seconds it took. Fails with the screen."""
+    import time
+
+    start = time.monotonic()
+    while True:
+        await settle(app, pilot, rounds=1)
+        try:
+            if check():
+                return time.monotonic() - start
+        except Exception:  # noqa: BLE001 - a widget not mounted yet is "not yet", not a failure
+            pass
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what or check}:\n{screen_text(app)}")
+        await pilot.pause(0.05)
