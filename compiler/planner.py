@@ -83,12 +83,17 @@ def _warmups(ctx: Context, findings: list[Finding], engine: str) -> list[Warmup]
     seen: set[tuple[str, int]] = set()
     by_id = ctx.by_id
 
+    seen_text: set[str] = set()
+
     def add(cid: str, chars: int, reason: str) -> None:
         tokens = ctx.tokens_upto(cid, chars)
         if tokens < MIN_WARMUP_TOKENS or (cid, chars) in seen:
             return
         seen.add((cid, chars))
         labels, text, all_static = _prefix_segments(ctx, cid, chars)
+        if text in seen_text:
+            return  # the same prefix is already warmed earlier in the plan
+        seen_text.add(text)
         out.append(Warmup(before_call=cid, reason=reason, prefix_segments=labels, prefix_tokens=tokens,
                           request=_request(engine, text, all_static)))
 
@@ -121,9 +126,12 @@ def _warmups(ctx: Context, findings: list[Finding], engine: str) -> list[Warmup]
             parent = f.calls[0]
             if len(children) >= 1:
                 encs = [ctx.encoding(c)[0] for c in children]
-                chars = min((lcp_chars(encs[0], e) for e in encs[1:]), default=None)
-                if chars is None:
-                    chars = _cut_before_varying(ctx, children[0])
+                chars = min((lcp_chars(encs[0], e) for e in encs[1:]), default=len(encs[0]))
+                # Only what exists before the fan-out can be warmed: stop at the parent's output and at
+                # anything that differs per branch.
+                chars = min(chars, _cut_before_varying(ctx, children[0], parent))
+                if lcp_chars(ctx.encoding(parent)[0], encs[0]) >= chars:
+                    continue  # the parent's own prompt already put this prefix in the cache
                 add(children[0], chars, f"before the fan-out of {parent}: the prefix its branches "
                                         f"{', '.join(children)} share, so parallel branches do not each prefill it")
         elif f.kind is PatternKind.SHARED_PREFIX:
@@ -132,14 +140,16 @@ def _warmups(ctx: Context, findings: list[Finding], engine: str) -> list[Warmup]
             for c in f.calls[2:]:
                 chars = min(chars, lcp_chars(ctx.encoding(f.calls[0])[0], ctx.encoding(c)[0]))
             add(first, chars, f"at start-up and after cache resets: the prefix shared by {', '.join(f.calls)}")
+    position = {cid: i for i, cid in enumerate(ctx.order)}
+    out.sort(key=lambda w: position.get(w.before_call, 0))
     return out
 
 
-def _cut_before_varying(ctx: Context, cid: str) -> int:
+def _cut_before_varying(ctx: Context, cid: str, parent: str | None = None) -> int:
     enc, spans = ctx.encoding(cid)
     chars = 0
     for (start, end, unit), seg in zip(spans, ctx.by_id[cid].segments):
-        if seg.varies_in_loop:
+        if seg.varies_in_loop or (parent is not None and parent in seg.origin_calls):
             break
         chars = end
     return chars

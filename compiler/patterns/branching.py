@@ -45,6 +45,7 @@ def detect(ctx: Context) -> list[Finding]:
         if call.fanout is not None:
             factor: int | str = call.fanout
             how = f"`n={call.fanout}`"
+            children = independent  # the calls the samples feed directly, not everything downstream
         elif len(independent) >= 2:
             children = independent
             factor = len(children)

@@ -100,7 +100,7 @@ EXPECTED: dict[str, Expect] = {
     "sglang_tree_of_thought": Expect(
         calls=[(60, 'callable_parameter', 'propose_plan', None), (63, 'callable_parameter', 'execute_plan', None), (67, 'callable_parameter', 'reflect_solution', None), (71, 'callable_parameter', 'get_final_answer', None)],
         edges=[('c1', 'c2', ('comp',)), ('c1', 'c3', ('comp',)), ('c1', 'c4', ('comp',)), ('c2', 'c3', ('comp',)), ('c2', 'c4', ('comp',)), ('c3', 'c4', ('comp',))],
-        patterns=[('BRANCHING', ('c1', 'c2', 'c3', 'c4')), ('BRANCHING', ('c2', 'c3', 'c4')), ('BRANCHING', ('c3', 'c4')), ('BRANCHING', ('c4',)), ('DELTA_MATCHING', ('c2',)), ('LOOP_INVARIANT', ('c2',)), ('LOOP_INVARIANT', ('c3',)), ('LOOP_INVARIANT', ('c4',)), ('SEQUENTIAL_CHAIN', ('c1', 'c2', 'c3', 'c4')), ('SHARED_PREFIX', ('c1', 'c2', 'c3', 'c4'))],
+        patterns=[('BRANCHING', ('c1', 'c2')), ('BRANCHING', ('c2', 'c3')), ('BRANCHING', ('c3', 'c4')), ('BRANCHING', ('c4',)), ('DELTA_MATCHING', ('c2',)), ('LOOP_INVARIANT', ('c2',)), ('LOOP_INVARIANT', ('c3',)), ('LOOP_INVARIANT', ('c4',)), ('SEQUENTIAL_CHAIN', ('c1', 'c2', 'c3', 'c4')), ('SHARED_PREFIX', ('c1', 'c2', 'c3', 'c4'))],
     ),
     "triton_infer": Expect(
         calls=[(17, 'triton', 'triton_client.infer', 'result')],
