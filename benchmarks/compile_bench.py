@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 
@@ -29,8 +29,8 @@ import libcst
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from compiler.api import compile_source  # noqa: E402
-from daemon.watcher import AgentWatcher, compile_bytes  # noqa: E402
+from compiler.api import compile_source
+from daemon.watcher import AgentWatcher, compile_bytes
 
 # One "stage" of the generated agent: a class with constants, a wrapper, a chain, a loop with a
 # growing history, a fan-out comprehension, string building with .format/join, and branches.
@@ -153,7 +153,7 @@ def sweep(root: Path) -> list[str]:
             calls += len(result.calls)
         except CompileError:
             refused += 1
-        except Exception as exc:  # the point of the sweep: report, do not stop
+        except Exception as exc:  # noqa: BLE001 - the point of the sweep: report any crash, do not stop
             crashes.append(f"{path}: {exc!r}")
         timings.append((time.perf_counter() - t, str(path.relative_to(root)), data.count(b"\n") + 1))
     total = time.perf_counter() - started
@@ -161,8 +161,8 @@ def sweep(root: Path) -> list[str]:
     out = [
         f"## Robustness sweep: every .py under `{root}`",
         "",
-        f"- files: {len(files)}; crashes: {len(crashes)}; refused with a file:line:col message: {refused}; "
-        f"LLM calls found: {calls}; total {total:.1f} s",
+        (f"- files: {len(files)}; crashes: {len(crashes)}; refused with a file:line:col message: {refused}; "
+        f"LLM calls found: {calls}; total {total:.1f} s"),
         "",
         "| slowest files | lines | compile |",
         "|---|---:|---:|",
@@ -184,8 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     agents = sorted((REPO / "data" / "agents").rglob("*.py"))
     for path in agents:
         src = path.read_text()
-        parse = median_ms(lambda: libcst.parse_module(src), args.repeat)
-        comp = median_ms(lambda: compile_source(src, path.name), args.repeat)
+        parse = median_ms(lambda src=src: libcst.parse_module(src), args.repeat)
+        comp = median_ms(lambda src=src, name=path.name: compile_source(src, name), args.repeat)
         calls = len(compile_source(src, path.name).calls)
         rows.append((str(path.relative_to(REPO)), src.count("\n") + 1, parse, comp, calls))
 
@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         latencies = asyncio.run(_watch_latency(mid_path, args.repeat, debounce_ms=50))
     mid_calls = len(compile_source(mid, "agent_500.py").calls)
 
-    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
                 if ln.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
     ratio = big_comp / big_parse
@@ -211,10 +211,10 @@ def main(argv: list[str] | None = None) -> int:
         "# Compiler benchmark",
         "",
         f"- date: {now}",
-        f"- machine: {platform.machine()}, {cpu}, {os.cpu_count()} CPUs (shared with other engineers' servers), "
-        f"{platform.system()} {platform.release()}",
-        f"- versions: Python {platform.python_version()}, libcst {version('libcst')}, networkx {version('networkx')}, "
-        f"pydantic {version('pydantic')}, watchfiles {version('watchfiles')}",
+        (f"- machine: {platform.machine()}, {cpu}, {os.cpu_count()} CPUs (shared with other engineers' servers), "
+        f"{platform.system()} {platform.release()}"),
+        (f"- versions: Python {platform.python_version()}, libcst {version('libcst')}, networkx {version('networkx')}, "
+        f"pydantic {version('pydantic')}, watchfiles {version('watchfiles')}"),
         f"- command: `.venv/bin/python benchmarks/compile_bench.py --repeat {args.repeat}"
         + (f" --sweep {args.sweep}" if args.sweep else "") + "`",
         f"- every figure is the median of {args.repeat} runs after one warm-up run",
@@ -223,8 +223,8 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "| file | lines | LLM calls | libcst.parse_module | compile | compile / parse | goal |",
         "|---|---:|---:|---:|---:|---:|---|",
-        f"| generated_5000.py | {big.count(chr(10)) + 1} | {len(big_result.calls)} | {big_parse:.1f} ms | "
-        f"{big_comp:.1f} ms | {ratio:.2f}x | <= 2x: {'met' if ratio <= 2 else 'NOT met'} |",
+        (f"| generated_5000.py | {big.count(chr(10)) + 1} | {len(big_result.calls)} | {big_parse:.1f} ms | "
+        f"{big_comp:.1f} ms | {ratio:.2f}x | <= 2x: {'met' if ratio <= 2 else 'NOT met'} |"),
         "",
         "The compiler analyses CPython's `ast` (exact positions, C parser) and uses libcst only to rewrite",
         "the prompt expressions its codemods touch, so a compile does not include a libcst parse of the file.",
@@ -233,10 +233,10 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "| what | time | goal |",
         "|---|---:|---|",
-        f"| recompile (hash + decode + compile, {mid.count(chr(10)) + 1} lines, {mid_calls} calls) | {recompile:.1f} ms | "
-        f"< 100 ms: {'met' if recompile < 100 else 'NOT met'} |",
-        f"| save -> event through `AgentWatcher` (debounce 50 ms, median of {len(latencies)}) | "
-        f"{statistics.median(latencies):.1f} ms | (includes the debounce and the OS event) |",
+        (f"| recompile (hash + decode + compile, {mid.count(chr(10)) + 1} lines, {mid_calls} calls) | {recompile:.1f} ms | "
+        f"< 100 ms: {'met' if recompile < 100 else 'NOT met'} |"),
+        (f"| save -> event through `AgentWatcher` (debounce 50 ms, median of {len(latencies)}) | "
+        f"{statistics.median(latencies):.1f} ms | (includes the debounce and the OS event) |"),
         "",
         "## Sample agents",
         "",

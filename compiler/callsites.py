@@ -115,12 +115,13 @@ def classify(
         if isinstance(receiver, Template) and receiver.has_model:
             return CallMatch(CallStyle.LANGCHAIN, dotted, "langchain")
         recv_name = parts[-2].lower()
-        if receiver is None or isinstance(receiver, Opaque):
-            if any(recv_name.endswith(h) for h in _LANGCHAIN_RECEIVER_HINTS):
-                return CallMatch(CallStyle.LANGCHAIN, dotted, "langchain")
-    if len(parts) >= 2 and method in _TRITON_METHODS:
-        if (isinstance(receiver, Client) and receiver.kind == "triton") or "triton" in parts[-2].lower():
-            return CallMatch(CallStyle.TRITON, dotted, "triton")
+        unknown_receiver = receiver is None or isinstance(receiver, Opaque)
+        if unknown_receiver and any(recv_name.endswith(h) for h in _LANGCHAIN_RECEIVER_HINTS):
+            return CallMatch(CallStyle.LANGCHAIN, dotted, "langchain")
+    triton_receiver = len(parts) >= 2 and (
+        (isinstance(receiver, Client) and receiver.kind == "triton") or "triton" in parts[-2].lower())
+    if method in _TRITON_METHODS and triton_receiver:
+        return CallMatch(CallStyle.TRITON, dotted, "triton")
     if method in _HTTP_METHODS and any(m in url_text for m in _HTTP_PATH_MARKERS):
         is_http = qualified in HTTP_FUNCTIONS or (isinstance(receiver, Client) and receiver.kind == "http")
         if is_http or (len(parts) >= 2 and receiver is None):

@@ -88,8 +88,8 @@ def _parse_expr(code: str) -> cst.BaseExpression | None:
     for text in (code, f"({code})"):
         try:
             return cst.parse_expression(text)
-        except Exception:  # libcst raises several error types; an unparseable span means no automatic fix
-            continue
+        except (cst.ParserSyntaxError, RecursionError, ValueError):
+            continue  # an unparseable span means no automatic fix, not an error
     return None
 
 
@@ -258,7 +258,7 @@ def _dynamic_prefix_edits(source: str, finding: Finding, prompts: dict[str, Text
         if isinstance(item, cst.SimpleString | cst.ConcatenatedString):
             try:
                 return estimate_tokens(str(ast.literal_eval(code)))
-            except Exception:  # f-strings and odd literals: not a static operand
+            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):  # not a plain literal
                 return -1
         return estimate_tokens(static_names[code]) if code in static_names else -1
 
@@ -291,7 +291,7 @@ def _apply(source: str, edits: list[Edit], validate: bool = True) -> str | None:
     return out
 
 
-_HUNK = re.compile(r"^@@ -(\d+)(,\d+)? \+(\d+)(,\d+)? @@", re.M)
+_HUNK = re.compile(r"^@@ -(\d+)(,\d+)? \+(\d+)(,\d+)? @@", re.MULTILINE)
 DIFF_CONTEXT = 3
 
 

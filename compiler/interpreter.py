@@ -113,7 +113,7 @@ def dotted_name(node: ast.AST) -> str:
 def short_source(node: ast.AST, limit: int = 80) -> str:
     try:
         text = ast.unparse(node)
-    except Exception:  # ast.unparse fails on a few synthetic nodes; a label is not worth a crash
+    except (ValueError, TypeError, AttributeError, RecursionError):  # a label is not worth a crash
         text = type(node).__name__
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -713,7 +713,7 @@ class Interpreter:
                 and type(right.value) in (int, float) and abs(left.value) < 1e12 and abs(right.value) < 1e12):
             try:
                 return Const(_ARITH[type(node.op)](left.value, right.value))
-            except Exception:  # arithmetic on unknown constant types is irrelevant to prompts
+            except (ArithmeticError, TypeError, ValueError):  # e.g. 1 / 0 in dead code
                 return Const(None)
         return Opaque("expr", SourceKind.LOCAL, origins_of(left) | origins_of(right),
                       f"local:{short_source(node, 40)}", varies_of(left) | varies_of(right))
@@ -740,7 +740,7 @@ class Interpreter:
                 for v in values[1:]:
                     total = total + v.value  # type: ignore[union-attr,operator]
                 return Const(total)
-            except Exception:  # unknown constant arithmetic
+            except (ArithmeticError, TypeError, ValueError):  # e.g. None + 1 in dead code
                 return Const(None)
         origins = frozenset().union(*(origins_of(v) for v in values))
         varies = frozenset().union(*(varies_of(v) for v in values))
@@ -1125,7 +1125,7 @@ class Interpreter:
         if kind == "responses":
             out = Text(())
             if "instructions" in kwargs:
-                out = Text((message_text(Mapping((("role", Text((Static("system"),))), ("content", kwargs["instructions"])))).parts))
+                out = Text(message_text(Mapping((("role", Text((Static("system"),))), ("content", kwargs["instructions"])))).parts)
             inp = kwargs.get("input") or (args[0] if args else None)
             return concat(out, messages_text(inp)), None
         if kind == "langchain":

@@ -50,7 +50,7 @@ def build_plan(ctx: Context, findings: list[Finding], engine: str,
 
 
 def _prefix_segments(ctx: Context, cid: str, chars: int) -> tuple[list[str], str, bool]:
-    enc, spans = ctx.encoding(cid)
+    _enc, spans = ctx.encoding(cid)
     labels: list[str] = []
     pieces: list[str] = []
     all_static = True
@@ -101,7 +101,7 @@ def _warmups(ctx: Context, findings: list[Finding], engine: str) -> list[Warmup]
         if f.kind is PatternKind.LOOP_INVARIANT:
             cid = f.calls[0]
             call = by_id[cid]
-            enc, spans = ctx.encoding(cid)
+            _enc, spans = ctx.encoding(cid)
             chars = 0
             template = None
             for (start, end, unit), seg in zip(spans, call.segments):
@@ -146,7 +146,7 @@ def _warmups(ctx: Context, findings: list[Finding], engine: str) -> list[Warmup]
 
 
 def _cut_before_varying(ctx: Context, cid: str, parent: str | None = None) -> int:
-    enc, spans = ctx.encoding(cid)
+    _enc, spans = ctx.encoding(cid)
     chars = 0
     for (start, end, unit), seg in zip(spans, ctx.by_id[cid].segments):
         if seg.varies_in_loop or (parent is not None and parent in seg.origin_calls):

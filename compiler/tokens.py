@@ -26,10 +26,10 @@ VOLATILE_TOKENS = 12
 FILL_TOKENS = 50  # `.format(**fields)` substitutions into a run-time template (spec: delta 50 tokens)
 
 _LARGE = re.compile(r"(doc|document|text|context|article|content|report|transcript|passage|page|body|file|"
-                    r"source|code|paper|chunk|corpus|email|contract|essay|notes)s?$", re.I)
-_TEMPLATE = re.compile(r"template|instructions?$|prompt_base|base_prompt", re.I)
+                    r"source|code|paper|chunk|corpus|email|contract|essay|notes)s?$", re.IGNORECASE)
+_TEMPLATE = re.compile(r"template|instructions?$|prompt_base|base_prompt", re.IGNORECASE)
 _HISTORY = re.compile(r"history|messages|conversation|transcript|scratchpad|trajectory|memory|context_window",
-                      re.I)
+                      re.IGNORECASE)
 
 
 def estimate_tokens(text: str) -> int:

@@ -14,7 +14,7 @@ from daemon.errors import UserError
 
 def _base(url: str) -> str:
     url = url.rstrip("/")
-    return url[: -len("/v1")] if url.endswith("/v1") else url
+    return url.removesuffix("/v1")
 
 
 class VllmTokenCounter:

@@ -12,7 +12,16 @@ from dataclasses import dataclass, field
 import networkx as nx
 
 from compiler.model import CallSite, Edge
-from compiler.prefix import MARK_CLOSE, MARK_OPEN, ExecutionResult, PrefixSimulator, Unit, _lcp, share, units_of
+from compiler.prefix import (
+    MARK_CLOSE,
+    MARK_OPEN,
+    ExecutionResult,
+    PrefixSimulator,
+    Unit,
+    _lcp,
+    share,
+    units_of,
+)
 from compiler.tokens import FILL_TOKENS, Tokenizer
 
 MIN_SHARED_PREFIX_TOKENS = 32  # below two vLLM blocks a shared prefix saves nothing worth a finding

@@ -7,6 +7,8 @@ every step reuses everything before it.
 
 from __future__ import annotations
 
+import itertools
+
 import networkx as nx
 
 from compiler.model import Finding, PatternKind
@@ -48,10 +50,10 @@ def detect(ctx: Context) -> list[Finding]:
         if len(path) < 2:
             continue
         progressive = all(
-            lcp_chars(ctx.encoding(a)[0], ctx.encoding(b)[0]) >= len(ctx.encoding(a)[0]) for a, b in zip(path, path[1:])
+            lcp_chars(ctx.encoding(a)[0], ctx.encoding(b)[0]) >= len(ctx.encoding(a)[0]) for a, b in itertools.pairwise(path)
         )
         depth = len(path)
-        via = [", ".join(ctx.graph.edges[a, b]["variables"]) for a, b in zip(path, path[1:])]
+        via = [", ".join(ctx.graph.edges[a, b]["variables"]) for a, b in itertools.pairwise(path)]
         findings.append(
             Finding(
                 kind=KIND, calls=list(path), line=by_id[path[0]].line,

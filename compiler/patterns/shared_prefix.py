@@ -6,6 +6,8 @@ target is > 60%.
 
 from __future__ import annotations
 
+import itertools
+
 from compiler.model import Finding, PatternKind
 from compiler.patterns.base import MIN_SHARED_PREFIX_TOKENS, Context, compatible, lcp_chars, readable
 
@@ -48,7 +50,7 @@ def detect(ctx: Context) -> list[Finding]:
     groups: list[tuple[list[str], int]] = []  # members, shared chars
     current: list[str] = [ordered[0]]
     shared = -1
-    for prev, cid in zip(ordered, ordered[1:]):
+    for prev, cid in itertools.pairwise(ordered):
         chars = lcp_chars(ctx.encoding(prev)[0], ctx.encoding(cid)[0])
         if ctx.tokens_upto(cid, chars) >= MIN_SHARED_PREFIX_TOKENS:
             current.append(cid)

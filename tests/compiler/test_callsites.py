@@ -88,12 +88,12 @@ def run(q):
 '''
     r = compile_source(src, token_counter=words, tokenizer_name="words")
     assert r.estimates.tokens_estimated is False and r.estimates.tokenizer == "words"
-    static = [s for s in r.calls[0].segments if s.kind == "static"][0]
+    static = next(s for s in r.calls[0].segments if s.kind == "static")
     assert (static.tokens, static.tokens_basis) == (4, "counted")
     assert "one two three four " in seen
     estimated = compile_source(src)
     assert estimated.estimates.tokens_estimated is True
-    assert [s for s in estimated.calls[0].segments if s.kind == "static"][0].tokens_basis == "estimated"
+    assert next(s for s in estimated.calls[0].segments if s.kind == "static").tokens_basis == "estimated"
 
 
 def test_langchain_async_methods_and_triton_async_infer():

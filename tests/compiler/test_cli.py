@@ -8,6 +8,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -48,7 +49,7 @@ def test_json_output_is_the_versioned_schema(capsys, doc_agent: Path):
     assert data["estimates"]["tokens_estimated"] is True
     names = {(s["engine"], s["name"]) for s in data["plan"]["settings"]}
     assert ("trtllm", "tokens_per_block") in names and ("sglang", "--schedule-policy") in names
-    build = [s for s in data["plan"]["settings"] if s["name"] == "tokens_per_block"][0]
+    build = next(s for s in data["plan"]["settings"] if s["name"] == "tokens_per_block")
     assert build["where"] == "engine_build" and build["applies"] == "engine_rebuild"
 
 
@@ -104,7 +105,7 @@ def test_dynamic_prefix_fix_moves_the_timestamp_behind_the_policy(capsys, tmp_pa
 class _FakeVllm(BaseHTTPRequestHandler):
     """The two vLLM endpoints the token counter uses; counts whitespace-separated words."""
 
-    seen: list[dict] = []
+    seen: ClassVar[list[dict]] = []
 
     def log_message(self, *args) -> None:  # keep test output clean
         pass
@@ -149,7 +150,7 @@ def test_target_counts_literal_text_with_the_servers_tokenizer(capsys, doc_agent
     assert system["tokens_basis"] == "counted"
     assert system["tokens"] == len(system["text"].split())
     assert all(req["model"] == "tiny-model" and req["add_special_tokens"] is False for req in _FakeVllm.seen)
-    dynamic = [s for s in data["calls"][0]["segments"] if s["kind"] == "dynamic"][0]
+    dynamic = next(s for s in data["calls"][0]["segments"] if s["kind"] == "dynamic")
     assert dynamic["tokens_basis"] == "assumed"
 
 

@@ -141,7 +141,7 @@ def test_sglang_state_grows_through_four_functions(compiled):
         for later in calls[i:]:
             assert marker in _static_text(later)
     assert [sum(1 for s in c.segments if s.name == "comp") for c in calls] == [0, 1, 2, 3]
-    chain = [f for f in r.patterns if f.kind.value == "SEQUENTIAL_CHAIN"][0]
+    chain = next(f for f in r.patterns if f.kind.value == "SEQUENTIAL_CHAIN")
     assert chain.figures["depth"] == 4
     # The state is only ever appended to: each prompt starts with all of the previous one.
     assert chain.figures["progressive_context"] is True

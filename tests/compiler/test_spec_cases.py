@@ -50,7 +50,7 @@ def test_document_is_misplaced_and_fix_reaches_spec_target(compiled):
     f = _finding(r, PatternKind.MISPLACED_SHARED_CONTEXT)
     assert f.anti_pattern and f.calls == ["c1", "c2", "c3"]
     assert f.figures["input"] == "document"
-    doc = [s for s in r.calls[1].segments if s.name == "document"][0]
+    doc = next(s for s in r.calls[1].segments if s.name == "document")
     assert doc.source is SourceKind.PARAMETER
     assert f.figures["cacheable_share_before"] < 0.2
     assert f.figures["cacheable_share_after"] >= 0.60  # the spec's 60-70% target for stages 2-3

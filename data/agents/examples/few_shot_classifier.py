@@ -21,7 +21,7 @@ SHOTS = "\n".join(f"Message: {text}\nLabel: {label}" for text, label in EXAMPLES
 def classify_all(messages: list[str]) -> list[str]:
     labels = []
     for message in messages:
-        prompt = "%s\n%s\n\nMessage: %s\nLabel:" % (HEADER, SHOTS, message)
+        prompt = "%s\n%s\n\nMessage: %s\nLabel:" % (HEADER, SHOTS, message)  # noqa: UP031 - %-style on purpose
         out = client.completions.create(model="default", prompt=prompt, max_tokens=4)
         labels.append(out.choices[0].text.strip())
     return labels
