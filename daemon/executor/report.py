@@ -33,9 +33,12 @@ def summary_rows(result: BenchResult) -> list[list[str]]:
         s = result.summary(mode)
         speedup = (naive.makespan_median_s / s.makespan_median_s
                    if naive and s.makespan_median_s and mode != "naive" else None)
+        # With prefix caching off the server looks nothing up: there is no hit share to show, and
+        # the ceiling of a cache that does not exist means nothing.
+        off = mode == "naive-nocache"
         rows.append([mode, str(s.runs), secs(s.makespan_median_s), "-" if speedup is None else f"{speedup:.2f}x",
-                     pct(s.hit_share), pct(s.ceiling_share), pct(s.of_ceiling), secs(s.ttft_median_s),
-                     secs(s.latency_median_s)])
+                     "caching off" if off else pct(s.hit_share), "-" if off else pct(s.ceiling_share),
+                     "-" if off else pct(s.of_ceiling), secs(s.ttft_median_s), secs(s.latency_median_s)])
     return rows
 
 
@@ -69,10 +72,11 @@ def charts(result: BenchResult) -> dict[str, str]:
     if calls:
         out["ttft.svg"] = bar_chart("Time to first token per call (median over runs)", calls,
                                     {m: [ttft[m].get(c) for c in calls] for m in modes}, " s")
+    cached_modes = [m for m in modes if m != "naive-nocache"]
     out["hit_share.svg"] = bar_chart(
-        "Prefix-cache hit share: measured vs block-level ceiling", list(modes),
-        {"measured (server counters)": [result.summary(m).hit_share for m in modes],
-         "ceiling (same prompts)": [result.summary(m).ceiling_share for m in modes]}, percent=True)
+        "Prefix-cache hit share: measured vs block-level ceiling", list(cached_modes),
+        {"measured (server counters)": [result.summary(m).hit_share for m in cached_modes],
+         "ceiling (same prompts)": [result.summary(m).ceiling_share for m in cached_modes]}, percent=True)
     runs = sorted({(r.round, r.run) for r in result.runs})
     labels = [f"r{rnd}/{run}" if len({x[0] for x in runs}) > 1 else f"run {run}" for rnd, run in runs]
     series: dict[str, list[float | None]] = {}
