@@ -23,14 +23,7 @@ import httpx
 from pydantic import BaseModel, Field
 
 from daemon.config import TargetConfig
-
-
-class FetchError(Exception):
-    """One failed HTTP fetch; `kind` is a stable short code (refused, timeout, http, too_large, error)."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        self.kind = kind
-        super().__init__(message)
+from daemon.fetch import FetchError
 
 
 async def fetch_capped(client: httpx.AsyncClient, url: str, timeout_s: float, max_bytes: int) -> tuple[int, bytes]:

@@ -40,10 +40,11 @@ import httpx
 import sqlalchemy as sa
 
 from daemon import prom
-from daemon.collectors import COLLECTORS, detect_engine, read
+from daemon.collectors import COLLECTORS, detect_engine, read, wanted_names
 from daemon.collectors.window import CounterWindow, WindowResult
 from daemon.config import Config, TargetConfig
-from daemon.health import FetchError, HealthView, check_health, fetch_capped
+from daemon.fetch import FetchError, MetricsFetcher
+from daemon.health import HealthView, check_health
 from daemon.models import Instance, InstanceState, MetricSample
 from daemon.store import AsyncStore, Store
 
@@ -144,6 +145,7 @@ class Poller:
         self._client = client  # one shared client when the caller provides it (tests, probe)
         self._clients: dict[str, httpx.AsyncClient] = {}
         self._ssl: ssl.SSLContext | None = None
+        self._fetchers: dict[str, MetricsFetcher] = {}  # the poll path: one kept-alive connection each
         self.rng = rng or random.Random()
         self.max_bytes = config.daemon.max_response_bytes
         self.targets: dict[str, TargetConfig] = {t.name: t for t in config.targets}
@@ -158,21 +160,19 @@ class Poller:
         self._wake_writer = asyncio.Event()
         self.samples_written = 0
         self._next_health: dict[str, float] = {}
+        self._health_tasks: dict[str, asyncio.Task[None]] = {}
 
     # --- lifecycle ----------------------------------------------------------------------------
     def client_for(self, name: str) -> httpx.AsyncClient:
-        """One small connection pool per target. A shared pool would make every request scan every
+        """httpx for the health checks: one small connection pool per target. A shared pool would make every request scan every
         target's connections (httpcore checks each one for expiry: O(targets) per poll, most of the
         daemon's CPU at 100 targets), and a hung target could hold slots the others need."""
         if self._client is not None:
             return self._client
         client = self._clients.get(name)
         if client is None:
-            if self._ssl is None:
-                # Building an SSL context loads the CA bundle (~40 ms): once, not per target.
-                self._ssl = ssl.create_default_context()
             client = httpx.AsyncClient(
-                verify=self._ssl,
+                verify=self._ssl_context(),
                 limits=httpx.Limits(max_connections=8, max_keepalive_connections=2),
                 headers={"Accept": "text/plain;version=0.0.4", "User-Agent": "charter-tui"},
                 follow_redirects=False,
@@ -180,10 +180,19 @@ class Poller:
             self._clients[name] = client
         return client
 
+    def _ssl_context(self) -> ssl.SSLContext:
+        if self._ssl is None:
+            # Building an SSL context loads the CA bundle (~40 ms): once, not per target.
+            self._ssl = ssl.create_default_context()
+        return self._ssl
+
     async def aclose(self) -> None:
         clients, self._clients = list(self._clients.values()), {}
+        fetchers, self._fetchers = list(self._fetchers.values()), {}
         for client in clients:
             await client.aclose()
+        for fetcher in fetchers:
+            await fetcher.close()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Poll every target until `stop` is set, then flush the queued writes and return."""
@@ -193,6 +202,7 @@ class Poller:
         try:
             await stop.wait()
         finally:
+            tasks += [t for t in self._health_tasks.values() if not t.done()]
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -224,7 +234,7 @@ class Poller:
                 next_due = status.breaker_open_until
                 continue
             ok = await self.poll_target(target)
-            await self.check_health_if_due(target)
+            self._spawn_health_check(target)
             now = loop.time()
             if ok:
                 next_due += interval
@@ -253,7 +263,13 @@ class Poller:
         status.last_attempt = time.time()
         started = time.perf_counter()
         try:
-            result = await self._poll(target, status)
+            try:
+                result = await self._poll(target, status)
+            except PollError:
+                raise
+            except Exception as exc:  # a collector bug costs this target one poll, never its loop
+                log.exception("reading %s failed unexpectedly", target.name)
+                raise PollError("internal", f"internal error reading the metrics: {type(exc).__name__}: {exc}") from exc
         except PollError as exc:
             duration = time.perf_counter() - started
             status.last_duration_s = duration
@@ -294,27 +310,51 @@ class Poller:
 
     async def _poll(self, target: TargetConfig, status: TargetStatus) -> WindowResult:
         url = metrics_url(target)
+        fetcher = self._fetchers.get(target.name)
+        if fetcher is None:
+            fetcher = self._fetchers[target.name] = MetricsFetcher(url, ssl_context=self._ssl_context())
         try:
-            code, body = await fetch_capped(self.client_for(target.name), url, target.timeout_s, self.max_bytes)
+            code, body = await fetcher.get(target.timeout_s, self.max_bytes)
         except FetchError as exc:
             raise PollError(exc.kind, str(exc)) from None
         if code != 200:
             raise PollError("http", f"HTTP {code} from {url}")
-        try:
-            expo = prom.parse(body, self.max_bytes)
-        except prom.ExpositionError as exc:
-            raise PollError("parse", f"unparseable /metrics: {exc}") from None
         engine = status.engine
+        expo = None
+        if engine is not None:
+            # Known engine: parse only the samples its collector reads (most of the CPU of a poll
+            # otherwise goes to `_created` series and histograms nobody reads).
+            with contextlib.suppress(prom.ExpositionError):  # nothing we read: parse fully to say why
+                expo = prom.parse(body, self.max_bytes, only=wanted_names(engine))
+        if expo is None:
+            try:
+                expo = prom.parse(body, self.max_bytes)
+            except prom.ExpositionError as exc:
+                raise PollError("parse", f"unparseable /metrics: {exc}") from None
         if engine is None or (self.targets[target.name].engine == "auto" and COLLECTORS[engine].score(expo) == 0):
             engine = detect_engine(expo)
             if engine is None:
                 raise PollError("engine", "no vLLM/Triton/SGLang/TGI/llama.cpp metrics in the exposition "
                                           f"({len(expo.samples)} sample names); set `engine` for this target")
             status.engine = engine
+        elif COLLECTORS[engine].score(expo) == 0:
+            raise PollError("engine", f"the target is configured as {engine} but exports no {engine} metrics "
+                                      f"({len(expo.samples)} other sample names); check `engine` and the URL")
         reading = read(expo, engine, time.time())
         if reading.info:
             status.info.update(reading.info)
         return self.windows[target.name].update(reading)
+
+    def _spawn_health_check(self, target: TargetConfig) -> None:
+        """Health checks run beside the polls, one at a time per target, so a slow /health or
+        /v2/models/<m>/config never delays a metrics poll."""
+        running = self._health_tasks.get(target.name)
+        if running is not None and not running.done():
+            return
+        if time.monotonic() < self._next_health.get(target.name, 0.0):
+            return
+        self._health_tasks[target.name] = asyncio.create_task(self.check_health_if_due(target),
+                                                              name=f"charter:health:{target.name}")
 
     async def check_health_if_due(self, target: TargetConfig) -> None:
         status = self.status[target.name]
@@ -323,7 +363,12 @@ class Poller:
             return
         up = status.state == InstanceState.UP
         self._next_health[target.name] = now + (HEALTH_EVERY_S if up else HEALTH_EVERY_FAILING_S)
-        status.health = await check_health(self.client_for(target.name), target, status.engine or target.engine, 1 << 20)
+        try:
+            status.health = await check_health(self.client_for(target.name), target, status.engine or target.engine,
+                                               1 << 20)
+        except Exception:  # check_health reports a sick server in its view; this is a bug, not a fault
+            log.exception("health check of %s failed", target.name)
+            return
         if status.health.model_configs:
             status.info["model_configs"] = status.health.model_configs
         self._mark_dirty(status)

@@ -168,8 +168,14 @@ def _parse_value(text: str, line_no: int) -> float:
         raise ExpositionError(f"value {text[:40]!r} is not a number", line_no) from None
 
 
-def parse(text: str | bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> Exposition:
-    """Parse exposition text; raise `ExpositionError` on anything malformed or oversized."""
+def parse(text: str | bytes, max_bytes: int = DEFAULT_MAX_BYTES, only: frozenset[str] | None = None) -> Exposition:
+    """Parse exposition text; raise `ExpositionError` on anything malformed or oversized.
+
+    `only`: sample names to keep. Lines of other samples are skipped right after their name is read,
+    unvalidated — the poller passes the names its collector reads once the engine is known, which
+    skips ~80% of a vLLM exposition (`_created` series, histograms nobody reads). An exposition with
+    none of those names is an error, so a login page or the wrong port never reads as an idle server.
+    """
     if isinstance(text, bytes):
         if len(text) > max_bytes:
             raise ExpositionError(f"exposition is {len(text)} bytes, over the {max_bytes}-byte limit")
@@ -209,14 +215,18 @@ def parse(text: str | bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> Exposition:
             parts = line.split()
             if not parts:
                 continue  # whitespace only (\v, \f, ...): a blank line
+            name = parts[0]
+            if only is not None and name not in only:
+                continue
             if len(parts) not in (2, 3):
                 raise ExpositionError("expected `name value [timestamp]`", line_no)
-            name = parts[0]
             labels: Labels = {}
             value_text = parts[1]
             ts_text = parts[2] if len(parts) == 3 else None
         else:
             name = line[:brace].rstrip()
+            if only is not None and name not in only:
+                continue
             close = line.rfind("}")
             key = line[brace:close + 1]
             labels = _LABEL_CACHE.get(key)  # type: ignore[assignment]
@@ -250,6 +260,8 @@ def parse(text: str | bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> Exposition:
         else:
             rows.append((labels, value))
     out.lines = line_no
+    if only is not None and not samples:
+        raise ExpositionError("none of the expected metric names are in the exposition")
     return out
 
 

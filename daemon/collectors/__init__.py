@@ -35,6 +35,41 @@ def detect_engine(expo: Exposition) -> str | None:
     return best
 
 
+class _EveryName(dict):  # type: ignore[type-arg]
+    """A samples dict that claims to hold every name (empty) and records what was asked for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: set[str] = set()
+
+    def get(self, key, default=None):  # type: ignore[no-untyped-def, override]
+        self.asked.add(key)
+        return []
+
+    def __contains__(self, key: object) -> bool:
+        self.asked.add(str(key))
+        return True
+
+
+_WANTED: dict[str, frozenset[str]] = {}
+
+
+def wanted_names(engine: str) -> frozenset[str]:
+    """Every sample name the engine's collector reads, found by running it on a recording exposition.
+
+    Derived, not declared, so the parser's `only=` filter can never drift from what the collector
+    uses. Every presence test answers yes, so every branch's names are recorded.
+    """
+    names = _WANTED.get(engine)
+    if names is None:
+        expo = Exposition()
+        recorder = _EveryName()
+        expo.samples = recorder
+        COLLECTORS[engine].read(expo, 0.0)
+        names = _WANTED[engine] = frozenset(recorder.asked)
+    return names
+
+
 def read(expo: Exposition, engine: str, ts: float) -> RawReading:
     module = COLLECTORS.get(engine)
     if module is None:

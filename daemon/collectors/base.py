@@ -89,11 +89,12 @@ class RawReading:
 def read_histogram(expo: Exposition, base: str, scale: float = 1.0,
                    where: dict[str, str] | None = None) -> Histogram | None:
     """A histogram family summed over label sets; `scale` converts its unit to seconds (ms: 1e-3)."""
+    # _count and _sum are looked up first so `collectors.wanted_names` records them too.
+    count = expo.total(base + "_count", where)
+    total = expo.total(base + "_sum", where)
     buckets = expo.buckets(base, where)
     if buckets is None:
         return None
-    count = expo.total(base + "_count", where)
-    total = expo.total(base + "_sum", where)
     if count is None:
         count = buckets.get(float("inf"), max(buckets.values()))
     if scale != 1.0:

@@ -190,3 +190,24 @@ def test_llamacpp_counts_cached_tokens_as_queries_and_hits() -> None:
     assert res.sample.prompt_tokens_per_s == pytest.approx(100.0)
     assert res.extras["itl_mean_s"] == pytest.approx(0.02)
     assert res.sample.running == 2 and res.sample.waiting == 3
+
+
+@pytest.mark.parametrize(
+    ("text", "engine"),
+    [(VLLM_IDLE, "vllm"), (VLLM_LOAD, "vllm"), (_as_old_vllm(VLLM_LOAD, False), "vllm"), (TRITON, "triton"),
+     (docs.trt_llm(), "triton"), (docs.trt_llm(waiting=None, fraction=None), "triton"), (docs.sglang(), "sglang"),
+     (docs.tgi(), "tgi"), (docs.tgi(summary=True), "tgi"), (docs.llamacpp(), "llamacpp")],
+)
+def test_filtered_parse_reads_exactly_what_the_full_parse_reads(text: str, engine: str) -> None:
+    from daemon.collectors import wanted_names
+
+    full = read(prom.parse(text), engine, 1.0)
+    only = read(prom.parse(text, only=wanted_names(engine)), engine, 1.0)
+    assert only == full
+
+
+def test_filtered_parse_refuses_an_exposition_without_any_wanted_name() -> None:
+    from daemon.collectors import wanted_names
+
+    with pytest.raises(prom.ExpositionError, match="none of the expected"):
+        prom.parse(TRITON, only=wanted_names("vllm"))
