@@ -1003,6 +1003,7 @@ class Interpreter:
                           f"local:{qual}", frozenset().union(*(varies_of(v) for v in values)))
         if plain:
             self._plain_inlines[qual] = self._plain_inlines.get(qual, 0) + 1
+        call_kwargs = dict(kwargs)  # binding pops from `kwargs`; the fallback below needs them all
         env: dict[str, Value] = {}
         a = info.node.args
         positional = [*a.posonlyargs, *a.args]
@@ -1042,7 +1043,7 @@ class Interpreter:
         if node is not None and not new and match_name(short, self.patterns):
             # A named LLM helper whose body we cannot see into (it calls some other library).
             match = CallMatch(CallStyle.NAMED_FUNCTION, dotted_name(node.func), "args")
-            return self._record(match, node, fr, args, dict(kwargs), None, False)
+            return self._record(match, node, fr, args, call_kwargs, None, False)
         if node is not None and len(new) == 1 and len(new[0].loops) == depth_loops:
             occ = new[0]
             occ.via.append(occ.key)

@@ -115,3 +115,21 @@ async def run(q):
         (CallStyle.LANGCHAIN, "model.abatch", True, 2),
         (CallStyle.TRITON, "triton_client.async_infer", True, None),
     ]
+
+
+def test_local_named_helper_with_an_opaque_body_takes_its_prompt_argument():
+    src = '''
+import backend
+
+SYSTEM = "You summarise support tickets for engineers in three plain sentences, quoting errors."
+
+def llm_summarize(prompt, max_tokens=64):
+    return backend.run(prompt, max_tokens)
+
+def handle(ticket):
+    return llm_summarize(prompt=SYSTEM + "\\n" + ticket, max_tokens=32)
+'''
+    [call] = compile_source(src).calls
+    assert call.style is CallStyle.NAMED_FUNCTION and call.callee == "llm_summarize"
+    assert call.segments[0].text.startswith("You summarise support tickets")
+    assert [s.name for s in call.segments if s.kind == "dynamic"] == ["ticket"]
