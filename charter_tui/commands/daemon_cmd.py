@@ -43,12 +43,8 @@ def run(args: argparse.Namespace) -> int:
 async def _serve(loaded, readonly: bool) -> None:  # noqa: ANN001 - LoadedConfig
     from daemon.service import DaemonService
 
-    if readonly and not loaded.config.daemon.readonly:
-        loaded = loaded.model_copy(
-            update={"config": loaded.config.model_copy(update={"daemon": loaded.config.daemon.model_copy(update={"readonly": True})})}
-        )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await DaemonService(loaded).run(stop)
+    await DaemonService(loaded, readonly=readonly or loaded.config.daemon.readonly).run(stop)

@@ -41,8 +41,13 @@ STATE_STYLE = {
 }
 
 
-def state_badge(state: str) -> Text:
-    return Text(f" {state} ", style=STATE_STYLE.get(state, "bold black on green"))
+# Table cells use short names so titles keep room at 80 columns; the detail shows the full state.
+SHORT_STATE = {"PENDING_APPROVAL": "PENDING", "ROLLING_OUT": "ROLLING", "ROLLED_BACK": "ROLLED_BACK"}
+
+
+def state_badge(state: str, short: bool = False) -> Text:
+    label = SHORT_STATE.get(state, state) if short else state
+    return Text(f" {label} ", style=STATE_STYLE.get(state, "bold black on green"))
 
 
 VERDICT_STYLE = {"PASS": "bold black on green", "FAIL": "bold white on red", "INCONCLUSIVE": "bold black on yellow",
@@ -154,7 +159,7 @@ class RolloutsScreen(ViewScreen):
             for ro in rollouts:
                 if not matches(self.filter_text, ro.title, ro.state, ro.id, *ro.targets):
                     continue
-                rows.append((str(ro.id), [str(ro.id), state_badge(ro.state), ro.title,
+                rows.append((str(ro.id), [str(ro.id), state_badge(ro.state, short=True), ro.title,
                                           numbers.age(ro.updated_at, now)]))
             sync_rows(self.query_one(f"#{tid}", DataTable), rows)
         self._draw_detail()

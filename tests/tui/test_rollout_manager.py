@@ -45,7 +45,7 @@ async def test_approve_with_a_then_y_drives_the_real_manager(make_loaded, tmp_pa
         async with app.run_test(size=(160, 48)) as pilot:
             await pilot.press("5")
             await wait_for(pilot, app, lambda: str(row.id) in table_rows(app, "#queue"))
-            assert table_rows(app, "#queue")[str(row.id)][1] == " PENDING_APPROVAL "
+            assert table_rows(app, "#queue")[str(row.id)][1] == " PENDING "
             detail = static_text(app, "#rollout")
             assert "+ batch = 16" in detail and "why              queue builds up on a" in detail
             await pilot.press("a")

@@ -189,7 +189,7 @@ async def test_rollouts_queue_history_and_detail(make_app) -> None:
         await settle(app, pilot)
         queue = table_rows(app, "#queue")
         assert list(queue) == ["11", "10"], "awaiting approval first"
-        assert queue["11"][1] == " PENDING_APPROVAL "
+        assert queue["11"][1] == " PENDING "
         assert table_rows(app, "#history")["9"][1] == " ROLLED_BACK "
         detail = static_text(app, "#rollout")
         assert detail.startswith("#11 Raise --gpu-memory-utilization on vllm-a")
