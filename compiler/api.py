@@ -6,13 +6,13 @@ import ast
 import hashlib
 import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from compiler.callsites import DEFAULT_NAME_PATTERNS
-from compiler.codemods import Edit, apply_edits, plan_fixes
 from compiler.dag import build_dag
 from compiler.errors import CompileError
 from compiler.interpreter import Interpreter
-from compiler.model import CompileResult, Estimates, Finding
+from compiler.model import ENGINES, CompileResult, Estimates, Finding
 from compiler.patterns import DETECTORS
 from compiler.patterns.base import Context
 from compiler.planner import build_plan
@@ -27,7 +27,11 @@ from compiler.tokens import (
     Tokenizer,
 )
 
-ENGINES = ("vllm", "trtllm", "sglang")
+if TYPE_CHECKING:
+    from compiler.codemods import Edit
+
+__all__ = ["ENGINES", "CompileOptions", "compile_source", "decode_source", "fixed_source", "parse"]
+
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,8 @@ def _run(source: str, path: str, token_counter: TokenCounter | None, tokenizer_n
 
     fixes, fixed_shapes, edits = [], {}, []  # type: ignore[var-annotated]
     if opts.with_fixes and any(f.anti_pattern for f in findings):
+        from compiler.codemods import plan_fixes  # libcst is only needed when there is something to fix
+
         fixes, fixed_shapes, edits = plan_fixes(source, path, ctx, findings, dag.prompts, interp.static_names())
     fixed = ctx.simulate(fixed_shapes) if fixed_shapes else None
 
@@ -132,5 +138,7 @@ def _run(source: str, path: str, token_counter: TokenCounter | None, tokenizer_n
 def fixed_source(source: str, path: str = "<string>", token_counter: TokenCounter | None = None,
                  options: CompileOptions | None = None) -> tuple[str, CompileResult]:
     """The source with every automatic fix applied (unchanged when there is none), and its result."""
+    from compiler.codemods import apply_edits
+
     result, edits = _run(source, path, token_counter, None, options)
     return apply_edits(source, edits), result

@@ -27,6 +27,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 SCHEMA_VERSION = "1.0"
+ENGINES = ("vllm", "trtllm", "sglang")
+MAX_SOURCE_BYTES = 8 * 1024 * 1024  # the largest agent file the compile/watch tools accept
 
 
 class _Model(BaseModel):

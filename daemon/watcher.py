@@ -20,10 +20,9 @@ from watchfiles import Change, awatch
 
 from compiler.api import CompileOptions, compile_source, decode_source
 from compiler.errors import CompileError
-from compiler.model import CompileResult
+from compiler.model import MAX_SOURCE_BYTES, CompileResult
 from compiler.tokens import TokenCounter
 
-MAX_SOURCE_BYTES = 8 * 1024 * 1024
 RESCAN_AFTER_MS = 300  # the first wake-up after the OS watch is in place rescans every file once
 
 

@@ -13,14 +13,25 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from compiler.api import ENGINES, CompileOptions, decode_source, fixed_source
+# Only light modules at import time: the CLI imports every command to build its parser, and the
+# compiler (networkx, libcst) is loaded when a command actually runs.
 from compiler.callsites import DEFAULT_NAME_PATTERNS
-from compiler.errors import CompileError
-from compiler.export import FORMATS, json_schema, render
-from compiler.model import ANTI_PATTERNS, SCHEMA_VERSION, CompileResult, PatternKind
+from compiler.export import FORMATS
+from compiler.model import (
+    ANTI_PATTERNS,
+    ENGINES,
+    MAX_SOURCE_BYTES,
+    SCHEMA_VERSION,
+    CompileResult,
+    PatternKind,
+)
 from daemon.errors import UserError
-from daemon.watcher import MAX_SOURCE_BYTES, AgentWatcher, compile_file, expand
+
+if TYPE_CHECKING:
+    from compiler.api import CompileOptions
+    from daemon.watcher import AgentWatcher
 
 _EPILOG = """\
 what it finds: every LLM call (OpenAI/AsyncOpenAI SDK, litellm, LangChain .invoke/.batch,
@@ -99,6 +110,8 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _options(args: argparse.Namespace) -> CompileOptions:
+    from compiler.api import CompileOptions
+
     if args.iterations < 1:
         raise UserError("--iterations must be at least 1")
     return CompileOptions(engine=args.engine, name_patterns=DEFAULT_NAME_PATTERNS + tuple(args.name_pattern),
@@ -117,6 +130,8 @@ def _files(paths: list[Path]) -> list[Path]:
     for p in paths:
         if not p.exists():
             raise UserError(f"{p}: no such file or directory")
+    from daemon.watcher import expand
+
     files = expand(paths)
     if not files:
         raise UserError("no .py files found in " + ", ".join(str(p) for p in paths))
@@ -125,10 +140,16 @@ def _files(paths: list[Path]) -> list[Path]:
 
 def run_compile(args: argparse.Namespace) -> int:
     if args.schema:
+        from compiler.export import json_schema
+
         sys.stdout.write(json_schema() + "\n")
         return 0
     if not args.paths:
         raise UserError("compile needs at least one PATH (or --schema)")
+    from compiler.errors import CompileError
+    from compiler.export import render
+    from daemon.watcher import compile_file
+
     options = _options(args)
     fail_on = _fail_on(args.fail_on)
     files = _files(args.paths)
@@ -179,6 +200,9 @@ def _fail_on(spec: str | None) -> set[str]:
 
 
 def _fix_file(path: Path, options: CompileOptions, counter, max_bytes: int) -> CompileResult:  # type: ignore[no-untyped-def]
+    from compiler.api import decode_source, fixed_source
+    from daemon.watcher import compile_file
+
     compile_file(path, options, counter, max_bytes)  # size and syntax checks with the usual messages
     data = path.read_bytes()
     source = decode_source(data, str(path))
@@ -224,6 +248,8 @@ def run_watch(args: argparse.Namespace) -> int:
     options = _options(args)
     _files(args.paths)
     counter = _counter(args)
+    from daemon.watcher import AgentWatcher
+
     watcher = AgentWatcher(list(args.paths), options, counter, args.debounce_ms)
     return asyncio.run(_watch(watcher, args.exit_after))
 
