@@ -1,8 +1,10 @@
-"""The daemon: wires collectors, store, analysis, the watcher and the bus on one event loop.
+"""The daemon: wires collectors, store, analysis, the watcher, rollouts and the bus on one event loop.
 
 The same `DaemonService` runs headless (`charter-tui daemon`) and embedded in the TUI, which only
-subscribes to its bus. Every background loop is a task owned here, so stopping is one call and
-nothing is left half-written: tasks are cancelled, pending writes flushed, the store closed.
+subscribes to its bus. Every background loop is a task owned here and receives the service's stop
+event, so stopping is one call: loops are asked to finish (the poller flushes its queued samples,
+the rollout manager finishes its step), and whatever has not finished within `STOP_GRACE_S` is
+cancelled. Nothing is left half-written: every write is one transaction.
 """
 
 from __future__ import annotations
@@ -11,25 +13,37 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from daemon.bus import Bus, topic
 from daemon.config import LoadedConfig
-from daemon.models import AuditEvent, Instance, InstanceState
+from daemon.models import AuditEvent, CompileRecord, Instance, InstanceState
 from daemon.store import AsyncStore, Store
 
 log = logging.getLogger(__name__)
 
 RETENTION_EVERY_S = 300.0
+STOP_GRACE_S = 3.0  # well inside the 5 s a service manager allows between SIGTERM and SIGKILL
+
+Loop = Callable[[asyncio.Event], Awaitable[None]]
 
 
 class DaemonService:
-    def __init__(self, loaded: LoadedConfig, bus: Bus | None = None) -> None:
+    def __init__(self, loaded: LoadedConfig, bus: Bus | None = None, *, readonly: bool | None = None) -> None:
         self.loaded = loaded
         self.config = loaded.config
+        self.readonly = self.config.daemon.readonly if readonly is None else readonly
         self.bus = bus or Bus()
         self.store: AsyncStore | None = None
         self.ready = asyncio.Event()
+        self.poller = None
+        self.pipeline = None
+        self.rollouts = None
+        self.watcher = None
+        self.metrics = None
+        self._stop_loops = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._metrics_server = None
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set; then shut down cleanly."""
@@ -39,28 +53,61 @@ class DaemonService:
             log.info("migrated the database from schema %s", store.migrated_from)
         try:
             await self._register_targets()
-            await self.store.add_all(
-                [AuditEvent(actor="daemon", entity="daemon", entity_id="-", action="start")]
-            )
-            self._spawn("retention", self._retention_loop)
-            for name, factory in self.extra_loops():
-                self._spawn(name, factory)
+            await self.store.add_all([AuditEvent(actor="daemon", entity="daemon", entity_id="-", action="start")])
+            await self._start_parts(store)
             self.ready.set()
-            log.info(
-                "daemon running: %d target(s), database %s", len(self.config.targets), self.loaded.database_url
-            )
+            self.bus.publish(topic("daemon", "ready"), {"targets": len(self.config.targets)})
+            log.info("daemon running: %d target(s), database %s", len(self.config.targets), self.loaded.database_url)
             await stop.wait()
         finally:
             await self._shutdown()
 
-    def extra_loops(self) -> list[tuple[str, Callable[[], Awaitable[None]]]]:
-        """The collectors, analysis and watcher loops (wired in as those parts land)."""
-        return []
+    # --- parts ------------------------------------------------------------------------------
+    async def _start_parts(self, store: Store) -> None:
+        from daemon.analysis.pipeline import PerformancePipeline
+        from daemon.exporter import DaemonMetrics
+        from daemon.poller import Poller
+        from daemon.rollouts.manager import RolloutManager
 
-    def _spawn(self, name: str, factory: Callable[[], Awaitable[None]]) -> None:
+        assert self.store is not None
+        self.metrics = DaemonMetrics()
+        port = self.config.daemon.metrics_port
+        if port:
+            try:
+                self._metrics_server = self.metrics.serve(port=port)
+                log.info("daemon metrics on http://127.0.0.1:%d/metrics", port)
+            except OSError as exc:  # a second daemon, or the port is taken: run without the exporter
+                log.warning("daemon metrics port %d unavailable (%s); exporter off", port, exc)
+
+        self.pipeline = PerformancePipeline(self.config, self.store, bus=self.bus, metrics=self.metrics)
+        await self.pipeline.restore()
+        self.poller = Poller(
+            self.config,
+            self.store,
+            on_sample=self.pipeline.on_sample,
+            on_status=self.pipeline.on_status,
+            metrics=self.metrics,
+        )
+        self.pipeline.attach(self.poller)
+        self._spawn("poller", self.poller.run)
+
+        self.rollouts = RolloutManager(
+            self.config, store, self.bus, state_dir=self.loaded.locations.state_dir, readonly=self.readonly
+        )
+        self._spawn("rollouts", self.rollouts.run)
+
+        if self.config.watch.paths:
+            self._spawn("watcher", self._watch_loop)
+        self._spawn("retention", self._retention_loop)
+        if self.config.mqtt.enabled:
+            from daemon.mqtt_bridge import MqttBridge
+
+            self._spawn("mqtt", MqttBridge(self.bus, self.config.mqtt).run)
+
+    def _spawn(self, name: str, loop: Loop) -> None:
         async def guarded() -> None:
             try:
-                await factory()
+                await loop(self._stop_loops)
             except asyncio.CancelledError:
                 raise
             except Exception:  # one broken loop must not take the daemon down silently
@@ -77,24 +124,60 @@ class DaemonService:
                 Instance(name=target.name, url=target.url, engine=target.engine, state=InstanceState.UNKNOWN),
             )
 
-    async def _retention_loop(self) -> None:
+    async def _watch_loop(self, stop: asyncio.Event) -> None:
+        from compiler.api import CompileOptions
+        from compiler.callsites import DEFAULT_NAME_PATTERNS
+        from daemon.watcher import AgentWatcher
+
+        assert self.store is not None
+        watch = self.config.watch
+        options = CompileOptions(name_patterns=(*DEFAULT_NAME_PATTERNS, *watch.llm_call_patterns))
+        paths = [Path(p).expanduser() for p in watch.paths]
+        missing = [str(p) for p in paths if not p.exists()]
+        if missing:
+            log.warning("watch paths that do not exist (yet): %s", ", ".join(missing))
+        self.watcher = AgentWatcher([p for p in paths if p.exists()], options, debounce_ms=watch.debounce_ms)
+        async for event in self.watcher.events(stop):
+            log.info("compile: %s", event.summary())
+            record = CompileRecord(
+                path=str(event.path),
+                content_hash=self.watcher.hashes.get(event.path, ""),
+                ok=event.error is None,
+                error=event.error,
+                result=event.result.model_dump(mode="json") if event.result is not None else {},
+            )
+            await self.store.add_all([record])
+            self.bus.publish(topic("compile", str(event.path)), record)
+            if event.error is None and event.result is not None and self.pipeline is not None:
+                await self.pipeline.on_compile(record.result)
+
+    async def _retention_loop(self, stop: asyncio.Event) -> None:
         assert self.store is not None
         storage = self.config.storage
-        while True:
+        while not stop.is_set():
             folded, dropped = await self.store.call(
                 self.store.store.apply_retention, storage.raw_retention_hours, storage.aggregate_retention_days
             )
             if folded or dropped:
                 log.info("retention: folded %d raw samples, dropped %d old aggregates", folded, dropped)
-            await asyncio.sleep(RETENTION_EVERY_S)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), RETENTION_EVERY_S)
 
     async def _shutdown(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        self._stop_loops.set()
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=STOP_GRACE_S)
+            for task in pending:
+                log.warning("daemon loop %s did not stop in %.0f s; cancelling it", task.get_name(), STOP_GRACE_S)
+                task.cancel()
+            for task in pending:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         self._tasks.clear()
+        if self._metrics_server is not None:
+            server, thread = self._metrics_server
+            server.shutdown()
+            thread.join(timeout=1)
         if self.store is not None:
             await self.store.add_all([AuditEvent(actor="daemon", entity="daemon", entity_id="-", action="stop")])
             self.store.close()
