@@ -219,7 +219,7 @@ class CharterApp(App[None]):
     async def _send(self, rollout_id: int, action: str) -> None:
         try:
             request_id = await self.source.send_command(rollout_id, action, actor=_actor(), comment="from charter-tui")
-        except ReadOnlyError as exc:
+        except (ReadOnlyError, RuntimeError, ValueError) as exc:  # read-only, disconnected, bad action
             self.notify(str(exc), severity="error")
             return
         self._requests[request_id] = (rollout_id, action)

@@ -1,18 +1,29 @@
-"""`charter-tui` (no subcommand): the Textual TUI with the daemon embedded in the same event loop."""
+"""`charter-tui` (no subcommand): the Textual TUI with the daemon embedded in the same event loop.
+
+`charter-tui tui --connect HOST[:PORT]` instead attaches to a daemon running elsewhere, through
+the MQTT broker its bridge publishes to; only the data source changes, the screens are the same.
+"""
 
 from __future__ import annotations
 
 import argparse
 
 from daemon.config import load_config
+from daemon.errors import UserError
 from daemon.logs import setup_file_logging
+
+KEYS_HELP = (
+    "Keys: 1-5 screens (instances, agents, cache, bottlenecks, rollouts), ? every key, : command palette, "
+    "/ filter, esc back, q quit; on rollouts a approve, r reject, b rollback (each asks y/n), p pause/resume. "
+    "Remap keys by id under [keymap.bindings] in the config."
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "tui",
         help="the TUI with the daemon embedded (the default when no command is given)",
-        description="Start the terminal UI; the daemon runs inside it. Keys: q quits.",
+        description="Start the terminal UI; the daemon runs inside it. " + KEYS_HELP,
     )
     add_arguments(p)
     p.set_defaults(func=run)
@@ -20,10 +31,26 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--readonly", action="store_true", help="hide and refuse every mutating key")
+    p.add_argument(
+        "--connect",
+        metavar="HOST[:PORT]",
+        help="attach to a remote daemon through its MQTT broker instead of embedding one "
+        "(credentials and topic prefix from [mqtt] in the config)",
+    )
 
 
 def add_defaults(args: argparse.Namespace) -> None:
     """Defaults for a bare `charter-tui` (argparse leaves subcommand options unset then)."""
+    args.connect = getattr(args, "connect", None)
+
+
+def parse_connect(value: str, default_port: int) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":") if value.count(":") == 1 else (value, "", "")
+    if not sep:
+        return value, default_port
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise UserError(f"--connect {value!r}: the port must be a number between 1 and 65535")
+    return host, int(port)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,5 +59,15 @@ def run(args: argparse.Namespace) -> int:
     setup_file_logging(loaded.log_file)
     from charter_tui.app import CharterApp  # Textual is imported only when the TUI runs
 
-    CharterApp(loaded, readonly=args.readonly or loaded.config.daemon.readonly).run()
+    readonly = args.readonly or loaded.config.daemon.readonly
+    connect = getattr(args, "connect", None)
+    if connect:
+        from charter_tui.mqtt_source import MqttSource
+
+        host, port = parse_connect(connect, loaded.config.mqtt.port)
+        mqtt = loaded.config.mqtt.model_copy(update={"host": host, "port": port})
+        app = CharterApp(loaded, readonly=readonly, embed_daemon=False, source=MqttSource(mqtt, readonly=readonly))
+    else:
+        app = CharterApp(loaded, readonly=readonly)
+    app.run()
     return 0

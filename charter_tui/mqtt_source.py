@@ -1,0 +1,105 @@
+"""A `DataSource` over MQTT: the TUI attached to a remote daemon (`charter-tui tui --connect HOST[:PORT]`).
+
+The daemon's `MqttBridge` publishes every bus event as JSON under `<prefix>/...` and turns messages
+on `<prefix>/command/#` into bus commands; this source is the other end of that bridge. Only where
+events come from changes: `decode` gives the screens the same models as the in-process source.
+It reconnects with capped backoff (a broker restart must not end the session), and while it is
+disconnected commands are refused with a clear error instead of being silently dropped.
+History reads need the daemon's store, which a remote TUI does not have: the detail screen then
+plots the samples received since it connected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiomqtt
+
+from charter_tui.datasource import COMMAND_ACTIONS, ReadOnlyError, decode
+from charter_tui.state import topic_kind
+from daemon.bus import TOPIC_VERSION, Event
+from daemon.config import MqttConfig
+
+log = logging.getLogger(__name__)
+
+
+class NotConnected(RuntimeError):
+    pass
+
+
+class MqttSource:
+    def __init__(self, config: MqttConfig, *, readonly: bool = False, client_id: str | None = None) -> None:
+        self.config = config
+        self.readonly = readonly
+        self.client_id = client_id or f"charter-tui-{random.getrandbits(32):08x}"
+        self.connected = asyncio.Event()
+        self._client: aiomqtt.Client | None = None
+        self._closed = False
+
+    def _to_bus(self, mqtt_topic: str) -> str:
+        return TOPIC_VERSION + mqtt_topic.removeprefix(self.config.topic_prefix)
+
+    async def snapshot(self) -> list[Event]:
+        return []  # the bridge carries changes, not state; screens fill as the daemon publishes
+
+    async def events(self) -> AsyncIterator[Event]:
+        delay = 0.5
+        while not self._closed:
+            try:
+                async with aiomqtt.Client(
+                    self.config.host,
+                    self.config.port,
+                    username=self.config.username,
+                    password=self.config.password,
+                    identifier=self.client_id,
+                ) as client:
+                    await client.subscribe(f"{self.config.topic_prefix}/#", qos=0)
+                    self._client = client
+                    self.connected.set()
+                    delay = 0.5
+                    async for message in client.messages:
+                        event = self._event(str(message.topic), message.payload)
+                        if event is not None:
+                            yield event
+            except aiomqtt.MqttError as exc:
+                log.warning("MQTT %s:%s: %s; retrying in %.1f s", self.config.host, self.config.port, exc, delay)
+            finally:
+                self._client = None
+                self.connected.clear()
+            await asyncio.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 30.0)
+
+    def _event(self, mqtt_topic: str, raw: Any) -> Event | None:
+        name = self._to_bus(mqtt_topic)
+        if topic_kind(name) == "command":
+            return None  # commands (ours or another client's) are not state
+        try:
+            payload = json.loads(raw if isinstance(raw, (bytes, str)) else b"")
+            return decode(Event(name, payload))
+        except ValueError:  # not JSON, or JSON that is not the contract's model: skip, keep the stream
+            log.warning("MQTT: ignoring an undecodable message on %s", mqtt_topic)
+            return None
+
+    async def history(self, instance: str, since: float) -> list[tuple[float, dict[str, float | None]]]:
+        return []
+
+    async def send_command(self, rollout_id: int, action: str, actor: str, comment: str = "") -> str:
+        if self.readonly:
+            raise ReadOnlyError(f"read-only: refusing to {action} rollout {rollout_id}")
+        if action not in COMMAND_ACTIONS:
+            raise ValueError(f"unknown rollout action {action!r}")
+        client = self._client
+        if client is None:
+            raise NotConnected(f"not connected to {self.config.host}:{self.config.port}; {action} not sent")
+        request_id = f"{self.client_id}-{random.getrandbits(48):012x}"
+        body = {"action": action, "actor": actor, "comment": comment, "request_id": request_id}
+        await client.publish(f"{self.config.topic_prefix}/command/rollout/{rollout_id}", json.dumps(body), qos=1)
+        return request_id
+
+    def close(self) -> None:
+        self._closed = True

@@ -1,0 +1,65 @@
+"""The TUI attached to a daemon's bus through a real Mosquitto broker and the daemon's MQTT bridge.
+
+Only the data source differs from the in-process app: the same fixtures go in on the daemon's
+bus, cross the broker as JSON, and the same widgets show them; `a` `y` sends the command back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from charter_tui.app import CharterApp
+from charter_tui.commands.tui import parse_connect
+from charter_tui.mqtt_source import MqttSource
+from daemon.bus import Bus
+from daemon.config import MqttConfig
+from daemon.errors import UserError
+from daemon.mqtt_bridge import MqttBridge
+from tests.tui import fixtures as fx
+from tests.tui.helpers import settle, table_rows, wait_until
+
+pytestmark = pytest.mark.mqtt
+
+
+def test_parse_connect() -> None:
+    assert parse_connect("broker.lan", 1883) == ("broker.lan", 1883)
+    assert parse_connect("10.0.0.5:2883", 1883) == ("10.0.0.5", 2883)
+    with pytest.raises(UserError):
+        parse_connect("host:http", 1883)
+
+
+async def test_remote_tui_over_mqtt_shows_daemon_data_and_sends_commands(mosquitto_broker, make_loaded) -> None:
+    cfg = MqttConfig(enabled=True, host=mosquitto_broker.host, port=mosquitto_broker.port)
+    daemon_bus = Bus()
+    bridge = MqttBridge(daemon_bus, cfg, client_id="daemon-under-test")
+    commands = daemon_bus.subscribe("charter/v1/command/#")
+    stop = asyncio.Event()
+    bridge_task = asyncio.create_task(bridge.run(stop))
+    source = MqttSource(cfg)
+    app = CharterApp(make_loaded(), embed_daemon=False, source=source, clock=fx.fixed_clock)
+    try:
+        await asyncio.wait_for(bridge.connected.wait(), 10)
+        async with app.run_test(size=(120, 30)) as pilot:
+            await asyncio.wait_for(source.connected.wait(), 10)
+            await asyncio.sleep(0.3)  # the subscription is live once connected; give the broker a beat
+            fx.publish_all(daemon_bus, with_samples=True)
+            await wait_until(app, pilot, lambda: "vllm-a" in table_rows(app, "#instances"), timeout=15,
+                             what="instances over MQTT")
+            row = table_rows(app, "#instances")["vllm-a"]
+            assert row[1:4] == ["● UP", "vllm", "tiny-llama"] and row[4].split()[0] == "162ms"
+            await pilot.press("5")
+            await wait_until(app, pilot, lambda: list(table_rows(app, "#queue")) == ["11", "10"], what="rollouts")
+            await pilot.press("a")
+            await settle(app, pilot)
+            await pilot.press("y")
+            event = await asyncio.wait_for(commands.get(), 10)
+            assert event.topic == "charter/v1/command/rollout/11"
+            assert event.payload["action"] == "approve" and event.payload["request_id"].startswith(source.client_id)
+            await pilot.press("2")
+            await wait_until(app, pilot, lambda: "c4 write_report:41" in str(app.screen.query_one("#dag").content),
+                             what="the DAG from a CompileRecord sent as JSON")
+    finally:
+        stop.set()
+        await asyncio.wait_for(bridge_task, 10)
