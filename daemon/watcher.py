@@ -153,6 +153,11 @@ class AgentWatcher:
                 yield event
         # Watch directories, not files: editors replace files by rename, which ends a watch on the file.
         dirs = sorted({r if r.is_dir() else r.parent for r in self.roots})
+        if not dirs:
+            # Nothing to watch (e.g. every configured path is missing): idle until stopped.
+            if stop_event is not None:
+                await stop_event.wait()
+            return
         rescanned = False
         async for changes in awatch(*dirs, debounce=self.debounce_ms, stop_event=stop_event,
                                     watch_filter=lambda _c, p: self._wanted(Path(p)), step=20,

@@ -112,3 +112,14 @@ def test_watch_command_prints_one_line_per_change(agent: Path, capsys):
     assert code == 0 and len(out) == 2
     assert "document_processor.py: 3 calls, 2 edges" in out[0]
     assert out[1].endswith("patterns unchanged")
+
+
+async def test_nothing_to_watch_idles_until_stopped():
+    stop = asyncio.Event()
+    events = AgentWatcher([]).events(stop)
+    pending = asyncio.ensure_future(events.__anext__())
+    await asyncio.sleep(0.2)
+    assert not pending.done()
+    stop.set()
+    with pytest.raises(StopAsyncIteration):
+        await asyncio.wait_for(pending, 5)
