@@ -55,26 +55,29 @@ class Compiled:
     fixes_applied: list[str]
 
 
-def token_counter_for(target: Target) -> Callable[[str], int] | None:
-    """A synchronous counter over the target's `/tokenize` (the compiler is synchronous)."""
-    if target.engine != "vllm":
-        return None
-    client = httpx.Client(base_url=target.url, timeout=10.0)
+class TokenCounter:
+    """A synchronous counter over a vLLM target's `/tokenize` (the compiler is synchronous); literal
+    text only, so without special tokens. Close it when the compile is done."""
 
-    def count(text: str) -> int:
-        response = client.post("/tokenize", json={"model": target.model, "prompt": text,
-                                                  "add_special_tokens": False})
+    def __init__(self, target: Target) -> None:
+        self.model = target.model
+        self.client = httpx.Client(base_url=target.url, timeout=10.0)
+
+    def __call__(self, text: str) -> int:
+        response = self.client.post("/tokenize", json={"model": self.model, "prompt": text,
+                                                       "add_special_tokens": False})
         response.raise_for_status()
         return int(response.json()["count"])
 
-    return count
+    def close(self) -> None:
+        self.client.close()
 
 
 def compile_agent(source: str, path: str, target: Target | None, apply_fixes: bool) -> Compiled:
     from compiler.api import compile_source, fixed_source
     from compiler.errors import CompileError
 
-    counter = token_counter_for(target) if target is not None else None
+    counter = TokenCounter(target) if target is not None and target.engine == "vllm" else None
     try:
         result = compile_source(source, path, token_counter=counter)
         if not result.calls:
@@ -87,6 +90,9 @@ def compile_agent(source: str, path: str, target: Target | None, apply_fixes: bo
                 applied = [f"{f.pattern.value} ({', '.join(f.calls)})" for f in result.fixes if f.diff]
     except CompileError as exc:
         raise UserError(str(exc)) from None
+    finally:
+        if counter is not None:
+            counter.close()
     return Compiled(result, optimized, applied)
 
 

@@ -167,3 +167,16 @@ def test_tracing_client_derives_cached_tokens_from_the_servers_counters(vllm_ser
     # The later iterations share the system prompt and the template's head with the first.
     assert all((r.cached_tokens or 0) >= 64 for r in calls[1:])
     assert all(r.cached_tokens % 32 == 0 for r in calls if r.cached_tokens is not None)
+
+
+def test_cli_baseline_pass_and_json_output(vllm_server, doc_inputs: Path, capsys) -> None:
+    """`--nocache-target` adds one naive pass on a second server (here the same one: the code path is
+    what is checked; the suite runs it against a real caching-off server) and `--json` prints the result."""
+    code, out, err = _bench([str(DOC_AGENT), "--inputs", str(doc_inputs), "--target", vllm_server.url,
+                             "--nocache-target", vllm_server.url, "--max-tokens", "2", "--mode", "naive",
+                             "--no-store", "--json"], capsys)
+    assert code == 0, err
+    result = json.loads(out)
+    assert [r["mode"] for r in result["runs"]] == ["naive", "naive", "naive-nocache", "naive-nocache"]
+    assert all(c["completion_tokens"] == 2 for r in result["runs"] for c in r["calls"])
+    assert "2/4 runs (naive)" in err and "4/4 runs (naive-nocache)" in err  # the progress lines
