@@ -12,8 +12,10 @@ the sample has been queued for storage; `on_status(TargetStatus)` whenever a tar
 Guarantees, each with a test in tests/daemon/test_poller_faults.py:
 - one task per target, each poll awaited before the next is scheduled: polls of a target never
   overlap; a slow target only delays itself (slots it overran are counted as missed, not queued);
-- the whole fetch is under `asyncio.timeout(target.timeout_s)` (a server trickling bytes included),
-  the body is streamed and abandoned past `daemon.max_response_bytes`;
+- the whole fetch (`daemon.fetch`, one kept-alive connection per target) is under
+  `asyncio.timeout(target.timeout_s)` (a server trickling bytes included), and the body is read
+  incrementally and abandoned past `daemon.max_response_bytes` (tests/daemon/test_fetch.py);
+- health/readiness checks (`daemon.health`, httpx) run beside the polls, never delaying them;
 - failures back off exponentially with jitter (capped), and after `BREAKER_THRESHOLD` consecutive
   failures a circuit breaker opens for `BREAKER_COOLDOWN_S`, then lets one trial poll through;
 - a target is UP after a good poll, STALE when polls fail after it was seen, DOWN when it refuses
