@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import shutil
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -102,12 +101,22 @@ async def test_new_file_in_a_watched_directory_is_compiled(agent: Path):
 
 
 def test_watch_command_prints_one_line_per_change(agent: Path, capsys):
-    def edit_later() -> None:
-        time.sleep(1.5)
-        agent.write_text(agent.read_text().replace("temperature=0.0", "temperature=0.2"))
+    done = threading.Event()
+    original = agent.read_text()
 
-    threading.Thread(target=edit_later, daemon=True).start()
-    code = main(["watch", str(agent), "--debounce-ms", "50", "--exit-after", "2"])
+    def keep_editing() -> None:
+        # Edit until the command exits: under load the first compile may still be running at any
+        # single fixed moment, and an edit it already saw is (rightly) not a change.
+        n = 0
+        while not done.wait(0.4):
+            n += 1
+            agent.write_text(original.replace("temperature=0.0", f"temperature=0.{n % 10}"))
+
+    threading.Thread(target=keep_editing, daemon=True).start()
+    try:
+        code = main(["watch", str(agent), "--debounce-ms", "50", "--exit-after", "2"])
+    finally:
+        done.set()
     out = capsys.readouterr().out.strip().splitlines()
     assert code == 0 and len(out) == 2
     assert "document_processor.py: 3 calls, 2 edges" in out[0]
