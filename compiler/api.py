@@ -109,7 +109,6 @@ def _run(source: str, path: str, token_counter: TokenCounter | None, tokenizer_n
         from compiler.codemods import plan_fixes  # libcst is only needed when there is something to fix
 
         fixes, fixed_shapes, edits = plan_fixes(source, path, ctx, findings, dag.prompts, interp.static_names())
-    fixed = ctx.simulate(fixed_shapes) if fixed_shapes else None
 
     assumptions = [
         f"token counts of literal text: {tok.name}",
@@ -117,10 +116,11 @@ def _run(source: str, path: str, token_counter: TokenCounter | None, tokenizer_n
          f"templates {TEMPLATE_TOKENS}, call outputs {CALL_OUTPUT_TOKENS} (or max_tokens), other values "
          f"{SMALL_VALUE_TOKENS}, `.format(**x)` fills {FILL_TOKENS} tokens"),
         f"each loop runs {opts.iterations} iterations; loops in main()/__main__ are separate requests",
-        "hit shares are for one request on a cache that starts empty, calls run in topological order",
+        ("hit shares are for one request on a cache that starts empty, calls in topological order; the steady "
+         "state is a second request with other inputs on the cache the first one left"),
         "the arms of an if/elif/else or match count as equally likely (the compiler cannot know which runs)",
     ]
-    plan = build_plan(ctx, findings, opts.engine, fixed, assumptions)
+    plan = build_plan(ctx, findings, opts.engine, fixed_shapes or None, assumptions)
     static_total = sum(s.tokens for c in dag.calls for s in c.segments if s.kind == "static")
     dyn_total = sum(s.tokens for c in dag.calls for s in c.segments if s.kind == "dynamic")
     result = CompileResult(

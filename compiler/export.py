@@ -112,11 +112,12 @@ def to_text(result: CompileResult, engine: str | None = None, show_diff: bool = 
         for d in result.diagnostics:
             out.append(f"{result.path}:{d.line}:{d.col}: {d.level}: {d.message}")
         return "\n".join(out) + "\n"
-    out.append("cache plan (best reachable prefix-cache hit share per request):")
+    out.append("cache plan (best reachable prefix-cache hit share: one request on an empty cache | steady state):")
     for b in plan.block_shares:
-        after = f" -> {_pct(b.hit_share_after_fixes)} after fixes" if b.hit_share_after_fixes is not None else ""
+        after = (f"  -> after fixes {_pct(b.hit_share_after_fixes)} | {_pct(b.steady_state_share_after_fixes)}"
+                 if b.hit_share_after_fixes is not None else "")
         out.append(f"  {b.engine:<7} block {b.block_size:<3} {_pct(b.hit_share)} "
-                   f"({b.cached_tokens}/{b.prompt_tokens} tokens){after}")
+                   f"({b.cached_tokens}/{b.prompt_tokens} tokens) | {_pct(b.steady_state_share)}{after}")
     for w in plan.warmups:
         out.append(f"  warm before {w.before_call}: {w.prefix_tokens} tokens ({w.reason})")
     for s in plan.schedule:

@@ -316,7 +316,8 @@ class Interpreter:
                 except RecursionError:
                     self._diag("warning", st.lineno, "statement too deeply nested to follow; skipped")
                 # After `if a: return ...` (and `elif b: return ...`) the rest runs only in the else arms.
-                while isinstance(st, ast.If) and _terminates(st.body) and not _is_main_guard(st.test):
+                while (isinstance(st, ast.If) and _terminates(st.body) and not fr.driver
+                       and not _is_main_guard(st.test)):
                     self.branches.append(BranchFrame(st.lineno, st.test, "else"))
                     pushed += 1
                     if len(st.orelse) == 1 and isinstance(st.orelse[0], ast.If):
@@ -392,8 +393,10 @@ class Interpreter:
         main_guard = _is_main_guard(arms[0][2]) if arms else False
         for body, arm, test in arms:
             _set_env(fr, dict(before))
-            if body and main_guard:
-                self._exec_block(body, fr)  # `if __name__ == "__main__":` is how scripts start, not a branch
+            if body and (main_guard or fr.driver):
+                # `if __name__ == "__main__":` and the argument checks of main() decide whether a request
+                # runs at all, not which calls it makes: not branches of the agent.
+                self._exec_block(body, fr)
             elif body:
                 self.branches.append(BranchFrame(line, test, arm))
                 try:

@@ -26,7 +26,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: BlockShare.steady_state_share(_after_fixes)
 ENGINES = ("vllm", "trtllm", "sglang")
 MAX_SOURCE_BYTES = 8 * 1024 * 1024  # the largest agent file the compile/watch tools accept
 
@@ -156,6 +156,10 @@ class BlockShare(_Model):
     cached_tokens: int
     hit_share: float
     hit_share_after_fixes: float | None = None
+    steady_state_share: float | None = Field(
+        default=None, description="the same on a second request, with the first one's blocks still cached "
+                                  "(what repeated traffic sees: shared static prefixes hit across requests)")
+    steady_state_share_after_fixes: float | None = None
 
 
 class Warmup(_Model):

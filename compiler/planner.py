@@ -24,7 +24,7 @@ from compiler.model import (
     Warmup,
 )
 from compiler.patterns.base import Context, lcp_chars, readable
-from compiler.prefix import ExecutionResult, share
+from compiler.prefix import share
 from compiler.tokens import FILL_TOKENS
 
 ENGINE_BLOCKS: tuple[tuple[str, int], ...] = (("vllm", 16), ("trtllm", 32), ("trtllm", 64), ("sglang", 1))
@@ -32,14 +32,19 @@ MIN_WARMUP_TOKENS = 16
 
 
 def build_plan(ctx: Context, findings: list[Finding], engine: str,
-               fixed: list[ExecutionResult] | None, assumptions: list[str]) -> CachePlan:
+               fixed_shapes: dict | None, assumptions: list[str]) -> CachePlan:
     plan = CachePlan(engine=engine, assumptions=assumptions)  # type: ignore[arg-type]
+    # Two requests back to back: the first is the per-request figure, the second the steady state.
+    two = ctx.simulate({}, requests=2)
+    fixed_two = ctx.simulate(fixed_shapes, requests=2) if fixed_shapes else None
     for eng, bs in ENGINE_BLOCKS:
-        cached, total, hit = share(ctx.baseline, bs)
-        after = round(share(fixed, bs)[2], 4) if fixed is not None else None
-        plan.block_shares.append(BlockShare(engine=eng, block_size=bs, prompt_tokens=total,  # type: ignore[arg-type]
-                                            cached_tokens=cached, hit_share=round(hit, 4),
-                                            hit_share_after_fixes=after))
+        cached, total, hit = share(two, bs, request=0)
+        after = round(share(fixed_two, bs, request=0)[2], 4) if fixed_two is not None else None
+        steady_after = round(share(fixed_two, bs, request=1)[2], 4) if fixed_two is not None else None
+        plan.block_shares.append(BlockShare(
+            engine=eng, block_size=bs, prompt_tokens=total, cached_tokens=cached,  # type: ignore[arg-type]
+            hit_share=round(hit, 4), hit_share_after_fixes=after,
+            steady_state_share=round(share(two, bs, request=1)[2], 4), steady_state_share_after_fixes=steady_after))
     if not ctx.calls:
         return plan  # nothing to cache: settings with reasons about zero tokens would only be noise
     plan.warmups = _warmups(ctx, findings, engine)

@@ -43,7 +43,7 @@ def test_json_output_is_the_versioned_schema(capsys, doc_agent: Path):
     code, out, _ = _run(capsys, "compile", str(doc_agent), "--format", "json", "--engine", "trtllm")
     assert code == 0
     data = json.loads(out)
-    assert data["schema_version"] == "1.0"
+    assert data["schema_version"] == "1.1"
     assert {"calls", "edges", "patterns", "plan", "estimates"} <= set(data)
     assert data["plan"]["engine"] == "trtllm"
     assert data["estimates"]["tokens_estimated"] is True
@@ -171,7 +171,7 @@ def test_several_files_as_json_give_a_list(capsys, doc_agent: Path):
 def test_schema_flag_prints_the_json_schema(capsys):
     code, out, _ = _run(capsys, "compile", "--schema")
     schema = json.loads(out)
-    assert code == 0 and schema["$id"].endswith("/1.0")
+    assert code == 0 and schema["$id"].endswith("/1.1")
     assert {"calls", "edges", "patterns", "plan", "estimates"} <= set(schema["properties"])
     code, _, err = _run(capsys, "compile")
     assert code == 2 and "at least one PATH" in err

@@ -115,3 +115,23 @@ def test_json_round_trip_keeps_everything(compiled):
     again = CompileResult.model_validate_json(r.model_dump_json())
     assert again == r and again.schema_version == SCHEMA_VERSION
     assert again.estimates.tokens_estimated is True
+
+
+def test_steady_state_share_counts_the_system_prompt_across_requests(compiled):
+    r = compiled["document_processor"]
+    v16 = next(b for b in r.plan.block_shares if b.engine == "vllm")
+    # On a second request the system prompt of c1 hits too; the document (new per request) does not.
+    assert v16.steady_state_share > v16.hit_share
+    assert v16.steady_state_share_after_fixes > v16.hit_share_after_fixes >= 0.5
+    dyn = compiled["dynamic_prefix_agent"].plan.block_shares[0]
+    assert dyn.hit_share == 0.0 and dyn.steady_state_share == 0.0
+    assert dyn.steady_state_share_after_fixes > 0.5  # what the DYNAMIC_PREFIX fix buys: cross-request reuse
+
+
+def test_driver_checks_are_not_agent_branches(compiled):
+    """main()'s `if len(args) != 1: return 2` and `if not line.strip(): continue` gate whole requests;
+    they must not make the three calls look like optional branch arms (weighting them 1/4)."""
+    r = compiled["document_processor"]
+    assert all(c.branches == [] for c in r.calls)
+    v16 = next(b for b in r.plan.block_shares if b.engine == "vllm")
+    assert v16.prompt_tokens == sum(c.prompt_tokens for c in r.calls)
