@@ -36,6 +36,9 @@ class ViewScreen(Screen[None]):
     ]
 
     filter_text: str = ""
+    # Set once the screen (and every subclass's on_mount, which adds table columns) has mounted:
+    # a resume or refresh that arrives before then would draw rows into tables with no columns.
+    _view_ready: bool = False
 
     @property
     def charter(self) -> CharterApp:
@@ -53,6 +56,8 @@ class ViewScreen(Screen[None]):
     # --- drawing ------------------------------------------------------------------------------
     def refresh_view(self, changed: set[str] | frozenset[str]) -> None:
         """Redraw the parts showing `changed` kinds of state (ALL after a resume)."""
+        if not self._view_ready:
+            return
         self.draw_topbar()
         if changed & self.WATCHES:
             with self.app.batch_update():
@@ -70,6 +75,11 @@ class ViewScreen(Screen[None]):
         up = sum(1 for i in state.instances.values() if i.state.value == "UP")
         status = f"● {up}/{len(state.instances)} up" if state.daemon_status != "error" else "▲ daemon error"
         self.query_one(TopBar).render_bar(self.MODE, status, self.charter.readonly, counts)
+
+    def on_mount(self) -> None:
+        # Runs after the subclass's on_mount (Textual dispatches along the MRO, subclass first).
+        self._view_ready = True
+        self.refresh_view(ALL)
 
     def on_screen_resume(self) -> None:
         self.refresh_view(ALL)

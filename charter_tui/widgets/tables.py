@@ -38,8 +38,12 @@ def sync_rows(table: DataTable, rows: Sequence[Row]) -> None:
                     old = table.get_cell(key, col_key)
                 except (CellDoesNotExist, RowDoesNotExist):
                     old = None
-                if _plain(old) != _plain(value) or (isinstance(value, Text) and old != value):
-                    table.update_cell(key, col_key, value)
+                old_plain, new_plain = _plain(old), _plain(value)
+                if old_plain != new_plain or (isinstance(value, Text) and old != value):
+                    # Widen the column only when the value got longer (sparklines appear after the
+                    # first samples); measuring every update would cost a full column scan each time.
+                    grow = len(new_plain or "") > len(old_plain or "")
+                    table.update_cell(key, col_key, value, update_width=grow)
         return
     keep = selected_key(table)
     table.clear()

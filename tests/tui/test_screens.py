@@ -9,6 +9,16 @@ from daemon.bus import topic
 from daemon.models import Bottleneck, Instance, InstanceState, MetricSample, Rollout, Severity
 
 
+async def wait_until_live(pilot, check, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+    """Wait for the app's own refresh (no forced flush), so this checks the live path."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "the screen did not update by itself"
+        await pilot.pause(0.05)
+
+
 def _line(text: str, start: str) -> str:
     return next(line for line in text.splitlines() if line.startswith(start))
 
@@ -44,7 +54,8 @@ async def test_instances_panel_follows_the_cursor_and_updates_live(make_app) -> 
         app.daemon.bus.publish(topic("sample", "vllm-a"), MetricSample(
             instance="vllm-a", ts=NOW + 1, ttft_p95_s=2.5, generation_tokens_per_s=12.0,
             kv_cache_usage=0.97, prefix_hit_rate=0.05, waiting=14))
-        await pilot.pause(1.4)  # samples redraw at most once a second
+        # Samples redraw at most once a second, by the app's own refresh tick.
+        await wait_until_live(pilot, lambda: table_rows(app, "#instances")["vllm-a"][4].split()[0] == "2.50s")
         row = table_rows(app, "#instances")["vllm-a"]
         assert [c.split()[0] for c in row[4:9]] == ["2.50s", "12", "97%", "5%", "14"]
         assert _line(static_text(app, "#instance-panel"), "TTFT p95").split()[2] == "2.50s"
@@ -127,8 +138,8 @@ async def test_agents_syntax_error_keeps_last_good_dag_and_redraws_on_recompile(
         assert "showing the last good compile (14:13:15 UTC)" in status
         assert "c4 write_report:41" in static_text(app, "#dag"), "the last good DAG stays"
         bus.publish(topic("compile", AGENT_PATH), compile_record(at=NOW, extra_call=True))
-        await pilot.pause(0.4)
-        assert "c5 critique:52" in static_text(app, "#dag")
+        # Live redraw, no settle(): the app's own refresh tick picks the recompile up.
+        await wait_until_live(pilot, lambda: "c5 critique:52" in static_text(app, "#dag"))
         assert "▼ report" in static_text(app, "#dag")
         assert table_rows(app, "#files")[AGENT_PATH][1:3] == ["✓ ok", "5"]
 

@@ -1,0 +1,121 @@
+"""The TUI over the real daemon: the test kit's vLLM CPU server polled live, agent files edited on disk.
+
+Nothing is faked here: the embedded `DaemonService` polls the real server, the watcher compiles the
+files the test writes, and the assertions read what the widgets show.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from charter_tui.app import CharterApp
+from tests.tui.helpers import static_text, table_rows, wait_until, write_config
+from daemon.config import load_config
+
+pytestmark = [pytest.mark.vllm, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+AGENT = REPO / "data" / "agents" / "examples" / "map_reduce.py"
+EXTRA_CALL = '''
+
+def critique(summary: str) -> str:
+    review = client.completions.create(model="default", prompt="Critique this summary:\\n" + summary)
+    return review.choices[0].text
+'''
+
+
+def traffic(url: str, model: str, stop: threading.Event) -> None:
+    """Real requests with a shared prefix, so TTFT, tokens/s and the prefix-cache hit rate move."""
+    prefix = "charter-tui integration shared prefix. " * 30
+    i = 0
+    with httpx.Client(timeout=120) as client:
+        while not stop.is_set():
+            try:
+                client.post(f"{url}/v1/completions",
+                            json={"model": model, "prompt": prefix + str(i), "max_tokens": 8, "temperature": 0})
+            except httpx.HTTPError:
+                time.sleep(0.5)
+            i += 1
+
+
+@pytest.fixture
+def agents_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "agents"
+    d.mkdir()
+    shutil.copy(AGENT, d / "map_reduce.py")
+    return d.resolve()
+
+
+@pytest.fixture
+def live_app(vllm_server, agents_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("CHARTER_TUI_DATABASE_URL", f"sqlite:///{tmp_path / 'live.db'}")
+    config = write_config(
+        tmp_path,
+        f'poll_interval_s = 1.0\n[watch]\npaths = ["{agents_dir}"]\n'
+        f'[[targets]]\nname = "vllm-kit"\nurl = "{vllm_server.url}"\nengine = "vllm"\n',
+    )
+    return CharterApp(load_config(config))
+
+
+async def test_live_numbers_from_the_real_vllm_server(live_app: CharterApp, vllm_server) -> None:
+    app = live_app
+    stop = threading.Event()
+    worker = threading.Thread(target=traffic, args=(vllm_server.url, vllm_server.model, stop), daemon=True)
+    worker.start()
+    try:
+        async with app.run_test(size=(160, 48)) as pilot:
+            await wait_until(app, pilot, lambda: table_rows(app, "#instances")["vllm-kit"][1] == "● UP",
+                             timeout=60, what="the kit server UP")
+            row = table_rows(app, "#instances")["vllm-kit"]
+            assert row[2] == "vllm"
+            # Under traffic the latency and throughput columns carry numbers, not dashes.
+            await wait_until(app, pilot, lambda: all(
+                table_rows(app, "#instances")["vllm-kit"][i].split()[0] != "-" for i in (4, 5, 6)),
+                timeout=90, what="TTFT, tok/s and KV values")
+            ttft = table_rows(app, "#instances")["vllm-kit"][4].split()[0]
+            assert ttft.endswith(("ms", "s")), ttft
+            await pilot.press("enter")
+            await wait_until(app, pilot, lambda: "n=" in static_text(app, "#plot-ttft_p95_s"), what="detail plot")
+            assert static_text(app, "#detail-header").startswith("vllm-kit  vllm")
+            await pilot.press("w")  # 1 h from the store
+            await wait_until(app, pilot, lambda: "store" in static_text(app, "#detail-header"), what="1h from store")
+            await pilot.press("escape", "3")
+            await wait_until(app, pilot, lambda: table_rows(app, "#cache-targets")["vllm-kit"][2] != "-",
+                             timeout=60, what="a measured hit rate")
+            await pilot.press("q")
+    finally:
+        stop.set()
+        worker.join(timeout=130)
+
+
+async def test_dag_redraws_within_a_second_of_saving_and_survives_a_syntax_error(
+    live_app: CharterApp, agents_dir: Path
+) -> None:
+    app = live_app
+    path = str(agents_dir / "map_reduce.py")
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("2")
+        await wait_until(app, pilot, lambda: table_rows(app, "#files")[path][1] == "✓ ok", what="first compile")
+        dag = static_text(app, "#dag")
+        assert "c1 summarise_chunk:13" in dag or "summarise" in dag
+        calls_before = len(table_rows(app, "#calls"))
+        # Save an edited file: one more LLM call.
+        (agents_dir / "map_reduce.py").write_text(AGENT.read_text() + EXTRA_CALL)
+        took = await wait_until(app, pilot, lambda: "critique" in static_text(app, "#dag"), timeout=10,
+                                what="the new call in the DAG")
+        assert took < 1.0, f"the DAG redrew {took:.2f} s after the save"
+        assert len(table_rows(app, "#calls")) == calls_before + 1
+        # Break it: the position shows, the last good DAG stays.
+        (agents_dir / "map_reduce.py").write_text(AGENT.read_text() + EXTRA_CALL + "\ndef broken(:\n    pass\n")
+        await wait_until(app, pilot, lambda: table_rows(app, "#files")[path][1].startswith("✗ line"),
+                         timeout=10, what="the syntax error")
+        status = static_text(app, "#compile-status")
+        assert "✗ line" in status and "showing the last good compile" in status
+        assert "critique" in static_text(app, "#dag")
+        await pilot.press("q")
