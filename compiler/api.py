@@ -97,8 +97,9 @@ def _run(source: str, path: str, token_counter: TokenCounter | None, tokenizer_n
     occurrences = interp.run()
     dag = build_dag(occurrences, tok)
     sim = PrefixSimulator(tok, opts.iterations)
-    baseline = sim.run(dag.calls, dag.order)
-    ctx = Context(dag.calls, dag.edges, dag.order, dag.graph, tok, sim, baseline)
+    two_requests = sim.run(dag.calls, dag.order, requests=2)  # request 0 is the per-request baseline
+    baseline = [r for r in two_requests if r.request == 0]
+    ctx = Context(dag.calls, dag.edges, dag.order, dag.graph, tok, sim, baseline, two_requests=two_requests)
     findings: list[Finding] = []
     for detector in DETECTORS:
         findings.extend(detector.detect(ctx))

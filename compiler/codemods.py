@@ -63,6 +63,12 @@ def source_lines(source: str) -> list[str]:
     return out
 
 
+@functools.lru_cache(maxsize=4)
+def _cached_lines(source: str) -> tuple[str, ...]:
+    """The file's lines once per source: each fix's diff window is cut from them."""
+    return tuple(source_lines(source))
+
+
 def _line_starts(source: str) -> list[int]:
     starts = [0]
     for line in source_lines(source):
@@ -308,7 +314,7 @@ def _local_diff(path: str, source: str, edits: list[Edit]) -> str:
 
     Diffing the whole file once per fix made compile time quadratic in the number of findings.
     """
-    lines = source_lines(source)
+    lines = _cached_lines(source)
     first = max(1, min(e.loc[0] for e in edits) - DIFF_CONTEXT)
     last = min(len(lines), max(e.loc[2] for e in edits) + DIFF_CONTEXT)
     window = "".join(lines[first - 1:last])

@@ -35,7 +35,7 @@ def build_plan(ctx: Context, findings: list[Finding], engine: str,
                fixed_shapes: dict | None, assumptions: list[str]) -> CachePlan:
     plan = CachePlan(engine=engine, assumptions=assumptions)  # type: ignore[arg-type]
     # Two requests back to back: the first is the per-request figure, the second the steady state.
-    two = ctx.simulate({}, requests=2)
+    two = ctx.two_requests if ctx.two_requests is not None else ctx.simulate({}, requests=2)
     fixed_two = ctx.simulate(fixed_shapes, requests=2) if fixed_shapes else None
     for eng, bs in ENGINE_BLOCKS:
         cached, total, hit = share(two, bs, request=0)

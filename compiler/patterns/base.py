@@ -40,6 +40,7 @@ class Context:
     sim: PrefixSimulator
     baseline: list[ExecutionResult]
     block_size: int = DEFAULT_BLOCK_SIZE
+    two_requests: list[ExecutionResult] | None = None  # baseline plus a second request (steady state)
     _enc: dict[str, tuple[str, list[tuple[int, int, Unit]]]] = field(default_factory=dict)
     _unit_cache: dict[str, list[Unit]] = field(default_factory=dict)
     _by_id: dict[str, CallSite] = field(default_factory=dict)
