@@ -144,7 +144,27 @@ class VllmRelaunchActuator(Actuator):
         return {"argv": argv, "cwd": snapshot.get("cwd"), "env": dict(snapshot.get("env") or {})}
 
     async def observe(self) -> Snapshot | None:
-        return await asyncio.to_thread(self._live)
+        """What runs on the port. If nothing listens yet but the process of an interrupted relaunch
+        (recorded in the state dir) is still starting, wait for it: it is about to be the truth."""
+        live = await asyncio.to_thread(self._live)
+        pending = self._pending_launch() if live is None else None
+        if pending is not None:
+            deadline = time.monotonic() + self.startup_timeout_s
+            while live is None and procs.alive(pending) and time.monotonic() < deadline:
+                await asyncio.sleep(0.5)
+                live = await asyncio.to_thread(self._live)
+        return live
+
+    def _pending_launch(self) -> int | None:
+        """The pid this actuator last started, if it still runs the argv it was started with."""
+        try:
+            record = json.loads((self.state_dir / f"{self.target.name}.json").read_text())
+        except (OSError, ValueError):
+            return None
+        pid = record.get("pid")
+        if isinstance(pid, int) and procs.alive(pid) and procs.cmdline(pid) == record.get("argv"):
+            return pid
+        return None
 
     def matches(self, observed: Snapshot, config: Snapshot) -> bool:
         return list(observed["argv"]) == list(config["argv"])
@@ -162,16 +182,21 @@ class VllmRelaunchActuator(Actuator):
         live = await self.observe()
         if live is not None and self.matches(live, config) and (await self.healthy())[0]:
             return await self._readback(live["pid"], relaunched=False)
+        leftover = self._pending_launch() if live is None else None
         self._write_argv(config)
         if live is not None:
             how = await asyncio.to_thread(procs.stop, live["pid"], self.stop_grace_s)
             child = _CHILDREN.pop(live["pid"], None)
             if child is not None:
                 child.poll()
+        elif leftover is not None:
+            # A relaunch interrupted by a crash left a server still starting: it would take the port.
+            how = "stopped a leftover launch: " + await asyncio.to_thread(procs.stop, leftover, self.stop_grace_s)
         else:
             how = "was not running"
         await self._wait_port_free()
         process = self._start(config)
+        self._write_argv(config, pid=process.pid)
         await self._wait_healthy(process)
         result = await self._readback(process.pid, relaunched=True)
         result["stopped_previous"] = how
@@ -180,12 +205,14 @@ class VllmRelaunchActuator(Actuator):
                                 f"not the argv just launched")
         return result
 
-    def _write_argv(self, config: Snapshot) -> None:
-        """The argv about to run, written first: a person (or a restarted daemon) can see what was meant."""
+    def _write_argv(self, config: Snapshot, pid: int | None = None) -> None:
+        """The argv about to run, written first (then again with its pid once started): a person, or a
+        restarted daemon, can see what was meant and find a launch that a crash interrupted."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
         path = self.state_dir / f"{self.target.name}.json"
         tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps({"argv": config["argv"], "cwd": config.get("cwd"), "written_at": time.time()}))
+        record = {"argv": config["argv"], "cwd": config.get("cwd"), "pid": pid, "written_at": time.time()}
+        tmp.write_text(json.dumps(record))
         os.replace(tmp, path)
 
     def _start(self, config: Snapshot) -> subprocess.Popen[bytes]:

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from daemon.actuators import Actuator, ActuatorError, make_actuator
+from daemon.actuators import Actuator, ActuatorError, make_actuator, validate_changes
 from daemon.bus import Bus, Event, topic
 from daemon.config import Config, TargetConfig
 from daemon.errors import UserError
@@ -204,7 +204,10 @@ class RolloutManager:
         if progress.status != "applied":
             await self._apply_target(row, stage.canary, canary=True)
             return
-        ok, why = await self._actuator(row, stage.canary).healthy()
+        try:
+            ok, why = await self._actuator(row, stage.canary).healthy()
+        except ActuatorError as exc:
+            ok, why = False, str(exc)
         if not ok:
             await self._fail(row, f"canary {stage.canary} stopped serving during the canary window: {why}")
             return
@@ -262,10 +265,8 @@ class RolloutManager:
 
     async def _apply_target(self, row: Rollout, name: str, *, canary: bool) -> None:
         assert row.id is not None
-        actuator = self._actuator(row, name)
-        if actuator is None:
-            return
         try:
+            actuator = self._actuator(row, name)
             if name not in row.previous_config:
                 snapshot = await actuator.snapshot()
 
@@ -326,11 +327,15 @@ class RolloutManager:
 
     async def _restore_target(self, row: Rollout, name: str) -> None:
         assert row.id is not None
-        actuator = self._actuator(row, name)
         previous = row.previous_config.get(name)
-        if actuator is None or previous is None:
+        if previous is None:
             # Marked without a snapshot cannot happen (the snapshot is written first); be explicit anyway.
             await self._restore_result(row, name, error=f"no recorded config for {name}", give_up=True)
+            return
+        try:
+            actuator = self._actuator(row, name)
+        except ActuatorError as exc:
+            await self._restore_result(row, name, error=str(exc), give_up=True)
             return
         observed = await actuator.observe()
         if observed is not None and actuator.matches(observed, previous):
@@ -397,10 +402,14 @@ class RolloutManager:
             progress = stage.progress[name]
             if progress.status not in ("applying", "applied"):
                 continue  # restoring / restored / failed: the FAILED handler observes before acting
-            actuator = self._actuator(row, name)
             previous = row.previous_config.get(name)
-            if actuator is None or previous is None:
-                drift.append(f"{name}: no actuator or no recorded config")
+            try:
+                actuator = self._actuator(row, name)
+            except ActuatorError as exc:
+                drift.append(str(exc))
+                continue
+            if previous is None:
+                drift.append(f"{name}: no recorded config")
                 continue
             observed = await actuator.observe()
             desired = actuator.desired(previous)
@@ -435,12 +444,17 @@ class RolloutManager:
     def _target(self, name: str) -> TargetConfig | None:
         return next((t for t in self.config.targets if t.name == name), None)
 
-    def _actuator(self, row: Rollout, name: str) -> Actuator | None:
+    def _actuator(self, row: Rollout, name: str) -> Actuator:
+        """The actuator for one target, with the stored changes validated again: what runs is checked
+        against the parameter registry at the moment it runs, not only when it was proposed."""
         target = self._target(name)
         if target is None:
-            log.error("rollout %s: target %s is no longer in the config", row.id, name)
-            return None
-        return make_actuator(target, changes_of(row), self.cfg, self.state_dir)
+            raise ActuatorError(f"target {name} is no longer in the config")
+        try:
+            changes = validate_changes(target, changes_of(row), self.cfg)
+            return make_actuator(target, changes, self.cfg, self.state_dir)
+        except UserError as exc:
+            raise ActuatorError(f"{name}: {exc}") from None
 
     async def _fail(self, row: Rollout, reason: str) -> None:
         def record(d: Draft) -> None:

@@ -376,3 +376,22 @@ async def test_crash_while_paused_keeps_the_pause_and_its_reason(tmp_path: Path,
     final = await drive(second, row.id, {S.ROLLED_BACK})
     assert knob_value(states["a"]) == "8"
     assert stage_of(final).failure_reason == "rollback requested by carol: no data, no change"
+
+
+async def test_changes_are_validated_again_when_they_run(tmp_path: Path, store: Store) -> None:
+    """A row altered in the database after approval (another tool, a bad migration) never reaches argv."""
+    from daemon.models import Rollout
+
+    config, states = knob_config(tmp_path, ["a"])
+    manager = RolloutManager(config, store, state_dir=tmp_path)
+    row = cmd.propose(manager.repo, config, targets=["a"], changes=[{"param": "batch", "value": "16"}], actor="x")
+    cmd.apply_command(manager.repo, "approve", row.id, actor="bob")
+    with store.session() as s:
+        stored = s.get(Rollout, row.id)
+        stored.changes = [{"param": "batch", "value": "8; rm -rf /", "model": None}]
+        s.add(stored)
+        s.commit()
+    final = await drive(manager, row.id, FINAL)
+    assert final.state == "ROLLED_BACK"
+    assert "shell characters" in stage_of(final).failure_reason
+    assert knob_sets(states["a"]) == [] and knob_value(states["a"]) == "8"

@@ -2,13 +2,16 @@
 
 One vLLM process is launched for the module from an argv (as a user's [targets.launch] would), and
 the actuator stops and restarts it; each relaunch costs about a minute here, so the module does
-three: the change, its rollback, and the restore after a relaunch that cannot come up (which\nfails in seconds, at argument checking).
+four: the change and its rollback, the restore after a relaunch that cannot come up (which fails
+in seconds, at argument checking), and one relaunch interrupted by a SIGKILL of the manager.
 """
 
 from __future__ import annotations
 
 import asyncio
+import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +26,7 @@ from daemon.config import Config, DaemonConfig, LaunchConfig, RolloutConfig, Sig
 from daemon.rollouts import commands as cmd
 from daemon.rollouts.manager import RolloutManager
 from daemon.rollouts.model import RolloutState as S
-from daemon.rollouts.repo import stage_of
+from daemon.rollouts.repo import RolloutRepo, stage_of
 from daemon.store import Store
 from daemon.testkit.ports import StartupError, free_port, wait_http_ok
 from daemon.testkit.vllm import SERVED_MODEL_NAME, VllmKit, vllm_argv, vllm_env
@@ -161,4 +164,61 @@ async def test_relaunch_that_cannot_come_up_is_rolled_back(launched_vllm: Launch
     assert live_argv(server) == original_argv == final.previous_config["vllm-a"]["argv"]
     assert httpx.get(f"{server.url}/health", timeout=10).status_code == 200
     assert [e.action for e in events(store, row.id)].count("restored") == 1
+    store.close()
+
+
+def test_sigkill_of_the_manager_mid_relaunch_resumes_without_a_second_launch(
+    launched_vllm: Launched, sqlite_url: str, tmp_path: Path
+) -> None:
+    """The daemon dies after stopping the old server, while the new one is still loading: on restart it
+    waits for that launch, finds it runs the change, and carries on — it does not launch again."""
+    server = launched_vllm
+    old_pid = procs.server_pid(server.port)
+    assert old_pid is not None
+    config = vllm_config(server)
+    config_path = tmp_path / "config.json"
+    config_path.write_text(config.model_dump_json())
+    store = Store(sqlite_url)
+    repo = RolloutRepo(store)
+    log = tmp_path / "manager.log"
+    launch_record = tmp_path / "launch" / "vllm-a.json"
+
+    def spawn() -> subprocess.Popen[bytes]:
+        with open(log, "ab") as out:
+            return subprocess.Popen([sys.executable, "-m", "tests.rollouts.run_manager", str(config_path), sqlite_url,
+                                     str(tmp_path)], cwd=Path(__file__).resolve().parents[2], stdout=out,
+                                    stderr=subprocess.STDOUT)
+
+    with LoadSampler(store, {"vllm-a": vllm_request(server.url, SERVED_MODEL_NAME)}, window_s=1.0, concurrency=1):
+        time.sleep(5)
+        row = cmd.propose(repo, config, targets=["vllm-a"], actor="alice", changes=[{"param": "max_num_seqs", "value": "8"}])
+        cmd.apply_command(repo, "approve", row.id, actor="bob")
+        first = spawn()
+        deadline = time.monotonic() + 180
+        while procs.alive(old_pid) or '"pid": null' in (launch_record.read_text() if launch_record.exists() else '"pid": null'):
+            assert first.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, "the relaunch never started"
+            time.sleep(0.05)
+        first.send_signal(signal.SIGKILL)
+        assert first.wait(30) == -signal.SIGKILL
+        at_crash = repo.get(row.id)
+        assert at_crash.state == "CANARY" and stage_of(at_crash).progress["vllm-a"].status == "applying"
+        assert procs.server_pid(server.port) is None, "killed while the new server was still loading"
+        second = spawn()
+        try:
+            deadline = time.monotonic() + 600
+            while (final := repo.get(row.id)).state not in {s.value for s in FINAL}:
+                assert second.poll() is None, log.read_text()[-3000:]
+                assert time.monotonic() < deadline, trail(store, row.id)
+                time.sleep(0.5)
+        finally:
+            second.send_signal(signal.SIGTERM)
+            second.wait(60)
+    assert final.state == "COMPLETED", (trail(store, row.id), final.comparison)
+    assert argv_value(live_argv(server), "max_num_seqs") == "8"
+    launches = (tmp_path / "launch" / "vllm-a.log").read_text(errors="replace").count("--- charter-tui relaunch at")
+    assert launches == 1, "the interrupted launch was adopted, not repeated"
+    recover = [e.comment for e in events(store, row.id) if e.action == "recover"]
+    assert any("vllm-a runs the change" in (c or "") for c in recover), recover
+    assert [e.action for e in events(store, row.id)].count("approve") == 1
     store.close()
