@@ -29,7 +29,15 @@ from typing import Any
 from compiler.model import CallSite, CompileResult, LoopContext, Segment, SourceKind
 from daemon.executor.errors import BindingError
 from daemon.executor.inputs import InputRecord
-from daemon.executor.workload import Execution, HistoryRef, OutputRef, Piece, RunWorkload, VolatileRef
+from daemon.executor.workload import (
+    Execution,
+    HistoryRef,
+    OutputRef,
+    Piece,
+    RoleMark,
+    RunWorkload,
+    VolatileRef,
+)
 
 DEFAULT_MAX_TOKENS = 16
 DEFAULT_WHILE_ITERATIONS = 3
@@ -330,7 +338,9 @@ class Binder:
                 lineage: dict[str, OutputRef] = dict(loop_vars.get(LINEAGE, ()))
                 pieces: list[Piece] = []
                 for seg in call.segments:
-                    if seg.kind == "static":
+                    if seg.kind == "static" and seg.synthetic and seg.role:
+                        pieces.append(RoleMark(seg.role))  # sent as a chat message, not as this text
+                    elif seg.kind == "static":
                         pieces.append(seg.text)
                     elif seg.source is SourceKind.VOLATILE:
                         pieces.append(VolatileRef(seg.name or seg.text))

@@ -17,9 +17,9 @@ from daemon.executor import counters
 from daemon.executor.ceiling import CeilingTracker
 from daemon.executor.errors import CallFailed, CallTimeout, ExecutionError, TargetDown
 from daemon.executor.records import CallRecord, Mode, RunResult
-from daemon.executor.schedule import MIN_WARMUP_CHARS, common_prefix, groups, naive_order
+from daemon.executor.schedule import MIN_WARMUP_CHARS, MIN_WARMUP_TOKENS, common_prefix, groups, naive_order
 from daemon.executor.targets import Outcome, Target
-from daemon.executor.workload import Execution, RunWorkload, render
+from daemon.executor.workload import Execution, Request, RunWorkload, materialize
 
 
 @dataclass
@@ -32,7 +32,7 @@ class RunOptions:
 @dataclass
 class _Sent:
     record: CallRecord
-    prompt: str
+    request: Request
     prompt_ids: list[int] | None = None
     output_ids: list[int] | None = None
 
@@ -48,11 +48,14 @@ class _Run:
         return ExecutionError(reason, mode=self.mode, run=self.workload.run, call=call,
                               input_line=self.workload.input_line, inputs=self.options.inputs_name)
 
-    async def send(self, execution: str, call_id: str, kind: str, prompt: str, max_tokens: int, n: int
-                   ) -> Outcome:
+    async def send(self, execution: str, call_id: str, kind: str, request: Request, max_tokens: int, n: int,
+                   ids: list[int] | None = None) -> Outcome:
+        """Send a request (`ids`: a warm-up given as token ids) and record it; n > 1 sends siblings."""
         sent_s = time.perf_counter() - self.t0
+        prompt: str | list[int] = ids if ids is not None else request.text
+        messages = request.messages if ids is None and self.target.engine == "vllm" else None
         try:
-            outcomes = await self._fanout(prompt, max_tokens, n)
+            outcomes = await self._fanout(prompt, messages, max_tokens, n)
             texts = [o.text for o in outcomes]
         except CallTimeout as exc:
             raise self._error(execution, f"timed out: {exc}") from None
@@ -65,29 +68,55 @@ class _Run:
         for i, outcome in enumerate(outcomes):
             label = execution if n == 1 else f"{execution}/{i}"
             self.sent.append(_Sent(CallRecord(
-                execution=label, call_id=call_id, kind=kind, prompt_chars=len(prompt),  # type: ignore[arg-type]
+                execution=label, call_id=call_id, kind=kind, prompt_chars=len(request.text),  # type: ignore[arg-type]
                 prompt_tokens=outcome.prompt_tokens, completion_tokens=outcome.completion_tokens,
                 cached_tokens=outcome.cached_tokens, sent_s=sent_s, ttft_s=outcome.ttft_s,
-                latency_s=outcome.latency_s, output_chars=len(outcome.text)), prompt, outcome.prompt_ids,
-                outcome.output_ids))
+                latency_s=outcome.latency_s, output_chars=len(outcome.text)), request,
+                outcome.prompt_ids if outcome.prompt_ids is not None else ids, outcome.output_ids))
         return outcomes[0]
 
-    async def _fanout(self, prompt: str, max_tokens: int, n: int) -> list[Outcome]:
+    async def _fanout(self, prompt: str | list[int], messages: list[dict[str, str]] | None, max_tokens: int,
+                      n: int) -> list[Outcome]:
         """One request, or for `n=` siblings n requests for the same prompt sent together (vLLM expands
         `n` into the same n sequences; separate requests keep per-sibling timings and usage)."""
+        timeout = self.options.timeout_s
         if n == 1:
-            return [await self.target.complete(prompt, max_tokens, self.options.timeout_s)]
-        results = await asyncio.gather(*(self.target.complete(prompt, max_tokens, self.options.timeout_s)
+            return [await self.target.complete(prompt, max_tokens, timeout, messages)]
+        results = await asyncio.gather(*(self.target.complete(prompt, max_tokens, timeout, messages)
                                          for _ in range(n)))
         return list(results)
 
-    def prompt_of(self, e: Execution) -> str:
-        return render(e.pieces, self.outputs)
+    def request_of(self, e: Execution) -> Request:
+        return materialize(e.pieces, self.outputs)
+
+    async def warmup_prefix(self, requests: list[Request]) -> tuple[Request, list[int] | None] | None:
+        """The prefix a group's requests share, as the request to warm it with (None: too short).
+
+        Plain prompts: their common text, sent as text. Chat requests: the server renders them with
+        its own chat template, which only it knows, so their common prefix is taken over the token
+        ids it gives for each (`/tokenize` with the messages, all at once) and sent as ids.
+        """
+        if all(r.messages is None for r in requests) or self.target.engine != "vllm":
+            prefix = common_prefix([r.text for r in requests])
+            return (Request(prefix), None) if len(prefix) >= MIN_WARMUP_CHARS else None
+        ids = await asyncio.gather(*(self.target.tokenize(r.text, r.messages) for r in requests))
+        if any(i is None for i in ids):
+            return None
+        lists = [i for i in ids if i is not None]
+        n = 0
+        for column in zip(*lists):
+            if any(t != column[0] for t in column):
+                break
+            n += 1
+        if len(lists) == 1:
+            n -= 1  # a fan-out of one request: its whole prompt but the token the siblings recompute
+        return (Request(common_prefix([r.text for r in requests])), lists[0][:n]) if n >= MIN_WARMUP_TOKENS \
+            else None
 
     # --- modes ----------------------------------------------------------------------------------
     async def naive(self) -> None:
         for e in naive_order(self.workload.executions):
-            await self.send(e.id, e.call_id, "call", self.prompt_of(e), e.max_tokens, e.n)
+            await self.send(e.id, e.call_id, "call", self.request_of(e), e.max_tokens, e.n)
 
     async def optimized(self) -> None:
         executions = self.workload.executions
@@ -110,10 +139,11 @@ class _Run:
             es = members[gid]
             for e in es:  # the whole group must be renderable: every member's inputs exist
                 await wait_deps(e)
-            prefix = common_prefix([self.prompt_of(e) for e in es])
-            if len(prefix) >= MIN_WARMUP_CHARS:
+            warm_request = await self.warmup_prefix([self.request_of(e) for e in es])
+            if warm_request is not None:
+                request, ids = warm_request
                 async with gate:
-                    await self.send(f"warmup:{gid.split(':')[0]}", es[0].call_id, "warmup", prefix, 1, 1)
+                    await self.send(f"warmup:{gid.split(':')[0]}", es[0].call_id, "warmup", request, 1, 1, ids)
 
         async def one(e: Execution) -> None:
             await wait_deps(e)
@@ -123,7 +153,7 @@ class _Run:
                     warmed[gid] = asyncio.ensure_future(warm(gid))
                 await warmed[gid]
             async with gate:
-                await self.send(e.id, e.call_id, "call", self.prompt_of(e), e.max_tokens, e.n)
+                await self.send(e.id, e.call_id, "call", self.request_of(e), e.max_tokens, e.n)
             done[e.id].set()
 
         tasks = [asyncio.ensure_future(one(by_id[e.id])) for e in naive_order(executions)]
@@ -156,7 +186,8 @@ async def run_workload(target: Target, workload: RunWorkload, mode: Mode, option
         tokens: list[list[int]] = []
         generated: list[list[int]] = []
         for s in ordered:
-            ids = s.prompt_ids if s.prompt_ids is not None else await target.tokenize(s.prompt)
+            ids = s.prompt_ids if s.prompt_ids is not None else await target.tokenize(s.request.text,
+                                                                                      s.request.messages)
             if ids is None:
                 break
             tokens.append(ids)

@@ -19,8 +19,9 @@ import os
 
 from daemon.executor.workload import Execution
 
-# Below this many characters a common prefix is unlikely to fill one 16-32 token block.
+# Below this many characters (or tokens) a common prefix is unlikely to fill one 16-32 token block.
 MIN_WARMUP_CHARS = 64
+MIN_WARMUP_TOKENS = 16
 
 
 def naive_order(executions: list[Execution]) -> list[Execution]:

@@ -44,10 +44,11 @@ class Target(Protocol):
     model: str
     block_size: int | None
 
-    async def complete(self, prompt: str, max_tokens: int, timeout_s: float) -> Outcome: ...
+    async def complete(self, prompt: str | list[int], max_tokens: int, timeout_s: float,
+                       messages: list[dict[str, str]] | None = None) -> Outcome: ...
     async def metrics_text(self) -> str: ...
     async def reset_prefix_cache(self) -> bool: ...
-    async def tokenize(self, text: str) -> list[int] | None: ...
+    async def tokenize(self, text: str, messages: list[dict[str, str]] | None = None) -> list[int] | None: ...
     async def aclose(self) -> None: ...
 
 
@@ -87,29 +88,38 @@ class VllmTarget:
         self.block_size = int(size) if size and size.isdigit() else None
         return self
 
-    async def complete(self, prompt: str, max_tokens: int, timeout_s: float) -> Outcome:
-        body = {
-            "model": self.model, "prompt": prompt, "max_tokens": max_tokens, "temperature": 0.0,
+    async def complete(self, prompt: str | list[int], max_tokens: int, timeout_s: float,
+                       messages: list[dict[str, str]] | None = None) -> Outcome:
+        """A completion of `prompt` (text, or token ids for a warm-up), or with `messages` a chat
+        completion: the server applies its own chat template, as it does for the agent."""
+        body: dict[str, object] = {
+            "model": self.model, "max_tokens": max_tokens, "temperature": 0.0,
             "ignore_eos": True, "stream": True, "stream_options": {"include_usage": True},
             # The exact token ids (prompt and generated) feed the block-level ceiling: vLLM also
             # caches the blocks of generated text, which a later prompt quoting it can hit.
             "return_token_ids": True,
         }
+        if messages is not None:
+            body["messages"] = messages
+            path = "/v1/chat/completions"
+        else:
+            body["prompt"] = prompt
+            path = "/v1/completions"
         start = time.perf_counter()
         try:
-            return await asyncio.wait_for(self._stream(body, start), timeout_s)
+            return await asyncio.wait_for(self._stream(path, body, start), timeout_s)
         except TimeoutError:
             raise CallTimeout(f"no complete answer within {timeout_s:g} s") from None
         except httpx.TransportError as exc:
             raise _down(self.url, exc) from None
 
-    async def _stream(self, body: dict[str, object], start: float) -> Outcome:
+    async def _stream(self, path: str, body: dict[str, object], start: float) -> Outcome:
         ttft: float | None = None
         pieces: list[str] = []
         usage: dict[str, object] = {}
         prompt_ids: list[int] | None = None
         output_ids: list[int] = []
-        async with self._http.stream("POST", "/v1/completions", json=body, timeout=None) as response:
+        async with self._http.stream("POST", path, json=body, timeout=None) as response:
             if response.status_code != 200:
                 detail = (await response.aread()).decode(errors="replace")[:300]
                 raise CallFailed(f"HTTP {response.status_code}: {detail}")
@@ -122,8 +132,11 @@ class VllmTarget:
                 chunk = json.loads(data)
                 if "error" in chunk:
                     raise CallFailed(str(chunk["error"])[:300])
+                if chunk.get("prompt_token_ids"):  # chat completions put them on the chunk
+                    prompt_ids = list(chunk["prompt_token_ids"])
                 for choice in chunk.get("choices") or ():
-                    text = choice.get("text") or ""
+                    delta = choice.get("delta")
+                    text = (delta.get("content") if isinstance(delta, dict) else choice.get("text")) or ""
                     if text and ttft is None:
                         ttft = time.perf_counter() - start
                     pieces.append(text)
@@ -168,8 +181,15 @@ class VllmTarget:
             await asyncio.sleep(0.25)
         return False
 
-    async def tokenize(self, text: str) -> list[int] | None:
-        response = await self._http.post("/tokenize", json={"model": self.model, "prompt": text})
+    async def tokenize(self, text: str, messages: list[dict[str, str]] | None = None) -> list[int] | None:
+        """The ids the server computes for this request (for a chat request: after its chat template,
+        with the generation prompt, as `/v1/chat/completions` renders it)."""
+        body: dict[str, object] = {"model": self.model}
+        if messages is not None:
+            body.update(messages=messages, add_generation_prompt=True)
+        else:
+            body["prompt"] = text
+        response = await self._http.post("/tokenize", json=body)
         if response.status_code != 200:
             return None
         tokens = response.json().get("tokens")
@@ -201,7 +221,12 @@ class TritonTarget:
             raise TargetDown(f"target {self.url}: model {self.model!r} is not ready (HTTP {ready.status_code})")
         return self
 
-    async def complete(self, prompt: str, max_tokens: int, timeout_s: float) -> Outcome:
+    async def complete(self, prompt: str | list[int], max_tokens: int, timeout_s: float,
+                       messages: list[dict[str, str]] | None = None) -> Outcome:
+        """`generate` takes text only: chat calls are sent in the compiler's flattened form (the
+        caller passes it as `prompt`); token-id prompts cannot be sent and fail clearly."""
+        if not isinstance(prompt, str):
+            raise CallFailed("Triton's generate endpoint takes text, not token ids")
         start = time.perf_counter()
         try:
             response = await asyncio.wait_for(
@@ -232,7 +257,7 @@ class TritonTarget:
     async def reset_prefix_cache(self) -> bool:
         return False
 
-    async def tokenize(self, text: str) -> list[int] | None:
+    async def tokenize(self, text: str, messages: list[dict[str, str]] | None = None) -> list[int] | None:
         return None
 
     async def aclose(self) -> None:

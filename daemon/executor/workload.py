@@ -38,7 +38,23 @@ class VolatileRef:
     expr: str
 
 
-Piece = str | OutputRef | HistoryRef | VolatileRef
+@dataclass(frozen=True)
+class RoleMark:
+    """The start of a chat message: the pieces up to the next mark are its content."""
+
+    role: str
+
+
+Piece = str | OutputRef | HistoryRef | VolatileRef | RoleMark
+
+
+@dataclass
+class Request:
+    """One prompt made concrete: its text (chat messages flattened as the compiler sees them, for
+    records and common-prefix warm-ups) and, for a chat call, the messages actually sent."""
+
+    text: str
+    messages: list[dict[str, str]] | None = None
 
 
 @dataclass
@@ -79,19 +95,40 @@ def volatile_value(expr: str) -> str:
     return str(random.random())
 
 
+def _text(p: Piece, outputs: dict[str, list[str]]) -> str:
+    if isinstance(p, str):
+        return p
+    if isinstance(p, OutputRef):
+        texts = outputs[p.execution]
+        return "\n".join(texts) if p.index is None else texts[p.index]
+    if isinstance(p, HistoryRef):
+        return "".join("\n" + "\n".join(outputs[e]) for e in p.executions)
+    if isinstance(p, RoleMark):
+        return f"<|{p.role}|>\n"  # the compiler's flattened form of a message header
+    return volatile_value(p.expr)
+
+
 def render(pieces: list[Piece], outputs: dict[str, list[str]]) -> str:
-    parts: list[str] = []
-    for p in pieces:
-        if isinstance(p, str):
-            parts.append(p)
-        elif isinstance(p, OutputRef):
-            texts = outputs[p.execution]
-            parts.append("\n".join(texts) if p.index is None else texts[p.index])
-        elif isinstance(p, HistoryRef):
-            parts.append("".join("\n" + "\n".join(outputs[e]) for e in p.executions))
+    return "".join(_text(p, outputs) for p in pieces)
+
+
+def materialize(pieces: list[Piece], outputs: dict[str, list[str]]) -> Request:
+    """Text and (for chat calls) messages from one drawing of every volatile value."""
+    texts = [_text(p, outputs) for p in pieces]
+    if not any(isinstance(p, RoleMark) for p in pieces):
+        return Request("".join(texts))
+    messages: list[dict[str, str]] = []
+    lead: list[str] = []
+    for p, t in zip(pieces, texts):
+        if isinstance(p, RoleMark):
+            messages.append({"role": p.role, "content": ""})
+        elif messages:
+            messages[-1]["content"] += t
         else:
-            parts.append(volatile_value(p.expr))
-    return "".join(parts)
+            lead.append(t)  # text before the first message header: keep it, in the first message
+    if lead:
+        messages[0]["content"] = "".join(lead) + messages[0]["content"]
+    return Request("".join(texts), messages)
 
 
 def refs_of(pieces: list[Piece]) -> set[str]:

@@ -180,3 +180,52 @@ def test_cli_baseline_pass_and_json_output(vllm_server, doc_inputs: Path, capsys
     assert [r["mode"] for r in result["runs"]] == ["naive", "naive", "naive-nocache", "naive-nocache"]
     assert all(c["completion_tokens"] == 2 for r in result["runs"] for c in r["calls"])
     assert "2/4 runs (naive)" in err and "4/4 runs (naive-nocache)" in err  # the progress lines
+
+
+CHAT_LOOP = '''
+from openai import OpenAI
+
+client = OpenAI()
+RULES = """You label support tickets. Labels: billing, outage, account, data, other. Reply with the label only.
+A ticket about money, invoices, refunds or charges is billing. A ticket about something not working is an
+outage. A ticket about logins, owners, emails or members is account. A ticket about personal data is data."""
+
+
+def label_all(tickets: list[str]) -> list[str]:
+    out = []
+    for ticket in tickets:
+        reply = client.chat.completions.create(
+            model="default", max_tokens=4,
+            messages=[{"role": "system", "content": RULES}, {"role": "user", "content": ticket}])
+        out.append(reply.choices[0].message.content)
+    return out
+'''
+
+
+async def test_chat_calls_go_through_the_servers_chat_template_and_warm_as_token_ids(
+        vllm_server, tmp_path: Path) -> None:
+    agent = tmp_path / "labeler.py"
+    agent.write_text(CHAT_LOOP)
+    inputs = write_jsonl(tmp_path / "tickets.jsonl", [{"tickets": [
+        "I was charged twice", "The API is down in Frankfurt", "Change my login email", "Delete my data"]}])
+    target = await connect_target(vllm_server.url)
+    try:
+        compiled = compile_agent(agent.read_text(), str(agent), target, apply_fixes=True)
+        result = await run_bench("labeler", compiled, load_inputs(inputs), target,
+                                 BenchOptions(modes=("optimized",), bind=BindOptions(max_tokens_cap=2)))
+        # What the server makes of one ticket's messages: the chat template, then the generation prompt.
+        system_only = await target.tokenize("", [{"role": "system", "content": "x"}])
+    finally:
+        await target.aclose()
+    assert result.error is None and system_only
+    [run] = result.runs
+    [warmup] = [c for c in run.calls if c.kind == "warmup"]
+    calls = run.agent_calls
+    assert len(calls) == 4
+    # The warm-up is the tickets' common prefix in the server's own token ids: the templated system
+    # message (about 100 tokens) and the start of the user message, less than any whole prompt.
+    assert warmup.prompt_tokens is not None and 64 <= warmup.prompt_tokens < min(c.prompt_tokens or 0 for c in calls)
+    assert run.server is not None and run.server.prefix_hits is not None
+    # Every ticket then found the warmed blocks: hits = 4 x the warm-up's full blocks (+ none for the warm-up).
+    assert run.server.prefix_hits >= 4 * (warmup.prompt_tokens // 32) * 32
+    assert run.ceiling is not None and run.server.prefix_hits >= 0.95 * run.ceiling.cached_tokens
