@@ -27,7 +27,9 @@ async def wait_for(pilot, app: CharterApp, check, timeout: float = 20.0) -> None
         if check():
             return
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out; screen:\n{static_text(app, '#rollout')}")
+            raise AssertionError(f"timed out; focus {app.focused} table {getattr(app.screen, '_table', None)}; "
+                                 f"{table_rows(app, '#queue')} {app.state.rollouts} "
+                                 f"screen:\n{static_text(app, '#rollout')}")
         await pilot.pause(0.1)
 
 
@@ -64,6 +66,71 @@ async def test_approve_with_a_then_y_drives_the_real_manager(make_loaded, tmp_pa
             assert message.startswith(f"approve of rollout #{row.id} refused: cannot approve rollout {row.id}")
             await pilot.press("q")
         assert knob_value(states["a"]) in ("8", "16")
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+        store.close()
+
+
+async def test_reject_resume_and_rollback_keys_against_the_real_manager(make_loaded, tmp_path: Path) -> None:
+    loaded: LoadedConfig = make_loaded()
+    # A long canary window keeps the approved rollout in CANARY while the test pauses and resumes it.
+    config, states = knob_config(tmp_path, ["a", "b"], canary_window_s=60.0)
+    store = Store(loaded.database_url)
+    app = CharterApp(loaded.model_copy(update={"config": config}), embed_daemon=False)
+    manager = RolloutManager(config, store, app.daemon.bus, state_dir=tmp_path)
+    first = cmd.propose(manager.repo, config, targets=["a"], changes=[{"param": "batch", "value": "16"}], actor="x")
+    second = cmd.propose(manager.repo, config, targets=["b"], changes=[{"param": "batch", "value": "32"}], actor="x")
+    stop = asyncio.Event()
+    task = asyncio.create_task(manager.run(stop))
+
+    def state_of(rid: int) -> str:
+        for tid in ("#queue", "#history"):
+            row = table_rows(app, tid).get(str(rid))
+            if row:
+                return row[1].strip()
+        return ""
+
+    try:
+        async with app.run_test(size=(160, 48)) as pilot:
+            await pilot.press("5")
+            await wait_for(pilot, app, lambda: list(table_rows(app, "#queue")) == [str(first.id), str(second.id)])
+            # r, then n: nothing happens; r, then y: rejected, into the history.
+            await pilot.press("r")
+            await settle(app, pilot)
+            await pilot.press("n")
+            await settle(app, pilot)
+            assert state_of(first.id) == "PENDING"
+            await pilot.press("r")
+            await settle(app, pilot)
+            await pilot.press("y")
+            await wait_for(pilot, app, lambda: state_of(first.id) == "REJECTED")
+            # Approve the other: the manager applies it to its canary and waits out the window.
+            await pilot.press("a")
+            await settle(app, pilot)
+            await pilot.press("y")
+            await wait_for(pilot, app, lambda: state_of(second.id) == "CANARY"
+                           and "  b               applied" in static_text(app, "#rollout"), timeout=30)
+            # p pauses (no dialog: reversible), p again resumes where it was.
+            await pilot.press("p")
+            await wait_for(pilot, app, lambda: state_of(second.id) == "PAUSED")
+            assert "pause_reason  manual" in static_text(app, "#rollout")
+            await pilot.press("p")
+            await wait_for(pilot, app, lambda: state_of(second.id) == "CANARY")
+            # b asks, then rolls back: the manager restores the recorded value.
+            await pilot.press("b")
+            await settle(app, pilot)
+            await pilot.press("y")
+            await wait_for(pilot, app, lambda: state_of(second.id) == "ROLLED_BACK", timeout=60)
+            await pilot.press("tab", "up")  # the history, newest first: the rolled-back one is above
+            await wait_for(pilot, app, lambda: static_text(app, "#rollout").startswith(f"#{second.id} "))
+            detail = static_text(app, "#rollout")
+            for line in ("approve PENDING_APPROVAL → APPROVED", "pause CANARY → PAUSED", "resume PAUSED → CANARY",
+                         "rollback CANARY → FAILED"):
+                assert line in detail, line
+            await pilot.press("q")
+        assert knob_value(states["a"]) == "8", "the rejected change never ran"
+        assert knob_value(states["b"]) == "8", "the rolled-back change was restored"
     finally:
         stop.set()
         await asyncio.wait_for(task, 10)
