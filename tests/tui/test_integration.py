@@ -80,6 +80,12 @@ async def test_live_numbers_from_the_real_vllm_server(live_app: CharterApp, vllm
                 timeout=90, what="TTFT, tok/s and KV values")
             ttft = table_rows(app, "#instances")["vllm-kit"][4].split()[0]
             assert ttft.endswith(("ms", "s")), ttft
+            # The filter and help work on live data too.
+            await pilot.press("slash", *"kit")
+            await wait_until(app, pilot, lambda: list(table_rows(app, "#instances")) == ["vllm-kit"], what="filter")
+            await pilot.press("escape", "question_mark")
+            await wait_until(app, pilot, lambda: bool(app.screen.query("#help-table")), what="help")
+            await pilot.press("escape")
             await pilot.press("enter")
             await wait_until(app, pilot, lambda: "n=" in static_text(app, "#plot-ttft_p95_s"), what="detail plot")
             assert static_text(app, "#detail-header").startswith("vllm-kit  vllm")
@@ -118,4 +124,11 @@ async def test_dag_redraws_within_a_second_of_saving_and_survives_a_syntax_error
         status = static_text(app, "#compile-status")
         assert "✗ line" in status and "showing the last good compile" in status
         assert "critique" in static_text(app, "#dag")
+        # The optimizer turned the compile's cache plan into recommendations: screen 4 shows them.
+        await pilot.press("4")
+        await wait_until(app, pilot, lambda: any("map_reduce" in r[3] for r in table_rows(app, "#recommendations")
+                                                 .values()), timeout=30, what="a recommendation from the plan")
+        await pilot.press("tab")
+        await wait_until(app, pilot, lambda: static_text(app, "#evidence").startswith("#"), what="its detail")
+        assert "map_reduce" in static_text(app, "#evidence")
         await pilot.press("q")
