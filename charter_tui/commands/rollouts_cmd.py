@@ -159,12 +159,31 @@ def render(row: Rollout, events: list[Any]) -> str:
             )
     if row.previous_config:
         lines.append(f"  recorded  previous config of {', '.join(sorted(row.previous_config))}")
+    hint = _next_step(row)
+    if hint:
+        lines.append(f"  next      {hint}")
     lines.append("  audit")
     for e in events:
         when = time.strftime("%H:%M:%S", time.localtime(e.ts))
         move = f"{e.from_state or '-'} -> {e.to_state}" if e.from_state != e.to_state else (e.to_state or "")
         lines.append(f"    {when} {e.actor:<10} {e.action:<15} {move:<30} {e.comment or ''}")
     return "\n".join(lines)
+
+
+def _next_step(row: Rollout) -> str | None:
+    """What a person can do now, spelled as the command to type."""
+    rid = row.id
+    if row.state == RolloutState.PENDING_APPROVAL.value:
+        return f"charter-tui rollouts approve {rid}  |  charter-tui rollouts reject {rid}"
+    if row.state == RolloutState.PAUSED.value:
+        stage = stage_of(row)
+        verb = "promote it" if stage.pause_reason == "inconclusive" else "continue"
+        return f"charter-tui rollouts resume {rid} ({verb})  |  charter-tui rollouts rollback {rid}"
+    if row.state == RolloutState.FAILED.value and any(p.status == "failed" for p in stage_of(row).progress.values()):
+        return f"restoring gave up; fix the target, then: charter-tui rollouts rollback {rid} (retries)"
+    if row.state == RolloutState.COMPLETED.value:
+        return f"charter-tui rollouts rollback {rid} (restores the recorded config)"
+    return None
 
 
 def _num(v: Any) -> str:

@@ -58,12 +58,16 @@ def check_command(action: Action, current: S, rollout_id: int) -> None:
     if current in allowed:
         return
     hints = {
-        ("approve", S.APPROVED): "it was already approved",
         ("reject", S.REJECTED): "it was already rejected",
-        ("resume", S.PAUSED): "",
         ("rollback", S.ROLLED_BACK): "it was already rolled back",
         ("rollback", S.FAILED): "its rollback is already under way",
     }
+    # Past approval but not final: say so, rather than listing states.
+    approved = current not in (S.PENDING_APPROVAL, S.REJECTED) and bool(TRANSITIONS[current])
+    if action == "approve" and approved:
+        hints[(action, current)] = "it was already approved"
+    if action == "reject" and approved:
+        hints[(action, current)] = "it was already approved; `rollback` undoes it"
     hint = hints.get((action, current)) or (
         "it is final" if not TRANSITIONS[current] else f"{action} needs {', '.join(sorted(s.value for s in allowed))}"
     )

@@ -482,6 +482,7 @@ class RolloutManager:
             comment=comment, events_out=out,
         )
         self._publish(new, out[0] if out else None)
+        log.info("rollout %s: %s -> %s: %s", row.id, row.state, to.value, comment)
         self.checkpoint(f"state:{to.value}", row.id)
         return new
 

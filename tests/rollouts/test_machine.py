@@ -71,3 +71,15 @@ def test_resume_goes_back_except_past_an_undecided_validation() -> None:
     assert resume_target(S.VALIDATING, "manual") == S.VALIDATING
     assert resume_target(S.VALIDATING, "inconclusive") == S.ROLLING_OUT
     assert resume_target(None, None) == S.APPROVED
+
+
+def test_refusals_after_approval_say_what_happened() -> None:
+    for state in (S.CANARY, S.COMPLETED, S.FAILED):
+        with pytest.raises(IllegalTransition, match="already approved"):
+            check_command("approve", state, 3)
+    with pytest.raises(IllegalTransition, match="rollback. undoes it"):
+        check_command("reject", S.ROLLING_OUT, 3)
+    with pytest.raises(IllegalTransition, match="it is final"):
+        check_command("approve", S.ROLLED_BACK, 3)
+    with pytest.raises(IllegalTransition, match=r"resume needs PAUSED"):
+        check_command("resume", S.CANARY, 3)
