@@ -94,8 +94,8 @@ def _parse_expr(code: str) -> cst.BaseExpression | None:
     for text in (code, f"({code})"):
         try:
             return cst.parse_expression(text)
-        except (cst.ParserSyntaxError, RecursionError, ValueError):
-            continue  # an unparseable span means no automatic fix, not an error
+        except Exception:  # noqa: BLE001, S112 - a fix is optional: whatever libcst raises, offer none
+            continue
     return None
 
 

@@ -714,8 +714,11 @@ class Interpreter:
             return Template((("user", left),), has_model=True)
         if (isinstance(left, Const) and isinstance(right, Const) and type(left.value) in (int, float)
                 and type(right.value) in (int, float) and abs(left.value) < 1e12 and abs(right.value) < 1e12):
+            op = _ARITH.get(type(node.op))  # shifts, bit operations, @: no value we need for prompts
+            if op is None:
+                return Const(None)
             try:
-                return Const(_ARITH[type(node.op)](left.value, right.value))
+                return Const(op(left.value, right.value))
             except (ArithmeticError, TypeError, ValueError):  # e.g. 1 / 0 in dead code
                 return Const(None)
         return Opaque("expr", SourceKind.LOCAL, origins_of(left) | origins_of(right),

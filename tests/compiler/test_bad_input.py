@@ -205,3 +205,10 @@ def test_random_text_never_crashes(source: str):
         compile_source(source, "fuzz.py")
     except CompileError as exc:
         assert exc.line >= 1 and exc.col >= 1
+
+
+def test_constant_arithmetic_of_every_operator():
+    """Found by the site-packages sweep: `1 << 3` crashed the constant folder (no handler for LShift)."""
+    ops = ["+", "-", "*", "/", "//", "%", "**", "<<", ">>", "|", "&", "^", "@"]
+    source = "\n".join(f"x{i} = 7 {op} 3" for i, op in enumerate(ops)) + "\ny = 1 / 0\nz = 2 ** 10_000\n"
+    assert compile_source(source, "ops.py").calls == []
