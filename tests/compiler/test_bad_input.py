@@ -121,6 +121,7 @@ EXPRESSIONS = [
     "[f(i) for i in x]", "{k: v for k, v in y}", "(i for i in x if i)", "await g(x)", "lambda q: q + S",
     "time.time()", "uuid.uuid4()", "datetime.now().isoformat()", "textwrap.dedent(S)", "x or ''", "not x",
     "x == y", "-x", "x * 2", "(x := S)", "generate(x, max_tokens=5, n=y)", "chain.invoke({'q': x})",
+    "1 << 3", "7 >> 1", "3 | 4 & 5 ^ 6", "2 ** 3 % 5", "b'a' + b'b'", "1 / 0", "x @ y", "[1] * 3",
 ]
 
 
