@@ -52,7 +52,7 @@ def knob_sets(state: Path) -> list[list[str]]:
     return [c for c in calls if c[0] == "set"]
 
 
-async def drive(manager: RolloutManager, rollout_id: int, until: set[RolloutState], timeout_s: float = 30.0) -> Rollout:
+async def drive(manager: RolloutManager, rollout_id: int, until: set[RolloutState], timeout_s: float = 90.0) -> Rollout:
     """Step the manager (as its loop would) until the rollout reaches one of `until`."""
     deadline = time.monotonic() + timeout_s
     while True:

@@ -38,8 +38,9 @@ def triton_config(servers: dict[str, TritonServer], **overrides: Any) -> Config:
     settings: dict[str, Any] = dict(
         warmup_s=0.5, canary_window_s=4.0, baseline_window_s=6.0, min_samples=4,
         default_signals=["e2e_p95_s", "error_rate"], step_interval_s=0.2, apply_timeout_s=60.0,
-        # Latency on a shared 2-core box is noisy: a real regression here is 100x, so allow 2x and 50 ms.
-        thresholds={"e2e_p95_s": SignalThreshold(max_regression=1.0, min_abs_change=0.05)},
+        # Latency on a shared, loaded 2-core box is noisy: the regression under test is ~20x and +380 ms
+        # (100 ms per token, 4 tokens), so only a 3x and +250 ms change counts.
+        thresholds={"e2e_p95_s": SignalThreshold(max_regression=3.0, min_abs_change=0.25)},
     )
     settings.update(overrides)
     targets = [TargetConfig(name=name, url=s.http_url, metrics_url=s.metrics_url, engine="triton", models=[TEST_MODEL])
@@ -60,7 +61,7 @@ async def run_until(manager: RolloutManager, rollout_id: int, until: set[S], tim
         return row
     finally:
         stop.set()
-        await asyncio.wait_for(task, 120)
+        await asyncio.wait_for(task, 300)
 
 
 def params(server: TritonServer) -> dict[str, str]:
@@ -125,7 +126,7 @@ async def test_regressing_change_is_rolled_back_to_the_recorded_config(triton_te
     assert final.state == "ROLLED_BACK", (trail(store, row.id), final.comparison)
     assert final.comparison["verdict"] == "FAIL"
     e2e = next(s for s in final.comparison["signals"] if s["signal"] == "e2e_p95_s")
-    assert e2e["verdict"] == "fail" and e2e["canary"] > 0.3 > e2e["baseline"]
+    assert e2e["verdict"] == "fail" and e2e["canary"] > e2e["baseline"] + 0.25
     recorded = final.previous_config["triton-a"]["models"][TEST_MODEL]
     assert triton_textgen.model_config(TEST_MODEL) == recorded == textgen_baseline_config
     assert states_visited(store, row.id)[-3:] == ["VALIDATING", "FAILED", "ROLLED_BACK"]

@@ -77,7 +77,9 @@ def vllm_config(server: Launched, **overrides: Any) -> Config:
     settings: dict[str, Any] = dict(
         warmup_s=3.0, canary_window_s=6.0, baseline_window_s=30.0, min_samples=3,
         default_signals=["e2e_p95_s", "error_rate"], step_interval_s=0.5, apply_timeout_s=420.0, stop_grace_s=20.0,
-        thresholds={"e2e_p95_s": SignalThreshold(max_regression=2.0, min_abs_change=0.2)},
+        # The flags changed here barely move latency; what is tested is the relaunch, not a regression,
+        # so only a gross one (4x and +0.5 s, e.g. a broken server) fails on this loaded 2-core box.
+        thresholds={"e2e_p95_s": SignalThreshold(max_regression=3.0, min_abs_change=0.5)},
     )
     settings.update(overrides)
     target = TargetConfig(name="vllm-a", url=server.url, engine="vllm", timeout_s=5.0,
