@@ -89,19 +89,31 @@ class Tracer:
             self.records.append(record)
 
     def call_at(self, sites: list[str]) -> str | None:
-        """The compiled call a request comes from: the first of the caller's lines (innermost first)
-        that lies inside a call site of the plan, in the plan's file."""
+        """The compiled call a request comes from.
+
+        First the caller's lines (innermost first) that lie inside a call site of the plan's file: a
+        call made through a helper (`self.llm_extract(...)` -> `_complete` -> `.create`) is placed by
+        the compiler at the helper call, which is on the stack of a synchronous agent. An async call
+        run by `asyncio.gather` has only its own coroutine on the stack, so next the `.create` line
+        itself is matched against the inner sites the compiler lists in `via`, when only one call
+        goes through it.
+        """
         if self.plan is None:
             return None
         plan_file = os.path.basename(self.plan.path)
+        lines = []
         for site in sites:
             path, _, line_s = site.rpartition(":")
-            if os.path.basename(path) != plan_file:
-                continue
-            line = int(line_s)
+            if os.path.basename(path) == plan_file and line_s.isdigit():
+                lines.append(int(line_s))
+        for line in lines:
             for call in self.plan.calls:
                 if call.line <= line <= call.end_line:
                     return call.id
+        for line in lines:
+            through = [c.id for c in self.plan.calls if any(v.split(":")[0] == str(line) for v in c.via)]
+            if len(through) == 1:
+                return through[0]
         return None
 
     def warmup_for(self, call_id: str | None) -> Warmup | None:
@@ -125,7 +137,7 @@ def flatten_messages(messages: Any) -> str:
         content = m.get("content", "") if isinstance(m, dict) else getattr(m, "content", "")
         if isinstance(content, list):  # content parts: keep the text ones
             content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
-        out.append(f"<|{role}|>\n{content or ''}\n")
+        out.append(f"<|{role}|>\n{content or ''}")
     return "".join(out)
 
 
@@ -148,6 +160,37 @@ def warmup_prefix(warmup: Warmup, prompt: str) -> str:
             break
         pos = end = found + len(piece)
     return prompt[:end]
+
+
+def warmup_body(api: str, kwargs: dict[str, Any], prefix: str) -> tuple[str, dict[str, Any]] | None:
+    """The prefill-only request that warms `prefix` of a call's prompt: (api, arguments).
+
+    A completion is warmed with the prefix text itself. A chat call is warmed with a chat request of
+    the messages the prefix covers, the last one cut where the prefix ends and left open
+    (`continue_final_message`, vLLM's way to render a conversation prefix): the server renders them
+    with its own chat template exactly as in the real request, so the blocks match whatever the
+    template is, which the compiler's flattened `<|role|>` text would not.
+    """
+    body: dict[str, Any] = {"model": kwargs.get("model", ""), "max_tokens": 1, "temperature": 0.0}
+    if api != "chat.completions":
+        return "completions", {**body, "prompt": prefix}
+    warm: list[dict[str, Any]] = []
+    used = 0
+    for m in kwargs.get("messages") or ():
+        whole = flatten_messages([m])
+        if used + len(whole) <= len(prefix):
+            warm.append(m)
+            used += len(whole)
+            continue
+        header = len(whole) - len(flatten_messages([{**m, "content": ""}])) if isinstance(m, dict) else 0
+        cut = len(prefix) - used - (len(whole) - header)  # chars of this message's content in the prefix
+        content = m.get("content") if isinstance(m, dict) else None
+        if isinstance(content, str) and header and cut > 0:
+            warm.append({**m, "content": content[:cut]})
+            return "chat.completions", {**body, "messages": warm, "extra_body": {
+                "continue_final_message": True, "add_generation_prompt": False}}
+        break
+    return ("chat.completions", {**body, "messages": warm}) if warm else None
 
 
 def _caller_sites(limit: int = 12) -> list[str]:
@@ -244,12 +287,16 @@ class TracingOpenAI(openai.OpenAI):
         if not prefix or prefix in self.tracer.warmed:
             return
         self.tracer.warmed.add(prefix)
-        record = TraceRecord(seq=self.tracer.next_seq(), kind="warmup", site="", call_id=call_id, api="completions",
+        planned = warmup_body(api, kwargs, prefix)
+        if planned is None:
+            return
+        warm_api, body = planned
+        record = TraceRecord(seq=self.tracer.next_seq(), kind="warmup", site="", call_id=call_id, api=warm_api,
                              prompt=prefix, started_at=time.time())
         start = time.perf_counter()
         try:
-            response = super().completions.create(model=kwargs.get("model", ""), prompt=prefix, max_tokens=1,
-                                                  temperature=0.0)
+            endpoint = super().chat.completions if warm_api == "chat.completions" else super().completions
+            response = endpoint.create(**body)
             record.prompt_tokens, record.cached_tokens = _usage(response)
             record.cached_source = "usage" if record.cached_tokens is not None else None
         except openai.OpenAIError as exc:  # a failed warm-up costs the cache hit, never the agent's call
@@ -337,24 +384,26 @@ class AsyncTracingOpenAI(openai.AsyncOpenAI):
     def completions(self) -> Any:  # type: ignore[override]
         return self._traced_completions
 
-    async def _warm(self, call_id: str | None, kwargs: dict[str, Any], prompt: str) -> None:
+    async def _warm(self, call_id: str | None, api: str, kwargs: dict[str, Any], prompt: str) -> None:
         warmup = self.tracer.warmup_for(call_id)
         if warmup is None:
             return
         prefix = warmup_prefix(warmup, prompt)
-        if not prefix:
+        planned = warmup_body(api, kwargs, prefix) if prefix else None
+        if planned is None:
             return
+        warm_api, body = planned
         if prefix in self._warmups:
             await asyncio.shield(self._warmups[prefix])
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._warmups[prefix] = future
-        record = TraceRecord(seq=self.tracer.next_seq(), kind="warmup", site="", call_id=call_id, api="completions",
+        record = TraceRecord(seq=self.tracer.next_seq(), kind="warmup", site="", call_id=call_id, api=warm_api,
                              prompt=prefix, started_at=time.time())
         start = time.perf_counter()
         try:
-            response = await super().completions.create(model=kwargs.get("model", ""), prompt=prefix, max_tokens=1,
-                                                        temperature=0.0)
+            endpoint = super().chat.completions if warm_api == "chat.completions" else super().completions
+            response = await endpoint.create(**body)
             record.prompt_tokens, record.cached_tokens = _usage(response)
             record.cached_source = "usage" if record.cached_tokens is not None else None
         except openai.OpenAIError as exc:
@@ -369,7 +418,7 @@ class AsyncTracingOpenAI(openai.AsyncOpenAI):
         site = sites[0] if sites else ""
         call_id = self.tracer.call_at(sites)
         prompt = _prompt_of(api, kwargs)
-        await self._warm(call_id, kwargs, prompt)
+        await self._warm(call_id, api, kwargs, prompt)
         record = TraceRecord(seq=self.tracer.next_seq(), kind="call", site=site, call_id=call_id, api=api,
                              prompt=prompt, started_at=time.time())
         start = time.perf_counter()

@@ -229,3 +229,39 @@ async def test_chat_calls_go_through_the_servers_chat_template_and_warm_as_token
     # Every ticket then found the warmed blocks: hits = 4 x the warm-up's full blocks (+ none for the warm-up).
     assert run.server.prefix_hits >= 4 * (warmup.prompt_tokens // 32) * 32
     assert run.ceiling is not None and run.server.prefix_hits >= 0.95 * run.ceiling.cached_tokens
+
+
+async def test_async_tracing_client_shares_one_warmup_between_concurrent_callers(vllm_server, monkeypatch) -> None:
+    """The async example agent asks four questions about one report with `asyncio.gather`: the plan's
+    warm-up (the system message) goes out once, and all four calls wait for it instead of each
+    prefilling the shared prefix at the same moment."""
+    import sys
+
+    from compiler.api import compile_source
+    from daemon.executor.tracing import AsyncTracingOpenAI
+
+    agent_file = DOC_AGENT.parent / "examples" / "openai_async_fanout.py"
+    plan = compile_source(agent_file.read_text(), str(agent_file))
+    assert plan.plan.warmups, "the example's plan warms the shared system message"
+    sys.path.insert(0, str(agent_file.parent))
+    try:
+        import openai_async_fanout
+    finally:
+        sys.path.remove(str(agent_file.parent))
+    monkeypatch.setenv("OPENAI_API_KEY", "EMPTY")  # the agent builds its own AsyncOpenAI() first
+    qa = openai_async_fanout.ReportQA(vllm_server.model)
+    client = AsyncTracingOpenAI(base_url=f"{vllm_server.url}/v1", api_key="EMPTY", plan=plan)
+    qa.client = client  # the agent's own client, swapped for the tracing one: the agent code is unchanged
+    report = document(11, words=150)
+    await qa.run(report, ["What is the revenue?", "Who signed?", "When does it end?", "What are the fees?"])
+    records = client.tracer.records
+    warmups = [r for r in records if r.kind == "warmup"]
+    calls = [r for r in records if r.kind == "call"]
+    assert len(warmups) == 1 and warmups[0].api == "chat.completions" and warmups[0].error is None
+    assert [r.call_id for r in calls] == ["c1"] * 4 + ["c2"]
+    warm_done = warmups[0].started_at + warmups[0].latency_s
+    assert all(r.started_at >= warm_done - 0.01 for r in calls[:4])
+    assert all(r.prompt.startswith("<|system|>\nYou are an analyst") for r in calls[:4])
+    # The plan's prefix runs into the user message (the report, shared by the four questions): the
+    # warm-up holds it, so each question has only its own few tokens left to prefill.
+    assert report in warmups[0].prompt and (warmups[0].prompt_tokens or 0) > 150

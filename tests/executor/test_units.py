@@ -317,4 +317,25 @@ def test_warmup_prefix_cuts_the_concrete_prompt_where_the_plans_prefix_ends() ->
     # A plan that does not match this prompt warms nothing rather than something wrong.
     assert warmup_prefix(warmup("OTHER text"), prompt) == ""
     assert flatten_messages([{"role": "system", "content": "S"}, {"role": "user", "content": "U"}]) == \
-        "<|system|>\nS\n<|user|>\nU\n"
+        "<|system|>\nS<|user|>\nU"
+
+
+def test_chat_warmups_send_the_messages_the_prefix_covers_with_the_last_one_left_open() -> None:
+    pytest.importorskip("openai")
+    from daemon.executor.tracing import flatten_messages, warmup_body
+
+    messages = [{"role": "system", "content": "RULES " * 20}, {"role": "user", "content": "Report: R\nQuestion: q"}]
+    flat = flatten_messages(messages)
+    # A prefix ending inside the user message: system whole, user cut there and left open, so the
+    # server's own template renders exactly the shared prefix.
+    api, body = warmup_body("chat.completions", {"model": "m", "messages": messages}, flat[:-2])  # type: ignore[misc]
+    assert api == "chat.completions" and body["max_tokens"] == 1
+    assert body["messages"] == [messages[0], {"role": "user", "content": "Report: R\nQuestion:"}]
+    assert body["extra_body"] == {"continue_final_message": True, "add_generation_prompt": False}
+    # A prefix covering whole messages only needs no open message.
+    api, body = warmup_body("chat.completions", {"model": "m", "messages": messages},  # type: ignore[misc]
+                            flatten_messages(messages[:1]))
+    assert body["messages"] == messages[:1] and "extra_body" not in body
+    assert warmup_body("chat.completions", {"model": "m", "messages": messages}, "<|sys") is None
+    api, body = warmup_body("completions", {"model": "m", "prompt": "P Q"}, "P ")  # type: ignore[misc]
+    assert api == "completions" and body["prompt"] == "P "
