@@ -11,8 +11,9 @@ One module per job:
 - `runner`: carries a scheduled workload out against a target and measures it;
 - `bench`: the whole comparison (modes, cache resets, rounds) -> `BenchResult`;
 - `records`: the result models and the `bench_run` table;
-- `report`: Markdown with SVG charts;
-- `tracing`: a drop-in OpenAI-compatible client that records every call of a real agent.
+- `report` and `svg`: the summary table, and Markdown with dependency-free SVG charts;
+- `tracing`: a drop-in OpenAI-compatible client (sync and async) that records every call of a real
+  agent (prompt, call site, timings, cached tokens) and sends the plan's warm-ups before it.
 
 Nothing here imports Textual: `charter-tui bench` and the daemon run headless.
 """

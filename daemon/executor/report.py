@@ -70,7 +70,10 @@ def charts(result: BenchResult) -> dict[str, str]:
     ttft = {m: _call_ttft(result, m) for m in modes}
     calls = sorted({c for m in modes for c in ttft[m]}, key=lambda c: (len(c), c))
     if calls:
-        out["ttft.svg"] = bar_chart("Time to first token per call (median over runs)", calls,
+        streamed = all(c.ttft_s is not None for r in result.runs for c in r.agent_calls)
+        title = "Time to first token per call (median over runs)" + ("" if streamed else
+                                                                     ", latency where not streamed")
+        out["ttft.svg"] = bar_chart(title, calls,
                                     {m: [ttft[m].get(c) for c in calls] for m in modes}, " s")
     cached_modes = [m for m in modes if m != "naive-nocache"]
     out["hit_share.svg"] = bar_chart(
