@@ -23,4 +23,6 @@ elif sys.argv[2] == "set":
         print("knob: refusing to set", file=sys.stderr)
         sys.exit(3)
     data[sys.argv[3]] = sys.argv[4]
-    state.write_text(json.dumps(data))
+    tmp = state.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data))
+    tmp.replace(state)  # atomic: a concurrent reader never sees half a file

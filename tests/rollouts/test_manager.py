@@ -6,6 +6,7 @@ a target that goes down, commands from people, the bus, read-only, and crash rec
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from pathlib import Path
 
@@ -38,26 +39,33 @@ def write_samples(store: Store, instance: str, values: list[float], start: float
 
 
 class Traffic:
-    """Writes a sample per target every few ms while a rollout runs: `value(target)` decides the latency."""
+    """Writes a sample per target every 20 ms while a rollout runs; `value(target)` decides the latency.
+
+    A thread, not a task: a sample write that waits on SQLite's lock must not stall the event loop the
+    manager runs on (nor the manager starve the writer, which would leave a canary window empty).
+    """
 
     def __init__(self, store: Store, targets: list[str], value) -> None:  # noqa: ANN001
         self.store, self.targets, self.value = store, targets, value
-        self.task: asyncio.Task[None] | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    async def _run(self) -> None:
-        while True:
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
             now = time.time()
-            self.store.add_all([MetricSample(instance=t, ts=now, window_s=0.0, ttft_p95_s=self.value(t))
-                                for t in self.targets])
-            await asyncio.sleep(0.02)
+            try:
+                values = {t: self.value(t) for t in self.targets}
+            except (OSError, ValueError, KeyError):  # the target's state file is down or being replaced
+                continue
+            self.store.add_all([MetricSample(instance=t, ts=now, window_s=0.0, ttft_p95_s=v) for t, v in values.items()])
 
     async def __aenter__(self) -> Traffic:
-        self.task = asyncio.create_task(self._run())
+        self._thread.start()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        assert self.task is not None
-        self.task.cancel()
+        self._stop.set()
+        await asyncio.to_thread(self._thread.join, 30)
 
 
 async def test_two_targets_canary_then_rollout_completes(tmp_path: Path, store: Store) -> None:
