@@ -126,7 +126,7 @@ class CharterApp(App[None]):
         if self.embed_daemon:
             self.run_worker(self.daemon.run(self._stop), name="daemon", group="daemon", exit_on_error=False)
         self.run_worker(self._pump(), name="pump", group="pump", exit_on_error=False)
-        self.set_interval(REFRESH_S, self._flush, name="refresh")
+        self.set_interval(REFRESH_S, self._refresh_tick, name="refresh")
         self.set_interval(CLOCK_S, self._tick, name="clock")
         self.switch_mode("instances")
 
@@ -153,7 +153,7 @@ class CharterApp(App[None]):
     def _tick(self) -> None:
         self._dirty.add("clock")
 
-    def _flush(self) -> None:
+    def _refresh_tick(self) -> None:
         """Redraw the active screen with what changed since the last flush (if it can be seen)."""
         if not self._dirty:
             return
@@ -173,7 +173,7 @@ class CharterApp(App[None]):
         """Redraw the active screen with everything (tests and benchmarks call this to settle)."""
         self._dirty |= set(ALL)
         self._last_routine = 0.0
-        self._flush()
+        self._refresh_tick()
 
     async def action_quit(self) -> None:
         self._stop.set()

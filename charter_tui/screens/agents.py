@@ -24,6 +24,7 @@ from charter_tui.render.dag import BADGES, badges_by_call, legend, render_dag
 from charter_tui.screens.base import ViewScreen
 from charter_tui.state import CompileView
 from charter_tui.widgets.filterbar import matches
+from charter_tui.widgets.livetable import LiveTable
 from charter_tui.widgets.tables import selected_key, sync_rows
 from compiler.model import CompileResult
 
@@ -77,8 +78,8 @@ class AgentsScreen(ViewScreen):
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="body"):
             with Vertical(id="agents-left"):
-                yield DataTable(id="files", cursor_type="row")
-                yield DataTable(id="calls", cursor_type="row")
+                yield LiveTable(id="files", cursor_type="row")
+                yield LiveTable(id="calls", cursor_type="row")
             with VerticalScroll(id="agent-detail"):
                 yield Static(id="compile-status")
                 yield Static("DAG", classes="section-title")

@@ -19,6 +19,7 @@ from charter_tui.render import text as render_text
 from charter_tui.screens.base import ViewScreen
 from charter_tui.state import bottleneck_key
 from charter_tui.widgets.filterbar import matches
+from charter_tui.widgets.livetable import LiveTable
 from charter_tui.widgets.tables import selected_key, sync_rows
 
 SEVERITY_STYLE = {"CRITICAL": "bold white on red", "WARNING": "bold black on yellow", "INFO": "bold black on cyan"}
@@ -31,9 +32,9 @@ class BottlenecksScreen(ViewScreen):
     def compose_body(self) -> ComposeResult:
         with Vertical(id="body"):
             yield Static("Bottlenecks", classes="section-title")
-            yield DataTable(id="bottlenecks", cursor_type="row")
+            yield LiveTable(id="bottlenecks", cursor_type="row")
             yield Static("Recommendations", classes="section-title")
-            yield DataTable(id="recommendations", cursor_type="row")
+            yield LiveTable(id="recommendations", cursor_type="row")
             with VerticalScroll(id="evidence-scroll"):
                 yield Static(id="evidence", classes="panel")
 

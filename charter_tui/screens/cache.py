@@ -21,6 +21,7 @@ from charter_tui.render.plot import plot, sparkline
 from charter_tui.screens.agents import parse_result
 from charter_tui.screens.base import ViewScreen
 from charter_tui.widgets.filterbar import matches
+from charter_tui.widgets.livetable import LiveTable
 from charter_tui.widgets.tables import selected_key, sync_rows
 from compiler.model import BlockShare, CompileResult
 
@@ -54,10 +55,10 @@ class CacheScreen(ViewScreen):
     def compose_body(self) -> ComposeResult:
         with Vertical(id="body"):
             yield Static("Targets: measured prefix-cache hit rate vs the compiler's ceiling", classes="section-title")
-            yield DataTable(id="cache-targets", cursor_type="row")
+            yield LiveTable(id="cache-targets", cursor_type="row")
             yield Static(id="cache-plot", classes="panel")
             yield Static("Agents: reachable hit share by block size", classes="section-title")
-            yield DataTable(id="cache-agents", cursor_type="row")
+            yield LiveTable(id="cache-agents", cursor_type="row")
 
     def on_mount(self) -> None:
         t = self.query_one("#cache-targets", DataTable)

@@ -19,6 +19,7 @@ from charter_tui.render.plot import sparkline
 from charter_tui.screens.base import ViewScreen
 from charter_tui.state import LIVE_SIGNALS, Series
 from charter_tui.widgets.filterbar import matches
+from charter_tui.widgets.livetable import LiveTable
 from charter_tui.widgets.tables import selected_key, sync_rows
 
 SIGNAL_LABELS = {
@@ -73,7 +74,7 @@ class InstancesScreen(ViewScreen):
 
     def compose_body(self) -> ComposeResult:
         with Vertical(id="body"):
-            yield DataTable(id="instances", cursor_type="row", zebra_stripes=True)
+            yield LiveTable(id="instances", cursor_type="row", zebra_stripes=True)
             yield Static(id="instance-panel", classes="panel")
 
     def on_mount(self) -> None:

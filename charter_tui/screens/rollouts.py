@@ -25,6 +25,7 @@ from charter_tui.screens.base import ViewScreen
 from charter_tui.screens.confirm import ConfirmScreen
 from charter_tui.state import PENDING_STATES, is_running
 from charter_tui.widgets.filterbar import matches
+from charter_tui.widgets.livetable import LiveTable
 from charter_tui.widgets.tables import selected_key, sync_rows
 from daemon.models import Rollout
 
@@ -135,9 +136,9 @@ class RolloutsScreen(ViewScreen):
         with Horizontal(id="body"):
             with Vertical(id="rollouts-left"):
                 yield Static("Queue (pending and running)", classes="section-title")
-                yield DataTable(id="queue", cursor_type="row")
+                yield LiveTable(id="queue", cursor_type="row")
                 yield Static("History", classes="section-title")
-                yield DataTable(id="history", cursor_type="row")
+                yield LiveTable(id="history", cursor_type="row")
             with VerticalScroll(id="rollout-detail"):
                 yield Static(id="rollout", classes="panel")
 

@@ -291,3 +291,15 @@ def table_rows_of(screen, selector: str) -> dict[str, list[str]]:  # type: ignor
 
     table = screen.query_one(selector, DataTable)
     return {k.value: [getattr(c, "plain", str(c)) for c in table.get_row(k)] for k in table.rows}
+
+
+async def test_stray_prints_do_not_break_the_app(make_app) -> None:
+    """Textual captures stdout while it owns the terminal and flushes through `App._flush`; a
+    library that prints must not crash the TUI (the app once shadowed that method)."""
+    app: CharterApp = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        print("a stray print from some library", flush=True)
+        await pilot.press("2")
+        await settle(app, pilot)
+        assert app.current_mode == "agents"
