@@ -80,6 +80,7 @@ class InstancesScreen(ViewScreen):
     def on_mount(self) -> None:
         self.query_one("#instances", DataTable).focus()
         self._columns_for: int | None = None
+        self._restore: str | None = None  # the row to put the cursor back on after a column rebuild
         self._sparks = SparkCache()
 
     def _spark_width(self) -> int:
@@ -88,6 +89,7 @@ class InstancesScreen(ViewScreen):
         return 0 if width < 120 else min(16, (width - 95) // 5)
 
     def _ensure_columns(self, table: DataTable, spark_w: int) -> None:
+        """(Re)build the columns when the sparkline width changes (a resize across 120 columns)."""
         if self._columns_for == spark_w:
             return
         keep = selected_key(table)
@@ -132,10 +134,10 @@ class InstancesScreen(ViewScreen):
             cells.append(numbers.age(inst.last_seen if inst else (latest.ts if latest else None), now))
             rows.append((name, cells))
         sync_rows(table, rows)
-        restore = getattr(self, "_restore", None)
-        if restore is not None and restore in [k for k, _ in rows]:
-            table.move_cursor(row=[k for k, _ in rows].index(restore), animate=False)
-            self._restore = None
+        keys = [k for k, _ in rows]
+        if self._restore in keys:
+            table.move_cursor(row=keys.index(self._restore), animate=False)
+        self._restore = None
         self._draw_panel()
 
     @on(DataTable.RowHighlighted, "#instances")

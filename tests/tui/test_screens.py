@@ -247,3 +247,16 @@ async def test_empty_daemon_shows_guidance_not_blank_screens(make_app) -> None:
         await pilot.press("5")
         await settle(app, pilot)
         assert "No rollouts" in static_text(app, "#rollout")
+
+
+async def test_resizing_drops_inline_sparklines_and_keeps_the_cursor(make_app) -> None:
+    app: CharterApp = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("down", "down")
+        await settle(app, pilot)
+        assert len(table_rows(app, "#instances")["vllm-a"][4].split()) == 2, "value and sparkline"
+        await pilot.resize_terminal(80, 24)
+        await settle(app, pilot)
+        assert table_rows(app, "#instances")["vllm-a"][4].split() == ["162ms"], "narrow: the value only"
+        assert static_text(app, "#instance-panel").startswith("vllm-a "), "the cursor stayed on vllm-a"
