@@ -32,8 +32,15 @@ def _v1_to_v2(op: Operations) -> None:
     )
 
 
+def _v2_to_v3(op: Operations) -> None:
+    # Schema 3: window means (engines without histogram buckets) and TRT-LLM's paused requests.
+    with op.batch_alter_table("metric_sample") as batch:
+        for name in ("ttft_mean_s", "itl_mean_s", "e2e_mean_s", "queue_mean_s", "compute_mean_s", "paused_requests"):
+            batch.add_column(sa.Column(name, sa.Float(), nullable=True))
+
+
 # MIGRATIONS[n] upgrades a version-n database to version n+1.
-MIGRATIONS: dict[int, Migration] = {1: _v1_to_v2}
+MIGRATIONS: dict[int, Migration] = {1: _v1_to_v2, 2: _v2_to_v3}
 
 
 def upgrade(connection: Connection, from_version: int, to_version: int) -> list[int]:

@@ -16,7 +16,7 @@ from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 # Bump with a migration in daemon/migrations.py whenever a table below changes.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def now() -> float:
@@ -74,7 +74,18 @@ SIGNAL_FIELDS: tuple[str, ...] = (
     "gpu_memory_total_bytes",
     "requests_success_per_s",
     "requests_failure_per_s",
+    "ttft_mean_s",
+    "itl_mean_s",
+    "e2e_mean_s",
+    "queue_mean_s",
+    "compute_mean_s",
+    "paused_requests",
 )
+
+# Added in schema 3: window means, for engines that export sums and counts but no buckets (Triton's
+# cumulative durations, llama.cpp's token-time totals) — a mean is not a percentile, so it gets its
+# own column instead of pretending to be a p50.
+MEAN_FIELDS: tuple[str, ...] = ("ttft_mean_s", "itl_mean_s", "e2e_mean_s", "queue_mean_s", "compute_mean_s")
 
 
 class MetricSample(SQLModel, table=True):
@@ -114,6 +125,12 @@ class MetricSample(SQLModel, table=True):
     gpu_memory_total_bytes: float | None = None
     requests_success_per_s: float | None = None
     requests_failure_per_s: float | None = None
+    ttft_mean_s: float | None = None
+    itl_mean_s: float | None = None
+    e2e_mean_s: float | None = None
+    queue_mean_s: float | None = None
+    compute_mean_s: float | None = None
+    paused_requests: float | None = None  # TRT-LLM's gauge of paused (preempted) requests
     counter_reset: bool = False  # the server restarted inside this window
 
 

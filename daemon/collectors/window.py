@@ -21,7 +21,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from daemon.collectors import base as b
-from daemon.models import MetricSample
+from daemon.models import MEAN_FIELDS, MetricSample
 
 # Readings are kept only as long as the window needs; this caps memory if the clock misbehaves.
 MAX_READINGS = 4096
@@ -142,6 +142,7 @@ def build_sample(instance: str, cur: b.RawReading, base: b.RawReading | None, re
 
     dt = cur.ts - base.ts if base is not None else 0.0
     if base is None or dt <= 0:
+        _store_extras(sample, extras)
         return WindowResult(sample=sample, extras=extras, reading=cur)
     sample.window_s = dt
 
@@ -177,7 +178,15 @@ def build_sample(instance: str, cur: b.RawReading, base: b.RawReading | None, re
         n, total = delta(c_key), delta(s_key)
         if n and total is not None:
             extras[f"{signal}_mean_s"] = total / n
+    _store_extras(sample, extras)
     return WindowResult(sample=sample, extras=extras, reading=cur)
+
+
+def _store_extras(sample: MetricSample, extras: dict[str, float]) -> None:
+    """Extras that have a column (schema 3: window means, paused requests) are stored with the sample."""
+    for key in (*MEAN_FIELDS, b.PAUSED):
+        if key in extras:
+            setattr(sample, key, extras[key])
 
 
 _PERCENTILE_FIELDS = {b.TTFT: "ttft", b.ITL: "itl", b.E2E: "e2e", b.QUEUE: "queue"}

@@ -90,6 +90,9 @@ def test_triton_core_capture_gives_request_queue_and_compute_means() -> None:
     assert res.extras["queue_mean_s"] == pytest.approx(0.0001)
     assert res.extras["compute_mean_s"] == pytest.approx(0.004)
     assert res.sample.e2e_p50_s is None  # a mean is not a percentile: the column stays honest
+    # ...and the means have their own columns (schema 3), so they are stored with the sample.
+    assert (res.sample.e2e_mean_s, res.sample.queue_mean_s, res.sample.compute_mean_s) == pytest.approx(
+        (0.005, 0.0001, 0.004))
 
 
 def test_triton_summary_and_first_response_histogram_are_used_when_enabled() -> None:

@@ -213,6 +213,7 @@ async def test_triton_request_queue_compute_stored_and_model_config_read_back(tr
     assert r.extras["compute_mean_s"] <= r.extras["e2e_mean_s"]
     stored = store.store.all(MetricSample)
     assert any((s.requests_success_per_s or 0) > 0 for s in stored)
+    assert any((s.e2e_mean_s or 0) > 0 and s.queue_mean_s is not None for s in stored), "Triton means are stored"
     # model config read back from /v2/models/<m>/config, into the settings the optimizer uses
     assert st.health is not None and st.health.ready and st.health.model_ready == {TEST_MODEL: True}
     cfg = st.info["model_configs"][TEST_MODEL]
