@@ -103,7 +103,16 @@ class CacheScreen(ViewScreen):
             rows.append((name, [Text(name, style="bold"), engine, numbers.percent(current),
                                 numbers.percent(mean(recent)), ceil_cell, gap,
                                 Text(sparkline(values, 16, lo=0.0, hi=1.0), style="cyan")]))
-        sync_rows(self.query_one("#cache-targets", DataTable), rows)
+        targets = self.query_one("#cache-targets", DataTable)
+        sync_rows(targets, rows)
+        if not getattr(self, "_placed", False) and rows:
+            # Start on the first target with measurements, so the plot is not empty.
+            self._placed = True
+            keys = [k for k, _ in rows]
+            live = [k for k in keys if any(v is not None for v in (state.series[k].column("prefix_hit_rate")
+                                                                    if k in state.series else []))]
+            if live:
+                targets.move_cursor(row=keys.index(live[0]), animate=False)
 
         arows = []
         for path, result in sorted(results.items()):

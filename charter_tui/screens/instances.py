@@ -81,6 +81,7 @@ class InstancesScreen(ViewScreen):
         self.query_one("#instances", DataTable).focus()
         self._columns_for: int | None = None
         self._restore: str | None = None  # the row to put the cursor back on after a column rebuild
+        self._placed = False
         self._sparks = SparkCache()
 
     def _spark_width(self) -> int:
@@ -135,6 +136,12 @@ class InstancesScreen(ViewScreen):
             rows.append((name, cells))
         sync_rows(table, rows)
         keys = [k for k, _ in rows]
+        if not self._placed and keys:
+            # Start on the first target with data, not on whichever name sorts first.
+            self._placed = True
+            live = [k for k in keys if k in state.latest]
+            if live and self._restore is None:
+                self._restore = live[0]
         if self._restore in keys:
             table.move_cursor(row=keys.index(self._restore), animate=False)
         self._restore = None
