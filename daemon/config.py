@@ -143,6 +143,11 @@ ROLLOUT_SIGNALS: tuple[str, ...] = (
     "itl_p95_s",
     "e2e_p95_s",
     "queue_p95_s",
+    # Window means, for engines that export latency as duration counters (Triton core, llama.cpp).
+    "ttft_mean_s",
+    "itl_mean_s",
+    "e2e_mean_s",
+    "queue_mean_s",
     "generation_tokens_per_s",
     "prefix_hit_rate",
     "error_rate",
@@ -163,6 +168,10 @@ def _default_signal_thresholds() -> dict[str, SignalThreshold]:
         "itl_p95_s": SignalThreshold(max_regression=0.10, min_abs_change=0.002),
         "e2e_p95_s": SignalThreshold(max_regression=0.10, min_abs_change=0.005),
         "queue_p95_s": SignalThreshold(max_regression=0.25, min_abs_change=0.01),
+        "ttft_mean_s": SignalThreshold(max_regression=0.10, min_abs_change=0.005),
+        "itl_mean_s": SignalThreshold(max_regression=0.10, min_abs_change=0.002),
+        "e2e_mean_s": SignalThreshold(max_regression=0.10, min_abs_change=0.005),
+        "queue_mean_s": SignalThreshold(max_regression=0.25, min_abs_change=0.01),
         "generation_tokens_per_s": SignalThreshold(max_regression=0.10, min_abs_change=1.0),
         "prefix_hit_rate": SignalThreshold(max_regression=0.10, min_abs_change=0.02),
         "error_rate": SignalThreshold(max_regression=0.0, min_abs_change=0.01),
@@ -208,7 +217,7 @@ class RolloutConfig(_Strict):
     min_samples: int = Field(default=10, ge=1)
     # Signals judged when a rollout names none: ttft_p95_s, itl_p95_s, e2e_p95_s, generation_tokens_per_s,
     # prefix_hit_rate, error_rate, preemptions.
-    default_signals: list[str] = ["ttft_p95_s", "itl_p95_s", "error_rate"]
+    default_signals: list[str] = ["ttft_p95_s", "itl_p95_s", "e2e_mean_s", "error_rate"]
     thresholds: dict[str, SignalThreshold] = Field(default_factory=_default_signal_thresholds)
     # A Triton load or a vLLM relaunch that does not report ready within this many seconds has failed.
     apply_timeout_s: PositiveFloat = 600.0

@@ -78,3 +78,11 @@ def test_window_selection_excludes_straddling_and_reset_samples() -> None:
     ]
     assert [s.ts for s in canary_samples(rows, 100.0, 140.0)] == [111.0]
     assert [s.ts for s in baseline_samples(rows, 100.0, 140.0)] == [105.0, 111.0]
+
+
+def test_window_means_judge_engines_without_histograms() -> None:
+    # Triton core exports request duration as counters: the collector stores the window mean.
+    result = compare(samples([0.02] * 3, signal="e2e_mean_s"), samples([0.40] * 3, signal="e2e_mean_s"),
+                     ["e2e_mean_s", "ttft_p95_s"], CFG)
+    assert result.verdict == "FAIL"
+    assert [s["verdict"] for s in result.signals] == ["fail", "unavailable"]
