@@ -288,3 +288,41 @@ def test_sigkill_of_the_manager_process_at_each_point(point, outcome, triton_tex
         assert params(second_triton)["variant"] == "baseline" and loads_of(second_triton, variant) == 0
         assert loads_of(triton_textgen, variant) == 1
     store.close()
+
+
+async def test_judged_on_the_daemons_own_poller_samples(triton_textgen, textgen_baseline_config, sqlite_url,
+                                                        tmp_path) -> None:
+    """The production path: the poller scrapes Triton's /metrics into the store (window-mean latency from
+    its duration counters), and the manager judges the canary on those samples alone."""
+    from daemon.config import ThresholdConfig
+    from daemon.poller import Poller
+    from daemon.store import AsyncStore
+
+    base = triton_config({"triton-a": triton_textgen}, default_signals=["e2e_mean_s"], canary_window_s=5.0,
+                         thresholds={"e2e_mean_s": SignalThreshold(max_regression=3.0, min_abs_change=0.25)})
+    config = base.model_copy(update={
+        "daemon": DaemonConfig(metrics_port=0, poll_interval_s=0.5),
+        "thresholds": ThresholdConfig(window_s=2.0),
+    })
+    store = Store(sqlite_url)
+    poller = Poller(config, AsyncStore(store))
+    manager = RolloutManager(config, store, state_dir=tmp_path)
+    stop_polling = asyncio.Event()
+    polling = asyncio.create_task(poller.run(stop_polling))
+    try:
+        # Traffic only: its own client-side samples go to another instance name and are not judged.
+        with LoadSampler(store, {"client": triton_request(triton_textgen.http_url)}):
+            await asyncio.sleep(5)
+            row = cmd.propose(manager.repo, config, targets=["triton-a"], actor="alice",
+                              changes=[{"param": "delay_ms_per_token", "value": "100"}])
+            cmd.apply_command(manager.repo, "approve", row.id, actor="bob")
+            final = await run_until(manager, row.id, FINAL)
+    finally:
+        stop_polling.set()
+        await polling
+    assert final.state == "ROLLED_BACK", (trail(store, row.id), final.comparison)
+    e2e = final.comparison["signals"][0]
+    assert e2e["signal"] == "e2e_mean_s" and e2e["verdict"] == "fail"
+    assert e2e["baseline_n"] >= 4 and e2e["canary_n"] >= 4 and e2e["canary"] > e2e["baseline"] + 0.25
+    assert triton_textgen.model_config(TEST_MODEL) == textgen_baseline_config
+    store.close()
