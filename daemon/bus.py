@@ -10,6 +10,7 @@ The topics (the contract between the daemon and any UI, local or over MQTT):
 | `charter/v1/sample/<name>` | `MetricSample`, one per successful poll |
 | `charter/v1/bottleneck/<name>` | `Bottleneck` when one opens or clears (`active` tells which) |
 | `charter/v1/compile/<path>` | `CompileRecord` after each (re)compile of a watched file |
+| `charter/v1/slo/<name>` | `{"instance", "ts", "windows": {"5m"|"1h": SloWindow}}` every few seconds |
 | `charter/v1/recommendation/<id>` | `Recommendation` when created or its status changes |
 | `charter/v1/rollout/<id>` | `Rollout` on every state change |
 | `charter/v1/audit/<entity>` | `AuditEvent` |

@@ -42,6 +42,9 @@ class DaemonMetrics:
         self.recommendations_pending = Gauge("charter_recommendations_pending", "Open recommendations",
                                              registry=r)
         self.rollouts = Gauge("charter_rollouts", "Rollouts by state", ["state"], registry=r)
+        self.slo_compliance = Gauge("charter_slo_compliance",
+                                    "Share of the window's samples meeting every SLO (absent: no traffic)",
+                                    ["target", "window"], registry=r)
         self._lock = threading.Lock()
 
     # --- called by the poller -------------------------------------------------------------
@@ -68,6 +71,18 @@ class DaemonMetrics:
             self.rollouts.clear()
             for state, n in counts.items():
                 self.rollouts.labels(state).set(n)
+
+    def set_slo(self, target: str, compliance: Mapping[str, float | None]) -> None:
+        """`{window: compliance}` for one target; a window without traffic drops its series."""
+        with self._lock:
+            for window, value in compliance.items():
+                if value is None:
+                    try:
+                        self.slo_compliance.remove(target, window)
+                    except KeyError:
+                        pass
+                else:
+                    self.slo_compliance.labels(target, window).set(value)
 
     def serve(self, port: int, addr: str = "127.0.0.1") -> tuple[WSGIServer, threading.Thread]:
         """Serve /metrics on `addr:port` in a daemon thread; `server.shutdown()` stops it."""

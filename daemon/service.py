@@ -23,6 +23,7 @@ from daemon.store import AsyncStore, Store
 log = logging.getLogger(__name__)
 
 RETENTION_EVERY_S = 300.0
+GAUGES_EVERY_S = 10.0
 STOP_GRACE_S = 3.0  # well inside the 5 s a service manager allows between SIGTERM and SIGKILL
 
 Loop = Callable[[asyncio.Event], Awaitable[None]]
@@ -99,6 +100,7 @@ class DaemonService:
         if self.config.watch.paths:
             self._spawn("watcher", self._watch_loop)
         self._spawn("retention", self._retention_loop)
+        self._spawn("gauges", self._gauges_loop)
         if self.config.mqtt.enabled:
             from daemon.mqtt_bridge import MqttBridge
 
@@ -162,6 +164,24 @@ class DaemonService:
                 log.info("retention: folded %d raw samples, dropped %d old aggregates", folded, dropped)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), RETENTION_EVERY_S)
+
+    async def _gauges_loop(self, stop: asyncio.Event) -> None:
+        """Rollouts by state for the daemon's own /metrics (the manager's loop stays free of exporting)."""
+        from sqlalchemy import func
+        from sqlmodel import select
+
+        from daemon.models import Rollout
+
+        assert self.store is not None and self.metrics is not None
+
+        def count_by_state() -> dict[str, int]:
+            with self.store.store.session() as s:
+                return dict(s.exec(select(Rollout.state, func.count()).group_by(Rollout.state)).all())
+
+        while not stop.is_set():
+            self.metrics.set_rollouts(await self.store.call(count_by_state))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), GAUGES_EVERY_S)
 
     async def _shutdown(self) -> None:
         self._stop_loops.set()

@@ -33,6 +33,8 @@ from daemon.store import AsyncStore, Store
 
 log = logging.getLogger(__name__)
 
+SLO_REPORT_EVERY_S = 5.0  # compliance moves slowly; per-sample reports would only add bus traffic
+
 
 def _open_recommendations(store: Store) -> list[Recommendation]:
     return store.all(Recommendation, Recommendation.status == RecommendationStatus.OPEN)
@@ -49,6 +51,7 @@ class PerformancePipeline:
         self._poller: Any | None = None
         self._latest: dict[str, WindowResult] = {}
         self.targets = {t.name: t for t in config.targets}
+        self._slo_reported: dict[str, float] = {}
 
     def attach(self, poller: Any) -> None:
         self._poller = poller
@@ -63,6 +66,7 @@ class PerformancePipeline:
         self._latest[name] = result
         self._publish("sample", name, result.sample.model_dump(mode="json"))
         self.slo.observe(result.sample)
+        self._report_slo(name, result.sample.ts)
         events = self.analyzer.observe(result.sample, result.extras)
         if not events:
             return
@@ -98,6 +102,17 @@ class PerformancePipeline:
 
     def slo_report(self, name: str, now: float) -> dict[str, SloWindow]:
         return self.slo.report(name, now)
+
+    def _report_slo(self, name: str, now: float) -> None:
+        """Publish the 5 min / 1 h compliance (`charter/v1/slo/<name>`) and export it, at most every few s."""
+        if now - self._slo_reported.get(name, float("-inf")) < SLO_REPORT_EVERY_S:
+            return
+        self._slo_reported[name] = now
+        report = self.slo_report(name, now)
+        self._publish("slo", name, {"instance": name, "ts": now,
+                                    "windows": {w: r.model_dump(mode="json") for w, r in report.items()}})
+        if self.metrics is not None and hasattr(self.metrics, "set_slo"):
+            self.metrics.set_slo(name, {w: r.compliance for w, r in report.items()})
 
     # --- internals --------------------------------------------------------------------------
     async def _recommend(self, name: str, events: list[BottleneckEvent]) -> None:
