@@ -93,7 +93,7 @@ class DaemonService:
         self._spawn("poller", self.poller.run)
 
         self.rollouts = RolloutManager(
-            self.config, store, self.bus, state_dir=self.loaded.locations.state_dir, readonly=self.readonly
+            self.config, store, self.bus, state_dir=self.loaded.locations.state_dir / "rollouts", readonly=self.readonly
         )
         self._spawn("rollouts", self.rollouts.run)
 
