@@ -71,7 +71,34 @@ def vllm_config(url: str, extra: str = "", window_s: float = 0.5) -> Config:
 
 
 @pytest.mark.vllm
-async def test_stored_hit_rate_and_ttft_match_the_server(vllm_server, sqlite_url: str) -> None:
+async def test_stored_ttft_p50_is_within_one_bucket_of_the_client(vllm_server, sqlite_url: str) -> None:
+    """TTFT of uncached ~600-token prompts: prefill dominates, so the client's stopwatch and the server's
+    histogram measure the same thing (with cache hits TTFT is a few ms, and the client's HTTP overhead
+    alone would span several of the server's finest buckets)."""
+    url, model = vllm_server.url, vllm_server.model
+    config = vllm_config(url, window_s=3600)
+    store = AsyncStore(Store(sqlite_url))
+    poller = Poller(config, store)
+    target = config.targets[0]
+    async with httpx.AsyncClient() as client:
+        assert await poller.poll_target(target), poller.status["vllm"].reason
+        run = uuid.uuid4().hex[:8]
+        # The unique id comes first, so no block of these prompts is ever in the prefix cache.
+        ttfts = [await streamed_ttft(client, url, model, f"[{run}-{i}] " + " ".join([SHARED] * 5))
+                 for i in range(5)]
+        bounds = sorted(set(server_counters(url)["bounds"]))  # type: ignore[arg-type]
+        assert await poller.poll_target(target)
+    await poller.flush()
+    sample = store.store.all(MetricSample, order_by=MetricSample.ts)[-1]
+    client_p50 = statistics.median(ttfts)
+    assert sample.ttft_p50_s is not None
+    gap = abs(bisect.bisect_left(bounds, client_p50) - bisect.bisect_left(bounds, sample.ttft_p50_s))
+    assert gap <= 1, (client_p50, sample.ttft_p50_s, bounds)
+    store.close()
+
+
+@pytest.mark.vllm
+async def test_stored_hit_rate_matches_the_server(vllm_server, sqlite_url: str) -> None:
     url, model = vllm_server.url, vllm_server.model
     config = vllm_config(url, window_s=3600)  # one window from the baseline poll to the last
     store = AsyncStore(Store(sqlite_url))
@@ -82,8 +109,8 @@ async def test_stored_hit_rate_and_ttft_match_the_server(vllm_server, sqlite_url
         assert await poller.poll_target(target), poller.status["vllm"].reason
         before = server_counters(url)
         run = uuid.uuid4().hex[:8]
-        ttfts = [await streamed_ttft(client, url, model, f"{SHARED} [{run}] Question {i}: what next?")
-                 for i in range(5)]
+        for i in range(5):
+            await streamed_ttft(client, url, model, f"{SHARED} [{run}] Question {i}: what next?")
         after = server_counters(url)
         assert await poller.poll_target(target)
         await poller.check_health_if_due(target)
@@ -95,12 +122,6 @@ async def test_stored_hit_rate_and_ttft_match_the_server(vllm_server, sqlite_url
     assert dq > 0 and dh > 0, "the workload must have looked up and hit the cache"
     assert sample.prefix_queries == dq and sample.prefix_hits == dh
     assert sample.prefix_hit_rate == pytest.approx(dh / dq, abs=1e-12)
-    # TTFT: the client's median vs the stored p50, in units of the server's own buckets.
-    bounds = sorted(set(before["bounds"]))  # type: ignore[arg-type]
-    client_p50 = statistics.median(ttfts)
-    assert sample.ttft_p50_s is not None
-    gap = abs(bisect.bisect_left(bounds, client_p50) - bisect.bisect_left(bounds, sample.ttft_p50_s))
-    assert gap <= 1, (client_p50, sample.ttft_p50_s, bounds)
     assert poller.status["vllm"].health is not None and poller.status["vllm"].health.models == [model]
     store.close()
 
