@@ -4,6 +4,8 @@ Topics are versioned (`charter/v1/<kind>/<key>`), payloads are the models' JSON,
 MQTT for a remote TUI changes only where messages come from, not what they are.
 The topics (the contract between the daemon and any UI, local or over MQTT):
 
+Payloads are the models or their JSON (`model_dump(mode="json")`); readers validate dicts into the models.
+
 | topic | payload |
 | --- | --- |
 | `charter/v1/instance/<name>` | `Instance` (state, reason, engine, model) on every change |
@@ -14,7 +16,8 @@ The topics (the contract between the daemon and any UI, local or over MQTT):
 | `charter/v1/recommendation/<id>` | `Recommendation` when created or its status changes |
 | `charter/v1/rollout/<id>` | `Rollout` on every state change |
 | `charter/v1/audit/<entity>` | `AuditEvent` |
-| `charter/v1/command/rollout/<id>` | in: `{"action": "approve"|"reject"|"pause"|"resume"|"rollback", "actor": str, "comment": str}` |
+| `charter/v1/command/rollout/<id>` | in: `{"action": "approve"|"reject"|"pause"|"resume"|"rollback", "actor": str, "comment": str, "request_id": str}` |
+| `charter/v1/command_result/rollout` | out: `{"ok": bool, "request_id": str, "error": str}` or `{"ok", "request_id", "rollout"}` |
 | `charter/v1/daemon/<what>` | daemon status (`ready`, `error`) as small dicts |
 
 Slow subscribers never stall the daemon: each has a bounded queue and, when it is full, the
