@@ -8,6 +8,8 @@ updates it could not be seen for.
 
 from __future__ import annotations
 
+from abc import abstractmethod
+
 from typing import TYPE_CHECKING, ClassVar
 
 from textual import on
@@ -50,7 +52,9 @@ class ViewScreen(Screen[None]):
         yield from self.compose_body()
         yield Footer()
 
+    @abstractmethod
     def compose_body(self) -> ComposeResult:
+        """The screen's own widgets, between the top bar and the footer (each screen defines it)."""
         raise NotImplementedError
 
     # --- drawing ------------------------------------------------------------------------------
@@ -63,7 +67,9 @@ class ViewScreen(Screen[None]):
             with self.app.batch_update():
                 self.draw(changed)
 
+    @abstractmethod
     def draw(self, changed: set[str] | frozenset[str]) -> None:
+        """Redraw from `self.charter.state` (each screen defines it; never called while hidden)."""
         raise NotImplementedError
 
     def draw_topbar(self) -> None:

@@ -40,5 +40,8 @@ def test_metrics_page_serves_the_daemon_families_on_loopback() -> None:
 
 
 def test_two_instances_do_not_collide() -> None:
-    DaemonMetrics()
-    DaemonMetrics()  # the global registry would raise "Duplicated timeseries"
+    a = DaemonMetrics()
+    b = DaemonMetrics()  # on the global registry this would raise "Duplicated timeseries"
+    a.samples_stored.inc(3)
+    assert a.registry is not b.registry
+    assert b.registry.get_sample_value("charter_samples_stored_total") == 0.0
