@@ -105,7 +105,7 @@ def test_a_very_long_line_is_refused_not_scanned() -> None:
 _ALPHABET = st.sampled_from(list('abc_:{}="\\,.# \t\n+-eE0123456789NaInf') + ["\x00", "é", "\r"])
 
 
-def _parse_or_error(data: str | bytes) -> None:
+def assert_parses_or_fails_clearly(data: str | bytes) -> None:
     try:
         expo = prom.parse(data, max_bytes=64 * 1024)
     except prom.ExpositionError as exc:
@@ -117,7 +117,7 @@ def _parse_or_error(data: str | bytes) -> None:
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.text(alphabet=_ALPHABET, max_size=400))
 def test_garbage_text_never_crashes(text: str) -> None:
-    _parse_or_error(text)
+    assert_parses_or_fails_clearly(text)
 
 
 def test_exotic_whitespace_lines_are_blank() -> None:
@@ -127,22 +127,22 @@ def test_exotic_whitespace_lines_are_blank() -> None:
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=2000))
 def test_garbage_bytes_never_crash(data: bytes) -> None:
-    _parse_or_error(data)
+    assert_parses_or_fails_clearly(data)
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.sampled_from(CAPTURES), st.floats(min_value=0, max_value=1))
 def test_truncated_captures_never_crash(name: str, cut: float) -> None:
     text = (FIXTURES / name).read_text()
-    _parse_or_error(text[: int(len(text) * cut)])
+    assert_parses_or_fails_clearly(text[: int(len(text) * cut)])
 
 
 @settings(max_examples=100, deadline=None)
 @given(st.integers(min_value=1, max_value=5000), st.sampled_from(['\\', '"', '{', '=', ',', 'a="b",']))
 def test_adversarial_repetition_stays_fast_and_safe(n: int, piece: str) -> None:
     # Patterns that make backtracking regexes explode: the parser must stay linear and just answer.
-    _parse_or_error("m{a=\"" + piece * n + "\n")
-    _parse_or_error("m{" + piece * n + "} 1\n")
+    assert_parses_or_fails_clearly("m{a=\"" + piece * n + "\n")
+    assert_parses_or_fails_clearly("m{" + piece * n + "} 1\n")
 
 
 _name = st.from_regex(r"[a-zA-Z_:][a-zA-Z0-9_:]{0,20}", fullmatch=True)
