@@ -21,6 +21,8 @@ from pydantic import BaseModel
 
 from charter_tui.state import LIVE_SIGNALS, topic_kind
 from daemon.bus import TOPIC_VERSION, Bus, Event, Subscription, topic
+from daemon.executor.publisher import latest_runs
+from daemon.executor.records import BenchRunView
 from daemon.models import (
     AuditEvent,
     Bottleneck,
@@ -42,6 +44,7 @@ MODELS: dict[str, type[BaseModel]] = {
     "recommendation": Recommendation,
     "rollout": Rollout,
     "audit": AuditEvent,
+    "bench": BenchRunView,
 }
 COMMAND_ACTIONS = frozenset({"approve", "reject", "pause", "resume", "rollback"})
 SNAPSHOT_SAMPLES_S = 600.0  # prime the sparklines with the last ten minutes from the store
@@ -170,6 +173,10 @@ def _read_snapshot(store: Store, now: float) -> list[Event]:
         add("rollout", ro.id, ro)
     for a in reversed(store.all(AuditEvent, order_by=AuditEvent.ts.desc(), limit=1000)):  # type: ignore[attr-defined]
         add("audit", a.entity, a)
+    # Bench runs come from another process (`charter-tui bench`); the daemon publishes only those
+    # stored after it started, so the newest per agent and target is read here.
+    for run in latest_runs(store):
+        add("bench", run.agent, run)
     return events
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from daemon.bus import TOPIC_VERSION, Event
+from daemon.executor.records import BenchRunView
 from daemon.models import (
     AuditEvent,
     Bottleneck,
@@ -86,6 +87,7 @@ class DaemonState:
     recommendations: dict[int, Recommendation] = field(default_factory=dict)
     rollouts: dict[int, Rollout] = field(default_factory=dict)
     audit: deque[AuditEvent] = field(default_factory=lambda: deque(maxlen=AUDIT_KEEP))
+    benches: dict[tuple[str, str], BenchRunView] = field(default_factory=dict)  # (agent, target) -> newest
     daemon_status: str = "starting"
     events_applied: int = 0
 
@@ -142,6 +144,13 @@ class DaemonState:
             return
         self.audit.append(ev)
 
+    def _bench(self, _topic: str, run: BenchRunView) -> None:
+        # The snapshot and the publisher may both deliver a run; only a newer one replaces it.
+        key = (run.agent, run.target)
+        old = self.benches.get(key)
+        if old is None or (run.started_at, run.id) >= (old.started_at, old.id):
+            self.benches[key] = run
+
     def _daemon(self, topic: str, payload: Any) -> None:
         self.daemon_status = topic.rsplit("/", 1)[-1]
 
@@ -167,6 +176,10 @@ class DaemonState:
             self.bottlenecks.values(),
             key=lambda b: (not b.active, order.get(str(b.severity.value), 3), -b.started_at),
         )
+
+    def latest_benches(self) -> list[BenchRunView]:
+        """Newest run of each agent and target, the most recent first."""
+        return sorted(self.benches.values(), key=lambda r: (-r.started_at, r.agent, r.target))
 
     def sorted_recommendations(self) -> list[Recommendation]:
         # The optimizer's priority: 1 is the most urgent.
@@ -197,6 +210,7 @@ _HANDLERS = {
     "recommendation": DaemonState._recommendation,
     "rollout": DaemonState._rollout,
     "audit": DaemonState._audit,
+    "bench": DaemonState._bench,
     "daemon": DaemonState._daemon,
 }
 

@@ -16,6 +16,7 @@ Payloads are the models or their JSON (`model_dump(mode="json")`); readers valid
 | `charter/v1/recommendation/<id>` | `Recommendation` when created or its status changes |
 | `charter/v1/rollout/<id>` | `Rollout` on every state change |
 | `charter/v1/audit/<entity>` | `AuditEvent` |
+| `charter/v1/bench/<agent>` | `BenchRunView` (`daemon/executor/records.py`): each `charter-tui bench` run once stored; per-mode hit share, ceiling, makespan and TTFT medians, speedup, error |
 | `charter/v1/command/rollout/<id>` | in: `{"action": "approve"|"reject"|"pause"|"resume"|"rollback", "actor": str, "comment": str, "request_id": str}` |
 | `charter/v1/command_result/rollout` | out: `{"ok": bool, "request_id": str, "error": str}` or `{"ok", "request_id", "rollout"}` |
 | `charter/v1/daemon/<what>` | daemon status (`ready`, `error`) as small dicts |

@@ -66,6 +66,7 @@ class DaemonService:
     # --- parts ------------------------------------------------------------------------------
     async def _start_parts(self, store: Store) -> None:
         from daemon.analysis.pipeline import PerformancePipeline
+        from daemon.executor.publisher import BenchPublisher
         from daemon.exporter import DaemonMetrics
         from daemon.poller import Poller
         from daemon.rollouts.manager import RolloutManager
@@ -101,6 +102,11 @@ class DaemonService:
             self._spawn("watcher", self._watch_loop)
         self._spawn("retention", self._retention_loop)
         self._spawn("gauges", self._gauges_loop)
+        # `charter-tui bench` runs in its own process and only writes the store; this carries its
+        # results onto the bus (and so to the TUI and over MQTT).
+        bench = BenchPublisher(self.store, self.bus)
+        await bench.start()  # before `ready`, so the TUI's snapshot holds every run it will not publish
+        self._spawn("bench", bench.run)
         if self.config.mqtt.enabled:
             from daemon.mqtt_bridge import MqttBridge
 

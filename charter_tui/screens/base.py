@@ -24,7 +24,7 @@ from charter_tui.widgets.topbar import TopBar
 if TYPE_CHECKING:
     from charter_tui.app import CharterApp
 
-ALL = frozenset({"instance", "sample", "bottleneck", "compile", "recommendation", "rollout", "audit", "daemon", "clock"})
+ALL = frozenset({"instance", "sample", "bottleneck", "compile", "recommendation", "rollout", "audit", "daemon", "clock", "bench"})
 
 
 class ViewScreen(Screen[None]):

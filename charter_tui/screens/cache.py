@@ -1,5 +1,6 @@
 """Screen 3, Cache: measured prefix-cache hit rate per target over time, next to the ceiling the
-compiler computed for the watched agents (`plan.block_shares`).
+compiler computed for the watched agents (`plan.block_shares`), and the latest `charter-tui bench`
+run of each agent and target (measured hit share, naive vs optimized, next to the measured ceiling).
 
 The ceiling is the best hit share the agents' prompts allow at the engine's block size; a target
 far below it has a serving problem (cache too small, eviction, routing), one at it needs the
@@ -17,6 +18,9 @@ from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
 from charter_tui.render import numbers
+from charter_tui.render.bench import COLUMNS as BENCH_COLUMNS
+from charter_tui.render.bench import HINT as BENCH_HINT
+from charter_tui.render.bench import bench_row, target_label
 from charter_tui.render.plot import plot, sparkline
 from charter_tui.screens.agents import parse_result
 from charter_tui.screens.base import ViewScreen
@@ -27,6 +31,10 @@ from compiler.model import BlockShare, CompileResult
 
 # The compiler plans for these engines; a target's engine maps onto one of them.
 PLAN_ENGINE = {"vllm": "vllm", "triton": "trtllm", "trtllm": "trtllm", "sglang": "sglang"}
+# What redraws which part: the live tables and plot follow samples; the bench table follows stored
+# runs, and the clock (its "when" ages), which alone must not redraw the plot every second.
+LIVE_KINDS = frozenset({"instance", "sample", "compile"})
+BENCH_KINDS = frozenset({"bench", "clock", "instance"})
 
 
 def mean(values: list[float | None]) -> float | None:
@@ -50,7 +58,7 @@ def ceiling_for(engine: str, block_size: int | None, results: dict[str, CompileR
 
 class CacheScreen(ViewScreen):
     MODE = "cache"
-    WATCHES = frozenset({"instance", "sample", "compile"})
+    WATCHES = LIVE_KINDS | BENCH_KINDS
 
     def compose_body(self) -> ComposeResult:
         with Vertical(id="body"):
@@ -59,6 +67,9 @@ class CacheScreen(ViewScreen):
             yield Static(id="cache-plot", classes="panel")
             yield Static("Agents: reachable hit share by block size", classes="section-title")
             yield LiveTable(id="cache-agents", cursor_type="row")
+            yield Static("Benchmarks: measured hit share (charter-tui bench) vs ceiling", classes="section-title")
+            yield LiveTable(id="cache-bench", cursor_type="row")
+            yield Static(BENCH_HINT, id="cache-bench-hint", classes="panel")
 
     def on_mount(self) -> None:
         t = self.query_one("#cache-targets", DataTable)
@@ -69,6 +80,9 @@ class CacheScreen(ViewScreen):
         for label, key in (("agent", "a"), ("engine", "e"), ("block", "b"), ("ceiling", "c"),
                            ("after fixes", "f"), ("cached/prompt tok", "tok")):
             a.add_column(label, key=key)
+        bench = self.query_one("#cache-bench", DataTable)
+        for label, key in BENCH_COLUMNS:
+            bench.add_column(label, key=key)
         t.focus()
 
     def _results(self) -> dict[str, CompileResult]:
@@ -80,6 +94,25 @@ class CacheScreen(ViewScreen):
         return out
 
     def draw(self, changed: set[str] | frozenset[str]) -> None:
+        if changed & LIVE_KINDS:
+            self._draw_live()
+        if changed & BENCH_KINDS:
+            self._draw_bench()
+
+    def _draw_bench(self) -> None:
+        state = self.charter.state
+        instances = list(state.instances.values())
+        rows = [bench_row(run, instances, self.charter.clock()) for run in state.latest_benches()
+                if matches(self.filter_text, run.agent, run.target, target_label(run.target, instances))]
+        sync_rows(self.query_one("#cache-bench", DataTable), rows)
+        # The table with no rows would be a bare header; say instead how to get some.
+        self.query_one("#cache-bench", DataTable).display = bool(rows)
+        hint = self.query_one("#cache-bench-hint", Static)
+        hint.display = not rows
+        if not rows:
+            hint.update(BENCH_HINT if not state.benches else Text("no benchmark runs match the filter", style="dim"))
+
+    def _draw_live(self) -> None:
         state = self.charter.state
         now = self.charter.clock()
         results = self._results()

@@ -11,7 +11,7 @@ import statistics
 import time
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import JSON, Column
 from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
@@ -213,3 +213,68 @@ class BenchRun(SQLModel, table=True):
                    modes=",".join(result.modes()), naive_hit_share=share("naive"),
                    optimized_hit_share=share("optimized"), ceiling_share=ceiling, speedup=result.speedup(),
                    error=result.error, result=result.model_dump(mode="json"))
+
+
+class ModeView(BaseModel):
+    """One mode's figures from a stored run, as the TUI shows them (a `ModeSummary`, trimmed)."""
+
+    runs: int = 0
+    hit_share: float | None = None
+    ceiling_share: float | None = None
+    makespan_median_s: float | None = None
+    ttft_median_s: float | None = None
+
+
+class BenchRunView(BaseModel):
+    """A `bench_run` row small enough to publish on the bus: the per-mode summaries, not every call.
+
+    Published on `charter/v1/bench/<agent>` and read by the TUI's Cache screen. `summaries` is keyed
+    by mode name as a plain string so a TUI older than a new mode still decodes the event.
+    """
+
+    id: int
+    started_at: float
+    agent: str
+    target: str
+    engine: str
+    model: str | None = None
+    modes: list[str] = Field(default_factory=list)
+    summaries: dict[str, ModeView] = Field(default_factory=dict)
+    speedup: float | None = Field(default=None, description="naive over optimized median makespan")
+    error: str | None = None
+
+    @classmethod
+    def from_row(cls, row: BenchRun) -> BenchRunView:
+        assert row.id is not None, "only stored rows have an id to publish"
+        summaries: dict[str, ModeView] = {}
+        model: str | None = None
+        try:
+            result = BenchResult.model_validate(row.result)
+        except ValidationError:
+            result = None  # a row written by another version: the summary columns still hold
+        if result is not None and result.runs:
+            model = result.model
+            for mode in result.modes():
+                s = result.summary(mode)
+                summaries[mode] = ModeView(runs=s.runs, hit_share=s.hit_share, ceiling_share=s.ceiling_share,
+                                           makespan_median_s=s.makespan_median_s, ttft_median_s=s.ttft_median_s)
+        else:
+            if row.naive_hit_share is not None:
+                summaries["naive"] = ModeView(hit_share=row.naive_hit_share)
+            if row.optimized_hit_share is not None or row.ceiling_share is not None:
+                summaries["optimized"] = ModeView(hit_share=row.optimized_hit_share, ceiling_share=row.ceiling_share)
+        return cls(id=row.id, started_at=row.started_at, agent=row.agent, target=row.target, engine=row.engine,
+                   model=model, modes=[m for m in row.modes.split(",") if m], summaries=summaries,
+                   speedup=row.speedup, error=row.error)
+
+    @property
+    def best(self) -> ModeView | None:
+        """The mode measured against the ceiling: optimized when it ran, else naive (`--mode naive`)."""
+        return self.summaries.get("optimized") or self.summaries.get("naive")
+
+    @property
+    def of_ceiling(self) -> float | None:
+        best = self.best
+        if best is None or best.hit_share is None or not best.ceiling_share:
+            return None
+        return best.hit_share / best.ceiling_share

@@ -28,6 +28,7 @@ from compiler.model import (
     Warmup,
 )
 from daemon.bus import Bus, topic
+from daemon.executor.records import BenchResult, BenchRun, BenchRunView, Ceiling, RunResult, ServerWindow
 from daemon.models import (
     AuditEvent,
     Bottleneck,
@@ -274,7 +275,43 @@ def audit() -> list[AuditEvent]:
     ]
 
 
-def publish_all(bus: Bus, *, with_samples: bool = True) -> None:
+def _bench_run(mode: str, makespan: float, hits: float, ceiling_cached: int, engine: str) -> RunResult:
+    """One measured run of the 2886-token research agent: the server's hits and the block ceiling."""
+    return RunResult(mode=mode, run=0, input_line=1, makespan_s=makespan,  # type: ignore[arg-type]
+                     server=ServerWindow(engine=engine, prefix_queries=2886, prefix_hits=hits),
+                     ceiling=Ceiling(block_size=16, prompt_tokens=2886, cached_tokens=ceiling_cached))
+
+
+def bench_result(agent: str = AGENT_PATH, target: str = "http://127.0.0.1:8000", *, engine: str = "vllm",
+                 at: float = NOW - 300,
+                 naive_hits: float = 895, optimized_hits: float = 2540, error: str | None = None,
+                 modes: tuple[str, ...] = ("naive", "optimized")) -> BenchResult:
+    """What `charter-tui bench` would store: naive 31%, optimized 88% of a 92% ceiling, 4.26 s vs 3.00 s."""
+    runs = []
+    if "naive" in modes:
+        runs.append(_bench_run("naive", 4.26, naive_hits, 2655, engine))
+    if "optimized" in modes:
+        runs.append(_bench_run("optimized", 3.00, optimized_hits, 2655, engine))
+    return BenchResult(agent=agent, inputs="inputs.jsonl", target=target, engine=engine, model="tiny-llama",
+                       block_size=16, started_at=at, finished_at=at + 8, runs=runs, error=error)
+
+
+def bench_view(result: BenchResult, run_id: int) -> BenchRunView:
+    """The event the daemon publishes for `result` once stored as row `run_id` (the real conversion)."""
+    row = BenchRun.from_result(result)
+    row.id = run_id
+    return BenchRunView.from_row(row)
+
+
+def bench_views() -> list[BenchRunView]:
+    """The research agent on vllm-a, and a document agent on triton-b that failed part-way (naive only)."""
+    failed = bench_result("/agents/document_processor.py", "http://127.0.0.1:8001", engine="triton", at=NOW - 7200,
+                          naive_hits=1300, modes=("naive",),
+                          error="naive run 1, call c3 (inputs.jsonl:2): timed out after 120 s")
+    return [bench_view(failed, 1), bench_view(bench_result(), 2)]
+
+
+def publish_all(bus: Bus, *, with_samples: bool = True, with_bench: bool = True) -> None:
     """Everything above, in the order a running daemon would produce it."""
     for inst in instances():
         bus.publish(topic("instance", inst.name), inst)
@@ -294,3 +331,6 @@ def publish_all(bus: Bus, *, with_samples: bool = True) -> None:
         bus.publish(topic("rollout", str(ro.id)), ro)
     for a in audit():
         bus.publish(topic("audit", a.entity), a)
+    if with_bench:
+        for run in bench_views():
+            bus.publish(topic("bench", run.agent), run)

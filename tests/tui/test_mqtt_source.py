@@ -60,6 +60,11 @@ async def test_remote_tui_over_mqtt_shows_daemon_data_and_sends_commands(mosquit
             await pilot.press("2")
             await wait_until(app, pilot, lambda: "c4 write_report:41" in str(app.screen.query_one("#dag").content),
                              what="the DAG from a CompileRecord sent as JSON")
+            await pilot.press("3")
+            research = f"{fx.AGENT_PATH}@http://127.0.0.1:8000"
+            await wait_until(app, pilot, lambda: research in table_rows(app, "#cache-bench"),
+                             what="a bench run sent as JSON")
+            assert table_rows(app, "#cache-bench")[research][3:8] == ["31%", "88%", "92%", "96%", "1.42×"]
     finally:
         stop.set()
         await asyncio.wait_for(bridge_task, 10)
