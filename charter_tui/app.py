@@ -19,11 +19,13 @@ import time
 from collections.abc import Callable, Iterable
 from typing import ClassVar
 
+from textual import events
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import ModalScreen, Screen
 
 from charter_tui.datasource import BusSource, DataSource, ReadOnlyError
+from charter_tui.idle_gc import IdleCollector
 from charter_tui.screens.agents import AgentsScreen
 from charter_tui.screens.base import ALL, ViewScreen
 from charter_tui.screens.bottlenecks import BottlenecksScreen
@@ -51,6 +53,7 @@ REFRESH_S = 0.25  # at most 4 redraws a second: live enough to read, cheap over 
 SAMPLE_REDRAW_S = 1.0
 ROUTINE = frozenset({"sample", "clock", "instance"})
 CLOCK_S = 1.0  # ages ("4s ago") move even when no event arrives
+GC_CHECK_S = 1.0
 
 
 class CharterApp(App[None]):
@@ -116,6 +119,8 @@ class CharterApp(App[None]):
         self._dirty: set[str] = set()
         self._last_routine = 0.0
         self._stop = asyncio.Event()
+        self._switch_drawn = False  # see action_show
+        self.idle_gc = IdleCollector()
         self.snapshot_loaded = asyncio.Event()
 
     # --- start and stop ------------------------------------------------------------------------
@@ -129,6 +134,17 @@ class CharterApp(App[None]):
         self.set_interval(REFRESH_S, self._refresh_tick, name="refresh")
         self.set_interval(CLOCK_S, self._tick, name="clock")
         self.switch_mode("instances")
+        # Full GC collections wait for a pause in typing (see idle_gc.py).
+        self.idle_gc.start()
+        self.set_interval(GC_CHECK_S, self.idle_gc.tick, name="gc")
+
+    def on_unmount(self) -> None:
+        self.idle_gc.stop()  # however the app ends (tests run many apps in one process)
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key):
+            self.idle_gc.saw_input()
+        await super().on_event(event)
 
     async def _pump(self) -> None:
         """Fill the state: the start-up snapshot first, then live events for as long as we run."""
@@ -186,8 +202,30 @@ class CharterApp(App[None]):
 
     # --- navigation -------------------------------------------------------------------------------
     def action_show(self, mode: str) -> None:
-        if self.current_mode != mode:
+        if self.current_mode == mode:
+            return
+        try:
+            stack = self.get_screen_stack(mode)
+        except KeyError:  # not built yet: the first visit composes it
+            stack = []
+        target = stack[-1] if stack else None
+        if isinstance(target, ViewScreen) and target.is_mounted:
+            # Draw the screen while it is still hidden, then switch without Textual's 50 ms
+            # update delay (which masks a half-drawn screen; this one is drawn already), so the
+            # first frame after the key shows the new screen with current data.
+            target.predraw()
+            self._switch_drawn = True
+            try:
+                self.switch_mode(mode)
+            finally:
+                self._switch_drawn = False
+        else:
             self.switch_mode(mode)
+
+    def delay_update(self, delay: float = 0.05) -> None:
+        if self._switch_drawn:
+            return
+        super().delay_update(delay)
 
     def action_help(self) -> None:
         readonly_ids = (
@@ -195,7 +233,41 @@ class CharterApp(App[None]):
         )
         scopes: list[tuple[str, Iterable[Binding]]] = [("app", _bindings(self.BINDINGS))]
         scopes += [(name, _bindings(cls.__dict__.get("BINDINGS", []))) for name, cls in self.HELP_SCOPES]
-        self.push_screen(HelpScreen(binding_rows(scopes, self.keymap, readonly_ids)))
+        rows = binding_rows(scopes, self.keymap, readonly_ids)
+        self.push_screen(self._reusable("help", lambda: HelpScreen(rows)))
+
+    def show_instance_detail(self, name: str) -> None:
+        screen = self._reusable("detail", lambda: InstanceDetailScreen(name))
+        assert isinstance(screen, InstanceDetailScreen)
+        screen.show_target(name)
+        if screen.is_mounted:
+            screen.predraw()  # so the first frame shows this target, not the one shown last time
+        self.push_screen(screen)
+
+    def _reusable(self, name: str, build: Callable[[], Screen]) -> Screen:
+        """The installed screen called `name`, built on first use and kept after it is closed.
+
+        Opening a screen that is already composed and styled costs one redraw; building it
+        again each time cost several (and Textual's per-screen caches grew with every build).
+        A screen can be on one stack only: if it is open on another mode's stack, a fresh
+        one is built for this time.
+        """
+        if not self.is_screen_installed(name):
+            self.install_screen(build(), name)
+        screen = self.get_screen(name)
+        if any(screen in self.get_screen_stack(mode) for mode in self._built_modes()):
+            return build()
+        return screen
+
+    def _built_modes(self) -> list[str]:
+        built = []
+        for mode in self.MODES:
+            try:
+                self.get_screen_stack(mode)
+            except KeyError:
+                continue
+            built.append(mode)
+        return built
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         for mode, key, label in SCREENS:

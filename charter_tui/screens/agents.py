@@ -22,6 +22,7 @@ from charter_tui.render import numbers
 from charter_tui.render import text as render_text
 from charter_tui.render.dag import BADGES, badges_by_call, legend, render_dag
 from charter_tui.screens.base import ViewScreen
+from charter_tui.widgets.panel import Panel
 from charter_tui.state import CompileView
 from charter_tui.widgets.filterbar import matches
 from charter_tui.widgets.livetable import LiveTable
@@ -81,17 +82,17 @@ class AgentsScreen(ViewScreen):
                 yield LiveTable(id="files", cursor_type="row")
                 yield LiveTable(id="calls", cursor_type="row")
             with VerticalScroll(id="agent-detail"):
-                yield Static(id="compile-status")
+                yield Panel(id="compile-status")
                 yield Static("DAG", classes="section-title")
                 with VerticalScroll(id="dag-scroll"):
-                    yield Static(id="dag", expand=False, shrink=False)
-                yield Static(id="legend")
+                    yield Panel(id="dag", expand=False, shrink=False)
+                yield Panel(id="legend")
                 yield Static("Prompt", classes="section-title")
-                yield Static(id="prompt")
+                yield Panel(id="prompt")
                 yield Static("Cache plan", classes="section-title")
-                yield Static(id="plan")
+                yield Panel(id="plan")
                 yield Static("Restructuring", classes="section-title")
-                yield Static(id="fixes")
+                yield Panel(id="fixes")
 
     def on_mount(self) -> None:
         files = self.query_one("#files", DataTable)

@@ -1,4 +1,4 @@
-"""What every live screen shares: the top bar, the footer, the `/` filter and `esc` back.
+"""What every live screen shares: the top bar, the key hints line, the `/` filter and `esc` back.
 
 A `ViewScreen` draws itself from `app.state` in `refresh_view(changed)`. The app calls it only
 for the active screen, at most a few times a second, and not while a modal is open; when a
@@ -16,9 +16,10 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input
+from textual.widgets import DataTable, Input
 
 from charter_tui.widgets.filterbar import FilterBar
+from charter_tui.widgets.keybar import KeyBar
 from charter_tui.widgets.topbar import TopBar
 
 if TYPE_CHECKING:
@@ -41,6 +42,7 @@ class ViewScreen(Screen[None]):
     # Set once the screen (and every subclass's on_mount, which adds table columns) has mounted:
     # a resume or refresh that arrives before then would draw rows into tables with no columns.
     _view_ready: bool = False
+    _predrawn: bool = False
 
     @property
     def charter(self) -> CharterApp:
@@ -50,7 +52,7 @@ class ViewScreen(Screen[None]):
         yield TopBar(id="topbar")
         yield FilterBar()
         yield from self.compose_body()
-        yield Footer()
+        yield KeyBar()
 
     @abstractmethod
     def compose_body(self) -> ComposeResult:
@@ -87,7 +89,15 @@ class ViewScreen(Screen[None]):
         self._view_ready = True
         self.refresh_view(ALL)
 
+    def predraw(self) -> None:
+        """Draw everything now, while hidden, because the app is about to show this screen."""
+        self.refresh_view(ALL)
+        self._predrawn = True
+
     def on_screen_resume(self) -> None:
+        if self._predrawn:  # drawn an instant ago, just before the switch
+            self._predrawn = False
+            return
         self.refresh_view(ALL)
 
     def on_resize(self) -> None:

@@ -17,6 +17,7 @@ from textual.widgets import DataTable, Static
 from charter_tui.render import numbers
 from charter_tui.render import text as render_text
 from charter_tui.screens.base import ViewScreen
+from charter_tui.widgets.panel import Panel
 from charter_tui.state import bottleneck_key
 from charter_tui.widgets.filterbar import matches
 from charter_tui.widgets.livetable import LiveTable
@@ -36,7 +37,7 @@ class BottlenecksScreen(ViewScreen):
             yield Static("Recommendations", classes="section-title")
             yield LiveTable(id="recommendations", cursor_type="row")
             with VerticalScroll(id="evidence-scroll"):
-                yield Static(id="evidence", classes="panel")
+                yield Panel(id="evidence", classes="panel")
 
     def on_mount(self) -> None:
         b = self.query_one("#bottlenecks", DataTable)

@@ -24,6 +24,7 @@ from charter_tui.render.bench import bench_row, target_label
 from charter_tui.render.plot import plot, sparkline
 from charter_tui.screens.agents import parse_result
 from charter_tui.screens.base import ViewScreen
+from charter_tui.widgets.panel import Panel
 from charter_tui.widgets.filterbar import matches
 from charter_tui.widgets.livetable import LiveTable
 from charter_tui.widgets.tables import selected_key, sync_rows
@@ -64,12 +65,12 @@ class CacheScreen(ViewScreen):
         with Vertical(id="body"):
             yield Static("Targets: measured prefix-cache hit rate vs the compiler's ceiling", classes="section-title")
             yield LiveTable(id="cache-targets", cursor_type="row")
-            yield Static(id="cache-plot", classes="panel")
+            yield Panel(id="cache-plot", classes="panel")
             yield Static("Agents: reachable hit share by block size", classes="section-title")
             yield LiveTable(id="cache-agents", cursor_type="row")
             yield Static("Benchmarks: measured hit share (charter-tui bench) vs ceiling", classes="section-title")
             yield LiveTable(id="cache-bench", cursor_type="row")
-            yield Static(BENCH_HINT, id="cache-bench-hint", classes="panel")
+            yield Panel(BENCH_HINT, id="cache-bench-hint", classes="panel")
 
     def on_mount(self) -> None:
         t = self.query_one("#cache-targets", DataTable)

@@ -16,6 +16,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
 
+from charter_tui.widgets.livetable import LiveTable
+
 
 def binding_rows(
     scopes: Iterable[tuple[str, Iterable[Binding]]], keymap: dict[str, str], readonly_ids: set[str]
@@ -60,7 +62,7 @@ class HelpScreen(ModalScreen[None]):
         with Vertical(id="help"):
             yield Static(Text(" Keys  (esc closes; remap any id under [keymap.bindings] in the config)",
                               style="bold"))
-            yield DataTable(id="help-table", cursor_type="row")
+            yield LiveTable(id="help-table", cursor_type="row")
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)

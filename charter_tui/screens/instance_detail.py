@@ -19,6 +19,7 @@ from textual.widgets import Static
 from charter_tui.render import numbers
 from charter_tui.render.plot import plot
 from charter_tui.screens.base import ViewScreen
+from charter_tui.widgets.panel import Panel
 from charter_tui.screens.instances import SIGNAL_LABELS, SIGNAL_RANGE, state_badge
 from charter_tui.state import LIVE_SIGNALS
 
@@ -33,16 +34,20 @@ class InstanceDetailScreen(ViewScreen):
 
     def __init__(self, name: str) -> None:
         super().__init__()
+        self.show_target(name)
+
+    def show_target(self, name: str) -> None:
+        """Point the screen at a target (the app keeps one detail screen and reuses it)."""
         self.instance_name = name
         self.window_index = 0
         self._history: list[tuple[float, dict[str, float | None]]] | None = None
         self._history_at = 0.0
 
     def compose_body(self) -> ComposeResult:
-        yield Static(id="detail-header", classes="panel")
+        yield Panel(id="detail-header", classes="panel")
         with VerticalScroll(id="plots"):
             for sig in LIVE_SIGNALS:
-                yield Static(id=f"plot-{sig}", classes="plot")
+                yield Panel(id=f"plot-{sig}", classes="plot")
 
     def on_mount(self) -> None:
         self.query_one("#plots").focus()

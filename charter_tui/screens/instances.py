@@ -17,10 +17,12 @@ from textual.widgets import DataTable, Static
 from charter_tui.render import numbers
 from charter_tui.render.plot import sparkline
 from charter_tui.screens.base import ViewScreen
+from charter_tui.widgets.panel import Panel
 from charter_tui.state import LIVE_SIGNALS, Series
+from daemon.models import Instance, MetricSample
 from charter_tui.widgets.filterbar import matches
 from charter_tui.widgets.livetable import LiveTable
-from charter_tui.widgets.tables import selected_key, sync_rows
+from charter_tui.widgets.tables import selected_key, sync_visible_rows
 
 SIGNAL_LABELS = {
     "ttft_p95_s": "TTFT p95",
@@ -39,6 +41,18 @@ STATE_STYLE = {"UP": "bold green", "STALE": "bold yellow", "DOWN": "bold red", "
 
 def state_badge(state: str) -> Text:
     return Text(f"● {state}", style=STATE_STYLE.get(state, ""))
+
+
+def _engine(inst: Instance | None, latest: MetricSample | None) -> str:
+    return (inst.engine if inst else None) or (latest.engine if latest else "?")
+
+
+def _model(inst: Instance | None) -> str:
+    return (inst.model if inst else None) or "-"
+
+
+def _state(inst: Instance | None) -> str:
+    return inst.state.value if inst else "UNKNOWN"
 
 
 def spark(values: list[float | None], name: str, width: int) -> str:
@@ -75,7 +89,7 @@ class InstancesScreen(ViewScreen):
     def compose_body(self) -> ComposeResult:
         with Vertical(id="body"):
             yield LiveTable(id="instances", cursor_type="row", zebra_stripes=True)
-            yield Static(id="instance-panel", classes="panel")
+            yield Panel(id="instance-panel", classes="panel")
 
     def on_mount(self) -> None:
         self.query_one("#instances", DataTable).focus()
@@ -112,20 +126,15 @@ class InstancesScreen(ViewScreen):
         spark_w = self._spark_width()
         self._ensure_columns(table, spark_w)
         active = {b.instance for b in state.bottlenecks.values() if b.active}
-        rows = []
-        for name in state.instance_names():
+
+        def cells_for(name: str) -> list[str | Text]:
             inst = state.instances.get(name)
             latest = state.latest.get(name)
             series = state.series.get(name)
-            engine = (inst.engine if inst else None) or (latest.engine if latest else "?")
-            model = (inst.model if inst else None) or "-"
-            st = inst.state.value if inst else "UNKNOWN"
-            if not matches(self.filter_text, name, engine, model, st):
-                continue
             label = Text(name, style="bold")
             if name in active:
                 label.append(" ▲", style="bold red")  # an open bottleneck; details on screen 4
-            cells: list[str | Text] = [label, state_badge(st), engine, model]
+            cells: list[str | Text] = [label, state_badge(_state(inst)), _engine(inst, latest), _model(inst)]
             for sig in LIVE_SIGNALS:
                 value = getattr(latest, sig) if latest else None
                 cell = Text(numbers.FORMATTERS[sig](value).rjust(6))
@@ -133,9 +142,14 @@ class InstancesScreen(ViewScreen):
                     cell.append(" " + self._sparks.get(name, series, sig, spark_w), style="cyan")
                 cells.append(cell)
             cells.append(numbers.age(inst.last_seen if inst else (latest.ts if latest else None), now))
-            rows.append((name, cells))
-        sync_rows(table, rows)
-        keys = [k for k, _ in rows]
+            return cells
+
+        keys = []
+        for name in state.instance_names():
+            inst = state.instances.get(name)
+            if matches(self.filter_text, name, _engine(inst, state.latest.get(name)), _model(inst), _state(inst)):
+                keys.append(name)
+        sync_visible_rows(table, keys, cells_for)
         if not self._placed and keys:
             # Start on the first target with data, not on whichever name sorts first.
             self._placed = True
@@ -146,6 +160,10 @@ class InstancesScreen(ViewScreen):
             table.move_cursor(row=keys.index(self._restore), animate=False)
         self._restore = None
         self._draw_panel()
+
+    @on(LiveTable.Scrolled, "#instances")
+    def _scrolled(self) -> None:
+        self.refresh_view({"sample"})  # rows scrolled into view were not drawn while off screen
 
     @on(DataTable.RowHighlighted, "#instances")
     def _highlighted(self) -> None:
@@ -179,9 +197,7 @@ class InstancesScreen(ViewScreen):
     def action_open_detail(self) -> None:
         name = selected_key(self.query_one("#instances", DataTable))
         if name is not None:
-            from charter_tui.screens.instance_detail import InstanceDetailScreen
-
-            self.app.push_screen(InstanceDetailScreen(name))
+            self.charter.show_instance_detail(name)
 
     @on(DataTable.RowSelected, "#instances")
     def _selected(self) -> None:

@@ -22,6 +22,7 @@ from textual.widgets import DataTable, Static
 from charter_tui.render import numbers
 from charter_tui.render import text as render_text
 from charter_tui.screens.base import ViewScreen
+from charter_tui.widgets.panel import Panel
 from charter_tui.screens.confirm import ConfirmScreen
 from charter_tui.state import PENDING_STATES, is_running
 from charter_tui.widgets.filterbar import matches
@@ -140,7 +141,7 @@ class RolloutsScreen(ViewScreen):
                 yield Static("History", classes="section-title")
                 yield LiveTable(id="history", cursor_type="row")
             with VerticalScroll(id="rollout-detail"):
-                yield Static(id="rollout", classes="panel")
+                yield Panel(id="rollout", classes="panel")
 
     def on_mount(self) -> None:
         for tid in ("queue", "history"):

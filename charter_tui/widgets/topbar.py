@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from rich.text import Text
-from textual.widgets import Static
+
+from charter_tui.widgets.panel import Panel
 
 # (mode, number key, label) in the order of the number keys.
 SCREENS: tuple[tuple[str, str, str], ...] = (
@@ -15,7 +16,7 @@ SCREENS: tuple[tuple[str, str, str], ...] = (
 )
 
 
-class TopBar(Static):
+class TopBar(Panel):
     DEFAULT_CSS = """
     TopBar {
         height: 1;
