@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, ClassVar
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import DataTable, Input
 
@@ -50,9 +51,12 @@ class ViewScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield TopBar(id="topbar")
-        yield FilterBar()
         yield from self.compose_body()
-        yield KeyBar()
+        # The filter opens on the bottom line, beside the key hints: a line of fixed height, so
+        # opening or closing it re-lays out that line only, not the tables above it.
+        with Horizontal(id="bottom-line"):
+            yield FilterBar()
+            yield KeyBar()
 
     @abstractmethod
     def compose_body(self) -> ComposeResult:

@@ -1,4 +1,5 @@
-"""The `/` filter line: hidden until asked for; the screen filters its rows by the text."""
+"""The `/` filter: hidden until asked for, then on the bottom line left of the key hints; the
+screen filters its rows by the text."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ class FilterBar(Input):
     DEFAULT_CSS = """
     FilterBar {
         display: none;
+        width: 40%;
+        max-width: 48;
         height: 1;
         border: none;
         padding: 0 1;
@@ -20,7 +23,7 @@ class FilterBar(Input):
     """
 
     def __init__(self) -> None:
-        super().__init__(placeholder="filter (regex-free substring; esc clears)", id="filter")
+        super().__init__(placeholder="filter: substring, esc clears", id="filter")
         # A blinking cursor makes snapshots nondeterministic and is noise over SSH.
         self.cursor_blink = False
 

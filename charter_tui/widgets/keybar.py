@@ -18,7 +18,6 @@ class KeyBar(Panel):
     COMPONENT_CLASSES = {"keybar--key", "keybar--description", "keybar--disabled"}
     DEFAULT_CSS = """
     KeyBar {
-        dock: bottom;
         height: 1;
         width: 1fr;
         text-wrap: nowrap;
