@@ -69,14 +69,12 @@ class BottlenecksScreen(ViewScreen):
         sync_rows(self.query_one("#recommendations", DataTable), recs)
         self._draw_evidence()
 
-    @on(DataTable.RowHighlighted, "#bottlenecks")
-    def _b(self) -> None:
-        self._last_focus = "bottlenecks"
-        self._draw_evidence()
-
-    @on(DataTable.RowHighlighted, "#recommendations")
-    def _r(self) -> None:
-        self._last_focus = "recommendations"
+    @on(DataTable.RowHighlighted, "#bottlenecks, #recommendations")
+    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        # Filling a table highlights its first row too; only the table the user is in decides
+        # which evidence shows (the order tables fill in must not).
+        if event.data_table is self.focused and event.data_table.id:
+            self._last_focus = event.data_table.id
         self._draw_evidence()
 
     def on_descendant_focus(self) -> None:
