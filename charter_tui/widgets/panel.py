@@ -28,12 +28,21 @@ def shape_of(content: VisualType, width: int) -> Shape:
     return len(lines), width <= 0 or any(cell_len(line) > width for line in lines)
 
 
+def same_content(a: object, b: object) -> bool:
+    """Equal as shown. Rich's `Text.__eq__` compares only the characters and spans, not the Text's
+    own style or layout settings, so a status that changes colour but not wording is not equal."""
+    if isinstance(a, Text) and isinstance(b, Text):
+        return a == b and (a.style, a.justify, a.overflow, a.no_wrap, a.end) == (
+            b.style, b.justify, b.overflow, b.no_wrap, b.end)
+    return type(a) is type(b) and a == b
+
+
 class Panel(Static):
     _shape: Shape = None
 
     def update(self, content: VisualType = "", *, layout: bool | None = None) -> None:
         if layout is None:
-            if content == self.content and self.is_mounted:
+            if self.is_mounted and same_content(content, self.content):
                 return
             shape = shape_of(content, self.content_region.width)
             layout = shape is None or shape[1] or shape != self._shape

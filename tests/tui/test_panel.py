@@ -142,10 +142,6 @@ async def test_panel_update_with_another_renderable_or_an_explicit_layout(
         assert calls == [False, True], "an explicit layout= is passed through, even for equal content"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG in Panel.update: the skip compares `content == self.content`, and rich's Text.__eq__ "
-    "compares only .plain and ._spans, not the Text's own style (nor justify/overflow/no_wrap), "
-    "so Text('x', style='green') after Text('x', style='red') is skipped and the panel keeps red"))
 async def test_panel_update_with_only_the_text_style_changed_shows_the_new_style() -> None:
     app = PanelApp()
     async with app.run_test(size=(60, 10)) as pilot:
