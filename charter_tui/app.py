@@ -214,6 +214,14 @@ class CharterApp(App[None]):
             # update delay (which masks a half-drawn screen; this one is drawn already), so the
             # first frame after the key shows the new screen with current data.
             target.predraw()
+            # The terminal shows another screen, so the first frame of this one must repaint
+            # all of it: Textual would send only the regions that changed on this screen since
+            # it was last shown (its compositor tracks its own frames), leaving the old screen's
+            # lines everywhere else until the resume repaint. Marking the screen itself dirty
+            # makes the layout pass inside switch_mode render a full frame (Screen internals,
+            # textual pinned; tests/tui/test_responsiveness.py checks the frame is full).
+            target.refresh()
+            target._dirty_widgets.add(target)
             self._switch_drawn = True
             try:
                 self.switch_mode(mode)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gc
 
+from textual._compositor import LayoutUpdate
 from textual.widgets import DataTable
 
 from charter_tui import idle_gc
@@ -134,10 +135,13 @@ async def test_switching_back_shows_samples_that_arrived_while_hidden(make_app) 
         display = app._display
 
         def recording_display(screen, renderable) -> None:  # type: ignore[no-untyped-def]
-            if app.current_mode == "instances":
-                shown.append(hidden.get_row("vllm-a")[5].plain.split()[0])
+            if app.current_mode == "instances" and renderable is not None:
+                shown.append((hidden.get_row("vllm-a")[5].plain.split()[0], type(renderable)))
             display(screen, renderable)
 
         app._display = recording_display  # type: ignore[method-assign]
         await pilot.press("1")
-        assert shown and shown[0] == "4.3k", f"first frame after the switch showed {shown[:1]}"
+        assert shown and shown[0][0] == "4.3k", f"first frame after the switch showed {shown[:1]}"
+        # ... and repaints the whole terminal: a partial frame would update only the regions that
+        # changed on this screen and leave the Agents screen's lines everywhere else.
+        assert shown[0][1] is LayoutUpdate, f"first frame after the switch was a {shown[0][1].__name__}"
