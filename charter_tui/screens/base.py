@@ -55,7 +55,7 @@ class ViewScreen(Screen[None]):
         # The filter opens on the bottom line, beside the key hints: a line of fixed height, so
         # opening or closing it re-lays out that line only, not the tables above it.
         with Horizontal(id="bottom-line"):
-            yield FilterBar()
+            yield FilterBar(on_change=self._apply_filter)
             yield KeyBar()
 
     @abstractmethod
@@ -113,10 +113,11 @@ class ViewScreen(Screen[None]):
         bar.add_class("-active")
         bar.focus()
 
-    @on(Input.Changed, "#filter")
-    def _filter_changed(self, event: Input.Changed) -> None:
-        self.filter_text = event.value.strip()
-        self.refresh_view(ALL)
+    def _apply_filter(self, value: str) -> None:
+        text = value.strip()
+        if text != self.filter_text:
+            self.filter_text = text
+            self.refresh_view(ALL)
 
     @on(Input.Submitted, "#filter")
     def _filter_submitted(self) -> None:
@@ -125,11 +126,9 @@ class ViewScreen(Screen[None]):
     def action_back(self) -> None:
         bar = self.query_one(FilterBar)
         if bar.has_class("-active") or self.filter_text:
-            bar.value = ""
-            self.filter_text = ""
+            bar.value = ""  # redraws the rows unfiltered (see _apply_filter)
             bar.remove_class("-active")
             self.focus_main()
-            self.refresh_view(ALL)
         elif len(self.app.screen_stack) > 1:
             self.app.pop_screen()
 

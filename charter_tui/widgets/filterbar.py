@@ -3,6 +3,8 @@ screen filters its rows by the text."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from textual.widgets import Input
 
 
@@ -22,10 +24,17 @@ class FilterBar(Input):
     }
     """
 
-    def __init__(self) -> None:
+    def __init__(self, on_change: Callable[[str], None]) -> None:
         super().__init__(placeholder="filter: substring, esc clears", id="filter")
         # A blinking cursor makes snapshots nondeterministic and is noise over SSH.
         self.cursor_blink = False
+        self._on_change = on_change
+
+    def watch_value(self, value: str) -> None:
+        # Called as the value changes, so the rows are filtered in the same frame that shows the
+        # typed character. (Input.Changed is a message: it arrives after that frame is drawn,
+        # and the filtered rows would wait for the next one, a frame interval later.)
+        self._on_change(value)
 
 
 def matches(needle: str, *fields: object) -> bool:

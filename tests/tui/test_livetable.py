@@ -243,7 +243,7 @@ async def test_livetable_draws_every_visible_line_like_a_stock_datatable_after_e
 
 async def test_a_focus_change_rerenders_only_the_cursor_rows_cells(monkeypatch: pytest.MonkeyPatch) -> None:
     """Once both focus states have been drawn, moving the focus in and out of the LiveTable calls
-    DataTable._render_cell for the cursor row's cells only (besides header cells, which LiveTable
+    a cell rendering for the cursor row's cells only (besides header cells, which LiveTable
     leaves to DataTable, and the hover row's), and what it shows still matches the stock table."""
     app = TwoTables()
     async with app.run_test(size=SIZE) as pilot:
@@ -257,15 +257,16 @@ async def test_a_focus_change_rerenders_only_the_cursor_rows_cells(monkeypatch: 
         await settle(pilot)
 
         calls: list[tuple[int, int, bool]] = []  # (row, column, a cursor or hover cell)
-        stock_render_cell = DataTable._render_cell
+        # Every body cell LiveTable renders (on a cache miss) goes through _render_text_cell first.
+        render_text_cell = LiveTable._render_text_cell
 
-        def spy(self: DataTable, row_index: int, column_index: int, base_style: Any, width: int,
+        def spy(self: LiveTable, row_index: int, column_index: int, base_style: Any, width: int,
                 cursor: bool = False, hover: bool = False) -> Any:
             if self is app.live:
                 calls.append((row_index, column_index, cursor or hover))
-            return stock_render_cell(self, row_index, column_index, base_style, width, cursor, hover)
+            return render_text_cell(self, row_index, column_index, base_style, width, cursor, hover)
 
-        monkeypatch.setattr(DataTable, "_render_cell", spy)
+        monkeypatch.setattr(LiveTable, "_render_text_cell", spy)
         for step, widget in [("focus in", app.live), ("focus out", app.query_one("#holder", Input)),
                              ("focus in again", app.live)]:
             calls.clear()
@@ -297,14 +298,14 @@ async def test_a_written_cell_is_rerendered_and_shows_its_new_value(monkeypatch:
         await settle(pilot)
         lines(app.live)
         calls: list[tuple[int, int]] = []
-        stock_render_cell = DataTable._render_cell
+        render_text_cell = LiveTable._render_text_cell
 
-        def spy(self: DataTable, row_index: int, column_index: int, *args: Any, **kwargs: Any) -> Any:
+        def spy(self: LiveTable, row_index: int, column_index: int, *args: Any, **kwargs: Any) -> Any:
             if self is app.live and row_index >= 0:
                 calls.append((row_index, column_index))
-            return stock_render_cell(self, row_index, column_index, *args, **kwargs)
+            return render_text_cell(self, row_index, column_index, *args, **kwargs)
 
-        monkeypatch.setattr(DataTable, "_render_cell", spy)
+        monkeypatch.setattr(LiveTable, "_render_text_cell", spy)
         old = "plain 6"
         y = 1 + 6  # header line, then row 6 (not the cursor row)
         assert old in text_of(app.live)[y]
@@ -315,3 +316,57 @@ async def test_a_written_cell_is_rerendered_and_shows_its_new_value(monkeypatch:
         assert (6, 3) in calls, "the written cell was rendered again"
         assert set(calls) == {(6, 3)}, f"only the written cell was rendered again, got {sorted(set(calls))}"
         assert_same_view(app, "after one cell written")
+
+
+# Cells for the fast path's comparison: whole-cell and span styles, plain strings and markup,
+# empty cells, text longer than its column (cropped), wide characters and tabs (stock path).
+FAST_PATH_CELLS: list[str | Text] = [
+    Text("vllm-001", style="bold"),
+    Text("  12.3", style="on blue").append(" ▁▂▃▄▅▆▇█", style="cyan"),
+    Text("● UP", style="bold green"),
+    "4s ago",
+    "[b]mark[/b]up",
+    "",
+    Text(""),
+    Text("a-long-model-name-that-does-not-fit-its-column", style="italic magenta"),
+    Text("plain then ").append("red", style="red").append(" then ", style="").append("reverse", style="reverse"),
+    Text("日本語のモデル名"),
+    Text("tab\there"),
+    Text("two\nlines"),
+]
+
+
+async def test_the_text_cell_fast_path_renders_the_segments_datatable_would() -> None:
+    """LiveTable._render_text_cell against DataTable._render_cell, cell by cell, for every cell
+    kind above, in wide and narrow (cropping) columns, plain, zebra, cursor and hover rows, with
+    the table focused and not: equal segment lists (text, style and the row/column meta)."""
+    app = TwoTables()
+    async with app.run_test(size=SIZE) as pilot:
+        live = app.live
+        live.clear(columns=True)
+        for width in (None, 3, 12):
+            live.add_column(f"w{width}", width=width)
+        for i, cell in enumerate(FAST_PATH_CELLS):
+            live.add_row(cell, cell, cell, key=f"f{i}")
+        await settle(pilot)
+        compared = fast = 0
+        for focused in (False, True):
+            if focused:
+                live.focus()
+                await settle(pilot)
+            live._pseudo_class_state = live.get_pseudo_class_state()
+            for row in range(len(FAST_PATH_CELLS)):
+                base = live._get_row_style(row, live.rich_style)
+                for column, col in enumerate(live.ordered_columns):
+                    width = col.get_render_width(live)
+                    for cursor, hover in ((False, False), (True, False), (False, True)):
+                        got = live._render_text_cell(row, column, base, width, cursor, hover)
+                        live._cell_render_cache.clear()
+                        want = DataTable._render_cell(live, row, column, base, width, cursor, hover)
+                        compared += 1
+                        if got is None:
+                            continue
+                        fast += 1
+                        assert got == want, f"row {row} ({FAST_PATH_CELLS[row]!r}) column {column} width {width}"
+        plain_rows = len(FAST_PATH_CELLS) - 3  # wide characters, a tab, two lines: stock path
+        assert fast == plain_rows * 3 * 3 * 2, f"the fast path took {fast} of {compared} cells"
