@@ -81,6 +81,14 @@ class SparkCache:
         return text
 
 
+class TargetTable(LiveTable):
+    """The targets table. Its `enter` is DataTable's select (which opens the detail, see
+    `InstancesScreen._selected`), named and shown here: DataTable's own binding for the key is
+    hidden and, being nearer the focus, hid the screen's `enter` hint from the key bar."""
+
+    BINDINGS = [Binding("enter", "select_cursor", "Detail", id="instances.detail", key_display="⏎")]
+
+
 class InstancesScreen(ViewScreen):
     MODE = "instances"
     WATCHES = frozenset({"instance", "sample", "bottleneck", "clock"})
@@ -88,7 +96,7 @@ class InstancesScreen(ViewScreen):
 
     def compose_body(self) -> ComposeResult:
         with Vertical(id="body"):
-            yield LiveTable(id="instances", cursor_type="row", zebra_stripes=True)
+            yield TargetTable(id="instances", cursor_type="row", zebra_stripes=True)
             yield Panel(id="instance-panel", classes="panel")
 
     def on_mount(self) -> None:

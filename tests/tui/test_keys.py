@@ -234,6 +234,22 @@ async def test_keymap_from_config_remaps_keys(make_app) -> None:
         assert [e.payload["action"] for e in drain(app)] == ["approve"]
 
 
+async def test_the_detail_key_remaps_on_the_focused_table_too(make_app) -> None:
+    """`enter` on Instances is bound twice (the screen, and the table that has the focus): one
+    keymap id moves both, so the new key opens the detail and `enter` no longer does."""
+    from charter_tui.screens.instance_detail import InstanceDetailScreen
+
+    app: CharterApp = make_app(config='[keymap.bindings]\n"instances.detail" = "o"\n')
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert not isinstance(app.screen, InstanceDetailScreen), "enter was remapped away"
+        await pilot.press("o")
+        await settle(app, pilot)
+        assert isinstance(app.screen, InstanceDetailScreen)
+
+
 async def test_live_refresh_pauses_while_a_modal_is_open(make_app) -> None:
     app: CharterApp = make_app()
     async with app.run_test(size=(120, 30)) as pilot:

@@ -74,6 +74,7 @@ async def test_key_bar_follows_the_screen_and_the_focus(make_app) -> None:
         bar = app.screen.query_one(KeyBar)
         assert "/ Filter" in static_text(app, "#keybar") and "Approve" not in static_text(app, "#keybar")
         assert ("/", "Filter", True) in bar.hints()
+        assert ("⏎", "Detail", True) in bar.hints(), "the table's enter opens the detail and says so"
         await pilot.press("5")
         await settle(app, pilot)
         assert "a Approve" in static_text(app, "#keybar")
