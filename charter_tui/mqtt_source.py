@@ -3,7 +3,7 @@
 The daemon's `MqttBridge` publishes every bus event as JSON under `<prefix>/...` and turns messages
 on `<prefix>/command/#` into bus commands; this source is the other end of that bridge. Only where
 events come from changes: `decode` gives the screens the same models as the in-process source.
-It reconnects with capped backoff (a broker restart must not end the session), and while it is
+It reconnects with capped backoff (daemon/mqtt_session.py: a broker restart must not end the session), and while it is
 disconnected commands are refused with a clear error instead of being silently dropped.
 History reads need the daemon's store, which a remote TUI does not have: the detail screen then
 plots the samples received since it connected.
@@ -22,8 +22,9 @@ import aiomqtt
 
 from charter_tui.datasource import COMMAND_ACTIONS, ReadOnlyError, decode
 from charter_tui.state import topic_kind
-from daemon.bus import TOPIC_VERSION, Event
+from daemon.bus import Event
 from daemon.config import MqttConfig
+from daemon.mqtt_session import keep_connected, to_bus_topic
 
 log = logging.getLogger(__name__)
 
@@ -39,43 +40,42 @@ class MqttSource:
         self.client_id = client_id or f"charter-tui-{random.getrandbits(32):08x}"
         self.connected = asyncio.Event()
         self._client: aiomqtt.Client | None = None
-        self._closed = False
-
-    def _to_bus(self, mqtt_topic: str) -> str:
-        return TOPIC_VERSION + mqtt_topic.removeprefix(self.config.topic_prefix)
+        self._closed = asyncio.Event()
 
     async def snapshot(self) -> list[Event]:
         return []  # the bridge carries changes, not state; screens fill as the daemon publishes
 
     async def events(self) -> AsyncIterator[Event]:
-        delay = 0.5
-        while not self._closed:
+        """Every event the daemon publishes, across reconnects, until `close()`."""
+        received: asyncio.Queue[Event] = asyncio.Queue()
+
+        async def session(client: aiomqtt.Client) -> None:
+            self._client = client
             try:
-                async with aiomqtt.Client(
-                    self.config.host,
-                    self.config.port,
-                    username=self.config.username,
-                    password=self.config.password,
-                    identifier=self.client_id,
-                ) as client:
-                    await client.subscribe(f"{self.config.topic_prefix}/#", qos=0)
-                    self._client = client
-                    self.connected.set()
-                    delay = 0.5
-                    async for message in client.messages:
-                        event = self._event(str(message.topic), message.payload)
-                        if event is not None:
-                            yield event
-            except aiomqtt.MqttError as exc:
-                log.warning("MQTT %s:%s: %s; retrying in %.1f s", self.config.host, self.config.port, exc, delay)
+                async for message in client.messages:
+                    event = self._event(str(message.topic), message.payload)
+                    if event is not None:
+                        received.put_nowait(event)
             finally:
                 self._client = None
-                self.connected.clear()
-            await asyncio.sleep(delay * (0.5 + random.random()))
-            delay = min(delay * 2, 30.0)
+
+        connection = asyncio.create_task(keep_connected(
+            self.config, self.client_id, f"{self.config.topic_prefix}/#", 0, session, self._closed, self.connected))
+        try:
+            while True:
+                next_event = asyncio.ensure_future(received.get())
+                await asyncio.wait({next_event, connection}, return_when=asyncio.FIRST_COMPLETED)
+                if not next_event.done():
+                    next_event.cancel()
+                    connection.result()  # closed (or a bug in the session, raised here)
+                    return
+                yield next_event.result()
+        finally:
+            connection.cancel()
+            await asyncio.gather(connection, return_exceptions=True)
 
     def _event(self, mqtt_topic: str, raw: Any) -> Event | None:
-        name = self._to_bus(mqtt_topic)
+        name = to_bus_topic(self.config, mqtt_topic)
         if topic_kind(name) == "command":
             return None  # commands (ours or another client's) are not state
         try:
@@ -102,4 +102,4 @@ class MqttSource:
         return request_id
 
     def close(self) -> None:
-        self._closed = True
+        self._closed.set()

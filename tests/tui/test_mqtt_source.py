@@ -68,3 +68,47 @@ async def test_remote_tui_over_mqtt_shows_daemon_data_and_sends_commands(mosquit
     finally:
         stop.set()
         await asyncio.wait_for(bridge_task, 10)
+
+
+async def test_source_refuses_commands_while_away_and_reconnects_when_the_broker_returns(tmp_path) -> None:
+    """Started before any broker: not connected, a command is refused with the reason (not
+    dropped). The broker comes up: it connects and delivers a daemon's event. The broker goes and
+    comes back on the same port: the same `events()` stream carries on."""
+    from daemon.models import Instance
+    from daemon.mqtt_bridge import encode
+    from daemon.testkit.mosquitto import start_mosquitto
+    from daemon.testkit.ports import free_port
+
+    import aiomqtt
+
+    port = free_port()
+    cfg = MqttConfig(enabled=True, host="127.0.0.1", port=port)
+    source = MqttSource(cfg)
+    received: asyncio.Queue = asyncio.Queue()
+
+    async def consume() -> None:
+        async for event in source.events():
+            received.put_nowait(event)
+
+    async def publish_instance(name: str) -> None:
+        async with aiomqtt.Client("127.0.0.1", port, identifier=f"fake-daemon-{name}") as daemon:
+            await daemon.publish(f"{cfg.topic_prefix}/instance/{name}", encode(Instance(name=name, url="http://x:1")))
+
+    consumer = asyncio.create_task(consume())
+    try:
+        await asyncio.sleep(1.0)
+        assert not source.connected.is_set()
+        with pytest.raises(RuntimeError, match=f"not connected to 127.0.0.1:{port}"):
+            await source.send_command(1, "approve", actor="t")
+        for round_ in ("first", "second"):
+            with start_mosquitto(port=port, keep_dir=tmp_path / round_):
+                await asyncio.wait_for(source.connected.wait(), 20)
+                await publish_instance(round_)
+                event = await asyncio.wait_for(received.get(), 10)
+                assert event.topic == f"charter/v1/instance/{round_}" and isinstance(event.payload, Instance)
+            await asyncio.sleep(0.5)
+            assert not source.connected.is_set(), "the broker went: disconnected, retrying"
+        assert not consumer.done(), "the stream survives the broker going away"
+    finally:
+        source.close()
+        await asyncio.wait_for(consumer, 10)
