@@ -35,6 +35,7 @@ from charter_tui.screens.instance_detail import InstanceDetailScreen
 from charter_tui.screens.instances import InstancesScreen
 from charter_tui.screens.rollouts import MUTATING_ACTIONS, RolloutsScreen
 from charter_tui.screens.confirm import ConfirmScreen
+from charter_tui.redraw import RedrawSchedule
 from charter_tui.state import DaemonState
 from charter_tui.widgets.topbar import SCREENS
 from daemon.bus import Event
@@ -47,11 +48,6 @@ log = logging.getLogger(__name__)
 # The rollout manager's replies to commands (ok, or why it refused).
 COMMAND_RESULT = "charter/v1/command_result/"
 REFRESH_S = 0.25  # at most 4 redraws a second: live enough to read, cheap over SSH
-# Samples alone redraw at most once a second: with 100 targets polled at 1 Hz they arrive
-# continuously, and redrawing 100 rows of sparklines 4x a second would cost CPU for no
-# information. Anything else (a rollout, a compile, a bottleneck) redraws on the next tick.
-SAMPLE_REDRAW_S = 1.0
-ROUTINE = frozenset({"sample", "clock", "instance"})
 CLOCK_S = 1.0  # ages ("4s ago") move even when no event arrives
 GC_CHECK_S = 1.0
 
@@ -116,8 +112,12 @@ class CharterApp(App[None]):
         self.keymap = dict(loaded.config.keymap.bindings)
         self.sent_commands: dict[int, tuple[str, float]] = {}
         self._requests: dict[str, tuple[int, str]] = {}  # request id -> (rollout id, action)
-        self._dirty: set[str] = set()
-        self._last_routine = 0.0
+        # What changed since the active screen drew (paused while a dialog covers it) ...
+        self._active = RedrawSchedule()
+        # ... and since the Instances screen drew. Instances, the home screen, is kept drawn even
+        # while another screen covers it, at the same rate as when it shows: coming back to it
+        # (`1`, `esc` from the detail or help) is then one frame, not a redraw of 100 live rows.
+        self._home = RedrawSchedule()
         self._stop = asyncio.Event()
         self._switch_drawn = False  # see action_show
         self.idle_gc = IdleCollector()
@@ -164,31 +164,52 @@ class CharterApp(App[None]):
             log.exception("could not apply %s", event.topic)
             return
         if kind is not None:
-            self._dirty.add(kind)
+            self._mark(kind)
+
+    def _mark(self, kind: str) -> None:
+        self._active.mark(kind)
+        self._home.mark(kind)
 
     def _tick(self) -> None:
-        self._dirty.add("clock")
+        self._mark("clock")
+
+    def home_screen(self) -> InstancesScreen | None:
+        """The Instances screen, once built (the base of its mode's stack)."""
+        try:
+            base = self.get_screen_stack("instances")[0]
+        except (KeyError, IndexError):
+            return None
+        return base if isinstance(base, InstancesScreen) and base.is_mounted else None
 
     def _refresh_tick(self) -> None:
-        """Redraw the active screen with what changed since the last flush (if it can be seen)."""
-        if not self._dirty:
-            return
-        screen = self.screen
-        if isinstance(screen, ModalScreen):
-            return  # paused while the user reads a dialog; the screen redraws fully on resume
+        """Redraw what changed since the last tick: the Instances screen whether it shows or not,
+        and any other active screen unless a dialog covers it (it redraws fully on resume)."""
         now = time.monotonic()
-        if self._dirty <= ROUTINE and now - self._last_routine < SAMPLE_REDRAW_S:
+        screen = self.screen
+        home = self.home_screen()
+        if home is not None:
+            changed = self._home.take(now)
+            if changed:
+                if home is screen:
+                    home.refresh_view(changed)
+                else:
+                    home.draw_hidden(changed)
+        if screen is home or isinstance(screen, ModalScreen):
             return
-        if self._dirty & ROUTINE:
-            self._last_routine = now
-        changed, self._dirty = self._dirty, set()
-        if isinstance(screen, ViewScreen) and screen.is_mounted:
+        changed = self._active.take(now)
+        if changed and isinstance(screen, ViewScreen) and screen.is_mounted:
             screen.refresh_view(changed)
 
+    def home_is_current(self, screen: Screen) -> bool:
+        """`screen` is the Instances screen and drawing it while covered kept it as current as a
+        visible screen is (only samples and the clock wait, for the once-a-second redraw)."""
+        return screen is self.home_screen() and self._home.only_routine_pending
+
     def flush_now(self) -> None:
-        """Redraw the active screen with everything (tests and benchmarks call this to settle)."""
-        self._dirty |= set(ALL)
-        self._last_routine = 0.0
+        """Redraw with everything (tests and benchmarks call this to settle)."""
+        for schedule in (self._active, self._home):
+            schedule.dirty |= set(ALL)
+            schedule.reset()
         self._refresh_tick()
 
     async def action_quit(self) -> None:
@@ -210,10 +231,12 @@ class CharterApp(App[None]):
             stack = []
         target = stack[-1] if stack else None
         if isinstance(target, ViewScreen) and target.is_mounted:
-            # Draw the screen while it is still hidden, then switch without Textual's 50 ms
-            # update delay (which masks a half-drawn screen; this one is drawn already), so the
-            # first frame after the key shows the new screen with current data.
-            target.predraw()
+            # Draw the screen while it is still hidden (Instances is drawn already unless more
+            # than samples changed), then switch without Textual's 50 ms update delay (which
+            # masks a half-drawn screen; this one is drawn), so the first frame after the key
+            # shows the new screen with current data.
+            if not self.home_is_current(target):
+                target.predraw()
             # The terminal shows another screen, so the first frame of this one must repaint
             # all of it: Textual would send only the regions that changed on this screen since
             # it was last shown (its compositor tracks its own frames), leaving the old screen's
@@ -305,7 +328,7 @@ class CharterApp(App[None]):
         self._requests[request_id] = (rollout_id, action)
         self.sent_commands[rollout_id] = (action, self.clock())
         self.notify(f"{action} sent for rollout #{rollout_id}", timeout=4)
-        self._dirty.add("rollout")
+        self._mark("rollout")
 
     def _command_result(self, payload: object) -> None:
         """The rollout manager's answer to a command: a refusal is shown (the state did not change)."""
@@ -319,7 +342,7 @@ class CharterApp(App[None]):
             self.sent_commands.pop(rollout_id, None)
             self.notify(f"{action} of rollout #{rollout_id} refused: {payload.get('error')}", severity="error",
                         timeout=8)
-            self._dirty.add("rollout")
+            self._mark("rollout")
 
 
 def _bindings(items: Iterable[BindingType]) -> list[Binding]:

@@ -98,10 +98,21 @@ class ViewScreen(Screen[None]):
         self.refresh_view(ALL)
         self._predrawn = True
 
+    def draw_hidden(self, changed: set[str] | frozenset[str]) -> None:
+        """Draw while another screen covers this one, so it shows in one frame when uncovered.
+        Only the app's home screen (Instances) is drawn this way; `warm` renders its lines."""
+        self.refresh_view(changed)
+        self.warm()
+
+    def warm(self) -> None:
+        """Render what the next frame will need (screens drawn while hidden override it)."""
+
     def on_screen_resume(self) -> None:
         if self._predrawn:  # drawn an instant ago, just before the switch
             self._predrawn = False
             return
+        if self.charter.home_is_current(self):
+            return  # kept drawn while covered
         self.refresh_view(ALL)
 
     def on_resize(self) -> None:

@@ -11,6 +11,7 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.geometry import Region
 from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
@@ -168,6 +169,14 @@ class InstancesScreen(ViewScreen):
             table.move_cursor(row=keys.index(self._restore), animate=False)
         self._restore = None
         self._draw_panel()
+
+    def warm(self) -> None:
+        # Render the table's lines now, while hidden: LiveTable keeps each row's line until the
+        # row changes, so the frame that uncovers this screen only assembles them.
+        table = self.query_one("#instances", LiveTable)
+        width, height = table.outer_size
+        if width and height:
+            table.render_lines(Region(0, 0, width, height))
 
     @on(LiveTable.Scrolled, "#instances")
     def _scrolled(self) -> None:

@@ -15,8 +15,9 @@ from charter_tui.idle_gc import IdleCollector
 from charter_tui.screens.help import HelpScreen
 from charter_tui.screens.instance_detail import InstanceDetailScreen
 from charter_tui.widgets.keybar import KeyBar
-from daemon.bus import topic
+from daemon.bus import Event, topic
 from daemon.models import MetricSample
+from tests.tui import fixtures as fx
 from tests.tui.fixtures import NOW
 from tests.tui.helpers import settle, static_text, table_rows
 
@@ -119,30 +120,58 @@ async def test_reused_detail_screen_shows_the_target_it_was_opened_for(make_app)
 
 
 async def test_switching_back_shows_samples_that_arrived_while_hidden(make_app) -> None:
+    """Instances, the home screen, keeps drawing while another screen shows, at the rate it
+    draws samples when visible (once a second): a sample that arrived while it was hidden is in
+    the first frame after `1`, and that frame is full and needs no redraw at the switch. A change
+    that is more than samples (a new bottleneck) is drawn at the switch, before that frame."""
     app: CharterApp = make_app()
     async with app.run_test(size=(160, 40)) as pilot:
         await settle(app, pilot)
         await pilot.press("2")
         await settle(app, pilot)
+        home = app.get_screen_stack("instances")[0]
+        hidden = home.query_one("#instances", DataTable)
+        assert hidden.get_row("vllm-a")[5].plain.split()[0] != "4.3k"
         app.daemon.bus.publish(topic("sample", "vllm-a"), MetricSample(
             instance="vllm-a", ts=NOW + 5, engine="vllm", window_s=1.0, generation_tokens_per_s=4321.0))
-        for _ in range(5):  # the pump applies it; the hidden Instances screen is not redrawn
-            await pilot.pause()
+        for _ in range(30):  # the app's own ticks only (settle would force a redraw)
+            await pilot.pause(0.1)
+            if hidden.get_row("vllm-a")[5].plain.split()[0] == "4.3k":
+                break
+        else:
+            raise AssertionError("the hidden Instances screen did not draw the sample within 3 s")
         assert app.current_mode == "agents"
-        hidden = app.get_screen_stack("instances")[-1].query_one("#instances", DataTable)
-        assert hidden.get_row("vllm-a")[5].plain.split()[0] != "4.3k", "not redrawn while hidden"
-        # What the first frame after the key shows: record the row at every frame written.
-        shown: list[str] = []
+
+        # What each frame after the key shows: the watched row and the kind of frame.
+        watched = ["vllm-a"]
+        shown: list[tuple[str, str, type]] = []
         display = app._display
 
         def recording_display(screen, renderable) -> None:  # type: ignore[no-untyped-def]
             if app.current_mode == "instances" and renderable is not None:
-                shown.append((hidden.get_row("vllm-a")[5].plain.split()[0], type(renderable)))
+                row = hidden.get_row(watched[0])
+                shown.append((row[5].plain.split()[0], row[0].plain, type(renderable)))
             display(screen, renderable)
 
         app._display = recording_display  # type: ignore[method-assign]
+        draws: list[set[str]] = []
+        original = home.draw
+        home.draw = lambda changed: (draws.append(set(changed)), original(changed))  # type: ignore[method-assign]
         await pilot.press("1")
         assert shown and shown[0][0] == "4.3k", f"first frame after the switch showed {shown[:1]}"
         # ... and repaints the whole terminal: a partial frame would update only the regions that
         # changed on this screen and leave the Agents screen's lines everywhere else.
-        assert shown[0][1] is LayoutUpdate, f"first frame after the switch was a {shown[0][1].__name__}"
+        assert shown[0][2] is LayoutUpdate, f"first frame after the switch was a {shown[0][2].__name__}"
+        assert draws == [], f"nothing to draw at the switch, got {draws}"
+
+        # More than samples: a bottleneck opens on a target while Instances is hidden, and the
+        # key comes before any tick could draw it in the background.
+        await pilot.press("2")
+        await settle(app, pilot)
+        assert "▲" not in hidden.get_row("triton-b")[0].plain
+        watched = ["triton-b"]
+        shown.clear()
+        bottleneck = fx.bottlenecks()[0].model_copy(update={"instance": "triton-b", "id": 99})
+        app._apply(Event(topic("bottleneck", "triton-b"), bottleneck))
+        await pilot.press("1")
+        assert shown and "▲" in shown[0][1], f"first frame shows the new bottleneck: {shown[:1]}"

@@ -196,7 +196,7 @@ async def test_instances_screen_shows_new_values_in_rows_scrolled_into_view(
         assert tok_s_cell(table, names[-1]) == "111", "rows off screen are not (the point of it)"
 
         # Hold off the app's own once-a-second redraws so only the scroll can redraw the rows.
-        app._last_routine = time.monotonic() + 3600  # type: ignore[attr-defined]
+        app._home.last_routine = time.monotonic() + 3600  # type: ignore[attr-defined]
         await scroll_to_bottom(pilot, table)
         await pilot.pause()
         assert tok_s_cell(table, names[-1]) == "222", "the row scrolled into view was redrawn"
