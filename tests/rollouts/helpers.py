@@ -65,6 +65,25 @@ async def drive(manager: RolloutManager, rollout_id: int, until: set[RolloutStat
         await asyncio.sleep(0.05)
 
 
+async def run_until(manager: RolloutManager, rollout_id: int, until: set[RolloutState], *, timeout_s: float,
+                    poll_s: float, stop_timeout_s: float) -> Rollout:
+    """Run the manager's own loop (as the daemon does) until the rollout reaches one of `until`;
+    then stop it, allowing `stop_timeout_s` for a step in flight (a relaunch) to finish."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(manager.run(stop))
+    try:
+        deadline = time.monotonic() + timeout_s
+        while (row := manager.repo.get(rollout_id)).state not in {s.value for s in until}:
+            if task.done():
+                task.result()
+            assert time.monotonic() < deadline, f"stuck in {row.state}: {trail(manager.repo.store, rollout_id)}"
+            await asyncio.sleep(poll_s)
+        return row
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, stop_timeout_s)
+
+
 def events(store: Store, rollout_id: int) -> list[AuditEvent]:
     return store.all(AuditEvent, AuditEvent.entity == "rollout", AuditEvent.entity_id == str(rollout_id),
                      order_by=AuditEvent.id)

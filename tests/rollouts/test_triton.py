@@ -26,6 +26,7 @@ from daemon.rollouts.model import RolloutState as S
 from daemon.rollouts.repo import RolloutRepo, stage_of
 from daemon.store import Store
 from daemon.testkit.triton import TEST_MODEL, TritonKit, TritonServer, start_triton
+from tests.rollouts import helpers
 from tests.rollouts.helpers import events, states_visited, trail
 from tests.rollouts.traffic import LoadSampler, triton_request
 
@@ -48,20 +49,8 @@ def triton_config(servers: dict[str, TritonServer], **overrides: Any) -> Config:
     return Config(daemon=DaemonConfig(metrics_port=0), targets=targets, rollouts=RolloutConfig(**settings))
 
 
-async def run_until(manager: RolloutManager, rollout_id: int, until: set[S], timeout_s: float = 120.0) -> Any:
-    stop = asyncio.Event()
-    task = asyncio.create_task(manager.run(stop))
-    try:
-        deadline = time.monotonic() + timeout_s
-        while (row := manager.repo.get(rollout_id)).state not in {s.value for s in until}:
-            if task.done():
-                task.result()
-            assert time.monotonic() < deadline, f"stuck in {row.state}: {trail(manager.repo.store, rollout_id)}"
-            await asyncio.sleep(0.1)
-        return row
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 300)
+async def run_until(manager: RolloutManager, rollout_id: int, until: set[S]) -> Any:
+    return await helpers.run_until(manager, rollout_id, until, timeout_s=120.0, poll_s=0.1, stop_timeout_s=300)
 
 
 def params(server: TritonServer) -> dict[str, str]:

@@ -30,6 +30,7 @@ from daemon.rollouts.repo import RolloutRepo, stage_of
 from daemon.store import Store
 from daemon.testkit.ports import StartupError, free_port, wait_http_ok
 from daemon.testkit.vllm import SERVED_MODEL_NAME, VllmKit, vllm_argv, vllm_env
+from tests.rollouts import helpers
 from tests.rollouts.helpers import events, states_visited, trail
 from tests.rollouts.traffic import LoadSampler, vllm_request
 
@@ -87,20 +88,8 @@ def vllm_config(server: Launched, **overrides: Any) -> Config:
     return Config(daemon=DaemonConfig(metrics_port=0), targets=[target], rollouts=RolloutConfig(**settings))
 
 
-async def run_until(manager: RolloutManager, rollout_id: int, until: set[S], timeout_s: float = 900.0) -> Any:
-    stop = asyncio.Event()
-    task = asyncio.create_task(manager.run(stop))
-    try:
-        deadline = time.monotonic() + timeout_s
-        while (row := manager.repo.get(rollout_id)).state not in {s.value for s in until}:
-            if task.done():
-                task.result()
-            assert time.monotonic() < deadline, f"stuck in {row.state}: {trail(manager.repo.store, rollout_id)}"
-            await asyncio.sleep(0.5)
-        return row
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 600)
+async def run_until(manager: RolloutManager, rollout_id: int, until: set[S]) -> Any:
+    return await helpers.run_until(manager, rollout_id, until, timeout_s=900.0, poll_s=0.5, stop_timeout_s=600)
 
 
 def live_argv(server: Launched) -> list[str]:
