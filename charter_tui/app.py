@@ -3,11 +3,13 @@
 Data flow (one direction, as Harlequin and memray do it):
   daemon tasks --publish--> Bus --(BusSource)--> pump worker --apply--> DaemonState
   refresh timer (every REFRESH_S) --> the *active* screen's refresh_view(changed kinds)
+                                  --> the Instances screen's, shown or not (see _refresh_tick)
 Collectors never touch widgets; the pump only updates plain data and marks what changed, so a
-burst of samples from 100 targets costs one redraw per tick (latest value wins), hidden screens
-cost nothing until shown, and nothing redraws while a modal (confirm, help) is open.
+burst of samples from 100 targets costs one redraw per tick (latest value wins). Screens other
+than Instances cost nothing while hidden and do not redraw under a dialog (confirm, help);
+Instances, the home screen, keeps drawing while covered so that coming back to it is one frame.
 Commands (approve, reject, ...) go back through `DataSource.send_command`, which in-process
-publishes on the bus; a future `--connect` swaps in an MQTT-backed source and nothing else.
+publishes on the bus; `tui --connect` swaps in an MQTT-backed source and nothing else.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """What every live screen shares: the top bar, the key hints line, the `/` filter and `esc` back.
 
-A `ViewScreen` draws itself from `app.state` in `refresh_view(changed)`. The app calls it only
-for the active screen, at most a few times a second, and not while a modal is open; when a
-screen comes back into view (`on_screen_resume`) it redraws everything, since it skipped the
-updates it could not be seen for.
+A `ViewScreen` draws itself from `app.state` in `refresh_view(changed)`. The app calls it for
+the active screen, at most a few times a second, and not while a modal is open; when a screen
+comes back into view (`on_screen_resume`) it redraws everything, since it skipped the updates it
+could not be seen for. The exception is Instances, which the app keeps drawn while covered
+(`draw_hidden`), so it has nothing to catch up on.
 """
 
 from __future__ import annotations
