@@ -3,15 +3,18 @@
 DataTable keys every rendered cell by one counter that *any* update bumps. With live values that
 means one changed cell throws away the rendering of every other cell: each frame after a 1 Hz
 update, and each key press that repaints (a screen switch, the filter bar opening) re-renders every
-visible cell through Rich, ~40 ms for a 100-row table at 160x48. Two fixes here:
+visible cell through Rich, ~40 ms for a 100-row table at 160x48. The fixes here:
 
 - Each cell is cached under its own version, bumped only when that cell is written, so a repaint
   re-renders only cells whose values changed (a cursor move, a layout change: none at all).
+- Each body row's finished line is kept likewise, under the row's version (`_render_line`).
+- A changed one-line text cell is rendered directly, not through Rich's generic layout
+  pipeline (`_render_text_cell`).
 - DataTable's own caches are sized to a few screens: with live values their keys never repeat,
   and at the default sizes (10,000 cells, 1,000 rows and lines) they held ~100 MB of dead entries
   with 100 targets before evicting anything.
 
-These are DataTable internals (`_render_cell` and the cache attributes); textual is pinned exactly
+These are DataTable internals (`_render_cell`, `_render_line` and the cache attributes); textual is pinned exactly
 in pyproject.toml, and tests/tui/test_livetable.py checks the cached and the stock rendering agree.
 """
 
