@@ -1,0 +1,86 @@
+"""Detector edges the example programs do not reach: exact thresholds and where messages split.
+
+A counter that counts the letter `w` gives each literal an exact, chosen token count, so the
+threshold cases sit on the boundary rather than near it.
+"""
+
+from __future__ import annotations
+
+from compiler.api import compile_source
+from compiler.model import PatternKind
+from compiler.patterns.base import MIN_LONG_STATIC_TOKENS
+
+
+def count_w(text: str) -> int:
+    return text.count("w")
+
+
+def completion_agent(static_tokens: int) -> str:
+    # "Now: " holds one `w`; "|" + the policy holds exactly `static_tokens`.
+    words = " ".join(["w"] * static_tokens)
+    return f'''
+from datetime import datetime
+from openai import OpenAI
+client = OpenAI()
+POLICY = "{words}"
+
+def answer(question):
+    prompt = f"Now: {{datetime.now().isoformat()}}|{{POLICY}}|{{question}}"
+    return client.completions.create(model="m", prompt=prompt)
+'''
+
+
+def chat_agent(static_in_same_message: bool) -> str:
+    if static_in_same_message:
+        messages = '''[
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": f"Now: {datetime.now().isoformat()}|" + POLICY + question}]'''
+    else:
+        messages = '''[
+        {"role": "system", "content": f"Now: {datetime.now().isoformat()}"},
+        {"role": "user", "content": POLICY + question}]'''
+    words = " ".join(["w"] * 200)
+    return f'''
+from datetime import datetime
+from openai import OpenAI
+client = OpenAI()
+POLICY = "{words}"
+
+def answer(question):
+    return client.chat.completions.create(model="m", messages={messages})
+'''
+
+
+def dynamic_prefix_findings(source: str):
+    result = compile_source(source, "agent.py", token_counter=count_w)
+    return result, [f for f in result.patterns if f.kind is PatternKind.DYNAMIC_PREFIX]
+
+
+def test_threshold_is_inclusive_at_exactly_min_long_static_tokens() -> None:
+    assert MIN_LONG_STATIC_TOKENS == 64  # the figure the boundary cases below are built around
+    at, found_at = dynamic_prefix_findings(completion_agent(64))
+    below, found_below = dynamic_prefix_findings(completion_agent(63))
+    # The premise: the static text after the timestamp is exactly 64 and 63 tokens.
+    assert [s.tokens for s in at.calls[0].segments if s.kind == "static"][1] == 64
+    assert [s.tokens for s in below.calls[0].segments if s.kind == "static"][1] == 63
+    assert len(found_at) == 1 and found_at[0].figures["static_tokens_after"] == 64
+    assert found_below == []
+
+
+def test_dynamic_part_in_an_earlier_message_than_the_static_text_is_not_flagged() -> None:
+    """Moving the timestamp would mean reordering chat messages, which the fix cannot do."""
+    result, found = dynamic_prefix_findings(chat_agent(static_in_same_message=False))
+    segs = result.calls[0].segments
+    # The premise: a dynamic segment, then a later message's role header, then 200 static tokens.
+    dyn = next(i for i, s in enumerate(segs) if s.kind == "dynamic")
+    assert any(s.synthetic for s in segs[dyn:]) and max(s.tokens for s in segs[dyn:] if s.kind == "static") == 200
+    assert found == []
+
+
+def test_dynamic_part_before_static_text_in_the_same_later_message_is_flagged() -> None:
+    """The guard only looks from the dynamic part's own role header on: an earlier message does not hide it."""
+    _, found = dynamic_prefix_findings(chat_agent(static_in_same_message=True))
+    assert len(found) == 1
+    f = found[0]
+    assert f.figures["static_tokens_after"] >= 200 and f.figures["volatile"] is True
+    assert f.figures["cacheable_share_after"] > f.figures["cacheable_share_before"]
