@@ -7,7 +7,9 @@
 - SGLang / TGI / llama.cpp: `/health` plus the OpenAI-compatible `/v1/models` where served.
 
 Every request is bounded by the target's timeout and the response-size cap (`fetch_capped`), and
-the whole check by a deadline, so a sick server costs at most that much. Pure data out
+the whole check by a deadline, so a sick server costs at most that much. Every string taken from a
+response (version, model names, error bodies, model configs) goes through `daemon.text.clean` before
+it is kept: it will be shown on a terminal. Pure data out
 (`HealthView`), no storage: the poller keeps the latest view with the instance.
 """
 
@@ -24,6 +26,7 @@ from pydantic import BaseModel, Field
 
 from daemon.config import TargetConfig
 from daemon.fetch import FetchError
+from daemon.text import clean, clean_json
 
 
 async def fetch_capped(client: httpx.AsyncClient, url: str, timeout_s: float, max_bytes: int) -> tuple[int, bytes]:
@@ -108,13 +111,14 @@ async def _get(client: httpx.AsyncClient, base: str, path: str, timeout_s: float
         except (ValueError, UnicodeDecodeError):
             payload = body[:200].decode("utf-8", "replace")
     if not check.ok:
-        check.detail = f"HTTP {status}: {str(payload)[:200]}"
+        # The body is the server's text: it reaches the terminal, so it is cleaned here, at the edge.
+        check.detail = clean(f"HTTP {status}: {str(payload)[:200]}")
     return check, payload
 
 
 def _openai_models(payload: Any) -> list[str]:
     if isinstance(payload, dict) and isinstance(payload.get("data"), list):
-        return [str(m.get("id")) for m in payload["data"] if isinstance(m, dict) and m.get("id")]
+        return [clean(m.get("id")) for m in payload["data"][:64] if isinstance(m, dict) and m.get("id")]
     return []
 
 
@@ -143,13 +147,13 @@ async def check_health(client: httpx.AsyncClient, target: TargetConfig, engine: 
         elif path == "/v1/models" and check.ok:
             view.models = _openai_models(payload)
         elif path == "/version" and check.ok and isinstance(payload, dict):
-            view.version = str(payload.get("version"))
+            view.version = clean(payload.get("version"))
         elif path.startswith("/v2/models/"):
             model = path.split("/")[3]
             if path.endswith("/ready"):
                 view.model_ready[model] = check.ok
             elif check.ok and isinstance(payload, dict):
-                view.model_configs[model] = payload
+                view.model_configs[model] = clean_json(payload)
     if engine == "triton":
         view.models = list(target.models)
     return view

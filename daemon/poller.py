@@ -48,7 +48,9 @@ from daemon.config import Config, TargetConfig
 from daemon.fetch import FetchError, MetricsFetcher
 from daemon.health import HealthView, check_health
 from daemon.models import Instance, InstanceState, MetricSample
+from daemon.redaction import redact_text, redact_url
 from daemon.store import AsyncStore, Store
+from daemon.text import clean
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +61,8 @@ HEALTH_EVERY_S = 60.0  # while the target answers /metrics (that alone proves li
 HEALTH_EVERY_FAILING_S = 15.0  # while it does not: the health view is what explains why
 WRITE_BATCH = 500
 WRITE_EVERY_S = 1.0
-INSTANCE_REFRESH_S = 30.0  # last_seen is rewritten at most this often when nothing else changed
+INSTANCE_REFRESH_S = 30.0
+REASON_CHARS = 512  # a state reason is one line on a screen, not a response body  # last_seen is rewritten at most this often when nothing else changed
 
 
 @dataclass
@@ -85,8 +88,9 @@ class TargetStatus:
         info = dict(self.info)
         if self.health is not None:
             info["health"] = self.health.model_dump(mode="json")
-        return Instance(name=self.name, url=self.url, engine=self.engine or "auto",
-                        model=(info.get("models") or [None])[0], state=self.state, state_reason=self.reason,
+        return Instance(name=self.name, url=redact_url(self.url), engine=self.engine or "auto",
+                        model=(info.get("models") or [None])[0], state=self.state,
+                        state_reason=redact_text(self.reason) if self.reason else None,
                         last_seen=self.last_seen, info=info)
 
 
@@ -377,6 +381,10 @@ class Poller:
 
     # --- state and storage ------------------------------------------------------------------
     def _set_state(self, status: TargetStatus, state: InstanceState, reason: str | None) -> None:
+        if reason is not None:
+            # Reasons quote responses (status lines, bodies, parser errors): cleaned before they are
+            # stored, published or logged, since each of those ends on somebody's terminal.
+            reason = clean(reason, limit=REASON_CHARS)
         changed = state != status.state or reason != status.reason
         status.state, status.reason = state, reason
         if changed:

@@ -11,11 +11,19 @@ from rich.text import Text
 
 from compiler.model import CachePlan, CallSite, CompileResult
 from charter_tui.render.numbers import percent
+from daemon.text import clean
 
 STATIC_STYLE = "green"
 DYNAMIC_STYLE = "bold black on yellow"
 VOLATILE_STYLE = "bold white on red"  # clock/uuid/random: never cacheable, worst as a prefix
 SYNTHETIC_STYLE = "dim italic"
+
+
+def server_text(value: object, style: str = "") -> Text:
+    """A string that came from an inference server (model name, version, reason) as plain `Text`:
+    never parsed as markup (`[bold]` in a model name stays literal), and cleaned again of escape
+    sequences — the daemon cleans at ingestion, but a remote daemon over MQTT may be older."""
+    return Text(clean(value), style=style)
 
 
 def prompt(call: CallSite, limit: int = 400) -> Text:

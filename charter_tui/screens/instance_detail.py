@@ -18,6 +18,7 @@ from textual.widgets import Static
 
 from charter_tui.render import numbers
 from charter_tui.render.plot import plot
+from charter_tui.render.text import server_text
 from charter_tui.screens.base import ViewScreen
 from charter_tui.widgets.panel import Panel
 from charter_tui.screens.instances import SIGNAL_LABELS, SIGNAL_RANGE, state_badge
@@ -81,10 +82,10 @@ class InstanceDetailScreen(ViewScreen):
         inst = state.instances.get(self.instance_name)
         header = Text(self.instance_name, style="bold")
         if inst is not None:
-            header.append(f"  {inst.engine}  {inst.model or '-'}  {inst.url}  ", style="dim")
+            header.append_text(server_text(f"  {inst.engine}  {inst.model or '-'}  {inst.url}  ", style="dim"))
             header.append_text(state_badge(inst.state.value))
             if inst.state_reason:
-                header.append(f" ({inst.state_reason})", style="yellow")
+                header.append_text(server_text(f" ({inst.state_reason})", style="yellow"))
         header.append("\nwindow: ")
         for i, (name, _) in enumerate(WINDOWS):
             header.append(f" {name} ", style="bold reverse" if i == self.window_index else "dim")

@@ -17,10 +17,12 @@ from textual.widgets import DataTable, Static
 
 from charter_tui.render import numbers
 from charter_tui.render.plot import sparkline
+from charter_tui.render.text import server_text
 from charter_tui.screens.base import ViewScreen
 from charter_tui.widgets.panel import Panel
 from charter_tui.state import LIVE_SIGNALS, Series
 from daemon.models import Instance, MetricSample
+from daemon.text import clean
 from charter_tui.widgets.filterbar import matches
 from charter_tui.widgets.livetable import LiveTable
 from charter_tui.widgets.tables import selected_key, sync_visible_rows
@@ -45,11 +47,11 @@ def state_badge(state: str) -> Text:
 
 
 def _engine(inst: Instance | None, latest: MetricSample | None) -> str:
-    return (inst.engine if inst else None) or (latest.engine if latest else "?")
+    return clean((inst.engine if inst else None) or (latest.engine if latest else "?"))
 
 
 def _model(inst: Instance | None) -> str:
-    return (inst.model if inst else None) or "-"
+    return clean((inst.model if inst else None) or "-")
 
 
 def _state(inst: Instance | None) -> str:
@@ -143,7 +145,9 @@ class InstancesScreen(ViewScreen):
             label = Text(name, style="bold")
             if name in active:
                 label.append(" ▲", style="bold red")  # an open bottleneck; details on screen 4
-            cells: list[str | Text] = [label, state_badge(_state(inst)), _engine(inst, latest), _model(inst)]
+            # Server strings as Text: DataTable would parse a str cell as markup.
+            cells: list[str | Text] = [label, state_badge(_state(inst)), server_text(_engine(inst, latest)),
+                                       server_text(_model(inst))]
             for sig in LIVE_SIGNALS:
                 value = getattr(latest, sig) if latest else None
                 cell = Text(numbers.FORMATTERS[sig](value).rjust(6))
@@ -202,7 +206,7 @@ class InstancesScreen(ViewScreen):
             out.append(f"  {inst.url}  ", style="dim")
             out.append_text(state_badge(inst.state.value))
             if inst.state_reason:
-                out.append(f" ({inst.state_reason})", style="yellow")
+                out.append_text(server_text(f" ({inst.state_reason})", style="yellow"))
         width = max(10, (panel.size.width or self.size.width or 80) - 22)
         for sig in LIVE_SIGNALS:
             values = series.column(sig) if series else []

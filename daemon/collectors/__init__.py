@@ -11,6 +11,7 @@ from types import ModuleType
 from daemon.collectors import llamacpp, sglang, tgi, triton, vllm
 from daemon.collectors.base import RawReading
 from daemon.prom import Exposition
+from daemon.text import clean_json
 
 COLLECTORS: dict[str, ModuleType] = {m.ENGINE: m for m in (vllm, triton, sglang, tgi, llamacpp)}
 ENGINES: tuple[str, ...] = tuple(COLLECTORS)
@@ -74,4 +75,8 @@ def read(expo: Exposition, engine: str, ts: float) -> RawReading:
     module = COLLECTORS.get(engine)
     if module is None:
         raise UnknownEngineError(f"unknown engine {engine!r} (known: {', '.join(ENGINES)})")
-    return module.read(expo, ts)
+    reading = module.read(expo, ts)
+    # `info` is the only place label text from the server leaves a collector (model names, cache
+    # config): cleaned here, once for every engine, because it is shown on a terminal.
+    reading.info = clean_json(reading.info)
+    return reading

@@ -21,6 +21,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from daemon.prom import Exposition
+from daemon.text import clean
+
+# Distinct label values kept for `info` (model names): a server listing 100,000 "models" is a fault.
+MAX_LABEL_VALUES = 64
 
 # gauges
 RUNNING = "running"
@@ -108,10 +112,13 @@ def read_quantiles(expo: Exposition, base: str, scale: float = 1.0) -> dict[floa
 
 
 def label_values(expo: Exposition, name: str, label: str) -> list[str]:
-    """Distinct values of one label on a sample, in first-seen order (model names, engines)."""
+    """Distinct values of one label on a sample, in first-seen order (model names, engines), cleaned
+    of terminal escapes (`daemon.text.clean`) and at most `MAX_LABEL_VALUES` of them."""
     seen: dict[str, None] = {}
     for labels, _ in expo.series(name):
         v = labels.get(label)
         if v is not None:
-            seen.setdefault(v, None)
+            seen.setdefault(clean(v), None)
+            if len(seen) >= MAX_LABEL_VALUES:
+                break
     return list(seen)
