@@ -15,7 +15,6 @@ publishes on the bus; `tui --connect` swaps in an MQTT-backed source and nothing
 from __future__ import annotations
 
 import asyncio
-import getpass
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -40,15 +39,18 @@ from charter_tui.screens.confirm import ConfirmScreen
 from charter_tui.redraw import RedrawSchedule
 from charter_tui.state import DaemonState
 from charter_tui.widgets.topbar import SCREENS
+from daemon.auth import local_identity
 from daemon.bus import Event
+from daemon.contract import RESULT_TOPIC, CommandResult
 from daemon.models import Instance
 from daemon.config import LoadedConfig
+from daemon.redaction import redact_url
+from daemon.errors import shown
 from daemon.service import DaemonService
 
 log = logging.getLogger(__name__)
 
 # The rollout manager's replies to commands (ok, or why it refused).
-COMMAND_RESULT = "charter/v1/command_result/"
 REFRESH_S = 0.25  # at most 4 redraws a second: live enough to read, cheap over SSH
 CLOCK_S = 1.0  # ages ("4s ago") move even when no event arrives
 GC_CHECK_S = 1.0
@@ -101,7 +103,8 @@ class CharterApp(App[None]):
         self.state = DaemonState()
         # Configured targets show at once (state UNKNOWN) instead of after the first poll.
         for target in loaded.config.targets:
-            self.state.instances[target.name] = Instance(name=target.name, url=target.url, engine=target.engine)
+            self.state.instances[target.name] = Instance(name=target.name, url=redact_url(target.url),
+                                                         engine=target.engine)
         # Subscribed now, before the daemon starts, so its first events are not missed.
         self.source: DataSource = source or BusSource(
             self.daemon.bus,
@@ -129,7 +132,7 @@ class CharterApp(App[None]):
     def on_mount(self) -> None:
         if self.keymap:
             self.set_keymap(self.keymap)
-        self.sub_title = "read-only" if self.readonly else self.loaded.database_url
+        self.sub_title = "read-only" if self.readonly else redact_url(self.loaded.database_url)
         if self.embed_daemon:
             self.run_worker(self.daemon.run(self._stop), name="daemon", group="daemon", exit_on_error=False)
         self.run_worker(self._pump(), name="pump", group="pump", exit_on_error=False)
@@ -157,7 +160,7 @@ class CharterApp(App[None]):
             self._apply(event)
 
     def _apply(self, event: Event) -> None:
-        if event.topic.startswith(COMMAND_RESULT):
+        if event.topic == RESULT_TOPIC:
             self._command_result(event.payload)
             return
         try:
@@ -323,7 +326,8 @@ class CharterApp(App[None]):
 
     async def _send(self, rollout_id: int, action: str) -> None:
         try:
-            request_id = await self.source.send_command(rollout_id, action, actor=_actor(), comment="from charter-tui")
+            request_id = await self.source.send_command(rollout_id, action, actor=local_identity(),
+                                                          comment="from charter-tui")
         except (ReadOnlyError, RuntimeError, ValueError) as exc:  # read-only, disconnected, bad action
             self.notify(str(exc), severity="error")
             return
@@ -334,16 +338,21 @@ class CharterApp(App[None]):
 
     def _command_result(self, payload: object) -> None:
         """The rollout manager's answer to a command: a refusal is shown (the state did not change)."""
-        if not isinstance(payload, dict):
+        if isinstance(payload, dict):  # from MQTT, before decoding
+            try:
+                payload = CommandResult.model_validate(payload)
+            except ValueError:
+                return
+        if not isinstance(payload, CommandResult):
             return
-        sent = self._requests.pop(str(payload.get("request_id")), None)
+        sent = self._requests.pop(str(payload.request_id), None)
         if sent is None:
             return  # another client's command
         rollout_id, action = sent
-        if not payload.get("ok"):
+        if not payload.ok:
             self.sent_commands.pop(rollout_id, None)
-            self.notify(f"{action} of rollout #{rollout_id} refused: {payload.get('error')}", severity="error",
-                        timeout=8)
+            self.notify(f"{action} of rollout #{rollout_id} refused: {shown(payload.error or '', 300)}",
+                        severity="error", timeout=8)
             self._mark("rollout")
 
 
@@ -356,9 +365,3 @@ def _bindings(items: Iterable[BindingType]) -> list[Binding]:
             out.append(Binding(*b))
     return out
 
-
-def _actor() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry (containers): still attribute it to the TUI
-        return "charter-tui"

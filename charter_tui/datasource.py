@@ -21,6 +21,8 @@ from pydantic import BaseModel
 
 from charter_tui.state import LIVE_SIGNALS, topic_kind
 from daemon.bus import TOPIC_VERSION, Bus, Event, Subscription, topic
+from daemon.contract import COMMAND_ACTIONS as CONTRACT_ACTIONS
+from daemon.contract import AuthorizedCommand, CommandResult, RolloutCommand
 from daemon.executor.publisher import latest_runs
 from daemon.executor.records import BenchRunView
 from daemon.models import (
@@ -32,6 +34,7 @@ from daemon.models import (
     Recommendation,
     Rollout,
 )
+from daemon.rollouts.repo import public_event, public_view
 from daemon.store import AsyncStore, Store
 
 log = logging.getLogger(__name__)
@@ -45,8 +48,10 @@ MODELS: dict[str, type[BaseModel]] = {
     "rollout": Rollout,
     "audit": AuditEvent,
     "bench": BenchRunView,
+    "command_result": CommandResult,
 }
-COMMAND_ACTIONS = frozenset({"approve", "reject", "pause", "resume", "rollback"})
+# What a key press can ask of an existing rollout (proposing is the CLI's and the optimizer's job).
+COMMAND_ACTIONS = frozenset(a for a in CONTRACT_ACTIONS if a != "propose")
 SNAPSHOT_SAMPLES_S = 600.0  # prime the sparklines with the last ten minutes from the store
 
 
@@ -142,10 +147,10 @@ class BusSource:
         if action not in COMMAND_ACTIONS:
             raise ValueError(f"unknown rollout action {action!r}")
         request_id = uuid.uuid4().hex
-        self.bus.publish(
-            topic("command/rollout", str(rollout_id)),
-            {"action": action, "actor": actor, "comment": comment, "request_id": request_id},
-        )
+        command = RolloutCommand.model_validate(
+            {"action": action, "id": rollout_id, "comment": comment or None, "request_id": request_id})
+        # In-process, the sender is this process's OS user: the embedded daemon trusts it as it trusts the CLI.
+        self.bus.publish(command.topic, AuthorizedCommand(command, identity=actor, via="local"))
         return request_id
 
     def close(self) -> None:
@@ -170,9 +175,9 @@ def _read_snapshot(store: Store, now: float) -> list[Event]:
     for r in store.all(Recommendation, order_by=Recommendation.updated_at.desc(), limit=200):  # type: ignore[attr-defined]
         add("recommendation", r.id, r)
     for ro in store.all(Rollout, order_by=Rollout.updated_at.desc(), limit=200):  # type: ignore[attr-defined]
-        add("rollout", ro.id, ro)
+        add("rollout", ro.id, public_view(ro))  # shown, so redacted: the row keeps what a rollback needs
     for a in reversed(store.all(AuditEvent, order_by=AuditEvent.ts.desc(), limit=1000)):  # type: ignore[attr-defined]
-        add("audit", a.entity, a)
+        add("audit", a.entity, public_event(a))
     # Bench runs come from another process (`charter-tui bench`); the daemon publishes only those
     # stored after it started, so the newest per agent and target is read here.
     for run in latest_runs(store):

@@ -24,7 +24,9 @@ from charter_tui.datasource import COMMAND_ACTIONS, ReadOnlyError, decode
 from charter_tui.state import topic_kind
 from daemon.bus import Event
 from daemon.config import MqttConfig
-from daemon.mqtt_session import keep_connected, to_bus_topic
+from daemon.auth import CommandSigner
+from daemon.contract import RolloutCommand
+from daemon.mqtt_session import keep_connected, to_bus_topic, to_mqtt_topic
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +35,22 @@ class NotConnected(RuntimeError):
     pass
 
 
+class NotSigned(RuntimeError):
+    """No [auth.client] identity: the remote daemon would refuse the command, so it is not sent."""
+
+
 class MqttSource:
-    def __init__(self, config: MqttConfig, *, readonly: bool = False, client_id: str | None = None) -> None:
+    def __init__(
+        self,
+        config: MqttConfig,
+        *,
+        readonly: bool = False,
+        client_id: str | None = None,
+        signer: CommandSigner | None = None,
+    ) -> None:
         self.config = config
         self.readonly = readonly
+        self.signer = signer  # the daemon refuses unsigned commands, so without one none are sent
         self.client_id = client_id or f"charter-tui-{random.getrandbits(32):08x}"
         self.connected = asyncio.Event()
         self._client: aiomqtt.Client | None = None
@@ -93,12 +107,17 @@ class MqttSource:
             raise ReadOnlyError(f"read-only: refusing to {action} rollout {rollout_id}")
         if action not in COMMAND_ACTIONS:
             raise ValueError(f"unknown rollout action {action!r}")
+        if self.signer is None:
+            raise NotSigned(f"{action} not sent: commands to a remote daemon must be signed; set [auth.client] "
+                            "identity and secret_file in the config")
         client = self._client
         if client is None:
             raise NotConnected(f"not connected to {self.config.host}:{self.config.port}; {action} not sent")
         request_id = f"{self.client_id}-{random.getrandbits(48):012x}"
-        body = {"action": action, "actor": actor, "comment": comment, "request_id": request_id}
-        await client.publish(f"{self.config.topic_prefix}/command/rollout/{rollout_id}", json.dumps(body), qos=1)
+        command = RolloutCommand.model_validate(
+            {"action": action, "id": rollout_id, "comment": comment or None, "request_id": request_id})
+        # `actor` is not sent: the daemon records the identity whose signature it verified.
+        await client.publish(to_mqtt_topic(self.config, command.topic), self.signer.encode(command), qos=1)
         return request_id
 
     def close(self) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from daemon.bus import TOPIC_VERSION, Event
+from daemon.supervisor import DaemonHealth
 from daemon.executor.records import BenchRunView
 from daemon.models import (
     AuditEvent,
@@ -89,6 +90,7 @@ class DaemonState:
     audit: deque[AuditEvent] = field(default_factory=lambda: deque(maxlen=AUDIT_KEEP))
     benches: dict[tuple[str, str], BenchRunView] = field(default_factory=dict)  # (agent, target) -> newest
     daemon_status: str = "starting"
+    daemon_health: DaemonHealth | None = None  # supervised loops: crashes, restarts, degraded
     events_applied: int = 0
 
     # --- applying events ------------------------------------------------------------------
@@ -152,7 +154,11 @@ class DaemonState:
             self.benches[key] = run
 
     def _daemon(self, topic: str, payload: Any) -> None:
-        self.daemon_status = topic.rsplit("/", 1)[-1]
+        what = topic.rsplit("/", 1)[-1]
+        if what == "health":
+            self.daemon_health = payload if isinstance(payload, DaemonHealth) else DaemonHealth.model_validate(payload)
+            return
+        self.daemon_status = what
 
     # --- queries the screens use --------------------------------------------------------------
     def instance_names(self) -> list[str]:

@@ -1,38 +1,64 @@
 """charter-tui's configuration: one TOML file, validated strictly into typed models.
 
 Strict on purpose: an unknown key is almost always a typo that would otherwise be silently
-ignored (a threshold that never applies), so it is an error naming the file, the key and why.
+ignored (a threshold that never applies), so it is an error naming the file, the key and why. Types
+are strict too (pydantic strict mode): `readonly = "yes"` or `port = "1883"` is a mistake to point
+at, not to guess about; TOML's own types are what a file gives, and an int still fills a float.
+Numbers must be finite. The file itself is read only if it is a regular file of bounded size.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from daemon.errors import ConfigError
-from daemon.paths import ENV_DATABASE_URL, ENV_LOG_FILE, Locations, locations
+from daemon.contract import CommandAction
+from daemon.errors import ConfigError, shown
+from daemon.paths import ENV_DATABASE_URL, ENV_LOG_FILE, Locations, check_path, locations
+from daemon.safe_regex import compile_pattern
+from daemon.redaction import SECRET, SECRET_VALUES, remember, secret_values, url_password
 
 Engine = Literal["auto", "vllm", "triton", "sglang", "tgi", "llamacpp"]
 PositiveFloat = Annotated[float, Field(gt=0)]
 
 
+MAX_CONFIG_BYTES = 1024 * 1024  # a config is a few KiB; anything near this is not one
+MAX_URL_CHARS = 2048
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: no "yes" for a bool, no "1883" for a port, no true for an int (TOML has real types).
+    # allow_inf_nan=False: `timeout_s = inf` would wait forever, nan compares false with everything.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
-def _check_http_url(value: str) -> str:
+def check_http_url(value: str) -> str:
+    """An http(s) URL with a host, normalised without a trailing '/'; ValueError saying why not.
+
+    The one rule for every URL a user gives (config targets, `charter-tui probe`). Whitespace and
+    control characters are refused outright: httpx would otherwise send a CR/LF into a request line
+    or quietly trim a space, and a URL that reads differently from what is requested is a trap.
+    """
+    if not isinstance(value, str):
+        raise ValueError(f"expected a URL string, got {type(value).__name__}")
+    if len(value) > MAX_URL_CHARS:
+        raise ValueError(f"URL is {len(value)} characters long (max {MAX_URL_CHARS})")
+    bad = next((c for c in value if c.isspace() or not c.isprintable()), None)
+    if bad is not None:
+        raise ValueError(f"{shown(repr(value), 80)} contains whitespace or a control character ({bad!r})")
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{value!r} is not an http(s) URL with a host (e.g. http://127.0.0.1:8000)")
+        raise ValueError(f"{shown(repr(value), 80)} is not an http(s) URL with a host (e.g. http://127.0.0.1:8000)")
     try:
         parts.port  # noqa: B018 - raises on a malformed port
     except ValueError as exc:
-        raise ValueError(f"{value!r} has a bad port: {exc}") from None
+        raise ValueError(f"{shown(repr(value), 80)} has a bad port: {exc}") from None
     return value.rstrip("/")
 
 
@@ -40,9 +66,13 @@ class LaunchConfig(_Strict):
     """How a target's server process is started, for actuators that must relaunch it (vLLM flags)."""
 
     argv: list[str] = Field(min_length=1)
-    env: dict[str, str] = {}
+    env: Annotated[dict[str, str], SECRET_VALUES] = {}  # values often hold tokens (HF_TOKEN)
     cwd: str | None = None
     systemd_unit: str | None = None
+    # The account the server runs as (a root daemon switches to it). A root daemon with no user, or a
+    # user that is root, refuses to start the server unless allow_root is true: see daemon/actuators/launch.py.
+    user: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}$")
+    allow_root: bool = False
 
 
 class TargetConfig(_Strict):
@@ -55,12 +85,12 @@ class TargetConfig(_Strict):
     poll_interval_s: PositiveFloat | None = None  # default: [daemon].poll_interval_s
     launch: LaunchConfig | None = None
 
-    _url = field_validator("url")(classmethod(lambda cls, v: _check_http_url(v)))
+    _url = field_validator("url")(classmethod(lambda cls, v: check_http_url(v)))
 
     @field_validator("metrics_url")
     @classmethod
     def _metrics_url(cls, v: str | None) -> str | None:
-        return None if v is None else _check_http_url(v)
+        return None if v is None else check_http_url(v)
 
 
 class DaemonConfig(_Strict):
@@ -69,6 +99,9 @@ class DaemonConfig(_Strict):
     metrics_port: int = Field(default=9477, ge=0, le=65535)
     readonly: bool = False
     max_response_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
+    # A /metrics with more lines is refused unparsed (counted at C speed); real servers emit a few
+    # thousand at most, see daemon/prom.py DEFAULT_MAX_LINES.
+    max_exposition_lines: int = Field(default=50_000, gt=0)
 
 
 class StorageConfig(_Strict):
@@ -81,9 +114,27 @@ class MqttConfig(_Strict):
     enabled: bool = False
     host: str = "127.0.0.1"
     port: int = Field(default=1883, ge=1, le=65535)
-    topic_prefix: str = "charter/v1"
+    topic_prefix: str = Field(default="charter/v1", pattern=r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
     username: str | None = None
-    password: str | None = None
+    password: Annotated[str | None, SECRET] = None
+    # The broker password from a file (mode 0600), so it need not sit in the config; wins over `password`.
+    password_file: str | None = None
+    # TLS to the broker: on when `tls` is true or any file below is set. `ca_file` verifies the broker
+    # (system CAs when unset); `cert_file` + `key_file` authenticate this client by certificate.
+    tls: bool = False
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+
+    @model_validator(mode="after")
+    def _client_cert_pair(self) -> MqttConfig:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together (a client certificate and its key)")
+        return self
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.tls or any((self.ca_file, self.cert_file, self.key_file))
 
 
 class WatchConfig(_Strict):
@@ -91,6 +142,10 @@ class WatchConfig(_Strict):
     # Extra function-name patterns (fnmatch) the compiler treats as LLM calls, e.g. "ask_*".
     llm_call_patterns: list[str] = []
     debounce_ms: int = Field(default=150, ge=0)
+    # A file whose compile runs longer than this, or that is larger than max_file_bytes, is reported
+    # "too complex" and keeps its last good result (the compile runs in a process that is killed).
+    compile_timeout_s: float = Field(default=10.0, gt=0, allow_inf_nan=False)
+    max_file_bytes: int = Field(default=1024 * 1024, gt=0)
 
 
 class SloConfig(_Strict):
@@ -186,8 +241,18 @@ class CommandParamRule(_Strict):
     min: float | None = None
     max: float | None = None
     choices: list[str] = []
-    # For strings: a full-match regex (the default allows no spaces, quotes or shell metacharacters).
-    pattern: str = r"[A-Za-z0-9_.:/@+-]{1,128}"
+    # For strings: a full-match regex, matched by RE2 (linear time; no backreferences or lookaround).
+    # The default allows no spaces, quotes, shell metacharacters or '/', and no leading '.' or '-'.
+    # Whatever the pattern, a '..' path segment is refused, and so is an absolute path unless
+    # allow_absolute_paths is set.
+    pattern: str = r"[A-Za-z0-9_][A-Za-z0-9_.:@+-]{0,127}"
+    allow_absolute_paths: bool = False
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, v: str) -> str:
+        compile_pattern(v)  # ValueError with the reason: too long, or not RE2 syntax
+        return v
 
 
 class CommandActuatorConfig(_Strict):
@@ -244,8 +309,62 @@ class RolloutConfig(_Strict):
         return {**_default_signal_thresholds(), **v}
 
 
+IdentityName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.@-]{1,64}$")]
+
+
+class _SecretSource(_Strict):
+    """Where a signing secret is read from: a file (mode 0600, like an SSH key) or an environment variable."""
+
+    secret_file: str | None = None
+    secret_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> _SecretSource:
+        if (self.secret_file is None) == (self.secret_env is None):
+            raise ValueError("give exactly one of secret_file and secret_env")
+        return self
+
+
+class IdentityConfig(_SecretSource):
+    """Someone allowed to send commands over MQTT, and what they may do.
+
+    `actions` default to proposing only (least privilege); `targets` are fnmatch patterns over target
+    names, so e.g. ops may roll out to `prod-*` while the team may only touch `dev-*`.
+    """
+
+    name: IdentityName
+    actions: list[CommandAction] = Field(default=["propose"], min_length=1)
+    targets: list[str] = Field(default=["*"], min_length=1)
+
+
+class ClientAuthConfig(_Strict):
+    """How this charter-tui signs the commands it sends to a remote daemon (`tui --connect`)."""
+
+    identity: IdentityName | None = None
+    secret_file: str | None = None
+    secret_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+
+
+class AuthConfig(_Strict):
+    """Commands over MQTT are HMAC-SHA256 signed by a configured identity (daemon/auth.py)."""
+
+    # A signed command older (or newer) than this is refused as stale; its nonce is remembered this long.
+    max_skew_s: float = Field(default=30.0, gt=0, le=600)
+    identities: list[IdentityConfig] = []
+    client: ClientAuthConfig = ClientAuthConfig()
+
+    @field_validator("identities")
+    @classmethod
+    def _unique_identities(cls, v: list[IdentityConfig]) -> list[IdentityConfig]:
+        names = [i.name for i in v]
+        if len(set(names)) != len(names):
+            raise ValueError("an identity name is used twice")
+        return v
+
+
 class Config(_Strict):
     daemon: DaemonConfig = DaemonConfig()
+    auth: AuthConfig = AuthConfig()
     storage: StorageConfig = StorageConfig()
     mqtt: MqttConfig = MqttConfig()
     watch: WatchConfig = WatchConfig()
@@ -289,7 +408,20 @@ def _reason(err: dict[str, Any]) -> str:
     if err["type"] == "extra_forbidden":
         return "unknown key (check the spelling; `charter-tui config init` writes every key with a comment)"
     msg = str(err["msg"]).removeprefix("Value error, ")
-    return f"{msg} (got {err['input']!r})" if err["type"] != "missing" else msg
+    if err["type"] == "missing":
+        return msg
+    got = err["input"]
+    # Name TOML's type for a wrong type: "got 'yes'" alone does not say that quotes are the problem.
+    kind = {bool: "boolean", int: "integer", float: "float", str: "string", list: "array", dict: "table"}.get(
+        type(got), type(got).__name__
+    )
+    return f"{msg} (got {kind} {shown(repr(got), 80)})"
+
+
+def describe_validation_error(exc: ValidationError) -> tuple[str, str]:
+    """(key path, reason) of the first error: one fact a user can act on, not pydantic's report."""
+    err = exc.errors()[0]
+    return _key_path(err["loc"]), _reason(err)
 
 
 def parse_config(text: str, file: str = "<config>") -> Config:
@@ -297,22 +429,64 @@ def parse_config(text: str, file: str = "<config>") -> Config:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(file, "", f"not valid TOML: {exc}") from None
+    except RecursionError:
+        # tomllib parses nested arrays and inline tables recursively; `a = [[[[...` overflows it.
+        raise ConfigError(file, "", "not valid TOML: arrays or inline tables nested too deeply") from None
     try:
         return Config.model_validate(raw)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        raise ConfigError(file, _key_path(err["loc"]), _reason(err)) from None
+        key, reason = describe_validation_error(exc)
+        raise ConfigError(file, key, reason) from None
+    except RecursionError:
+        raise ConfigError(file, "", "values nested too deeply") from None
+
+
+def read_config_file(path: Path) -> str | None:
+    """The text of the config file, None if there is none; ConfigError if it cannot be one.
+
+    Opened without blocking and checked on the open descriptor (no race with a swap): a FIFO would
+    block the open and the read forever, /dev/zero never ends, a directory is not a file. The read
+    is bounded even if the file grows while it is read.
+    """
+    check_path(path)
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise ConfigError(str(path), "", f"cannot be opened: {exc.strerror or exc}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError(str(path), "", "is not a regular file (a directory, device, FIFO or socket)")
+        if info.st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(str(path), "", f"is {info.st_size} bytes (max {MAX_CONFIG_BYTES}); not a config file?")
+        chunks, size = [], 0
+        while size <= MAX_CONFIG_BYTES:
+            chunk = os.read(fd, MAX_CONFIG_BYTES + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(str(path), "", f"grew past {MAX_CONFIG_BYTES} bytes while being read")
+    except OSError as exc:
+        raise ConfigError(str(path), "", f"cannot be read: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    try:
+        return b"".join(chunks).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(path), "", f"is not UTF-8 text (byte {exc.start})") from None
 
 
 def load_config(config_override: str | os.PathLike[str] | None = None) -> LoadedConfig:
     """Read the config file (missing file = defaults, unless it was named explicitly)."""
     locs = locations(config_override)
     path = locs.config_file
-    if path.exists():
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(str(path), "", f"cannot be read: {exc}") from None
+    text = read_config_file(path)
+    if text is not None:
         config, source = parse_config(text, str(path)), path
     elif config_override or os.environ.get("CHARTER_TUI_CONFIG"):
         raise ConfigError(str(path), "", "no such file (run `charter-tui config init` to write one)")
@@ -320,6 +494,8 @@ def load_config(config_override: str | os.PathLike[str] | None = None) -> Loaded
         config, source = Config(), None
     database_url = os.environ.get(ENV_DATABASE_URL) or config.storage.url or locs.default_database_url
     log_file = Path(os.environ.get(ENV_LOG_FILE) or locs.default_log_file)
+    # Known from here on, so any log line or message that quotes one is redacted (daemon/redaction.py).
+    remember(secret_values(config) | {url_password(database_url) or ""})
     return LoadedConfig(
         config=config, source=source, locations=locs, database_url=database_url, log_file=log_file
     )

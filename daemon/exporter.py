@@ -45,6 +45,9 @@ class DaemonMetrics:
         self.slo_compliance = Gauge("charter_slo_compliance",
                                     "Share of the window's samples meeting every SLO (absent: no traffic)",
                                     ["target", "window"], registry=r)
+        self.loop_crashes = Counter("charter_daemon_loop_crashes", "Daemon loops that raised and were restarted",
+                                    ["loop"], registry=r)
+        self.degraded = Gauge("charter_daemon_degraded", "1 while a daemon loop keeps crashing", registry=r)
         self._lock = threading.Lock()
 
     # --- called by the poller -------------------------------------------------------------

@@ -2,7 +2,10 @@
 
 Out: every bus event except commands is published as JSON under the same versioned topic
 (`charter/v1/...`, the prefix from `[mqtt] topic_prefix`). In: messages on `<prefix>/command/#`
-are parsed and put on the bus, where the rollout manager picks them up like a local key press.
+must be signed commands (daemon/auth.py): each is verified -- signature, identity, freshness, nonce,
+permission, topic and payload agreeing -- and only then put on the bus as an `AuthorizedCommand`, where
+the rollout manager picks it up like a local key press. A refused one is answered and audited (at a
+bounded rate) by `on_refused`; nothing of it reaches the manager. Retained messages are never commands.
 Commands are never echoed back out, so two bridged daemons cannot loop a command between them.
 The bridge reconnects with capped exponential backoff (daemon/mqtt_session.py); a broker outage
 never stops the daemon.
@@ -13,34 +16,58 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiomqtt
 from pydantic import BaseModel
 
+from daemon.auth import CommandRefused, CommandVerifier
 from daemon.bus import TOPIC_VERSION, Bus
 from daemon.config import MqttConfig
+from daemon.errors import shown
 from daemon.mqtt_session import keep_connected, to_bus_topic, to_mqtt_topic
+from daemon.redaction import redact_data
 
 log = logging.getLogger(__name__)
 
 COMMAND_KIND = "command"
+MAX_AUDITED_REFUSALS_PER_MIN = 60
+OnRefused = Callable[[CommandRefused, str], Awaitable[None]]
 
 
 def encode(payload: Any) -> bytes:
+    # Every message that leaves the process passes here, so redacting here is what guarantees no
+    # password, token or URL credential reaches a broker, whichever part of the daemon published it.
     if isinstance(payload, BaseModel):
-        return payload.model_dump_json().encode()
-    return json.dumps(payload, default=str).encode()
+        payload = payload.model_dump(mode="json")
+    return json.dumps(redact_data(payload), default=str, separators=(",", ":")).encode()
 
 
 class MqttBridge:
-    def __init__(self, bus: Bus, config: MqttConfig, client_id: str = "charter-daemon") -> None:
+    def __init__(
+        self,
+        bus: Bus,
+        config: MqttConfig,
+        client_id: str = "charter-daemon",
+        *,
+        verifier: CommandVerifier | None = None,
+        on_refused: OnRefused | None = None,
+    ) -> None:
         self.bus = bus
         self.config = config
         self.client_id = client_id
+        # No verifier: every command is refused (signatures are how a broker message proves its sender).
+        self.verifier = verifier
+        self.on_refused = on_refused
         self.connected = asyncio.Event()
         self.published = 0
         self.received = 0
+        self.refused = 0
+        self._refusal_window_start = time.monotonic()
+        self._refusals_in_window = 0
+        self._refusals_unreported = 0
 
     async def run(self, stop: asyncio.Event) -> None:
         # Subscribed for the whole run, so events published while the broker is away are queued
@@ -73,14 +100,33 @@ class MqttBridge:
 
     async def _forward_in(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
-            raw = message.payload
+            bus_topic = to_bus_topic(self.config, str(message.topic))
+            raw = message.payload if isinstance(message.payload, (bytes, str)) else b""
             try:
-                payload = json.loads(raw if isinstance(raw, (bytes, str)) else b"")
-            except (ValueError, UnicodeDecodeError):
-                log.warning("MQTT: ignoring a command on %s that is not JSON", message.topic)
-                continue
-            if not isinstance(payload, dict):
-                log.warning("MQTT: ignoring a command on %s that is not a JSON object", message.topic)
+                if self.verifier is None:
+                    raise CommandRefused("this daemon has no [auth] identities configured, so it takes no "
+                                         "commands over MQTT")
+                authorized = self.verifier.verify(bus_topic, raw, retained=bool(message.retain))
+            except CommandRefused as refused:
+                self.refused += 1
+                await self._report_refusal(refused, bus_topic)
                 continue
             self.received += 1
-            self.bus.publish(to_bus_topic(self.config, str(message.topic)), payload)
+            self.bus.publish(authorized.command.topic, authorized)
+
+    async def _report_refusal(self, refused: CommandRefused, bus_topic: str) -> None:
+        """Tell the sender and the audit log, at a bounded rate: a flood of junk must not fill the database."""
+        now = time.monotonic()
+        if now - self._refusal_window_start >= 60.0:
+            if self._refusals_unreported:
+                log.warning("MQTT: %d more refused command(s) in the last minute were not audited one by one",
+                            self._refusals_unreported)
+            self._refusal_window_start, self._refusals_in_window, self._refusals_unreported = now, 0, 0
+        self._refusals_in_window += 1
+        if self._refusals_in_window > MAX_AUDITED_REFUSALS_PER_MIN:
+            self._refusals_unreported += 1
+            return
+        if self.on_refused is not None:
+            await self.on_refused(refused, bus_topic)
+        else:
+            log.warning("MQTT: command on %s refused: %s", shown(bus_topic, 120), refused.reason)

@@ -12,12 +12,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import ssl
 from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
 
 import aiomqtt
 
 from daemon.bus import TOPIC_VERSION
 from daemon.config import MqttConfig
+from daemon.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +41,38 @@ def to_bus_topic(config: MqttConfig, mqtt_topic: str) -> str:
     return TOPIC_VERSION + mqtt_topic.removeprefix(config.topic_prefix)
 
 
+def broker_options(config: MqttConfig) -> dict[str, Any]:
+    """Credentials and TLS for `aiomqtt.Client`, from `[mqtt]`; raises ConfigError naming the key."""
+    options: dict[str, Any] = {"username": config.username, "password": _broker_password(config)}
+    if config.uses_tls:
+        try:
+            context = ssl.create_default_context(cafile=_path(config.ca_file))
+            if config.cert_file and config.key_file:
+                context.load_cert_chain(_path(config.cert_file), _path(config.key_file))
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError("[mqtt]", "ca_file/cert_file/key_file", f"cannot set up TLS: {exc}") from None
+        options["tls_context"] = context
+    return options
+
+
+def _path(value: str | None) -> str | None:
+    return str(Path(value).expanduser()) if value else None
+
+
+def _broker_password(config: MqttConfig) -> str | None:
+    if config.password_file:
+        path = Path(config.password_file).expanduser()
+        try:
+            if path.stat().st_mode & 0o077:
+                raise ConfigError("[mqtt]", "password_file", f"{path} is readable by others; chmod 600 it")
+            return path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError("[mqtt]", "password_file", f"{path}: cannot be read: {exc}") from None
+    password = config.password
+    # The config may hold it as a pydantic SecretStr (redacted when shown) or as a plain string.
+    return password.get_secret_value() if hasattr(password, "get_secret_value") else password
+
+
 async def keep_connected(
     config: MqttConfig,
     client_id: str,
@@ -52,16 +88,11 @@ async def keep_connected(
     `connected` is cleared and, after the backoff, it starts again on a new connection. Any other
     exception is a bug and propagates.
     """
+    options = broker_options(config)  # a bad CA or key file is a config error, not a retry loop
     delay = RETRY_FIRST_S
     while not stop.is_set():
         try:
-            async with aiomqtt.Client(
-                config.host,
-                config.port,
-                username=config.username,
-                password=config.password,
-                identifier=client_id,
-            ) as client:
+            async with aiomqtt.Client(config.host, config.port, identifier=client_id, **options) as client:
                 await client.subscribe(subscribe, qos=qos)
                 connected.set()
                 delay = RETRY_FIRST_S

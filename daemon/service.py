@@ -12,21 +12,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from daemon.bus import Bus, topic
 from daemon.config import LoadedConfig
 from daemon.models import AuditEvent, CompileRecord, Instance, InstanceState
+from daemon.redaction import redact_url
 from daemon.store import AsyncStore, Store
+from daemon.supervisor import Loop, Supervisor
 
 log = logging.getLogger(__name__)
 
 RETENTION_EVERY_S = 300.0
 GAUGES_EVERY_S = 10.0
 STOP_GRACE_S = 3.0  # well inside the 5 s a service manager allows between SIGTERM and SIGKILL
-
-Loop = Callable[[asyncio.Event], Awaitable[None]]
 
 
 class DaemonService:
@@ -43,6 +42,7 @@ class DaemonService:
         self.watcher = None
         self.metrics = None
         self._stop_loops = asyncio.Event()
+        self.supervisor: Supervisor | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._metrics_server = None
 
@@ -58,7 +58,8 @@ class DaemonService:
             await self._start_parts(store)
             self.ready.set()
             self.bus.publish(topic("daemon", "ready"), {"targets": len(self.config.targets)})
-            log.info("daemon running: %d target(s), database %s", len(self.config.targets), self.loaded.database_url)
+            log.info("daemon running: %d target(s), database %s", len(self.config.targets),
+                     redact_url(self.loaded.database_url))
             await stop.wait()
         finally:
             await self._shutdown()
@@ -108,33 +109,42 @@ class DaemonService:
         await bench.start()  # before `ready`, so the TUI's snapshot holds every run it will not publish
         self._spawn("bench", bench.run)
         if self.config.mqtt.enabled:
+            from daemon.auth import CommandVerifier
             from daemon.mqtt_bridge import MqttBridge
+            from daemon.mqtt_session import broker_options
 
-            self._spawn("mqtt", MqttBridge(self.bus, self.config.mqtt).run)
+            broker_options(self.config.mqtt)  # a bad password or TLS file stops the start with its reason
+            # Commands over MQTT must be signed by a configured identity; with none, all are refused.
+            verifier = CommandVerifier(self.config.auth) if self.config.auth.identities else None
+            bridge = MqttBridge(self.bus, self.config.mqtt, verifier=verifier, on_refused=self.rollouts.refused)
+            self._spawn("mqtt", bridge.run)
 
     def _spawn(self, name: str, loop: Loop) -> None:
-        async def guarded() -> None:
-            try:
-                await loop(self._stop_loops)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # one broken loop must not take the daemon down silently
-                log.exception("daemon loop %r crashed", name)
-                self.bus.publish(topic("daemon", "error"), {"loop": name})
-
-        self._tasks.append(asyncio.create_task(guarded(), name=f"charter:{name}"))
+        # Supervised: an exception is logged, counted, published (daemon/health) and the loop restarted
+        # with backoff; one bad message can no longer stop e.g. automatic rollback for good.
+        if self.supervisor is None:
+            metrics = self.metrics
+            self.supervisor = Supervisor(
+                self.bus,
+                self._stop_loops,
+                on_crash=(lambda n: metrics.loop_crashes.labels(n).inc()) if metrics else None,
+                on_degraded=(lambda d: metrics.degraded.set(1.0 if d else 0.0)) if metrics else None,
+            )
+        self._tasks.append(self.supervisor.spawn(name, loop))
 
     async def _register_targets(self) -> None:
         assert self.store is not None
         for target in self.config.targets:
             await self.store.call(
                 self.store.store.merge,
-                Instance(name=target.name, url=target.url, engine=target.engine, state=InstanceState.UNKNOWN),
+                Instance(name=target.name, url=redact_url(target.url), engine=target.engine,
+                         state=InstanceState.UNKNOWN),
             )
 
     async def _watch_loop(self, stop: asyncio.Event) -> None:
         from compiler.api import CompileOptions
         from compiler.callsites import DEFAULT_NAME_PATTERNS
+        from daemon.compile_worker import CompileLimits
         from daemon.watcher import AgentWatcher
 
         assert self.store is not None
@@ -144,7 +154,9 @@ class DaemonService:
         missing = [str(p) for p in paths if not p.exists()]
         if missing:
             log.warning("watch paths that do not exist (yet): %s", ", ".join(missing))
-        self.watcher = AgentWatcher([p for p in paths if p.exists()], options, debounce_ms=watch.debounce_ms)
+        limits = CompileLimits(timeout_s=watch.compile_timeout_s, max_file_bytes=watch.max_file_bytes)
+        self.watcher = AgentWatcher([p for p in paths if p.exists()], options, debounce_ms=watch.debounce_ms,
+                                    limits=limits)
         async for event in self.watcher.events(stop):
             log.info("compile: %s", event.summary())
             record = CompileRecord(

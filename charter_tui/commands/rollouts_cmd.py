@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
 import json
 import time
 from typing import Any
 
+from daemon.auth import local_identity
 from daemon.config import load_config
 from daemon.errors import UserError
 from daemon.models import Rollout
 from daemon.paths import locations
 from daemon.rollouts import commands as cmd
 from daemon.rollouts.model import ACTIVE_STATES, RolloutState
-from daemon.rollouts.repo import RolloutRepo, stage_of
+from daemon.redaction import redact_data
+from daemon.rollouts.repo import RolloutRepo, public_event, public_view, stage_of
 from daemon.store import Store
 
 MUTATING = ("approve", "reject", "pause", "resume", "rollback")
@@ -85,13 +86,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         a.set_defaults(func=run_command, command_action=action)
 
 
-def _actor() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "cli"
-
-
 def _repo(args: argparse.Namespace, *, mutating: str | None = None) -> tuple[Any, RolloutRepo]:
     loaded = load_config(args.config)
     if mutating and _readonly(args, loaded):
@@ -108,7 +102,7 @@ def run_list(args: argparse.Namespace) -> int:
     states = None if args.all else ACTIVE_STATES | {RolloutState.PENDING_APPROVAL}
     rows = repo.list(states)
     if args.json:
-        print(json.dumps([r.model_dump(mode="json") for r in rows], indent=2))
+        print(json.dumps([public_view(r).model_dump(mode="json") for r in rows], indent=2))
         return 0
     if not rows:
         print("no rollouts" + ("" if args.all else " pending or active (--all shows finished ones)"))
@@ -122,8 +116,9 @@ def run_list(args: argparse.Namespace) -> int:
 
 def run_show(args: argparse.Namespace) -> int:
     _, repo = _repo(args)
-    row = repo.get(args.id)
-    events = repo.events(args.id)
+    # Shown, so the public view: the stored previous config keeps the launch env a rollback needs.
+    row = public_view(repo.get(args.id))
+    events = [public_event(e) for e in repo.events(args.id)]
     if args.json:
         print(json.dumps({"rollout": row.model_dump(mode="json"),
                           "events": [e.model_dump(mode="json") for e in events]}, indent=2))
@@ -195,7 +190,7 @@ def run_propose(args: argparse.Namespace) -> int:
     if args.from_recommendation is not None:
         if args.target or args.sets or args.dry_run:
             raise UserError("--from-recommendation takes its targets and changes from the recommendation")
-        row = cmd.propose_recommendation(repo, loaded.config, args.from_recommendation, actor=_actor())
+        row = cmd.propose_recommendation(repo, loaded.config, args.from_recommendation, actor=local_identity())
         print(json.dumps(row.model_dump(mode="json"), indent=2) if args.json else
               f"rollout {row.id} proposed: {row.title}\n  approve with: charter-tui rollouts approve {row.id}")
         return 0
@@ -209,7 +204,7 @@ def run_propose(args: argparse.Namespace) -> int:
         loaded.config,
         targets=args.target,
         changes=raw,
-        actor=_actor(),
+        actor=local_identity(),
         reason=args.reason,
         signals=args.signals,
         title=args.title,
@@ -237,7 +232,7 @@ def _dry_run(loaded: Any, targets: list[str], raw: list[dict[str, Any]], as_json
                 out.append({"target": name, "error": str(exc)})
         return out
 
-    result = asyncio.run(plans())
+    result = redact_data(asyncio.run(plans()))  # a plan holds the launch env and argv
     if as_json:
         print(json.dumps(result, indent=2, default=str))
         return 0
@@ -265,7 +260,7 @@ def _diff(a: Any, b: Any, path: str = "") -> list[str]:
 def run_command(args: argparse.Namespace) -> int:
     action = args.command_action
     _, repo = _repo(args, mutating=action)
-    row = cmd.apply_command(repo, action, args.id, actor=_actor(), comment=args.comment)
+    row = cmd.apply_command(repo, action, args.id, actor=local_identity(), comment=args.comment)
     if args.json:
         print(json.dumps(row.model_dump(mode="json"), indent=2))
     else:

@@ -64,9 +64,14 @@ def run(args: argparse.Namespace) -> int:
     if connect:
         from charter_tui.mqtt_source import MqttSource
 
+        from daemon.auth import CommandSigner
+
         host, port = parse_connect(connect, loaded.config.mqtt.port)
         mqtt = loaded.config.mqtt.model_copy(update={"host": host, "port": port})
-        app = CharterApp(loaded, readonly=readonly, embed_daemon=False, source=MqttSource(mqtt, readonly=readonly))
+        # Commands to a remote daemon are signed with [auth.client]; without it the TUI only watches.
+        signer = CommandSigner.from_config(loaded.config.auth)
+        source = MqttSource(mqtt, readonly=readonly, signer=signer)
+        app = CharterApp(loaded, readonly=readonly, embed_daemon=False, source=source)
     else:
         app = CharterApp(loaded, readonly=readonly)
     app.run()

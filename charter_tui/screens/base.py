@@ -86,7 +86,13 @@ class ViewScreen(Screen[None]):
             "bottlenecks": sum(1 for b in state.bottlenecks.values() if b.active),
         }
         up = sum(1 for i in state.instances.values() if i.state.value == "UP")
-        status = f"● {up}/{len(state.instances)} up" if state.daemon_status != "error" else "▲ daemon error"
+        health = state.daemon_health
+        if state.daemon_status == "error":
+            status = "▲ daemon error"
+        elif health is not None and health.summary() != "ok":
+            status = f"▲ {health.summary()}"  # a loop crashed and restarts, or keeps crashing
+        else:
+            status = f"● {up}/{len(state.instances)} up"
         self.query_one(TopBar).render_bar(self.MODE, status, self.charter.readonly, counts)
 
     def on_mount(self) -> None:

@@ -13,8 +13,6 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from daemon.actuators import make_actuator, validate_changes
 from daemon.actuators.params import InvalidChange
 from daemon.config import Config, TargetConfig
@@ -28,23 +26,6 @@ from daemon.store import Store
 
 class ReadOnly(UserError):
     pass
-
-
-class RolloutCommand(BaseModel):
-    """A command as it travels over the bus / MQTT (`charter/v1/command/rollout/<action>`)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    action: Action | str
-    id: int | None = None
-    actor: str = "bus"
-    comment: str | None = Field(default=None, max_length=2000)
-    # propose only
-    targets: list[str] = []
-    changes: list[dict[str, Any]] = []
-    reason: str | None = Field(default=None, max_length=2000)
-    signals: list[str] = []
-    request_id: str | None = None
 
 
 def parse_set(text: str) -> dict[str, Any]:

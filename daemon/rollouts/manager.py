@@ -27,21 +27,23 @@ from pathlib import Path
 from typing import Any
 
 from daemon.actuators import Actuator, ActuatorError, make_actuator, validate_changes
+from daemon.auth import CommandRefused, targets_allowed
 from daemon.bus import Bus, Event, topic
 from daemon.config import Config, TargetConfig
+from daemon.contract import COMMAND_PATTERN, RESULT_TOPIC, AuthorizedCommand, CommandResult
 from daemon.errors import UserError
 from daemon.models import AuditEvent, Rollout
 from daemon.rollouts import commands as cmd
 from daemon.rollouts.model import ACTIVE_STATES, Comparison, RolloutState, TargetProgress
-from daemon.rollouts.repo import Draft, RolloutRepo, StateChanged, changes_of, stage_of
+from daemon.rollouts.repo import (Draft, RolloutRepo, StateChanged, changes_of, public_event, public_view,
+                                  stage_of)
 from daemon.rollouts.validation import baseline_samples, canary_samples, compare
 from daemon.store import Store
 
 log = logging.getLogger(__name__)
 
 S = RolloutState
-COMMAND_TOPIC = topic("command", "rollout/#")
-RESULT_TOPIC = topic("command_result", "rollout")
+COMMAND_TOPIC = COMMAND_PATTERN
 ACTOR = "daemon"
 Checkpoint = Callable[[str, int], None]
 
@@ -70,6 +72,7 @@ class RolloutManager:
         self.recovered = False
         self._published: dict[int, float] = {}
         self._last_scan = 0.0
+        self._noted_readonly: set[int | None] = set()
         # Subscribed now, not in run(): a command published while the daemon is still starting (or
         # recovering) waits in the queue instead of being lost.
         self._commands = self.bus.subscribe(COMMAND_TOPIC)
@@ -77,6 +80,8 @@ class RolloutManager:
     # --- the loop ------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
         """Recover, then step active rollouts until `stop` is set; bus commands are handled between steps."""
+        if self._commands not in self.bus.subscriptions:  # restarted by the supervisor after a crash
+            self._commands = self.bus.subscribe(COMMAND_TOPIC)
         sub = self._commands
         try:
             await self.recover()
@@ -115,6 +120,11 @@ class RolloutManager:
     async def step_all(self) -> None:
         await self.publish_changes()
         rows = await asyncio.to_thread(self.repo.list, ACTIVE_STATES)
+        if self.readonly:
+            # Read-only means no transition from any source: an approval written by the CLI into the
+            # store waits for a daemon that may act, instead of being carried out here.
+            self._note_waiting(rows)
+            return
         for row in sorted(rows, key=lambda r: r.id or 0):
             try:
                 await self.advance(row)
@@ -123,50 +133,80 @@ class RolloutManager:
             except Exception:  # noqa: BLE001 - one bad rollout must not stop the others
                 log.exception("rollout %s: step failed", row.id)
 
+    def _note_waiting(self, rows: list[Rollout]) -> None:
+        waiting = {row.id for row in rows if S(row.state) not in (S.PENDING_APPROVAL, S.PAUSED)}
+        for rollout_id in sorted(waiting - self._noted_readonly, key=lambda i: i or 0):
+            log.warning("read-only daemon: rollout %s is active but will not be carried out here", rollout_id)
+        self._noted_readonly = waiting
+
     # --- commands ------------------------------------------------------------------------------
     async def handle_event(self, event: Event) -> None:
-        payload = event.payload
-        command: cmd.RolloutCommand | None = None
-        try:
-            if isinstance(payload, (bytes, str)):
-                command = cmd.RolloutCommand.model_validate_json(payload)
-            elif isinstance(payload, cmd.RolloutCommand):
-                command = payload
-            else:
-                # Two topic forms: `command/rollout/<action>` (id in the payload) and, as the TUI sends,
-                # `command/rollout/<id>` (action in the payload).
-                data = dict(payload)
-                last = event.topic.rsplit("/", 1)[-1]
-                data.setdefault("id", int(last)) if last.isdigit() else data.setdefault("action", last)
-                command = cmd.RolloutCommand.model_validate(data)
-            row = await self.handle_command(command)
-            self.bus.publish(RESULT_TOPIC, {"ok": True, "request_id": command.request_id, "rollout": _dump(row)})
-        except (UserError, ValueError) as exc:
-            request_id = command.request_id if command is not None else None
-            self.bus.publish(RESULT_TOPIC, {"ok": False, "request_id": request_id, "error": str(exc)})
+        """One event from a command topic -> a checked, audited transition, answered with a `CommandResult`.
 
-    async def handle_command(self, command: cmd.RolloutCommand) -> Rollout:
+        Only `AuthorizedCommand`s are accepted: whoever put it on the bus (the MQTT bridge after checking
+        a signature, the embedded TUI as the local user) established the identity. Anything else on a
+        command topic (a bare dict, a string) is refused as unauthenticated, whatever `actor` it claims.
+        """
+        payload = event.payload
+        if not isinstance(payload, AuthorizedCommand):
+            reason = "unauthenticated command refused (send it signed over MQTT, or from the CLI/TUI)"
+            await self._refuse(reason, identity=None, request_id=_request_id_of(payload), topic_=event.topic)
+            return
+        command = payload.command
+        try:
+            if event.topic != command.topic:
+                raise UserError(f"the topic {event.topic} does not match the command's action {command.action}")
+            row = await self.handle_command(payload)
+        except (UserError, ValueError) as exc:
+            await self._refuse(str(exc), identity=payload.identity, request_id=command.request_id,
+                               topic_=event.topic)
+            return
+        self.bus.publish(RESULT_TOPIC, CommandResult(ok=True, request_id=command.request_id, rollout=_dump(row),
+                                                     identity=payload.identity))
+
+    async def refused(self, refused: CommandRefused, bus_topic: str) -> None:
+        """A command the MQTT bridge refused before it reached the bus: answered and audited here too."""
+        await self._refuse(refused.reason, identity=refused.identity, request_id=refused.request_id,
+                           topic_=bus_topic)
+
+    async def _refuse(self, reason: str, *, identity: str | None, request_id: str | None, topic_: str) -> None:
+        """Answer and audit a refused command; nothing was changed."""
+        log.warning("command on %s from %s refused: %s", topic_, identity or "an unverified sender", reason)
+        audit = AuditEvent(actor=identity or "unverified", entity="command", entity_id=topic_[-200:],
+                           action="refused", comment=reason[:2000])
+        await asyncio.to_thread(self.repo.store.add_all, [audit])  # audited before the sender hears back
+        self.bus.publish(topic("audit", "command"), audit)
+        self.bus.publish(RESULT_TOPIC, CommandResult(ok=False, request_id=request_id, error=reason,
+                                                     identity=identity))
+
+    async def handle_command(self, authorized: AuthorizedCommand) -> Rollout:
+        """Carry out an authorized command, as its verified identity (the audit's actor)."""
+        command, actor = authorized.command, authorized.identity
+        if self.readonly:
+            raise cmd.ReadOnly(f"read-only daemon: {command.action} is refused")
         if command.action == "propose":
+            _check_targets(authorized, command.targets)
             row = await asyncio.to_thread(
                 cmd.propose,
                 self.repo,
                 self.config,
                 targets=command.targets,
                 changes=command.changes,
-                actor=command.actor,
+                actor=actor,
                 reason=command.reason,
                 signals=command.signals,
                 readonly=self.readonly,
             )
         else:
-            if command.id is None:
-                raise UserError(f"{command.action}: the command names no rollout id")
+            assert command.id is not None  # RolloutCommand requires it for every other action
+            current = await asyncio.to_thread(self.repo.get, command.id)
+            _check_targets(authorized, current.targets)
             row = await asyncio.to_thread(
                 cmd.apply_command,
                 self.repo,
                 command.action,
                 command.id,
-                actor=command.actor,
+                actor=actor,
                 comment=command.comment,
                 readonly=self.readonly,
             )
@@ -386,6 +426,9 @@ class RolloutManager:
     # --- recovery ------------------------------------------------------------------------------
     async def recover(self) -> None:
         """After a (re)start: reconcile every active rollout with what its targets really run."""
+        if self.readonly:  # reconciling may change targets and rows; a read-only daemon only watches
+            self.recovered = True
+            return
         rows = await asyncio.to_thread(self.repo.list, ACTIVE_STATES)
         for row in rows:
             try:
@@ -496,11 +539,12 @@ class RolloutManager:
         return new
 
     def _publish(self, row: Rollout, event: AuditEvent | None = None) -> None:
-        """The row itself in-process (the bus's contract: models in-process, their JSON on MQTT)."""
-        self.bus.publish(topic("rollout", str(row.id)), row)
+        """The row in-process (the bus's contract: models in-process, their JSON on MQTT), as its public
+        view: the recorded previous config (launch env, argv) stays in the database for the rollback."""
+        self.bus.publish(topic("rollout", str(row.id)), public_view(row))
         self._published[row.id or 0] = row.updated_at
         if event is not None:
-            self.bus.publish(topic("audit", "rollout"), event)
+            self.bus.publish(topic("audit", "rollout"), public_event(event))
 
     async def publish_changes(self) -> None:
         """Publish rollouts changed by other processes (the CLI writes to the store directly)."""
@@ -511,8 +555,20 @@ class RolloutManager:
             self._last_scan = max(self._last_scan, row.updated_at)
 
 
+def _check_targets(authorized: AuthorizedCommand, targets: list[str]) -> None:
+    refused = targets_allowed(authorized.targets, targets)
+    if refused:
+        raise UserError(f"identity {authorized.identity!r} may not act on target(s) {', '.join(refused)}")
+
+
+def _request_id_of(payload: object) -> str | None:
+    """The request id of an unauthenticated command, only so its sender can match the refusal."""
+    rid = payload.get("request_id") if isinstance(payload, dict) else None
+    return rid if isinstance(rid, str) and len(rid) <= 128 and rid.isprintable() else None
+
+
 def _dump(row: Rollout) -> dict[str, Any]:
-    return row.model_dump(mode="json")
+    return public_view(row).model_dump(mode="json")
 
 
 def _clip(data: dict[str, Any], limit: int = 4000) -> dict[str, Any]:

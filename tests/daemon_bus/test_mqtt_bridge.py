@@ -8,8 +8,10 @@ import json
 import aiomqtt
 import pytest
 
+from daemon.auth import CommandSigner, CommandVerifier
 from daemon.bus import Bus, topic
-from daemon.config import MqttConfig
+from daemon.config import AuthConfig, IdentityConfig, MqttConfig
+from daemon.contract import AuthorizedCommand, RolloutCommand
 from daemon.models import MetricSample
 from daemon.mqtt_bridge import MqttBridge
 from daemon.testkit.mosquitto import start_mosquitto
@@ -28,36 +30,42 @@ async def _next_message(client: aiomqtt.Client, timeout: float = 5.0) -> aiomqtt
 
 
 async def test_events_go_out_and_commands_come_in_with_auth(tmp_path) -> None:
-    with start_mosquitto(users={"charter": "s3cret"}, keep_dir=tmp_path) as broker:
+    key = tmp_path / "ops.key"
+    key.write_text("ops-secret-0123456789abcdef")
+    key.chmod(0o600)
+    auth = AuthConfig(identities=[IdentityConfig(name="ops", secret_file=str(key), actions=["approve"])])
+    with start_mosquitto(users={"charter": "s3cret"}, keep_dir=tmp_path / "broker") as broker:
         bus = Bus()
         commands = bus.subscribe(topic("command", "#"))
         cfg = MqttConfig(enabled=True, host=broker.host, port=broker.port, topic_prefix="site/charter/v1",
                          username="charter", password="s3cret")
-        bridge = MqttBridge(bus, cfg, client_id="test-daemon")
+        bridge = MqttBridge(bus, cfg, client_id="test-daemon", verifier=CommandVerifier(auth))
         stop = asyncio.Event()
         task = asyncio.create_task(bridge.run(stop))
         try:
             await asyncio.wait_for(bridge.connected.wait(), 10)
             async with aiomqtt.Client(broker.host, broker.port, username="charter", password="s3cret") as remote:
-                await remote.subscribe("site/charter/v1/+/+")  # events, not the command/rollout/<id> level
+                await remote.subscribe("site/charter/v1/+/+")  # events, not the command/rollout/<action> level
                 bus.publish(topic("sample", "vllm-a"), MetricSample(instance="vllm-a", ts=1.0, waiting=7))
                 message = await _next_message(remote)
                 assert str(message.topic) == "site/charter/v1/sample/vllm-a"
                 body = json.loads(message.payload)
                 assert body["instance"] == "vllm-a" and body["waiting"] == 7
 
-                await remote.publish("site/charter/v1/command/rollout/3",
-                                     json.dumps({"action": "approve", "actor": "remote"}), qos=1)
+                signer = CommandSigner("ops", b"ops-secret-0123456789abcdef")
+                approve = RolloutCommand(action="approve", id=3, comment="go")
+                await remote.publish("site/charter/v1/command/rollout/approve", signer.encode(approve), qos=1)
                 event = await asyncio.wait_for(commands.get(), 5)
-                assert event.topic == "charter/v1/command/rollout/3"
-                assert event.payload == {"action": "approve", "actor": "remote"}
+                assert event.topic == "charter/v1/command/rollout/approve"
+                assert isinstance(event.payload, AuthorizedCommand)
+                assert (event.payload.command, event.payload.identity, event.payload.via) == (approve, "ops", "mqtt")
 
-                # A command is not echoed back out; garbage is ignored without killing the bridge.
-                await remote.publish("site/charter/v1/command/rollout/3", b"\xff not json", qos=1)
+                # A command is not echoed back out; garbage is refused without killing the bridge.
+                await remote.publish("site/charter/v1/command/rollout/approve", b"\xff not json", qos=1)
                 bus.publish(topic("rollout", "3"), {"id": 3, "state": "APPROVED"})
                 message = await _next_message(remote)
                 assert str(message.topic) == "site/charter/v1/rollout/3"
-            assert bridge.received == 1
+            assert (bridge.received, bridge.refused) == (1, 1)
             assert bridge.published == 2, "the sample and the rollout went out; the command was not echoed"
         finally:
             stop.set()

@@ -17,7 +17,9 @@ from daemon.errors import UserError
 from daemon.models import MetricSample
 from daemon.rollouts import commands as cmd
 from daemon.rollouts.machine import IllegalTransition
-from daemon.rollouts.manager import RESULT_TOPIC, RolloutManager
+from daemon.contract import RESULT_TOPIC, AuthorizedCommand, RolloutCommand, command_topic
+from daemon.models import AuditEvent
+from daemon.rollouts.manager import RolloutManager
 from daemon.rollouts.model import RolloutState as S
 from daemon.rollouts.repo import stage_of
 from daemon.store import Store
@@ -228,6 +230,27 @@ async def test_readonly_refuses_every_mutating_command(tmp_path: Path, store: St
     assert manager.repo.get(row.id).state == "PENDING_APPROVAL"
 
 
+async def test_readonly_daemon_carries_out_no_approval_made_elsewhere(tmp_path: Path, store: Store) -> None:
+    """The CLI (another process) approves in the store; a read-only daemon must not act on it, nor on recovery."""
+    config, states = knob_config(tmp_path, ["a"])
+    readonly = RolloutManager(config, store, state_dir=tmp_path, readonly=True)
+    row = cmd.propose(readonly.repo, config, targets=["a"], changes=[{"param": "batch", "value": "16"}], actor="alice")
+    cmd.apply_command(readonly.repo, "approve", row.id, actor="bob")  # as `charter-tui rollouts approve` does
+    await readonly.recover()
+    for _ in range(20):
+        await readonly.step_all()
+    assert readonly.repo.get(row.id).state == "APPROVED", "still waiting for a daemon that may act"
+    assert knob_value(states["a"]) == "8" and knob_sets(states["a"]) == [], "the target was never touched"
+    # The same approval is carried out by a daemon that is not read-only.
+    acting = RolloutManager(config, store, state_dir=tmp_path)
+    await drive(acting, row.id, {S.CANARY})
+    for _ in range(100):  # CANARY first records the config, then applies: a few steps
+        if knob_value(states["a"]) == "16":
+            break
+        await acting.step_all()
+    assert knob_value(states["a"]) == "16"
+
+
 async def test_bus_commands_approve_and_report_refusals(tmp_path: Path, store: Store) -> None:
     config, states = knob_config(tmp_path, ["a"])
     bus = Bus()
@@ -237,22 +260,31 @@ async def test_bus_commands_approve_and_report_refusals(tmp_path: Path, store: S
     stop = asyncio.Event()
     task = asyncio.create_task(manager.run(stop))
     try:
-        bus.publish(topic("command", "rollout/propose"),
-                    {"targets": ["a"], "changes": [{"param": "batch", "value": "12"}], "actor": "mqtt:tui", "request_id": "p1"})
+        send(bus, "mqtt:tui", action="propose", targets=["a"], changes=[{"param": "batch", "value": "12"}],
+             request_id="p1")
         reply = (await asyncio.wait_for(results.get(), 30)).payload
-        assert reply["ok"] and reply["request_id"] == "p1"
-        rollout_id = reply["rollout"]["id"]
-        # The TUI's form (charter_tui.datasource): the id in the topic, the action in the payload.
-        bus.publish(topic("command/rollout", str(rollout_id)), {"action": "approve", "actor": "tui:alice", "comment": "ok"})
-        assert (await asyncio.wait_for(results.get(), 30)).payload["ok"]
+        assert reply.ok and reply.request_id == "p1"
+        rollout_id = reply.rollout["id"]
+        # A bare dict on a command topic claims an actor nobody verified: refused, nothing changes.
+        bus.publish(command_topic("approve"), {"action": "approve", "id": rollout_id, "actor": "bob",
+                                               "request_id": "forged"})
+        forged = (await asyncio.wait_for(results.get(), 30)).payload
+        assert (forged.ok, forged.request_id) == (False, "forged") and "unauthenticated" in forged.error
+        assert manager.repo.get(rollout_id).state == "PENDING_APPROVAL"
+        send(bus, "tui:alice", action="approve", id=rollout_id, comment="ok")
+        assert (await asyncio.wait_for(results.get(), 30)).payload.ok
         approve = next(e for e in events(store, rollout_id) if e.action == "approve")
         assert (approve.actor, approve.comment) == ("tui:alice", "ok")
-        bus.publish(topic("command", "rollout/approve"), '{"action": "approve", "id": %d, "request_id": "dup"}' % rollout_id)
+        send(bus, "tui:alice", action="approve", id=rollout_id, request_id="dup")
         dup = (await asyncio.wait_for(results.get(), 30)).payload
-        assert dup == {"ok": False, "request_id": "dup", "error": dup["error"]} and "already approved" in dup["error"]
-        bus.publish(topic("command", "rollout/propose"), {"targets": ["a"], "changes": [{"param": "batch", "value": "8; rm -rf /"}]})
+        assert (dup.ok, dup.request_id) == (False, "dup") and "already approved" in dup.error
+        send(bus, "tui:alice", action="propose", targets=["a"], changes=[{"param": "batch", "value": "8; rm -rf /"}])
         bad = (await asyncio.wait_for(results.get(), 30)).payload
-        assert not bad["ok"] and "shell characters" in bad["error"]
+        assert not bad.ok and "shell characters" in bad.error
+        refusals = [e for e in events_of(store, "command") if e.action == "refused"]
+        # Every refusal is audited under the identity that was verified (none for the forged dict).
+        assert [e.actor for e in refusals] == ["unverified", "tui:alice", "tui:alice"]
+        assert "unauthenticated" in refusals[0].comment and "already approved" in refusals[1].comment
         seen = set()
         deadline = time.monotonic() + 60
         while "CANARY" not in seen and time.monotonic() < deadline:
@@ -262,6 +294,19 @@ async def test_bus_commands_approve_and_report_refusals(tmp_path: Path, store: S
     finally:
         stop.set()
         await asyncio.wait_for(task, 10)
+
+
+def send(bus: Bus, identity: str, *, topic_action: str | None = None, **fields) -> None:  # noqa: ANN003
+    """Put a command on the bus as an authenticated path would (the bridge after verifying, the TUI locally)."""
+    command = RolloutCommand.model_validate(fields)
+    bus.publish(command_topic(topic_action or command.action), AuthorizedCommand(command, identity, via="test"))
+
+
+def events_of(store: Store, entity: str) -> list[AuditEvent]:
+    from sqlmodel import select
+
+    with store.session() as s:
+        return list(s.exec(select(AuditEvent).where(AuditEvent.entity == entity)).all())
 
 
 class Crash(BaseException):

@@ -10,6 +10,7 @@ import pytest
 
 from charter_tui.app import CharterApp
 from charter_tui.datasource import BusSource, ReadOnlyError, decode
+from daemon.contract import AuthorizedCommand
 from daemon.bus import Bus, Event, topic
 from daemon.models import MetricAggregate, MetricSample, Rollout
 from daemon.store import AsyncStore, Store
@@ -61,9 +62,11 @@ async def test_commands_are_published_and_readonly_refuses() -> None:
     sub = bus.subscribe("charter/v1/command/#")
     await BusSource(bus).send_command(4, "approve", actor="alice", comment="ok")
     event = sub.queue.get_nowait()
-    assert event.topic == "charter/v1/command/rollout/4"
-    request_id = event.payload.pop("request_id")
-    assert event.payload == {"action": "approve", "actor": "alice", "comment": "ok"} and len(request_id) == 32
+    assert event.topic == "charter/v1/command/rollout/approve", "one topic form: the action, never the id"
+    assert isinstance(event.payload, AuthorizedCommand)
+    assert (event.payload.identity, event.payload.via) == ("alice", "local")
+    command = event.payload.command
+    assert (command.action, command.id, command.comment) == ("approve", 4, "ok") and len(command.request_id) == 32
     with pytest.raises(ReadOnlyError):
         await BusSource(bus, readonly=True).send_command(4, "approve", actor="alice")
     with pytest.raises(ValueError):
@@ -74,7 +77,7 @@ async def test_commands_are_published_and_readonly_refuses() -> None:
 async def test_events_skip_commands_and_decode_json_payloads() -> None:
     bus = Bus()
     source = BusSource(bus)
-    bus.publish(topic("command/rollout", "1"), {"action": "approve"})
+    bus.publish(topic("command/rollout", "approve"), {"action": "approve"})
     sample = fx.samples(n=1)[0]
     bus.publish(topic("sample", "vllm-a"), json.loads(sample.model_dump_json()))  # as MQTT delivers it
     event = await asyncio.wait_for(anext(source.events()), 1)

@@ -124,8 +124,8 @@ async def test_approve_asks_yes_no_and_publishes_the_command(make_app) -> None:
         await settle(app, pilot)
         assert not isinstance(app.screen, ConfirmScreen)
         sent = drain(app)
-        assert [(e.topic, e.payload["action"]) for e in sent] == [("charter/v1/command/rollout/11", "approve")]
-        assert sent[0].payload["actor"] and sent[0].payload["comment"] == "from charter-tui"
+        assert [(e.topic, e.payload.command.id) for e in sent] == [("charter/v1/command/rollout/approve", 11)]
+        assert sent[0].payload.identity and sent[0].payload.command.comment == "from charter-tui"
         assert "⏳ approve sent; waiting for the rollout manager" in static_text(app, "#rollout")
         # The manager's answer replaces the pending marker.
         app.daemon.bus.publish(topic("rollout", "11"), Rollout(
@@ -152,7 +152,7 @@ async def test_reject_defaults_to_no_on_enter_and_n(make_app) -> None:
         assert drain(app) == [], "enter (No has focus), n and esc all cancel"
         await pilot.press("r", "y")
         await settle(app, pilot)
-        assert [e.payload["action"] for e in drain(app)] == ["reject"]
+        assert [e.payload.command.action for e in drain(app)] == ["reject"]
 
 
 async def test_rollback_and_pause_apply_to_running_rollouts_only(make_app) -> None:
@@ -176,15 +176,15 @@ async def test_rollback_and_pause_apply_to_running_rollouts_only(make_app) -> No
         assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("y")
         await settle(app, pilot)
-        assert [(e.topic, e.payload["action"]) for e in drain(app)] == [
-            ("charter/v1/command/rollout/10", "pause"), ("charter/v1/command/rollout/10", "rollback")]
+        assert [(e.topic, e.payload.command.id) for e in drain(app)] == [
+            ("charter/v1/command/rollout/pause", 10), ("charter/v1/command/rollout/rollback", 10)]
         app.daemon.bus.publish(topic("rollout", "10"), Rollout(
             id=10, state="PAUSED", created_at=NOW - 900, updated_at=NOW + 1, title="Enable prefix caching on triton-b",
             targets=["triton-b"]))
         await settle(app, pilot)
         await pilot.press("p")
         await settle(app, pilot)
-        assert [e.payload["action"] for e in drain(app)] == ["resume"], "p on a paused rollout resumes it"
+        assert [e.payload.command.action for e in drain(app)] == ["resume"], "p on a paused rollout resumes it"
 
 
 async def test_readonly_hides_and_refuses_the_mutating_keys(make_app) -> None:
@@ -234,7 +234,7 @@ async def test_keymap_from_config_remaps_keys(make_app) -> None:
         assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("y")
         await settle(app, pilot)
-        assert [e.payload["action"] for e in drain(app)] == ["approve"]
+        assert [e.payload.command.action for e in drain(app)] == ["approve"]
 
 
 async def test_the_detail_key_remaps_on_the_focused_table_too(make_app) -> None:

@@ -13,8 +13,9 @@ import pytest
 from charter_tui.app import CharterApp
 from charter_tui.commands.tui import parse_connect
 from charter_tui.mqtt_source import MqttSource
+from daemon.auth import CommandSigner, CommandVerifier
 from daemon.bus import Bus
-from daemon.config import MqttConfig
+from daemon.config import AuthConfig, IdentityConfig, MqttConfig
 from daemon.errors import UserError
 from daemon.mqtt_bridge import MqttBridge
 from tests.tui import fixtures as fx
@@ -30,14 +31,20 @@ def test_parse_connect() -> None:
         parse_connect("host:http", 1883)
 
 
-async def test_remote_tui_over_mqtt_shows_daemon_data_and_sends_commands(mosquitto_broker, make_loaded) -> None:
+async def test_remote_tui_over_mqtt_shows_daemon_data_and_sends_commands(mosquitto_broker, make_loaded,
+                                                                         tmp_path) -> None:
     cfg = MqttConfig(enabled=True, host=mosquitto_broker.host, port=mosquitto_broker.port)
+    key = tmp_path / "alice.key"
+    key.write_text("alice-secret-0123456789abcdef")
+    key.chmod(0o600)
+    auth = AuthConfig(identities=[IdentityConfig(name="alice", secret_file=str(key), actions=["approve"])],
+                      client={"identity": "alice", "secret_file": str(key)})
     daemon_bus = Bus()
-    bridge = MqttBridge(daemon_bus, cfg, client_id="daemon-under-test")
+    bridge = MqttBridge(daemon_bus, cfg, client_id="daemon-under-test", verifier=CommandVerifier(auth))
     commands = daemon_bus.subscribe("charter/v1/command/#")
     stop = asyncio.Event()
     bridge_task = asyncio.create_task(bridge.run(stop))
-    source = MqttSource(cfg)
+    source = MqttSource(cfg, signer=CommandSigner.from_config(auth))
     app = CharterApp(make_loaded(), embed_daemon=False, source=source, clock=fx.fixed_clock)
     try:
         await asyncio.wait_for(bridge.connected.wait(), 10)
@@ -55,8 +62,11 @@ async def test_remote_tui_over_mqtt_shows_daemon_data_and_sends_commands(mosquit
             await settle(app, pilot)
             await pilot.press("y")
             event = await asyncio.wait_for(commands.get(), 10)
-            assert event.topic == "charter/v1/command/rollout/11"
-            assert event.payload["action"] == "approve" and event.payload["request_id"].startswith(source.client_id)
+            assert event.topic == "charter/v1/command/rollout/approve"
+            assert event.payload.identity == "alice", "signed by [auth.client] and verified by the daemon"
+            command = event.payload.command
+            assert (command.action, command.id) == ("approve", 11)
+            assert command.request_id.startswith(source.client_id)
             await pilot.press("2")
             await wait_until(app, pilot, lambda: "c4 write_report:41" in str(app.screen.query_one("#dag").content),
                              what="the DAG from a CompileRecord sent as JSON")
@@ -83,7 +93,7 @@ async def test_source_refuses_commands_while_away_and_reconnects_when_the_broker
 
     port = free_port()
     cfg = MqttConfig(enabled=True, host="127.0.0.1", port=port)
-    source = MqttSource(cfg)
+    source = MqttSource(cfg, signer=CommandSigner("t", b"t-secret-0123456789"))
     received: asyncio.Queue = asyncio.Queue()
 
     async def consume() -> None:
