@@ -34,9 +34,3 @@ def make_app(make_loaded: Callable[..., LoadedConfig]) -> Callable[..., CharterA
         return app
 
     return make
-
-
-@pytest.fixture
-def commands(make_app):  # type: ignore[no-untyped-def]
-    """Collects what the app publishes on `charter/v1/command/#` (what the rollout manager would get)."""
-    return []
