@@ -61,3 +61,8 @@ class Actuator(abc.ABC):
         """Dry run: what would be applied, from the live current config. Touches nothing."""
         current = await self.snapshot()
         return {"actuator": self.kind, "target": self.target.name, "current": current, "desired": self.desired(current)}
+
+
+class ForeignProcess(ActuatorError):
+    """The target's port is held by a process the actuator did not start and that is not the configured
+    server: it is never stopped, and the change is refused (the message names it)."""

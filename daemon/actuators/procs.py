@@ -1,14 +1,18 @@
-"""Linux process facts the relaunch actuator needs: who listens on a port, its argv, stopping a group.
+"""Linux process facts the relaunch actuator needs: who listens on a port, its argv, who it is, stopping it.
 
 Read from /proc, not from what the daemon believes: after a crash or a hand restart, the process
-listening on the target's port *is* the target's real state.
+listening on the target's port *is* the target's real state. A pid alone names no process for long
+(pids are recycled), so identity is (pid, start time): `start_time` is fixed for a process's life,
+and `stop` checks it again, through a pidfd, right before it signals.
 """
 
 from __future__ import annotations
 
 import os
+import pwd
 import signal
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 PROC = Path("/proc")
@@ -77,8 +81,7 @@ def pgid(pid: int) -> int | None:
 
 def server_pid(port: int) -> int | None:
     """The server process on `port`: of the listeners, the one whose parent is not a listener too."""
-    pids = listener_pids(port)
-    roots = [p for p in pids if parent(p) not in pids]
+    roots = listener_roots(port)
     return min(roots) if roots else None
 
 
@@ -88,6 +91,86 @@ def cmdline(pid: int) -> list[str] | None:
     except OSError:
         return None
     return [a.decode("utf-8", "surrogateescape") for a in raw.split(b"\0")[:-1]] or None
+
+
+def start_time(pid: int) -> int | None:
+    """Clock ticks after boot at which `pid` started (field 22 of /proc/PID/stat)."""
+    fields = stat_fields(pid)
+    return int(fields[19]) if fields and len(fields) > 19 else None
+
+
+def uids(pid: int) -> tuple[int, int] | None:
+    """(real, effective) uid of `pid`."""
+    try:
+        for line in (PROC / str(pid) / "status").read_text().splitlines():
+            if line.startswith("Uid:"):
+                real, effective = line.split()[1:3]
+                return int(real), int(effective)
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def exe(pid: int) -> str | None:
+    """The executable `pid` runs (a path; ends in " (deleted)" when replaced on disk since)."""
+    try:
+        return os.readlink(PROC / str(pid) / "exe")
+    except OSError:
+        return None
+
+
+def user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
+
+
+@dataclass(frozen=True)
+class ProcessInfo:
+    """Who a process is, read once from /proc: enough to decide whether it may be stopped."""
+
+    pid: int
+    start_time: int
+    uid: int  # effective
+    real_uid: int
+    exe: str | None
+    argv: list[str]
+
+    @property
+    def user(self) -> str:
+        return user_name(self.uid)
+
+    def describe(self) -> str:
+        return f"pid {self.pid} (user {self.user}, executable {self.exe or '?'})"
+
+
+def info(pid: int) -> ProcessInfo | None:
+    """The identity of `pid`, or None if it is gone (or exits while being read)."""
+    started, ids = start_time(pid), uids(pid)
+    if started is None or ids is None:
+        return None
+    out = ProcessInfo(pid=pid, start_time=started, uid=ids[1], real_uid=ids[0], exe=exe(pid), argv=cmdline(pid) or [])
+    # Read again: had the pid died and been reused in between, the facts above could mix two processes.
+    return out if start_time(pid) == started else None
+
+
+def ancestors(pid: int, limit: int = 64) -> list[int]:
+    """`pid` and its parents up to (not including) pid 1, bounded."""
+    out: list[int] = []
+    while pid > 1 and len(out) < limit:
+        out.append(pid)
+        parent_pid = parent(pid)
+        if parent_pid is None:
+            break
+        pid = parent_pid
+    return out
+
+
+def listener_roots(port: int) -> list[int]:
+    """The listeners on `port` whose parent is not a listener too: one per server normally."""
+    pids = listener_pids(port)
+    return [p for p in pids if parent(p) not in pids]
 
 
 def cwd(pid: int) -> str | None:
@@ -107,31 +190,50 @@ def group_members(group: int) -> list[int]:
     return out
 
 
-def stop(pid: int, grace_s: float) -> str:
+def stop(pid: int, grace_s: float, *, started: int | None = None) -> str:
     """SIGTERM the server (its whole process group when it leads one, so vLLM's engine core goes too),
-    wait up to `grace_s` for every member to exit, then SIGKILL what is left. Returns how it ended."""
-    group = pgid(pid)
-    leads_group = group == pid
-    sig_target = (lambda s: os.killpg(pid, s)) if leads_group else (lambda s: os.kill(pid, s))
+    wait up to `grace_s` for every member to exit, then SIGKILL what is left. Returns how it ended.
+
+    With `started` (its start time), nothing is signalled unless `pid` is still that very process:
+    checked on a pidfd, which keeps naming the same process even if the pid is recycled meanwhile."""
     try:
-        sig_target(signal.SIGTERM)
+        pidfd = os.pidfd_open(pid)
     except ProcessLookupError:
         return "already gone"
-
-    def remaining() -> list[int]:
-        return group_members(pid) if leads_group else ([pid] if alive(pid) else [])
-
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline:
-        if not remaining():
-            return "stopped (SIGTERM)"
-        time.sleep(0.2)
-    for p in remaining():
+    try:
+        started_at = start_time(pid)
+        if started is not None and started_at != started:
+            return "already gone (its pid now names another process, left alone)"
+        group = pgid(pid)
+        leads_group = group == pid
         try:
-            os.kill(p, signal.SIGKILL)
+            if leads_group:
+                # A group id stays reserved while any member lives, so this cannot reach a stranger.
+                os.killpg(pid, signal.SIGTERM)
+            else:
+                signal.pidfd_send_signal(pidfd, signal.SIGTERM)
         except ProcessLookupError:
-            pass
-    deadline = time.monotonic() + 10
-    while remaining() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return "killed (SIGKILL after grace)"
+            return "already gone"
+
+        def remaining() -> list[int]:
+            return group_members(pid) if leads_group else ([pid] if alive(pid) and start_time(pid) == started_at else [])
+
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline:
+            if not remaining():
+                return "stopped (SIGTERM)"
+            time.sleep(0.2)
+        for p in remaining():
+            try:
+                if p == pid:
+                    signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+                else:
+                    os.kill(p, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 10
+        while remaining() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return "killed (SIGKILL after grace)"
+    finally:
+        os.close(pidfd)

@@ -83,8 +83,10 @@ def vllm_config(server: Launched, **overrides: Any) -> Config:
         thresholds={"e2e_p95_s": SignalThreshold(max_regression=3.0, min_abs_change=0.5)},
     )
     settings.update(overrides)
+    # The kit lives under /root (mode 700): only root can run it, so this test says allow_root on purpose
+    # (the fixture's server runs as root too, which makes it the configured server the actuator may stop).
     target = TargetConfig(name="vllm-a", url=server.url, engine="vllm", timeout_s=5.0,
-                          launch=LaunchConfig(argv=server.argv, env=server.env))
+                          launch=LaunchConfig(argv=server.argv, env=server.env, allow_root=True))
     return Config(daemon=DaemonConfig(metrics_port=0), targets=[target], rollouts=RolloutConfig(**settings))
 
 
