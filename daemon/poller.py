@@ -15,6 +15,10 @@ Guarantees, each with a test in tests/daemon/test_poller_faults.py:
 - the whole fetch (`daemon.fetch`, one kept-alive connection per target) is under
   `asyncio.timeout(target.timeout_s)` (a server trickling bytes included), and the body is read
   incrementally and abandoned past `daemon.max_response_bytes` (tests/daemon/test_fetch.py);
+- an exposition over `daemon.max_exposition_lines` is refused unparsed, and a large one is parsed
+  in slices that yield to the loop, within `target.timeout_s` of CPU (`prom.parse_async`): the
+  target is DOWN/STALE with the reason ("exposition too large: ...") and the others keep their
+  schedule (benchmarks/results/poll_hostile.md);
 - health/readiness checks (`daemon.health`, httpx) run beside the polls, never delaying them;
 - failures back off exponentially with jitter (capped), and after `BREAKER_THRESHOLD` consecutive
   failures a circuit breaker opens for `BREAKER_COOLDOWN_S`, then lets one trial poll through;
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import inspect
 import logging
 import math
@@ -154,6 +159,7 @@ class Poller:
         self._fetchers: dict[str, MetricsFetcher] = {}  # the poll path: one kept-alive connection each
         self.rng = rng or random.Random()
         self.max_bytes = config.daemon.max_response_bytes
+        self.max_lines = config.daemon.max_exposition_lines
         self.targets: dict[str, TargetConfig] = {t.name: t for t in config.targets}
         self.status: dict[str, TargetStatus] = {t.name: TargetStatus(name=t.name, url=t.url,
                                                                     engine=None if t.engine == "auto" else t.engine)
@@ -202,6 +208,11 @@ class Poller:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Poll every target until `stop` is set, then flush the queued writes and return."""
+        # Move what is alive now (modules, classes, the app) out of the cyclic GC's reach: a full
+        # collection otherwise walks ~100,000 such objects, a 100-200 ms stall of the loop that a
+        # large exposition's allocations would trigger on every poll (measured; see
+        # benchmarks/results/poll_hostile.md). Frozen objects are still freed by refcounting.
+        gc.freeze()
         writer = asyncio.create_task(self._writer_loop(stop), name="charter:poll-writer")
         tasks = [asyncio.create_task(self._target_loop(t, stop), name=f"charter:poll:{t.name}")
                  for t in self.targets.values()]
@@ -322,20 +333,31 @@ class Poller:
         try:
             code, body = await fetcher.get(target.timeout_s, self.max_bytes)
         except FetchError as exc:
+            if exc.kind == "too_large":  # refused while reading: never parsed, never buffered whole
+                raise PollError(exc.kind, f"exposition too large: {exc} (daemon.max_response_bytes)") from None
             raise PollError(exc.kind, str(exc)) from None
         if code != 200:
             raise PollError("http", f"HTTP {code} from {url}")
         engine = status.engine
         expo = None
+        # Large expositions are parsed in slices that yield to the loop (`prom.parse_async`), with
+        # the target's timeout as their CPU budget: one server's 8 MB must not stall the others.
+        parse_kw = {"max_lines": self.max_lines, "budget_s": target.timeout_s}
         if engine is not None:
             # Known engine: parse only the samples its collector reads (most of the CPU of a poll
             # otherwise goes to `_created` series and histograms nobody reads).
-            with contextlib.suppress(prom.ExpositionError):  # nothing we read: parse fully to say why
-                expo = prom.parse(body, self.max_bytes, only=wanted_names(engine))
+            try:
+                expo = await prom.parse_async(body, self.max_bytes, wanted_names(engine), **parse_kw)
+            except prom.ExpositionError as exc:
+                if exc.kind == "too_large":
+                    raise PollError("too_large", f"{exc} (daemon.max_response_bytes, max_exposition_lines)") from None
+                # nothing we read: parse fully below to say why
         if expo is None:
             try:
-                expo = prom.parse(body, self.max_bytes)
+                expo = await prom.parse_async(body, self.max_bytes, None, **parse_kw)
             except prom.ExpositionError as exc:
+                if exc.kind == "too_large":
+                    raise PollError("too_large", f"{exc} (daemon.max_response_bytes, max_exposition_lines)") from None
                 raise PollError("parse", f"unparseable /metrics: {exc}") from None
         if engine is None or (self.targets[target.name].engine == "auto" and COLLECTORS[engine].score(expo) == 0):
             engine = detect_engine(expo)

@@ -8,18 +8,35 @@ plain dicts keyed by sample name, which is what the collectors look up.
 
 Strict like Prometheus itself: a malformed line fails the whole scrape with `ExpositionError`
 naming the line and the reason, because a half-parsed exposition would silently turn into wrong
-rates (a missing `_bucket` line shifts a quantile). Input larger than `max_bytes` is refused before
-any parsing, so a hostile or broken server cannot make the daemon allocate without bound.
+rates (a missing `_bucket` line shifts a quantile). Input larger than `max_bytes`, or with more than
+`max_lines` lines, is refused before any parsing (`str.count`, C speed), so a hostile or broken
+server cannot make the daemon allocate or compute without bound.
+
+Large expositions on the event loop: `parse_async` runs the same parser in slices of a few
+milliseconds with `await asyncio.sleep(0)` between them, so the other targets' polls keep their
+schedule while one server's 8 MB exposition is read, and stops with an error once the parse has
+used its CPU budget. Slices, not a thread: a pure-Python parse in a thread holds the GIL for the
+whole switch interval each time the loop hands it over, and the loop then waits on it (measured in
+benchmarks/results/poll_hostile.md); slices keep every wait to one slice and need no pickling.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import re
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 
 DEFAULT_MAX_BYTES = 8 * 1024 * 1024
+# A vLLM exposition is ~600 lines per engine, a Triton one ~30 per model; 50,000 lines is far past
+# any real server (8 data-parallel engines, hundreds of models) and still parses in ~0.1 s.
+DEFAULT_MAX_LINES = 50_000
+# Parsing work between two chances to yield, in characters (~1-2 ms of parsing on a slow core).
+STEP_CHARS = 64 * 1024
+# Smaller texts are parsed in one go even by `parse_async`: they cost less than a slice.
+INLINE_BYTES = 256 * 1024
 # A label set longer than this is not something any inference server emits; refusing it keeps the
 # regex scan linear and bounded even on adversarial input.
 MAX_LINE_CHARS = 64 * 1024
@@ -44,8 +61,9 @@ _METRIC_TYPES = frozenset({"counter", "gauge", "histogram", "summary", "untyped"
 class ExpositionError(ValueError):
     """The text is not a Prometheus exposition we can trust; the message says where and why."""
 
-    def __init__(self, reason: str, line_no: int | None = None) -> None:
-        self.reason, self.line_no = reason, line_no
+    def __init__(self, reason: str, line_no: int | None = None, kind: str = "parse") -> None:
+        # kind: "parse" (malformed), "too_large" (a size, line or CPU cap: refused, not misread)
+        self.reason, self.line_no, self.kind = reason, line_no, kind
         super().__init__(f"line {line_no}: {reason}" if line_no is not None else reason)
 
 
@@ -168,7 +186,33 @@ def _parse_value(text: str, line_no: int) -> float:
         raise ExpositionError(f"value {text[:40]!r} is not a number", line_no) from None
 
 
-def parse(text: str | bytes, max_bytes: int = DEFAULT_MAX_BYTES, only: frozenset[str] | None = None) -> Exposition:
+def _checked_text(text: str | bytes, max_bytes: int, max_lines: int) -> str:
+    """The text, decoded, after the size checks that need no parsing; raises `ExpositionError`."""
+    if isinstance(text, bytes):
+        if len(text) > max_bytes:
+            raise ExpositionError(f"exposition too large: {len(text)} bytes > {max_bytes}-byte cap",
+                                 kind="too_large")
+        lines = text.count(b"\n")
+        if lines > max_lines:
+            raise ExpositionError(f"exposition too long: {lines} lines > {max_lines}-line cap", kind="too_large")
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ExpositionError(f"not UTF-8 text (byte {exc.start})") from None
+    else:
+        if len(text) > max_bytes:  # characters >= bytes/4; close enough for a guard, exact for ASCII
+            raise ExpositionError(f"exposition too large: {len(text)} characters > {max_bytes}-byte cap",
+                                 kind="too_large")
+        lines = text.count("\n")
+        if lines > max_lines:
+            raise ExpositionError(f"exposition too long: {lines} lines > {max_lines}-line cap", kind="too_large")
+    if "\x00" in text:
+        raise ExpositionError("exposition contains NUL bytes (binary data, not text)")
+    return text
+
+
+def parse(text: str | bytes, max_bytes: int = DEFAULT_MAX_BYTES, only: frozenset[str] | None = None,
+          max_lines: int = DEFAULT_MAX_LINES) -> Exposition:
     """Parse exposition text; raise `ExpositionError` on anything malformed or oversized.
 
     `only`: sample names to keep. Lines of other samples are skipped right after their name is read,
@@ -176,23 +220,58 @@ def parse(text: str | bytes, max_bytes: int = DEFAULT_MAX_BYTES, only: frozenset
     skips ~80% of a vLLM exposition (`_created` series, histograms nobody reads). An exposition with
     none of those names is an error, so a login page or the wrong port never reads as an idle server.
     """
-    if isinstance(text, bytes):
-        if len(text) > max_bytes:
-            raise ExpositionError(f"exposition is {len(text)} bytes, over the {max_bytes}-byte limit")
-        try:
-            text = text.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise ExpositionError(f"not UTF-8 text (byte {exc.start})") from None
-    elif len(text) > max_bytes:  # characters >= bytes/4; close enough for a guard, exact for ASCII
-        raise ExpositionError(f"exposition is {len(text)} characters, over the {max_bytes}-byte limit")
-    if "\x00" in text:
-        raise ExpositionError("exposition contains NUL bytes (binary data, not text)")
-
     out = Exposition()
+    for _ in _parse_steps(_checked_text(text, max_bytes, max_lines), out, only):
+        pass
+    return out
+
+
+async def parse_async(text: str | bytes, max_bytes: int = DEFAULT_MAX_BYTES, only: frozenset[str] | None = None,
+                      max_lines: int = DEFAULT_MAX_LINES, *, slice_s: float = 0.002,
+                      budget_s: float = 2.0) -> Exposition:
+    """`parse` for the event loop: a large text is parsed in slices of about `slice_s` seconds with
+    a yield to the loop between them, and abandoned with `ExpositionError` once the slices add up
+    to more than `budget_s` seconds of parsing (a server cannot buy unbounded CPU with a valid but
+    enormous exposition). Texts under `INLINE_BYTES` are parsed in one go, as `parse` does."""
+    if len(text) <= INLINE_BYTES:
+        return parse(text, max_bytes, only, max_lines)
+    out = Exposition()
+    # Wall clock decides when to yield (latency for the others); this thread's CPU time within our
+    # own slices is what the budget counts — not the other coroutines' work between them, and not
+    # time other processes had the cores.
+    clock, cpu = time.perf_counter, time.thread_time
+    cpu_started = cpu()
+    checked = _checked_text(text, max_bytes, max_lines)
+    used = cpu() - cpu_started
+    await asyncio.sleep(0)
+    started, cpu_started = clock(), cpu()
+    for _ in _parse_steps(checked, out, only, remember=False):
+        if clock() - started >= slice_s:
+            used += cpu() - cpu_started
+            if used > budget_s:
+                raise ExpositionError(f"exposition took more than {budget_s:g} CPU-s to parse "
+                                      f"({len(checked)} characters); refused", kind="too_large")
+            await asyncio.sleep(0)
+            started, cpu_started = clock(), cpu()
+    return out
+
+
+def _parse_steps(text: str, out: Exposition, only: frozenset[str] | None,
+                 remember: bool = True) -> Generator[None, None, None]:
+    """The parser proper: fills `out`, yielding after about every `STEP_CHARS` characters so a caller
+    can interleave other work (`parse` ignores the yields, `parse_async` sleeps on them).
+
+    `remember=False` reads the label cache but adds nothing to it: one server's huge exposition
+    would otherwise evict every healthy target's entries (and keep 200,000 dicts alive)."""
     samples, types = out.samples, out.types
     line_no = 0
+    step = STEP_CHARS
     for line_no, raw in enumerate(text.split("\n"), 1):
         line = raw.rstrip("\r")
+        step -= len(line) + 16  # + per-line overhead: a million empty lines is work too
+        if step <= 0:
+            yield
+            step = STEP_CHARS
         if not line:
             continue
         if len(line) > MAX_LINE_CHARS:
@@ -234,9 +313,10 @@ def parse(text: str | bytes, max_bytes: int = DEFAULT_MAX_BYTES, only: frozenset
                 labels, end = _parse_labels(line, brace, line_no)
                 if end != close + 1:
                     raise ExpositionError("unexpected text after the label set", line_no)
-                if len(_LABEL_CACHE) >= _CACHE_MAX:
-                    _LABEL_CACHE.clear()
-                _LABEL_CACHE[key] = labels
+                if remember:
+                    if len(_LABEL_CACHE) >= _CACHE_MAX:
+                        _LABEL_CACHE.clear()
+                    _LABEL_CACHE[key] = labels
             parts = line[close + 1:].split()
             if len(parts) not in (1, 2):
                 raise ExpositionError("expected a value (and optional timestamp) after the labels", line_no)
@@ -262,7 +342,6 @@ def parse(text: str | bytes, max_bytes: int = DEFAULT_MAX_BYTES, only: frozenset
     out.lines = line_no
     if only is not None and not samples:
         raise ExpositionError("none of the expected metric names are in the exposition")
-    return out
 
 
 def iter_families(expo: Exposition) -> Iterator[tuple[str, str]]:

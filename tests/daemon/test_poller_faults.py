@@ -110,7 +110,7 @@ async def test_sick_targets_do_not_hurt_healthy_ones(servers: dict[str, MetricsS
     assert st["refused"].state == InstanceState.DOWN and "refused" in (st["refused"].reason or "")
     assert st["hang"].state == InstanceState.DOWN and "within 0.5s" in (st["hang"].reason or "")
     assert "HTTP 500" in (st["err500"].reason or "")
-    assert "byte cap" in (st["huge"].reason or "")
+    assert "exposition too large:" in (st["huge"].reason or "") and "byte cap" in (st["huge"].reason or "")
     assert servers["huge"].requests >= 1
     assert "no vLLM/Triton/SGLang/TGI/llama.cpp metrics" in (st["garbage"].reason or "") or \
         "unparseable" in (st["garbage"].reason or "")
@@ -203,3 +203,69 @@ async def test_no_sample_lost_when_the_database_is_briefly_unwritable(sqlite_url
         await task
         assert len(store.store.all(MetricSample)) == poller.status["a"].polls == poller.samples_written
         store.close()
+
+
+def many_engines_vllm(copies: int) -> str:
+    """A valid vLLM exposition `copies` times over, each copy's series with its own `engine` label
+    (no label set repeats, so nothing is a cache hit): big, legal, and expensive to parse."""
+    lines = [line for line in VLLM_IDLE.splitlines() if line and not line.startswith("#")]
+    out = []
+    for i in range(copies):
+        for line in lines:
+            if "{" in line:
+                out.append(line.replace("{", f'{{copy="{i}",', 1))
+            else:
+                name, value = line.split(" ", 1)
+                out.append(f'{name}{{copy="{i}"}} {value}')
+    return "\n".join(out) + "\n"
+
+
+async def test_an_exposition_over_the_line_cap_is_refused_unparsed(monkeypatch: pytest.MonkeyPatch) -> None:
+    from daemon import prom
+
+    body = many_engines_vllm(3)  # ~1,800 lines
+    parsed: list[int] = []
+    real_steps = prom._parse_steps
+
+    def counting(text, out, only, **kw):  # type: ignore[no-untyped-def]
+        parsed.append(len(text))
+        return real_steps(text, out, only, **kw)
+
+    monkeypatch.setattr(prom, "_parse_steps", counting)
+    with MetricsServer(lambda n, path: text_response(body)) as server:
+        toml = config_for({"long": server.url}).replace("[thresholds]", "max_exposition_lines = 1000\n[thresholds]")
+        poller = Poller(parse_config(toml), None)
+        try:
+            assert not await poller.poll_target(poller.targets["long"])
+        finally:
+            await poller.aclose()
+    st = poller.status["long"]
+    assert st.state == InstanceState.DOWN
+    assert (st.reason or "").startswith(f"exposition too long: {body.count(chr(10))} lines > 1000-line cap"), st.reason
+    assert parsed == []  # refused by counting newlines: the parser never saw it
+
+
+async def test_a_large_exposition_does_not_stall_healthy_targets(sqlite_url: str) -> None:
+    big = many_engines_vllm(150).encode()  # ~90,000 lines, ~6 MB: legal under raised caps
+    assert 6_000_000 < len(big) < 8_000_000
+
+    with MetricsServer(growing_vllm) as good, MetricsServer(lambda n, path: (200, {"Content-Length": str(len(big))},
+                                                                              [big])) as huge:
+        toml = (f"[daemon]\npoll_interval_s = {INTERVAL}\nmax_response_bytes = 8388608\n"
+                f"max_exposition_lines = 100000\n[thresholds]\nwindow_s = 5\n"
+                f'[[targets]]\nname = "good"\nurl = "{good.url}"\ntimeout_s = 1\n'
+                f'[[targets]]\nname = "huge"\nurl = "{huge.url}"\ntimeout_s = 10\n')
+        poller = Poller(parse_config(toml), AsyncStore(Store(sqlite_url)), rng=random.Random(4))
+        stop = asyncio.Event()
+        task = asyncio.create_task(poller.run(stop))
+        deadline = time.monotonic() + 60
+        while poller.status["huge"].polls + poller.status["huge"].failures < 3 and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        stop.set()
+        await asyncio.wait_for(task, 30)
+    st = poller.status
+    assert st["huge"].polls + st["huge"].failures >= 3  # the big one was read (or refused by its budget) 3 times
+    assert st["huge"].failures == 0 or "CPU-s" in (st["huge"].reason or ""), st["huge"].reason
+    # Each of those parses took longer than the healthy target's interval; sliced, it missed nothing.
+    assert st["good"].state == InstanceState.UP and st["good"].missed == 0, (st["good"].missed, st["good"].reason)
+    assert st["good"].failures == 0

@@ -87,12 +87,55 @@ def test_malformed_input_names_the_line_and_reason(text: str, fragment: str) -> 
 
 
 def test_size_cap_is_checked_before_parsing() -> None:
-    with pytest.raises(prom.ExpositionError, match="over the 1000-byte limit"):
+    with pytest.raises(prom.ExpositionError, match="exposition too large: 4000 bytes > 1000-byte cap"):
         prom.parse(b"m 1\n" * 1000, max_bytes=1000)
-    with pytest.raises(prom.ExpositionError, match="over the 10-byte limit"):
+    with pytest.raises(prom.ExpositionError, match="too large: 40 characters > 10-byte cap"):
         prom.parse("m 1\n" * 10, max_bytes=10)
     with pytest.raises(prom.ExpositionError, match="not UTF-8"):
         prom.parse(b"m 1\n\xff\xfe\n")
+
+
+@pytest.mark.parametrize("as_bytes", [True, False])
+def test_line_cap_is_checked_before_parsing(as_bytes: bool) -> None:
+    text = "m 1\n" * 101
+    with pytest.raises(prom.ExpositionError, match="exposition too long: 101 lines > 100-line cap"):
+        prom.parse(text.encode() if as_bytes else text, max_lines=100)
+    assert prom.parse(text, max_lines=101).total("m") == 101
+
+
+def _big_exposition(lines: int = 40_000) -> bytes:
+    return b"".join(b'vllm:num_requests_running{model_name="m%d",engine="%d"} %d\n' % (i, i % 7, i % 3)
+                    for i in range(lines))
+
+
+async def test_parse_async_yields_to_the_loop_and_agrees_with_parse() -> None:
+    import asyncio
+
+    body = _big_exposition()
+    assert len(body) > prom.INLINE_BYTES
+    ticks = 0
+    parsing = True
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while parsing:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(ticker())
+    await asyncio.sleep(0)
+    ticks = 0
+    expo = await prom.parse_async(body, slice_s=0.0)  # yield at every step: deterministic
+    parsing = False
+    await task
+    # A one-go parse would let the ticker run zero times; sliced, it ran between the steps.
+    assert ticks >= len(body) // prom.STEP_CHARS // 2
+    assert expo.samples == prom.parse(body).samples
+
+
+async def test_parse_async_stops_at_its_cpu_budget() -> None:
+    with pytest.raises(prom.ExpositionError, match="CPU-s to parse"):
+        await prom.parse_async(_big_exposition(), slice_s=0.0, budget_s=0.0)
 
 
 def test_a_very_long_line_is_refused_not_scanned() -> None:
