@@ -35,6 +35,16 @@ class MosquittoMissing(StartupError):
     """No mosquitto (or mosquitto_passwd) binary; the message says how to install it."""
 
 
+@dataclass(frozen=True)
+class TlsFiles:
+    """A TLS listener: the CA that signed the broker's (and clients') certificates, the broker's own pair."""
+
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+    require_certificate: bool = False  # clients must then present a certificate signed by the CA
+
+
 @dataclass
 class MosquittoBroker:
     host: str
@@ -95,6 +105,7 @@ def broker_config(
     log_path: Path,
     password_file: Path | None = None,
     acl_file: Path | None = None,
+    tls: TlsFiles | None = None,
 ) -> str:
     lines = [
         "# written by charter-tui's test kit; removed when the broker stops",
@@ -115,6 +126,10 @@ def broker_config(
         lines.append(f"password_file {password_file}")
     if acl_file:
         lines.append(f"acl_file {acl_file}")
+    if tls is not None:  # options of the listener above
+        lines += [f"cafile {tls.ca_file}", f"certfile {tls.cert_file}", f"keyfile {tls.key_file}"]
+        if tls.require_certificate:
+            lines.append("require_certificate true")
     return "\n".join(lines) + "\n"
 
 
@@ -185,6 +200,7 @@ def start_mosquitto(
     port: int | None = None,
     startup_timeout_s: float = 10.0,
     keep_dir: Path | None = None,
+    tls: TlsFiles | None = None,
 ) -> Iterator[MosquittoBroker]:
     """Start a private broker, wait until its port accepts connections, yield it, stop it on exit.
 
@@ -211,7 +227,7 @@ def start_mosquitto(
             config_path = workdir / f"mosquitto-{chosen}.conf"
             log_path.write_text("")  # a kept dir may hold an older run's "running" line for this port
             config_path.write_text(
-                broker_config(chosen, log_path=log_path, password_file=password_file, acl_file=acl_file)
+                broker_config(chosen, log_path=log_path, password_file=password_file, acl_file=acl_file, tls=tls)
             )
             with open(log_path.with_suffix(".out"), "wb") as out:
                 process = subprocess.Popen(

@@ -260,3 +260,20 @@ async def test_resizing_drops_inline_sparklines_and_keeps_the_cursor(make_app) -
         await settle(app, pilot)
         assert table_rows(app, "#instances")["vllm-a"][4].split() == ["162ms"], "narrow: the value only"
         assert static_text(app, "#instance-panel").startswith("vllm-a "), "the cursor stayed on vllm-a"
+
+
+async def test_top_bar_shows_a_crashing_daemon_loop(make_app) -> None:
+    """The supervisor's health (daemon/health) reaches the status bar; recovery clears it."""
+    from daemon.supervisor import HEALTH_TOPIC, DaemonHealth, LoopHealth
+
+    app: CharterApp = make_app()
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle(app, pilot)
+        assert "● 1/3 up" in screen_text(app).splitlines()[0]
+        app.daemon.bus.publish(HEALTH_TOPIC, DaemonHealth(status="degraded", loops={
+            "rollouts": LoopHealth(crashes=3, restarting=True, degraded=True), "poller": LoopHealth()}))
+        await settle(app, pilot)
+        assert screen_text(app).splitlines()[0].rstrip().endswith("▲ degraded: rollouts")
+        app.daemon.bus.publish(HEALTH_TOPIC, DaemonHealth(loops={"rollouts": LoopHealth(crashes=3)}))
+        await settle(app, pilot)
+        assert "● 1/3 up" in screen_text(app).splitlines()[0]
