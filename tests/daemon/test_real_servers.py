@@ -4,7 +4,8 @@ vLLM (CPU, tiny random Llama, prefix caching on, block size 32): hit rate = Δhi
 directly from the server with prometheus_client's parser (an independent reading), TTFT p50 within
 one bucket of the client's own stopwatch, QUEUE_BUILDUP on a burst, CACHE_INEFFICIENCY raised by a
 dynamic-prefix workload and cleared by the static-prefix version of the same requests.
-Triton: request, queue and compute figures stored; the model's config parameters read back.
+Triton: the stored request, queue and compute means equal Δduration/Δsuccess of the server's own
+counters; the model's config parameters read back.
 
 Workloads are small on purpose (2 cores): short prompts, 1-8 generated tokens.
 """
@@ -43,6 +44,23 @@ def server_counters(url: str) -> dict[str, float]:
             if s.name == "vllm:time_to_first_token_seconds_bucket":
                 out.setdefault("bounds", [])  # type: ignore[arg-type]
                 out["bounds"].append(float(s.labels["le"]))  # type: ignore[union-attr]
+    return out
+
+
+TRITON_COUNTERS = ("nv_inference_request_success", "nv_inference_request_duration_us",
+                   "nv_inference_queue_duration_us", "nv_inference_compute_input_duration_us",
+                   "nv_inference_compute_infer_duration_us", "nv_inference_compute_output_duration_us")
+
+
+def triton_counters(metrics_url: str) -> dict[str, float]:
+    """Triton's core counters summed over models, read with prometheus_client's parser (not ours)."""
+    text = httpx.get(metrics_url, timeout=10).text
+    out = dict.fromkeys(TRITON_COUNTERS, 0.0)
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            name = s.name.removesuffix("_total")  # the parser adds the suffix Triton's text does not have
+            if name in out:
+                out[name] += s.value
     return out
 
 
@@ -203,7 +221,9 @@ async def test_triton_request_queue_compute_stored_and_model_config_read_back(tr
     from daemon.testkit.triton import TEST_MODEL
 
     config = parse_config(
-        f'[daemon]\npoll_interval_s = 0.5\n[thresholds]\nwindow_s = 0.5\n[[targets]]\nname = "triton"\n'
+        # A window longer than the test: every sample is measured from the first poll, so the final one can
+        # be compared with the server's own counters read right after that first poll and after the last.
+        f'[daemon]\npoll_interval_s = 0.5\n[thresholds]\nwindow_s = 600\n[[targets]]\nname = "triton"\n'
         f'url = "{triton_server.http_url}"\nmetrics_url = "{triton_server.metrics_url}"\nmodels = ["{TEST_MODEL}"]\n'
         f'timeout_s = 10\n')
     store = AsyncStore(Store(sqlite_url))
@@ -211,18 +231,21 @@ async def test_triton_request_queue_compute_stored_and_model_config_read_back(tr
     poller = Poller(config, store, on_sample=lambda n, r: results.append(r))
     target = config.targets[0]
     assert await poller.poll_target(target), poller.status["triton"].reason
+    before = triton_counters(triton_server.metrics_url)  # nothing ran since the poll: the window's base
     async with httpx.AsyncClient() as client:
         for i in range(6):
             resp = await client.post(f"{triton_server.http_url}/v2/models/{TEST_MODEL}/generate",
                                      json={"text_input": f"hello {i}", "max_tokens": 2}, timeout=60)
             resp.raise_for_status()
-    # Triton refreshes some metrics on an interval; poll until the window shows the requests.
-    deadline = time.monotonic() + 15
+    # Triton refreshes some metrics on an interval; poll until the window shows all six requests.
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         await asyncio.sleep(0.5)
         assert await poller.poll_target(target)
-        if results[-1].sample.requests_success_per_s:
+        last = results[-1].sample
+        if last.requests_success_per_s and round(last.requests_success_per_s * (last.window_s or 0)) >= 6:
             break
+    after = triton_counters(triton_server.metrics_url)  # no traffic since the last poll: the window's end
     await poller.check_health_if_due(target)
     await poller.flush()
     st = poller.status["triton"]
@@ -230,11 +253,19 @@ async def test_triton_request_queue_compute_stored_and_model_config_read_back(tr
     good = [r for r in results if r.sample.requests_success_per_s]
     assert good, "no window with Triton requests"
     r = good[-1]
-    assert r.extras["e2e_mean_s"] > 0 and r.extras["queue_mean_s"] >= 0 and r.extras["compute_mean_s"] > 0
-    assert r.extras["compute_mean_s"] <= r.extras["e2e_mean_s"]
+    # The window means are the server's own Δduration/Δsuccess (prometheus_client's reading, not ours).
+    d = {k: after[k] - before[k] for k in after}
+    assert d["nv_inference_request_success"] == 6
+    assert r.sample.requests_success_per_s * r.sample.window_s == pytest.approx(6)
+    assert r.extras["e2e_mean_s"] == pytest.approx(d["nv_inference_request_duration_us"] / 6 / 1e6, rel=1e-6)
+    assert r.extras["queue_mean_s"] == pytest.approx(d["nv_inference_queue_duration_us"] / 6 / 1e6, rel=1e-6)
+    compute_us = sum(d[f"nv_inference_compute_{p}_duration_us"] for p in ("input", "infer", "output"))
+    assert r.extras["compute_mean_s"] == pytest.approx(compute_us / 6 / 1e6, rel=1e-6)
+    assert 0 < r.extras["compute_mean_s"] <= r.extras["e2e_mean_s"]
     stored = store.store.all(MetricSample)
-    assert any((s.requests_success_per_s or 0) > 0 for s in stored)
-    assert any((s.e2e_mean_s or 0) > 0 and s.queue_mean_s is not None for s in stored), "Triton means are stored"
+    last_stored = max(stored, key=lambda m: m.ts)
+    assert last_stored.e2e_mean_s == pytest.approx(r.extras["e2e_mean_s"]), "Triton means are stored"
+    assert last_stored.queue_mean_s == pytest.approx(r.extras["queue_mean_s"])
     # model config read back from /v2/models/<m>/config, into the settings the optimizer uses
     assert st.health is not None and st.health.ready and st.health.model_ready == {TEST_MODEL: True}
     cfg = st.info["model_configs"][TEST_MODEL]
