@@ -6,6 +6,9 @@ The database is the single source of truth for a rollout, shared by the daemon's
   PostgreSQL the row lock), so a CLI `pause` and the manager's next step never overwrite each
   other's JSON, and a second `approve` sees the first one's result and is refused;
 - a transition and its `AuditEvent` (who, when, from, to, why) commit together or not at all.
+
+The row keeps the real previous config (launch env with its tokens, argv with its keys): a rollback
+must restore exactly that. Whatever is published or shown goes through `public_view`, never the row.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from sqlmodel import Session, select
 
 from daemon.errors import UserError
 from daemon.models import AuditEvent, Rollout
+from daemon.redaction import redact_data, redact_text
 from daemon.rollouts.machine import check_transition
 from daemon.rollouts.model import Change, RolloutState, StageDetail
 from daemon.store import Store
@@ -59,6 +63,24 @@ def stage_of(row: Rollout) -> StageDetail:
 
 def changes_of(row: Rollout) -> list[Change]:
     return [Change.model_validate(c) for c in row.changes]
+
+
+def public_view(row: Rollout) -> Rollout:
+    """A detached copy of the row for the bus, MQTT, the TUI and the CLI: env values, credential argv
+    flags, URL credentials and remembered secrets masked in its JSON columns (read-backs and failure
+    text quote argv too). Never written back: the stored row stays what a rollback needs."""
+    data = row.model_dump()
+    for column in ("previous_config", "stage_detail", "comparison", "changes"):
+        data[column] = redact_data(data[column] or ({} if column != "changes" else []))
+    data["title"] = redact_text(row.title or "")
+    return Rollout(**data)
+
+
+def public_event(event: AuditEvent) -> AuditEvent:
+    """An audit event for display: its comment may quote an actuator's error (argv, a URL)."""
+    if not event.comment:
+        return event
+    return AuditEvent(**{**event.model_dump(), "comment": redact_text(event.comment)})
 
 
 class RolloutRepo:
