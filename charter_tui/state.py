@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from daemon.bus import TOPIC_VERSION, Event
+from daemon.rollouts.model import TERMINAL_STATES as DAEMON_TERMINAL_STATES
+from daemon.rollouts.model import RolloutState
 from daemon.supervisor import DaemonHealth
 from daemon.executor.records import BenchRunView
 from daemon.models import (
@@ -41,10 +43,10 @@ RING_SIZE = 600  # ten minutes at the default 1 Hz poll
 AUDIT_KEEP = 2000
 
 # Rollout states that need a human (the approve/reject queue) and that are over (history).
-PENDING_STATES = frozenset({"PENDING_APPROVAL"})
-TERMINAL_STATES = frozenset(
-    {"COMPLETED", "SUCCEEDED", "DONE", "REJECTED", "ROLLED_BACK", "FAILED", "CANCELLED", "ABORTED"}
-)
+# The rollout states are the daemon's (daemon/rollouts/model.py); the TUI only groups them. FAILED is not
+# history: the manager is still rolling it back.
+PENDING_STATES = frozenset({RolloutState.PENDING_APPROVAL.value})
+TERMINAL_STATES = frozenset(s.value for s in DAEMON_TERMINAL_STATES)
 
 
 @dataclass

@@ -24,11 +24,12 @@ from charter_tui.render import text as render_text
 from charter_tui.screens.base import ViewScreen
 from charter_tui.widgets.panel import Panel
 from charter_tui.screens.confirm import ConfirmScreen
-from charter_tui.state import PENDING_STATES, is_running
+from charter_tui.state import PENDING_STATES
 from charter_tui.widgets.filterbar import matches
 from charter_tui.widgets.livetable import LiveTable
 from charter_tui.widgets.tables import selected_key, sync_rows
 from daemon.models import Rollout
+from daemon.rollouts.commands import allowed_actions
 
 MUTATING_ACTIONS = frozenset({"approve", "reject", "rollback", "pause"})
 STATE_STYLE = {
@@ -38,8 +39,6 @@ STATE_STYLE = {
     "FAILED": "bold white on red",
     "REJECTED": "dim",
     "COMPLETED": "bold green",
-    "SUCCEEDED": "bold green",
-    "DONE": "bold green",
 }
 
 
@@ -258,13 +257,10 @@ class RolloutsScreen(ViewScreen):
         ro = self.selected()
         if ro is None:
             return None
-        if action in ("approve", "reject"):
-            return True if ro.state in PENDING_STATES else None
-        if action == "rollback":
-            return True if ro.state not in PENDING_STATES and ro.state not in {"REJECTED", "ROLLED_BACK"} else None
-        if action == "pause":
-            return True if is_running(ro) else None
-        return None
+        allowed = allowed_actions(ro)  # the daemon's rules, not a copy of them
+        if action == "pause":  # `p` pauses a running rollout and resumes a paused one
+            return True if allowed & {"pause", "resume"} else None
+        return True if action in allowed else None
 
     def _confirm_then_send(self, ro: Rollout, action: str, verb: str) -> None:
         assert ro.id is not None
@@ -282,11 +278,11 @@ class RolloutsScreen(ViewScreen):
                              answered)
 
     def action_approve(self) -> None:
-        if (ro := self.selected()) is not None and ro.state in PENDING_STATES:
+        if (ro := self.selected()) is not None and self.check_action("approve", ()):
             self._confirm_then_send(ro, "approve", "Approve")
 
     def action_reject(self) -> None:
-        if (ro := self.selected()) is not None and ro.state in PENDING_STATES:
+        if (ro := self.selected()) is not None and self.check_action("reject", ()):
             self._confirm_then_send(ro, "reject", "Reject")
 
     def action_rollback(self) -> None:
@@ -295,5 +291,5 @@ class RolloutsScreen(ViewScreen):
 
     def action_pause(self) -> None:
         ro = self.selected()
-        if ro is not None and ro.id is not None and is_running(ro):
-            self.charter.send_rollout_command(ro.id, "resume" if ro.state == "PAUSED" else "pause")
+        if ro is not None and ro.id is not None and self.check_action("pause", ()):
+            self.charter.send_rollout_command(ro.id, "resume" if "resume" in allowed_actions(ro) else "pause")

@@ -18,7 +18,7 @@ from daemon.actuators.params import InvalidChange
 from daemon.config import Config, TargetConfig
 from daemon.errors import UserError
 from daemon.models import Recommendation, RecommendationStatus, Rollout
-from daemon.rollouts.machine import ACTIONS, Action, IllegalTransition, check_command, resume_target
+from daemon.rollouts.machine import ACTIONS, COMMAND_FROM, Action, IllegalTransition, check_command, resume_target
 from daemon.rollouts.model import ACTIVE_STATES, Change, RolloutState
 from daemon.rollouts.repo import Draft, RolloutRepo, stage_of
 from daemon.store import Store
@@ -143,6 +143,16 @@ def propose_recommendation(
     rec.status = RecommendationStatus.PROPOSED
     repo.store.merge(rec)
     return rollout
+
+
+def allowed_actions(row: Rollout) -> frozenset[Action]:
+    """The commands a person may give this rollout now: exactly what `apply_command` would accept (bar a
+    clash with another rollout), so a UI offers no key the daemon refuses."""
+    state = RolloutState(row.state)
+    allowed = {action for action, states in COMMAND_FROM.items() if state in states}
+    if state == RolloutState.FAILED and any(p.status == "failed" for p in stage_of(row).progress.values()):
+        allowed.add("rollback")  # a restore that gave up can be retried (see `_retry_restore`)
+    return frozenset(allowed)
 
 
 def _busy_targets(repo: RolloutRepo, rollout_id: int, targets: Sequence[str]) -> list[str]:

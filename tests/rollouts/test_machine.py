@@ -83,3 +83,30 @@ def test_refusals_after_approval_say_what_happened() -> None:
         check_command("approve", S.ROLLED_BACK, 3)
     with pytest.raises(IllegalTransition, match=r"resume needs PAUSED"):
         check_command("resume", S.CANARY, 3)
+
+
+@pytest.mark.parametrize("progress", ["restoring", "failed"])
+@pytest.mark.parametrize("state", list(S))
+def test_allowed_actions_are_exactly_what_apply_command_accepts(tmp_path, state: S, progress: str) -> None:
+    """What a UI offers (`allowed_actions`) and what the daemon does (`apply_command`) agree in every state,
+    including FAILED, whose rollback is refused while a restore runs and is a retry once a restore gave up."""
+    from daemon.models import Rollout
+    from daemon.rollouts import commands as cmd
+    from daemon.rollouts.machine import ACTIONS
+    from daemon.rollouts.repo import RolloutRepo
+    from daemon.store import Store
+
+    store = Store(f"sqlite:///{tmp_path / 'c.db'}")
+    repo = RolloutRepo(store)
+    for action in ACTIONS:
+        row = Rollout(title="t", state=state.value, targets=["a"], changes=[{"param": "batch", "value": 8}],
+                      stage_detail={"progress": {"a": {"status": progress}}, "paused_from": "CANARY"})
+        row = store.merge(row)
+        offered = action in cmd.allowed_actions(row)
+        try:
+            cmd.apply_command(repo, action, row.id, actor="t")
+            accepted = True
+        except IllegalTransition:
+            accepted = False
+        assert offered == accepted, f"{action} on {state.value} (restore {progress}): offered={offered}"
+    store.close()

@@ -187,6 +187,42 @@ async def test_rollback_and_pause_apply_to_running_rollouts_only(make_app) -> No
         assert [e.payload.command.action for e in drain(app)] == ["resume"], "p on a paused rollout resumes it"
 
 
+async def test_a_failed_rollout_is_shown_as_running_and_offers_rollback_only_when_the_daemon_takes_it(
+        make_app) -> None:
+    """FAILED means the manager is rolling back: it is not history, and `b` is offered only where the state
+    machine accepts it (a restore that gave up can be retried), never where the daemon would refuse it."""
+    from daemon.rollouts import commands as cmd
+
+    app: CharterApp = make_app()
+    command_log(app)
+    failed = Rollout(id=10, state="FAILED", created_at=NOW - 900, updated_at=NOW + 1, title="Enable prefix caching",
+                     targets=["triton-b"], stage_detail={"progress": {"triton-b": {"status": "restoring"}}})
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.press("5")
+        await settle(app, pilot)
+        app.daemon.bus.publish(topic("rollout", "10"), failed)
+        await settle(app, pilot)
+        assert 10 in [r.id for r in app.state.pending_rollouts()] and 10 not in [r.id for r in app.state.rollout_history()]
+        await pilot.press("down")  # #10
+        await settle(app, pilot)
+        assert app.screen.selected().id == 10
+        assert "rollback" not in cmd.allowed_actions(failed)
+        assert app.screen.check_action("rollback", ()) is None, "the daemon would refuse: its rollback is under way"
+        await pilot.press("b")
+        await settle(app, pilot)
+        assert drain(app) == [] and not isinstance(app.screen, ConfirmScreen)
+        gave_up = failed.model_copy(update={"updated_at": NOW + 2,
+                                            "stage_detail": {"progress": {"triton-b": {"status": "failed"}}}})
+        app.daemon.bus.publish(topic("rollout", "10"), gave_up)
+        await settle(app, pilot)
+        assert app.screen.check_action("rollback", ()) is True, "retrying a restore that gave up is allowed"
+        await pilot.press("b")
+        await settle(app, pilot)
+        await pilot.press("y")
+        await settle(app, pilot)
+        assert [(e.payload.command.action, e.payload.command.id) for e in drain(app)] == [("rollback", 10)]
+
+
 async def test_readonly_hides_and_refuses_the_mutating_keys(make_app) -> None:
     app: CharterApp = make_app(readonly=True)
     command_log(app)
