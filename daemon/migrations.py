@@ -39,8 +39,15 @@ def _v2_to_v3(op: Operations) -> None:
             batch.add_column(sa.Column(name, sa.Float(), nullable=True))
 
 
+def _v3_to_v4(op: Operations) -> None:
+    # Schema 4: samples with values rejected at the edge (NaN, Inf, out of range) are marked, with why.
+    with op.batch_alter_table("metric_sample") as batch:
+        batch.add_column(sa.Column("suspect", sa.Boolean(), nullable=False, server_default=sa.false()))
+        batch.add_column(sa.Column("suspect_reason", sa.String(), nullable=True))
+
+
 # MIGRATIONS[n] upgrades a version-n database to version n+1.
-MIGRATIONS: dict[int, Migration] = {1: _v1_to_v2, 2: _v2_to_v3}
+MIGRATIONS: dict[int, Migration] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
 
 
 def upgrade(connection: Connection, from_version: int, to_version: int) -> list[int]:

@@ -16,7 +16,7 @@ from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 # Bump with a migration in daemon/migrations.py whenever a table below changes.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 def now() -> float:
@@ -132,6 +132,10 @@ class MetricSample(SQLModel, table=True):
     compute_mean_s: float | None = None
     paused_requests: float | None = None  # TRT-LLM's gauge of paused (preempted) requests
     counter_reset: bool = False  # the server restarted inside this window
+    # Schema 4: the server reported a value its signal cannot take (NaN, Inf, KV usage -5%): that
+    # value is left out (None) and the sample kept with the reasons, never read as data by the analysis.
+    suspect: bool = False
+    suspect_reason: str | None = None
 
 
 class MetricAggregate(SQLModel, table=True):

@@ -311,7 +311,9 @@ class Poller:
         self._pending_samples.append(result.sample)
         status.info["latest_extras"] = result.extras
         changed = status.state != InstanceState.UP
-        self._set_state(status, InstanceState.UP, None)
+        # UP (it answered), but a sample with rejected values says so: "UP" alone would vouch for them.
+        suspect = result.sample.suspect_reason
+        self._set_state(status, InstanceState.UP, f"suspect values ignored: {suspect}" if suspect else None)
         if not changed and time.time() - self._instance_written_at.get(target.name, 0.0) >= INSTANCE_REFRESH_S:
             self._mark_dirty(status)
         if len(self._pending_samples) >= WRITE_BATCH:

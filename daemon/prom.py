@@ -74,6 +74,9 @@ class Exposition:
     samples: dict[str, list[tuple[Labels, float]]] = field(default_factory=dict)
     types: dict[str, str] = field(default_factory=dict)
     lines: int = 0
+    # Names whose NaN values `total`/`maximum` skipped: a NaN gauge is a broken exporter, and the
+    # collectors' value checks report it (`daemon.collectors.checks`) rather than let it vanish.
+    nan_skipped: set[str] = field(default_factory=set)
 
     def names(self) -> Iterable[str]:
         return self.samples.keys()
@@ -102,6 +105,7 @@ class Exposition:
             if exclude and any(labels.get(k) in vs for k, vs in exclude.items()):
                 continue
             if math.isnan(value):
+                self.nan_skipped.add(name)
                 continue
             total += value
             matched = True
@@ -111,10 +115,15 @@ class Exposition:
         """Largest value over label sets: a fraction such as KV usage must not be summed across
         data-parallel engines, and the fullest engine is the one that preempts first."""
         values = [v for _, v in self.samples.get(name, ()) if not math.isnan(v)]
+        if len(values) < len(self.samples.get(name, ())):
+            self.nan_skipped.add(name)
         return max(values) if values else None
 
     def maximum_where(self, name: str, label: str, value: str) -> float | None:
-        values = [v for labels, v in self.samples.get(name, ()) if labels.get(label) == value and not math.isnan(v)]
+        rows = [v for labels, v in self.samples.get(name, ()) if labels.get(label) == value]
+        values = [v for v in rows if not math.isnan(v)]
+        if len(values) < len(rows):
+            self.nan_skipped.add(name)
         return max(values) if values else None
 
     def first(self, *names: str, where: dict[str, str] | None = None) -> float | None:

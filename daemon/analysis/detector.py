@@ -5,6 +5,9 @@
     events = analyzer.observe(sample, extras)   # every new MetricSample (poller's on_sample)
     persist_events(store, events)               # Store (sync; call through AsyncStore.call)
 
+Suspect samples (values rejected at the edge, `daemon.collectors.checks`) are ignored: a server
+exporting `KV +Inf` must not raise a CRITICAL memory-pressure bottleneck.
+
 Hysteresis: a bottleneck opens when its value crosses the threshold, and clears only when the value
 is back past the threshold by `thresholds.hysteresis` (relative) for `clear_after_samples`
 consecutive samples — a value hovering at 0.90 KV usage opens once and stays open rather than
@@ -65,6 +68,10 @@ class Analyzer:
                 if t.active is not None and (instance is None or inst == instance)]
 
     def observe(self, sample: MetricSample, extras: dict[str, float] | None = None) -> list[BottleneckEvent]:
+        if sample.suspect:
+            # The server reported values its signals cannot take: nothing in this sample is
+            # trusted to open, escalate or clear a bottleneck (the state stays as it was).
+            return []
         cfg = self.config
         h = cfg.thresholds.hysteresis
         events: list[BottleneckEvent] = []

@@ -1,6 +1,7 @@
 """Per-engine collectors: parsed exposition -> `RawReading` (see `base`), and engine detection.
 
-Usage: `engine = detect_engine(expo)`; `reading = read(expo, engine, ts)`; then a `CounterWindow`
+Usage: `engine = detect_engine(expo)`; `reading = read(expo, engine, ts)` (server strings cleaned,
+values checked: `daemon.collectors.checks`); then a `CounterWindow`
 per target (`daemon.collectors.window`) turns successive readings into `MetricSample`s.
 """
 
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from daemon.collectors import llamacpp, sglang, tgi, triton, vllm
+from daemon.collectors import checks, llamacpp, sglang, tgi, triton, vllm
 from daemon.collectors.base import RawReading
 from daemon.prom import Exposition
 from daemon.text import clean_json
@@ -79,4 +80,7 @@ def read(expo: Exposition, engine: str, ts: float) -> RawReading:
     # `info` is the only place label text from the server leaves a collector (model names, cache
     # config): cleaned here, once for every engine, because it is shown on a terminal.
     reading.info = clean_json(reading.info)
+    # Every number checked once, for every engine: NaN/Inf/out-of-range values are dropped with
+    # the reason (`reading.rejected`), so they are never shown as data nor turned into bottlenecks.
+    checks.check_reading(reading, expo.nan_skipped)
     return reading

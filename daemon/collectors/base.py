@@ -74,6 +74,8 @@ class RawReading:
     mean_pairs: dict[str, tuple[str, str]] = field(default_factory=dict)
     start_time: float | None = None  # process start (s since epoch) when exported: restart detection
     info: dict[str, Any] = field(default_factory=dict)  # static facts: cache config, model names
+    # Values the edge refused (NaN, infinite, out of range), with why: see `daemon.collectors.checks`.
+    rejected: list[str] = field(default_factory=list)
 
     def put_gauge(self, key: str, value: float | None) -> None:
         if value is not None:

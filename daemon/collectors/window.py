@@ -21,6 +21,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from daemon.collectors import base as b
+from daemon.collectors.checks import check_sample, mark_suspect
 from daemon.models import MEAN_FIELDS, MetricSample
 
 # Readings are kept only as long as the window needs; this caps memory if the clock misbehaves.
@@ -120,6 +121,14 @@ class CounterWindow:
 
 
 def build_sample(instance: str, cur: b.RawReading, base: b.RawReading | None, reset: bool = False) -> WindowResult:
+    """The windowed sample; `suspect` (with the reasons) when the edge rejected a value of the
+    reading or a computed signal came out non-finite or out of range (then cleared)."""
+    result = _build_sample(instance, cur, base, reset)
+    mark_suspect(result.sample, [*cur.rejected, *check_sample(result.sample)])
+    return result
+
+
+def _build_sample(instance: str, cur: b.RawReading, base: b.RawReading | None, reset: bool) -> WindowResult:
     g = cur.gauges
     sample = MetricSample(
         instance=instance,
