@@ -52,6 +52,8 @@ class SloMonitor:
     _points: dict[str, deque[_Point]] = field(default_factory=dict)
 
     def observe(self, s: MetricSample) -> None:
+        if s.suspect:  # values rejected at the edge: neither compliant nor violating
+            return
         failed: list[str] = []
         counted = False
         if s.ttft_p95_s is not None:
