@@ -22,15 +22,14 @@ from pydantic import BaseModel
 from charter_tui.state import LIVE_SIGNALS, topic_kind
 from daemon.bus import TOPIC_VERSION, Bus, Event, Subscription, topic
 from daemon.contract import COMMAND_ACTIONS as CONTRACT_ACTIONS
-from daemon.contract import AuthorizedCommand, CommandResult, RolloutCommand
+from daemon.contract import AuthorizedCommand, RolloutCommand
+from daemon.topics import model_for
 from daemon.executor.publisher import latest_runs
-from daemon.executor.records import BenchRunView
 from daemon.models import (
     AuditEvent,
     Bottleneck,
     CompileRecord,
     Instance,
-    MetricSample,
     Recommendation,
     Rollout,
 )
@@ -39,17 +38,6 @@ from daemon.store import AsyncStore, Store
 
 log = logging.getLogger(__name__)
 
-MODELS: dict[str, type[BaseModel]] = {
-    "instance": Instance,
-    "sample": MetricSample,
-    "bottleneck": Bottleneck,
-    "compile": CompileRecord,
-    "recommendation": Recommendation,
-    "rollout": Rollout,
-    "audit": AuditEvent,
-    "bench": BenchRunView,
-    "command_result": CommandResult,
-}
 # What a key press can ask of an existing rollout (proposing is the CLI's and the optimizer's job).
 COMMAND_ACTIONS = frozenset(a for a in CONTRACT_ACTIONS if a != "propose")
 SNAPSHOT_SAMPLES_S = 600.0  # prime the sparklines with the last ten minutes from the store
@@ -61,7 +49,7 @@ class ReadOnlyError(RuntimeError):
 
 def decode(event: Event) -> Event:
     """The event with its payload as the contract's model (dicts from MQTT are validated)."""
-    model = MODELS.get(topic_kind(event.topic))
+    model = model_for(event.topic)
     if model is None or isinstance(event.payload, model) or not isinstance(event.payload, dict):
         return event
     return Event(event.topic, model.model_validate(event.payload))

@@ -40,7 +40,7 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from daemon.config import AuthConfig, ClientAuthConfig, IdentityConfig
 from daemon.contract import MAX_COMMAND_BYTES, AuthorizedCommand, RolloutCommand, action_of_topic
@@ -51,6 +51,20 @@ MIN_SECRET_BYTES = 16
 MAX_SECRET_BYTES = 4096
 MAX_NONCES = 100_000  # only verified signers can add one, so this bounds memory, not an attacker
 MAX_JSON_DEPTH = 8  # an envelope is 3 levels deep; a change value a few more
+
+
+class SignedEnvelope(BaseModel):
+    """The wire form of a command over MQTT, for the documentation (docs/contract/). The verifier checks the
+    signature over the raw `command` object *before* validating it, so it does not parse through this model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    identity: str = Field(pattern=r"^[A-Za-z0-9_.@-]{1,64}$")
+    ts: float = Field(description="Unix time of signing; refused outside max_skew_s")
+    nonce: str = Field(min_length=16, max_length=128, description="random, never reused")
+    command: RolloutCommand
+    sig: str = Field(pattern=r"^[0-9a-f]{64}$",
+                     description="hex HMAC-SHA256 of canonical JSON of {topic, identity, ts, nonce, command}")
 
 
 class CommandRefused(UserError):

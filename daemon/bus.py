@@ -2,24 +2,9 @@
 
 Topics are versioned (`charter/v1/<kind>/<key>`), payloads are the models' JSON, so bridging to
 MQTT for a remote TUI changes only where messages come from, not what they are.
-The topics (the contract between the daemon and any UI, local or over MQTT):
-
-Payloads are the models or their JSON (`model_dump(mode="json")`); readers validate dicts into the models.
-
-| topic | payload |
-| --- | --- |
-| `charter/v1/instance/<name>` | `Instance` (state, reason, engine, model) on every change |
-| `charter/v1/sample/<name>` | `MetricSample`, one per successful poll |
-| `charter/v1/bottleneck/<name>` | `Bottleneck` when one opens or clears (`active` tells which) |
-| `charter/v1/compile/<path>` | `CompileRecord` after each (re)compile of a watched file |
-| `charter/v1/slo/<name>` | `{"instance", "ts", "windows": {"5m"|"1h": SloWindow}}` every few seconds |
-| `charter/v1/recommendation/<id>` | `Recommendation` when created or its status changes |
-| `charter/v1/rollout/<id>` | `Rollout` on every state change |
-| `charter/v1/audit/<entity>` | `AuditEvent` |
-| `charter/v1/bench/<agent>` | `BenchRunView` (`daemon/executor/records.py`): each `charter-tui bench` run once stored; per-mode hit share, ceiling, makespan and TTFT medians, speedup, error |
-| `charter/v1/command/rollout/<id>` | in: `{"action": "approve"|"reject"|"pause"|"resume"|"rollback", "actor": str, "comment": str, "request_id": str}` |
-| `charter/v1/command_result/rollout` | out: `{"ok": bool, "request_id": str, "error": str}` or `{"ok", "request_id", "rollout"}` |
-| `charter/v1/daemon/<what>` | daemon status (`ready`, `error`) as small dicts |
+Which topics exist and what each payload is: `daemon/topics.py` (the table), `daemon/contract.py` (commands
+and their results) and the generated schemas in docs/contract/. Payloads are the models in-process and their
+JSON on MQTT; readers validate dicts back into the models (`daemon.topics.model_for`).
 
 Slow subscribers never stall the daemon: each has a bounded queue and, when it is full, the
 oldest event is dropped and counted (the next snapshot supersedes it anyway).

@@ -20,6 +20,7 @@ from daemon.models import AuditEvent, CompileRecord, Instance, InstanceState
 from daemon.redaction import redact_url
 from daemon.store import AsyncStore, Store
 from daemon.supervisor import Loop, Supervisor
+from daemon.topics import DaemonReady
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ class DaemonService:
             await self.store.add_all([AuditEvent(actor="daemon", entity="daemon", entity_id="-", action="start")])
             await self._start_parts(store)
             self.ready.set()
-            self.bus.publish(topic("daemon", "ready"), {"targets": len(self.config.targets)})
+            self.bus.publish(topic("daemon", "ready"), DaemonReady(targets=len(self.config.targets)))
             log.info("daemon running: %d target(s), database %s", len(self.config.targets),
                      redact_url(self.loaded.database_url))
             await stop.wait()

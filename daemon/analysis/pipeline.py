@@ -23,7 +23,7 @@ from collections import Counter
 from typing import Any
 
 from daemon.analysis.detector import Analyzer, BottleneckEvent, persist_events
-from daemon.analysis.slo import SloMonitor, SloWindow
+from daemon.analysis.slo import SloMonitor, SloUpdate, SloWindow
 from daemon.collectors.window import WindowResult
 from daemon.config import Config
 from daemon.models import Bottleneck, Recommendation, RecommendationStatus
@@ -109,8 +109,7 @@ class PerformancePipeline:
             return
         self._slo_reported[name] = now
         report = self.slo_report(name, now)
-        self._publish("slo", name, {"instance": name, "ts": now,
-                                    "windows": {w: r.model_dump(mode="json") for w, r in report.items()}})
+        self._publish("slo", name, SloUpdate(instance=name, ts=now, windows=report))
         if self.metrics is not None and hasattr(self.metrics, "set_slo"):
             self.metrics.set_slo(name, {w: r.compliance for w, r in report.items()})
 

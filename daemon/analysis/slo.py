@@ -35,6 +35,14 @@ class SloWindow(BaseModel):
     violations: dict[str, int] = {}
 
 
+class SloUpdate(BaseModel):
+    """`charter/v1/slo/<instance>`: the 5 min and 1 h compliance of one instance."""
+
+    instance: str
+    ts: float
+    windows: dict[str, SloWindow]
+
+
 @dataclass(slots=True)
 class _Point:
     ts: float

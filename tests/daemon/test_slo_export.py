@@ -30,10 +30,10 @@ async def test_compliance_is_published_and_exported(sqlite_url: str) -> None:
     events = []
     while not slo_events.queue.empty():
         events.append(slo_events.queue.get_nowait().payload)
-    assert [e["ts"] for e in events] == [1000.0, 1006.0], "reported at most every few seconds"
-    last = events[-1]["windows"]
-    assert last["5m"]["compliance"] == 0.75 and last["1h"]["compliance"] == 0.75
-    assert last["5m"]["violations"] == {"ttft_p95": 1}
+    assert [e.ts for e in events] == [1000.0, 1006.0], "reported at most every few seconds"
+    last = events[-1].windows
+    assert last["5m"].compliance == 0.75 and last["1h"].compliance == 0.75
+    assert last["5m"].violations == {"ttft_p95": 1}
 
     port = free_port()
     server, thread = metrics.serve(port)

@@ -1,0 +1,72 @@
+"""Write the JSON schemas of the daemon <-> UI contract to docs/contract/ (from daemon/topics.py).
+
+    .venv/bin/python scripts/contract_schemas.py          # regenerate
+    .venv/bin/python scripts/contract_schemas.py --check  # exit 1 if the committed files are out of date
+
+One file per payload model plus docs/contract/README.md, the topic table. Generated, never edited by hand:
+tests/foundation/test_contract_schemas.py runs --check, so a model change without its schema fails the suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from daemon.topics import EXTRA_SCHEMAS, TOPICS  # noqa: E402
+
+OUT = Path(__file__).resolve().parent.parent / "docs" / "contract"
+
+
+def render() -> dict[str, str]:
+    files: dict[str, str] = {}
+    rows = []
+    for spec in TOPICS:
+        name = spec.model.__name__
+        files[f"{name}.schema.json"] = json.dumps(spec.model.model_json_schema(mode="serialization"), indent=2,
+                                                  sort_keys=True) + "\n"
+        rows.append(f"| `{spec.pattern}` | {spec.direction} | [`{name}`]({name}.schema.json) | {spec.when} |")
+    for name, model in EXTRA_SCHEMAS.items():
+        files[f"{name}.schema.json"] = json.dumps(model.model_json_schema(mode="serialization"), indent=2,
+                                                  sort_keys=True) + "\n"
+    files["README.md"] = "\n".join([
+        "# The daemon <-> UI contract",
+        "",
+        "Generated from `daemon/topics.py` by `scripts/contract_schemas.py`; do not edit by hand.",
+        "On the broker the `charter/v1` prefix is `[mqtt] topic_prefix`. Payloads are JSON of the models below.",
+        "Commands (`in`) must be signed envelopes (daemon/auth.py, docs/security.md); the command inside is a",
+        "[`RolloutCommand`](RolloutCommand.schema.json), answered on `charter/v1/command_result/rollout`.",
+        "",
+        "| topic | direction | payload | published when |",
+        "| --- | --- | --- | --- |",
+        *rows,
+        "",
+    ])
+    return files
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="generate docs/contract/ from daemon/topics.py")
+    parser.add_argument("--check", action="store_true", help="exit 1 if the committed files differ")
+    args = parser.parse_args()
+    files = render()
+    stale = [n for n, text in files.items() if not (OUT / n).is_file() or (OUT / n).read_text() != text]
+    extra = sorted(p.name for p in OUT.glob("*") if p.name not in files) if OUT.is_dir() else []
+    if args.check:
+        for name in stale + extra:
+            print(f"docs/contract/{name} is out of date: run scripts/contract_schemas.py", file=sys.stderr)
+        return 1 if stale or extra else 0
+    OUT.mkdir(parents=True, exist_ok=True)
+    for name in extra:
+        (OUT / name).unlink()
+    for name, text in files.items():
+        (OUT / name).write_text(text)
+    print(f"wrote {len(files)} files to {OUT}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
