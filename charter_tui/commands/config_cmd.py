@@ -14,6 +14,7 @@ import tomli_w
 from daemon.config import load_config
 from daemon.errors import UserError
 from daemon.paths import locations, repo_data_dir
+from daemon.redaction import redact_config, redact_url
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -47,7 +48,7 @@ def run_path(args: argparse.Namespace) -> int:
     locs = loaded.locations
     rows = {
         "config": str(locs.config_file) + ("" if locs.config_file.exists() else "  (not created yet)"),
-        "database": loaded.database_url,
+        "database": redact_url(loaded.database_url),  # printed: credentials masked
         "log": str(loaded.log_file),
         "data_dir": str(locs.data_dir),
         "state_dir": str(locs.state_dir),
@@ -64,7 +65,8 @@ def run_path(args: argparse.Namespace) -> int:
 
 def run_show(args: argparse.Namespace) -> int:
     loaded = load_config(args.config)
-    data = loaded.config.model_dump(mode="json", exclude_none=True)
+    # Passwords, launch env values and URL credentials masked: this output lands in terminals and tickets.
+    data = redact_config(loaded.config, exclude_none=True)
     if args.json:
         print(json.dumps(data, indent=2))
     else:

@@ -10,6 +10,7 @@ import sys
 
 from daemon.config import load_config
 from daemon.logs import setup_file_logging
+from daemon.redaction import redact_url
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     loaded = load_config(args.config)
     setup_file_logging(loaded.log_file, logging.DEBUG if args.verbose else logging.INFO)
     print(
-        f"charter-tui daemon: {len(loaded.config.targets)} target(s), database {loaded.database_url}, "
+        f"charter-tui daemon: {len(loaded.config.targets)} target(s), database {redact_url(loaded.database_url)}, "
         f"log {loaded.log_file}",
         file=sys.stderr,
     )

@@ -16,6 +16,7 @@ from rich.text import Text
 from charter_tui.render import numbers
 from daemon.executor.records import BenchRunView
 from daemon.models import Instance
+from daemon.redaction import redact_url
 
 # (label, key) of the table's columns, in order. Short labels (the section title says they are hit
 # shares) keep agent, target and every number inside 80 columns; the error comes last, so a long
@@ -36,11 +37,12 @@ def row_key(run: BenchRunView) -> str:
 
 def target_label(url: str, instances: Iterable[Instance]) -> str:
     """The configured instance's name when the bench target is one of them, else `host:port`."""
-    wanted = url.rstrip("/")
+    wanted = redact_url(url).rstrip("/")  # instance URLs are stored redacted
     for inst in instances:
-        if inst.url.rstrip("/") == wanted:
+        if redact_url(inst.url).rstrip("/") == wanted:
             return inst.name
-    return urlsplit(url).netloc or url
+    parts = urlsplit(redact_url(url))
+    return parts.netloc.rpartition("@")[2] or redact_url(url)
 
 
 def _of_ceiling(v: float | None) -> Text:
