@@ -29,8 +29,8 @@ import libcst
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from compiler.api import compile_source
-from daemon.watcher import AgentWatcher, compile_bytes
+from compiler.api import compile_source  # noqa: E402 - after the sys.path line above
+from daemon.watcher import AgentWatcher, compile_bytes  # noqa: E402
 
 # One "stage" of the generated agent: a class with constants, a wrapper, a chain, a loop with a
 # growing history, a fan-out comprehension, string building with .format/join, and branches.

@@ -109,7 +109,7 @@ def _warmups(ctx: Context, findings: list[Finding], engine: str) -> list[Warmup]
             _enc, spans = ctx.encoding(cid)
             chars = 0
             template = None
-            for (start, end, unit), seg in zip(spans, call.segments):
+            for (_start, end, _unit), seg in zip(spans, call.segments):
                 if seg.varies_in_loop:
                     template = seg if seg.fills else None
                     break
@@ -153,7 +153,7 @@ def _warmups(ctx: Context, findings: list[Finding], engine: str) -> list[Warmup]
 def _cut_before_varying(ctx: Context, cid: str, parent: str | None = None) -> int:
     _enc, spans = ctx.encoding(cid)
     chars = 0
-    for (start, end, unit), seg in zip(spans, ctx.by_id[cid].segments):
+    for (_start, end, _unit), seg in zip(spans, ctx.by_id[cid].segments):
         if seg.varies_in_loop or (parent is not None and parent in seg.origin_calls):
             break
         chars = end

@@ -235,7 +235,7 @@ def layout(result: CompileResult) -> tuple[dict[str, Node], list[list[str]], lis
             pos = {nid: j for j, nid in enumerate(layers[i - (1 if rng.step > 0 else -1)])}
             cur = {nid: j for j, nid in enumerate(layers[i])}
 
-            def key(nid: str) -> tuple[float, int]:
+            def key(nid: str, pos: dict[str, int] = pos, cur: dict[str, int] = cur) -> tuple[float, int]:
                 ns = [pos[m] for m in neighbours.get(nid, []) if m in pos]
                 return (sum(ns) / len(ns) if ns else float(cur[nid]), cur[nid])
 

@@ -30,9 +30,9 @@ def trt_llm(*, success: float = 10, reused: float = 4, input_tokens: float = 100
         'nv_gpu_memory_total_bytes{gpu_uuid="GPU-1"} 80000000000',
         "# HELP nv_trt_llm_request_metrics TRT LLM request metrics",
         "# TYPE nv_trt_llm_request_metrics gauge",
-        f'nv_trt_llm_request_metrics{{model="tensorrt_llm",request_type="context",version="1"}} 1',
+        'nv_trt_llm_request_metrics{model="tensorrt_llm",request_type="context",version="1"} 1',
         f'nv_trt_llm_request_metrics{{model="tensorrt_llm",request_type="scheduled",version="1"}} {scheduled}',
-        f'nv_trt_llm_request_metrics{{model="tensorrt_llm",request_type="max",version="1"}} 512',
+        'nv_trt_llm_request_metrics{model="tensorrt_llm",request_type="max",version="1"} 512',
         f'nv_trt_llm_request_metrics{{model="tensorrt_llm",request_type="active",version="1"}} {active}',
     ]
     if waiting is not None:
@@ -43,7 +43,7 @@ def trt_llm(*, success: float = 10, reused: float = 4, input_tokens: float = 100
         'nv_trt_llm_runtime_memory_metrics{memory_type="gpu",model="tensorrt_llm",version="1"} 1610236',
         'nv_trt_llm_runtime_memory_metrics{memory_type="cpu",model="tensorrt_llm",version="1"} 0',
         "# TYPE nv_trt_llm_kv_cache_block_metrics gauge",
-        f'nv_trt_llm_kv_cache_block_metrics{{kv_cache_block_type="tokens_per",model="tensorrt_llm",version="1"}} 64',
+        'nv_trt_llm_kv_cache_block_metrics{kv_cache_block_type="tokens_per",model="tensorrt_llm",version="1"} 64',
         f'nv_trt_llm_kv_cache_block_metrics{{kv_cache_block_type="used",model="tensorrt_llm",version="1"}} {used}',
         f'nv_trt_llm_kv_cache_block_metrics{{kv_cache_block_type="free",model="tensorrt_llm",version="1"}} {max_ - used}',
         f'nv_trt_llm_kv_cache_block_metrics{{kv_cache_block_type="max",model="tensorrt_llm",version="1"}} {max_}',
@@ -55,7 +55,7 @@ def trt_llm(*, success: float = 10, reused: float = 4, input_tokens: float = 100
     lines += [
         "# TYPE nv_trt_llm_inflight_batcher_metrics gauge",
         f'nv_trt_llm_inflight_batcher_metrics{{inflight_batcher_specific_metric="paused_requests",model="tensorrt_llm",version="1"}} {paused}',
-        f'nv_trt_llm_inflight_batcher_metrics{{inflight_batcher_specific_metric="generation_requests",model="tensorrt_llm",version="1"}} 3',
+        'nv_trt_llm_inflight_batcher_metrics{inflight_batcher_specific_metric="generation_requests",model="tensorrt_llm",version="1"} 3',
         "# TYPE nv_trt_llm_general_metrics gauge",
         'nv_trt_llm_general_metrics{general_type="timestamp",model="tensorrt_llm",version="1"} 1700074049000000',
         "# TYPE nv_llm_input_token_len histogram",

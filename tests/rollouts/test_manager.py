@@ -174,7 +174,7 @@ async def test_a_canary_that_goes_down_fails_and_is_restored_when_it_returns(tmp
     # Skip the backoff wait: the next attempt is due now.
     manager.clock = lambda: time.time() + 3600
     final = await drive(manager, row.id, {S.ROLLED_BACK})
-    assert knob_value(states["a"]) == "8"
+    assert final.state == "ROLLED_BACK" and knob_value(states["a"]) == "8"
     assert [e.action for e in events(store, row.id)].count("restore-failed") >= 1
 
 
