@@ -163,20 +163,44 @@ def _branch_context(branch: BranchFrame) -> BranchContext:
 
 
 def _grows(occs: list[Occurrence]) -> bool:
-    """True when a later iteration's prompt starts with all of an earlier one's and adds to it."""
-    firsts = [o for o in occs if o.iteration == 0]
-    seconds = [o for o in occs if o.iteration == 1]
-    for a in firsts:
-        for b in seconds:
-            pa, pb = simplify(a.prompt).parts, simplify(b.prompt).parts
-            if len(pb) > len(pa) and all(_same(x, y) for x, y in zip(pa, pb)):
-                return True
+    """True when a later iteration's prompt starts with all of an earlier one's and adds to it.
+
+    Nested loops reach one call site 2^depth times, so comparing every first-iteration prompt with
+    every second-iteration one was quadratic in that (4x per nesting level). Instead the first
+    iterations' prompts go into a trie of part keys, and each second-iteration prompt walks it once:
+    it grows when the walk passes the end of some first prompt before its own end.
+    """
+    trie: dict = {}
+    for o in occs:
+        if o.iteration != 0:
+            continue
+        node = trie
+        for part in simplify(o.prompt).parts:
+            node = node.setdefault(_key(part), {})
+        node[_END] = True
+    if not trie:
+        return False
+    for o in occs:
+        if o.iteration != 1:
+            continue
+        node = trie
+        for part in simplify(o.prompt).parts:
+            if _END in node:
+                return True  # a first prompt is a strict prefix of this one
+            found = node.get(_key(part))
+            if found is None:
+                break
+            node = found
     return False
 
 
-def _same(a: object, b: object) -> bool:
-    if isinstance(a, Static) and isinstance(b, Static):
-        return a.text == b.text
-    if isinstance(a, Dyn) and isinstance(b, Dyn):
-        return a.ident == b.ident
-    return False
+_END = object()  # marks where a first-iteration prompt ends in the trie
+
+
+def _key(part: object) -> object:
+    """What makes two parts the same for `_grows`: a static part's text, a dynamic part's identity."""
+    if isinstance(part, Static):
+        return ("s", part.text)
+    if isinstance(part, Dyn):
+        return ("d", part.ident)
+    return ("other", id(part))  # never equal to another part, as before

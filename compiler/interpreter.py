@@ -53,6 +53,7 @@ from compiler.values import (
     Template,
     Text,
     Value,
+    MAX_TEXT_CHARS,
     concat,
     merge_values,
     origins_of,
@@ -76,6 +77,17 @@ BASE_STATEMENTS = 50_000  # interpretation budget, plus STATEMENTS_PER_LINE per 
 STATEMENTS_PER_LINE = 20
 MAX_PLAIN_INLINES = 4  # a function that cannot reach an LLM call is followed this often, then summarised
 MAX_UNROLL = 32
+# Loops at most this deep all run their body twice. A deeper loop runs twice only while no enclosing
+# loop is in its second pass, else once: running every level twice costs 2^depth (a 20-deep nest
+# ran the innermost body a million times), this costs at most 2^FULL_NEST * (depth + 1).
+FULL_NEST = 4
+# Nested loops over constant lists unroll into the product of their lengths (32^3 for three): unroll
+# only while that product stays at most this, then interpret the loop like any other.
+MAX_UNROLL_PRODUCT = 1024
+# A statement is charged 1 + (its own expression nodes) // NODES_PER_CHARGE against the budget, so a
+# budget of statements also bounds the work when each statement is a 5,000-term expression.
+NODES_PER_CHARGE = 16
+_BODY_FIELDS = frozenset({"body", "orelse", "finalbody", "handlers", "cases"})
 _STR_CASE = {"lower": str.lower, "upper": str.upper, "title": str.title, "capitalize": str.capitalize}
 _LIST_MUTATORS = frozenset({"append", "extend", "insert"})
 
@@ -172,6 +184,9 @@ class Interpreter:
         self.loops: list[LoopFrame] = []
         self.branches: list[BranchFrame] = []
         self.iteration = 0
+        self.second_passes = 0  # enclosing loops now in their second iteration
+        self.unrolled = 1  # product of the lengths of the constant loops being unrolled now
+        self._charges: dict[int, int] = {}  # id(statement) -> what running it costs of the budget
         self.budget = BASE_STATEMENTS + STATEMENTS_PER_LINE * source.count("\n")
         self.relevant: set[str] = set()  # functions that may (transitively) make an LLM call
         self._plain_inlines: dict[str, int] = {}
@@ -259,13 +274,13 @@ class Interpreter:
         frame = Frame(info.qualname, info.cls, env, driver=info.qualname in DRIVER_FUNCTIONS)
         self.analysed.add(info.qualname)
         self.stack.append(info.qualname)
-        saved = (self.loops, self.branches, self.iteration)
-        self.loops, self.branches, self.iteration = [], [], 0
+        saved = (self.loops, self.branches, self.iteration, self.second_passes, self.unrolled)
+        self.loops, self.branches, self.iteration, self.second_passes, self.unrolled = [], [], 0, 0, 1
         try:
             self._exec_block(info.node.body, frame)
         finally:
             self.stack.pop()
-            self.loops, self.branches, self.iteration = saved
+            self.loops, self.branches, self.iteration, self.second_passes, self.unrolled = saved
 
     # ----------------------------------------------------------------------------- collection
 
@@ -310,7 +325,7 @@ class Interpreter:
             for st in body:
                 if self.budget <= 0:
                     return
-                self.budget -= 1
+                self.budget -= self._charge(st)
                 try:
                     self._exec(st, fr)
                 except RecursionError:
@@ -420,17 +435,36 @@ class Interpreter:
 
     def _for(self, st: ast.For | ast.AsyncFor, fr: Frame) -> None:
         it = self._eval(st.iter, fr)
-        if self._constant_seq(it) and st.orelse == []:
+        if self._constant_seq(it) and st.orelse == [] and self.unrolled * len(it.items) <= MAX_UNROLL_PRODUCT:  # type: ignore[union-attr]
             snapshot = (dict(fr.env), len(self.occurrences))
-            for item in it.items:  # type: ignore[union-attr]
-                self._bind(st.target, item, fr, rename=False)
-                self._exec_block(st.body, fr)
+            saved_unrolled = self.unrolled
+            self.unrolled *= len(it.items)  # type: ignore[union-attr]
+            try:
+                for item in it.items:  # type: ignore[union-attr]
+                    self._bind(st.target, item, fr, rename=False)
+                    self._exec_block(st.body, fr)
+            finally:
+                self.unrolled = saved_unrolled
             if len(self.occurrences) == snapshot[1]:
                 return  # fully unrolled at compile time: e.g. few-shot examples folded into the prompt
             _set_env(fr, snapshot[0])
             del self.occurrences[snapshot[1]:]
         self._loop(st, "for", st.target, st.iter, it, fr, st.body)
         self._exec_block(st.orelse, fr)
+
+    def _charge(self, st: ast.stmt) -> int:
+        """Budget cost of running `st` once, by the size of its own expressions (bodies are charged as they run)."""
+        charge = self._charges.get(id(st))
+        if charge is None:
+            nodes = 0
+            for name, value in ast.iter_fields(st):
+                if name in _BODY_FIELDS:
+                    continue
+                for node in value if isinstance(value, list) else (value,):
+                    if isinstance(node, ast.AST):
+                        nodes += sum(1 for _ in ast.walk(node))  # iterative: deep expressions are fine
+            charge = self._charges[id(st)] = 1 + nodes // NODES_PER_CHARGE
+        return charge
 
     def _constant_seq(self, value: Value) -> bool:
         if not isinstance(value, Seq) or value.elem is not None or not 0 < len(value.items) <= MAX_UNROLL:
@@ -452,16 +486,18 @@ class Interpreter:
         frame = LoopFrame(loop_id, kind, st.lineno, short_source(target) if target is not None else None,
                           it_node, origins_of(it), request_loop=fr.driver)
         self.loops.append(frame)
-        saved_iter = self.iteration
+        saved_iter, saved_second = self.iteration, self.second_passes
+        passes = (0, 1) if len(self.loops) <= FULL_NEST or not self.second_passes else (0,)
         try:
-            for iteration in (0, 1):
+            for iteration in passes:
                 self.iteration = iteration
+                self.second_passes = saved_second + iteration
                 if target is not None:
                     self._bind(target, self._loop_value(it, target, loop_id, fr.driver), fr)
                 self._exec_block(body, fr)
         finally:
             self.loops.pop()
-            self.iteration = saved_iter
+            self.iteration, self.second_passes = saved_iter, saved_second
 
     def _loop_value(self, it: Value, target: ast.AST, loop_id: int, request: bool = False) -> Value:
         """The value a loop variable takes: what all elements have in common, the rest varying."""
@@ -736,15 +772,16 @@ class Interpreter:
                     items.append(v)
             return Seq(tuple(items), elem)
         if any(isinstance(v, Text) for v in values):
-            out = Text(())
-            for v in values:
-                out = concat(out, text_of(v, "value"))
-            return tag_build(out, loc)
+            # One tuple for the whole chain: concatenating operand by operand copied the prefix each
+            # time, quadratic in the chain's length.
+            return tag_build(Text(tuple(p for v in values for p in text_of(v, "value").parts)), loc)
         if all(isinstance(v, Const) for v in values):
             try:
                 total = values[0].value  # type: ignore[union-attr]
                 for v in values[1:]:
                     total = total + v.value  # type: ignore[union-attr,operator]
+                    if isinstance(total, bytes | tuple) and len(total) > MAX_TEXT_CHARS:
+                        return Const(None)  # `b = b + b` on every line doubles it: not a value we need
                 return Const(total)
             except (ArithmeticError, TypeError, ValueError):  # e.g. None + 1 in dead code
                 return Const(None)
@@ -760,12 +797,18 @@ class Interpreter:
         gens = node.generators  # type: ignore[attr-defined]
         saved_env = dict(fr.env)
         first_it = self._eval(gens[0].iter, fr)
-        if len(gens) == 1 and self._constant_seq(first_it) and not gens[0].ifs and not isinstance(node, ast.DictComp):
+        if (len(gens) == 1 and self._constant_seq(first_it) and not gens[0].ifs and not isinstance(node, ast.DictComp)
+                and self.unrolled * len(first_it.items) <= MAX_UNROLL_PRODUCT):  # type: ignore[union-attr]
             n_occ = len(self.occurrences)
             items = []
-            for item in first_it.items:  # type: ignore[union-attr]
-                self._bind(gens[0].target, item, fr, rename=False)
-                items.append(self._eval(node.elt, fr))  # type: ignore[attr-defined]
+            saved_unrolled = self.unrolled
+            self.unrolled *= len(first_it.items)  # type: ignore[union-attr]
+            try:
+                for item in first_it.items:  # type: ignore[union-attr]
+                    self._bind(gens[0].target, item, fr, rename=False)
+                    items.append(self._eval(node.elt, fr))  # type: ignore[attr-defined]
+            finally:
+                self.unrolled = saved_unrolled
             _set_env(fr, saved_env)
             if len(self.occurrences) == n_occ:
                 return Seq(tuple(items))

@@ -41,9 +41,23 @@ class Dyn:
 Part = Static | Dyn
 
 
+# A prompt shape longer than this is cut: `h = h + h` doubles a shape with every line, so thirty lines
+# would otherwise build a billion parts. The cut-off tail becomes one run-time part that keeps the
+# data flow (origins, loops) of what it replaces. No real prompt comes near either bound.
+MAX_TEXT_PARTS = 2048
+MAX_TEXT_CHARS = 4 * 1024 * 1024
+
+
 @dataclass(frozen=True, slots=True)
 class Text:
     parts: tuple[Part, ...]
+
+    def __post_init__(self) -> None:
+        # One part is either a literal of the source or made from a Text already checked here.
+        parts = self.parts
+        if len(parts) > 1 and (len(parts) > MAX_TEXT_PARTS
+                               or sum(len(p.text) for p in parts if type(p) is Static) > MAX_TEXT_CHARS):
+            object.__setattr__(self, "parts", _cut(parts))
 
     @property
     def origins(self) -> frozenset[int]:
@@ -52,6 +66,21 @@ class Text:
             if isinstance(p, Dyn):
                 out |= p.origins
         return out
+
+
+def _cut(parts: tuple[Part, ...]) -> tuple[Part, ...]:
+    keep: list[Part] = []
+    chars = 0
+    for p in parts[: MAX_TEXT_PARTS - 1]:
+        if type(p) is Static:
+            chars += len(p.text)
+            if chars > MAX_TEXT_CHARS:
+                break
+        keep.append(p)
+    rest = parts[len(keep):]
+    origins: frozenset[int] = frozenset().union(*(p.origins for p in rest if type(p) is Dyn))
+    varies: frozenset[int] = frozenset().union(*(p.varies for p in rest if type(p) is Dyn))
+    return (*keep, Dyn("truncated", SourceKind.LOCAL, origins, "truncated", varies))
 
 
 @dataclass(frozen=True, slots=True)
