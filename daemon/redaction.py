@@ -196,11 +196,16 @@ def redact_url(url: str) -> str:
 def redact_text(text: str) -> str:
     """Free text (a log line, an error message) with URL credentials, `X_TOKEN=...`, credential argv
     flags and every remembered secret value masked."""
+    # Each pattern runs only where its anchor character occurs: most strings (names, numbers as text)
+    # skip them all, which keeps `encode` cheap on the poller's per-sample messages.
     if "@" in text:
         text = _URL_USERINFO.sub(lambda m: f"{m['scheme']}{_mask_userinfo(m['userinfo'])}@", text)
-    text = _TEXT_ASSIGN.sub(lambda m: f"{m['key']}{m['q']}{MASK}", text)
-    text = _TEXT_FLAG.sub(lambda m: f"{m['flag']}{MASK}", text)
-    text = _BEARER.sub(lambda m: f"{m['scheme']} {MASK}", text)
+    if "=" in text or ":" in text:
+        text = _TEXT_ASSIGN.sub(lambda m: f"{m['key']}{m['q']}{MASK}", text)
+    if "--" in text:
+        text = _TEXT_FLAG.sub(lambda m: f"{m['flag']}{MASK}", text)
+    if " " in text:
+        text = _BEARER.sub(lambda m: f"{m['scheme']} {MASK}", text)
     for value in _known_sorted:
         if value in text:
             text = text.replace(value, MASK)
@@ -243,9 +248,11 @@ def redact_data(data: Any, _depth: int = 0) -> Any:
     if isinstance(data, Mapping):
         out: dict[Any, Any] = {}
         for key, value in data.items():
-            if key == "env" and isinstance(value, Mapping):
+            if value is None or isinstance(value, (bool, int, float)):
+                out[key] = value  # most of a metric sample: nothing to mask, nothing to walk
+            elif key == "env" and isinstance(value, Mapping):
                 out[key] = {k: MASK for k in value}
-            elif is_secret_key(key) and isinstance(value, str) and value:
+            elif isinstance(value, str) and value and is_secret_key(key):
                 out[key] = MASK
             else:
                 out[key] = redact_data(value, _depth + 1)
