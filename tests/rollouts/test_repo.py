@@ -16,7 +16,7 @@ from daemon.models import Rollout
 from daemon.rollouts.machine import TRANSITIONS, IllegalTransition
 from daemon.rollouts.model import Change
 from daemon.rollouts.model import RolloutState as S
-from daemon.rollouts.repo import RolloutNotFound, RolloutRepo, StateChanged
+from daemon.rollouts.repo import RolloutNotFound, RolloutRepo, StateChanged, changes_of, public_event, public_view
 from daemon.store import Store
 
 PAIRS = sorted(itertools.product(S, S))
@@ -92,3 +92,73 @@ def test_a_failing_callback_writes_nothing(repo: RolloutRepo) -> None:
 def test_unknown_rollout_is_not_found(repo: RolloutRepo) -> None:
     with pytest.raises(RolloutNotFound, match="no rollout 999999"):
         repo.mutate(999999, actor="m", action="step", to_state=S.APPROVED)
+
+
+def test_audit_records_an_event_without_changing_the_row(repo: RolloutRepo) -> None:
+    rid = rollout_in(repo, S.CANARY)
+    before = repo.get(rid)
+    repo.audit(rid, "bob", "refused", comment="rollback needs ...")
+    last = repo.events(rid)[-1]
+    assert (last.actor, last.action, last.from_state, last.to_state, last.comment) == (
+        "bob", "refused", "CANARY", "CANARY", "rollback needs ...")
+    after = repo.get(rid)
+    assert (after.state, after.updated_at) == (before.state, before.updated_at)
+
+
+def test_audit_of_an_unknown_rollout_still_records_who_tried(repo: RolloutRepo) -> None:
+    repo.audit(888888, "bob", "approve", comment="no such rollout")
+    [event] = repo.events(888888)
+    assert (event.actor, event.from_state, event.to_state) == ("bob", None, None)
+
+
+def test_changed_since_returns_rows_updated_after_ts_oldest_first(repo: RolloutRepo) -> None:
+    a = rollout_in(repo, S.APPROVED)
+    b = rollout_in(repo, S.APPROVED)
+    cut = max(repo.get(a).updated_at, repo.get(b).updated_at)
+    repo.mutate(b, actor="m", action="step", to_state=S.CANARY)
+    repo.mutate(a, actor="m", action="step", to_state=S.CANARY)
+    changed = [r.id for r in repo.changed_since(cut)]
+    assert changed[-2:] == [b, a]
+    assert repo.changed_since(repo.get(a).updated_at) == []
+    assert len(repo.changed_since(0, limit=1)) == 1
+
+
+def test_list_filters_by_state_newest_first(repo: RolloutRepo) -> None:
+    a = rollout_in(repo, S.REJECTED)
+    b = rollout_in(repo, S.REJECTED)
+    ids = [r.id for r in repo.list([S.REJECTED])]
+    assert ids.index(b) < ids.index(a)
+    assert all(r.state == S.REJECTED.value for r in repo.list([S.REJECTED]))
+    assert len(repo.list(limit=2)) == 2
+
+
+def test_public_view_masks_secrets_and_leaves_the_stored_row_alone(repo: RolloutRepo) -> None:
+    row = repo.create(title="relaunch with --api-key sk-live-123", targets=["a"],
+                      changes=[Change(param="max_num_seqs", value="8")], actor="test")
+
+    def remember_config(d) -> None:
+        d.previous_config = {"argv": ["vllm", "serve", "--api-key", "sk-live-123"],
+                             "env": {"HF_TOKEN": "hf_abc"}}
+
+    repo.mutate(row.id, remember_config, actor="m", action="snapshot")
+    stored = repo.get(row.id)
+    shown = public_view(stored)
+    text = shown.model_dump_json()
+    assert "sk-live-123" not in text and "hf_abc" not in text and "***" in text
+    assert shown.title == "relaunch with --api-key ***"
+    assert changes_of(shown) == changes_of(stored) == [Change(param="max_num_seqs", value="8")]
+    # What a rollback restores is untouched.
+    again = repo.get(row.id)
+    assert again.previous_config["argv"][-1] == "sk-live-123" and again.previous_config["env"]["HF_TOKEN"] == "hf_abc"
+
+
+def test_public_event_masks_the_comment_only(repo: RolloutRepo) -> None:
+    rid = rollout_in(repo, S.CANARY)
+    repo.audit(rid, "m", "failed", comment="relaunch failed: vllm serve --api-key sk-live-9 exited 1")
+    event = repo.events(rid)[-1]
+    shown = public_event(event)
+    assert shown.comment == "relaunch failed: vllm serve --api-key *** exited 1"
+    assert (shown.actor, shown.action, shown.id) == (event.actor, event.action, event.id)
+    assert event.comment.endswith("sk-live-9 exited 1")  # the original is not changed in place
+    quiet = repo.events(rid)[0]  # the proposal, without a comment: nothing to mask
+    assert quiet.comment is None and public_event(quiet) is quiet
