@@ -16,7 +16,7 @@ from rich.text import Text
 from charter_tui.render import numbers
 from daemon.executor.records import BenchRunView
 from daemon.models import Instance
-from daemon.redaction import redact_url
+from daemon.redaction import redact_text, redact_url
 
 # (label, key) of the table's columns, in order. Short labels (the section title says they are hit
 # shares) keep agent, target and every number inside 80 columns; the error comes last, so a long
@@ -60,7 +60,8 @@ def _speedup(v: float | None) -> Text:
 def _error(error: str | None) -> Text:
     if not error:
         return Text("")
-    first = error.strip().splitlines()[0] if error.strip() else error
+    # The error quotes the bench target's URL, credentials included when it had some.
+    first = redact_text(error.strip().splitlines()[0] if error.strip() else error)
     return Text(first if len(first) <= ERROR_CHARS else first[: ERROR_CHARS - 1] + "…", style="red")
 
 

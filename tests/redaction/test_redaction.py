@@ -10,7 +10,7 @@ import pytest
 
 from daemon.config import Config, MqttConfig, parse_config
 from daemon.logs import RedactingFilter, setup_file_logging
-from daemon.models import AuditEvent, Rollout
+from daemon.models import AuditEvent, Instance, Rollout
 from daemon.redaction import (
     MASK,
     forget_all,
@@ -180,3 +180,13 @@ def test_public_view_masks_what_is_shown_and_leaves_the_row_alone() -> None:
     event = AuditEvent(actor="daemon", entity="rollout", entity_id="7", action="failed",
                        comment="applying failed: GET http://u:pw-9@h/health refused")
     assert "pw-9" not in (public_event(event).comment or "") and "pw-9" in (event.comment or "")
+
+
+def test_bench_view_shows_a_target_and_its_error_without_credentials() -> None:
+    from charter_tui.render.bench import _error, target_label
+
+    url = "http://alice:pw-SECRET-6@10.0.0.7:8000/"
+    assert target_label(url, []) == "10.0.0.7:8000"
+    configured = Instance(name="vllm-a", url=f"http://alice:{MASK}@10.0.0.7:8000")  # as stored: redacted
+    assert target_label(url, [configured]) == "vllm-a", "a credentialed bench URL still finds its instance"
+    assert "pw-SECRET-6" not in _error(f"target {url} serves no model").plain
