@@ -11,6 +11,8 @@
 from __future__ import annotations
 
 from daemon.analysis.rules import HIGH_LATENCY, LOW_THROUGHPUT, PREEMPTION_STORM, QUEUE_BUILDUP
+from daemon.models import Bottleneck
+
 from daemon.optimizer.context import Context
 from daemon.optimizer.models import RecommendationSpec
 
@@ -40,7 +42,7 @@ def recommend(ctx: Context) -> list[RecommendationSpec]:
     return out
 
 
-def _more_sequences(ctx: Context, b, kv) -> list[RecommendationSpec]:
+def _more_sequences(ctx: Context, b: Bottleneck, kv: object) -> list[RecommendationSpec]:
     room = f"KV cache only {kv:.0%} used" if isinstance(kv, (int, float)) else "KV usage not exported"
     why = f"{b.summary}; {room}: the batch cap, not memory, holds requests back"
     if ctx.engine == "vllm":
@@ -88,7 +90,7 @@ def _more_sequences(ctx: Context, b, kv) -> list[RecommendationSpec]:
     return []
 
 
-def _fewer_sequences(ctx: Context, b, why: str) -> list[RecommendationSpec]:
+def _fewer_sequences(ctx: Context, b: Bottleneck, why: str) -> list[RecommendationSpec]:
     if ctx.engine == "vllm":
         cur = ctx.settings.value("--max-num-seqs")
         running = ctx.sample.running if ctx.sample and ctx.sample.running else None
@@ -116,7 +118,7 @@ def _fewer_sequences(ctx: Context, b, why: str) -> list[RecommendationSpec]:
     return []
 
 
-def _more_replicas(ctx: Context, b, kv: float) -> RecommendationSpec:
+def _more_replicas(ctx: Context, b: Bottleneck, kv: float) -> RecommendationSpec:
     return RecommendationSpec(
         instance=ctx.instance, engine=ctx.engine, kind="capacity", title="Add a replica (the KV cache is full)",
         description=f"Requests queue with the KV cache {kv:.0%} full: every running sequence already holds its blocks, "
@@ -128,7 +130,7 @@ def _more_replicas(ctx: Context, b, kv: float) -> RecommendationSpec:
         prerequisites=["Spare GPU capacity"], source=ctx.source(b))
 
 
-def _chunked_prefill(ctx: Context, b) -> list[RecommendationSpec]:
+def _chunked_prefill(ctx: Context, b: Bottleneck) -> list[RecommendationSpec]:
     if ctx.engine != "vllm":
         return []
     changes = []

@@ -18,11 +18,11 @@ from typing import Any
 
 from daemon.optimizer.context import Context
 from daemon.optimizer.kv_cache import enable_prefix_caching
-from daemon.optimizer.models import ConfigChange, RecommendationSpec
+from daemon.optimizer.models import Apply, ConfigChange, RecommendationSpec
 
 MIN_HIT_SHARE = 0.2  # below this, caching would not change much for this agent
 _PLAN_ENGINE = {"vllm": "vllm", "triton": "trtllm", "sglang": "sglang"}
-_APPLY = {"restart": "restart", "model_reload": "reload", "engine_rebuild": "rebuild"}
+_APPLY: dict[str, Apply] = {"restart": "restart", "model_reload": "reload", "engine_rebuild": "rebuild"}
 
 
 def _block_share(plan: dict[str, Any], engine: str, block_size: Any) -> dict[str, Any] | None:
@@ -59,7 +59,8 @@ def recommend_from_compile(result: dict[str, Any], ctx: Context) -> list[Recomme
         return []
     block = ctx.settings.value("--block-size") if ctx.engine == "vllm" else ctx.settings.value("tokens_per_block")
     share = _block_share(plan, plan_engine, block)
-    source = {"compile": {"path": path, "source_sha256": result.get("source_sha256"), "block_share": share}}
+    source: dict[str, object] = {"compile": {"path": path, "source_sha256": result.get("source_sha256"),
+                                             "block_share": share}}
     out: list[RecommendationSpec] = []
 
     hit = float(share.get("hit_share") or 0) if share else 0.0
@@ -83,7 +84,8 @@ def recommend_from_compile(result: dict[str, Any], ctx: Context) -> list[Recomme
             continue  # already carried by the enable-caching recommendation
         changes.append(ConfigChange(parameter=parameter, current_value=current, current_source=where,
                                     recommended_value=setting.get("value"), reason=str(setting.get("reason") or ""),
-                                    apply=_APPLY.get(str(setting.get("applies")), "restart")))  # type: ignore[arg-type]
+                                    apply=_APPLY.get(str(setting.get("applies")), "restart")))
+
     if changes:
         rebuild = any(c.apply == "rebuild" for c in changes)
         out.append(RecommendationSpec(

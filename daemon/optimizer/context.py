@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from daemon.models import Bottleneck, MetricSample, Severity
-from daemon.optimizer.models import ConfigChange
+from daemon.optimizer.models import Apply, ConfigChange
 from daemon.optimizer.settings import Settings
 
 
@@ -29,10 +29,11 @@ class Context:
         return self.settings.value("backend") == "tensorrtllm" or any(
             k in values for k in ("parameters.gpt_model_type", "parameters.batching_strategy", "parameters.gpt_model_path"))
 
-    def change(self, parameter: str, recommended: object, reason: str, apply: str = "restart") -> ConfigChange:
+    def change(self, parameter: str, recommended: object, reason: str, apply: Apply = "restart") -> ConfigChange:
         value, source = self.settings.get(parameter)
         return ConfigChange(parameter=parameter, current_value=value, current_source=source,
-                            recommended_value=recommended, reason=reason, apply=apply)  # type: ignore[arg-type]
+                            recommended_value=recommended, reason=reason, apply=apply)
+
 
     def source(self, *bottlenecks: Bottleneck | None) -> dict[str, object]:
         present = [b for b in bottlenecks if b is not None]

@@ -10,6 +10,8 @@ a prompt-layout problem that no server flag fixes.
 from __future__ import annotations
 
 from daemon.analysis.rules import CACHE_INEFFICIENCY, MEMORY_PRESSURE
+from daemon.models import Bottleneck
+
 from daemon.optimizer.context import Context
 from daemon.optimizer.models import RecommendationSpec
 
@@ -64,7 +66,7 @@ def enable_prefix_caching(ctx: Context, why: str, source: dict[str, object]) -> 
         prerequisites=prereq, source=source)
 
 
-def _cache_inefficiency(ctx: Context, b) -> list[RecommendationSpec]:
+def _cache_inefficiency(ctx: Context, b: Bottleneck) -> list[RecommendationSpec]:
     out: list[RecommendationSpec] = []
     rate = b.evidence.get("prefix_hit_rate")
     why = f"prefix-cache hit rate {rate:.0%} over the last window" if isinstance(rate, (int, float)) else "low hit rate"
@@ -108,7 +110,7 @@ def _cache_inefficiency(ctx: Context, b) -> list[RecommendationSpec]:
     return out
 
 
-def _more_kv_capacity(ctx: Context, b, why: str) -> list[RecommendationSpec]:
+def _more_kv_capacity(ctx: Context, b: Bottleneck, why: str) -> list[RecommendationSpec]:
     out: list[RecommendationSpec] = []
     if ctx.engine == "vllm":
         util = ctx.settings.value("--gpu-memory-utilization")
@@ -167,7 +169,7 @@ def _more_kv_capacity(ctx: Context, b, why: str) -> list[RecommendationSpec]:
     return out
 
 
-def _memory_pressure(ctx: Context, b) -> list[RecommendationSpec]:
+def _memory_pressure(ctx: Context, b: Bottleneck) -> list[RecommendationSpec]:
     driver = b.evidence.get("driver")
     why = b.summary or "memory pressure"
     if driver == "gpu_memory" and ctx.engine != "triton":

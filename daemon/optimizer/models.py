@@ -22,6 +22,7 @@ from daemon.models import Recommendation
 Impact = Literal["low", "medium", "high"]
 Effort = Literal["low", "medium", "high"]
 Kind = Literal["kv_cache", "quantization", "batching", "prompt_layout", "capacity"]
+Apply = Literal["restart", "reload", "runtime", "rebuild", "code"]  # what it takes for a change to take effect
 
 
 class ConfigChange(BaseModel):
@@ -30,7 +31,8 @@ class ConfigChange(BaseModel):
     current_source: str = "unknown"  # where current_value was read: cache_config_info, model_config, launch argv, default
     recommended_value: Any
     reason: str
-    apply: Literal["restart", "reload", "runtime", "rebuild", "code"] = "restart"  # what it takes to take effect
+    apply: Apply = "restart"  # what it takes to take effect
+
 
 
 class RecommendationSpec(BaseModel):
