@@ -29,6 +29,7 @@ import httpx
 import pytest
 
 from daemon.actuators import procs
+from daemon.actuators.base import ActuatorError, ForeignProcess
 from daemon.actuators.vllm import VllmRelaunchActuator
 from daemon.config import Config, DaemonConfig, LaunchConfig, RolloutConfig, TargetConfig
 from daemon.models import MetricSample
@@ -293,5 +294,47 @@ async def test_root_daemon_without_a_user_does_not_start_the_server_as_root(
     assert final.state == "ROLLED_BACK", trail(store, final.id)
     assert "would run as root" in (stage_of(final).failure_reason or "")
     assert "allow_root = true" in (stage_of(final).failure_reason or "")
+    assert running.poll() is None and procs.server_pid(port) == running.pid
+    assert not launched_anything(tmp_path)
+
+
+MANGLED = {"garbage": b"not json", "a list": b"[]", "wrong types": b'{"pid": "1", "start_time": [], "argv": 7}',
+           "a megabyte": b"{" * (1 << 20)}
+
+
+@pytest.mark.parametrize("mangled", list(MANGLED))
+async def test_a_mangled_launch_record_names_nobody(
+    mangled: str, port: int, started: list[subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    """A launch record that is not one (garbage, a wrong shape, a megabyte) trusts no process: the
+    foreign listener is refused with a one-line reason, and nothing raises anything else."""
+    foreign = start([SYSTEM_PYTHON, "-m", "http.server", "--bind", "127.0.0.1", str(port)], port, user="nobody")
+    started.append(foreign)
+    (tmp_path / "launch").mkdir()
+    (tmp_path / "launch" / "mini.json").write_bytes(MANGLED[mangled])
+    actuator = VllmRelaunchActuator(mini_config(port).targets[0], [Change(param="max_num_seqs", value=8)],
+                                    state_dir=tmp_path, startup_timeout_s=10.0, stop_grace_s=5.0)
+    with pytest.raises(ForeignProcess) as refused:
+        await actuator.converge({"flags": {"max_num_seqs": 8}})
+    assert f"pid {foreign.pid} (user nobody" in str(refused.value) and "\n" not in str(refused.value)
+    assert (await actuator.observe()) == {"refused": str(refused.value)}
+    assert foreign.poll() is None and procs.server_pid(port) == foreign.pid
+
+
+@pytest.mark.parametrize(("launch", "reason"), [
+    ({"user": "no-such-account-here"}, "user 'no-such-account-here' does not exist"),
+    ({"user": "root"}, "would run as root"),
+    ({"cwd": "/no/such/dir"}, "cwd '/no/such/dir' is not a directory"),
+    ({"argv": ["/no/such/program", "--port", "1"]}, "is not an executable file"),
+])
+async def test_a_launch_that_cannot_be_done_as_configured_is_refused_before_anything_is_stopped(
+    launch: dict[str, object], reason: str, port: int, started: list[subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    running = start(configured_argv(port), port, user="nobody")
+    started.append(running)
+    actuator = VllmRelaunchActuator(mini_config(port, **launch).targets[0], [Change(param="max_num_seqs", value=8)],
+                                    state_dir=tmp_path, startup_timeout_s=10.0, stop_grace_s=5.0)
+    with pytest.raises(ActuatorError, match=reason):
+        await actuator.converge({"flags": {"max_num_seqs": 8}})
     assert running.poll() is None and procs.server_pid(port) == running.pid
     assert not launched_anything(tmp_path)
