@@ -11,12 +11,19 @@ from pathlib import Path
 
 from platformdirs import PlatformDirs
 
+from daemon.errors import ConfigError, UserError
+
 APP_NAME = "charter-tui"
 _dirs = PlatformDirs(APP_NAME, appauthor=False)
 
 ENV_CONFIG = "CHARTER_TUI_CONFIG"
 ENV_DATABASE_URL = "CHARTER_TUI_DATABASE_URL"
 ENV_LOG_FILE = "CHARTER_TUI_LOG_FILE"
+
+# Linux's limits (PATH_MAX counts the NUL, NAME_MAX is per component): past them every call fails
+# with ENAMETOOLONG, so say so once, up front, instead of from whichever call meets it first.
+MAX_PATH_CHARS = 4095
+MAX_NAME_CHARS = 255
 
 
 @dataclass(frozen=True)
@@ -39,11 +46,41 @@ class Locations:
         return Path(os.environ.get("CHARTER_TESTKIT_DIR") or self.cache_dir / "testkit")
 
 
+def path_problem(path: str | os.PathLike[str]) -> str | None:
+    """Why `path` can never name a file here (too long, a NUL byte), or None."""
+    text = os.fspath(path)
+    if "\x00" in text:
+        return "path contains a NUL byte"
+    if len(text) > MAX_PATH_CHARS:
+        return f"path is {len(text)} characters long (max {MAX_PATH_CHARS})"
+    longest = max((len(part) for part in text.split("/")), default=0)
+    if longest > MAX_NAME_CHARS:
+        return f"path has a {longest}-character name (max {MAX_NAME_CHARS} per name)"
+    return None
+
+
+def check_path(path: str | os.PathLike[str]) -> None:
+    """ConfigError naming `path` if it can never be a config file's path."""
+    problem = path_problem(path)
+    if problem:
+        raise ConfigError(os.fspath(path), "", problem)
+
+
+def default_data_dir() -> Path:
+    """The XDG data dir: the one directory charter-tui creates for a database without being asked."""
+    return Path(_dirs.user_data_dir)
+
+
 def locations(config_override: str | os.PathLike[str] | None = None) -> Locations:
     """Resolve paths: explicit `--config` beats $CHARTER_TUI_CONFIG beats the XDG config dir."""
     config = config_override or os.environ.get(ENV_CONFIG) or Path(_dirs.user_config_dir) / "config.toml"
+    check_path(config)
+    try:
+        config_file = Path(config).expanduser()
+    except RuntimeError as exc:  # `~nosuchuser/...`: no home directory to expand to
+        raise UserError(f"config path {str(config)!r}: {exc}") from None
     return Locations(
-        config_file=Path(config).expanduser(),
+        config_file=config_file,
         data_dir=Path(_dirs.user_data_dir),
         state_dir=Path(_dirs.user_state_dir),
         cache_dir=Path(_dirs.user_cache_dir),
