@@ -4,6 +4,12 @@ SQLite runs in WAL mode so the TUI (or a second process) reads while the daemon 
 killed writer leaves every committed transaction intact. The engine is synchronous: the daemon
 calls it through `AsyncStore`, which runs every call on one worker thread — SQLite has one
 writer anyway, and the same code then serves PostgreSQL through psycopg unchanged.
+
+Opening is all or nothing: a database that cannot be used (a SQLite path in a directory that does
+not exist, a file that is not SQLite, a read-only file or directory, a schema from a newer
+charter-tui) is one UserError naming the database and the reason, and leaves no file behind that
+was not there before. Only the XDG data dir, the default's home, is created without being asked;
+an explicit path in a missing directory is more likely a typo than a wish.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import math
+import os
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
@@ -21,12 +28,13 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy import event, inspect
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlmodel import Session, SQLModel, create_engine, delete, select
 
 from daemon import migrations
-from daemon.errors import UserError
+from daemon.errors import UserError, shown
 from daemon.models import SCHEMA_VERSION, SIGNAL_FIELDS, MetricAggregate, MetricSample, SchemaInfo
+from daemon.paths import default_data_dir, path_problem
 
 T = TypeVar("T", bound=SQLModel)
 
@@ -42,14 +50,57 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def shown_url(url: str) -> str:
+    """The URL fit for an error line: password masked, controls escaped, length bounded."""
+    try:
+        url = sa.engine.make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        pass
+    return shown(url, 200)
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file behind a SQLite URL; None for other backends, :memory: and `file:` URIs."""
+    try:
+        parsed = sa.engine.make_url(url)
+    except ArgumentError:
+        return None
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    if database.startswith("file:"):  # SQLite URI (`?uri=true`): SQLite parses it, not us
+        return None
+    return Path(database).expanduser()
+
+
+def _check_sqlite_path(url: str, path: Path) -> None:
+    problem = path_problem(path)
+    if problem:
+        raise UserError(f"database {shown_url(url)}: {problem}")
+    if path.exists() and not path.is_file():
+        raise UserError(f"database {shown_url(url)}: {shown(path, 160)} is not a regular file")
+    parent = path.parent
+    if parent.is_dir():
+        return
+    if parent.resolve() != default_data_dir().resolve():
+        raise UserError(
+            f"database {shown_url(url)}: directory {shown(parent, 160)} does not exist (create it, or fix the path)"
+        )
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"database {shown_url(url)}: cannot create {shown(parent, 160)}: {exc.strerror}") from None
+
+
 def make_engine(url: str) -> Engine:
     try:
         parsed = sa.engine.make_url(url)
     except ArgumentError as exc:
-        raise UserError(f"database URL {url!r} is not a SQLAlchemy URL: {exc}") from None
+        raise UserError(f"database URL {shown(repr(url), 120)} is not a SQLAlchemy URL: {exc}") from None
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        path = sqlite_path(url)
+        if path is not None:
+            _check_sqlite_path(url, path)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 5})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
@@ -58,7 +109,22 @@ def make_engine(url: str) -> Engine:
     try:
         return create_engine(url, pool_pre_ping=True)
     except ModuleNotFoundError as exc:
-        raise UserError(f"database URL {url!r} needs the driver {exc.name!r}: pip install it") from None
+        raise UserError(f"database {shown_url(url)} needs the driver {exc.name!r}: pip install it") from None
+    except (ArgumentError, ValueError, TypeError) as exc:  # a bad query argument, port or driver option
+        raise UserError(f"database {shown_url(url)}: {shown(exc, 200)}") from None
+
+
+def _db_reason(exc: SQLAlchemyError) -> str:
+    """What a driver's error means for the person who named the database."""
+    detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+    lowered = detail.lower()
+    if "file is not a database" in lowered:
+        return "not a SQLite database (file is not a database)"
+    if "readonly" in lowered or "read-only" in lowered:
+        return f"read-only: the file or its directory is not writable ({detail})"
+    if "unable to open database file" in lowered:
+        return f"cannot be opened or created: check the path and the directory's permissions ({detail})"
+    return detail
 
 
 class Store:
@@ -66,11 +132,19 @@ class Store:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.engine = make_engine(url)
+        self.engine = make_engine(url)  # checks the path; creates no file
+        path = sqlite_path(url)
+        existed = path is None or path.exists()
         try:
             self.migrated_from = self._ensure_schema()
-        except OperationalError as exc:
-            raise UserError(f"cannot open the database {url!r}: {exc.orig}") from None
+            self._check_writable()
+        except (SQLAlchemyError, UserError) as exc:
+            self.engine.dispose()
+            if not existed and path is not None:
+                _remove_sqlite_files(path)  # nothing half-written: a file we created goes again
+            if isinstance(exc, UserError):
+                raise
+            raise UserError(f"cannot open the database {shown_url(url)}: {shown(_db_reason(exc), 300)}") from None
 
     # --- schema -----------------------------------------------------------------------------
     def _ensure_schema(self) -> int | None:
@@ -95,6 +169,15 @@ class Store:
             migrations.upgrade(conn, version, SCHEMA_VERSION)
             conn.execute(sa.update(SchemaInfo).values(version=SCHEMA_VERSION, updated_at=time.time()))
             return version
+
+    def _check_writable(self) -> None:
+        """Fail now, not at the daemon's first write, on a database this process cannot write.
+
+        An up-to-date database is only read while opening; a no-op UPDATE needs the write lock and
+        so meets a read-only file, directory or connection here, with nothing changed.
+        """
+        with self.engine.begin() as conn:
+            conn.execute(sa.update(SchemaInfo).where(SchemaInfo.id == 1).values(version=SchemaInfo.version))
 
     def schema_version(self) -> int:
         with self.session() as s:
@@ -181,6 +264,14 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _remove_sqlite_files(path: Path) -> None:
+    for candidate in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), Path(f"{path}-journal")):
+        try:
+            os.unlink(candidate)
+        except OSError:
+            pass
 
 
 def _mean_values(rows: list[MetricSample], existing: MetricAggregate | None) -> dict[str, float | None]:
