@@ -2,6 +2,8 @@
 
 `read` prints a parameter's current value; `apply` sets it. `{param}` and `{value}` are substituted
 inside argv elements (never joined into a shell line) after the value passed the parameter's rule.
+Every value given to `apply` passes that rule, the restored previous values too: those were printed
+by `read`, and a script's output is no more trusted than a person's input.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from daemon.actuators.base import Actuator, ActuatorError, Snapshot
-from daemon.actuators.params import ParamSpec
+from daemon.actuators.params import InvalidChange, ParamSpec
 from daemon.config import CommandActuatorConfig, CommandParamRule, TargetConfig
 from daemon.rollouts.model import Change
 
@@ -27,6 +29,7 @@ def spec_from_rule(name: str, rule: CommandParamRule) -> ParamSpec:
         max=rule.max,
         choices=tuple(rule.choices),
         pattern=rule.pattern,
+        allow_absolute_paths=rule.allow_absolute_paths,
     )
 
 
@@ -92,12 +95,22 @@ class CommandActuator(Actuator):
         ran = []
         for param, value in config["values"].items():
             if current.get(param) != value:
-                await self._run(render(self.commands.apply, param, value))
+                await self._run(render(self.commands.apply, param, self._checked(param, value)))
                 ran.append(param)
         readback = await self._read_all()
         if readback != config["values"]:
             raise ActuatorError(f"{self.target.name}: read back {readback}, expected {config['values']}")
         return {"applied": ran, "values": readback}
+
+    def _checked(self, param: str, value: str) -> str:
+        rule = self.commands.params.get(param)
+        if rule is None:
+            raise ActuatorError(f"{self.target.name}: no rule for parameter {param!r}; nothing applied")
+        try:
+            spec_from_rule(param, rule).coerce(value)
+        except InvalidChange as exc:
+            raise ActuatorError(f"{self.target.name}: refusing to apply {exc}") from None
+        return value
 
     async def observe(self) -> Snapshot | None:
         try:

@@ -5,6 +5,11 @@ load override) passes through `ParamSpec.coerce` first. Validation is by allow-l
 parameter, a value of its type inside its range, no control or shell characters anywhere. The
 values never go through a shell anyway (argv vectors only); this is the second wall, and it also
 catches the mistakes that would take a server down at the canary (`--max-num-seqs 0`).
+
+String patterns are matched by RE2 (daemon.safe_regex): a rule pattern comes from the config, and
+Python's backtracking `re` would hang on `(a+)+` against a near-miss. A string value that looks like
+a path is confined whatever the pattern allows: no `..` segment, no absolute path unless the spec
+allows one — a command actuator passes values on to scripts that may well open them.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from daemon.errors import UserError
+from daemon.safe_regex import fullmatch
 
 ParamType = Literal["int", "float", "bool", "enum", "string"]
 Value = int | float | bool | str
@@ -47,6 +53,7 @@ class ParamSpec:
     flag: str | None = None
     negative_flag: str | None = None
     location: Literal["parameters", "field"] = "parameters"
+    allow_absolute_paths: bool = False  # strings: may a value start with '/'?
     extra: dict[str, Any] = field(default_factory=dict)
 
     def coerce(self, raw: Value) -> Value:
@@ -89,8 +96,17 @@ class ParamSpec:
                 raise self._bad(raw, f"is not one of {', '.join(self.choices)}")
             return text
         else:
-            if not re.fullmatch(self.pattern or r"[A-Za-z0-9_.-]{1,64}", text):
-                raise self._bad(raw, f"does not match {self.pattern}")
+            pattern = self.pattern or r"[A-Za-z0-9_.-]{1,64}"
+            try:
+                matched = fullmatch(pattern, text)
+            except ValueError as exc:  # a spec built in code, past the config's compile check
+                raise self._bad(raw, f"cannot be checked: {exc}") from None
+            if not matched:
+                raise self._bad(raw, f"does not match {pattern}")
+            if ".." in text.split("/"):
+                raise self._bad(raw, "has a '..' path segment")
+            if text.startswith("/") and not self.allow_absolute_paths:
+                raise self._bad(raw, "is an absolute path (the rule does not set allow_absolute_paths)")
             return text
         if self.min is not None and value < self.min:
             raise self._bad(raw, f"is below the minimum {self.min:g}")
