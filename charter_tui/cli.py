@@ -12,7 +12,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from daemon.errors import UserError
+from daemon.errors import UserError, shown
 
 # Order here is the order `charter-tui --help` lists them in.
 COMMAND_MODULES = (
@@ -83,7 +83,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except UserError as exc:
-        print(f"charter-tui: {exc}", file=sys.stderr)
+        # shown(): one line whatever the message carries (a driver's multi-line error, a path with a
+        # newline in it), bounded, controls escaped so the terminal prints it rather than obeys it.
+        print(f"charter-tui: {shown(exc, 2000)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

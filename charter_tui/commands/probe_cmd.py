@@ -3,7 +3,9 @@
 Polls the endpoint twice, `--interval` seconds apart, through the daemon's own poller (same
 timeouts, size cap, parser, collectors and windowing), and prints the detected engine, the health
 and readiness checks, the normalized sample with its windowed rates, and the bottlenecks the
-analysis would raise on it. Exit 0 when both polls succeeded, 1 when the target could not be read.
+analysis would raise on it. Exit 0 when both polls succeeded, 1 when the target could not be read,
+2 (one line on stderr) when the arguments are unusable: the URLs pass the config's own rule
+(`check_http_url`), and both times are finite and capped so that a probe always ends.
 """
 
 from __future__ import annotations
@@ -11,17 +13,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import time
 from typing import Any
 
 from daemon.analysis import Analyzer
 from daemon.collectors import ENGINES
 from daemon.collectors.window import WindowResult
-from daemon.config import Config, DaemonConfig, TargetConfig
+from pydantic import ValidationError
+
+from daemon.config import Config, DaemonConfig, TargetConfig, check_http_url, describe_validation_error
 from daemon.errors import UserError
 from daemon.health import HealthView, check_health
 from daemon.models import SIGNAL_FIELDS
 from daemon.poller import Poller, TargetStatus
+
+MAX_TIMEOUT_S = 300.0
+MAX_INTERVAL_S = 3600.0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -118,14 +126,30 @@ def render(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _seconds(name: str, value: float, low: float, high: float, low_open: bool) -> None:
+    below = value <= low if low_open else value < low
+    if not math.isfinite(value) or below or value > high:
+        bracket = "(" if low_open else "["
+        raise UserError(f"probe: {name} must be a finite number of seconds in {bracket}{low:g}, {high:g}], "
+                        f"got {value!r}")
+
+
 def run(args: argparse.Namespace) -> int:
-    if args.interval < 0:
-        raise UserError("--interval must be >= 0")
+    _seconds("--interval", args.interval, 0, MAX_INTERVAL_S, low_open=False)
+    _seconds("--timeout", args.timeout, 0, MAX_TIMEOUT_S, low_open=True)
+    for name, url in (("URL", args.url), ("--metrics-url", args.metrics_url)):
+        if url is None:
+            continue
+        try:
+            check_http_url(url)
+        except ValueError as exc:
+            raise UserError(f"probe: {name}: {exc}") from None
     try:
         target = TargetConfig(name="probe", url=args.url, engine=args.engine, metrics_url=args.metrics_url,
                               models=args.model, timeout_s=args.timeout)
-    except ValueError as exc:
-        raise UserError(f"probe: {str(exc).splitlines()[-1].strip()}") from None
+    except ValidationError as exc:
+        key, reason = describe_validation_error(exc)
+        raise UserError(f"probe: {key}: {reason}") from None
     started = time.time()
     report = asyncio.run(probe(target, args.interval))
     report["took_s"] = round(time.time() - started, 3)
