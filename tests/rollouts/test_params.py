@@ -6,11 +6,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pydantic import ValidationError
+
 from daemon.actuators import validate_changes
+from daemon.actuators.base import ActuatorError
+from daemon.actuators.command import CommandActuator
 from daemon.actuators.params import TRITON_PARAMS, VLLM_PARAMS, InvalidChange
 from daemon.actuators.triton import apply_to_config
 from daemon.actuators.vllm import argv_value, edit_argv
-from daemon.config import LaunchConfig, RolloutConfig, TargetConfig
+from daemon.config import CommandActuatorConfig, CommandParamRule, LaunchConfig, RolloutConfig, TargetConfig
 from daemon.rollouts.model import Change
 
 VLLM = TargetConfig(name="v", url="http://127.0.0.1:8000", engine="vllm", launch=LaunchConfig(argv=["python"]))
@@ -113,3 +117,67 @@ def test_triton_override_is_built_from_the_current_config() -> None:
     for name, spec in TRITON_PARAMS.items():  # every registry entry has a way into a config
         sample = {"int": spec.min or 1, "float": 0.5, "bool": True, "enum": (spec.choices or ("x",))[0], "string": "x"}[spec.type]
         apply_to_config(current, Change(param=name, value=sample, model="m"))
+
+
+# --- command actuator rules: linear-time patterns, path confinement (issue 13) -------------------
+
+def _command_target(rule: CommandParamRule) -> tuple[TargetConfig, RolloutConfig]:
+    target = TargetConfig(name="k", url="http://127.0.0.1:9")
+    commands = CommandActuatorConfig(apply=["true"], read=["true"], params={"p": rule})
+    return target, RolloutConfig(commands={"k": commands})
+
+
+@pytest.mark.parametrize(
+    ("rule", "value", "why"),
+    [
+        (CommandParamRule(type="string"), "../../../etc/passwd", "does not match"),
+        (CommandParamRule(type="string"), "/etc/passwd", "does not match"),
+        (CommandParamRule(type="string"), "..", "does not match"),
+        (CommandParamRule(type="string", pattern="[a-z./]{1,64}"), "../../../etc/passwd", "'..' path segment"),
+        (CommandParamRule(type="string", pattern="[a-z./]{1,64}"), "a/b/..", "'..' path segment"),
+        (CommandParamRule(type="string", pattern="[a-z./]{1,64}"), "/etc/passwd", "absolute path"),
+        (CommandParamRule(type="string", pattern="[a-z./]{1,64}", allow_absolute_paths=True), "/a/../etc",
+         "'..' path segment"),
+    ],
+)
+def test_command_string_values_are_confined(rule: CommandParamRule, value: str, why: str) -> None:
+    target, cfg = _command_target(rule)
+    with pytest.raises(InvalidChange, match=why):
+        validate_changes(target, [{"param": "p", "value": value}], cfg)
+
+
+def test_confined_rules_still_take_what_they_allow() -> None:
+    target, cfg = _command_target(CommandParamRule(type="string"))
+    assert validate_changes(target, [{"param": "p", "value": "model-v2:q4@x+y"}], cfg)[0].value == "model-v2:q4@x+y"
+    target, cfg = _command_target(CommandParamRule(type="string", pattern="[a-z./]{1,64}"))
+    assert validate_changes(target, [{"param": "p", "value": "models/a..b/c.d"}], cfg)[0].value == "models/a..b/c.d"
+    target, cfg = _command_target(CommandParamRule(type="string", pattern="[a-z./]{1,64}", allow_absolute_paths=True))
+    assert validate_changes(target, [{"param": "p", "value": "/srv/models/a"}], cfg)[0].value == "/srv/models/a"
+
+
+def test_a_backtracking_rule_pattern_is_matched_in_linear_time() -> None:
+    # With Python's re this is 2^40 steps (the test never ends); RE2 has no backtracking to explode.
+    target, cfg = _command_target(CommandParamRule(type="string", pattern="(a+)+"))
+    with pytest.raises(InvalidChange, match="does not match"):
+        validate_changes(target, [{"param": "p", "value": "a" * 40 + "b"}], cfg)
+
+
+@pytest.mark.parametrize(("pattern", "why"), [("((", "missing \\)"), ("(a)\\1", "invalid escape"),
+                                              ("(?=a)a", "invalid perl operator"), ("a" * 257, "max 256")])
+def test_rule_patterns_are_checked_when_the_config_loads(pattern: str, why: str) -> None:
+    with pytest.raises(ValidationError, match=why):
+        CommandParamRule(type="string", pattern=pattern)
+
+
+async def test_command_actuator_never_applies_a_value_outside_its_rule(tmp_path) -> None:
+    # A restore applies the value `read` printed before the change: a script's output is checked too.
+    target, cfg = _command_target(CommandParamRule(type="string"))
+    log = tmp_path / "applied"
+    commands = CommandActuatorConfig(apply=["sh", "-c", f'echo "$0" >> {log}', "{value}"],
+                                     read=["echo", "old"], params={"p": CommandParamRule(type="string")})
+    actuator = CommandActuator(target, [Change(param="p", value="new")], commands)
+    with pytest.raises(ActuatorError, match="refusing to apply p='../../etc/passwd'"):
+        await actuator.converge({"values": {"p": "../../etc/passwd"}})
+    with pytest.raises(ActuatorError, match="refusing to apply p='--force'"):
+        await actuator.converge({"values": {"p": "--force"}})
+    assert not log.exists(), "nothing ran"
