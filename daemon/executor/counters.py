@@ -85,7 +85,8 @@ def window(before: b.RawReading | None, after: b.RawReading | None) -> ServerWin
                 if n > 0:
                     setattr(w, attr, (h_after.sum - (h_before.sum if h_before else 0.0)) / n)
             continue
-        seconds, count = delta(pair[0]), delta(pair[1])
-        if seconds is not None and count:
-            setattr(w, attr, seconds / count)
+        seconds, calls = delta(pair[0]), delta(pair[1])
+        if seconds is not None and calls:
+            setattr(w, attr, seconds / calls)
+
     return w

@@ -15,7 +15,7 @@ import logging
 import sqlalchemy as sa
 from sqlalchemy import func
 from sqlalchemy.exc import OperationalError
-from sqlmodel import select
+from sqlmodel import col, select
 
 from daemon.bus import Bus, topic
 from daemon.executor.records import BenchRun, BenchRunView
@@ -34,7 +34,8 @@ def _has_table(store: Store) -> bool:
 
 
 def ensure_table(store: Store) -> None:
-    BenchRun.__table__.create(store.engine, checkfirst=True)  # type: ignore[attr-defined]
+    # SQLAlchemy sets __table__ on every table model when the class is built; sqlmodel does not declare it.
+    BenchRun.__table__.create(store.engine, checkfirst=True)  # type: ignore[attr-defined]  # see above
 
 
 def newest_id(store: Store) -> int:
@@ -46,7 +47,7 @@ def runs_after(store: Store, after_id: int, limit: int = BATCH) -> list[BenchRun
     # SQLite has one writer, so ids become visible in order and "greater than the last" misses
     # nothing. (On PostgreSQL two benches committing at the same instant could land out of order;
     # the later one still reaches any TUI through its snapshot.)
-    rows = store.all(BenchRun, BenchRun.id > after_id, order_by=BenchRun.id, limit=limit)  # type: ignore[operator]
+    rows = store.all(BenchRun, col(BenchRun.id) > after_id, order_by=BenchRun.id, limit=limit)
     return [BenchRunView.from_row(r) for r in rows]
 
 
@@ -55,7 +56,8 @@ def latest_runs(store: Store) -> list[BenchRunView]:
     if not _has_table(store):
         return []
     newest = select(func.max(BenchRun.id)).group_by(BenchRun.agent, BenchRun.target)
-    rows = store.all(BenchRun, BenchRun.id.in_(newest), order_by=BenchRun.id)  # type: ignore[union-attr]
+    rows = store.all(BenchRun, col(BenchRun.id).in_(newest), order_by=BenchRun.id)
+
     return [BenchRunView.from_row(r) for r in rows]
 
 

@@ -126,7 +126,10 @@ def summarize(mode: Mode, runs: list[RunResult]) -> ModeSummary:
     makespans = [r.makespan_s for r in runs]
     queries = [r.server.prefix_queries for r in runs if r.server and r.server.prefix_queries is not None]
     hits = [r.server.prefix_hits for r in runs if r.server and r.server.prefix_hits is not None]
+    prompt: float | None
+    cached: float | None
     if queries and len(queries) == len(runs) and len(hits) == len(runs):
+
         prompt, cached = float(sum(queries)), float(sum(hits))
     else:  # no server counters (e.g. Triton without TRT-LLM): fall back to the responses' usage
         cp = [r.client_prompt_tokens() for r in runs]

@@ -36,6 +36,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from types import FrameType
 from typing import Any
 
 import httpx
@@ -198,13 +199,14 @@ def _caller_sites(limit: int = 12) -> list[str]:
     agent's `.create(...)` line, then the lines of the helpers that led to it (`llm_extract(...)`),
     which is where the compiler puts a call made through a wrapper."""
     sites: list[str] = []
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     marker = f"{os.sep}openai{os.sep}"
     while frame is not None and len(sites) < limit:
         name = frame.f_code.co_filename
         if name != _THIS_FILE and marker not in name and "asyncio" not in name:
             sites.append(f"{name}:{frame.f_lineno}")
-        frame = frame.f_back  # type: ignore[assignment]
+        frame = frame.f_back
+
     return sites
 
 
@@ -272,11 +274,11 @@ class TracingOpenAI(openai.OpenAI):
         self._traced_completions = _SyncCreate(super().completions, "completions", self)
 
     @property
-    def chat(self) -> Any:  # type: ignore[override]
+    def chat(self) -> Any:
         return self._traced_chat
 
     @property
-    def completions(self) -> Any:  # type: ignore[override]
+    def completions(self) -> Any:
         return self._traced_completions
 
     def _warm(self, call_id: str | None, api: str, kwargs: dict[str, Any], prompt: str) -> None:
@@ -377,11 +379,11 @@ class AsyncTracingOpenAI(openai.AsyncOpenAI):
         self._traced_completions = _AsyncCreate(super().completions, "completions", self)
 
     @property
-    def chat(self) -> Any:  # type: ignore[override]
+    def chat(self) -> Any:
         return self._traced_chat
 
     @property
-    def completions(self) -> Any:  # type: ignore[override]
+    def completions(self) -> Any:
         return self._traced_completions
 
     async def _warm(self, call_id: str | None, api: str, kwargs: dict[str, Any], prompt: str) -> None:
