@@ -3,6 +3,8 @@
 Run from the repository root after `mutmut run` (`make mutation` does both). Reads mutmut's own
 result files under mutants/ and its diff helper, so the figures are the ones `mutmut results` has.
 Prints Markdown: paste the tables into docs/mutation.md and give each survivor its reason.
+`--by-function` lists the survivors grouped by function (mutant numbers, one sample change each),
+the form docs/mutation.md uses.
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ def main() -> int:
     if not metas:
         print("no mutmut results under mutants/: run `make mutation` first", file=sys.stderr)
         return 2
+    by_function = "--by-function" in sys.argv
     rows, survivors = [], []
+    groups: dict[tuple[str, str], list[tuple[int, str, str]]] = {}
     for meta in metas:
         source = meta.relative_to(MUTANTS).with_suffix("")  # daemon/x.py.meta -> daemon/x.py
         codes = json.loads(meta.read_text())["exit_code_by_key"]
@@ -45,12 +49,24 @@ def main() -> int:
         rows.append(f"| {source} | {len(codes)} | {killed} | {counts['survived']} | {counts['no tests']} | "
                     f"{counts['not checked']} | {score} |")
         for name in sorted(n for n, s in status.items() if s in ("survived", "no tests")):
-            diff = get_diff_for_mutant(name, path=source)
-            survivors.append(f"| `{name.split('.')[-1]}` | {source} | {status[name]} | {changed_lines(diff)} |")
+            change = changed_lines(get_diff_for_mutant(name, path=source))
+            survivors.append(f"| `{name.split('.')[-1]}` | {source} | {status[name]} | {change} |")
+            function, _, number = name.split(".")[-1].rpartition("__mutmut_")
+            # mutmut's mangling: `x_func` for functions, `xǁClassǁmethod` for methods.
+            function = function.replace("\u01c1", ".").removeprefix("x.").removeprefix("x_").strip(".")
+            groups.setdefault((str(source), function), []).append((int(number), status[name], change))
     print("| module | mutants | killed | survived | no tests | not run | score |")
     print("|---|---|---|---|---|---|---|")
     print("\n".join(rows))
     print()
+    if by_function:
+        print("| module | function | surviving mutants (numbers) | sample change |")
+        print("|---|---|---|---|")
+        for (source, function), items in sorted(groups.items()):
+            items.sort()
+            numbers = ", ".join(f"{n}" + ("?" if st == "no tests" else "") for n, st, _ in items)
+            print(f"| {source} | `{function}` | {numbers} | {items[0][2]} |")
+        return 0
     print("| mutant | module | status | change |")
     print("|---|---|---|---|")
     print("\n".join(survivors))

@@ -84,3 +84,66 @@ def test_dynamic_part_before_static_text_in_the_same_later_message_is_flagged() 
     f = found[0]
     assert f.figures["static_tokens_after"] >= 200 and f.figures["volatile"] is True
     assert f.figures["cacheable_share_after"] > f.figures["cacheable_share_before"]
+
+
+def test_figures_are_the_second_requests_cacheable_share_before_and_after() -> None:
+    """Worked by hand, vLLM blocks of 16 tokens. After the fix the prompt is `|policy|` (N static
+    tokens), the question (40, assumed), `\\n\\n` (1), `Now: ` (1), the timestamp (12); a second request
+    reuses the full blocks of the static part and nothing else. Before, the timestamp comes first:
+    nothing is reusable."""
+    for static, expected_after in ((64, 64 / 118), (100, 96 / 154)):
+        source = completion_agent(static)
+        _, [f] = dynamic_prefix_findings(source)
+        assert f.figures == {
+            "dynamic_segment": "datetime.now().isoformat()", "volatile": True, "static_tokens_after": static,
+            "cacheable_share_before": 0.0, "cacheable_share_after": round(expected_after, 4),
+            "measured_on": "a second request"}
+        assert f.message == (f"c1: volatile `datetime.now().isoformat()` comes before {static} tokens of "
+                             "static text, so no request can reuse them")
+        [create_line] = [n for n, text in enumerate(source.splitlines(), 1) if ".create(" in text]
+        assert f.line == create_line and f.calls == ["c1"] and f.anti_pattern
+
+
+def test_a_per_request_value_first_is_named_as_such() -> None:
+    words = " ".join(["w"] * 80)
+    source = f'''
+from openai import OpenAI
+client = OpenAI()
+POLICY = "{words}"
+
+def answer(customer_name, question):
+    prompt = f"Customer: {{customer_name}}|{{POLICY}}|{{question}}"
+    return client.completions.create(model="m", prompt=prompt)
+'''
+    _, [f] = dynamic_prefix_findings(source)
+    assert f.figures["volatile"] is False and f.figures["dynamic_segment"] == "customer_name"
+    assert f.message.startswith("c1: per-request `customer_name` comes before 80 tokens")
+
+
+def test_calls_without_the_pattern_do_not_stop_the_search() -> None:
+    """A call with no dynamic part, one with no long static text, one whose static text is in a later
+    message: each is skipped, and the fourth call, which has the pattern, is still found."""
+    words = " ".join(["w"] * 80)
+    source = f'''
+from datetime import datetime
+from openai import OpenAI
+client = OpenAI()
+POLICY = "{words}"
+
+def no_dynamic():
+    return client.completions.create(model="m", prompt=POLICY)
+
+def no_long_static(question):
+    return client.completions.create(model="m", prompt=f"Q: {{question}}")
+
+def later_message():
+    return client.chat.completions.create(model="m", messages=[
+        {{"role": "system", "content": f"Now: {{datetime.now().isoformat()}}"}},
+        {{"role": "user", "content": POLICY}}])
+
+def positive(question):
+    return client.completions.create(model="m", prompt=f"Now: {{datetime.now().isoformat()}}|{{POLICY}}|{{question}}")
+'''
+    result, found = dynamic_prefix_findings(source)
+    assert len(result.calls) == 4
+    assert [f.calls for f in found] == [["c4"]]
