@@ -47,8 +47,9 @@ def broker_options(config: MqttConfig) -> dict[str, Any]:
     if config.uses_tls:
         try:
             context = ssl.create_default_context(cafile=_path(config.ca_file))
-            if config.cert_file and config.key_file:
-                context.load_cert_chain(_path(config.cert_file), _path(config.key_file))
+            cert, key = _path(config.cert_file), _path(config.key_file)
+            if cert and key:
+                context.load_cert_chain(cert, key)
         except (OSError, ssl.SSLError) as exc:
             raise ConfigError("[mqtt]", "ca_file/cert_file/key_file", f"cannot set up TLS: {exc}") from None
         options["tls_context"] = context
@@ -68,9 +69,9 @@ def _broker_password(config: MqttConfig) -> str | None:
             return path.read_text(encoding="utf-8").strip()
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError("[mqtt]", "password_file", f"{path}: cannot be read: {exc}") from None
-    password = config.password
-    # The config may hold it as a pydantic SecretStr (redacted when shown) or as a plain string.
-    return password.get_secret_value() if hasattr(password, "get_secret_value") else password
+    # A plain string: the config redacts it through its SECRET annotation, not a SecretStr.
+    return config.password
+
 
 
 async def keep_connected(

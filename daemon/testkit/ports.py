@@ -14,7 +14,9 @@ def free_port() -> int:
     """A TCP port free on 127.0.0.1 right now (the OS picks it; a tiny race remains, as always)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]  # (host, port) for AF_INET; typeshed types the address as Any
+        return port
+
 
 
 def log_tail(path: Path, lines: int = 40) -> str:

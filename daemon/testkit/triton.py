@@ -214,7 +214,9 @@ class TritonServer:
         raise TritonError(f"model {name} still READY {timeout_s:.0f} s after unload")
 
     def repository_index(self) -> list[dict[str, Any]]:
-        return self._post("/v2/repository/index", {}, 10.0).json()
+        # Triton's repository index is a JSON array of objects (model-repository extension).
+        index: list[dict[str, Any]] = self._post("/v2/repository/index", {}, 10.0).json()
+        return index
 
     def model_ready(self, name: str) -> bool:
         return httpx.get(f"{self.http_url}/v2/models/{name}/ready", timeout=5.0).status_code == 200
@@ -223,10 +225,13 @@ class TritonServer:
         response = httpx.get(f"{self.http_url}/v2/models/{name}/config", timeout=10.0)
         if response.status_code != 200:
             raise TritonError(f"GET config of {name} -> {response.status_code}: {_error_text(response)}")
-        return response.json()
+        config: dict[str, Any] = response.json()  # the model configuration as a JSON object
+        return config
 
     def generate(self, name: str, payload: Mapping[str, Any], *, timeout_s: float = 60.0) -> dict[str, Any]:
-        return self._post(f"/v2/models/{name}/generate", payload, timeout_s).json()
+        reply: dict[str, Any] = self._post(f"/v2/models/{name}/generate", payload, timeout_s).json()
+        return reply
+
 
     def metrics_text(self) -> str:
         return httpx.get(self.metrics_url, timeout=10.0).text
