@@ -73,7 +73,6 @@ def _broker_password(config: MqttConfig) -> str | None:
     return config.password
 
 
-
 async def keep_connected(
     config: MqttConfig,
     client_id: str,

@@ -88,5 +88,4 @@ def window(before: b.RawReading | None, after: b.RawReading | None) -> ServerWin
         seconds, calls = delta(pair[0]), delta(pair[1])
         if seconds is not None and calls:
             setattr(w, attr, seconds / calls)
-
     return w

@@ -34,8 +34,7 @@ def _has_table(store: Store) -> bool:
 
 
 def ensure_table(store: Store) -> None:
-    # SQLAlchemy sets __table__ on every table model when the class is built; sqlmodel does not declare it.
-    BenchRun.__table__.create(store.engine, checkfirst=True)  # type: ignore[attr-defined]  # see above
+    BenchRun.__table__.create(store.engine, checkfirst=True)  # type: ignore[attr-defined]  # set by SQLAlchemy, undeclared in sqlmodel
 
 
 def newest_id(store: Store) -> int:
@@ -57,7 +56,6 @@ def latest_runs(store: Store) -> list[BenchRunView]:
         return []
     newest = select(func.max(BenchRun.id)).group_by(BenchRun.agent, BenchRun.target)
     rows = store.all(BenchRun, col(BenchRun.id).in_(newest), order_by=BenchRun.id)
-
     return [BenchRunView.from_row(r) for r in rows]
 
 

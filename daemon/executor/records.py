@@ -129,7 +129,6 @@ def summarize(mode: Mode, runs: list[RunResult]) -> ModeSummary:
     prompt: float | None
     cached: float | None
     if queries and len(queries) == len(runs) and len(hits) == len(runs):
-
         prompt, cached = float(sum(queries)), float(sum(hits))
     else:  # no server counters (e.g. Triton without TRT-LLM): fall back to the responses' usage
         cp = [r.client_prompt_tokens() for r in runs]

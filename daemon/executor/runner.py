@@ -51,7 +51,6 @@ class _Run:
 
     async def send(self, execution: str, call_id: str, kind: Literal["call", "warmup"], request: Request,
                    max_tokens: int, n: int, ids: list[int] | None = None) -> Outcome:
-
         """Send a request (`ids`: a warm-up given as token ids) and record it; n > 1 sends siblings."""
         sent_s = time.perf_counter() - self.t0
         prompt: str | list[int] = ids if ids is not None else request.text
@@ -71,7 +70,6 @@ class _Run:
             label = execution if n == 1 else f"{execution}/{i}"
             self.sent.append(_Sent(CallRecord(
                 execution=label, call_id=call_id, kind=kind, prompt_chars=len(request.text),
-
                 prompt_tokens=outcome.prompt_tokens, completion_tokens=outcome.completion_tokens,
                 cached_tokens=outcome.cached_tokens, sent_s=sent_s, ttft_s=outcome.ttft_s,
                 latency_s=outcome.latency_s, output_chars=len(outcome.text)), request,

@@ -39,7 +39,6 @@ def bar_chart(title: str, categories: list[str], series: dict[str, list[float | 
         tick = vmax * i / 4
         y = top + plot_h - plot_h * i / 4
         label = f"{tick * 100:.0f}%" if percent else f"{tick:.3g}{unit}"
-
         out.append(f'<line x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}" stroke="#e0e0e0"/>')
         out.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{escape(label)}</text>')
     for ci, cat in enumerate(categories):

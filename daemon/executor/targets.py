@@ -75,7 +75,6 @@ class VllmTarget:
             raise _down(self.url, exc) from None
         # A model entry without a string id is not a model we could ask for by name.
         names = [m["id"] for m in models.get("data", []) if isinstance(m, dict) and isinstance(m.get("id"), str)]
-
         if not names:
             raise TargetDown(f"target {self.url} serves no model (GET /v1/models is empty)")
         if self.model and self.model not in names:

@@ -206,7 +206,6 @@ def _caller_sites(limit: int = 12) -> list[str]:
         if name != _THIS_FILE and marker not in name and "asyncio" not in name:
             sites.append(f"{name}:{frame.f_lineno}")
         frame = frame.f_back
-
     return sites
 
 

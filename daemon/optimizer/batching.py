@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from daemon.analysis.rules import HIGH_LATENCY, LOW_THROUGHPUT, PREEMPTION_STORM, QUEUE_BUILDUP
 from daemon.models import Bottleneck
-
 from daemon.optimizer.context import Context
 from daemon.optimizer.models import RecommendationSpec
 

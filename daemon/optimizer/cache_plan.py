@@ -85,7 +85,6 @@ def recommend_from_compile(result: dict[str, Any], ctx: Context) -> list[Recomme
         changes.append(ConfigChange(parameter=parameter, current_value=current, current_source=where,
                                     recommended_value=setting.get("value"), reason=str(setting.get("reason") or ""),
                                     apply=_APPLY.get(str(setting.get("applies")), "restart")))
-
     if changes:
         rebuild = any(c.apply == "rebuild" for c in changes)
         out.append(RecommendationSpec(

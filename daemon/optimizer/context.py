@@ -34,7 +34,6 @@ class Context:
         return ConfigChange(parameter=parameter, current_value=value, current_source=source,
                             recommended_value=recommended, reason=reason, apply=apply)
 
-
     def source(self, *bottlenecks: Bottleneck | None) -> dict[str, object]:
         present = [b for b in bottlenecks if b is not None]
         return {"bottlenecks": [{"id": b.id, "kind": b.kind, "severity": b.severity.value, "summary": b.summary,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from daemon.analysis.rules import CACHE_INEFFICIENCY, MEMORY_PRESSURE
 from daemon.models import Bottleneck
-
 from daemon.optimizer.context import Context
 from daemon.optimizer.models import RecommendationSpec
 

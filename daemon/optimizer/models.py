@@ -34,7 +34,6 @@ class ConfigChange(BaseModel):
     apply: Apply = "restart"  # what it takes to take effect
 
 
-
 class RecommendationSpec(BaseModel):
     instance: str | None
     engine: str

@@ -18,7 +18,6 @@ def free_port() -> int:
         return port
 
 
-
 def log_tail(path: Path, lines: int = 40) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])

@@ -232,7 +232,6 @@ class TritonServer:
         reply: dict[str, Any] = self._post(f"/v2/models/{name}/generate", payload, timeout_s).json()
         return reply
 
-
     def metrics_text(self) -> str:
         return httpx.get(self.metrics_url, timeout=10.0).text
 
