@@ -45,6 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from charter_tui.app import CharterApp  # noqa: E402
+from charter_tui.compose import pinned_app  # noqa: E402
 from daemon.bus import Bus, topic  # noqa: E402
 from daemon.config import load_config  # noqa: E402
 from daemon.models import Instance, InstanceState, MetricSample  # noqa: E402
@@ -190,8 +191,8 @@ async def run(minutes: float, rounds_between_samples: int) -> dict[str, object]:
     config = tmp / "c.toml"
     config.write_text("[daemon]\nmetrics_port = 0\n")
     os.environ["CHARTER_TUI_DATABASE_URL"] = f"sqlite:///{tmp / 'bench.db'}"
-    app = CharterApp(load_config(config), embed_daemon=False)
-    bus = app.daemon.bus
+    app = pinned_app(load_config(config))
+    bus = app.source.bus
     publish_static(bus)
     stop = asyncio.Event()
     published = [0]

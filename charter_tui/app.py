@@ -17,15 +17,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable
-from typing import ClassVar
+from collections.abc import Callable, Coroutine, Iterable
+from typing import Any, ClassVar, Protocol
 
 from textual import events
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import ModalScreen, Screen
 
-from charter_tui.datasource import BusSource, DataSource, ReadOnlyError
+from charter_tui.datasource import DataSource, ReadOnlyError
 from charter_tui.idle_gc import IdleCollector
 from charter_tui.screens.agents import AgentsScreen
 from charter_tui.screens.base import ALL, ViewScreen
@@ -42,11 +42,9 @@ from charter_tui.widgets.topbar import SCREENS
 from daemon.auth import local_identity
 from daemon.bus import Event
 from daemon.contract import RESULT_TOPIC, CommandResult
-from daemon.models import Instance
 from daemon.config import LoadedConfig
 from daemon.redaction import redact_url
 from daemon.errors import shown
-from daemon.service import DaemonService
 
 log = logging.getLogger(__name__)
 
@@ -88,31 +86,24 @@ class CharterApp(App[None]):
     def __init__(
         self,
         loaded: LoadedConfig,
+        source: DataSource,
         *,
+        daemon: Runnable | None = None,
         readonly: bool = False,
-        embed_daemon: bool = True,
-        source: DataSource | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """`source` is where everything shown comes from; `daemon`, when given, is run by the app on its
+        own event loop (the embedded daemon). Both are built by the composition root, charter_tui/compose.py."""
         super().__init__()
         self.loaded = loaded
         self.readonly = readonly
-        self.embed_daemon = embed_daemon
         self.clock = clock
-        self.daemon = DaemonService(loaded)
+        self.daemon = daemon
         self.state = DaemonState()
-        # Configured targets show at once (state UNKNOWN) instead of after the first poll.
-        for target in loaded.config.targets:
-            self.state.instances[target.name] = Instance(name=target.name, url=redact_url(target.url),
-                                                         engine=target.engine)
-        # Subscribed now, before the daemon starts, so its first events are not missed.
-        self.source: DataSource = source or BusSource(
-            self.daemon.bus,
-            lambda: self.daemon.store,
-            readonly=readonly,
-            ready=self.daemon.ready if embed_daemon else None,
-        )
+        self.source = source
         self.source.readonly = readonly
+        for event in source.placeholders():
+            self.state.apply(event)
         self.watch_paths = list(loaded.config.watch.paths)
         self.keymap = dict(loaded.config.keymap.bindings)
         self.sent_commands: dict[int, tuple[str, float]] = {}
@@ -133,7 +124,7 @@ class CharterApp(App[None]):
         if self.keymap:
             self.set_keymap(self.keymap)
         self.sub_title = "read-only" if self.readonly else redact_url(self.loaded.database_url)
-        if self.embed_daemon:
+        if self.daemon is not None:
             self.run_worker(self.daemon.run(self._stop), name="daemon", group="daemon", exit_on_error=False)
         self.run_worker(self._pump(), name="pump", group="pump", exit_on_error=False)
         self.set_interval(REFRESH_S, self._refresh_tick, name="refresh")
@@ -220,7 +211,7 @@ class CharterApp(App[None]):
     async def action_quit(self) -> None:
         self._stop.set()
         self.source.close()
-        if self.embed_daemon:
+        if self.daemon is not None:
             await self.workers.wait_for_complete(
                 [w for w in self.workers if w.group == "daemon"]
             )
@@ -354,6 +345,12 @@ class CharterApp(App[None]):
             self.notify(f"{action} of rollout #{rollout_id} refused: {shown(payload.error or '', 300)}",
                         severity="error", timeout=8)
             self._mark("rollout")
+
+
+class Runnable(Protocol):
+    """The embedded daemon as the app sees it: something to run until `stop` is set."""
+
+    def run(self, stop: asyncio.Event) -> Coroutine[Any, Any, None]: ...
 
 
 def _bindings(items: Iterable[BindingType]) -> list[Binding]:

@@ -1,46 +1,32 @@
 """Where the TUI's data comes from, behind one small interface.
 
-`DataSource` is all the app knows: an initial snapshot, a stream of bus events, store reads for
-history, and a way to send commands. `BusSource` implements it in-process over the embedded
-daemon's `Bus` and `AsyncStore`; a `--connect` to a remote daemon would implement the same four
-methods over MQTT (`daemon/mqtt_bridge.py` already carries the same topics and JSON), so no
-screen changes. Payloads may arrive as models (in-process) or as JSON dicts (over MQTT):
-`decode` turns either into the model, so the state only ever sees models.
+`DataSource` is all the app knows: placeholders to show at once, a start-up snapshot, a stream of bus
+events, a target's history, and a way to send commands. `BusSource` implements it in-process over the
+embedded daemon's bus and its read views (`DaemonService.snapshot/history`, daemon/views.py); `MqttSource`
+(`tui --connect`) over MQTT, so no screen changes. The composition root (charter_tui/compose.py) picks one.
+Payloads may arrive as models (in-process) or as JSON dicts (over MQTT): `decode` turns either into the
+model (daemon/topics.py), so the state only ever sees models.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 import uuid
-from collections.abc import AsyncIterator, Callable
-from typing import Any, Protocol
-
-from pydantic import BaseModel
+from collections.abc import AsyncIterator, Sequence
+from typing import Protocol
 
 from charter_tui.state import LIVE_SIGNALS, topic_kind
 from daemon.bus import TOPIC_VERSION, Bus, Event, Subscription, topic
 from daemon.contract import COMMAND_ACTIONS as CONTRACT_ACTIONS
 from daemon.contract import AuthorizedCommand, RolloutCommand
+from daemon.models import Instance
 from daemon.topics import model_for
-from daemon.executor.publisher import latest_runs
-from daemon.models import (
-    AuditEvent,
-    Bottleneck,
-    CompileRecord,
-    Instance,
-    Recommendation,
-    Rollout,
-)
-from daemon.rollouts.repo import public_event, public_view
-from daemon.store import AsyncStore, Store
+from daemon.views import History
 
 log = logging.getLogger(__name__)
 
 # What a key press can ask of an existing rollout (proposing is the CLI's and the optimizer's job).
 COMMAND_ACTIONS = frozenset(a for a in CONTRACT_ACTIONS if a != "propose")
-SNAPSHOT_SAMPLES_S = 600.0  # prime the sparklines with the last ten minutes from the store
 
 
 class ReadOnlyError(RuntimeError):
@@ -55,8 +41,22 @@ def decode(event: Event) -> Event:
     return Event(event.topic, model.model_validate(event.payload))
 
 
+class DaemonViews(Protocol):
+    """What the in-process source needs of the embedded daemon (`daemon.service.DaemonService`)."""
+
+    def configured_instances(self) -> list[Instance]: ...
+
+    async def snapshot(self) -> list[Event]: ...
+
+    async def history(self, instance: str, since: float, signals: Sequence[str]) -> History: ...
+
+
 class DataSource(Protocol):
     readonly: bool
+
+    def placeholders(self) -> list[Event]:
+        """Events to show before anything arrives (the configured targets), applied at construction."""
+        ...
 
     async def snapshot(self) -> list[Event]:
         """What the daemon already knows, as events, so state is filled the same way as live."""
@@ -66,8 +66,8 @@ class DataSource(Protocol):
         """Live events, forever (until the source is closed)."""
         ...
 
-    async def history(self, instance: str, since: float) -> list[tuple[float, dict[str, float | None]]]:
-        """(ts, {signal: value}) rows from the store, oldest first: raw samples then aggregates."""
+    async def history(self, instance: str, since: float) -> History:
+        """(ts, {signal: value}) rows for the detail plots, oldest first."""
         ...
 
     async def send_command(self, rollout_id: int, action: str, actor: str, comment: str = "") -> str:
@@ -85,31 +85,23 @@ class BusSource:
     (it keeps the newest by timestamp).
     """
 
-    def __init__(
-        self,
-        bus: Bus,
-        store: Callable[[], AsyncStore | None] = lambda: None,
-        *,
-        readonly: bool = False,
-        ready: asyncio.Event | None = None,
-    ) -> None:
+    def __init__(self, bus: Bus, daemon: DaemonViews | None = None, *, readonly: bool = False) -> None:
         self.bus = bus
-        self._store = store
-        self._ready = ready
+        self.daemon = daemon  # None: only the bus (tests pin data by publishing it)
         self.readonly = readonly
         self.subscription: Subscription = bus.subscribe(f"{TOPIC_VERSION}/#", maxsize=5000)
 
-    async def _wait_store(self) -> AsyncStore | None:
-        if self._ready is not None:
-            await self._ready.wait()
-        return self._store()
+    def placeholders(self) -> list[Event]:
+        """Configured targets, shown at once (state UNKNOWN) instead of after the first poll."""
+        if self.daemon is None:
+            return []
+        return [Event(topic("instance", i.name), i) for i in self.daemon.configured_instances()]
 
     async def snapshot(self) -> list[Event]:
-        store = await self._wait_store()
-        if store is None:
+        if self.daemon is None:
             return []
         try:
-            return await store.call(_read_snapshot, store.store, time.time())
+            return await self.daemon.snapshot()
         except Exception:  # a broken snapshot must not keep the live view from starting
             log.exception("reading the start-up snapshot from the store failed")
             return []
@@ -121,11 +113,10 @@ class BusSource:
                 continue  # our own (or a remote client's) commands are not state; their results are
             yield decode(event)
 
-    async def history(self, instance: str, since: float) -> list[tuple[float, dict[str, float | None]]]:
-        store = self._store()
-        if store is None:
+    async def history(self, instance: str, since: float) -> History:
+        if self.daemon is None:
             return []
-        return await store.call(_read_history, store.store, instance, since)
+        return await self.daemon.history(instance, since, LIVE_SIGNALS)
 
     async def send_command(self, rollout_id: int, action: str, actor: str, comment: str = "") -> str:
         # Refused here as well as hidden in the UI: the read-only promise must not depend on
@@ -143,42 +134,3 @@ class BusSource:
 
     def close(self) -> None:
         self.bus.unsubscribe(self.subscription)
-
-
-def _read_snapshot(store: Store, now: float) -> list[Event]:
-    """Runs on the store thread: everything a freshly started TUI should show at once."""
-    events: list[Event] = []
-
-    def add(kind: str, key: Any, row: BaseModel) -> None:
-        events.append(Event(topic(kind, str(key)), row))
-
-    for inst in store.all(Instance):
-        add("instance", inst.name, inst)
-        for sample in store.samples(inst.name, now - SNAPSHOT_SAMPLES_S):
-            add("sample", inst.name, sample)
-    for b in store.all(Bottleneck, order_by=Bottleneck.started_at.desc(), limit=200):  # type: ignore[attr-defined]
-        add("bottleneck", b.instance, b)
-    for rec in store.all(CompileRecord, order_by=CompileRecord.compiled_at):
-        add("compile", rec.path, rec)
-    for r in store.all(Recommendation, order_by=Recommendation.updated_at.desc(), limit=200):  # type: ignore[attr-defined]
-        add("recommendation", r.id, r)
-    for ro in store.all(Rollout, order_by=Rollout.updated_at.desc(), limit=200):  # type: ignore[attr-defined]
-        add("rollout", ro.id, public_view(ro))  # shown, so redacted: the row keeps what a rollback needs
-    for a in reversed(store.all(AuditEvent, order_by=AuditEvent.ts.desc(), limit=1000)):  # type: ignore[attr-defined]
-        add("audit", a.entity, public_event(a))
-    # Bench runs come from another process (`charter-tui bench`); the daemon publishes only those
-    # stored after it started, so the newest per agent and target is read here.
-    for run in latest_runs(store):
-        add("bench", run.agent, run)
-    return events
-
-
-def _read_history(store: Store, instance: str, since: float) -> list[tuple[float, dict[str, float | None]]]:
-    """Runs on the store thread: per-minute aggregates (older than raw retention) then raw samples."""
-    rows: list[tuple[float, dict[str, float | None]]] = []
-    for agg in store.aggregates(instance, since):
-        rows.append((float(agg.minute) + 30.0, {k: agg.values.get(k) for k in LIVE_SIGNALS}))
-    for s in store.samples(instance, since):
-        rows.append((s.ts, {k: getattr(s, k) for k in LIVE_SIGNALS}))
-    rows.sort(key=lambda r: r[0])
-    return rows

@@ -56,6 +56,9 @@ class MqttSource:
         self._client: aiomqtt.Client | None = None
         self._closed = asyncio.Event()
 
+    def placeholders(self) -> list[Event]:
+        return []  # the remote daemon's targets are its own; they show as it publishes them
+
     async def snapshot(self) -> list[Event]:
         return []  # the bridge carries changes, not state; screens fill as the daemon publishes
 

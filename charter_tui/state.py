@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from compiler.model import CompileResult
 from daemon.bus import TOPIC_VERSION, Event
 from daemon.rollouts.model import TERMINAL_STATES as DAEMON_TERMINAL_STATES
 from daemon.rollouts.model import RolloutState
@@ -192,6 +193,23 @@ class DaemonState:
     def sorted_recommendations(self) -> list[Recommendation]:
         # The optimizer's priority: 1 is the most urgent.
         return sorted(self.recommendations.values(), key=lambda r: (r.priority, -r.updated_at))
+
+
+def parse_result(view: CompileView | None) -> CompileResult | None:
+    """The last good compile's result as the compiler's model (None if it never compiled).
+
+    A failed compile's record may carry the last good result itself (the watcher keeps it), which
+    matters when the TUI starts while the file is broken and never saw the good record.
+    """
+    if view is None:
+        return None
+    source = view.last_good if view.last_good is not None else view.latest
+    if not source.result:
+        return None
+    try:
+        return CompileResult.model_validate(source.result)
+    except ValueError:  # a result from a newer compiler schema: show the file, not a crash
+        return None
 
 
 def topic_kind(name: str) -> str:

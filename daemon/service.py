@@ -12,21 +12,41 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from daemon.bus import Bus, topic
-from daemon.config import LoadedConfig
+from daemon.bus import Bus, Event, topic
+from daemon.config import Config, LoadedConfig
 from daemon.models import AuditEvent, CompileRecord, Instance, InstanceState
 from daemon.redaction import redact_url
 from daemon.store import AsyncStore, Store
 from daemon.supervisor import Loop, Supervisor
 from daemon.topics import DaemonReady
+from daemon.views import History, read_history, read_snapshot
+
+if TYPE_CHECKING:  # the parts are imported where they start (_start_parts, _watch_loop); here only for types
+    import threading
+    from wsgiref.simple_server import WSGIServer
+
+    from daemon.analysis.pipeline import PerformancePipeline
+    from daemon.exporter import DaemonMetrics
+    from daemon.poller import Poller
+    from daemon.rollouts.manager import RolloutManager
+    from daemon.watcher import AgentWatcher
 
 log = logging.getLogger(__name__)
 
 RETENTION_EVERY_S = 300.0
 GAUGES_EVERY_S = 10.0
 STOP_GRACE_S = 3.0  # well inside the 5 s a service manager allows between SIGTERM and SIGKILL
+
+
+def configured_instances(config: Config) -> list[Instance]:
+    """One row per configured target, state UNKNOWN until polled (URLs redacted: rows are shown)."""
+    return [Instance(name=t.name, url=redact_url(t.url), engine=t.engine, state=InstanceState.UNKNOWN)
+            for t in config.targets]
 
 
 class DaemonService:
@@ -37,15 +57,16 @@ class DaemonService:
         self.bus = bus or Bus()
         self.store: AsyncStore | None = None
         self.ready = asyncio.Event()
-        self.poller = None
-        self.pipeline = None
-        self.rollouts = None
-        self.watcher = None
-        self.metrics = None
+        # Set by _start_parts / _watch_loop; None until then (and for the watcher, with no watch paths).
+        self.poller: Poller | None = None
+        self.pipeline: PerformancePipeline | None = None
+        self.rollouts: RolloutManager | None = None
+        self.watcher: AgentWatcher | None = None
+        self.metrics: DaemonMetrics | None = None
         self._stop_loops = asyncio.Event()
         self.supervisor: Supervisor | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._metrics_server = None
+        self._metrics_server: tuple[WSGIServer, threading.Thread] | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set; then shut down cleanly."""
@@ -133,14 +154,27 @@ class DaemonService:
             )
         self._tasks.append(self.supervisor.spawn(name, loop))
 
+    def configured_instances(self) -> list[Instance]:
+        return configured_instances(self.config)
+
     async def _register_targets(self) -> None:
         assert self.store is not None
-        for target in self.config.targets:
-            await self.store.call(
-                self.store.store.merge,
-                Instance(name=target.name, url=redact_url(target.url), engine=target.engine,
-                         state=InstanceState.UNKNOWN),
-            )
+        for instance in self.configured_instances():
+            await self.store.call(self.store.store.merge, instance)
+
+    # --- what a UI reads (daemon/views.py) --------------------------------------------------
+    async def snapshot(self) -> list[Event]:
+        """Everything a freshly started UI should show at once, as the events that would have built it."""
+        await self.ready.wait()
+        if self.store is None:
+            return []
+        return await self.store.call(read_snapshot, self.store.store, time.time())
+
+    async def history(self, instance: str, since: float, signals: Sequence[str]) -> History:
+        """(ts, {signal: value}) rows of one target, oldest first: per-minute aggregates, then raw samples."""
+        if self.store is None:
+            return []
+        return await self.store.call(read_history, self.store.store, instance, since, signals)
 
     async def _watch_loop(self, stop: asyncio.Event) -> None:
         from compiler.api import CompileOptions
@@ -192,9 +226,10 @@ class DaemonService:
         from daemon.models import Rollout
 
         assert self.store is not None and self.metrics is not None
+        store = self.store.store  # bound here: the assert above does not narrow inside the closure
 
         def count_by_state() -> dict[str, int]:
-            with self.store.store.session() as s:
+            with store.session() as s:
                 return dict(s.exec(select(Rollout.state, func.count()).group_by(Rollout.state)).all())
 
         while not stop.is_set():

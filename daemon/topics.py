@@ -49,7 +49,7 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(f"{TOPIC_VERSION}/recommendation/+", Recommendation, "out", "a recommendation is made or changes"),
     TopicSpec(f"{TOPIC_VERSION}/rollout/+", Rollout, "out", "a rollout changes state"),
     TopicSpec(f"{TOPIC_VERSION}/audit/+", AuditEvent, "out", "an audited action (including refused commands)"),
-    TopicSpec(f"{TOPIC_VERSION}/bench/+", BenchRunView, "out", "a `charter-tui bench` run was stored"),
+    TopicSpec(f"{TOPIC_VERSION}/bench/#", BenchRunView, "out", "a `charter-tui bench` run was stored"),
     TopicSpec(f"{TOPIC_VERSION}/daemon/ready", DaemonReady, "out", "the daemon finished starting"),
     TopicSpec(HEALTH_TOPIC, DaemonHealth, "out", "a daemon loop crashed, restarted or recovered"),
     TopicSpec(RESULT_TOPIC, CommandResult, "out", "the answer to each command (ok, or the reason refused)"),

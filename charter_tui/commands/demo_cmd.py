@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from charter_tui.app import CharterApp
+    from charter_tui.compose import embedded_app
     from daemon.testkit.ports import StartupError
     from daemon.testkit.vllm import start_vllm
 
@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
 
     if config.targets:
         demo = loaded.model_copy(update={"config": config.model_copy(update={"watch": watch})})
-        CharterApp(demo, readonly=readonly).run()
+        embedded_app(demo, readonly=readonly).run()
         return 0
 
     print("charter-tui demo: starting a local vLLM CPU server (about a minute)...", file=sys.stderr)
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
             demo = loaded.model_copy(
                 update={"config": config.model_copy(update={"watch": watch, "targets": [target]})}
             )
-            CharterApp(demo, readonly=readonly).run()
+            embedded_app(demo, readonly=readonly).run()
     except StartupError as exc:
         from daemon.errors import UserError
 

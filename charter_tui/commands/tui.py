@@ -57,22 +57,10 @@ def run(args: argparse.Namespace) -> int:
     loaded = load_config(args.config)
     # Logs must never reach the terminal the TUI owns.
     setup_file_logging(loaded.log_file)
-    from charter_tui.app import CharterApp  # Textual is imported only when the TUI runs
+    from charter_tui.compose import embedded_app, remote_app  # Textual is imported only when the TUI runs
 
     readonly = args.readonly or loaded.config.daemon.readonly
     connect = getattr(args, "connect", None)
-    if connect:
-        from charter_tui.mqtt_source import MqttSource
-
-        from daemon.auth import CommandSigner
-
-        host, port = parse_connect(connect, loaded.config.mqtt.port)
-        mqtt = loaded.config.mqtt.model_copy(update={"host": host, "port": port})
-        # Commands to a remote daemon are signed with [auth.client]; without it the TUI only watches.
-        signer = CommandSigner.from_config(loaded.config.auth)
-        source = MqttSource(mqtt, readonly=readonly, signer=signer)
-        app = CharterApp(loaded, readonly=readonly, embed_daemon=False, source=source)
-    else:
-        app = CharterApp(loaded, readonly=readonly)
+    app = remote_app(loaded, connect, readonly=readonly) if connect else embedded_app(loaded, readonly=readonly)
     app.run()
     return 0

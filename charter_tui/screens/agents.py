@@ -23,32 +23,14 @@ from charter_tui.render import text as render_text
 from charter_tui.render.dag import BADGES, badges_by_call, legend, render_dag
 from charter_tui.screens.base import ViewScreen
 from charter_tui.widgets.panel import Panel
-from charter_tui.state import CompileView
+from charter_tui.state import parse_result
 from charter_tui.widgets.filterbar import matches
 from charter_tui.widgets.livetable import LiveTable
 from charter_tui.widgets.tables import selected_key, sync_rows
-from compiler.model import CompileResult
 
 # The watcher reports `file:line:col: message`; Python's own messages say `line N`.
 _FILE_POSITION = re.compile(r":(\d+):(\d+): ")
 _POSITION = re.compile(r"line (\d+)(?:,? col(?:umn)? (\d+))?")
-
-
-def parse_result(view: CompileView | None) -> CompileResult | None:
-    """The last good compile's result as the compiler's model (None if it never compiled).
-
-    A failed compile's record may carry the last good result itself (the watcher keeps it), which
-    matters when the TUI starts while the file is broken and never saw the good record.
-    """
-    if view is None:
-        return None
-    source = view.last_good if view.last_good is not None else view.latest
-    if not source.result:
-        return None
-    try:
-        return CompileResult.model_validate(source.result)
-    except ValueError:  # a result from a newer compiler schema: show the file, not a crash
-        return None
 
 
 def error_position(error: str) -> str:

@@ -22,7 +22,7 @@ from charter_tui.render.bench import COLUMNS as BENCH_COLUMNS
 from charter_tui.render.bench import HINT as BENCH_HINT
 from charter_tui.render.bench import bench_row, target_label
 from charter_tui.render.plot import plot, sparkline
-from charter_tui.screens.agents import parse_result
+from charter_tui.state import parse_result
 from charter_tui.screens.base import ViewScreen
 from charter_tui.widgets.panel import Panel
 from charter_tui.widgets.filterbar import matches

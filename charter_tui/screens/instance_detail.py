@@ -21,7 +21,7 @@ from charter_tui.render.plot import plot
 from charter_tui.render.text import server_text
 from charter_tui.screens.base import ViewScreen
 from charter_tui.widgets.panel import Panel
-from charter_tui.screens.instances import SIGNAL_LABELS, SIGNAL_RANGE, state_badge
+from charter_tui.render.signals import SIGNAL_LABELS, SIGNAL_RANGE, state_badge
 from charter_tui.state import LIVE_SIGNALS
 
 WINDOWS: tuple[tuple[str, float], ...] = (("5m", 300.0), ("1h", 3600.0), ("24h", 86400.0))

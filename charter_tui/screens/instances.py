@@ -17,6 +17,7 @@ from textual.widgets import DataTable, Static
 
 from charter_tui.render import numbers
 from charter_tui.render.plot import sparkline
+from charter_tui.render.signals import SIGNAL_LABELS, SIGNAL_RANGE, state_badge
 from charter_tui.render.text import server_text
 from charter_tui.screens.base import ViewScreen
 from charter_tui.widgets.panel import Panel
@@ -26,25 +27,6 @@ from daemon.text import clean
 from charter_tui.widgets.filterbar import matches
 from charter_tui.widgets.livetable import LiveTable
 from charter_tui.widgets.tables import selected_key, sync_visible_rows
-
-SIGNAL_LABELS = {
-    "ttft_p95_s": "TTFT p95",
-    "generation_tokens_per_s": "tok/s",
-    "kv_cache_usage": "KV",
-    "prefix_hit_rate": "hit",
-    "waiting": "queue",
-}
-# Fixed scales where the signal has one, so a sparkline at 40% looks like 40%, not "full".
-SIGNAL_RANGE: dict[str, tuple[float | None, float | None]] = {
-    "kv_cache_usage": (0.0, 1.0),
-    "prefix_hit_rate": (0.0, 1.0),
-}
-STATE_STYLE = {"UP": "bold green", "STALE": "bold yellow", "DOWN": "bold red", "UNKNOWN": "dim"}
-
-
-def state_badge(state: str) -> Text:
-    return Text(f"● {state}", style=STATE_STYLE.get(state, ""))
-
 
 def _engine(inst: Instance | None, latest: MetricSample | None) -> str:
     return clean((inst.engine if inst else None) or (latest.engine if latest else "?"))

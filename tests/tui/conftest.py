@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from charter_tui.app import CharterApp
+from charter_tui.compose import pinned_app
 from daemon.config import LoadedConfig, load_config
 from tests.tui.fixtures import fixed_clock, publish_all
 from tests.tui.helpers import write_config
@@ -28,9 +29,9 @@ def make_app(make_loaded: Callable[..., LoadedConfig]) -> Callable[..., CharterA
     """An app whose bus already carries the fixture data (daemon not running: data is pinned)."""
 
     def make(*, readonly: bool = False, config: str = "", data: bool = True) -> CharterApp:
-        app = CharterApp(make_loaded(config), readonly=readonly, embed_daemon=False, clock=fixed_clock)
+        app = pinned_app(make_loaded(config), readonly=readonly, clock=fixed_clock)
         if data:
-            publish_all(app.daemon.bus)
+            publish_all(app.source.bus)
         return app
 
     return make

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from charter_tui.app import CharterApp
+from charter_tui.compose import embedded_app
 from daemon.config import load_config
 from tests.tui.helpers import settle, table_rows, write_config
 
@@ -27,7 +27,7 @@ def loaded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
 
 async def test_shows_targets_and_watched_files_then_quits_on_q(loaded, tmp_path: Path) -> None:
-    app = CharterApp(loaded)
+    app = embedded_app(loaded)
     async with app.run_test(size=(100, 30)) as pilot:
         await app.daemon.ready.wait()
         await settle(app, pilot)

@@ -6,10 +6,11 @@ import json
 from pathlib import Path
 
 from charter_tui.app import CharterApp
-from charter_tui.datasource import BusSource, decode
+from charter_tui.datasource import decode
 from charter_tui.render.bench import bench_row, target_label
 from charter_tui.state import DaemonState
-from daemon.bus import Bus, Event, topic
+from daemon.views import read_snapshot
+from daemon.bus import Event, topic
 from daemon.executor.records import BenchRun, BenchRunView
 from daemon.mqtt_bridge import encode
 from daemon.store import AsyncStore, Store
@@ -41,21 +42,21 @@ async def test_cache_screen_shows_the_latest_bench_run_per_agent_and_target(make
 
         # A newer run of the same agent on the same target replaces the row, live (no forced flush).
         newer = fx.bench_view(fx.bench_result(at=fx.NOW - 30, naive_hits=577, optimized_hits=2020), 3)
-        app.daemon.bus.publish(topic("bench", fx.AGENT_PATH), newer)
+        app.source.bus.publish(topic("bench", fx.AGENT_PATH), newer)
         for _ in range(100):  # the app's own refresh tick (4 Hz) picks it up
             await pilot.pause(0.05)
             if table_rows(app, "#cache-bench")[RESEARCH][2] == "30s":
                 break
         assert table_rows(app, "#cache-bench")[RESEARCH][2:8] == ["30s", "20%", "70%", "92%", "76%", "1.42×"]
         # An older one arriving late (the start-up snapshot repeating it) does not.
-        app.daemon.bus.publish(topic("bench", fx.AGENT_PATH), fx.bench_view(fx.bench_result(at=fx.NOW - 900), 0))
+        app.source.bus.publish(topic("bench", fx.AGENT_PATH), fx.bench_view(fx.bench_result(at=fx.NOW - 900), 0))
         await settle(app, pilot)
         assert table_rows(app, "#cache-bench")[RESEARCH][3:5] == ["20%", "70%"]
 
 
 async def test_cache_screen_bench_hint_without_runs_and_filter(make_app) -> None:
     app: CharterApp = make_app(data=False)
-    fx.publish_all(app.daemon.bus, with_bench=False)
+    fx.publish_all(app.source.bus, with_bench=False)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("3")
         await settle(app, pilot)
@@ -65,7 +66,7 @@ async def test_cache_screen_bench_hint_without_runs_and_filter(make_app) -> None
         assert hint in screen_text(app), "the hint fits one line at 80 columns"
 
         for run in fx.bench_views():
-            app.daemon.bus.publish(topic("bench", run.agent), run)
+            app.source.bus.publish(topic("bench", run.agent), run)
         await settle(app, pilot)
         assert _bench_widgets(app) == (True, False)
         text = screen_text(app)
@@ -84,7 +85,7 @@ async def test_a_tui_started_after_a_bench_gets_it_from_the_snapshot(tmp_path: P
     try:
         older, newer = fx.bench_result(at=fx.NOW - 600, optimized_hits=1000), fx.bench_result()
         store.store.add_all([BenchRun.from_result(older), BenchRun.from_result(newer)])
-        events = await BusSource(Bus(), lambda: store).snapshot()
+        events = await store.call(read_snapshot, store.store, fx.NOW)
     finally:
         store.close()
     bench = [e for e in events if e.topic.startswith("charter/v1/bench/")]

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 
 import pytest
 
-from charter_tui.app import CharterApp
+from charter_tui.compose import embedded_app
 from charter_tui.datasource import BusSource, ReadOnlyError, decode
+from charter_tui.state import LIVE_SIGNALS
 from daemon.contract import AuthorizedCommand
+from daemon.topics import DaemonReady
+from daemon.views import read_history, read_snapshot
 from daemon.bus import Bus, Event, topic
 from daemon.models import MetricAggregate, MetricSample, Rollout
 from daemon.store import AsyncStore, Store
@@ -40,8 +44,7 @@ def fill(store: Store, running: bool = True) -> None:
 
 async def test_snapshot_reads_what_the_daemon_already_stored(store: AsyncStore) -> None:
     fill(store.store)
-    source = BusSource(Bus(), lambda: store)
-    events = await source.snapshot()
+    events = await store.call(read_snapshot, store.store, time.time())  # what DaemonService.snapshot() runs
     kinds = [e.topic.split("/")[2] for e in events]
     assert kinds.count("instance") == 3 and kinds.count("rollout") == 3 and kinds.count("compile") == 1
     assert kinds.count("audit") == 3 and kinds.count("recommendation") == 2
@@ -51,7 +54,7 @@ async def test_snapshot_reads_what_the_daemon_already_stored(store: AsyncStore) 
 
 async def test_history_merges_aggregates_and_raw_samples_in_time_order(store: AsyncStore) -> None:
     fill(store.store)
-    rows = await BusSource(Bus(), lambda: store).history("vllm-a", fx.NOW - 86400)
+    rows = await store.call(read_history, store.store, "vllm-a", fx.NOW - 86400, LIVE_SIGNALS)
     assert len(rows) == 31
     assert rows[0][1]["ttft_p95_s"] == 0.5, "the per-minute aggregate comes first"
     assert [t for t, _ in rows] == sorted(t for t, _ in rows)
@@ -82,7 +85,8 @@ async def test_events_skip_commands_and_decode_json_payloads() -> None:
     bus.publish(topic("sample", "vllm-a"), json.loads(sample.model_dump_json()))  # as MQTT delivers it
     event = await asyncio.wait_for(anext(source.events()), 1)
     assert isinstance(event.payload, MetricSample) and event.payload.ttft_p95_s == sample.ttft_p95_s
-    assert decode(Event("charter/v1/daemon/ready", {"x": 1})).payload == {"x": 1}
+    assert decode(Event("charter/v1/daemon/ready", {"targets": 1})).payload == DaemonReady(targets=1)
+    assert decode(Event("charter/v1/unknown/x", {"x": 1})).payload == {"x": 1}, "no model: left as it is"
     source.close()
     assert source.subscription not in bus.subscriptions
 
@@ -92,7 +96,7 @@ async def test_app_with_embedded_daemon_starts_from_the_store(make_loaded, tmp_p
     s = Store(loaded.database_url)
     fill(s, running=False)
     s.close()
-    app = CharterApp(loaded, clock=fx.fixed_clock)
+    app = embedded_app(loaded, clock=fx.fixed_clock)
     async with app.run_test(size=(120, 30)) as pilot:
         await app.daemon.ready.wait()
         await asyncio.wait_for(app.snapshot_loaded.wait(), 10)
@@ -103,7 +107,7 @@ async def test_app_with_embedded_daemon_starts_from_the_store(make_loaded, tmp_p
         assert list(table_rows(app, "#queue")) == ["11"] and list(table_rows(app, "#history")) == ["9"]
         assert "daemon   propose - → PENDING_APPROVAL" in (await _detail_of(app, pilot))
         # A live update after the snapshot still lands.
-        app.daemon.bus.publish(topic("rollout", "11"), Rollout(id=11, state="REJECTED", updated_at=fx.NOW + 1,
+        app.source.bus.publish(topic("rollout", "11"), Rollout(id=11, state="REJECTED", updated_at=fx.NOW + 1,
                                                                created_at=fx.NOW - 45, title="x"))
         await settle(app, pilot)
         assert list(table_rows(app, "#queue")) == []

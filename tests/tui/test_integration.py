@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from charter_tui.app import CharterApp
+from charter_tui.compose import embedded_app
 from tests.tui.helpers import static_text, table_rows, wait_until, write_config
 from daemon.config import load_config
 
@@ -62,7 +63,7 @@ def live_app(vllm_server, agents_dir: Path, tmp_path: Path, monkeypatch: pytest.
         f'poll_interval_s = 1.0\n[watch]\npaths = ["{agents_dir}"]\n'
         f'[[targets]]\nname = "vllm-kit"\nurl = "{vllm_server.url}"\nengine = "vllm"\n',
     )
-    return CharterApp(load_config(config))
+    return embedded_app(load_config(config))
 
 
 def stored_ttft_p95(db_path: Path) -> list[float]:

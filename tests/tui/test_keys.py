@@ -17,7 +17,7 @@ from tests.tui.helpers import screen_text, settle, static_text, table_rows
 
 def command_log(app: CharterApp) -> list[Event]:
     """Everything the app publishes on the command topics, as the rollout manager would receive it."""
-    sub = app.daemon.bus.subscribe("charter/v1/command/#")
+    sub = app.source.bus.subscribe("charter/v1/command/#")
     app._test_commands = sub  # type: ignore[attr-defined]
     return []
 
@@ -128,7 +128,7 @@ async def test_approve_asks_yes_no_and_publishes_the_command(make_app) -> None:
         assert sent[0].payload.identity and sent[0].payload.command.comment == "from charter-tui"
         assert "⏳ approve sent; waiting for the rollout manager" in static_text(app, "#rollout")
         # The manager's answer replaces the pending marker.
-        app.daemon.bus.publish(topic("rollout", "11"), Rollout(
+        app.source.bus.publish(topic("rollout", "11"), Rollout(
             id=11, state="CANARY", created_at=NOW - 45, updated_at=NOW + 5, title="Raise --gpu-memory-utilization on vllm-a",
             targets=["vllm-a"]))
         await settle(app, pilot)
@@ -178,7 +178,7 @@ async def test_rollback_and_pause_apply_to_running_rollouts_only(make_app) -> No
         await settle(app, pilot)
         assert [(e.topic, e.payload.command.id) for e in drain(app)] == [
             ("charter/v1/command/rollout/pause", 10), ("charter/v1/command/rollout/rollback", 10)]
-        app.daemon.bus.publish(topic("rollout", "10"), Rollout(
+        app.source.bus.publish(topic("rollout", "10"), Rollout(
             id=10, state="PAUSED", created_at=NOW - 900, updated_at=NOW + 1, title="Enable prefix caching on triton-b",
             targets=["triton-b"]))
         await settle(app, pilot)
@@ -200,7 +200,7 @@ async def test_a_failed_rollout_is_shown_as_running_and_offers_rollback_only_whe
     async with app.run_test(size=(120, 30)) as pilot:
         await pilot.press("5")
         await settle(app, pilot)
-        app.daemon.bus.publish(topic("rollout", "10"), failed)
+        app.source.bus.publish(topic("rollout", "10"), failed)
         await settle(app, pilot)
         assert 10 in [r.id for r in app.state.pending_rollouts()] and 10 not in [r.id for r in app.state.rollout_history()]
         await pilot.press("down")  # #10
@@ -213,7 +213,7 @@ async def test_a_failed_rollout_is_shown_as_running_and_offers_rollback_only_whe
         assert drain(app) == [] and not isinstance(app.screen, ConfirmScreen)
         gave_up = failed.model_copy(update={"updated_at": NOW + 2,
                                             "stage_detail": {"progress": {"triton-b": {"status": "failed"}}}})
-        app.daemon.bus.publish(topic("rollout", "10"), gave_up)
+        app.source.bus.publish(topic("rollout", "10"), gave_up)
         await settle(app, pilot)
         assert app.screen.check_action("rollback", ()) is True, "retrying a restore that gave up is allowed"
         await pilot.press("b")
@@ -299,7 +299,7 @@ async def test_live_refresh_pauses_while_a_modal_is_open(make_app) -> None:
         before = table_rows(app, "#cache-targets")["vllm-a"][2]
         await pilot.press("question_mark")
         await settle(app, pilot)
-        app.daemon.bus.publish(topic("sample", "vllm-a"), MetricSample(instance="vllm-a", ts=NOW + 1, prefix_hit_rate=0.01))
+        app.source.bus.publish(topic("sample", "vllm-a"), MetricSample(instance="vllm-a", ts=NOW + 1, prefix_hit_rate=0.01))
         await pilot.pause(1.3)  # longer than the once-a-second sample redraw
         cache = app.get_screen_stack("cache")[0]
         assert table_rows_of(cache, "#cache-targets")["vllm-a"][2] == before, "no redraw under the modal"
@@ -318,7 +318,7 @@ async def test_instances_is_kept_drawn_under_a_modal_and_shows_in_one_frame(make
         home = app.screen
         await pilot.press("question_mark")
         await settle(app, pilot)
-        app.daemon.bus.publish(topic("sample", "vllm-a"), MetricSample(instance="vllm-a", ts=NOW + 1, ttft_p95_s=3.0))
+        app.source.bus.publish(topic("sample", "vllm-a"), MetricSample(instance="vllm-a", ts=NOW + 1, ttft_p95_s=3.0))
         for _ in range(30):  # the app's own ticks only (settle would force a redraw)
             await pilot.pause(0.1)
             if table_rows_of(home, "#instances")["vllm-a"][4].split()[0] == "3.00s":
@@ -345,7 +345,7 @@ async def test_hidden_screens_are_not_redrawn(make_app) -> None:
         agents = app._screen_stacks["agents"][0]
         calls = []
         agents.draw = lambda changed: calls.append(changed)  # type: ignore[method-assign]
-        app.daemon.bus.publish(topic("sample", "vllm-a"), MetricSample(instance="vllm-a", ts=NOW + 1, ttft_p95_s=3.0))
+        app.source.bus.publish(topic("sample", "vllm-a"), MetricSample(instance="vllm-a", ts=NOW + 1, ttft_p95_s=3.0))
         await pilot.pause(0.6)
         assert calls == []
         await pilot.press("2")
@@ -363,7 +363,7 @@ async def test_a_burst_of_samples_costs_one_redraw(make_app) -> None:
         screen.draw = lambda changed: (draws.append(set(changed)), original(changed))  # type: ignore[method-assign]
         started = time.monotonic()
         for i in range(500):
-            app.daemon.bus.publish(topic("sample", "vllm-a"), MetricSample(
+            app.source.bus.publish(topic("sample", "vllm-a"), MetricSample(
                 instance="vllm-a", ts=NOW + 1 + i, ttft_p95_s=1.0 + i / 1000))
         # Wait on the state (the latest value shown) with the app's own ticks only: `settle` would
         # force redraws. However long a loaded machine takes, samples redraw at most once per
@@ -390,7 +390,7 @@ async def test_a_steady_stream_of_samples_redraws_at_most_once_a_second(make_app
         i = 0
         while time.monotonic() - started < 2.5:  # long enough for several ticks; the count is not timed
             i += 1
-            app.daemon.bus.publish(topic("sample", "vllm-a"), MetricSample(
+            app.source.bus.publish(topic("sample", "vllm-a"), MetricSample(
                 instance="vllm-a", ts=NOW + 1 + i, ttft_p95_s=1.0 + i / 1000))
             await pilot.pause(0.1)
         elapsed = time.monotonic() - started

@@ -45,7 +45,7 @@ async def test_remote_tui_over_mqtt_shows_daemon_data_and_sends_commands(mosquit
     stop = asyncio.Event()
     bridge_task = asyncio.create_task(bridge.run(stop))
     source = MqttSource(cfg, signer=CommandSigner.from_config(auth))
-    app = CharterApp(make_loaded(), embed_daemon=False, source=source, clock=fx.fixed_clock)
+    app = CharterApp(make_loaded(), source, clock=fx.fixed_clock)
     try:
         await asyncio.wait_for(bridge.connected.wait(), 10)
         async with app.run_test(size=(120, 30)) as pilot:

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from charter_tui.app import CharterApp
+from charter_tui.compose import pinned_app
 from daemon.config import LoadedConfig
 from daemon.rollouts import commands as cmd
 from daemon.rollouts.manager import RolloutManager
@@ -37,8 +38,8 @@ async def test_approve_with_a_then_y_drives_the_real_manager(make_loaded, tmp_pa
     loaded: LoadedConfig = make_loaded()
     config, states = knob_config(tmp_path, ["a"])
     store = Store(loaded.database_url)
-    app = CharterApp(loaded.model_copy(update={"config": config}), embed_daemon=False)
-    manager = RolloutManager(config, store, app.daemon.bus, state_dir=tmp_path)
+    app = pinned_app(loaded.model_copy(update={"config": config}))
+    manager = RolloutManager(config, store, app.source.bus, state_dir=tmp_path)
     row = cmd.propose(manager.repo, config, targets=["a"], changes=[{"param": "batch", "value": "16"}],
                       actor="optimizer", reason="queue builds up on a")
     stop = asyncio.Event()
@@ -77,8 +78,8 @@ async def test_reject_resume_and_rollback_keys_against_the_real_manager(make_loa
     # A long canary window keeps the approved rollout in CANARY while the test pauses and resumes it.
     config, states = knob_config(tmp_path, ["a", "b"], canary_window_s=60.0)
     store = Store(loaded.database_url)
-    app = CharterApp(loaded.model_copy(update={"config": config}), embed_daemon=False)
-    manager = RolloutManager(config, store, app.daemon.bus, state_dir=tmp_path)
+    app = pinned_app(loaded.model_copy(update={"config": config}))
+    manager = RolloutManager(config, store, app.source.bus, state_dir=tmp_path)
     first = cmd.propose(manager.repo, config, targets=["a"], changes=[{"param": "batch", "value": "16"}], actor="x")
     second = cmd.propose(manager.repo, config, targets=["b"], changes=[{"param": "batch", "value": "32"}], actor="x")
     stop = asyncio.Event()

@@ -51,7 +51,7 @@ async def test_instances_panel_follows_the_cursor_and_updates_live(make_app) -> 
         assert _line(panel, "TTFT p95").split()[2] == "162ms"
         assert "▁" in panel or "▇" in panel or "█" in panel, "the panel draws sparklines"
         # A new poll arrives: the row and the panel show it after the next refresh tick.
-        app.daemon.bus.publish(topic("sample", "vllm-a"), MetricSample(
+        app.source.bus.publish(topic("sample", "vllm-a"), MetricSample(
             instance="vllm-a", ts=NOW + 1, ttft_p95_s=2.5, generation_tokens_per_s=12.0,
             kv_cache_usage=0.97, prefix_hit_rate=0.05, waiting=14))
         # Samples redraw at most once a second, by the app's own refresh tick.
@@ -65,7 +65,7 @@ async def test_instance_state_change_is_shown(make_app) -> None:
     app: CharterApp = make_app()
     async with app.run_test(size=(120, 30)) as pilot:
         await settle(app, pilot)
-        app.daemon.bus.publish(topic("instance", "sglang-c"), Instance(
+        app.source.bus.publish(topic("instance", "sglang-c"), Instance(
             name="sglang-c", url="http://127.0.0.1:30000", engine="sglang", model="qwen", state=InstanceState.UP))
         await settle(app, pilot)
         assert table_rows(app, "#instances")["sglang-c"][1:4] == ["● UP", "sglang", "qwen"]
@@ -129,7 +129,7 @@ async def test_agents_syntax_error_keeps_last_good_dag_and_redraws_on_recompile(
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.press("2")
         await settle(app, pilot)
-        bus = app.daemon.bus
+        bus = app.source.bus
         bus.publish(topic("compile", AGENT_PATH), syntax_error_record())
         await settle(app, pilot)
         assert table_rows(app, "#files")[AGENT_PATH][1] == "✗ line 27, col 12"
@@ -185,7 +185,7 @@ async def test_bottlenecks_and_recommendations_with_evidence(make_app) -> None:
         assert "- --gpu-memory-utilization = 0.5\n+ --gpu-memory-utilization = 0.8   (restart)" in evidence
         assert "OOM if another process" in evidence and "estimated_improvement  queue wait -60%" in evidence
         # A bottleneck clearing moves it down and changes its badge.
-        app.daemon.bus.publish(topic("bottleneck", "vllm-a"), Bottleneck(
+        app.source.bus.publish(topic("bottleneck", "vllm-a"), Bottleneck(
             id=2, instance="vllm-a", kind="QUEUE_BUILDUP", severity=Severity.CRITICAL, active=False,
             started_at=NOW - 60, cleared_at=NOW - 5, summary="12 requests waiting (threshold 8)"))
         await settle(app, pilot)
@@ -228,7 +228,7 @@ async def test_rollouts_queue_history_and_detail(make_app) -> None:
         assert "failure_reason  validation failed: ttft_p95_s worse by 0.65 (+217%)" in detail
         assert " FAIL " in detail and "+217%  fail" in detail
         # The manager reports a state change: the rollout moves from the queue to the history.
-        app.daemon.bus.publish(topic("rollout", "10"), Rollout(
+        app.source.bus.publish(topic("rollout", "10"), Rollout(
             id=10, state="COMPLETED", created_at=NOW - 900, updated_at=NOW, title="Enable prefix caching on triton-b",
             targets=["triton-b"]))
         await settle(app, pilot)
@@ -270,10 +270,10 @@ async def test_top_bar_shows_a_crashing_daemon_loop(make_app) -> None:
     async with app.run_test(size=(120, 30)) as pilot:
         await settle(app, pilot)
         assert "● 1/3 up" in screen_text(app).splitlines()[0]
-        app.daemon.bus.publish(HEALTH_TOPIC, DaemonHealth(status="degraded", loops={
+        app.source.bus.publish(HEALTH_TOPIC, DaemonHealth(status="degraded", loops={
             "rollouts": LoopHealth(crashes=3, restarting=True, degraded=True), "poller": LoopHealth()}))
         await settle(app, pilot)
         assert screen_text(app).splitlines()[0].rstrip().endswith("▲ degraded: rollouts")
-        app.daemon.bus.publish(HEALTH_TOPIC, DaemonHealth(loops={"rollouts": LoopHealth(crashes=3)}))
+        app.source.bus.publish(HEALTH_TOPIC, DaemonHealth(loops={"rollouts": LoopHealth(crashes=3)}))
         await settle(app, pilot)
         assert "● 1/3 up" in screen_text(app).splitlines()[0]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from charter_tui.app import CharterApp
+from charter_tui.compose import embedded_app
 from daemon.config import load_config
 from daemon.text import PLACEHOLDER, is_clean
 from tests.daemon.helpers import VLLM_IDLE, MetricsServer, Response, text_response
@@ -38,7 +38,7 @@ async def test_hostile_model_name_shows_a_placeholder(server: MetricsServer, tmp
     monkeypatch.setenv("CHARTER_TUI_DATABASE_URL", f"sqlite:///{tmp_path / 'live.db'}")
     config = write_config(tmp_path, f'poll_interval_s = 0.5\n[[targets]]\nname = "evil"\nurl = "{server.url}"\n'
                                     'engine = "vllm"\n')
-    app = CharterApp(load_config(config))
+    app = embedded_app(load_config(config))
     async with app.run_test(size=(160, 48)) as pilot:
         await wait_until(app, pilot, lambda: table_rows(app, "#instances")["evil"][1] == "● UP",
                          timeout=60, what="the hostile server UP")

@@ -54,5 +54,5 @@ def test_agents_syntax_error(snap_compare, make_app) -> None:
     from tests.tui.fixtures import AGENT_PATH, syntax_error_record
 
     app = make_app()
-    app.daemon.bus.publish(topic("compile", AGENT_PATH), syntax_error_record())
+    app.source.bus.publish(topic("compile", AGENT_PATH), syntax_error_record())
     assert snap_compare(app, terminal_size=(80, 24), run_before=_before("2"))

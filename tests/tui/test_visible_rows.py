@@ -174,7 +174,7 @@ async def test_instances_screen_shows_new_values_in_rows_scrolled_into_view(
     """60 targets (more than fit at 80x24), new samples for all, then scroll to the bottom: the
     bottom row shows its new tok/s, redrawn by LiveTable.Scrolled before any routine redraw."""
     app: CharterApp = make_app(data=False)
-    bus = app.daemon.bus
+    bus = app.source.bus
     names = [f"vllm-{i:03d}" for i in range(N_TARGETS)]
     async with app.run_test(size=(80, 24)) as pilot:
         for i, name in enumerate(names):
