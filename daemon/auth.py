@@ -45,6 +45,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from daemon.config import AuthConfig, ClientAuthConfig, IdentityConfig
 from daemon.contract import MAX_COMMAND_BYTES, AuthorizedCommand, RolloutCommand, action_of_topic
 from daemon.errors import ConfigError, UserError, shown
+from daemon.redaction import remember
 
 ENVELOPE_KEYS = frozenset({"identity", "ts", "nonce", "command", "sig"})
 MIN_SECRET_BYTES = 16
@@ -112,6 +113,7 @@ def read_secret(source: IdentityConfig | ClientAuthConfig, owner: str) -> bytes:
     if len(secret) < MIN_SECRET_BYTES:
         raise ConfigError(owner, "secret", f"the secret is {len(secret)} bytes; use at least {MIN_SECRET_BYTES} "
                                            "(e.g. `openssl rand -hex 32`)")
+    remember([secret.decode("utf-8", "replace")])  # masked in any log line or message that would quote it
     return secret
 
 

@@ -22,6 +22,7 @@ import aiomqtt
 from daemon.bus import TOPIC_VERSION
 from daemon.config import MqttConfig
 from daemon.errors import ConfigError
+from daemon.redaction import remember
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,9 @@ def _broker_password(config: MqttConfig) -> str | None:
         try:
             if path.stat().st_mode & 0o077:
                 raise ConfigError("[mqtt]", "password_file", f"{path} is readable by others; chmod 600 it")
-            return path.read_text(encoding="utf-8").strip()
+            password = path.read_text(encoding="utf-8").strip()
+            remember([password])  # masked in any log line that would quote it
+            return password
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError("[mqtt]", "password_file", f"{path}: cannot be read: {exc}") from None
     # A plain string: the config redacts it through its SECRET annotation, not a SecretStr.

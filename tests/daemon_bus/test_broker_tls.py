@@ -100,3 +100,22 @@ def test_bad_tls_or_password_files_are_config_errors_naming_the_key(tmp_path: Pa
     assert broker_options(MqttConfig(username="u", password_file=str(loose)))["password"] == "s3cret"
     with pytest.raises(ValueError, match="cert_file and key_file go together"):
         MqttConfig(cert_file="x.pem")
+
+
+def test_secrets_read_from_files_are_masked_in_log_text(tmp_path: Path) -> None:
+    """The broker password and a signing secret are read at run time, not from the config text: they are
+    remembered when read, so a log line or message quoting one is masked (daemon/redaction.py)."""
+    from daemon.auth import read_secret
+    from daemon.config import IdentityConfig
+    from daemon.redaction import redact_text
+
+    pw = tmp_path / "pw"
+    pw.write_text("broker-pw-7f3a9c\n")
+    pw.chmod(0o600)
+    broker_options(MqttConfig(username="u", password_file=str(pw)))
+    key = tmp_path / "ops.key"
+    key.write_text("ops-signing-secret-5d2e8b91\n")
+    key.chmod(0o600)
+    read_secret(IdentityConfig(name="ops", secret_file=str(key)), "[auth.identities] ops")
+    line = redact_text("connect failed with broker-pw-7f3a9c; key ops-signing-secret-5d2e8b91")
+    assert "broker-pw-7f3a9c" not in line and "ops-signing-secret-5d2e8b91" not in line
