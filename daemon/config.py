@@ -62,6 +62,18 @@ def check_http_url(value: str) -> str:
     return value.rstrip("/")
 
 
+def metrics_endpoint(url: str, metrics_url: str | None = None) -> str:
+    """Where a server's Prometheus exposition is: `metrics_url` when configured (Triton serves it on its own
+    port), with `/metrics` added if it names only the host; else `/metrics` on the server's root, an
+    OpenAI-style `/v1` base URL included. The one rule every poller, actuator and probe uses."""
+    if metrics_url:
+        base = metrics_url.rstrip("/")
+        return base if base.endswith("/metrics") else base + "/metrics"
+    root = url.rstrip("/")
+    root = root.removesuffix("/v1")
+    return root + "/metrics"
+
+
 class LaunchConfig(_Strict):
     """How a target's server process is started, for actuators that must relaunch it (vLLM flags)."""
 
@@ -86,6 +98,10 @@ class TargetConfig(_Strict):
     launch: LaunchConfig | None = None
 
     _url = field_validator("url")(classmethod(lambda cls, v: check_http_url(v)))
+
+    @property
+    def metrics_endpoint(self) -> str:
+        return metrics_endpoint(self.url, self.metrics_url)
 
     @field_validator("metrics_url")
     @classmethod

@@ -112,11 +112,6 @@ def backoff_delay(interval_s: float, failures: int, rng: random.Random, cap_s: f
     return delay / 2 + rng.uniform(0, delay / 2)
 
 
-def metrics_url(target: TargetConfig) -> str:
-    """`metrics_url` as configured (Triton serves metrics on its own port), else `<url>/metrics`."""
-    if target.metrics_url:
-        return target.metrics_url if target.metrics_url.endswith("/metrics") else target.metrics_url + "/metrics"
-    return target.url + "/metrics"
 
 
 _SAMPLE_COLUMNS = tuple(c.name for c in MetricSample.__table__.columns if c.name != "id")
@@ -328,7 +323,7 @@ class Poller:
         return True
 
     async def _poll(self, target: TargetConfig, status: TargetStatus) -> WindowResult:
-        url = metrics_url(target)
+        url = target.metrics_endpoint
         fetcher = self._fetchers.get(target.name)
         if fetcher is None:
             fetcher = self._fetchers[target.name] = MetricsFetcher(url, ssl_context=self._ssl_context())

@@ -474,7 +474,7 @@ class VllmRelaunchActuator(Actuator):
         out: dict[str, Any] = {"pid": holder.info.pid, "relaunched": relaunched, "argv": argv, "holder": holder.kind}
         try:
             async with httpx.AsyncClient(timeout=self.target.timeout_s + 5) as client:
-                metrics = (await client.get(self.target.metrics_url or f"{self.target.url}/metrics")).text
+                metrics = (await client.get(self.target.metrics_endpoint)).text
                 models = (await client.get(f"{self.target.url}/v1/models")).json()
             out["cache_config_info"] = parse_info_labels(metrics, "vllm:cache_config_info")
             out["max_model_len"] = {m.get("id"): m.get("max_model_len") for m in models.get("data", [])}

@@ -48,6 +48,7 @@ except ModuleNotFoundError as exc:  # pragma: no cover - a clear message instead
                               "(pip install 'charter-tui[agents]')") from exc
 
 from compiler.model import CompileResult, Warmup
+from daemon.config import metrics_endpoint
 
 # A run-time value in the plan's warm-up text: `{template}`, `{param:f:doc}`, `{call:0}`, ... (a name or key
 # without spaces, so literal JSON such as `{"a": 1}` in a prompt is not mistaken for one).
@@ -229,9 +230,7 @@ class _CounterProbe:
     """Reads `vllm:prefix_cache_hits_total` from the server's `/metrics` (sync client only)."""
 
     def __init__(self, base_url: str) -> None:
-        root = base_url.rstrip("/")
-        root = root[: -len("/v1")] if root.endswith("/v1") else root
-        self.url = f"{root}/metrics"
+        self.url = metrics_endpoint(base_url)
         self.http = httpx.Client(timeout=5.0)
 
     def hits(self) -> float | None:

@@ -100,3 +100,15 @@ def test_config_show_prints_the_effective_config(tmp_path: Path, capsys) -> None
 def test_default_config_ships_with_the_package() -> None:
     assert (REPO / "data" / "config" / "default.toml").is_file()
     assert shutil.which("charter-tui", path=str(CHARTER.parent))
+
+
+def test_one_metrics_endpoint_rule_for_every_caller() -> None:
+    """The poller, the vLLM actuator and the bench tracer all ask `metrics_endpoint` where /metrics is."""
+    from daemon.config import TargetConfig, metrics_endpoint
+
+    assert TargetConfig(name="a", url="http://h:8000").metrics_endpoint == "http://h:8000/metrics"
+    assert TargetConfig(name="t", url="http://h:8000", metrics_url="http://h:8002").metrics_endpoint \
+        == "http://h:8002/metrics"
+    assert TargetConfig(name="t", url="http://h:8000", metrics_url="http://h:8002/metrics/").metrics_endpoint \
+        == "http://h:8002/metrics"
+    assert metrics_endpoint("http://h:8000/v1/") == "http://h:8000/metrics", "an OpenAI base URL's server root"
