@@ -85,6 +85,21 @@ def test_refusals_after_approval_say_what_happened() -> None:
         check_command("resume", S.CANARY, 3)
 
 
+@pytest.mark.parametrize(("action", "state", "message"), [
+    ("reject", S.REJECTED, "cannot reject rollout 5: it is REJECTED (it was already rejected)"),
+    ("rollback", S.ROLLED_BACK, "cannot rollback rollout 5: it is ROLLED_BACK (it was already rolled back)"),
+    ("rollback", S.FAILED, "cannot rollback rollout 5: it is FAILED (its rollback is already under way)"),
+    ("approve", S.REJECTED, "cannot approve rollout 5: it is REJECTED (it is final)"),
+    ("pause", S.PENDING_APPROVAL,
+     "cannot pause rollout 5: it is PENDING_APPROVAL (pause needs APPROVED, CANARY, ROLLING_OUT, VALIDATING)"),
+])
+def test_each_refusal_says_exactly_why(action: str, state: S, message: str) -> None:
+    """The whole message, as the CLI and the TUI show it: each hint belongs to its own action and state."""
+    with pytest.raises(IllegalTransition) as err:
+        check_command(action, state, 5)  # type: ignore[arg-type]
+    assert str(err.value) == message
+
+
 @pytest.mark.parametrize("progress", ["restoring", "failed"])
 @pytest.mark.parametrize("state", list(S))
 def test_allowed_actions_are_exactly_what_apply_command_accepts(tmp_path, state: S, progress: str) -> None:

@@ -162,3 +162,45 @@ def test_public_event_masks_the_comment_only(repo: RolloutRepo) -> None:
     assert event.comment.endswith("sk-live-9 exited 1")  # the original is not changed in place
     quiet = repo.events(rid)[0]  # the proposal, without a comment: nothing to mask
     assert quiet.comment is None and public_event(quiet) is quiet
+
+
+def test_create_stores_the_proposal_and_its_audit_event(repo: RolloutRepo) -> None:
+    row = repo.create(title="more seqs", targets=["a", "b"], changes=[Change(param="max_num_seqs", value=64)],
+                      actor="optimizer", reason="queue builds up", signals=["QUEUE_BUILDUP"], recommendation_id=None)
+    stored = repo.get(row.id)
+    assert (stored.state, stored.title, stored.targets) == ("PENDING_APPROVAL", "more seqs", ["a", "b"])
+    assert changes_of(stored) == [Change(param="max_num_seqs", value=64)]
+    stage = stored.stage_detail
+    assert (stage["signals"], stage["reason"], stage["proposed_by"]) == (["QUEUE_BUILDUP"], "queue builds up",
+                                                                         "optimizer")
+    [event] = repo.events(row.id)
+    assert (event.actor, event.action, event.from_state, event.to_state, event.comment, event.entity_id) == (
+        "optimizer", "propose", None, "PENDING_APPROVAL", "queue builds up", str(row.id))
+
+
+def test_events_come_back_in_the_order_they_happened(repo: RolloutRepo) -> None:
+    rid = rollout_in(repo, S.APPROVED)
+    for action in ("one", "two", "three"):
+        repo.audit(rid, "m", action)
+    assert [e.action for e in repo.events(rid)] == ["propose", "one", "two", "three"]
+
+
+def test_a_callback_edits_the_drafts_json_in_place_and_it_is_saved(repo: RolloutRepo) -> None:
+    rid = rollout_in(repo, S.APPROVED)
+
+    def step(d) -> None:
+        assert d.state is S.APPROVED and d.changes == [Change(param="max_num_seqs", value="8")]
+        d.previous_config["max_num_seqs"] = 4  # in place: the draft starts from the stored dicts (or {})
+        d.comparison["ttft_p95_s"] = {"baseline": 0.2}
+        d.stage.reason = "canary started"
+
+    repo.mutate(rid, step, actor="m", action="step", to_state=S.CANARY)
+    row = repo.get(rid)
+    assert row.previous_config == {"max_num_seqs": 4} and row.comparison == {"ttft_p95_s": {"baseline": 0.2}}
+    assert row.stage_detail["reason"] == "canary started"
+
+    def more(d) -> None:
+        d.previous_config["block_size"] = 16  # the second draft starts from what the first one saved
+
+    repo.mutate(rid, more, actor="m", action="step")
+    assert repo.get(rid).previous_config == {"max_num_seqs": 4, "block_size": 16}
