@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from daemon.paths import repo_data_dir
-from daemon.testkit.mosquitto import MosquittoBroker, _die_with_parent, start_mosquitto
-from daemon.testkit.ports import free_port
+from daemon.testkit.mosquitto import MosquittoBroker, start_mosquitto
+from daemon.testkit.ports import die_with_parent, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CHARTER = Path(sys.executable).parent / "charter-tui"
@@ -76,7 +76,7 @@ class ReplayGroup:
         with open(self.log, "a") as err:
             self.proc = subprocess.Popen([sys.executable, "-m", "benchmarks.soak.replay", str(self.spec_file)],
                                          cwd=ROOT, stdout=subprocess.PIPE, stderr=err, text=True,
-                                         start_new_session=True, preexec_fn=_die_with_parent)
+                                         start_new_session=True, preexec_fn=die_with_parent)
         assert self.proc.stdout is not None
         deadline = time.monotonic() + timeout_s
         line = ""
@@ -169,7 +169,7 @@ class DaemonProc:
         with open(self.workdir / "daemon.stderr", "a") as err:
             self.proc = subprocess.Popen([str(CHARTER), "--config", str(self.config), "daemon"],
                                          env=self.environment(), stdout=subprocess.DEVNULL, stderr=err,
-                                         text=True, start_new_session=True, preexec_fn=_die_with_parent)
+                                         text=True, start_new_session=True, preexec_fn=die_with_parent)
         self.starts += 1
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

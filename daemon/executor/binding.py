@@ -37,6 +37,7 @@ from daemon.executor.workload import (
     RoleMark,
     RunWorkload,
     VolatileRef,
+    refs_of,
 )
 
 DEFAULT_MAX_TOKENS = 16
@@ -369,7 +370,7 @@ class Binder:
                     n=n, order_key=(loops[0].line if loops else call.line, _flat(vec), call.line),
                     group=cid if independent else None, vec=vec, lineage=tuple(lineage.items()),
                 )
-                ex.deps = _refs(pieces)
+                ex.deps = refs_of(pieces)
                 if (call.loop_carried or call.grows_per_iteration) and mine:
                     ex.deps.add(mine[-1].id)  # iterations that feed each other run in order
                 mine.append(ex)
@@ -406,16 +407,6 @@ def _flat(vec: tuple[int, ...]) -> int:
     out = 0
     for i in vec:
         out = out * 1000 + i
-    return out
-
-
-def _refs(pieces: list[Piece]) -> set[str]:
-    out: set[str] = set()
-    for p in pieces:
-        if isinstance(p, OutputRef):
-            out.add(p.execution)
-        elif isinstance(p, HistoryRef):
-            out.update(p.executions)
     return out
 
 

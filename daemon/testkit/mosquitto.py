@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -25,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from daemon.testkit.ports import StartupError, free_port, log_tail
+from daemon.testkit.ports import StartupError, die_with_parent, free_port, log_tail
 
 DEFAULT_BINARY = "/usr/sbin/mosquitto"
 INSTALL_HINT = "install it with `apt-get install mosquitto` (Debian/Ubuntu; it provides mosquitto_passwd too)"
@@ -169,17 +168,6 @@ def _all_output(log: Path) -> str:
     return log_tail(log.with_suffix(".out"), 20) + "\n" + log_tail(log, 40)
 
 
-def _die_with_parent() -> None:
-    """Run in the child before exec: ask Linux to SIGTERM it when the process that started it dies, so
-    a test run killed by a timeout (or a Ctrl-C that skips teardown) leaves no server behind."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
-    except OSError:  # not Linux/glibc: the server then outlives a killed parent, as without this
-        pass
-
-
 def _stop(process: subprocess.Popen[bytes], grace_s: float = 5.0) -> None:
     if process.poll() is not None:
         return
@@ -235,7 +223,7 @@ def start_mosquitto(
                     stdout=out,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
-                    preexec_fn=_die_with_parent,
+                    preexec_fn=die_with_parent,
                 )
             try:
                 _wait_accepting("127.0.0.1", chosen, process, startup_timeout_s, log_path)

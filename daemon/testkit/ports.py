@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import time
@@ -16,6 +17,17 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]  # (host, port) for AF_INET; typeshed types the address as Any
         return port
+
+
+def die_with_parent() -> None:
+    """Run in the child before exec: ask Linux to SIGTERM it when the process that started it dies, so
+    a test run killed by a timeout (or a Ctrl-C that skips teardown) leaves no server behind."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except OSError:  # not Linux/glibc: the server then outlives a killed parent, as without this
+        pass
 
 
 def log_tail(path: Path, lines: int = 40) -> str:

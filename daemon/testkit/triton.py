@@ -40,7 +40,7 @@ from typing import Any
 import httpx
 
 from daemon.paths import locations, repo_data_dir
-from daemon.testkit.ports import StartupError, free_port, log_tail
+from daemon.testkit.ports import StartupError, die_with_parent, free_port, log_tail
 
 BUILD_HINT = "run `scripts/build-triton-kit.sh` (or `make testkit`) to build it"
 KIT_ENV_FILE = "charter-triton-kit.env"
@@ -308,17 +308,6 @@ def stop_triton(server: TritonServer, grace_s: float = 20.0) -> None:
             region.unlink(missing_ok=True)
 
 
-def _die_with_parent() -> None:
-    """Run in the child before exec: ask Linux to SIGTERM it when the process that started it dies, so
-    a test run killed by a timeout (or a Ctrl-C that skips teardown) leaves no server behind."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
-    except OSError:  # not Linux/glibc: the server then outlives a killed parent, as without this
-        pass
-
-
 def _port_clash(log: Path) -> bool:
     text = log_tail(log, 200)
     return "already in use" in text or "Address already in use" in text
@@ -374,7 +363,7 @@ def start_triton(
                     env=env,
                     cwd=workdir,
                     start_new_session=True,
-                    preexec_fn=_die_with_parent,
+                    preexec_fn=die_with_parent,
                 )
             server = TritonServer(
                 http_port=http_port,
