@@ -11,7 +11,7 @@ import math
 import pytest
 
 from daemon.collectors import base as b
-from daemon.collectors.window import CounterWindow, build_sample, histogram_quantile
+from daemon.collectors.window import MAX_READINGS, CounterWindow, build_sample, histogram_quantile
 
 INF = math.inf
 
@@ -37,7 +37,11 @@ def test_sample_carries_identity_and_gauges_through() -> None:
     assert (s.running, s.waiting, s.kv_cache_usage) == (3, 4, 0.5)
     assert (s.gpu_memory_used_bytes, s.gpu_memory_total_bytes) == (7e9, 8e9)
     assert res.extras[b.PAUSED] == 2 and s.paused_requests == 2
-    assert res.reading is r
+    assert res.reading is r and s.counter_reset is False and s.suspect is False
+    nxt = reading(6.0, engine="sglang")
+    w = CounterWindow("gpu-1", 60)
+    w.update(r)
+    assert w.update(nxt).reading is nxt  # with a base too (the other return path)
 
 
 def test_histogram_percentiles_and_mean_use_the_window_delta() -> None:
@@ -164,6 +168,7 @@ def test_summary_without_a_near_quantile_or_with_nan_gives_nothing() -> None:
     r.quantiles[b.E2E] = {0.5: math.nan, 0.8: 0.9}  # no 0.95 within 0.05; p50 not a number
     s = build_sample("x", r, None).sample
     assert s.e2e_p50_s is None and s.e2e_p95_s is None
+    assert s.counter_reset is False  # build_sample's default: no reset unless the window says so
     r.quantiles[b.E2E] = {0.9: 0.4}  # exactly 0.05 from 0.95: still taken
     assert build_sample("x", r, None).sample.e2e_p95_s == 0.4
 
@@ -205,5 +210,35 @@ def test_quantile_first_bucket_interpolates_from_zero() -> None:
 
 
 def test_quantile_with_a_base_missing_a_bucket_counts_it_from_zero() -> None:
-    # The base lacks the 0.2 bucket (a bucket added by a reconfigured server): its delta is all of it.
-    assert histogram_quantile(0.5, {0.1: 10, 0.2: 14, INF: 14}, {0.1: 10, INF: 10}) == pytest.approx(0.15)
+    # The base lacks the 0.2 bucket: its delta is its whole count, 14 (deltas 2, 14, 14 after the
+    # running max). Rank 7 lies in (0.1, 0.2]: 0.1 + 0.1 * (7 - 2) / (14 - 2).
+    assert histogram_quantile(0.5, {0.1: 12, 0.2: 14, INF: 14}, {0.1: 10, INF: 10}) == pytest.approx(0.1 + 0.5 / 12)
+
+
+def test_one_observation_in_the_window_has_a_mean() -> None:
+    w = CounterWindow("x", 60)
+    w.update(with_ttft(reading(0), {0.1: 3, INF: 3}, total_s=0.15))
+    res = w.update(with_ttft(reading(10), {0.1: 4, INF: 4}, total_s=0.22))
+    assert res.extras["ttft_mean_s"] == pytest.approx(0.07)
+
+
+def test_memory_is_capped_when_readings_never_age_out() -> None:
+    """A window far longer than the history (a misbehaving clock): the ring keeps MAX_READINGS, so the
+    base is no older than that many readings back."""
+    w = CounterWindow("x", window_s=1e12)
+    n = MAX_READINGS + 100
+    for i in range(n):
+        s = w.update(reading(float(i), a=float(i))).sample
+    assert s.window_s is not None and s.window_s <= MAX_READINGS
+
+
+def test_a_rejected_value_marks_the_sample_suspect_with_the_reason() -> None:
+    r = reading(0)
+    r.rejected = ["running=nan is not a finite number"]
+    s = build_sample("x", r, None).sample
+    assert s.suspect is True and "running=nan" in (s.suspect_reason or "")
+    w = CounterWindow("y", 60)
+    w.update(reading(0, **{b.PREFIX_QUERIES: 0, b.PREFIX_HITS: 0}))
+    # A clean window is not suspect: the mark comes from the reasons, not from every sample.
+    res = w.update(reading(10, **{b.PREFIX_QUERIES: 10, b.PREFIX_HITS: 5}))
+    assert res.sample.suspect is False and res.sample.suspect_reason is None
