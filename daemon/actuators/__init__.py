@@ -18,7 +18,7 @@ from daemon.actuators.params import REGISTRIES, InvalidChange, ParamSpec, lookup
 from daemon.actuators.triton import TritonActuator
 from daemon.actuators.vllm import VllmRelaunchActuator
 from daemon.config import RolloutConfig, TargetConfig
-from daemon.rollouts.model import Change
+from daemon.actuators.change import Change
 
 __all__ = [
     "Actuator",

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from daemon.config import TargetConfig
-from daemon.rollouts.model import Change
+from daemon.actuators.change import Change
 
 Snapshot = dict[str, Any]
 

@@ -15,7 +15,7 @@ from typing import Any
 from daemon.actuators.base import Actuator, ActuatorError, Snapshot
 from daemon.actuators.params import InvalidChange, ParamSpec
 from daemon.config import CommandActuatorConfig, CommandParamRule, TargetConfig
-from daemon.rollouts.model import Change
+from daemon.actuators.change import Change
 
 _OUTPUT_CAP = 64 * 1024
 

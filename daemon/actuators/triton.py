@@ -23,7 +23,7 @@ from tritonclient.utils import InferenceServerException
 from daemon.actuators.base import Actuator, ActuatorError, Snapshot, TargetUnreachable
 from daemon.actuators.params import TRITON_PARAMS, InvalidChange
 from daemon.config import TargetConfig
-from daemon.rollouts.model import Change
+from daemon.actuators.change import Change
 
 
 def triton_value(change: Change) -> Any:

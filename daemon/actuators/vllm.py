@@ -42,7 +42,7 @@ from daemon.actuators import launch, procs
 from daemon.actuators.base import Actuator, ActuatorError, ForeignProcess, Snapshot, TargetUnreachable
 from daemon.actuators.params import VLLM_PARAMS, InvalidChange, ParamSpec, Value
 from daemon.config import TargetConfig
-from daemon.rollouts.model import Change
+from daemon.actuators.change import Change
 
 # Processes this daemon started, so they can be reaped (no zombies) when a later relaunch stops them.
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}

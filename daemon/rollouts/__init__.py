@@ -1,6 +1,6 @@
 """Approval-gated config rollouts: proposal -> approval -> canary -> validation -> rollout, with rollback.
 
-Modules (import them directly; this package imports nothing so the actuators can use its models):
+Modules (import them directly; this package imports nothing of its own):
 - `model`       typed views of the Rollout row's JSON (states, changes, per-target progress, comparison)
 - `machine`     the transition table and what each person's command may do
 - `repo`        persistence: locked read-modify-write of a rollout plus its audit event, in one transaction

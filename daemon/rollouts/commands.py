@@ -19,7 +19,8 @@ from daemon.config import Config, TargetConfig
 from daemon.errors import UserError
 from daemon.models import Recommendation, RecommendationStatus, Rollout
 from daemon.rollouts.machine import ACTIONS, COMMAND_FROM, Action, IllegalTransition, check_command, resume_target
-from daemon.rollouts.model import ACTIVE_STATES, Change, RolloutState
+from daemon.actuators.change import Change
+from daemon.rollouts.model import ACTIVE_STATES, RolloutState
 from daemon.rollouts.repo import Draft, RolloutRepo, stage_of
 from daemon.store import Store
 

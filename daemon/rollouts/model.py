@@ -46,17 +46,6 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class Change(_Model):
-    """One validated parameter change. `model` names the Triton model (None for vLLM / commands)."""
-
-    param: str
-    value: int | float | bool | str
-    model: str | None = None
-
-    def key(self) -> str:
-        return f"{self.model}:{self.param}" if self.model else self.param
-
-
 TargetStatus = Literal["pending", "applying", "applied", "restoring", "restored", "failed"]
 
 

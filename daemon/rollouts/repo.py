@@ -25,7 +25,8 @@ from daemon.errors import UserError
 from daemon.models import AuditEvent, Rollout
 from daemon.redaction import redact_data, redact_text
 from daemon.rollouts.machine import check_transition
-from daemon.rollouts.model import Change, RolloutState, StageDetail
+from daemon.actuators.change import Change
+from daemon.rollouts.model import RolloutState, StageDetail
 from daemon.store import Store
 
 ENTITY = "rollout"

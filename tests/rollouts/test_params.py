@@ -15,7 +15,7 @@ from daemon.actuators.params import TRITON_PARAMS, VLLM_PARAMS, InvalidChange
 from daemon.actuators.triton import apply_to_config
 from daemon.actuators.vllm import argv_value, edit_argv
 from daemon.config import CommandActuatorConfig, CommandParamRule, LaunchConfig, RolloutConfig, TargetConfig
-from daemon.rollouts.model import Change
+from daemon.actuators.change import Change
 
 VLLM = TargetConfig(name="v", url="http://127.0.0.1:8000", engine="vllm", launch=LaunchConfig(argv=["python"]))
 TRITON = TargetConfig(name="t", url="http://127.0.0.1:8001", engine="triton", models=["textgen"])

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from daemon.models import Rollout
 from daemon.rollouts.machine import TRANSITIONS, IllegalTransition
-from daemon.rollouts.model import Change
+from daemon.actuators.change import Change
 from daemon.rollouts.model import RolloutState as S
 from daemon.rollouts.repo import RolloutNotFound, RolloutRepo, StateChanged, changes_of, public_event, public_view
 from daemon.store import Store

@@ -35,7 +35,7 @@ from daemon.config import Config, DaemonConfig, LaunchConfig, RolloutConfig, Tar
 from daemon.models import MetricSample
 from daemon.rollouts import commands as cmd
 from daemon.rollouts.manager import RolloutManager
-from daemon.rollouts.model import Change
+from daemon.actuators.change import Change
 from daemon.rollouts.model import RolloutState as S
 from daemon.rollouts.repo import stage_of
 from daemon.store import Store
