@@ -85,6 +85,15 @@ def test_refusals_after_approval_say_what_happened() -> None:
         check_command("resume", S.CANARY, 3)
 
 
+def test_a_refused_transition_lists_what_the_state_allows() -> None:
+    with pytest.raises(IllegalTransition) as err:
+        check_transition(S.CANARY, S.COMPLETED)
+    assert str(err.value) == "cannot go from CANARY to COMPLETED: CANARY allows FAILED, PAUSED, VALIDATING"
+    with pytest.raises(IllegalTransition) as err:
+        check_transition(S.REJECTED, S.APPROVED)
+    assert str(err.value) == "cannot go from REJECTED to APPROVED: REJECTED allows nothing (it is final)"
+
+
 @pytest.mark.parametrize(("action", "state", "message"), [
     ("reject", S.REJECTED, "cannot reject rollout 5: it is REJECTED (it was already rejected)"),
     ("rollback", S.ROLLED_BACK, "cannot rollback rollout 5: it is ROLLED_BACK (it was already rolled back)"),
