@@ -230,7 +230,10 @@ def write_config(workdir: Path, specs: list[TargetSpec], ports: dict[str, int], 
         'actions = ["propose", "approve", "reject", "pause", "resume", "rollback"]', "",
         "[[auth.identities]]", 'name = "team"', f'secret_file = "{team}"', "",  # propose only
         "[watch]", f'paths = ["{watch_dir}"]', "compile_timeout_s = 10.0", "",
-        "[rollouts]", "warmup_s = 2.0", "canary_window_s = 8.0", "baseline_window_s = 30.0", "min_samples = 3",
+        # A sample's rates cover the last [thresholds] window_s, and only samples wholly after the
+        # change count for a canary: a short rate window lets a 15 s canary gather ~8 of them.
+        "[thresholds]", "window_s = 5.0", "",
+        "[rollouts]", "warmup_s = 2.0", "canary_window_s = 15.0", "baseline_window_s = 30.0", "min_samples = 3",
         'default_signals = ["generation_tokens_per_s"]', "step_interval_s = 0.5", "apply_timeout_s = 30.0",
         "",
     ]
