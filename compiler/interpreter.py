@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Any, Literal, TypeGuard
 
 from compiler.callsites import CLIENT_CONSTRUCTORS, DEFAULT_NAME_PATTERNS, CallMatch, classify, match_name
 from compiler.model import CallStyle, Diagnostic, SourceKind
@@ -48,6 +50,7 @@ from compiler.values import (
     ModuleRef,
     Occurrence,
     Opaque,
+    Part,
     Seq,
     Static,
     Template,
@@ -190,7 +193,7 @@ class Interpreter:
         self.budget = BASE_STATEMENTS + STATEMENTS_PER_LINE * source.count("\n")
         self.relevant: set[str] = set()  # functions that may (transitively) make an LLM call
         self._plain_inlines: dict[str, int] = {}
-        self._memo: dict[tuple, Value] = {}
+        self._memo: dict[tuple[object, ...], Value] = {}
         self.referenced: set[str] = set()
         self._warned: set[tuple[int, str]] = set()
 
@@ -255,7 +258,7 @@ class Interpreter:
         for prefix, env in envs:
             for name, value in env.items():
                 if isinstance(value, Text) and value.parts and all(isinstance(p, Static) for p in value.parts):
-                    out[prefix + name] = "".join(p.text for p in value.parts)  # type: ignore[union-attr]
+                    out[prefix + name] = "".join(p.text for p in value.parts if isinstance(p, Static))
         return out
 
     def _analyse_root(self, info: FunctionInfo) -> None:
@@ -268,9 +271,9 @@ class Interpreter:
                 env[a.arg] = Instance(info.cls)
                 continue
             env[a.arg] = Opaque(a.arg, SourceKind.PARAMETER, key=f"param:{info.qualname}:{a.arg}")
-        for a in (args.vararg, args.kwarg):
-            if a is not None:
-                env[a.arg] = Opaque(a.arg, SourceKind.PARAMETER, key=f"param:{info.qualname}:{a.arg}")
+        for star in (args.vararg, args.kwarg):
+            if star is not None:
+                env[star.arg] = Opaque(star.arg, SourceKind.PARAMETER, key=f"param:{info.qualname}:{star.arg}")
         frame = Frame(info.qualname, info.cls, env, driver=info.qualname in DRIVER_FUNCTIONS)
         self.analysed.add(info.qualname)
         self.stack.append(info.qualname)
@@ -378,14 +381,14 @@ class Interpreter:
                 if item.optional_vars is not None:
                     self._bind(item.optional_vars, value, fr)
             self._exec_block(st.body, fr)
-        elif isinstance(st, ast.Try) or type(st).__name__ == "TryStar":
-            self._exec_block(st.body, fr)  # type: ignore[attr-defined]
-            for handler in st.handlers:  # type: ignore[attr-defined]
+        elif isinstance(st, ast.Try | ast.TryStar):
+            self._exec_block(st.body, fr)
+            for handler in st.handlers:
                 if handler.name:
                     fr.env[handler.name] = Opaque(handler.name, SourceKind.LOCAL)
                 self._exec_block(handler.body, fr)
-            self._exec_block(st.orelse, fr)  # type: ignore[attr-defined]
-            self._exec_block(st.finalbody, fr)  # type: ignore[attr-defined]
+            self._exec_block(st.orelse, fr)
+            self._exec_block(st.finalbody, fr)
         elif isinstance(st, ast.FunctionDef | ast.AsyncFunctionDef):
             if fr.func == "<module>" or fr.func == "<class>":
                 return
@@ -435,12 +438,12 @@ class Interpreter:
 
     def _for(self, st: ast.For | ast.AsyncFor, fr: Frame) -> None:
         it = self._eval(st.iter, fr)
-        if self._constant_seq(it) and st.orelse == [] and self.unrolled * len(it.items) <= MAX_UNROLL_PRODUCT:  # type: ignore[union-attr]
+        if self._constant_seq(it) and st.orelse == [] and self.unrolled * len(it.items) <= MAX_UNROLL_PRODUCT:
             snapshot = (dict(fr.env), len(self.occurrences))
             saved_unrolled = self.unrolled
-            self.unrolled *= len(it.items)  # type: ignore[union-attr]
+            self.unrolled *= len(it.items)
             try:
-                for item in it.items:  # type: ignore[union-attr]
+                for item in it.items:
                     self._bind(st.target, item, fr, rename=False)
                     self._exec_block(st.body, fr)
             finally:
@@ -466,7 +469,7 @@ class Interpreter:
             charge = self._charges[id(st)] = 1 + nodes // NODES_PER_CHARGE
         return charge
 
-    def _constant_seq(self, value: Value) -> bool:
+    def _constant_seq(self, value: Value) -> TypeGuard[Seq]:
         if not isinstance(value, Seq) or value.elem is not None or not 0 < len(value.items) <= MAX_UNROLL:
             return False
         return all(not origins_of(v) and not varies_of(v) and not self._has_dyn(v) for v in value.items)
@@ -550,9 +553,9 @@ class Interpreter:
                 self.class_attrs.setdefault(base.cls, {})[target.attr] = value
         elif isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name):
             base = fr.env.get(target.value.id)
-            key = target.slice.value if isinstance(target.slice, ast.Constant) else None
-            if isinstance(base, Mapping) and isinstance(key, str):
-                fr.env[target.value.id] = Mapping(tuple((k, v) for k, v in base.items if k != key) + ((key, value),))
+            sub = target.slice.value if isinstance(target.slice, ast.Constant) else None
+            if isinstance(base, Mapping) and isinstance(sub, str):
+                fr.env[target.value.id] = Mapping(tuple((k, v) for k, v in base.items if k != sub) + ((sub, value),))
 
     def _renamed(self, value: Value, name: str) -> Value:
         if isinstance(value, Opaque):
@@ -571,15 +574,20 @@ class Interpreter:
     def _eval(self, node: ast.expr | None, fr: Frame) -> Value:
         if node is None:
             return Const(None)
+        # Dispatch on the exact type (the hot path of the compiler); `t is X` does not narrow `node` for the
+        # type checker, so each branch asserts what `t` has already established.
         t = type(node)
         if t is ast.Constant:
-            v = node.value  # type: ignore[attr-defined]
-            return Text((Static(v),)) if isinstance(v, str) else Const(v)
+            assert isinstance(node, ast.Constant)
+            constant = node.value
+            return Text((Static(constant),)) if isinstance(constant, str) else Const(constant)
         if t is ast.Name:
-            return self._lookup(node.id, fr)  # type: ignore[attr-defined]
+            assert isinstance(node, ast.Name)
+            return self._lookup(node.id, fr)
         if t is ast.JoinedStr:
-            parts: list = []
-            for v in node.values:  # type: ignore[attr-defined]
+            assert isinstance(node, ast.JoinedStr)
+            parts: list[Part] = []
+            for v in node.values:
                 if isinstance(v, ast.Constant):
                     parts.append(Static(str(v.value)))
                 elif isinstance(v, ast.FormattedValue):
@@ -587,21 +595,27 @@ class Interpreter:
                     parts.extend(text_of(self._renamed(inner, self._name(v.value)), self._name(v.value)).parts)
             return tag_build(Text(tuple(parts)), loc_of(node))
         if t is ast.BinOp:
-            return self._binop(node, fr)  # type: ignore[arg-type]
+            assert isinstance(node, ast.BinOp)
+            return self._binop(node, fr)
         if t is ast.Call:
-            return self._call(node, fr)  # type: ignore[arg-type]
+            assert isinstance(node, ast.Call)
+            return self._call(node, fr)
         if t is ast.Await:
-            inner = node.value  # type: ignore[attr-defined]
-            if isinstance(inner, ast.Call):
-                return self._call(inner, fr, awaited=True)
-            return self._eval(inner, fr)
+            assert isinstance(node, ast.Await)
+            awaited = node.value
+            if isinstance(awaited, ast.Call):
+                return self._call(awaited, fr, awaited=True)
+            return self._eval(awaited, fr)
         if t is ast.Attribute:
-            return self._attribute(node, fr)  # type: ignore[arg-type]
+            assert isinstance(node, ast.Attribute)
+            return self._attribute(node, fr)
         if t is ast.Subscript:
-            return self._subscript(node, fr)  # type: ignore[arg-type]
+            assert isinstance(node, ast.Subscript)
+            return self._subscript(node, fr)
         if t in (ast.List, ast.Tuple, ast.Set):
+            assert isinstance(node, ast.List | ast.Tuple | ast.Set)
             items: list[Value] = []
-            for elt in node.elts:  # type: ignore[attr-defined]
+            for elt in node.elts:
                 if isinstance(elt, ast.Starred):
                     inner = self._eval(elt.value, fr)
                     if isinstance(inner, Seq) and inner.elem is None:
@@ -612,8 +626,9 @@ class Interpreter:
                     items.append(self._eval(elt, fr))
             return Seq(tuple(items))
         if t is ast.Dict:
+            assert isinstance(node, ast.Dict)
             pairs: list[tuple[str, Value]] = []
-            for k, v in zip(node.keys, node.values):  # type: ignore[attr-defined]
+            for k, v in zip(node.keys, node.values):
                 val = self._eval(v, fr)
                 if k is None:
                     if isinstance(val, Mapping):
@@ -625,27 +640,33 @@ class Interpreter:
                     pairs.append((self._name(k), val))
             return Mapping(tuple(pairs))
         if t in (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp):
+            assert isinstance(node, ast.ListComp | ast.SetComp | ast.GeneratorExp | ast.DictComp)
             return self._comprehension(node, fr)
         if t is ast.IfExp:
-            self._eval(node.test, fr)  # type: ignore[attr-defined]
-            a = self._eval(node.body, fr)  # type: ignore[attr-defined]
-            b = self._eval(node.orelse, fr)  # type: ignore[attr-defined]
+            assert isinstance(node, ast.IfExp)
+            self._eval(node.test, fr)
+            a = self._eval(node.body, fr)
+            b = self._eval(node.orelse, fr)
             return merge_values(a, b, "ifexp") or Const(None)
         if t is ast.BoolOp:
+            assert isinstance(node, ast.BoolOp)
             value: Value | None = None
-            for v in node.values:  # type: ignore[attr-defined]
+            for v in node.values:
                 value = merge_values(value, self._eval(v, fr), "boolop")
             return value or Const(None)
         if t is ast.NamedExpr:
-            value = self._eval(node.value, fr)  # type: ignore[attr-defined]
-            self._bind(node.target, value, fr)  # type: ignore[attr-defined]
+            assert isinstance(node, ast.NamedExpr)
+            value = self._eval(node.value, fr)
+            self._bind(node.target, value, fr)
             return value
         if t in (ast.Compare, ast.UnaryOp):
-            subs = [node.left, *node.comparators] if t is ast.Compare else [node.operand]  # type: ignore[attr-defined]
+            assert isinstance(node, ast.Compare | ast.UnaryOp)
+            subs = [node.left, *node.comparators] if isinstance(node, ast.Compare) else [node.operand]
             vals = [self._eval(s, fr) for s in subs]
             return Opaque("cmp", SourceKind.LOCAL, frozenset().union(*(origins_of(v) for v in vals)))
         if t is ast.Starred:
-            return self._eval(node.value, fr)  # type: ignore[attr-defined]
+            assert isinstance(node, ast.Starred)
+            return self._eval(node.value, fr)
         if t is ast.Lambda:
             return Opaque("lambda", SourceKind.LOCAL)
         return Opaque(type(node).__name__, SourceKind.UNKNOWN)
@@ -748,8 +769,8 @@ class Interpreter:
             return replace(left, has_model=left.has_model or isinstance(right, Client | Opaque))
         if isinstance(node.op, ast.BitOr) and isinstance(right, Client) and isinstance(left, Text):
             return Template((("user", left),), has_model=True)
-        if (isinstance(left, Const) and isinstance(right, Const) and type(left.value) in (int, float)
-                and type(right.value) in (int, float) and abs(left.value) < 1e12 and abs(right.value) < 1e12):
+        if (isinstance(left, Const) and isinstance(right, Const) and _is_number(left.value)
+                and _is_number(right.value) and abs(left.value) < 1e12 and abs(right.value) < 1e12):
             op = _ARITH.get(type(node.op))  # shifts, bit operations, @: no value we need for prompts
             if op is None:
                 return Const(None)
@@ -775,11 +796,11 @@ class Interpreter:
             # One tuple for the whole chain: concatenating operand by operand copied the prefix each
             # time, quadratic in the chain's length.
             return tag_build(Text(tuple(p for v in values for p in text_of(v, "value").parts)), loc)
-        if all(isinstance(v, Const) for v in values):
+        if _all_const(values):
             try:
-                total = values[0].value  # type: ignore[union-attr]
-                for v in values[1:]:
-                    total = total + v.value  # type: ignore[union-attr,operator]
+                total: Any = values[0].value  # folded as Python would add them; a TypeError is caught below
+                for c in values[1:]:
+                    total = total + c.value
                     if isinstance(total, bytes | tuple) and len(total) > MAX_TEXT_CHARS:
                         return Const(None)  # `b = b + b` on every line doubles it: not a value we need
                 return Const(total)
@@ -793,20 +814,20 @@ class Interpreter:
             return tag_build(Text(tuple(p for v in values for p in text_of(v).parts)), loc)
         return Opaque("sum", SourceKind.LOCAL, origins, "local:sum", varies)
 
-    def _comprehension(self, node: ast.AST, fr: Frame) -> Value:
-        gens = node.generators  # type: ignore[attr-defined]
+    def _comprehension(self, node: ast.ListComp | ast.SetComp | ast.GeneratorExp | ast.DictComp, fr: Frame) -> Value:
+        gens = node.generators
         saved_env = dict(fr.env)
         first_it = self._eval(gens[0].iter, fr)
         if (len(gens) == 1 and self._constant_seq(first_it) and not gens[0].ifs and not isinstance(node, ast.DictComp)
-                and self.unrolled * len(first_it.items) <= MAX_UNROLL_PRODUCT):  # type: ignore[union-attr]
+                and self.unrolled * len(first_it.items) <= MAX_UNROLL_PRODUCT):
             n_occ = len(self.occurrences)
             items = []
             saved_unrolled = self.unrolled
-            self.unrolled *= len(first_it.items)  # type: ignore[union-attr]
+            self.unrolled *= len(first_it.items)
             try:
-                for item in first_it.items:  # type: ignore[union-attr]
+                for item in first_it.items:
                     self._bind(gens[0].target, item, fr, rename=False)
-                    items.append(self._eval(node.elt, fr))  # type: ignore[attr-defined]
+                    items.append(self._eval(node.elt, fr))
             finally:
                 self.unrolled = saved_unrolled
             _set_env(fr, saved_env)
@@ -830,7 +851,7 @@ class Interpreter:
                 elem: Value = Opaque("dict", SourceKind.LOCAL, origins_of(k) | origins_of(v), "local:dictcomp",
                                      varies_of(k) | varies_of(v))
             else:
-                elem = self._eval(node.elt, fr)  # type: ignore[attr-defined]
+                elem = self._eval(node.elt, fr)
         finally:
             for _ in range(pushed):
                 self.loops.pop()
@@ -900,7 +921,7 @@ class Interpreter:
         if args and isinstance(args[0], Text):
             url_text = "".join(p.text for p in args[0].parts if isinstance(p, Static))
         elif "url" in kwargs and isinstance(kwargs["url"], Text):
-            url_text = "".join(p.text for p in kwargs["url"].parts if isinstance(p, Static))  # type: ignore[union-attr]
+            url_text = "".join(p.text for p in kwargs["url"].parts if isinstance(p, Static))
         match = classify(dotted_name(func), qualified, receiver, func_value,
                          frozenset(kwargs), url_text, self.patterns)
         if match is not None:
@@ -975,7 +996,7 @@ class Interpreter:
             return
         if isinstance(current, Seq) and current.elem is None:
             items = list(current.items)
-        elif isinstance(current, Seq):
+        elif isinstance(current, Seq) and current.elem is not None:  # (elem None: the branch above)
             items = [*current.items, current.elem]
         else:
             items = [current]
@@ -1022,7 +1043,7 @@ class Interpreter:
         if isinstance(value, Text):
             return value
         if isinstance(value, Seq):
-            parts = []
+            parts: list[Part] = []
             for item in value.items:
                 parts.extend(self._texts_in(item).parts)
             if value.elem is not None:
@@ -1036,7 +1057,7 @@ class Interpreter:
                 node: ast.Call | None, fr: Frame, star: Value | None = None) -> Value:
         qual = info.qualname
         plain = qual not in self.relevant
-        memo_key: tuple | None = None
+        memo_key: tuple[object, ...] | None = None
         if plain and node is not None:
             try:
                 memo_key = (qual, self_cls, tuple(args), tuple(sorted(kwargs.items())), star)
@@ -1199,8 +1220,9 @@ class Interpreter:
             body = kwargs.get("json")
             if isinstance(body, Mapping):
                 for key in ("prompt", "text_input", "input", "inputs"):
-                    if body.get(key) is not None:
-                        return text_of(body.get(key), key), None  # type: ignore[arg-type]
+                    field_value = body.get(key)
+                    if field_value is not None:
+                        return text_of(field_value, key), None
                 if body.get("messages") is not None:
                     return messages_text(body.get("messages")), None
             return (self._texts_in(body) if body is not None else Text(())), None
@@ -1214,11 +1236,19 @@ class Interpreter:
             return (messages_text(v) if isinstance(v, Seq) else text_of(v, "prompt")), None
         return Text(()), None
 
-    def _diag(self, level: str, line: int, message: str) -> None:
+    def _diag(self, level: Literal["info", "warning"], line: int, message: str) -> None:
         if (line, message) in self._warned:
             return
         self._warned.add((line, message))
-        self.diagnostics.append(Diagnostic(level=level, line=line, message=message))  # type: ignore[arg-type]
+        self.diagnostics.append(Diagnostic(level=level, line=line, message=message))
+
+
+def _is_number(value: object) -> TypeGuard[int | float]:
+    return type(value) in (int, float)  # exactly: a bool is not folded as a number
+
+
+def _all_const(values: list[Value]) -> TypeGuard[list[Const]]:
+    return all(isinstance(v, Const) for v in values)
 
 
 def _terminates(body: list[ast.stmt]) -> bool:
@@ -1246,7 +1276,8 @@ _LLM_HINT = re.compile(
 _CALLED = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*\(")
 _DEFINED = re.compile(r"\bdef\s+([A-Za-z_][A-Za-z0-9_]*)\s*\(")
 
-_ARITH = {
+# Folded at compile time on int/float constants: whatever the operator does at run time (errors caught).
+_ARITH: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
     ast.Add: lambda a, b: a + b,
     ast.Sub: lambda a, b: a - b,
     ast.Mult: lambda a, b: a * b,
