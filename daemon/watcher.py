@@ -3,14 +3,21 @@
 `AgentWatcher.events()` is an async iterator of `CompileEvent`s: first one per file, then one per
 real change. Changes are debounced by watchfiles, files whose content hash did not change are not
 recompiled (editors touch files without changing them), and a file that stops parsing keeps its last
-good result while the event reports the error as `file:line:col: message`. Compilation runs in a
-worker thread so the event loop (and a UI on it) stays responsive.
+good result while the event reports the error as `file:line:col: message`.
+
+No file can stop the loop: compilation runs in a child process with a time budget
+(`daemon.compile_worker`), so the event loop (a UI on it, SIGTERM handling) never waits on it. A file
+over the size cap, or one whose compile runs past the budget, is reported as `too complex: <reason>`
+and keeps its last good result, while the other files go on compiling. Only a caller-supplied
+`compile_fn` or token counter (which cannot cross to another process) runs in a thread instead.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
+import stat
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -22,6 +29,7 @@ from compiler.api import CompileOptions, compile_source, decode_source
 from compiler.errors import CompileError
 from compiler.model import MAX_SOURCE_BYTES, CompileResult
 from compiler.tokens import TokenCounter
+from daemon.compile_worker import CompileLimits, CompileTooComplex, CompileWorker, size_reason
 
 RESCAN_AFTER_MS = 300  # the first wake-up after the OS watch is in place rescans every file once
 
@@ -108,17 +116,49 @@ def expand(paths: list[Path]) -> list[Path]:
     return out
 
 
+def read_capped(path: Path, cap: int) -> bytes:
+    """A regular file's bytes, refusing more than `cap` (CompileTooComplex) and anything but a file.
+
+    Opened non-blocking and checked with fstat, so a FIFO or device named `*.py` cannot block the read.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as fh:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(f"not a regular file ({stat.filemode(info.st_mode)})")
+        if info.st_size > cap:  # refuse before reading it into memory
+            raise CompileTooComplex(size_reason(info.st_size, cap))
+        data = fh.read(cap + 1)  # the file may have grown since fstat
+    if len(data) > cap:
+        raise CompileTooComplex(size_reason(len(data), cap))
+    return data
+
+
 class AgentWatcher:
     def __init__(self, paths: list[Path], options: CompileOptions | None = None,
                  token_counter: TokenCounter | None = None, debounce_ms: int = 200,
-                 compile_fn: Callable[[Path, bytes], CompileResult] | None = None) -> None:
+                 compile_fn: Callable[[Path, bytes], CompileResult] | None = None,
+                 limits: CompileLimits | None = None) -> None:
         self.roots = [p.resolve() for p in paths]
         self.options = options
         self.token_counter = token_counter
         self.debounce_ms = debounce_ms
-        self._compile = compile_fn or (lambda p, d: compile_bytes(p, d, self.options, self.token_counter))
+        self.limits = limits or CompileLimits()
+        self.worker = CompileWorker(self.limits)
+        self._compile_fn = compile_fn
+        if compile_fn is None and token_counter is not None:
+            self._compile_fn = lambda p, d: compile_bytes(p, d, self.options, self.token_counter)
         self.hashes: dict[Path, str] = {}
         self.results: dict[Path, CompileResult] = {}
+
+    async def _compile(self, path: Path, data: bytes) -> CompileResult:
+        if self._compile_fn is not None:
+            return await asyncio.to_thread(self._compile_fn, path, data)
+        return await self.worker.compile(path, data, self.options)
+
+    def close(self) -> None:
+        """Stop the compile worker process (also done when `events()` ends)."""
+        self.worker.close()
 
     def _wanted(self, path: Path) -> bool:
         if path.suffix != ".py":
@@ -127,7 +167,10 @@ class AgentWatcher:
 
     async def _compile_path(self, path: Path, initial: bool) -> CompileEvent | None:
         try:
-            data = await asyncio.to_thread(path.read_bytes)
+            data = await asyncio.to_thread(read_capped, path, self.limits.max_file_bytes)
+        except CompileTooComplex as exc:
+            self.hashes.pop(path, None)  # whatever it held before, it is not that content any more
+            return CompileEvent(path, self.results.get(path), f"{path}: too complex: {exc}", initial=initial)
         except OSError as exc:
             return CompileEvent(path, self.results.get(path), f"{path}: cannot read: {exc.strerror or exc}")
         digest = hashlib.sha256(data).hexdigest()
@@ -136,7 +179,9 @@ class AgentWatcher:
         self.hashes[path] = digest
         started = time.perf_counter()
         try:
-            result = await asyncio.to_thread(self._compile, path, data)
+            result = await self._compile(path, data)
+        except CompileTooComplex as exc:
+            return CompileEvent(path, self.results.get(path), f"{path}: too complex: {exc}", initial=initial)
         except CompileError as exc:
             return CompileEvent(path, self.results.get(path), str(exc), initial=initial)
         except OSError as exc:
@@ -147,6 +192,13 @@ class AgentWatcher:
         return CompileEvent(path, result, None, change, elapsed, initial)
 
     async def events(self, stop_event: asyncio.Event | None = None) -> AsyncIterator[CompileEvent]:
+        try:
+            async for event in self._events(stop_event):
+                yield event
+        finally:
+            self.close()  # ended, stopped or cancelled: no compile outlives the watcher
+
+    async def _events(self, stop_event: asyncio.Event | None) -> AsyncIterator[CompileEvent]:
         for path in expand(self.roots):
             event = await self._compile_path(path.resolve(), initial=True)
             if event is not None:
