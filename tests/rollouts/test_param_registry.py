@@ -73,3 +73,70 @@ def test_vllm_specs_carry_their_real_flags() -> None:
 ])
 def test_describe_says_type_and_range(spec: ParamSpec, shown: str) -> None:
     assert spec.describe() == shown
+
+
+# --- ParamSpec.coerce: what a person reads when a value is refused, and the exact edges ------------
+
+INT = ParamSpec("max_num_seqs", "int", "h", min=1, max=65536)
+FLOAT = ParamSpec("gpu_memory_utilization", "float", "h", min=0.05, max=0.99)
+FLAG = ParamSpec("enable_prefix_caching", "bool", "h")
+TEXT = ParamSpec("variant", "string", "h")
+PATH = ParamSpec("config", "string", "h", pattern=r"[A-Za-z0-9_./-]{1,64}")
+
+
+@pytest.mark.parametrize(("spec", "raw", "message"), [
+    (INT, 0, "max_num_seqs=0 is below the minimum 1"),
+    (INT, "65537", "max_num_seqs='65537' is above the maximum 65536"),
+    (INT, "8.5", "max_num_seqs='8.5' is not an integer"),
+    (INT, "", "max_num_seqs='' must be 1-256 characters"),
+    (INT, "8;rm", "max_num_seqs='8;rm' contains whitespace, quotes, control or shell characters"),
+    (INT, [8], "max_num_seqs=[8] has type list; expected a string, number or boolean"),
+    (FLOAT, "x", "gpu_memory_utilization='x' is not a number"),
+    (FLOAT, "1e999", "gpu_memory_utilization='1e999' is not a finite number"),
+    (FLOAT, float("nan"), "gpu_memory_utilization=nan is not a finite number"),
+    (FLAG, "maybe", "enable_prefix_caching='maybe' is not a boolean (true/false)"),
+    (TEXT, "-x", "variant='-x' must not start with '-'"),
+    (ParamSpec("e", "enum", "h", choices=("a", "b")), "c", "e='c' is not one of a, b"),
+    (PATH, "a/../b", "config='a/../b' has a '..' path segment"),
+    (PATH, "/etc/passwd",
+     "config='/etc/passwd' is an absolute path (the rule does not set allow_absolute_paths)"),
+    (ParamSpec("s", "string", "h", pattern="("), "x", None),
+])
+def test_refusals_name_the_parameter_the_value_and_the_reason(spec: ParamSpec, raw, message: str | None) -> None:
+    with pytest.raises(InvalidChange) as err:
+        spec.coerce(raw)
+    if message is None:  # an invalid pattern: the RE2 error text is its own
+        assert str(err.value).startswith("s='x' cannot be checked: ")
+        assert len(str(err.value)) > len("s='x' cannot be checked: ")
+    else:
+        assert str(err.value) == message
+
+
+def test_bounds_and_length_limits_are_inclusive() -> None:
+    assert INT.coerce("1") == 1 and INT.coerce(65536) == 65536
+    assert FLOAT.coerce("0.05") == 0.05 and FLOAT.coerce(0.99) == 0.99
+    long_ok = "a" * 256
+    assert ParamSpec("s", "string", "h", pattern=r"a{1,300}").coerce(long_ok) == long_ok
+    with pytest.raises(InvalidChange, match="must be 1-256 characters"):
+        ParamSpec("s", "string", "h", pattern=r"a{1,300}").coerce(long_ok + "a")
+
+
+def test_json_booleans_coerce_to_booleans() -> None:
+    assert FLAG.coerce(True) is True and FLAG.coerce(False) is False
+    assert FLAG.coerce("ON") is True and FLAG.coerce("off") is False
+
+
+def test_the_default_string_pattern_takes_both_cases() -> None:
+    assert TEXT.coerce("Canary-B.2") == "Canary-B.2"
+    with pytest.raises(InvalidChange, match="does not match"):
+        TEXT.coerce("a" * 65)
+
+
+def test_a_long_value_is_shown_cut_to_60_characters() -> None:
+    with pytest.raises(InvalidChange) as err:
+        INT.coerce("9" * 100)
+    shown = str(err.value).removeprefix("max_num_seqs=").removesuffix(" is not an integer")
+    assert shown == repr("9" * 100)[:57] + "..." and len(shown) == 60
+    with pytest.raises(InvalidChange) as err:
+        INT.coerce("9" * 58)  # its repr is exactly 60 characters: shown whole
+    assert str(err.value) == f"max_num_seqs={'9' * 58!r} is not an integer"
