@@ -12,11 +12,11 @@ from compiler.callsites import DEFAULT_NAME_PATTERNS
 from compiler.dag import build_dag
 from compiler.errors import CompileError
 from compiler.interpreter import Interpreter
-from compiler.model import ENGINES, CompileResult, Estimates, Finding
+from compiler.model import ENGINES, CompileResult, Estimates, Finding, Fix
 from compiler.patterns import DETECTORS
 from compiler.patterns.base import Context
 from compiler.planner import build_plan
-from compiler.prefix import PrefixSimulator
+from compiler.prefix import PrefixSimulator, Unit
 from compiler.tokens import (
     CALL_OUTPUT_TOKENS,
     FILL_TOKENS,
@@ -105,7 +105,9 @@ def _run(source: str, path: str, token_counter: TokenCounter | None, tokenizer_n
         findings.extend(detector.detect(ctx))
     findings.sort(key=lambda f: (f.anti_pattern, f.line or 0, f.kind.value))
 
-    fixes, fixed_shapes, edits = [], {}, []  # type: ignore[var-annotated]
+    fixes: list[Fix] = []
+    fixed_shapes: dict[str, list[Unit]] = {}
+    edits: list[Edit] = []
     if opts.with_fixes and any(f.anti_pattern for f in findings):
         from compiler.codemods import plan_fixes  # libcst is only needed when there is something to fix
 

@@ -17,6 +17,7 @@ import difflib
 import functools
 import re
 from dataclasses import dataclass
+from typing import cast
 
 import libcst as cst
 
@@ -105,8 +106,8 @@ class _Operands:
     def __init__(self, node: cst.BaseExpression) -> None:
         self.node = node
         self.fstring = isinstance(node, cst.FormattedString)
-        if self.fstring:
-            self.items: list[cst.CSTNode] = list(node.parts)  # type: ignore[attr-defined]
+        if isinstance(node, cst.FormattedString):
+            self.items: list[cst.CSTNode] = list(node.parts)
         else:
             items: list[cst.CSTNode] = []
             cur: cst.BaseExpression = node
@@ -141,10 +142,12 @@ class _Operands:
     def rebuild(self, items: list[cst.CSTNode]) -> str:
         items = [i for i in items if not (isinstance(i, cst.FormattedStringText) and i.value == "")]
         if self.fstring:
-            return _code(self.node.with_changes(parts=items))  # type: ignore[attr-defined]
-        expr = items[0]
-        for nxt in items[1:]:
-            expr = cst.BinaryOperation(left=expr, operator=cst.Add(), right=nxt)  # type: ignore[arg-type]
+            return _code(self.node.with_changes(parts=items))
+        # Not an f-string: the items are the operands of a `+` chain (and strings from text()), all expressions.
+        operands = cast(list[cst.BaseExpression], items)
+        expr = operands[0]
+        for nxt in operands[1:]:
+            expr = cst.BinaryOperation(left=expr, operator=cst.Add(), right=nxt)
         return _code(expr)
 
 
@@ -365,8 +368,8 @@ def plan_fixes(source: str, path: str, ctx: Context, findings: list[Finding], pr
             pattern=f.kind, calls=f.calls,
             description=what if diff else what + " (not rewritable automatically here: edit by hand)",
             diff=diff,
-            cacheable_share_before=float(f.figures.get("cacheable_share_before", 0.0)),  # type: ignore[arg-type]
-            cacheable_share_after=float(f.figures.get("cacheable_share_after", 0.0)),  # type: ignore[arg-type]
+            cacheable_share_before=f.number("cacheable_share_before"),
+            cacheable_share_after=f.number("cacheable_share_after"),
             warning=WARNING,
         ))
         if diff:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Any
 
 import networkx as nx
 
@@ -26,7 +27,7 @@ class Dag:
     calls: list[CallSite]
     edges: list[Edge]
     order: list[str]
-    graph: nx.DiGraph
+    graph: nx.DiGraph[str]  # nodes are call ids
     occurrences: dict[str, list[Occurrence]]  # call id -> its occurrences
     prompts: dict[str, Text]  # call id -> representative prompt (internal parts, with build locations)
 
@@ -73,7 +74,7 @@ def build_dag(occurrences: list[Occurrence], tok: Tokenizer) -> Dag:
             )
         )
 
-    graph = nx.DiGraph()
+    graph: nx.DiGraph[str] = nx.DiGraph()
     for c in calls:
         graph.add_node(c.id)
     labels: dict[tuple[str, str], set[str]] = defaultdict(set)
@@ -153,13 +154,13 @@ def _segments(prompt: Text, agent_loops: set[int], node_of_occ: dict[int, str],
 
 def _loop_context(loop: LoopFrame, node_of_occ: dict[int, str]) -> LoopContext:
     over = sorted({node_of_occ[o] for o in loop.over if o in node_of_occ})
-    return LoopContext(kind=loop.kind, line=loop.line, target=loop.target,  # type: ignore[arg-type]
+    return LoopContext(kind=loop.kind, line=loop.line, target=loop.target,
                        iterates=short_source(loop.node) if isinstance(loop.node, ast.AST) else "",
                        over_call=over[0] if over else None, request_loop=loop.request_loop)
 
 
 def _branch_context(branch: BranchFrame) -> BranchContext:
-    return BranchContext(line=branch.line, test=short_source(branch.node), arm=branch.arm)  # type: ignore[arg-type]
+    return BranchContext(line=branch.line, test=short_source(branch.node), arm=branch.arm)
 
 
 def _grows(occs: list[Occurrence]) -> bool:
@@ -170,7 +171,7 @@ def _grows(occs: list[Occurrence]) -> bool:
     iterations' prompts go into a trie of part keys, and each second-iteration prompt walks it once:
     it grows when the walk passes the end of some first prompt before its own end.
     """
-    trie: dict = {}
+    trie: dict[object, Any] = {}  # part key -> subtrie, _END -> True: nested to the prompt's length
     for o in occs:
         if o.iteration != 0:
             continue

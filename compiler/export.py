@@ -123,9 +123,9 @@ def to_text(result: CompileResult, engine: str | None = None, show_diff: bool = 
     for s in plan.schedule:
         out.append(f"  stage {s.stage}: {', '.join(s.calls)}{' (concurrent)' if s.concurrent else ''} - {s.note}")
     out.append(f"engine settings ({engine}):")
-    for s in plan.settings:
-        if s.engine == engine:
-            out.append(f"  {s.where:<12} {s.name} = {s.value}  [{s.applies}]  {s.reason}")
+    for setting in plan.settings:
+        if setting.engine == engine:
+            out.append(f"  {setting.where:<12} {setting.name} = {setting.value}  [{setting.applies}]  {setting.reason}")
     if engine == "trtllm":
         for r in plan.retention:
             out.append(f"  retention tokens [{r.token_start}, {r.token_end}) priority {r.priority} "

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypeGuard
 
 from compiler.callsites import CLIENT_CONSTRUCTORS, DEFAULT_NAME_PATTERNS, CallMatch, classify, match_name
-from compiler.model import CallStyle, Diagnostic, SourceKind
+from compiler.model import BranchArm, CallStyle, Diagnostic, LoopKind, SourceKind
 from compiler.templates import (
     dedent_text,
     format_text,
@@ -136,7 +136,7 @@ def short_source(node: ast.AST, limit: int = 80) -> str:
 @dataclass(slots=True)
 class LoopFrame:
     id: int
-    kind: str
+    kind: LoopKind
     line: int
     target: str | None
     node: ast.AST
@@ -148,7 +148,7 @@ class LoopFrame:
 class BranchFrame:
     line: int
     node: ast.AST
-    arm: str
+    arm: BranchArm
 
 
 @dataclass(slots=True)
@@ -405,7 +405,7 @@ class Interpreter:
         elif isinstance(st, ast.Import | ast.ImportFrom):
             self._import(st)
 
-    def _branches(self, fr: Frame, arms: list[tuple[list[ast.stmt], str, ast.AST]], line: int) -> None:
+    def _branches(self, fr: Frame, arms: list[tuple[list[ast.stmt], BranchArm, ast.AST]], line: int) -> None:
         before = dict(fr.env)
         results: list[dict[str, Value]] = []
         main_guard = _is_main_guard(arms[0][2]) if arms else False
@@ -483,7 +483,7 @@ class Interpreter:
             return any(self._has_dyn(v) for _, v in value.items)
         return isinstance(value, Opaque)
 
-    def _loop(self, st: ast.stmt, kind: str, target: ast.AST | None, it_node: ast.AST, it: Value,
+    def _loop(self, st: ast.stmt, kind: LoopKind, target: ast.AST | None, it_node: ast.AST, it: Value,
               fr: Frame, body: list[ast.stmt]) -> None:
         loop_id = st.lineno * 10_000 + st.col_offset
         frame = LoopFrame(loop_id, kind, st.lineno, short_source(target) if target is not None else None,

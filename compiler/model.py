@@ -27,7 +27,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 SCHEMA_VERSION = "1.1"  # 1.1: BlockShare.steady_state_share(_after_fixes)
-ENGINES = ("vllm", "trtllm", "sglang")
+Engine = Literal["vllm", "trtllm", "sglang"]
+ENGINES: tuple[Engine, ...] = ("vllm", "trtllm", "sglang")
 MAX_SOURCE_BYTES = 8 * 1024 * 1024  # the largest agent file the compile/watch tools accept
 
 
@@ -73,8 +74,12 @@ class Segment(_Model):
     synthetic: bool = Field(default=False, description="chat-template overhead added by the compiler")
 
 
+LoopKind = Literal["for", "while", "comprehension"]
+BranchArm = Literal["if", "else", "case"]
+
+
 class LoopContext(_Model):
-    kind: Literal["for", "while", "comprehension"]
+    kind: LoopKind
     line: int
     target: str | None = None
     iterates: str = Field(default="", description="source of the iterable or the while test")
@@ -87,7 +92,7 @@ class LoopContext(_Model):
 class BranchContext(_Model):
     line: int
     test: str
-    arm: Literal["if", "else", "case"]
+    arm: BranchArm
 
 
 class CallSite(_Model):
@@ -146,11 +151,16 @@ class Finding(_Model):
     anti_pattern: bool = False
     line: int | None = None
 
+    def number(self, key: str, default: float = 0.0) -> float:
+        """A numeric figure; `default` when absent (figures also hold names and flags)."""
+        value = self.figures.get(key, default)
+        return float(value) if isinstance(value, int | float) else default
+
 
 class BlockShare(_Model):
     """Best reachable prefix-cache hit share at one engine block size (full blocks only)."""
 
-    engine: Literal["vllm", "trtllm", "sglang"]
+    engine: Engine
     block_size: int
     prompt_tokens: int
     cached_tokens: int
@@ -178,7 +188,7 @@ class ScheduleStage(_Model):
 
 
 class EngineSetting(_Model):
-    engine: Literal["vllm", "trtllm", "sglang"]
+    engine: Engine
     where: Literal["flag", "config.pbtxt", "engine_build"]
     name: str
     value: str
@@ -198,7 +208,7 @@ class RetentionConfig(_Model):
 
 
 class CachePlan(_Model):
-    engine: Literal["vllm", "trtllm", "sglang"]
+    engine: Engine
     block_shares: list[BlockShare] = Field(default_factory=list)
     warmups: list[Warmup] = Field(default_factory=list)
     schedule: list[ScheduleStage] = Field(default_factory=list)

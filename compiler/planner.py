@@ -16,6 +16,7 @@ import networkx as nx
 from compiler.model import (
     BlockShare,
     CachePlan,
+    Engine,
     EngineSetting,
     Finding,
     PatternKind,
@@ -24,16 +25,16 @@ from compiler.model import (
     Warmup,
 )
 from compiler.patterns.base import Context, lcp_chars, readable
-from compiler.prefix import share
+from compiler.prefix import Unit, share
 from compiler.tokens import FILL_TOKENS
 
-ENGINE_BLOCKS: tuple[tuple[str, int], ...] = (("vllm", 16), ("trtllm", 32), ("trtllm", 64), ("sglang", 1))
+ENGINE_BLOCKS: tuple[tuple[Engine, int], ...] = (("vllm", 16), ("trtllm", 32), ("trtllm", 64), ("sglang", 1))
 MIN_WARMUP_TOKENS = 16
 
 
-def build_plan(ctx: Context, findings: list[Finding], engine: str,
-               fixed_shapes: dict | None, assumptions: list[str]) -> CachePlan:
-    plan = CachePlan(engine=engine, assumptions=assumptions)  # type: ignore[arg-type]
+def build_plan(ctx: Context, findings: list[Finding], engine: Engine,
+               fixed_shapes: dict[str, list[Unit]] | None, assumptions: list[str]) -> CachePlan:
+    plan = CachePlan(engine=engine, assumptions=assumptions)
     # Two requests back to back: the first is the per-request figure, the second the steady state.
     two = ctx.two_requests if ctx.two_requests is not None else ctx.simulate({}, requests=2)
     fixed_two = ctx.simulate(fixed_shapes, requests=2) if fixed_shapes else None
@@ -42,7 +43,7 @@ def build_plan(ctx: Context, findings: list[Finding], engine: str,
         after = round(share(fixed_two, bs, request=0)[2], 4) if fixed_two is not None else None
         steady_after = round(share(fixed_two, bs, request=1)[2], 4) if fixed_two is not None else None
         plan.block_shares.append(BlockShare(
-            engine=eng, block_size=bs, prompt_tokens=total, cached_tokens=cached,  # type: ignore[arg-type]
+            engine=eng, block_size=bs, prompt_tokens=total, cached_tokens=cached,
             hit_share=round(hit, 4), hit_share_after_fixes=after,
             steady_state_share=round(share(two, bs, request=1)[2], 4), steady_state_share_after_fixes=steady_after))
     if not ctx.calls:
@@ -262,7 +263,7 @@ def _retention(ctx: Context, findings: list[Finding]) -> list[RetentionConfig]:
     out: list[RetentionConfig] = []
     for f in findings:
         if f.kind is PatternKind.SHARED_PREFIX:
-            tokens = int(f.figures.get("prefix_tokens", 0))  # type: ignore[arg-type]
+            tokens = int(f.number("prefix_tokens"))
             if tokens < 32:
                 continue
             out.append(RetentionConfig(
@@ -271,7 +272,7 @@ def _retention(ctx: Context, findings: list[Finding]) -> list[RetentionConfig]:
                 reason=f"prefix shared by {len(f.calls)} calls of each request; keep it above the default "
                        f"priority 35 for a minute so per-call tails are evicted first"))
         elif f.kind is PatternKind.LOOP_INVARIANT:
-            tokens = int(f.figures.get("invariant_prefix_tokens", 0))  # type: ignore[arg-type]
+            tokens = int(f.number("invariant_prefix_tokens"))
             if tokens < 32:
                 continue
             out.append(RetentionConfig(

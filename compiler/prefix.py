@@ -171,7 +171,8 @@ def cached_tokens(reusable: int, total: int, block_size: int) -> int:
 def share(results: list[ExecutionResult], block_size: int, calls: set[str] | None = None,
           request: int | None = None) -> tuple[int, int, float]:
     """(cached tokens, prompt tokens, share) over the executions of `calls` (all) in `request` (all)."""
-    cached = total = 0
+    cached: float = 0  # weighted sums: an execution's weight may be fractional
+    total: float = 0
     for r in results:
         if calls is not None and r.call not in calls:
             continue

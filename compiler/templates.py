@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import string
 import textwrap
+from collections.abc import Callable
 from dataclasses import replace
 
 from compiler.model import SourceKind
@@ -155,7 +156,7 @@ def join_text(sep: Text, items: Value, name: str) -> Text:
 
 def dedent_text(t: Text) -> Text:
     if all(isinstance(p, Static) for p in t.parts):
-        whole = "".join(p.text for p in t.parts)  # type: ignore[union-attr]
+        whole = "".join(p.text for p in t.parts if isinstance(p, Static))
         build = t.parts[0].build if t.parts else None
         return Text((Static(textwrap.dedent(whole), build),))
     return t
@@ -170,7 +171,7 @@ def strip_text(t: Text, how: str) -> Text:
     return Text(tuple(p for p in parts if not (isinstance(p, Static) and not p.text)))
 
 
-def map_static(t: Text, fn) -> Text:  # type: ignore[no-untyped-def]
+def map_static(t: Text, fn: Callable[[str], str]) -> Text:
     return Text(tuple(Static(fn(p.text), p.build) if isinstance(p, Static) else p for p in t.parts))
 
 

@@ -315,4 +315,4 @@ def _inert(v: Value) -> bool:
     if isinstance(v, Const):
         return True
     return isinstance(v, Text) and all(isinstance(p, Static) for p in v.parts) and sum(
-        len(p.text) for p in v.parts) < 16  # type: ignore[union-attr]
+        len(p.text) for p in v.parts if isinstance(p, Static)) < 16

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
-from compiler.model import CallSite, Edge
+from compiler.model import CallSite, Edge, LoopContext, Segment
 from compiler.prefix import (
     MARK_CLOSE,
     MARK_OPEN,
@@ -35,7 +35,7 @@ class Context:
     calls: list[CallSite]
     edges: list[Edge]
     order: list[str]
-    graph: nx.DiGraph
+    graph: nx.DiGraph[str]  # nodes are call ids
     tok: Tokenizer
     sim: PrefixSimulator
     baseline: list[ExecutionResult]
@@ -83,7 +83,7 @@ class Context:
             self._unit_cache[call.id] = units_of(call.segments)
         return self._unit_cache[call.id]
 
-    def agent_loops(self, call: CallSite) -> list:
+    def agent_loops(self, call: CallSite) -> list[LoopContext]:
         return [l for l in call.loops if not l.request_loop]
 
 
@@ -122,7 +122,7 @@ def readable(encoded: str, limit: int = 80) -> str:
     return out if len(out) <= limit else out[: limit - 3] + "..."
 
 
-def delta_tokens(seg) -> int:  # type: ignore[no-untyped-def]
+def delta_tokens(seg: Segment) -> int:
     """Tokens of a segment that change between loop iterations."""
     if not seg.varies_in_loop:
         return 0

@@ -52,7 +52,7 @@ def detect(ctx: Context) -> list[Finding]:
             how = f"{factor} dependent calls"
         else:
             continue
-        figures: dict = {"branch_factor": factor, "children": children}
+        figures: dict[str, float | int | str | bool | list[str]] = {"branch_factor": factor, "children": children}
         if isinstance(factor, int):
             figures["in_optimal_range"] = 2 <= factor <= 4
         findings.append(
