@@ -4,7 +4,7 @@
 
 The healthy targets are `benchmarks/poll_bench.py`'s: the real 614-line vLLM capture, counters
 growing per scrape. The hostile one serves 8,000,000 bytes of *valid* vLLM exposition on every
-scrape, every label set unique (no parse cache helps), in one of two shapes:
+scrape, every label set unique and new on each scrape (no parse cache helps), in one of two shapes:
 
 - `wide` (default): ~45,000 lines of ~180 bytes — under both default caps, so it is fully parsed
   each poll: the daemon's sliced parse (`prom.parse_async`) is what keeps the others on schedule;
@@ -64,7 +64,9 @@ def _serve(conn: multiprocessing.connection.Connection, n: int, shape: str, stop
     import re
 
     text = CAPTURE.read_text()
-    hostile = hostile_exposition(shape)
+    # 7 bytes per line are added per scrape (below): the served text is ~8,000,000 bytes.
+    probe = hostile_exposition(shape)
+    hostile = hostile_exposition(shape, HOSTILE_BYTES - 7 * probe.count(b"\n"))
     counts = [0] * (n + 1)
     # The healthy body is poll_bench's: the capture with the prefix-cache counters growing per scrape.
     q_line = re.search(r"^vllm:prefix_cache_queries_total\{[^}]*\} .*$", text, re.M)
@@ -74,10 +76,16 @@ def _serve(conn: multiprocessing.connection.Connection, n: int, shape: str, stop
     mid, tail = rest.split(h_line.group(0), 1)
     q_name, h_name = q_line.group(0).rsplit(" ", 1)[0], h_line.group(0).rsplit(" ", 1)[0]
 
+    sizes: list[int] = []
+
     def body(i: int) -> bytes:
         counts[i] += 1
         if i == n:
-            return hostile
+            # New label sets on every scrape (a request id in a label, say): no parse cache can
+            # help, and a cache that kept them would be flushed for every healthy target too.
+            out = hostile.replace(b'copy="', b'copy="%06d-' % counts[i])
+            sizes.append(len(out))
+            return out
         c = counts[i]
         return f"{head}{q_name} {3828 + 1000 * c}.0{mid}{h_name} {2304 + 600 * c}.0{tail}".encode()
 
@@ -103,8 +111,8 @@ def _serve(conn: multiprocessing.connection.Connection, n: int, shape: str, stop
             ports.append(srv.sockets[0].getsockname()[1])
         conn.send(ports)
         await asyncio.sleep(stop_after_s)
-        conn.send({"scrapes": sum(counts), "hostile_scrapes": counts[n], "hostile_bytes": len(hostile),
-                   "hostile_lines": hostile.count(b"\n")})
+        conn.send({"scrapes": sum(counts), "hostile_scrapes": counts[n],
+                   "hostile_bytes": max(sizes) if sizes else len(hostile), "hostile_lines": hostile.count(b"\n")})
 
     asyncio.run(main())
 
@@ -126,19 +134,25 @@ async def run_daemon(ports: list[int], interval: float, warmup: float, duration:
     poller = Poller(config, store, on_sample=lambda name, res: analyzer.observe(res.sample, res.extras))
     stop = asyncio.Event()
     task = asyncio.create_task(poller.run(stop))
-    gaps = {"worst": 0.0, "over_100ms": 0, "measuring": False}
+    gaps = {"worst": 0.0, "over_100ms": 0, "cpu_worst": 0.0, "cpu_over_50ms": 0, "measuring": False}
 
-    async def ticker() -> None:  # the loop's responsiveness, seen from inside it
+    async def ticker() -> None:
+        """The loop's responsiveness seen from inside it: the worst wall-clock gap between 10 ms
+        ticks (includes time the OS gave the cores to other processes), and the worst *CPU* time
+        the loop thread spent between two ticks — how long our own code held the loop, whatever
+        the machine's load."""
         loop = asyncio.get_running_loop()
-        last = loop.time()
+        last, last_cpu = loop.time(), time.thread_time()
         while not stop.is_set():
             await asyncio.sleep(0.01)
-            now = loop.time()
+            now, cpu = loop.time(), time.thread_time()
             if gaps["measuring"]:
                 gap = now - last - 0.01
                 gaps["worst"] = max(gaps["worst"], gap)
                 gaps["over_100ms"] += gap > 0.1
-            last = now
+                gaps["cpu_worst"] = max(gaps["cpu_worst"], cpu - last_cpu)
+                gaps["cpu_over_50ms"] += cpu - last_cpu > 0.05
+            last, last_cpu = now, cpu
 
     tick = asyncio.create_task(ticker())
     await asyncio.sleep(warmup)
@@ -168,6 +182,7 @@ async def run_daemon(ports: list[int], interval: float, warmup: float, duration:
         "hostile_state": h.state.value, "hostile_reason": h.reason,
         "hostile_last_duration_s": h.last_duration_s,
         "loop_worst_stall_s": gaps["worst"], "loop_stalls_over_100ms": gaps["over_100ms"],
+        "loop_worst_cpu_hold_s": gaps["cpu_worst"], "loop_cpu_holds_over_50ms": gaps["cpu_over_50ms"],
         "daemon_cpu_s": round(cpu1 - cpu0, 2), "daemon_cpu_share_of_one_core": (cpu1 - cpu0) / (wall1 - wall0),
         "run_queue_wait_s": round(wait1 - wait0, 2), "load_average_start": load0, "load_average_end": os.getloadavg()[0],
     }
@@ -189,7 +204,7 @@ def render(r: dict, server: dict, args: argparse.Namespace) -> str:
 
 Setup: {r['healthy_targets']} healthy targets (the real 614-line vLLM capture, counters growing) and one hostile
 target serving {server.get('hostile_bytes', HOSTILE_BYTES)} bytes / {server.get('hostile_lines', '?')} lines of valid vLLM exposition,
-every label set unique, on every scrape; all polled every {r['interval_s']:g} s by the daemon's real `Poller` with the
+every label set unique and new on each scrape; all polled every {r['interval_s']:g} s by the daemon's real `Poller` with the
 `Analyzer` and a SQLite store, default caps (`max_response_bytes` 8 MiB, `max_exposition_lines` 50,000),
 timeout 2 s. Warm-up {args.warmup:g} s, then measured for {r['measured_s']:g} s.
 
@@ -202,7 +217,8 @@ timeout 2 s. Warm-up {args.warmup:g} s, then measured for {r['measured_s']:g} s.
 | hostile target: polls read / refused | {r['hostile_polls_ok']} / {r['hostile_polls_failed']} | |
 | hostile target: state and reason | {r['hostile_state']}: {r['hostile_reason'] or '(none)'} | |
 | hostile target: last poll took | {(r['hostile_last_duration_s'] or 0) * 1000:.0f} ms | |
-| longest event-loop stall (10 ms ticker) / stalls over 100 ms | {r['loop_worst_stall_s'] * 1000:.0f} ms / {r['loop_stalls_over_100ms']} | |
+| longest event-loop stall, wall clock (10 ms ticker) / stalls over 100 ms | {r['loop_worst_stall_s'] * 1000:.0f} ms / {r['loop_stalls_over_100ms']} | |
+| longest the loop thread computed without yielding (CPU time between two ticks) / holds over 50 ms | **{r['loop_worst_cpu_hold_s'] * 1000:.0f} ms** / {r['loop_cpu_holds_over_50ms']} | well under the interval |
 | daemon CPU, share of one core | {r['daemon_cpu_share_of_one_core']:.1%} ({r['daemon_cpu_s']} CPU-s) | |
 | time runnable but waiting for a CPU (other processes) | {r['run_queue_wait_s']:.1f} s; load {r['load_average_start']:.1f} -> {r['load_average_end']:.1f} | |
 

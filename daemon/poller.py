@@ -99,6 +99,14 @@ class TargetStatus:
                         last_seen=self.last_seen, info=info)
 
 
+def _refusal(exc: prom.ExpositionError) -> str:
+    """A cap's refusal, naming the setting that decides it (so the user knows what to raise)."""
+    text = str(exc)
+    setting = ("daemon.max_exposition_lines" if "line cap" in text else
+               "daemon.max_response_bytes" if "byte cap" in text else "the target's timeout_s")
+    return f"{text} ({setting})"
+
+
 class PollError(Exception):
     def __init__(self, kind: str, message: str) -> None:
         self.kind = kind
@@ -206,7 +214,9 @@ class Poller:
         # Move what is alive now (modules, classes, the app) out of the cyclic GC's reach: a full
         # collection otherwise walks ~100,000 such objects, a 100-200 ms stall of the loop that a
         # large exposition's allocations would trigger on every poll (measured; see
-        # benchmarks/results/poll_hostile.md). Frozen objects are still freed by refcounting.
+        # benchmarks/results/poll_hostile.md). Frozen objects are still freed by refcounting; the
+        # collect first keeps today's garbage out of the frozen set.
+        gc.collect()
         gc.freeze()
         writer = asyncio.create_task(self._writer_loop(stop), name="charter:poll-writer")
         tasks = [asyncio.create_task(self._target_loop(t, stop), name=f"charter:poll:{t.name}")
@@ -347,14 +357,14 @@ class Poller:
                 expo = await prom.parse_async(body, self.max_bytes, wanted_names(engine), **parse_kw)
             except prom.ExpositionError as exc:
                 if exc.kind == "too_large":
-                    raise PollError("too_large", f"{exc} (daemon.max_response_bytes, max_exposition_lines)") from None
+                    raise PollError("too_large", _refusal(exc)) from None
                 # nothing we read: parse fully below to say why
         if expo is None:
             try:
                 expo = await prom.parse_async(body, self.max_bytes, None, **parse_kw)
             except prom.ExpositionError as exc:
                 if exc.kind == "too_large":
-                    raise PollError("too_large", f"{exc} (daemon.max_response_bytes, max_exposition_lines)") from None
+                    raise PollError("too_large", _refusal(exc)) from None
                 raise PollError("parse", f"unparseable /metrics: {exc}") from None
         if engine is None or (self.targets[target.name].engine == "auto" and COLLECTORS[engine].score(expo) == 0):
             engine = detect_engine(expo)
