@@ -186,19 +186,19 @@ def _num(v: Any) -> str:
 
 
 def run_propose(args: argparse.Namespace) -> int:
-    loaded, repo = _repo(args, mutating=None if args.dry_run else "propose")
+    if args.from_recommendation is not None and (args.target or args.sets or args.dry_run):
+        raise UserError("--from-recommendation takes its targets and changes from the recommendation")
+    if args.from_recommendation is None and (not args.target or not args.sets):
+        raise UserError("propose needs --target NAME and at least one --set PARAM=VALUE (or --from-recommendation ID)")
+    if args.dry_run:  # validates and plans only: the database is not even opened
+        return _dry_run(load_config(args.config), args.target, [cmd.parse_set(s) for s in args.sets], args.json)
+    loaded, repo = _repo(args, mutating="propose")
     if args.from_recommendation is not None:
-        if args.target or args.sets or args.dry_run:
-            raise UserError("--from-recommendation takes its targets and changes from the recommendation")
         row = cmd.propose_recommendation(repo, loaded.config, args.from_recommendation, actor=local_identity())
         print(json.dumps(row.model_dump(mode="json"), indent=2) if args.json else
               f"rollout {row.id} proposed: {row.title}\n  approve with: charter-tui rollouts approve {row.id}")
         return 0
-    if not args.target or not args.sets:
-        raise UserError("propose needs --target NAME and at least one --set PARAM=VALUE (or --from-recommendation ID)")
     raw = [cmd.parse_set(s) for s in args.sets]
-    if args.dry_run:
-        return _dry_run(loaded, args.target, raw, args.json)
     row = cmd.propose(
         repo,
         loaded.config,

@@ -194,6 +194,7 @@ def test_path_like_values_are_confined(home: Path, rule: str, value: str, why: s
     result = run_cli(home, "--config", str(config), "rollouts", "propose", "--target", "k", "--set",
                      f"p={value}", "--dry-run", env={"CHARTER_TUI_DATABASE_URL": db})
     assert_refused(result, why)
+    assert not (home / "c.db").exists(), "a dry run opens no database"
 
 
 # --- the store ----------------------------------------------------------------------------------
