@@ -147,3 +147,48 @@ def positive(question):
     result, found = dynamic_prefix_findings(source)
     assert len(result.calls) == 4
     assert [f.calls for f in found] == [["c4"]]
+
+
+def test_static_text_before_the_dynamic_part_moves_with_it_and_counts_before() -> None:
+    """`HEADER|{ts}|POLICY|{question}`: the fix moves the whole message head (header and timestamp)
+    behind the policy. Worked by hand, blocks of 16: before, a second request reuses the 32-token
+    header of 148 tokens; after, the 64-token policy of 149 (one `\\n\\n` token added)."""
+    header = " ".join(["w"] * 32)
+    policy = " ".join(["w"] * 64)
+    source = f'''
+from datetime import datetime
+from openai import OpenAI
+client = OpenAI()
+HEADER = "{header}"
+POLICY = "{policy}"
+
+def answer(question):
+    prompt = f"{{HEADER}}|{{datetime.now().isoformat()}}|{{POLICY}}|{{question}}"
+    return client.completions.create(model="m", prompt=prompt)
+'''
+    result, [f] = dynamic_prefix_findings(source)
+    assert [s.tokens for s in result.calls[0].segments] == [32, 12, 64, 40]
+    assert f.figures["cacheable_share_before"] == round(32 / 148, 4)
+    assert f.figures["cacheable_share_after"] == round(64 / 149, 4)
+
+
+def test_figures_are_measured_on_the_flagged_call_alone() -> None:
+    """Another call in the file sends the same policy first; the flagged call's figures are still its own."""
+    words = " ".join(["w"] * 80)
+    source = f'''
+from datetime import datetime
+from openai import OpenAI
+client = OpenAI()
+POLICY = "{words}"
+
+def warm():
+    return client.completions.create(model="m", prompt=f"|{{POLICY}}|")
+
+def positive(question):
+    return client.completions.create(model="m", prompt=f"Now: {{datetime.now().isoformat()}}|{{POLICY}}|{{question}}")
+'''
+    _, [f] = dynamic_prefix_findings(source)
+    assert f.calls == ["c2"]
+    # c2 alone, as in test_figures_are_the_second_requests_cacheable_share_before_and_after: 80 of 134.
+    assert f.figures["cacheable_share_before"] == 0.0
+    assert f.figures["cacheable_share_after"] == round(80 / 134, 4)
