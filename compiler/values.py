@@ -96,16 +96,40 @@ class Opaque:
     fanout: int | str | None = None  # set on the result of a call made with `n=`
 
 
+# Containers that hold themselves (`msgs.append(msgs)`, `r := msgs` then both appended) share
+# structure, but everything that reads them (origins, equality, hashing) walks them as trees, which
+# doubles with each such line. A container whose tree would be larger than this keeps its leaves and
+# summarises its nested containers as opaque values that keep their data flow (origins, loops).
+MAX_VALUE_SIZE = 1024
+
+
 @dataclass(frozen=True, slots=True)
 class Seq:
     items: tuple[Value, ...]
     elem: Value | None = None  # for comprehensions: the value of any one element
     elem_loops: frozenset[int] = frozenset()  # the comprehension loops its elements vary in
+    size: int = field(default=1, init=False, compare=False, repr=False)  # nodes in it as a tree
+
+    def __post_init__(self) -> None:
+        size = 1 + sum(_size(v) for v in self.items) + _size(self.elem)
+        if size > MAX_VALUE_SIZE:
+            object.__setattr__(self, "items", tuple(_summary(v) for v in self.items))
+            object.__setattr__(self, "elem", _summary(self.elem))
+            size = 1 + len(self.items) + _size(self.elem)
+        object.__setattr__(self, "size", size)
 
 
 @dataclass(frozen=True, slots=True)
 class Mapping:
     items: tuple[tuple[str, Value], ...]
+    size: int = field(default=1, init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        size = 1 + sum(_size(v) for _, v in self.items)
+        if size > MAX_VALUE_SIZE:
+            object.__setattr__(self, "items", tuple((k, _summary(v)) for k, v in self.items))
+            size = 1 + len(self.items)
+        object.__setattr__(self, "size", size)
 
     def get(self, key: str) -> Value | None:
         for k, v in self.items:
@@ -250,6 +274,18 @@ def varies_of(value: Value | None) -> frozenset[int]:
             out |= varies_of(v)
         return out
     return frozenset()
+
+
+def _size(value: object) -> int:
+    if value is None:
+        return 0
+    return value.size if isinstance(value, Seq | Mapping) else 1
+
+
+def _summary(value: Value | None) -> Value | None:
+    if isinstance(value, Seq | Mapping) and value.size > 1:
+        return Opaque("nested", SourceKind.LOCAL, origins_of(value), "nested", varies_of(value))
+    return value
 
 
 def concat(a: Text, b: Text) -> Text:

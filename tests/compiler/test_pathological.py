@@ -162,3 +162,13 @@ def test_a_huge_statement_costs_more_of_the_budget():
     assert interp._charge(small) == 1
     nodes = sum(1 for _ in ast.walk(big)) - 1  # its expressions' nodes: ~3,000 (constants, BinOps, operators)
     assert interp._charge(big) == 1 + nodes // NODES_PER_CHARGE > 100
+
+
+def test_containers_holding_themselves_do_not_double():
+    """`m = [m, m]` on every line: a DAG of 60 nodes, a tree of 2^60 to anything walking it."""
+    src = ("import litellm\n\n\ndef agent(q):\n    m = [{'role': 'user', 'content': q}]\n"
+           + "    m = [m, m]\n" * 30 + "    d = {'a': m, 'b': m}\n" * 30
+           + "    return litellm.completion(model='m', messages=m)\n")
+    result = compile_source(src, "selfish.py")
+    assert len(result.calls) == 1 and result.calls[0].line == 66
+    assert not any("too large" in d.message for d in result.diagnostics)
