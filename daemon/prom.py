@@ -15,9 +15,10 @@ server cannot make the daemon allocate or compute without bound.
 Large expositions on the event loop: `parse_async` runs the same parser in slices of a few
 milliseconds with `await asyncio.sleep(0)` between them, so the other targets' polls keep their
 schedule while one server's 8 MB exposition is read, and stops with an error once the parse has
-used its CPU budget. Slices, not a thread: a pure-Python parse in a thread holds the GIL for the
-whole switch interval each time the loop hands it over, and the loop then waits on it (measured in
-benchmarks/results/poll_hostile.md); slices keep every wait to one slice and need no pickling.
+used its CPU budget. Slices, not a thread: both keep the loop's worst wait near 10-20 ms for an
+8 MB exposition where parsing on the loop stops it for 110-230 ms (benchmarks/parse_offloop.py,
+figures in benchmarks/results/poll_hostile.md), but a thread cannot be stopped at a CPU budget —
+a hostile server would keep it busy after its poll timed out — and slices need no pool.
 """
 
 from __future__ import annotations
@@ -270,11 +271,15 @@ def _parse_steps(text: str, out: Exposition, only: frozenset[str] | None,
     """The parser proper: fills `out`, yielding after about every `STEP_CHARS` characters so a caller
     can interleave other work (`parse` ignores the yields, `parse_async` sleeps on them).
 
-    `remember=False` reads the label cache but adds nothing to it: one server's huge exposition
-    would otherwise evict every healthy target's entries (and keep 200,000 dicts alive)."""
+    `remember=False` reads the label cache but adds nothing to it (a per-parse cache stands in):
+    one server's huge exposition would otherwise evict every healthy target's entries (and keep
+    200,000 dicts alive)."""
     samples, types = out.samples, out.types
     line_no = 0
     step = STEP_CHARS
+    # Label sets repeat within one exposition (every family of an engine shares its label set):
+    # without the shared cache, a per-parse one keeps that reuse. Bounded by the line cap.
+    local: dict[str, Labels] = {}
     for line_no, raw in enumerate(text.split("\n"), 1):
         line = raw.rstrip("\r")
         step -= len(line) + 16  # + per-line overhead: a million empty lines is work too
@@ -318,6 +323,8 @@ def _parse_steps(text: str, out: Exposition, only: frozenset[str] | None,
             close = line.rfind("}")
             key = line[brace:close + 1]
             labels = _LABEL_CACHE.get(key)  # type: ignore[assignment]
+            if labels is None and not remember:
+                labels = local.get(key)  # type: ignore[assignment]
             if labels is None:
                 labels, end = _parse_labels(line, brace, line_no)
                 if end != close + 1:
@@ -326,6 +333,8 @@ def _parse_steps(text: str, out: Exposition, only: frozenset[str] | None,
                     if len(_LABEL_CACHE) >= _CACHE_MAX:
                         _LABEL_CACHE.clear()
                     _LABEL_CACHE[key] = labels
+                else:
+                    local[key] = labels
             parts = line[close + 1:].split()
             if len(parts) not in (1, 2):
                 raise ExpositionError("expected a value (and optional timestamp) after the labels", line_no)
