@@ -66,8 +66,8 @@ HEALTH_EVERY_S = 60.0  # while the target answers /metrics (that alone proves li
 HEALTH_EVERY_FAILING_S = 15.0  # while it does not: the health view is what explains why
 WRITE_BATCH = 500
 WRITE_EVERY_S = 1.0
-INSTANCE_REFRESH_S = 30.0
-REASON_CHARS = 512  # a state reason is one line on a screen, not a response body  # last_seen is rewritten at most this often when nothing else changed
+INSTANCE_REFRESH_S = 30.0  # last_seen is rewritten at most this often when nothing else changed
+REASON_CHARS = 512  # a state reason is one line on a screen, not a response body
 
 
 @dataclass
