@@ -99,6 +99,7 @@ def test_a_refused_transition_lists_what_the_state_allows() -> None:
     ("rollback", S.ROLLED_BACK, "cannot rollback rollout 5: it is ROLLED_BACK (it was already rolled back)"),
     ("rollback", S.FAILED, "cannot rollback rollout 5: it is FAILED (its rollback is already under way)"),
     ("approve", S.REJECTED, "cannot approve rollout 5: it is REJECTED (it is final)"),
+    ("reject", S.CANARY, "cannot reject rollout 5: it is CANARY (it was already approved; `rollback` undoes it)"),
     ("pause", S.PENDING_APPROVAL,
      "cannot pause rollout 5: it is PENDING_APPROVAL (pause needs APPROVED, CANARY, ROLLING_OUT, VALIDATING)"),
 ])

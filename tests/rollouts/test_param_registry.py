@@ -140,3 +140,6 @@ def test_a_long_value_is_shown_cut_to_60_characters() -> None:
     with pytest.raises(InvalidChange) as err:
         INT.coerce("9" * 58)  # its repr is exactly 60 characters: shown whole
     assert str(err.value) == f"max_num_seqs={'9' * 58!r} is not an integer"
+    with pytest.raises(InvalidChange) as err:
+        INT.coerce("9" * 59)  # 61 characters: cut
+    assert str(err.value) == f"max_num_seqs={repr('9' * 59)[:57]}... is not an integer"

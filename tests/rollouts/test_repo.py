@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 
-from daemon.models import Rollout
+from daemon.models import AuditEvent, Rollout
 from daemon.rollouts.machine import TRANSITIONS, IllegalTransition
 from daemon.actuators.change import Change
 from daemon.rollouts.model import RolloutState as S
@@ -124,12 +124,13 @@ def test_changed_since_returns_rows_updated_after_ts_oldest_first(repo: RolloutR
 
 
 def test_list_filters_by_state_newest_first(repo: RolloutRepo) -> None:
+    rollout_in(repo, S.CANARY)  # so the filter has something to leave out even when this test runs alone
     a = rollout_in(repo, S.REJECTED)
     b = rollout_in(repo, S.REJECTED)
     ids = [r.id for r in repo.list([S.REJECTED])]
     assert ids.index(b) < ids.index(a)
     assert all(r.state == S.REJECTED.value for r in repo.list([S.REJECTED]))
-    assert len(repo.list(limit=2)) == 2
+    assert len(repo.list(limit=2)) == 2 and len(repo.list()) >= 3
 
 
 def test_public_view_masks_secrets_and_leaves_the_stored_row_alone(repo: RolloutRepo) -> None:
@@ -204,3 +205,33 @@ def test_a_callback_edits_the_drafts_json_in_place_and_it_is_saved(repo: Rollout
 
     repo.mutate(rid, more, actor="m", action="step")
     assert repo.get(rid).previous_config == {"max_num_seqs": 4, "block_size": 16}
+    assert repo.get(rid).comparison == {"ttft_p95_s": {"baseline": 0.2}}  # untouched JSON is kept
+
+
+def test_events_out_receives_the_written_event_and_audit_false_writes_none(repo: RolloutRepo) -> None:
+    rid = rollout_in(repo, S.APPROVED)
+    out: list = []
+    repo.mutate(rid, actor="m", action="step", to_state=S.CANARY, events_out=out)
+    [event] = out
+    assert event.id is not None and (event.action, event.to_state) == ("step", "CANARY")
+    assert repo.events(rid)[-1].id == event.id
+    before = len(repo.events(rid))
+    quiet: list = []
+    repo.mutate(rid, actor="m", action="tick", audit=False, events_out=quiet)
+    assert quiet == [] and len(repo.events(rid)) == before
+
+
+def test_events_are_only_this_rollouts(repo: RolloutRepo) -> None:
+    rid = rollout_in(repo, S.APPROVED)
+    with repo.store.session() as s:  # another kind of entity that happens to share the id
+        s.add(AuditEvent(actor="x", entity="recommendation", entity_id=str(rid), action="dismiss"))
+        s.commit()
+    assert [e.entity for e in repo.events(rid)] == ["rollout"]
+
+
+def test_recommendation_id_is_kept_and_unknown_ids_are_named(repo: RolloutRepo) -> None:
+    row = repo.create(title="t", targets=["a"], changes=[Change(param="max_num_seqs", value="8")], actor="o",
+                      recommendation_id=42)
+    assert repo.get(row.id).recommendation_id == 42
+    with pytest.raises(RolloutNotFound, match="^no rollout 777777$"):
+        repo.get(777777)
