@@ -3,6 +3,9 @@
 Live screens redraw several times a second; clearing and refilling a table each time would
 reset the cursor and flicker. When the row keys are unchanged only changed cells are written;
 when rows come or go, the table is rebuilt and the cursor put back on the same key.
+
+A plain `str` cell is written as `Text(str)`: DataTable would otherwise read it as Rich markup, and a
+model name, title or path from a server or a user is text to show, never markup to interpret.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ def sync_rows(table: DataTable, rows: Sequence[Row]) -> None:
     keep = selected_key(table)
     table.clear()
     for key, cells in rows:
-        table.add_row(*cells, key=key)
+        table.add_row(*(literal(c) for c in cells), key=key)
     if keep is not None and keep in keys:
         table.move_cursor(row=keys.index(keep), animate=False)
 
@@ -65,7 +68,7 @@ def write_cells(table: DataTable, rows: Sequence[Row]) -> None:
     """Write the cells that changed, for rows already in the table."""
     columns = list(table.columns)
     for key, cells in rows:
-        for col_key, value in zip(columns, cells):
+        for col_key, value in zip(columns, map(literal, cells)):
             try:
                 old = table.get_cell(key, col_key)
             except (CellDoesNotExist, RowDoesNotExist):
@@ -76,6 +79,11 @@ def write_cells(table: DataTable, rows: Sequence[Row]) -> None:
                 # first samples); measuring every update would cost a full column scan each time.
                 grow = len(new_plain or "") > len(old_plain or "")
                 table.update_cell(key, col_key, value, update_width=grow)
+
+
+def literal(cell: Cell) -> Text:
+    """A cell as text to show as it is (a str is never parsed as markup)."""
+    return Text(cell) if isinstance(cell, str) else cell
 
 
 def _plain(v: object) -> str | None:

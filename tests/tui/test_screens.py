@@ -277,3 +277,17 @@ async def test_top_bar_shows_a_crashing_daemon_loop(make_app) -> None:
         app.source.bus.publish(HEALTH_TOPIC, DaemonHealth(loops={"rollouts": LoopHealth(crashes=3)}))
         await settle(app, pilot)
         assert "● 1/3 up" in screen_text(app).splitlines()[0]
+
+
+async def test_markup_in_titles_and_names_is_shown_as_written(make_app) -> None:
+    """A rollout title or a bottleneck summary with Rich markup in it is text: shown with its brackets,
+    never interpreted (DataTable reads a plain str cell as markup)."""
+    app: CharterApp = make_app()
+    async with app.run_test(size=(160, 40)) as pilot:
+        await settle(app, pilot)
+        app.source.bus.publish(topic("rollout", "77"), Rollout(
+            id=77, state="PENDING_APPROVAL", created_at=NOW, updated_at=NOW + 5, title="[reverse]batch[/] 64",
+            targets=["vllm-a"]))
+        await pilot.press("5")
+        await settle(app, pilot)
+        assert "[reverse]batch[/] 64" in screen_text(app)
