@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # the parts are imported where they start (_start_parts, _wat
     import threading
     from wsgiref.simple_server import WSGIServer
 
-    from daemon.analysis.pipeline import PerformancePipeline
+    from daemon.pipeline import PerformancePipeline
     from daemon.exporter import DaemonMetrics
     from daemon.poller import Poller
     from daemon.rollouts.manager import RolloutManager
@@ -88,7 +88,7 @@ class DaemonService:
 
     # --- parts ------------------------------------------------------------------------------
     async def _start_parts(self, store: Store) -> None:
-        from daemon.analysis.pipeline import PerformancePipeline
+        from daemon.pipeline import PerformancePipeline
         from daemon.executor.publisher import BenchPublisher
         from daemon.exporter import DaemonMetrics
         from daemon.poller import Poller

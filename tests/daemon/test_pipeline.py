@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from daemon.analysis.pipeline import PerformancePipeline
+from daemon.pipeline import PerformancePipeline
 from daemon.bus import Bus
 from daemon.config import parse_config
 from daemon.exporter import DaemonMetrics

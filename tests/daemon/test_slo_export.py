@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from daemon.analysis.pipeline import PerformancePipeline
+from daemon.pipeline import PerformancePipeline
 from daemon.bus import Bus, topic
 from daemon.collectors.window import WindowResult
 from daemon.config import parse_config
