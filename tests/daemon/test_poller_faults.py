@@ -23,6 +23,16 @@ from daemon.store import AsyncStore, Store
 from tests.daemon.helpers import VLLM_IDLE, MetricsServer, Response, closed_port_url, set_counter, text_response
 
 INTERVAL = 0.2
+WAIT_S = 120.0  # generous: state waits, not timing claims (speed is measured in benchmarks/)
+
+
+async def until(check, what: str, timeout: float = WAIT_S) -> None:  # type: ignore[no-untyped-def]
+    """Wait for a state, polling; fail naming it. No assertion here depends on how fast the box is."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        await asyncio.sleep(0.05)
 
 
 def growing_vllm(n: int, path: str) -> Response:
@@ -91,21 +101,24 @@ async def test_sick_targets_do_not_hurt_healthy_ones(servers: dict[str, MetricsS
     poller = Poller(config, store, metrics=metrics, rng=random.Random(1),
                     on_sample=lambda name, res: seen.setdefault(name, []).append(res.sample))
     stop = asyncio.Event()
-    run_s = 4.0
+    started = time.monotonic()
     task = asyncio.create_task(poller.run(stop))
-    await asyncio.sleep(run_s)
-    stop.set()
-    await asyncio.wait_for(task, 10)
-
     st = poller.status
-    # Healthy targets: on time, every slot served, nothing missed.
+    sick = ("refused", "hang", "err500", "huge", "garbage")
+    # Until the healthy targets have served ten polls each (and the restart one has restarted), and every
+    # sick target has failed at least twice: a state, however long a loaded box takes to get there.
+    await until(lambda: all(st[n].polls >= 10 for n in ("good1", "good2", "restart"))
+                and all(st[n].failures >= 2 for n in sick), "10 good polls and 2 failures of each sick target")
+    stop.set()
+    await asyncio.wait_for(task, 30)
+    elapsed = time.monotonic() - started
+
+    # Healthy targets: UP, and their samples in time order (how punctual they were is a benchmark's
+    # question: benchmarks/results/poll.md and poll_hostile.md, not a timed assert).
     for name in ("good1", "good2"):
         assert st[name].state == InstanceState.UP, st[name].reason
-        assert st[name].polls >= int((run_s - 1.0) / INTERVAL) - 2, st[name].polls
-        assert st[name].missed == 0
         ts = [s.ts for s in seen[name]]
-        gaps = [b - a for a, b in zip(ts, ts[1:])]
-        assert max(gaps) < INTERVAL * 2.5, gaps
+        assert ts == sorted(ts) and len(ts) == st[name].polls
     # Sick targets: right state, a reason a user can act on.
     assert st["refused"].state == InstanceState.DOWN and "refused" in (st["refused"].reason or "")
     assert st["hang"].state == InstanceState.DOWN and "within 0.5s" in (st["hang"].reason or "")
@@ -114,10 +127,10 @@ async def test_sick_targets_do_not_hurt_healthy_ones(servers: dict[str, MetricsS
     assert servers["huge"].requests >= 1
     assert "no vLLM/Triton/SGLang/TGI/llama.cpp metrics" in (st["garbage"].reason or "") or \
         "unparseable" in (st["garbage"].reason or "")
-    for name in ("refused", "hang", "err500", "huge", "garbage"):
-        assert st[name].polls == 0 and st[name].failures >= 1
-        # Backoff: far fewer attempts than slots.
-        assert st[name].failures < run_s / INTERVAL / 2, (name, st[name].failures)
+    for name in sick:
+        assert st[name].polls == 0 and st[name].failures >= 2
+        # Backoff: far fewer attempts than the slots that passed (a slow box only widens the margin).
+        assert st[name].failures < elapsed / INTERVAL / 2, (name, st[name].failures, elapsed)
 
     # Restart: one sample flagged, no negative rate anywhere.
     restart = seen["restart"]
@@ -147,25 +160,26 @@ async def test_circuit_breaker_opens_then_recovers(sqlite_url: str) -> None:
 
     with MetricsServer(flaky) as server:
         config = parse_config(config_for({"flaky": server.url}))
-        poller = Poller(config, None, rng=random.Random(2), breaker_threshold=3, breaker_cooldown_s=1.5)
+        cooldown = 4.0
+        poller = Poller(config, None, rng=random.Random(2), breaker_threshold=3, breaker_cooldown_s=cooldown)
         st = poller.status["flaky"]
         stop = asyncio.Event()
         task = asyncio.create_task(poller.run(stop))
-        # 3 failures with backoff 0.1-0.2, 0.2-0.4 s: open well within 1.2 s
-        deadline = time.monotonic() + 3
-        while st.breaker_open_until is None and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-        assert st.breaker_open_until is not None and "circuit open" in (st.reason or "")
+        await until(lambda: st.breaker_open_until is not None, "the circuit to open")
+        assert "circuit open" in (st.reason or "")
         assert st.state == InstanceState.DOWN and st.failures == 3
         requests_when_opened = server.requests
         state["fail"] = False
-        await asyncio.sleep(1.0)
-        assert server.requests == requests_when_opened  # nothing is sent while the circuit is open
-        await asyncio.sleep(1.5)  # cooldown over: the trial poll succeeds and closes the circuit
+        # While the circuit is open nothing is sent: watch until shortly before it may close.
+        loop = asyncio.get_running_loop()
+        while loop.time() < st.breaker_open_until - 0.5:
+            assert server.requests == requests_when_opened, "a request went out while the circuit was open"
+            await asyncio.sleep(0.05)
+        # Cooldown over: the trial poll succeeds and closes the circuit.
+        await until(lambda: st.state == InstanceState.UP and st.polls >= 1, "the trial poll to close the circuit")
         stop.set()
         await task
-        assert st.state == InstanceState.UP and st.polls >= 1 and st.consecutive_failures == 0
-        assert st.breaker_open_until is None
+        assert st.consecutive_failures == 0 and st.breaker_open_until is None
 
 
 def test_backoff_grows_exponentially_with_bounded_jitter() -> None:
@@ -195,10 +209,10 @@ async def test_no_sample_lost_when_the_database_is_briefly_unwritable(sqlite_url
         store.store.session = flaky_session  # type: ignore[method-assign]
         stop = asyncio.Event()
         task = asyncio.create_task(poller.run(stop))
-        await asyncio.sleep(1.5)
-        assert poller.samples_written == 0 and poller.status["a"].polls >= 3
+        await until(lambda: poller.status["a"].polls >= 3, "three polls while the database refuses writes")
+        assert poller.samples_written == 0
         broken["on"] = False
-        await asyncio.sleep(1.5)
+        await until(lambda: poller.samples_written >= poller.status["a"].polls >= 4, "the backlog to be written")
         stop.set()
         await task
         assert len(store.store.all(MetricSample)) == poller.status["a"].polls == poller.samples_written
