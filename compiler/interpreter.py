@@ -190,6 +190,7 @@ class Interpreter:
         self.second_passes = 0  # enclosing loops now in their second iteration
         self.unrolled = 1  # product of the lengths of the constant loops being unrolled now
         self._charges: dict[int, int] = {}  # id(statement) -> what running it costs of the budget
+        self._loop_reps: dict[tuple[object, ...], Value] = {}  # (loop's list items, name) -> merged element
         self.budget = BASE_STATEMENTS + STATEMENTS_PER_LINE * source.count("\n")
         self.relevant: set[str] = set()  # functions that may (transitively) make an LLM call
         self._plain_inlines: dict[str, int] = {}
@@ -511,9 +512,13 @@ class Interpreter:
         rep: Value | None = it.elem if isinstance(it, Seq) else None
         per_element = it.elem_loops if isinstance(it, Seq) else frozenset()
         if isinstance(it, Seq) and rep is None and it.items and all(isinstance(v, Text) for v in it.items):
-            rep = it.items[0]
-            for other in it.items[1:]:
-                rep = merge_values(rep, other, name)
+            # Merged once per list and name: a loop nested in others is entered again and again.
+            rep = self._loop_reps.get((it.items, name))
+            if rep is None:
+                rep = it.items[0]
+                for other in it.items[1:]:
+                    rep = merge_values(rep, other, name)
+                self._loop_reps[(it.items, name)] = rep
             per_element = frozenset({-1})  # what differs between the elements merged into `branch:` parts
         if isinstance(rep, Text):
             return Text(tuple(

@@ -15,6 +15,7 @@ from dataclasses import replace
 
 from compiler.model import SourceKind
 from compiler.values import (
+    MAX_TEXT_PARTS,
     Const,
     Dyn,
     Mapping,
@@ -213,10 +214,15 @@ def messages_text(messages: Value | None, name: str = "messages") -> Text:
         return Text(())
     if isinstance(messages, Seq):
         out: list[Part] = []
-        for item in messages.items:
+        items = [*messages.items, *([messages.elem] if messages.elem is not None else [])]
+        for i, item in enumerate(items):
+            if len(out) > MAX_TEXT_PARTS:
+                # Text cuts it here anyway: keep only the data flow of the rest, without flattening it.
+                rest = items[i:]
+                out.append(Dyn("truncated", SourceKind.LOCAL, frozenset().union(*(origins_of(v) for v in rest)),
+                               "truncated", frozenset().union(*(varies_of(v) for v in rest))))
+                break
             out.extend(message_text(item).parts)
-        if messages.elem is not None:
-            out.extend(message_text(messages.elem).parts)
         return Text(tuple(out))
     if isinstance(messages, Text):
         return Text((role_header("user"),) + messages.parts)

@@ -51,21 +51,22 @@ MAX_TEXT_CHARS = 4 * 1024 * 1024
 @dataclass(frozen=True, slots=True)
 class Text:
     parts: tuple[Part, ...]
+    # Data flow of the parts, worked out once: read for every value on every statement, it was the
+    # hot spot of a compile once prompts grew to thousands of parts.
+    origins: frozenset[int] = field(default=frozenset(), init=False, compare=False, repr=False)
+    varies: frozenset[int] = field(default=frozenset(), init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         # One part is either a literal of the source or made from a Text already checked here.
         parts = self.parts
         if len(parts) > 1 and (len(parts) > MAX_TEXT_PARTS
                                or sum(len(p.text) for p in parts if type(p) is Static) > MAX_TEXT_CHARS):
-            object.__setattr__(self, "parts", _cut(parts))
-
-    @property
-    def origins(self) -> frozenset[int]:
-        out: frozenset[int] = frozenset()
-        for p in self.parts:
-            if isinstance(p, Dyn):
-                out |= p.origins
-        return out
+            parts = _cut(parts)
+            object.__setattr__(self, "parts", parts)
+        dyn = [p for p in parts if type(p) is Dyn]
+        if dyn:
+            object.__setattr__(self, "origins", frozenset().union(*(p.origins for p in dyn)))
+            object.__setattr__(self, "varies", frozenset().union(*(p.varies for p in dyn)))
 
 
 def _cut(parts: tuple[Part, ...]) -> tuple[Part, ...]:
@@ -109,27 +110,41 @@ class Seq:
     elem: Value | None = None  # for comprehensions: the value of any one element
     elem_loops: frozenset[int] = frozenset()  # the comprehension loops its elements vary in
     size: int = field(default=1, init=False, compare=False, repr=False)  # nodes in it as a tree
+    origins: frozenset[int] = field(default=frozenset(), init=False, compare=False, repr=False)
+    varies: frozenset[int] = field(default=frozenset(), init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         size = 1 + sum(_size(v) for v in self.items) + _size(self.elem)
         if size > MAX_VALUE_SIZE:
             object.__setattr__(self, "items", tuple(_summary(v) for v in self.items))
             object.__setattr__(self, "elem", _summary(self.elem))
+            if len(self.items) >= MAX_VALUE_SIZE:  # `xs = xs + xs` doubles even a flat list
+                object.__setattr__(self, "items", (*self.items[:MAX_VALUE_SIZE - 1], _rest(self.items[MAX_VALUE_SIZE - 1:])))
             size = 1 + len(self.items) + _size(self.elem)
         object.__setattr__(self, "size", size)
+        values = (*self.items, self.elem)
+        object.__setattr__(self, "origins", frozenset().union(*(origins_of(v) for v in values)))
+        object.__setattr__(self, "varies", frozenset().union(*(varies_of(v) for v in values)))
 
 
 @dataclass(frozen=True, slots=True)
 class Mapping:
     items: tuple[tuple[str, Value], ...]
     size: int = field(default=1, init=False, compare=False, repr=False)
+    origins: frozenset[int] = field(default=frozenset(), init=False, compare=False, repr=False)
+    varies: frozenset[int] = field(default=frozenset(), init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         size = 1 + sum(_size(v) for _, v in self.items)
         if size > MAX_VALUE_SIZE:
             object.__setattr__(self, "items", tuple((k, _summary(v)) for k, v in self.items))
+            if len(self.items) >= MAX_VALUE_SIZE:  # `d = {**d, **d}` doubles the pairs
+                rest = _rest(tuple(v for _, v in self.items[MAX_VALUE_SIZE - 1:]))
+                object.__setattr__(self, "items", (*self.items[:MAX_VALUE_SIZE - 1], ("...", rest)))
             size = 1 + len(self.items)
         object.__setattr__(self, "size", size)
+        object.__setattr__(self, "origins", frozenset().union(*(origins_of(v) for _, v in self.items)))
+        object.__setattr__(self, "varies", frozenset().union(*(varies_of(v) for _, v in self.items)))
 
     def get(self, key: str) -> Value | None:
         for k, v in self.items:
@@ -229,22 +244,12 @@ def text_of(value: Value, name: str = "value") -> Text:
 def origins_of(value: Value | None) -> frozenset[int]:
     if value is None:
         return frozenset()
-    if isinstance(value, Text):
-        return value.origins
+    if isinstance(value, Text | Seq | Mapping):
+        return value.origins  # worked out when it was made
     if isinstance(value, Opaque):
         out = value.origins
         for t in value.payload:
             out |= t.origins
-        return out
-    if isinstance(value, Seq):
-        out = frozenset()
-        for item in value.items:
-            out |= origins_of(item)
-        return out | origins_of(value.elem)
-    if isinstance(value, Mapping):
-        out = frozenset()
-        for _, v in value.items:
-            out |= origins_of(v)
         return out
     if isinstance(value, Template):
         out = frozenset()
@@ -255,24 +260,10 @@ def origins_of(value: Value | None) -> frozenset[int]:
 
 
 def varies_of(value: Value | None) -> frozenset[int]:
-    if isinstance(value, Text):
-        out: frozenset[int] = frozenset()
-        for p in value.parts:
-            if isinstance(p, Dyn):
-                out |= p.varies
-        return out
+    if isinstance(value, Text | Seq | Mapping):
+        return value.varies
     if isinstance(value, Opaque):
         return value.varies
-    if isinstance(value, Seq):
-        out = frozenset()
-        for item in value.items:
-            out |= varies_of(item)
-        return out | varies_of(value.elem)
-    if isinstance(value, Mapping):
-        out = frozenset()
-        for _, v in value.items:
-            out |= varies_of(v)
-        return out
     return frozenset()
 
 
@@ -280,6 +271,11 @@ def _size(value: object) -> int:
     if value is None:
         return 0
     return value.size if isinstance(value, Seq | Mapping) else 1
+
+
+def _rest(values: tuple[Value, ...]) -> Value:
+    return Opaque("truncated", SourceKind.LOCAL, frozenset().union(*(origins_of(v) for v in values)), "truncated",
+                  frozenset().union(*(varies_of(v) for v in values)))
 
 
 def _summary(value: Value | None) -> Value | None:

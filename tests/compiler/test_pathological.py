@@ -172,3 +172,13 @@ def test_containers_holding_themselves_do_not_double():
     result = compile_source(src, "selfish.py")
     assert len(result.calls) == 1 and result.calls[0].line == 66
     assert not any("too large" in d.message for d in result.diagnostics)
+
+
+def test_flat_lists_and_dicts_that_double():
+    """`m = m + m` and `d = {**d, **d}`: flat, but 2^40 items by the last line without the cut."""
+    src = ("import litellm\n\n\ndef agent(q):\n    m = [{'role': 'user', 'content': q}]\n" + "    m = m + m\n" * 40
+           + "    d = {'content': q}\n" + "    d = {**d, **d}\n" * 40
+           + "    return litellm.completion(model='m', messages=m, extra=d)\n")
+    result = compile_source(src, "flat.py")
+    assert len(result.calls) == 1 and result.calls[0].line == 87
+    assert len(result.calls[0].segments) <= MAX_TEXT_PARTS
