@@ -190,7 +190,7 @@ class Interpreter:
         self.second_passes = 0  # enclosing loops now in their second iteration
         self.unrolled = 1  # product of the lengths of the constant loops being unrolled now
         self._charges: dict[int, int] = {}  # id(statement) -> what running it costs of the budget
-        self._loop_reps: dict[tuple[object, ...], Value] = {}  # (loop's list items, name) -> merged element
+        self._loop_reps: dict[tuple[object, ...], Value | None] = {}  # (loop's list items, name) -> merged element
         self.budget = BASE_STATEMENTS + STATEMENTS_PER_LINE * source.count("\n")
         self.relevant: set[str] = set()  # functions that may (transitively) make an LLM call
         self._plain_inlines: dict[str, int] = {}
