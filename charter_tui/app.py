@@ -209,12 +209,14 @@ class CharterApp(App[None]):
         self._refresh_tick()
 
     async def action_quit(self) -> None:
+        log.info("quit: stopping%s", " the embedded daemon" if self.daemon is not None else "")
         self._stop.set()
         self.source.close()
         if self.daemon is not None:
             await self.workers.wait_for_complete(
                 [w for w in self.workers if w.group == "daemon"]
             )
+        log.info("quit: the app exits")
         self.exit()
 
     # --- navigation -------------------------------------------------------------------------------

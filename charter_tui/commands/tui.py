@@ -7,6 +7,7 @@ the MQTT broker its bridge publishes to; only the data source changes, the scree
 from __future__ import annotations
 
 import argparse
+import logging
 
 from daemon.config import load_config
 from daemon.errors import UserError
@@ -63,4 +64,5 @@ def run(args: argparse.Namespace) -> int:
     connect = getattr(args, "connect", None)
     app = remote_app(loaded, connect, readonly=readonly) if connect else embedded_app(loaded, readonly=readonly)
     app.run()
+    logging.getLogger(__name__).info("TUI closed")  # after Textual's own shutdown: a hang before it shows here
     return 0

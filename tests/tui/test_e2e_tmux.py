@@ -167,7 +167,10 @@ def test_installed_charter_tui_in_tmux(vllm_server, tmux: Tmux, tmp_path: Path, 
         deadline = time.monotonic() + 30
         while tmux.alive() and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert not tmux.alive(), "q quits"
+        if tmux.alive():  # say what the app was doing, for whoever reads a failure
+            pane = tmux.capture("quit-TIMEOUT")
+            log_tail = "\n".join((tmp_path / "charter-tui.log").read_text().splitlines()[-15:])
+            raise AssertionError(f"q did not quit within 30 s; screen:\n{pane}\nlog:\n{log_tail}")
         assert exit_file.read_text().strip() == "0"
     finally:
         stop.set()
