@@ -119,7 +119,7 @@ class CommandActuator(Actuator):
             return None
 
     def matches(self, observed: Snapshot, config: Snapshot) -> bool:
-        return observed["values"] == config["values"]
+        return bool(observed["values"] == config["values"])
 
     async def healthy(self) -> tuple[bool, str]:
         try:

@@ -114,6 +114,7 @@ class Program:
 
 
 def resolve_program(argv0: str, env: dict[str, str], cwd: str | None, target: str) -> Program:
+    found: str | None
     if os.sep in argv0:
         found = argv0 if os.path.isabs(argv0) else os.path.join(cwd or os.getcwd(), argv0)
         found = found if os.path.isfile(found) and os.access(found, os.X_OK) else None

@@ -56,7 +56,7 @@ class ParamSpec:
     allow_absolute_paths: bool = False  # strings: may a value start with '/'?
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def coerce(self, raw: Value) -> Value:
+    def coerce(self, raw: object) -> Value:
         """The typed value for `raw` (a string from a command line, or a JSON scalar), or InvalidChange."""
         if isinstance(raw, bool):
             text = "true" if raw else "false"

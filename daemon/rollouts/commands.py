@@ -183,7 +183,7 @@ def apply_command(
 
     if action == "rollback" and current == RolloutState.FAILED:
         return _retry_restore(repo, rollout_id, actor, comment)
-    check_command(action, current, rollout_id)  # type: ignore[arg-type]
+    check_command(action, current, rollout_id)
 
     if action == "approve":
         def approve(d: Draft) -> None:

@@ -24,7 +24,7 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from daemon.actuators import Actuator, ActuatorError, make_actuator, validate_changes
 from daemon.auth import CommandRefused, targets_allowed
@@ -46,6 +46,11 @@ S = RolloutState
 COMMAND_TOPIC = COMMAND_PATTERN
 ACTOR = "daemon"
 Checkpoint = Callable[[str, int], None]
+
+
+def _id(row: Rollout) -> int:
+    assert row.id is not None  # a row read from the store: only an unsaved row has no id
+    return row.id
 
 
 class RolloutManager:
@@ -210,7 +215,7 @@ class RolloutManager:
                 comment=command.comment,
                 readonly=self.readonly,
             )
-        latest = await asyncio.to_thread(self.repo.events, row.id)
+        latest = await asyncio.to_thread(self.repo.events, _id(row))
         self._publish(row, latest[-1] if latest else None)
         return row
 
@@ -324,9 +329,9 @@ class RolloutManager:
                     d.stage.baseline = {"since": started - self.cfg.baseline_window_s, "until": started}
 
             row = await self._mutate(row, mark, action="apply", comment=f"applying to {name}")
-            self.checkpoint("before_apply", row.id)
+            self.checkpoint("before_apply", _id(row))
             readback = await actuator.converge(desired)
-            self.checkpoint("after_apply", row.id)
+            self.checkpoint("after_apply", _id(row))
         except ActuatorError as exc:
             await self._fail(row, f"applying to {name} failed: {exc}")
             return
@@ -354,7 +359,7 @@ class RolloutManager:
                 return
             await self._restore_target(row, name)
             return  # one target per step
-        stage = stage_of(await asyncio.to_thread(self.repo.get, row.id))
+        stage = stage_of(await asyncio.to_thread(self.repo.get, _id(row)))
         if any(p.status == "failed" for p in stage.progress.values()):
             return  # a person has to look (restore gave up); `rollback` retries
         restored = [n for n in stage.applied_targets() if stage.progress[n].status == "restored"]
@@ -386,13 +391,13 @@ class RolloutManager:
             d.stage.progress[name].status = "restoring"
 
         row = await self._mutate(row, mark, action="restore", comment=f"restoring {name} to its recorded config")
-        self.checkpoint("before_restore", row.id)
+        self.checkpoint("before_restore", _id(row))
         try:
             readback = await actuator.converge(previous)
         except ActuatorError as exc:
             await self._restore_result(row, name, error=str(exc))
             return
-        self.checkpoint("after_restore", row.id)
+        self.checkpoint("after_restore", _id(row))
         await self._restore_result(row, name, readback=readback)
 
     async def _restore_result(
@@ -503,7 +508,7 @@ class RolloutManager:
         def record(d: Draft) -> None:
             d.stage.failure_reason, d.stage.failed_from = reason, d.state
 
-        current = S((await asyncio.to_thread(self.repo.get, row.id)).state)
+        current = S((await asyncio.to_thread(self.repo.get, _id(row))).state)
         if current in (S.FAILED, S.ROLLED_BACK, S.COMPLETED):
             return
         await self._transition(row, S.FAILED, record, comment=reason[:2000], expect=None)
@@ -515,7 +520,7 @@ class RolloutManager:
         fn: Callable[[Draft], None] | None,
         *,
         comment: str,
-        expect: set[RolloutState] | None | bool = True,
+        expect: set[RolloutState] | None | Literal[True] = True,
     ) -> Rollout:
         assert row.id is not None
         expected = {S(row.state)} if expect is True else expect

@@ -13,13 +13,14 @@ must restore exactly that. Whatever is published or shown goes through `public_v
 
 from __future__ import annotations
 
+import builtins
 import copy
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from daemon.errors import UserError
 from daemon.models import AuditEvent, Rollout
@@ -97,13 +98,14 @@ class RolloutRepo:
         return row
 
     def list(self, states: Iterable[RolloutState] | None = None, limit: int = 200) -> list[Rollout]:
-        where = [] if states is None else [Rollout.state.in_([s.value for s in states])]  # type: ignore[attr-defined]
-        return self.store.all(Rollout, *where, order_by=Rollout.id.desc(), limit=limit)  # type: ignore[union-attr]
+        where = [] if states is None else [col(Rollout.state).in_([s.value for s in states])]
+        return self.store.all(Rollout, *where, order_by=col(Rollout.id).desc(), limit=limit)
 
-    def changed_since(self, ts: float, limit: int = 200) -> list[Rollout]:
+    # `list` below is the method above: the builtin is spelled builtins.list in this class from here on.
+    def changed_since(self, ts: float, limit: int = 200) -> builtins.list[Rollout]:
         return self.store.all(Rollout, Rollout.updated_at > ts, order_by=Rollout.updated_at, limit=limit)
 
-    def events(self, rollout_id: int) -> list[AuditEvent]:
+    def events(self, rollout_id: int) -> builtins.list[AuditEvent]:
         return self.store.all(
             AuditEvent,
             AuditEvent.entity == ENTITY,
@@ -151,7 +153,7 @@ class RolloutRepo:
         expect: Iterable[RolloutState] | None = None,
         comment: str | None = None,
         audit: bool = True,
-        events_out: list[AuditEvent] | None = None,
+        events_out: builtins.list[AuditEvent] | None = None,
     ) -> Rollout:
         """Lock the row, check `expect` and the transition, run `fn` on it, write it and its audit event.
 
@@ -201,7 +203,9 @@ class RolloutRepo:
     def _lock(s: Session, rollout_id: int) -> Rollout:
         # Write first: this takes SQLite's write lock (PostgreSQL's row lock) before we read, so the
         # read-modify-write below cannot interleave with another writer's.
-        result = s.execute(sa.update(Rollout).where(Rollout.id == rollout_id).values(updated_at=time.time()))
+        # An UPDATE's result is a CursorResult (it has the rowcount); Session.execute is typed for any statement.
+        result = cast(sa.CursorResult[Any], s.execute(
+            sa.update(Rollout).where(col(Rollout.id) == rollout_id).values(updated_at=time.time())))
         if result.rowcount == 0:
             raise RolloutNotFound(f"no rollout {rollout_id}")
         row = s.exec(select(Rollout).where(Rollout.id == rollout_id).with_for_update()).one()

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 from daemon.config import HIGHER_IS_BETTER, RolloutConfig, SignalThreshold
 from daemon.models import MetricSample
@@ -99,6 +99,7 @@ def compare(
         results.append(judge_signal(signal, b, c, config.thresholds[signal], config.min_samples))
     verdicts = [r["verdict"] for r in results]
     failed = [r for r in results if r["verdict"] == "fail"]
+    verdict: Literal["PASS", "FAIL", "INCONCLUSIVE"]
     undecided = [r for r in results if r["verdict"] == "insufficient"]
     if failed:
         verdict, summary = "FAIL", "; ".join(r["reason"] for r in failed)
