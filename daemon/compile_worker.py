@@ -24,7 +24,7 @@ import sys
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from compiler.errors import CompileError
 
@@ -126,7 +126,7 @@ class CompileWorker:
                     self.restarts += 1
                     self._kill()
         if kind == "ok":
-            return payload  # type: ignore[no-any-return]
+            return cast("CompileResult", payload)  # the child answers ("ok", CompileResult)
         if kind == "compile_error":
             raise CompileError(*payload)
         if kind == "too_complex":
@@ -167,7 +167,12 @@ class CompileWorker:
         loop = asyncio.get_running_loop()
         ready = loop.create_future()
         fd = conn.fileno()
-        loop.add_reader(fd, lambda: ready.done() or ready.set_result(None))
+
+        def wake() -> None:
+            if not ready.done():
+                ready.set_result(None)
+
+        loop.add_reader(fd, wake)
         try:
             await asyncio.wait_for(ready, timeout)
         finally:

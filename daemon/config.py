@@ -12,11 +12,13 @@ from __future__ import annotations
 import os
 import stat
 import tomllib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 
 from daemon.contract import CommandAction
 from daemon.errors import ConfigError, shown
@@ -227,7 +229,7 @@ ROLLOUT_SIGNALS: tuple[str, ...] = (
 HIGHER_IS_BETTER: frozenset[str] = frozenset({"generation_tokens_per_s", "prefix_hit_rate"})
 
 
-def _check_signals(names: list[str] | dict[str, object]) -> None:
+def _check_signals(names: Iterable[str]) -> None:
     unknown = sorted(set(names) - set(ROLLOUT_SIGNALS))
     if unknown:
         raise ValueError(f"unknown signal(s) {', '.join(unknown)}; known: {', '.join(ROLLOUT_SIGNALS)}")
@@ -420,7 +422,7 @@ def _key_path(loc: tuple[Any, ...]) -> str:
     return out
 
 
-def _reason(err: dict[str, Any]) -> str:
+def _reason(err: ErrorDetails) -> str:
     if err["type"] == "extra_forbidden":
         return "unknown key (check the spelling; `charter-tui config init` writes every key with a comment)"
     msg = str(err["msg"]).removeprefix("Value error, ")

@@ -116,13 +116,14 @@ class PollError(Exception):
 def backoff_delay(interval_s: float, failures: int, rng: random.Random, cap_s: float = MAX_BACKOFF_S) -> float:
     """Exponential backoff with "equal jitter": half the delay fixed, half random, so many targets
     that failed together (a shared switch rebooting) do not retry in lockstep."""
-    delay = min(cap_s, interval_s * 2 ** max(failures - 1, 0))
+    delay: float = min(cap_s, interval_s * 2 ** max(failures - 1, 0))
     return delay / 2 + rng.uniform(0, delay / 2)
 
 
 
 
-_SAMPLE_COLUMNS = tuple(c.name for c in MetricSample.__table__.columns if c.name != "id")
+_SAMPLE_TABLE: sa.Table = MetricSample.__table__  # type: ignore[attr-defined]  # set by SQLAlchemy, undeclared in sqlmodel
+_SAMPLE_COLUMNS = tuple(c.name for c in _SAMPLE_TABLE.columns if c.name != "id")
 
 
 def _write_batch(store: Store, samples: list[MetricSample], instances: list[Instance]) -> None:
@@ -133,7 +134,7 @@ def _write_batch(store: Store, samples: list[MetricSample], instances: list[Inst
     """
     with store.session() as s:
         if samples:
-            s.execute(sa.insert(MetricSample.__table__),
+            s.execute(sa.insert(_SAMPLE_TABLE),
                       [{c: getattr(m, c) for c in _SAMPLE_COLUMNS} for m in samples])
         for row in instances:
             s.merge(row)
@@ -349,19 +350,20 @@ class Poller:
         expo = None
         # Large expositions are parsed in slices that yield to the loop (`prom.parse_async`), with
         # the target's timeout as their CPU budget: one server's 8 MB must not stall the others.
-        parse_kw = {"max_lines": self.max_lines, "budget_s": target.timeout_s}
         if engine is not None:
             # Known engine: parse only the samples its collector reads (most of the CPU of a poll
             # otherwise goes to `_created` series and histograms nobody reads).
             try:
-                expo = await prom.parse_async(body, self.max_bytes, wanted_names(engine), **parse_kw)
+                expo = await prom.parse_async(body, self.max_bytes, wanted_names(engine), max_lines=self.max_lines,
+                                              budget_s=target.timeout_s)
             except prom.ExpositionError as exc:
                 if exc.kind == "too_large":
                     raise PollError("too_large", _refusal(exc)) from None
                 # nothing we read: parse fully below to say why
         if expo is None:
             try:
-                expo = await prom.parse_async(body, self.max_bytes, None, **parse_kw)
+                expo = await prom.parse_async(body, self.max_bytes, None, max_lines=self.max_lines,
+                                              budget_s=target.timeout_s)
             except prom.ExpositionError as exc:
                 if exc.kind == "too_large":
                     raise PollError("too_large", _refusal(exc)) from None

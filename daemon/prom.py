@@ -27,7 +27,7 @@ import asyncio
 import math
 import re
 import time
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Collection, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 DEFAULT_MAX_BYTES = 8 * 1024 * 1024
@@ -88,8 +88,8 @@ class Exposition:
     def series(self, name: str) -> list[tuple[Labels, float]]:
         return self.samples.get(name, [])
 
-    def total(self, name: str, where: dict[str, str] | None = None, exclude: dict[str, Iterable[str]] | None
-              = None) -> float | None:
+    def total(self, name: str, where: dict[str, str] | None = None,
+              exclude: Mapping[str, Collection[str]] | None = None) -> float | None:
         """Sum of a sample over its label sets (e.g. over data-parallel engines or Triton models).
 
         `where` keeps only series whose labels equal the given values; `exclude` drops series whose
@@ -322,10 +322,12 @@ def _parse_steps(text: str, out: Exposition, only: frozenset[str] | None,
                 continue
             close = line.rfind("}")
             key = line[brace:close + 1]
-            labels = _LABEL_CACHE.get(key)  # type: ignore[assignment]
-            if labels is None and not remember:
-                labels = local.get(key)  # type: ignore[assignment]
-            if labels is None:
+            cached = _LABEL_CACHE.get(key)
+            if cached is None and not remember:
+                cached = local.get(key)
+            if cached is not None:
+                labels = cached
+            else:
                 labels, end = _parse_labels(line, brace, line_no)
                 if end != close + 1:
                     raise ExpositionError("unexpected text after the label set", line_no)

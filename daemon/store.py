@@ -20,16 +20,16 @@ import math
 import os
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event, inspect
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
-from sqlmodel import Session, SQLModel, create_engine, delete, select
+from sqlmodel import Session, SQLModel, col, create_engine, delete, select
 
 from daemon import migrations
 from daemon.errors import UserError, shown
@@ -37,6 +37,8 @@ from daemon.models import SCHEMA_VERSION, SIGNAL_FIELDS, MetricAggregate, Metric
 from daemon.paths import default_data_dir, path_problem
 
 T = TypeVar("T", bound=SQLModel)
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -157,7 +159,7 @@ class Store:
                 SQLModel.metadata.create_all(conn)
                 conn.execute(sa.insert(SchemaInfo).values(id=1, version=SCHEMA_VERSION, updated_at=time.time()))
                 return None
-            version = conn.execute(sa.select(SchemaInfo.version)).scalar_one()
+            version = conn.execute(sa.select(col(SchemaInfo.version))).scalar_one()
             if version > SCHEMA_VERSION:
                 raise UserError(
                     f"{self.url}: schema version {version} is newer than this charter-tui ({SCHEMA_VERSION}); "
@@ -177,7 +179,7 @@ class Store:
         so meets a read-only file, directory or connection here, with nothing changed.
         """
         with self.engine.begin() as conn:
-            conn.execute(sa.update(SchemaInfo).where(SchemaInfo.id == 1).values(version=SchemaInfo.version))
+            conn.execute(sa.update(SchemaInfo).where(col(SchemaInfo.id) == 1).values(version=SchemaInfo.version))
 
     def schema_version(self) -> int:
         with self.session() as s:
@@ -249,8 +251,8 @@ class Store:
                     s.add(existing)
                 else:
                     s.add(MetricAggregate(instance=instance, minute=minute, samples=len(rows), values=values))
-            s.exec(delete(MetricSample).where(MetricSample.ts < cutoff))
-            dropped = s.exec(delete(MetricAggregate).where(MetricAggregate.minute < agg_cutoff)).rowcount
+            s.exec(delete(MetricSample).where(col(MetricSample.ts) < cutoff))
+            dropped = s.exec(delete(MetricAggregate).where(col(MetricAggregate.minute) < agg_cutoff)).rowcount
             s.commit()
         return len(old), int(dropped or 0)
 
@@ -280,8 +282,9 @@ def _mean_values(rows: list[MetricSample], existing: MetricAggregate | None) -> 
     for name in SIGNAL_FIELDS:
         values = [v for r in rows if (v := getattr(r, name)) is not None]
         total, count = sum(values), len(values)
-        if existing and existing.values.get(name) is not None:
-            total += existing.values[name] * existing.samples
+        prior = existing.values.get(name) if existing else None
+        if existing and prior is not None:
+            total += prior * existing.samples
             count += existing.samples
         out[name] = total / count if count else None
     return out
@@ -294,7 +297,7 @@ class AsyncStore:
         self.store = store
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
 
-    async def call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    async def call(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
 

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel
+from sqlmodel import col
 
 from daemon.bus import Event, topic
 from daemon.executor.publisher import latest_runs
@@ -35,15 +36,15 @@ def read_snapshot(store: Store, now: float) -> list[Event]:
         add("instance", inst.name, inst)
         for sample in store.samples(inst.name, now - SNAPSHOT_SAMPLES_S):
             add("sample", inst.name, sample)
-    for b in store.all(Bottleneck, order_by=Bottleneck.started_at.desc(), limit=200):  # type: ignore[attr-defined]
+    for b in store.all(Bottleneck, order_by=col(Bottleneck.started_at).desc(), limit=200):
         add("bottleneck", b.instance, b)
     for rec in store.all(CompileRecord, order_by=CompileRecord.compiled_at):
         add("compile", rec.path, rec)
-    for r in store.all(Recommendation, order_by=Recommendation.updated_at.desc(), limit=200):  # type: ignore[attr-defined]
+    for r in store.all(Recommendation, order_by=col(Recommendation.updated_at).desc(), limit=200):
         add("recommendation", r.id, r)
-    for ro in store.all(Rollout, order_by=Rollout.updated_at.desc(), limit=200):  # type: ignore[attr-defined]
+    for ro in store.all(Rollout, order_by=col(Rollout.updated_at).desc(), limit=200):
         add("rollout", ro.id, public_view(ro))  # shown, so redacted: the row keeps what a rollback needs
-    for a in reversed(store.all(AuditEvent, order_by=AuditEvent.ts.desc(), limit=1000)):  # type: ignore[attr-defined]
+    for a in reversed(store.all(AuditEvent, order_by=col(AuditEvent.ts).desc(), limit=1000)):
         add("audit", a.entity, public_event(a))
     # Bench runs come from another process (`charter-tui bench`); the daemon publishes only those
     # stored after it started, so the newest per agent and target is read here.

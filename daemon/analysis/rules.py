@@ -71,7 +71,9 @@ def high_latency(s: MetricSample, x: dict[str, float], t: ThresholdConfig, slo: 
     if not ratios:
         return None
     worst = max(ratios, key=lambda k: ratios[k])
-    ms = (s.ttft_p95_s if worst == "ttft_p95" else s.itl_p95_s) * 1000  # type: ignore[operator]
+    worst_s = s.ttft_p95_s if worst == "ttft_p95" else s.itl_p95_s
+    assert worst_s is not None  # `worst` is a key of `ratios`, which holds only the signals that have a value
+    ms = worst_s * 1000
     slo_ms = slo.ttft_p95_ms if worst == "ttft_p95" else slo.itl_p95_ms
     evidence = {"ttft_p50_s": s.ttft_p50_s, "ttft_p95_s": s.ttft_p95_s, "itl_p50_s": s.itl_p50_s,
                 "itl_p95_s": s.itl_p95_s, "queue_p95_s": s.queue_p95_s, "slo_ttft_p95_ms": slo.ttft_p95_ms,

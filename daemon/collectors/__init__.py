@@ -11,7 +11,7 @@ from types import ModuleType
 
 from daemon.collectors import checks, llamacpp, sglang, tgi, triton, vllm
 from daemon.collectors.base import RawReading
-from daemon.prom import Exposition
+from daemon.prom import Exposition, Labels
 from daemon.text import clean_json
 
 COLLECTORS: dict[str, ModuleType] = {m.ENGINE: m for m in (vllm, triton, sglang, tgi, llamacpp)}
@@ -37,14 +37,14 @@ def detect_engine(expo: Exposition) -> str | None:
     return best
 
 
-class _EveryName(dict):  # type: ignore[type-arg]
+class _EveryName(dict[str, list[tuple[Labels, float]]]):
     """A samples dict that claims to hold every name (empty) and records what was asked for."""
 
     def __init__(self) -> None:
         super().__init__()
         self.asked: set[str] = set()
 
-    def get(self, key, default=None):  # type: ignore[no-untyped-def, override]
+    def get(self, key: str, default: object = None) -> list[tuple[Labels, float]]:
         self.asked.add(key)
         return []
 
@@ -76,7 +76,7 @@ def read(expo: Exposition, engine: str, ts: float) -> RawReading:
     module = COLLECTORS.get(engine)
     if module is None:
         raise UnknownEngineError(f"unknown engine {engine!r} (known: {', '.join(ENGINES)})")
-    reading = module.read(expo, ts)
+    reading: RawReading = module.read(expo, ts)  # collectors are modules: read() is typed in each
     # `info` is the only place label text from the server leaves a collector (model names, cache
     # config): cleaned here, once for every engine, because it is shown on a terminal.
     reading.info = clean_json(reading.info)

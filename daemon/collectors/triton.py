@@ -42,7 +42,7 @@ def read(expo: Exposition, ts: float) -> b.RawReading:
     r.put_mean_pair(b.QUEUE, _scaled(expo.total("nv_inference_queue_duration_us"), US), success)
     compute_parts = [expo.total(f"nv_inference_compute_{p}_duration_us") for p in ("input", "infer", "output")]
     if all(p is not None for p in compute_parts):
-        r.put_mean_pair(b.COMPUTE, sum(compute_parts) * US, success)  # type: ignore[arg-type]
+        r.put_mean_pair(b.COMPUTE, sum(p for p in compute_parts if p is not None) * US, success)
 
     for signal, base_name in ((b.E2E, "nv_inference_request_summary_us"), (b.QUEUE, "nv_inference_queue_summary_us"),
                               (b.COMPUTE, "nv_inference_compute_infer_summary_us")):

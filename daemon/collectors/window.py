@@ -184,9 +184,9 @@ def _build_sample(instance: str, cur: b.RawReading, base: b.RawReading | None, r
         if n > 0:
             extras[f"{signal}_mean_s"] = max(h.sum - (old.sum if old else 0.0), 0.0) / n
     for signal, (s_key, c_key) in cur.mean_pairs.items():
-        n, total = delta(c_key), delta(s_key)
-        if n and total is not None:
-            extras[f"{signal}_mean_s"] = total / n
+        calls, total = delta(c_key), delta(s_key)
+        if calls and total is not None:
+            extras[f"{signal}_mean_s"] = total / calls
     _store_extras(sample, extras)
     return WindowResult(sample=sample, extras=extras, reading=cur)
 
