@@ -39,6 +39,7 @@ LINT_PATHS := charter_tui daemon compiler benchmarks tests scripts
 lint: install
 	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/lint-imports --no-cache
+	$(BIN)/mypy
 
 test: install lint testkit
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
