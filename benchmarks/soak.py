@@ -259,6 +259,7 @@ class Soak:
             "poll_series": o.poll_series,
             "rss_mib": {"min": round(min(rss) / 2**20, 1) if rss else None,
                         "max": round(max(rss) / 2**20, 1) if rss else None,
+                        "life_max": o.rss_life_max_mib(),
                         "trend_mib_per_h": None if rss_trend is None else round(rss_trend / 2**20, 1),
                         "trend_over_s": round(rss_life)},
             "db_mib": {"min": round(min(db) / 2**20, 1) if db else None, "max": round(max(db) / 2**20, 1) if db else None,

@@ -190,6 +190,14 @@ class Observer:
         if not figures["healthy_polls"]:
             self.violation("no_polls", "no poll of a healthy target was ever counted")
 
+    def rss_life_max_mib(self) -> list[float]:
+        """The largest RSS of each daemon life, in order: growth across lives would be a leak that
+        the SIGKILLs hide from any one life."""
+        out: dict[int, int] = {}
+        for _, v, life in self.rss:
+            out[life] = max(out.get(life, 0), v)
+        return [round(out[k] / 2**20, 1) for k in sorted(out)]
+
     def rss_trend(self) -> tuple[float | None, float]:
         """RSS slope (bytes/hour) over the longest daemon life (SIGKILLs restart it), and that life's length."""
         lives: dict[int, list[tuple[float, int]]] = {}

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
+
+
+def _deep(records: list[dict[str, Any]]) -> str:
+    errors = sorted({x["error"] for x in records if not x["ok"]})
+    return f"{len(records)} records, {sum(x['ok'] for x in records)} ok" + (f"; errors: {errors}" if errors else "")
 
 
 def render(r: dict[str, Any]) -> str:
@@ -63,11 +67,12 @@ def render(r: dict[str, Any]) -> str:
         "",
         "## Memory and database",
         "",
-        f"- daemon RSS: min {r['rss_mib']['min']} MiB, max {r['rss_mib']['max']} MiB; trend "
-        f"{r['rss_mib']['trend_mib_per_h']} MiB/h over the second half of its longest life "
-        f"({r['rss_mib']['trend_over_s']} s; every SIGKILL starts a new one)",
+        f"- daemon RSS (sampled every 2 s once out of start-up): min {r['rss_mib']['min']} MiB, max "
+        f"{r['rss_mib']['max']} MiB; the largest RSS of each daemon life, first to last: "
+        f"{r['rss_mib'].get('life_max', 'not recorded')}",
         f"- database (file + WAL): min {r['db_mib']['min']} MiB, max {r['db_mib']['max']} MiB; trend "
-        f"{r['db_mib']['trend_mib_per_h']} MiB/h over the second half of the run",
+        f"{r['db_mib']['trend_mib_per_h']} MiB/h over the second half of the run (raw samples are kept "
+        "`raw_retention_hours` = 24 h, so within an hour the file only grows)",
         "",
         "## Commands that must be refused",
         "",
@@ -77,8 +82,8 @@ def render(r: dict[str, Any]) -> str:
         "",
         "## Watched agent files",
         "",
-        f"- compile records: {r['compiles']['records']} ({r['compiles']['ok']} ok); the 20-deep loop file: "
-        + json.dumps(r["compiles"]["deep_loops"]),
+        f"- compile records: {r['compiles']['records']} ({r['compiles']['ok']} ok; the others are the syntax "
+        f"errors put in on purpose); the 20-deep loop file: {_deep(r['compiles']['deep_loops'])}",
         f"- the daemon's exit status on the final SIGTERM: {r['daemon_exit_on_sigterm']}",
         "",
         "## Invariant violations",

@@ -166,6 +166,7 @@ class DaemonProc:
 
     def start(self, timeout_s: float = 90.0) -> None:
         marker = self.log.read_text(errors="replace").count("daemon running") if self.log.exists() else 0
+        self.started_at = float("inf")  # in start-up until it says it runs: the checks wait for that
         with open(self.workdir / "daemon.stderr", "a") as err:
             self.proc = subprocess.Popen([str(CHARTER), "--config", str(self.config), "daemon"],
                                          env=self.environment(), stdout=subprocess.DEVNULL, stderr=err,
