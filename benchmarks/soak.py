@@ -126,7 +126,9 @@ class Soak:
             self.editor.step()
 
     async def inject(self) -> None:
-        due = {k: first for k, (first, _) in SCHEDULE.items()}
+        due = {k: first for k, (first, _) in SCHEDULE.items() if k in self.args.faults}
+        if not due:
+            return
         while not self.stop_faults.is_set():
             kind = min(due, key=due.get)  # type: ignore[arg-type]
             if await self._sleep(self.stop_faults, due[kind] - self.t()):
@@ -283,11 +285,16 @@ def main() -> int:
     p.add_argument("--stuck-bound", type=float, default=120.0, help="max seconds of daemon up-time in one active state")
     p.add_argument("--startup-grace", type=float, default=10.0,
                    help="seconds after each daemon start whose missed polls are reported apart")
+    p.add_argument("--faults", default=",".join(FAULT_KINDS),
+                   help=f"comma-separated fault kinds to inject (default all: {','.join(FAULT_KINDS)})")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--workdir", type=Path, help="keep the run's files here (default: a temporary folder)")
     args = p.parse_args()
     if args.minutes <= 0 or args.targets < 13:
         p.error("--minutes must be > 0 and --targets at least 13 (knobs, hostile, flapping, some replayed)")
+    args.faults = [f for f in args.faults.split(",") if f]
+    if unknown := set(args.faults) - set(FAULT_KINDS):
+        p.error(f"--faults: unknown kind(s) {', '.join(sorted(unknown))}; known: {', '.join(FAULT_KINDS)}")
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="charter-soak-"))
     workdir.mkdir(parents=True, exist_ok=True)
     result = asyncio.run(Soak(args, workdir).run())
