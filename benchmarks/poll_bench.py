@@ -29,6 +29,7 @@ import sqlite3
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,20 +39,24 @@ CAPTURE = ROOT / "tests" / "daemon" / "fixtures" / "vllm-0.32.0-cpu.prom"
 
 
 # --- the server side (child process) ---------------------------------------------------------
-def _serve(ports_out: multiprocessing.connection.Connection, n_targets: int, stop_after_s: float) -> None:
-    text = CAPTURE.read_text()
+def growing_capture(text: str) -> Callable[[int], bytes]:
+    """The real capture as served on its `scrape`-th scrape: the prefix-cache counters grow each time,
+    so the daemon computes real rates (shared with benchmarks/poll_hostile.py)."""
     q_line = re.search(r"^vllm:prefix_cache_queries_total\{[^}]*\} .*$", text, re.M)
     h_line = re.search(r"^vllm:prefix_cache_hits_total\{[^}]*\} .*$", text, re.M)
     assert q_line and h_line
     head, rest = text[: q_line.start()], text[q_line.end():]
     mid, tail = rest.split(h_line.group(0), 1)
     q_name, h_name = q_line.group(0).rsplit(" ", 1)[0], h_line.group(0).rsplit(" ", 1)[0]
-    counts = [0] * n_targets
 
-    def body(i: int) -> bytes:
-        counts[i] += 1
-        n = counts[i]
-        return f"{head}{q_name} {3828 + 1000 * n}.0{mid}{h_name} {2304 + 600 * n}.0{tail}".encode()
+    def body(scrape: int) -> bytes:
+        return f"{head}{q_name} {3828 + 1000 * scrape}.0{mid}{h_name} {2304 + 600 * scrape}.0{tail}".encode()
+
+    return body
+
+
+async def start_metric_servers(n: int, body: Callable[[int], bytes]) -> tuple[list[asyncio.Server], list[int]]:
+    """`n` keep-alive HTTP/1.1 servers on loopback; server `i` answers `GET /metrics` with `body(i)`."""
 
     async def handle(i: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -70,12 +75,24 @@ def _serve(ports_out: multiprocessing.connection.Connection, n_targets: int, sto
         finally:
             writer.close()
 
+    servers, ports = [], []
+    for i in range(n):
+        srv = await asyncio.start_server(lambda r, w, i=i: handle(i, r, w), "127.0.0.1", 0)
+        servers.append(srv)
+        ports.append(srv.sockets[0].getsockname()[1])
+    return servers, ports
+
+
+def _serve(ports_out: multiprocessing.connection.Connection, n_targets: int, stop_after_s: float) -> None:
+    capture = growing_capture(CAPTURE.read_text())
+    counts = [0] * n_targets
+
+    def body(i: int) -> bytes:
+        counts[i] += 1
+        return capture(counts[i])
+
     async def main() -> None:
-        servers, ports = [], []
-        for i in range(n_targets):
-            srv = await asyncio.start_server(lambda r, w, i=i: handle(i, r, w), "127.0.0.1", 0)
-            servers.append(srv)
-            ports.append(srv.sockets[0].getsockname()[1])
+        _servers, ports = await start_metric_servers(n_targets, body)
         ports_out.send(ports)
         await asyncio.sleep(stop_after_s)
         ru = resource.getrusage(resource.RUSAGE_SELF)

@@ -33,7 +33,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.poll_bench import CAPTURE, _cpu_s, _run_queue_wait_s  # noqa: E402
+from benchmarks.poll_bench import (  # noqa: E402
+    CAPTURE,
+    _cpu_s,
+    _run_queue_wait_s,
+    growing_capture,
+    start_metric_servers,
+)
 
 HOSTILE_BYTES = 8_000_000
 
@@ -61,21 +67,11 @@ def hostile_exposition(shape: str, size: int = HOSTILE_BYTES) -> bytes:
 
 
 def _serve(conn: multiprocessing.connection.Connection, n: int, shape: str, stop_after_s: float) -> None:
-    import re
-
-    text = CAPTURE.read_text()
     # 7 bytes per line are added per scrape (below): the served text is ~8,000,000 bytes.
     probe = hostile_exposition(shape)
     hostile = hostile_exposition(shape, HOSTILE_BYTES - 7 * probe.count(b"\n"))
     counts = [0] * (n + 1)
-    # The healthy body is poll_bench's: the capture with the prefix-cache counters growing per scrape.
-    q_line = re.search(r"^vllm:prefix_cache_queries_total\{[^}]*\} .*$", text, re.M)
-    h_line = re.search(r"^vllm:prefix_cache_hits_total\{[^}]*\} .*$", text, re.M)
-    assert q_line and h_line
-    head, rest = text[: q_line.start()], text[q_line.end():]
-    mid, tail = rest.split(h_line.group(0), 1)
-    q_name, h_name = q_line.group(0).rsplit(" ", 1)[0], h_line.group(0).rsplit(" ", 1)[0]
-
+    healthy = growing_capture(CAPTURE.read_text())  # poll_bench's body: the capture, counters growing
     sizes: list[int] = []
 
     def body(i: int) -> bytes:
@@ -86,29 +82,10 @@ def _serve(conn: multiprocessing.connection.Connection, n: int, shape: str, stop
             out = hostile.replace(b'copy="', b'copy="%06d-' % counts[i])
             sizes.append(len(out))
             return out
-        c = counts[i]
-        return f"{head}{q_name} {3828 + 1000 * c}.0{mid}{h_name} {2304 + 600 * c}.0{tail}".encode()
-
-    async def handle(i: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                request = await reader.readuntil(b"\r\n\r\n")
-                path = request.split(b" ", 2)[1]
-                payload, status = (body(i), b"200 OK") if path == b"/metrics" else (b"not found\n", b"404 Not Found")
-                writer.write(b"HTTP/1.1 " + status + b"\r\nContent-Type: text/plain; version=0.0.4\r\n"
-                             b"Content-Length: " + str(len(payload)).encode() + b"\r\n\r\n" + payload)
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
-            pass
-        finally:
-            writer.close()
+        return healthy(counts[i])
 
     async def main() -> None:
-        servers, ports = [], []
-        for i in range(n + 1):
-            srv = await asyncio.start_server(lambda r, w, i=i: handle(i, r, w), "127.0.0.1", 0)
-            servers.append(srv)
-            ports.append(srv.sockets[0].getsockname()[1])
+        _servers, ports = await start_metric_servers(n + 1, body)
         conn.send(ports)
         await asyncio.sleep(stop_after_s)
         conn.send({"scrapes": sum(counts), "hostile_scrapes": counts[n],
