@@ -16,7 +16,7 @@ help:
 	@echo "make run      create the venv, install, start charter-tui (with a local vLLM CPU server unless the config names targets)"
 	@echo "make test     create everything the tests need (venv, vLLM/Triton test kits) and run the whole suite"
 	@echo "make testkit  build (or reuse) the real-peer test kits under the XDG cache dir"
-	@echo "make lint     ruff and the import contracts (run by make test)"
+	@echo "make lint     ruff (lint and format), the import contracts and mypy (run by make test)"
 
 $(BIN)/charter-tui: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,13 +31,14 @@ testkit:
 	bash scripts/build-vllm-kit.sh
 	@if [ -f scripts/build-triton-kit.sh ]; then bash scripts/build-triton-kit.sh; fi
 
-LINT_PATHS := charter_tui daemon compiler benchmarks tests scripts
+LINT_PATHS := charter_tui executor testkit daemon compiler benchmarks tests scripts
 
 # The house rules as code: lint findings and broken import contracts (pyproject.toml
 # [tool.importlinter]: floors charter_tui -> daemon -> compiler, no Textual in the daemon, no I/O in the
 # compiler) fail the build.
 lint: install
 	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/mypy
 

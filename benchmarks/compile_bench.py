@@ -34,7 +34,7 @@ from daemon.watcher import AgentWatcher, compile_bytes  # noqa: E402
 
 # One "stage" of the generated agent: a class with constants, a wrapper, a chain, a loop with a
 # growing history, a fan-out comprehension, string building with .format/join, and branches.
-_STAGE = '''
+_STAGE = """
 
 STAGE_{i}_SYSTEM = (
     "You are stage {i} of a document pipeline. Read the input carefully, keep every figure exactly as "
@@ -90,7 +90,7 @@ class Stage{i}:
         notes = "\\n".join(answers)
         final = self.refine(summary + "\\n" + notes + detail)
         return {{"summary": summary, "label": label, "answers": answers, "final": final}}
-'''
+"""
 
 
 def generated_module(lines: int) -> str:
@@ -176,8 +176,10 @@ def sweep(root: Path) -> list[str]:
     out = [
         f"## Robustness sweep: every .py under `{root}`",
         "",
-        (f"- files: {len(files)}; crashes: {len(crashes)}; refused with a file:line:col message: {refused}; "
-        f"LLM calls found: {calls}; total {total:.1f} s"),
+        (
+            f"- files: {len(files)}; crashes: {len(crashes)}; refused with a file:line:col message: {refused}; "
+            f"LLM calls found: {calls}; total {total:.1f} s"
+        ),
         "",
         "| slowest files (CPU time) | lines | compile |",
         "|---|---:|---:|",
@@ -191,8 +193,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "compile.md")
-    ap.add_argument("--sweep", type=Path, metavar="DIR",
-                    help="also compile every .py under DIR once (robustness: crashes, slowest files)")
+    ap.add_argument(
+        "--sweep",
+        type=Path,
+        metavar="DIR",
+        help="also compile every .py under DIR once (robustness: crashes, slowest files)",
+    )
     args = ap.parse_args(argv)
     load_start = os.getloadavg()[0]
 
@@ -209,7 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     big_parse = median_ms(lambda: libcst.parse_module(big), args.repeat)
     big_comp = median_ms(lambda: compile_source(big, "generated_5000.py"), args.repeat)
     big_parse_wall, big_comp_wall = interleaved_wall_ms(
-        lambda: libcst.parse_module(big), lambda: compile_source(big, "generated_5000.py"), args.repeat)
+        lambda: libcst.parse_module(big), lambda: compile_source(big, "generated_5000.py"), args.repeat
+    )
     big_result = compile_source(big, "generated_5000.py")
 
     mid = generated_module(500)
@@ -223,31 +230,52 @@ def main(argv: list[str] | None = None) -> int:
     mid_calls = len(compile_source(mid, "agent_500.py").calls)
 
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                if ln.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
+    cpu = (
+        next(
+            (
+                ln.split(":", 1)[1].strip()
+                for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                if ln.startswith("model name")
+            ),
+            platform.processor(),
+        )
+        if Path("/proc/cpuinfo").exists()
+        else platform.processor()
+    )
     ratio = big_comp / big_parse
     lines = [
         "# Compiler benchmark",
         "",
         f"- date: {now}",
-        (f"- machine: {platform.machine()}, {cpu}, {os.cpu_count()} CPUs (shared with other engineers' servers), "
-        f"{platform.system()} {platform.release()}"),
-        (f"- versions: Python {platform.python_version()}, libcst {version('libcst')}, networkx {version('networkx')}, "
-        f"pydantic {version('pydantic')}, watchfiles {version('watchfiles')}"),
+        (
+            f"- machine: {platform.machine()}, {cpu}, {os.cpu_count()} CPUs (shared with other engineers' servers), "
+            f"{platform.system()} {platform.release()}"
+        ),
+        (
+            f"- versions: Python {platform.python_version()}, libcst {version('libcst')}, networkx {version('networkx')}, "
+            f"pydantic {version('pydantic')}, watchfiles {version('watchfiles')}"
+        ),
         f"- command: `.venv/bin/python benchmarks/compile_bench.py --repeat {args.repeat}"
-        + (f" --sweep {args.sweep}" if args.sweep else "") + "`",
-        (f"- every figure is the median of {args.repeat} runs after one warm-up run, in CPU time of this process "
-         f"(`time.process_time`) unless marked wall; load average at start / end: {load_start:.1f} / "
-         f"{os.getloadavg()[0]:.1f}"),
+        + (f" --sweep {args.sweep}" if args.sweep else "")
+        + "`",
+        (
+            f"- every figure is the median of {args.repeat} runs after one warm-up run, in CPU time of this process "
+            f"(`time.process_time`) unless marked wall; load average at start / end: {load_start:.1f} / "
+            f"{os.getloadavg()[0]:.1f}"
+        ),
         "",
         "## Generated 5,000-line agent module",
         "",
         "| file | lines | LLM calls | libcst.parse_module | compile | compile / parse | goal |",
         "|---|---:|---:|---:|---:|---:|---|",
-        (f"| generated_5000.py | {big.count(chr(10)) + 1} | {len(big_result.calls)} | {big_parse:.1f} ms | "
-        f"{big_comp:.1f} ms | {ratio:.2f}x | <= 2x: {'met' if ratio <= 2 else 'NOT met'} |"),
-        (f"| same, wall time | | | {big_parse_wall:.1f} ms | {big_comp_wall:.1f} ms | "
-         f"{big_comp_wall / big_parse_wall:.2f}x | |"),
+        (
+            f"| generated_5000.py | {big.count(chr(10)) + 1} | {len(big_result.calls)} | {big_parse:.1f} ms | "
+            f"{big_comp:.1f} ms | {ratio:.2f}x | <= 2x: {'met' if ratio <= 2 else 'NOT met'} |"
+        ),
+        (
+            f"| same, wall time | | | {big_parse_wall:.1f} ms | {big_comp_wall:.1f} ms | "
+            f"{big_comp_wall / big_parse_wall:.2f}x | |"
+        ),
         "",
         "The compiler analyses CPython's `ast` (exact positions, C parser) and uses libcst only to rewrite",
         "the prompt expressions its codemods touch, so a compile does not include a libcst parse of the file.",
@@ -256,11 +284,15 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "| what | time | goal |",
         "|---|---:|---|",
-        (f"| recompile (hash + decode + compile, {mid.count(chr(10)) + 1} lines, {mid_calls} calls) | {recompile:.1f} ms | "
-        f"< 100 ms: {'met' if recompile < 100 else 'NOT met'} |"),
+        (
+            f"| recompile (hash + decode + compile, {mid.count(chr(10)) + 1} lines, {mid_calls} calls) | {recompile:.1f} ms | "
+            f"< 100 ms: {'met' if recompile < 100 else 'NOT met'} |"
+        ),
         f"| same, wall time | {recompile_wall:.1f} ms | |",
-        (f"| save -> event through `AgentWatcher` (debounce 50 ms, median of {len(latencies)}) | "
-        f"{statistics.median(latencies):.1f} ms | (includes the debounce and the OS event) |"),
+        (
+            f"| save -> event through `AgentWatcher` (debounce 50 ms, median of {len(latencies)}) | "
+            f"{statistics.median(latencies):.1f} ms | (includes the debounce and the OS event) |"
+        ),
         "",
         "## Sample agents",
         "",

@@ -86,7 +86,14 @@ def nested_if(depth: int) -> str:
 
 
 def elif_ladder(depth: int) -> str:
-    lines = ["import litellm", "", "", "def agent(q, kind):", "    if kind == 0:", f"        r = {_call('q')}"]
+    lines = [
+        "import litellm",
+        "",
+        "",
+        "def agent(q, kind):",
+        "    if kind == 0:",
+        f"        r = {_call('q')}",
+    ]
     for i in range(1, depth):
         lines.append(f"    elif kind == {i}:")
         lines.append(f"        r = {_call(repr(f'arm {i}: ') + ' + q')}")
@@ -109,7 +116,10 @@ def nested_expression(depth: int) -> str:
     inner = "q"
     for i in range(depth):
         inner = f"wrap{i % 3}('(' + {inner} + ') {i}')"
-    return "\n".join(["import litellm", "", "", "def agent(q):", f"    p = {inner}", f"    return {_call('p')}"]) + "\n"
+    return (
+        "\n".join(["import litellm", "", "", "def agent(q):", f"    p = {inner}", f"    return {_call('p')}"])
+        + "\n"
+    )
 
 
 def doubling(depth: int) -> str:
@@ -121,8 +131,10 @@ def doubling(depth: int) -> str:
 def self_containers(depth: int) -> str:
     """`m = [m, m]` on `depth` lines: a list that holds itself twice, a tree of 2^depth nodes."""
     body = "".join("    m = [m, m]\n" for _ in range(depth))
-    return (f"import litellm\n\n\ndef agent(q):\n    m = [{{'role': 'user', 'content': q}}]\n{body}"
-            "    return litellm.completion(model='m', messages=m)\n")
+    return (
+        f"import litellm\n\n\ndef agent(q):\n    m = [{{'role': 'user', 'content': q}}]\n{body}"
+        "    return litellm.completion(model='m', messages=m)\n"
+    )
 
 
 def constant_loops(depth: int) -> str:
@@ -173,8 +185,11 @@ for depth in json.loads(sys.argv[4]):
 def measure(src: Path, shape: str, depths: list[int], timeout: float) -> dict[int, dict | None]:
     """depth -> {"s", "calls", "lines"}, or None where it timed out or was not run."""
     out: dict[int, dict | None] = {d: None for d in depths}
-    proc = subprocess.Popen([sys.executable, "-c", _CHILD, str(src), str(Path(__file__).parent), shape,
-                             json.dumps(depths)], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, str(src), str(Path(__file__).parent), shape, json.dumps(depths)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     lines: queue.Queue[str | None] = queue.Queue()
 
     def pump() -> None:  # a thread, so the wait for the next line can time out
@@ -207,8 +222,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--max-depth", type=int, default=20)
     ap.add_argument("--timeout", type=float, default=20.0, help="seconds one compile may take")
-    ap.add_argument("--src", action="append", default=[], metavar="LABEL=DIR",
-                    help="a tree holding compiler/ (repeatable; default: this checkout, labelled 'now')")
+    ap.add_argument(
+        "--src",
+        action="append",
+        default=[],
+        metavar="LABEL=DIR",
+        help="a tree holding compiler/ (repeatable; default: this checkout, labelled 'now')",
+    )
     ap.add_argument("--shape", action="append", choices=sorted(SHAPES), help="only these shapes")
     ap.add_argument("--out", type=Path, help="write the markdown report here (default: print it)")
     args = ap.parse_args(argv)
@@ -220,15 +240,20 @@ def main(argv: list[str] | None = None) -> int:
     for shape in shapes:
         depths = list(range(1, args.max_depth + 1))
         if shape in LINEAR_SCALE:
-            depths += [args.max_depth * k for k in (2, 5, 10, LINEAR_SCALE[shape]) if args.max_depth * k > depths[-1]]
+            depths += [
+                args.max_depth * k for k in (2, 5, 10, LINEAR_SCALE[shape]) if args.max_depth * k > depths[-1]
+            ]
         if shape not in LINEAR_SCALE:
             depths += [d for d in (25, 30, 40, 60, 90) if d > depths[-1]]
         depths = [d for d in depths if _parses(SHAPES[shape](d))]  # e.g. nested_if past 100 indents
         tables[shape] = {}
         for label, src in srcs:
             tables[shape][label] = measure(Path(src).resolve(), shape, depths, args.timeout)
-            print(f"{shape} {label}: " + " ".join(
-                f"{d}:{r['s']:.3f}" if r else f"{d}:-" for d, r in tables[shape][label].items()), file=sys.stderr)
+            print(
+                f"{shape} {label}: "
+                + " ".join(f"{d}:{r['s']:.3f}" if r else f"{d}:-" for d, r in tables[shape][label].items()),
+                file=sys.stderr,
+            )
     report = _report(args, srcs, tables, started, load0)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -261,8 +286,9 @@ def _report(args: argparse.Namespace, srcs: list, tables: dict, started: datetim
         f"- date: {started:%Y-%m-%d %H:%M} UTC",
         f"- machine: {platform.machine()}, {os.cpu_count()} CPUs (shared with other engineers' work), "
         f"{platform.system()} {platform.release()}; Python {platform.python_version()}",
-        "- command: `.venv/bin/python benchmarks/compile_depth.py " + " ".join(
-            f"--src {label}={src}" for label, src in srcs) + f" --max-depth {args.max_depth} --timeout "
+        "- command: `.venv/bin/python benchmarks/compile_depth.py "
+        + " ".join(f"--src {label}={src}" for label, src in srcs)
+        + f" --max-depth {args.max_depth} --timeout "
         f"{args.timeout:g} --out benchmarks/results/compile_depth.md`",
         f"- one `compile_source` call per cell, wall time; a compile over {args.timeout:g} s is killed and deeper "
         f"levels are not run; load average at start / end: {load0:.1f} / {os.getloadavg()[0]:.1f}",

@@ -40,7 +40,9 @@ NOW = 1_800_000_000.0
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--inputs", type=int, default=100_000, help="how many inputs to feed (default 100000)")
+    parser.add_argument(
+        "--inputs", type=int, default=100_000, help="how many inputs to feed (default 100000)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -48,9 +50,15 @@ def main() -> int:
         key = Path(tmp) / "ops.key"
         key.write_bytes(SECRET)
         key.chmod(0o600)
-        auth = AuthConfig(identities=[IdentityConfig(name=IDENTITY, secret_file=str(key),
-                                                     actions=["propose", "approve", "reject", "pause", "resume",
-                                                              "rollback"])])
+        auth = AuthConfig(
+            identities=[
+                IdentityConfig(
+                    name=IDENTITY,
+                    secret_file=str(key),
+                    actions=["propose", "approve", "reject", "pause", "resume", "rollback"],
+                )
+            ]
+        )
         verifier = CommandVerifier(auth, clock=lambda: NOW)
 
     rng = random.Random(args.seed)
@@ -88,8 +96,10 @@ def main() -> int:
         if not expect_ok:
             crashes.append(f"input {i}: accepted a changed command {result!r}")
     took = time.monotonic() - started
-    print(f"inputs: {args.inputs} ({shapes['bytes']} raw bytes, {shapes['json']} arbitrary JSON, "
-          f"{shapes['signed']} signed envelopes mutated or not)")
+    print(
+        f"inputs: {args.inputs} ({shapes['bytes']} raw bytes, {shapes['json']} arbitrary JSON, "
+        f"{shapes['signed']} signed envelopes mutated or not)"
+    )
     print(f"accepted: {accepted}, refused: {refused}, crashes: {len(crashes)}, in {took:.0f} s")
     for line in crashes[:10]:
         print("  " + line)

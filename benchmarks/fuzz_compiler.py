@@ -87,11 +87,16 @@ def main(argv: list[str] | None = None) -> int:
             args.save_dir.mkdir(parents=True, exist_ok=True)
             (args.save_dir / f"input{i}.py").write_bytes(data)
         if ran % 10_000 == 0:
-            print(f"{ran} inputs, {sum(crashes.values())} crashes, {hangs} hangs, "
-                  f"{time.monotonic() - started:.0f} s", flush=True)
-    print(f"ran {ran} inputs (seed {args.seed}): {sum(crashes.values())} crashes, {hangs} hangs (> {args.hang_s:g} s), "
-          f"{errors} CompileErrors, slowest input {slowest[1]} took {slowest[0]:.2f} s, "
-          f"total {time.monotonic() - started:.0f} s")
+            print(
+                f"{ran} inputs, {sum(crashes.values())} crashes, {hangs} hangs, "
+                f"{time.monotonic() - started:.0f} s",
+                flush=True,
+            )
+    print(
+        f"ran {ran} inputs (seed {args.seed}): {sum(crashes.values())} crashes, {hangs} hangs (> {args.hang_s:g} s), "
+        f"{errors} CompileErrors, slowest input {slowest[1]} took {slowest[0]:.2f} s, "
+        f"total {time.monotonic() - started:.0f} s"
+    )
     for key, n in crashes.most_common():
         print(f"  {n} x {key}")
     return 1 if crashes or hangs else 0

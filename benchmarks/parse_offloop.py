@@ -70,7 +70,9 @@ async def main(rounds: int) -> None:
         for mode in ("loop", "thread", "slices"):
             prom._LABEL_CACHE.clear()  # every label set new, as from a hostile server
             elapsed, worst, ticks = await measure(mode, body)
-            print(f"{mode:7s} parse {elapsed * 1000:6.0f} ms   worst ticker gap {worst * 1000:6.1f} ms   ticks {ticks}")
+            print(
+                f"{mode:7s} parse {elapsed * 1000:6.0f} ms   worst ticker gap {worst * 1000:6.1f} ms   ticks {ticks}"
+            )
 
 
 if __name__ == "__main__":

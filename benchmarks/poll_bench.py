@@ -45,7 +45,7 @@ def growing_capture(text: str) -> Callable[[int], bytes]:
     q_line = re.search(r"^vllm:prefix_cache_queries_total\{[^}]*\} .*$", text, re.M)
     h_line = re.search(r"^vllm:prefix_cache_hits_total\{[^}]*\} .*$", text, re.M)
     assert q_line and h_line
-    head, rest = text[: q_line.start()], text[q_line.end():]
+    head, rest = text[: q_line.start()], text[q_line.end() :]
     mid, tail = rest.split(h_line.group(0), 1)
     q_name, h_name = q_line.group(0).rsplit(" ", 1)[0], h_line.group(0).rsplit(" ", 1)[0]
 
@@ -55,7 +55,9 @@ def growing_capture(text: str) -> Callable[[int], bytes]:
     return body
 
 
-async def start_metric_servers(n: int, body: Callable[[int], bytes]) -> tuple[list[asyncio.Server], list[int]]:
+async def start_metric_servers(
+    n: int, body: Callable[[int], bytes]
+) -> tuple[list[asyncio.Server], list[int]]:
     """`n` keep-alive HTTP/1.1 servers on loopback; server `i` answers `GET /metrics` with `body(i)`."""
 
     async def handle(i: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -67,8 +69,10 @@ async def start_metric_servers(n: int, body: Callable[[int], bytes]) -> tuple[li
                     payload, status = body(i), b"200 OK"
                 else:
                     payload, status = b"not found\n", b"404 Not Found"
-                writer.write(b"HTTP/1.1 " + status + b"\r\nContent-Type: text/plain; version=0.0.4\r\n"
-                             b"Content-Length: " + str(len(payload)).encode() + b"\r\n\r\n" + payload)
+                writer.write(
+                    b"HTTP/1.1 " + status + b"\r\nContent-Type: text/plain; version=0.0.4\r\n"
+                    b"Content-Length: " + str(len(payload)).encode() + b"\r\n\r\n" + payload
+                )
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
             pass
@@ -139,9 +143,11 @@ def parse_rates(seconds: float = 3.0) -> dict[str, float]:
     from daemon.collectors import wanted_names
 
     only = wanted_names("vllm")
-    for name, fn in (("charter", lambda: prom.parse(text)),
-                     ("charter_filtered", lambda: prom.parse(text, only=only)),
-                     ("prometheus_client", lambda: list(text_string_to_metric_families(text)))):
+    for name, fn in (
+        ("charter", lambda: prom.parse(text)),
+        ("charter_filtered", lambda: prom.parse(text, only=only)),
+        ("prometheus_client", lambda: list(text_string_to_metric_families(text))),
+    ):
         fn()  # warm
         n, started = 0, time.perf_counter()
         while time.perf_counter() - started < seconds:
@@ -198,17 +204,27 @@ async def run_daemon(ports: list[int], interval: float, warmup: float, duration:
     failures = sum(s.failures for s in poller.status.values())
     lateness = sorted(s.max_lateness_s for s in poller.status.values())
     return {
-        "targets": len(ports), "interval_s": interval, "measured_s": round(wall, 1),
-        "daemon_cpu_s": round(cpu1 - cpu0, 2), "daemon_cpu_share_of_one_core": (cpu1 - cpu0) / wall,
-        "polls": polls1 - polls0, "expected_polls": int(len(ports) * wall / interval),
-        "missed_polls": missed1 - missed0, "failed_polls": failures,
-        "worst_lateness_s": lateness[-1], "median_worst_lateness_s": lateness[len(lateness) // 2],
+        "targets": len(ports),
+        "interval_s": interval,
+        "measured_s": round(wall, 1),
+        "daemon_cpu_s": round(cpu1 - cpu0, 2),
+        "daemon_cpu_share_of_one_core": (cpu1 - cpu0) / wall,
+        "polls": polls1 - polls0,
+        "expected_polls": int(len(ports) * wall / interval),
+        "missed_polls": missed1 - missed0,
+        "failed_polls": failures,
+        "worst_lateness_s": lateness[-1],
+        "median_worst_lateness_s": lateness[len(lateness) // 2],
         "cpu_ms_per_poll": (cpu1 - cpu0) / max(polls1 - polls0, 1) * 1000,
-        "db_bytes_start": size0, "db_bytes_end": size1,
+        "db_bytes_start": size0,
+        "db_bytes_end": size1,
         "db_growth_bytes_per_hour": (size1 - size0) / wall * 3600,
-        "run_queue_wait_s": round(wait1 - wait0, 2), "load_average_start": load0,
+        "run_queue_wait_s": round(wait1 - wait0, 2),
+        "load_average_start": load0,
         "load_average_end": os.getloadavg()[0],
-        "rows_stored": rows, "samples_written": stored, "bottleneck_events": events["n"],
+        "rows_stored": rows,
+        "samples_written": stored,
+        "bottleneck_events": events["n"],
     }
 
 
@@ -219,41 +235,41 @@ def render(result: dict, parse: dict, server: dict, args: argparse.Namespace) ->
     load = os.getloadavg()
     return f"""# Poll benchmark
 
-`{' '.join(['.venv/bin/python', 'benchmarks/poll_bench.py'] + sys.argv[1:])}`
-— {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, Python {platform.python_version()}, {os.cpu_count()} CPUs
+`{" ".join([".venv/bin/python", "benchmarks/poll_bench.py"] + sys.argv[1:])}`
+— {time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}, Python {platform.python_version()}, {os.cpu_count()} CPUs
 (shared with other work; load average at the end {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}).
 
-Setup: {r['targets']} targets polled every {r['interval_s']:g} s by the daemon's real `Poller` (one event loop,
+Setup: {r["targets"]} targets polled every {r["interval_s"]:g} s by the daemon's real `Poller` (one event loop,
 `daemon.fetch` keep-alive GETs, `daemon.prom` parser keeping the collector's samples, vLLM collector, counter windows) with the `Analyzer` on every sample and batched
 writes to a real SQLite file (WAL). Each target is its own loopback port of a separate server process serving
-the real {int(parse['lines'])}-line vLLM 0.32 capture ({int(parse['bytes'])} bytes), with the prefix-cache
-counters growing on each scrape. Warm-up {args.warmup:g} s, then measured for {r['measured_s']:g} s.
+the real {int(parse["lines"])}-line vLLM 0.32 capture ({int(parse["bytes"])} bytes), with the prefix-cache
+counters growing on each scrape. Warm-up {args.warmup:g} s, then measured for {r["measured_s"]:g} s.
 
 | figure | value | goal |
 | --- | --- | --- |
-| daemon CPU, share of one core | **{r['daemon_cpu_share_of_one_core']:.1%}** ({r['daemon_cpu_s']} CPU-s over {r['measured_s']:g} s) | < 25% ({ok_cpu}) |
-| CPU per poll (fetch + parse + collect + window + analyze + store) | {r['cpu_ms_per_poll']:.2f} ms | |
-| polls done / slots in the period | {r['polls']} / {r['expected_polls']} | |
-| missed polls | **{r['missed_polls']}** | 0 ({ok_missed}) |
-| failed polls | {r['failed_polls']} | 0 |
-| worst lateness of a poll behind its slot (worst target / median target) | {r['worst_lateness_s'] * 1000:.0f} ms / {r['median_worst_lateness_s'] * 1000:.0f} ms | < interval |
-| time the daemon was runnable but waiting for a CPU (other processes on the cores) | {r['run_queue_wait_s']:.1f} s of {r['measured_s']:g} s; load average {r['load_average_start']:.1f} -> {r['load_average_end']:.1f} on {os.cpu_count()} CPUs | |
-| parse: `daemon.prom.parse` | **{parse['charter_parses_per_s']:.0f} parses/s** ({parse['charter_ms_per_parse']:.3f} ms each, {parse['charter_parses_per_s'] * parse['lines'] / 1e6:.2f} M lines/s) | |
-| parse: `daemon.prom.parse(only=<the vLLM collector's names>)`, as the poller runs it | {parse['charter_filtered_parses_per_s']:.0f} parses/s ({parse['charter_filtered_ms_per_parse']:.3f} ms each) | |
-| parse: `prometheus_client.parser` (same text, same run) | {parse['prometheus_client_parses_per_s']:.0f} parses/s ({parse['prometheus_client_ms_per_parse']:.3f} ms each) | |
-| parser speed-up, full parse vs prometheus_client | {parse['speedup']:.1f}x | |
-| database growth | **{r['db_growth_bytes_per_hour'] / 1e6:.1f} MB/hour** ({r['targets']} targets, raw samples; {r['db_bytes_end'] / 1e6:.1f} MB after the run) | |
-| samples stored / written by the poller | {r['rows_stored']} / {r['samples_written']} | equal |
-| server process CPU (for scale, not the daemon's) | {server.get('server_cpu_s', float('nan')):.1f} CPU-s | |
+| daemon CPU, share of one core | **{r["daemon_cpu_share_of_one_core"]:.1%}** ({r["daemon_cpu_s"]} CPU-s over {r["measured_s"]:g} s) | < 25% ({ok_cpu}) |
+| CPU per poll (fetch + parse + collect + window + analyze + store) | {r["cpu_ms_per_poll"]:.2f} ms | |
+| polls done / slots in the period | {r["polls"]} / {r["expected_polls"]} | |
+| missed polls | **{r["missed_polls"]}** | 0 ({ok_missed}) |
+| failed polls | {r["failed_polls"]} | 0 |
+| worst lateness of a poll behind its slot (worst target / median target) | {r["worst_lateness_s"] * 1000:.0f} ms / {r["median_worst_lateness_s"] * 1000:.0f} ms | < interval |
+| time the daemon was runnable but waiting for a CPU (other processes on the cores) | {r["run_queue_wait_s"]:.1f} s of {r["measured_s"]:g} s; load average {r["load_average_start"]:.1f} -> {r["load_average_end"]:.1f} on {os.cpu_count()} CPUs | |
+| parse: `daemon.prom.parse` | **{parse["charter_parses_per_s"]:.0f} parses/s** ({parse["charter_ms_per_parse"]:.3f} ms each, {parse["charter_parses_per_s"] * parse["lines"] / 1e6:.2f} M lines/s) | |
+| parse: `daemon.prom.parse(only=<the vLLM collector's names>)`, as the poller runs it | {parse["charter_filtered_parses_per_s"]:.0f} parses/s ({parse["charter_filtered_ms_per_parse"]:.3f} ms each) | |
+| parse: `prometheus_client.parser` (same text, same run) | {parse["prometheus_client_parses_per_s"]:.0f} parses/s ({parse["prometheus_client_ms_per_parse"]:.3f} ms each) | |
+| parser speed-up, full parse vs prometheus_client | {parse["speedup"]:.1f}x | |
+| database growth | **{r["db_growth_bytes_per_hour"] / 1e6:.1f} MB/hour** ({r["targets"]} targets, raw samples; {r["db_bytes_end"] / 1e6:.1f} MB after the run) | |
+| samples stored / written by the poller | {r["rows_stored"]} / {r["samples_written"]} | equal |
+| server process CPU (for scale, not the daemon's) | {server.get("server_cpu_s", float("nan")):.1f} CPU-s | |
 
 Database growth is for raw samples at 1 Hz; the store's retention folds samples older than
 `storage.raw_retention_hours` (24 h default) into per-minute aggregates, so a steady state holds about one day of
-raw samples (~{r['db_growth_bytes_per_hour'] * 24 / 1e9:.1f} GB for {r['targets']} targets at 1 Hz) plus small
+raw samples (~{r["db_growth_bytes_per_hour"] * 24 / 1e9:.1f} GB for {r["targets"]} targets at 1 Hz) plus small
 aggregates.
 
 Raw result:
 ```json
-{json.dumps({'daemon': r, 'parse': parse, 'server': server}, indent=2, default=float)}
+{json.dumps({"daemon": r, "parse": parse, "server": server}, indent=2, default=float)}
 ```
 """
 
@@ -269,13 +285,16 @@ def main() -> int:
     if not (1 <= args.targets <= 1000 and 0 < args.duration <= 3600):
         ap.error("targets must be 1..1000 and duration 0..3600 s")
     parent, child = multiprocessing.Pipe()
-    proc = multiprocessing.Process(target=_serve, args=(child, args.targets, args.warmup + args.duration + 20),
-                                   daemon=True)
+    proc = multiprocessing.Process(
+        target=_serve, args=(child, args.targets, args.warmup + args.duration + 20), daemon=True
+    )
     proc.start()
     try:
         ports = parent.recv()
         with tempfile.TemporaryDirectory(prefix="charter-bench-") as tmp:
-            result = asyncio.run(run_daemon(ports, args.interval, args.warmup, args.duration, Path(tmp) / "bench.db"))
+            result = asyncio.run(
+                run_daemon(ports, args.interval, args.warmup, args.duration, Path(tmp) / "bench.db")
+            )
         parse = parse_rates()
         server = parent.recv() if parent.poll(40) else {}
     finally:

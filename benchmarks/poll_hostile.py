@@ -88,8 +88,14 @@ def _serve(conn: multiprocessing.connection.Connection, n: int, shape: str, stop
         _servers, ports = await start_metric_servers(n + 1, body)
         conn.send(ports)
         await asyncio.sleep(stop_after_s)
-        conn.send({"scrapes": sum(counts), "hostile_scrapes": counts[n],
-                   "hostile_bytes": max(sizes) if sizes else len(hostile), "hostile_lines": hostile.count(b"\n")})
+        conn.send(
+            {
+                "scrapes": sum(counts),
+                "hostile_scrapes": counts[n],
+                "hostile_bytes": max(sizes) if sizes else len(hostile),
+                "hostile_lines": hostile.count(b"\n"),
+            }
+        )
 
     asyncio.run(main())
 
@@ -148,20 +154,29 @@ async def run_daemon(ports: list[int], interval: float, warmup: float, duration:
     st = poller.status
     h = st["hostile"]
     result = {
-        "healthy_targets": len(names), "interval_s": interval, "measured_s": round(wall1 - wall0, 1),
+        "healthy_targets": len(names),
+        "interval_s": interval,
+        "measured_s": round(wall1 - wall0, 1),
         "healthy_polls": sum(st[n].polls - polls0[n] for n in names),
         "healthy_expected_polls": int(len(names) * (wall1 - wall0) / interval),
         "healthy_missed_polls": sum(st[n].missed for n in names) - missed0,
         "healthy_failed_polls": sum(st[n].failures for n in names) - failed0,
         "healthy_worst_lateness_s": max(st[n].max_lateness_s for n in names),
         "healthy_median_worst_lateness_s": sorted(st[n].max_lateness_s for n in names)[len(names) // 2],
-        "hostile_polls_ok": h.polls - h_polls0, "hostile_polls_failed": h.failures - h_fail0,
-        "hostile_state": h.state.value, "hostile_reason": h.reason,
+        "hostile_polls_ok": h.polls - h_polls0,
+        "hostile_polls_failed": h.failures - h_fail0,
+        "hostile_state": h.state.value,
+        "hostile_reason": h.reason,
         "hostile_last_duration_s": h.last_duration_s,
-        "loop_worst_stall_s": gaps["worst"], "loop_stalls_over_100ms": gaps["over_100ms"],
-        "loop_worst_cpu_hold_s": gaps["cpu_worst"], "loop_cpu_holds_over_50ms": gaps["cpu_over_50ms"],
-        "daemon_cpu_s": round(cpu1 - cpu0, 2), "daemon_cpu_share_of_one_core": (cpu1 - cpu0) / (wall1 - wall0),
-        "run_queue_wait_s": round(wait1 - wait0, 2), "load_average_start": load0, "load_average_end": os.getloadavg()[0],
+        "loop_worst_stall_s": gaps["worst"],
+        "loop_stalls_over_100ms": gaps["over_100ms"],
+        "loop_worst_cpu_hold_s": gaps["cpu_worst"],
+        "loop_cpu_holds_over_50ms": gaps["cpu_over_50ms"],
+        "daemon_cpu_s": round(cpu1 - cpu0, 2),
+        "daemon_cpu_share_of_one_core": (cpu1 - cpu0) / (wall1 - wall0),
+        "run_queue_wait_s": round(wait1 - wait0, 2),
+        "load_average_start": load0,
+        "load_average_end": os.getloadavg()[0],
     }
     stop.set()
     await task
@@ -175,33 +190,33 @@ def render(r: dict, server: dict, args: argparse.Namespace) -> str:
     load = os.getloadavg()
     return f"""# Poll benchmark with a hostile target ({args.shape})
 
-`{' '.join(['.venv/bin/python', 'benchmarks/poll_hostile.py'] + sys.argv[1:])}`
-— {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, Python {platform.python_version()}, {os.cpu_count()} CPUs
+`{" ".join([".venv/bin/python", "benchmarks/poll_hostile.py"] + sys.argv[1:])}`
+— {time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}, Python {platform.python_version()}, {os.cpu_count()} CPUs
 (shared with other work; load average at the end {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}).
 
-Setup: {r['healthy_targets']} healthy targets (the real 614-line vLLM capture, counters growing) and one hostile
-target serving {server.get('hostile_bytes', HOSTILE_BYTES)} bytes / {server.get('hostile_lines', '?')} lines of valid vLLM exposition,
-every label set unique and new on each scrape; all polled every {r['interval_s']:g} s by the daemon's real `Poller` with the
+Setup: {r["healthy_targets"]} healthy targets (the real 614-line vLLM capture, counters growing) and one hostile
+target serving {server.get("hostile_bytes", HOSTILE_BYTES)} bytes / {server.get("hostile_lines", "?")} lines of valid vLLM exposition,
+every label set unique and new on each scrape; all polled every {r["interval_s"]:g} s by the daemon's real `Poller` with the
 `Analyzer` and a SQLite store, default caps (`max_response_bytes` 8 MiB, `max_exposition_lines` 50,000),
-timeout 2 s. Warm-up {args.warmup:g} s, then measured for {r['measured_s']:g} s.
+timeout 2 s. Warm-up {args.warmup:g} s, then measured for {r["measured_s"]:g} s.
 
 | figure | value | goal |
 | --- | --- | --- |
-| healthy targets: missed polls | **{r['healthy_missed_polls']}** | 0 ({ok}) |
-| healthy targets: failed polls | **{r['healthy_failed_polls']}** | 0 |
-| healthy polls done / slots | {r['healthy_polls']} / {r['healthy_expected_polls']} | |
-| healthy worst lateness behind the slot (worst / median target) | {r['healthy_worst_lateness_s'] * 1000:.0f} ms / {r['healthy_median_worst_lateness_s'] * 1000:.0f} ms | < interval |
-| hostile target: polls read / refused | {r['hostile_polls_ok']} / {r['hostile_polls_failed']} | |
-| hostile target: state and reason | {r['hostile_state']}: {r['hostile_reason'] or '(none)'} | |
-| hostile target: last poll took | {(r['hostile_last_duration_s'] or 0) * 1000:.0f} ms | |
-| longest event-loop stall, wall clock (10 ms ticker) / stalls over 100 ms | {r['loop_worst_stall_s'] * 1000:.0f} ms / {r['loop_stalls_over_100ms']} | |
-| longest the loop thread computed without yielding (CPU time between two ticks) / holds over 50 ms | **{r['loop_worst_cpu_hold_s'] * 1000:.0f} ms** / {r['loop_cpu_holds_over_50ms']} | well under the interval |
-| daemon CPU, share of one core | {r['daemon_cpu_share_of_one_core']:.1%} ({r['daemon_cpu_s']} CPU-s) | |
-| time runnable but waiting for a CPU (other processes) | {r['run_queue_wait_s']:.1f} s; load {r['load_average_start']:.1f} -> {r['load_average_end']:.1f} | |
+| healthy targets: missed polls | **{r["healthy_missed_polls"]}** | 0 ({ok}) |
+| healthy targets: failed polls | **{r["healthy_failed_polls"]}** | 0 |
+| healthy polls done / slots | {r["healthy_polls"]} / {r["healthy_expected_polls"]} | |
+| healthy worst lateness behind the slot (worst / median target) | {r["healthy_worst_lateness_s"] * 1000:.0f} ms / {r["healthy_median_worst_lateness_s"] * 1000:.0f} ms | < interval |
+| hostile target: polls read / refused | {r["hostile_polls_ok"]} / {r["hostile_polls_failed"]} | |
+| hostile target: state and reason | {r["hostile_state"]}: {r["hostile_reason"] or "(none)"} | |
+| hostile target: last poll took | {(r["hostile_last_duration_s"] or 0) * 1000:.0f} ms | |
+| longest event-loop stall, wall clock (10 ms ticker) / stalls over 100 ms | {r["loop_worst_stall_s"] * 1000:.0f} ms / {r["loop_stalls_over_100ms"]} | |
+| longest the loop thread computed without yielding (CPU time between two ticks) / holds over 50 ms | **{r["loop_worst_cpu_hold_s"] * 1000:.0f} ms** / {r["loop_cpu_holds_over_50ms"]} | well under the interval |
+| daemon CPU, share of one core | {r["daemon_cpu_share_of_one_core"]:.1%} ({r["daemon_cpu_s"]} CPU-s) | |
+| time runnable but waiting for a CPU (other processes) | {r["run_queue_wait_s"]:.1f} s; load {r["load_average_start"]:.1f} -> {r["load_average_end"]:.1f} | |
 
 Raw result:
 ```json
-{json.dumps({'daemon': r, 'server': server}, indent=2, default=float)}
+{json.dumps({"daemon": r, "server": server}, indent=2, default=float)}
 ```
 """
 
@@ -217,15 +232,24 @@ def main() -> int:
     args = ap.parse_args()
     if not (1 <= args.targets <= 1000 and 0 < args.duration <= 3600):
         ap.error("targets must be 1..1000 and duration 0..3600 s")
-    out = args.out or ROOT / "benchmarks" / "results" / f"poll_hostile{'' if args.shape == 'wide' else '_' + args.shape}.md"
+    out = (
+        args.out
+        or ROOT
+        / "benchmarks"
+        / "results"
+        / f"poll_hostile{'' if args.shape == 'wide' else '_' + args.shape}.md"
+    )
     parent, child = multiprocessing.Pipe()
-    proc = multiprocessing.Process(target=_serve, args=(child, args.targets, args.shape,
-                                                        args.warmup + args.duration + 20), daemon=True)
+    proc = multiprocessing.Process(
+        target=_serve, args=(child, args.targets, args.shape, args.warmup + args.duration + 20), daemon=True
+    )
     proc.start()
     try:
         ports = parent.recv()
         with tempfile.TemporaryDirectory(prefix="charter-bench-") as tmp:
-            result = asyncio.run(run_daemon(ports, args.interval, args.warmup, args.duration, Path(tmp) / "b.db"))
+            result = asyncio.run(
+                run_daemon(ports, args.interval, args.warmup, args.duration, Path(tmp) / "b.db")
+            )
         server = parent.recv() if parent.poll(40) else {}
     finally:
         proc.terminate()

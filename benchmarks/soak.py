@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import platform
 import random
 import shlex
@@ -39,18 +40,29 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from daemon.auth import local_identity  # noqa: E402
-from daemon.testkit.ports import free_port  # noqa: E402
+from testkit.ports import free_port  # noqa: E402
 
 from benchmarks.soak.agents import AgentEditor  # noqa: E402
 from benchmarks.soak.checks import Observer  # noqa: E402
 from benchmarks.soak.driver import Driver  # noqa: E402
 from benchmarks.soak.report import render  # noqa: E402
-from benchmarks.soak.rig import (Broker, DaemonProc, ReplayGroup, copy_agents, plan_targets,  # noqa: E402
-                                 prepare_knobs, write_config)
+from benchmarks.soak.rig import (  # noqa: E402
+    Broker,
+    DaemonProc,
+    ReplayGroup,
+    copy_agents,
+    plan_targets,
+    prepare_knobs,
+    write_config,
+)
 
 FAULT_KINDS = ("daemon_sigkill", "broker_restart", "targets_restart")
 # (first at s, every s): scaled so a 4-minute run sees each kind at least once, a long one many times.
-SCHEDULE = {"targets_restart": (25.0, 100.0), "daemon_sigkill": (40.0, 120.0), "broker_restart": (70.0, 150.0)}
+SCHEDULE = {
+    "targets_restart": (25.0, 100.0),
+    "daemon_sigkill": (40.0, 120.0),
+    "broker_restart": (70.0, 150.0),
+}
 
 
 class Soak:
@@ -60,6 +72,7 @@ class Soak:
         self.rng = random.Random(args.seed)
         self.started = time.monotonic()
         self.faults: dict[str, int] = dict.fromkeys(FAULT_KINDS, 0)
+        self.stalls: dict[str, Any] | None = None  # read from the daemon log at the end
         self.interrupted: dict[int, str] = {}  # rollout id -> its state when the daemon was SIGKILLed
         self.fault_log: list[str] = []
         self.stop_faults = asyncio.Event()
@@ -81,13 +94,27 @@ class Soak:
         await asyncio.to_thread(self.broker.start)
         watch = w / "agents"
         files = copy_agents(watch)
-        config = write_config(w, self.specs, {**self.steady.ports, **self.flap.ports}, self.broker.port,
-                              free_port(), watch, self.args.poll_interval)
-        self.daemon = DaemonProc(w, config, int(config.read_text().split("metrics_port = ")[1].split("\n")[0]))
+        config = write_config(
+            w,
+            self.specs,
+            {**self.steady.ports, **self.flap.ports},
+            self.broker.port,
+            free_port(),
+            watch,
+            self.args.poll_interval,
+        )
+        self.daemon = DaemonProc(
+            w, config, int(config.read_text().split("metrics_port = ")[1].split("\n")[0])
+        )
         self.editor = AgentEditor(files, watch, self.rng)
         await asyncio.to_thread(self.daemon.start)
-        self.observer = Observer(self.daemon, self.specs, self.started, stuck_bound_s=self.args.stuck_bound,
-                                startup_grace_s=self.args.startup_grace)
+        self.observer = Observer(
+            self.daemon,
+            self.specs,
+            self.started,
+            stuck_bound_s=self.args.stuck_bound,
+            startup_grace_s=self.args.startup_grace,
+        )
         self.driver = Driver(w, self.daemon, self.broker, self.rng, self.observer.violation)
 
     async def teardown(self) -> int | None:
@@ -180,10 +207,12 @@ class Soak:
         try:
             return await self._run()
         finally:  # whatever failed, no process of ours outlives the run
-            for stop in (getattr(self, "daemon", None) and self.daemon.terminate,
-                         getattr(self, "broker", None) and self.broker.stop,
-                         getattr(self, "flap", None) and self.flap.stop,
-                         getattr(self, "steady", None) and self.steady.stop):
+            for stop in (
+                getattr(self, "daemon", None) and self.daemon.terminate,
+                getattr(self, "broker", None) and self.broker.stop,
+                getattr(self, "flap", None) and self.flap.stop,
+                getattr(self, "steady", None) and self.steady.stop,
+            ):
                 if stop:
                     stop()
 
@@ -199,7 +228,9 @@ class Soak:
         settle_deadline = time.monotonic() + self.args.settle
         done, pending = await asyncio.wait(tasks, timeout=self.args.settle)
         for task in pending:
-            self.observer.violation("settle", f"{task.get_coro().__name__} still running after the settle period")
+            self.observer.violation(
+                "settle", f"{task.get_coro().__name__} still running after the settle period"
+            )
             task.cancel()
         while time.monotonic() < settle_deadline and await asyncio.to_thread(self.observer.active_ids):
             await asyncio.sleep(1)
@@ -213,6 +244,7 @@ class Soak:
         finals = {r["id"]: r["state"] for r in self.observer.rollouts()}
         compiles = self._compile_figures()
         rc = await self.teardown()
+        self.stalls = self._stall_figures()
         if rc != 0:
             self.observer.violation("shutdown", f"daemon exited {rc} on SIGTERM at the end")
         return self.result(fault_end, finals, compiles, rc)
@@ -223,11 +255,29 @@ class Soak:
         with sqlite3.connect(self.daemon.db, timeout=10) as conn:
             rows = conn.execute("SELECT path, ok, error FROM compile_record").fetchall()
         deep = [r for r in rows if r[0].endswith("deep_loops.py")]
-        return {"records": len(rows), "ok": sum(1 for r in rows if r[1]),
-                "deep_loops": [{"ok": bool(r[1]), "error": (r[2] or "")[:200]} for r in deep]}
+        return {
+            "records": len(rows),
+            "ok": sum(1 for r in rows if r[1]),
+            "deep_loops": [{"ok": bool(r[1]), "error": (r[2] or "")[:200]} for r in deep],
+        }
 
-    def result(self, fault_end: float, finals: dict[int, str], compiles: dict[str, Any],
-               rc: int | None) -> dict[str, Any]:
+    def _stall_figures(self) -> dict[str, Any]:
+        """What the daemon's loop-stall watchdog logged (daemon/stall.py): every time its event loop
+        was held over a second, how long; a burst of missed polls with none here was not the loop."""
+        import re
+
+        text = self.daemon.log.read_text(errors="replace") if self.daemon.log.exists() else ""
+        held = [float(m) for m in re.findall(r"the event loop was held for ([0-9.]+) s", text)]
+        return {
+            "count": len(held),
+            "max_s": max(held, default=0.0),
+            "total_s": round(sum(held), 2),
+            "whole_process": text.count("the whole process was held"),
+        }
+
+    def result(
+        self, fault_end: float, finals: dict[int, str], compiles: dict[str, Any], rc: int | None
+    ) -> dict[str, Any]:
         o, d = self.observer, self.driver.stats
         by_state: dict[str, int] = {}
         for state in finals.values():
@@ -237,37 +287,56 @@ class Soak:
         db = [v for _, v in o.db]
         return {
             "command": "benchmarks/soak.py " + shlex.join(sys.argv[1:]),
-            "machine": f"{platform.node()} {platform.machine()}, {__import__('os').cpu_count()} CPUs, Python {platform.python_version()}",
+            "machine": f"{platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "minutes_soaked": round(self.t() / 60, 1),
             "fault_minutes": round(fault_end / 60, 1),
-            "targets": {"total": len(self.specs), "healthy": sum(s.healthy for s in self.specs),
-                        "kinds": {k: sum(1 for s in self.specs if s.kind == k) for k in sorted({s.kind for s in self.specs})}},
+            "targets": {
+                "total": len(self.specs),
+                "healthy": sum(s.healthy for s in self.specs),
+                "kinds": {
+                    k: sum(1 for s in self.specs if s.kind == k) for k in sorted({s.kind for s in self.specs})
+                },
+            },
             "poll_interval_s": self.args.poll_interval,
             "faults": self.faults,
             "daemon_starts": self.daemon.starts,
             "fault_log": self.fault_log,
             "rollouts_by_state": by_state,
             "rollout_outcomes": d.outcomes,
-            "interrupted": {str(k): {"at_kill": v, "final": finals.get(k)} for k, v in sorted(self.interrupted.items())},
+            "interrupted": {
+                str(k): {"at_kill": v, "final": finals.get(k)} for k, v in sorted(self.interrupted.items())
+            },
             "proposed": d.proposed,
             "commands": d.commands,
             "mqtt_unanswered": d.mqtt_unanswered,
-            "junk": {"sent": d.junk_sent, "refused": d.junk_refused, "unanswered": d.junk_unanswered,
-                     "accepted": d.junk_accepted},
+            "junk": {
+                "sent": d.junk_sent,
+                "refused": d.junk_refused,
+                "unanswered": d.junk_unanswered,
+                "accepted": d.junk_accepted,
+            },
             "driver_errors": d.errors[:50],
             "polls": o.poll_figures(),
             "exporter_failures": o.exporter_failures,
             "poll_series": o.poll_series,
-            "rss_mib": {"min": round(min(rss) / 2**20, 1) if rss else None,
-                        "max": round(max(rss) / 2**20, 1) if rss else None,
-                        "life_max": o.rss_life_max_mib(),
-                        "trend_mib_per_h": None if rss_trend is None else round(rss_trend / 2**20, 1),
-                        "trend_over_s": round(rss_life)},
-            "db_mib": {"min": round(min(db) / 2**20, 1) if db else None, "max": round(max(db) / 2**20, 1) if db else None,
-                       "trend_mib_per_h": None if (t := o.trend_per_hour(o.db)) is None else round(t / 2**20, 1)},
+            "missed_windows": o.missed_windows(),
+            "rss_mib": {
+                "min": round(min(rss) / 2**20, 1) if rss else None,
+                "max": round(max(rss) / 2**20, 1) if rss else None,
+                "life_max": o.rss_life_max_mib(),
+                "trend_mib_per_h": None if rss_trend is None else round(rss_trend / 2**20, 1),
+                "trend_over_s": round(rss_life),
+            },
+            "db_mib": {
+                "min": round(min(db) / 2**20, 1) if db else None,
+                "max": round(max(db) / 2**20, 1) if db else None,
+                "trend_mib_per_h": None if (t := o.trend_per_hour(o.db)) is None else round(t / 2**20, 1),
+            },
             "edits": self.editor.edits,
             "compiles": compiles,
+            "loop_stalls": self.stalls,
+            "load_average": list(os.getloadavg()),
             "daemon_exit_on_sigterm": rc,
             "violations": [v.__dict__ for v in o.violations],
             "workdir": str(self.workdir),
@@ -282,11 +351,20 @@ def main() -> int:
     p.add_argument("--targets", type=int, default=100)
     p.add_argument("--poll-interval", type=float, default=1.0)
     p.add_argument("--settle", type=float, default=180.0, help="seconds allowed after the fault phase")
-    p.add_argument("--stuck-bound", type=float, default=120.0, help="max seconds of daemon up-time in one active state")
-    p.add_argument("--startup-grace", type=float, default=10.0,
-                   help="seconds after each daemon start whose missed polls are reported apart")
-    p.add_argument("--faults", default=",".join(FAULT_KINDS),
-                   help=f"comma-separated fault kinds to inject (default all: {','.join(FAULT_KINDS)})")
+    p.add_argument(
+        "--stuck-bound", type=float, default=120.0, help="max seconds of daemon up-time in one active state"
+    )
+    p.add_argument(
+        "--startup-grace",
+        type=float,
+        default=10.0,
+        help="seconds after each daemon start whose missed polls are reported apart",
+    )
+    p.add_argument(
+        "--faults",
+        default=",".join(FAULT_KINDS),
+        help=f"comma-separated fault kinds to inject (default all: {','.join(FAULT_KINDS)})",
+    )
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--workdir", type=Path, help="keep the run's files here (default: a temporary folder)")
     args = p.parse_args()

@@ -53,8 +53,24 @@ from daemon.models import Instance, InstanceState, MetricSample  # noqa: E402
 N_TARGETS = 100
 # Each round leaves the app as it found it (cursor moves cancel out, the filter is cleared), so a
 # long run never reaches the end of the table, where `down` has nothing to do.
-KEYS_PER_ROUND = ["2", "3", "4", "5", "1", "down", "down", "up", "up", "enter", "escape", "question_mark",
-                  "escape", "slash", "v", "escape"]
+KEYS_PER_ROUND = [
+    "2",
+    "3",
+    "4",
+    "5",
+    "1",
+    "down",
+    "down",
+    "up",
+    "up",
+    "enter",
+    "escape",
+    "question_mark",
+    "escape",
+    "slash",
+    "v",
+    "escape",
+]
 
 
 def effect(app: CharterApp, key: str, before: dict[str, object]):  # type: ignore[no-untyped-def]
@@ -161,19 +177,37 @@ def publish_static(bus: Bus) -> None:
 async def feed(bus: Bus, stop: asyncio.Event, counter: list[int]) -> None:
     names = [f"vllm-{i:03d}" for i in range(N_TARGETS)]
     for name in names:
-        bus.publish(topic("instance", name), Instance(name=name, url=f"http://10.0.0.{1 + hash(name) % 250}:8000",
-                                                      engine="vllm", model="llama-3-8b", state=InstanceState.UP))
+        bus.publish(
+            topic("instance", name),
+            Instance(
+                name=name,
+                url=f"http://10.0.0.{1 + hash(name) % 250}:8000",
+                engine="vllm",
+                model="llama-3-8b",
+                state=InstanceState.UP,
+            ),
+        )
     tick = 0
     start = time.monotonic()
     while not stop.is_set():
         now = time.time()
         for i, name in enumerate(names):
             phase = (tick + i) / 10
-            bus.publish(topic("sample", name), MetricSample(
-                instance=name, ts=now, engine="vllm", window_s=1.0,
-                ttft_p95_s=0.1 + 0.05 * (1 + math.sin(phase)), generation_tokens_per_s=200 + 50 * math.cos(phase),
-                kv_cache_usage=0.5 + 0.3 * math.sin(phase / 3), prefix_hit_rate=0.6 + 0.2 * math.sin(phase / 5),
-                waiting=float((tick + i) % 5), running=8.0))
+            bus.publish(
+                topic("sample", name),
+                MetricSample(
+                    instance=name,
+                    ts=now,
+                    engine="vllm",
+                    window_s=1.0,
+                    ttft_p95_s=0.1 + 0.05 * (1 + math.sin(phase)),
+                    generation_tokens_per_s=200 + 50 * math.cos(phase),
+                    kv_cache_usage=0.5 + 0.3 * math.sin(phase / 3),
+                    prefix_hit_rate=0.6 + 0.2 * math.sin(phase / 5),
+                    waiting=float((tick + i) % 5),
+                    running=8.0,
+                ),
+            )
             counter[0] += 1
         tick += 1
         # Exactly 1 Hz on average, whatever the publish loop cost.
@@ -221,8 +255,16 @@ async def run(minutes: float, rounds_between_samples: int) -> dict[str, object]:
         rows = len(app.state.instances)
         await pilot.press("q")
     every = [v for vs in latencies.values() for v in vs]
-    return {"latencies": latencies, "all": every, "memory": memory, "published": published[0], "rows": rows,
-            "minutes": minutes, "load": load_start, "load_end": os.getloadavg()}
+    return {
+        "latencies": latencies,
+        "all": every,
+        "memory": memory,
+        "published": published[0],
+        "rows": rows,
+        "minutes": minutes,
+        "load": load_start,
+        "load_end": os.getloadavg(),
+    }
 
 
 def report(result: dict[str, object], out: Path | None) -> str:
@@ -253,17 +295,30 @@ def report(result: dict[str, object], out: Path | None) -> str:
         "| --- | ---: | ---: | ---: | ---: |",
     ]
     for key, values in lat.items():
-        lines.append(f"| `{key}` | {len(values)} | {pct(values, .5):.1f} | {pct(values, .95):.1f} | {max(values):.1f} |")
-    lines += [f"| **all** | {len(every)} | **{pct(every, .5):.1f}** | **{pct(every, .95):.1f}** | {max(every):.1f} |",
-              "", f"Goal: p95 under 50 ms -> {'met' if pct(every, .95) < 50 else 'NOT met'}.", "",
-              "## Memory (RSS, MB)", "", "| minute | RSS |", "| ---: | ---: |"]
+        lines.append(
+            f"| `{key}` | {len(values)} | {pct(values, 0.5):.1f} | {pct(values, 0.95):.1f} | {max(values):.1f} |"
+        )
+    lines += [
+        f"| **all** | {len(every)} | **{pct(every, 0.5):.1f}** | **{pct(every, 0.95):.1f}** | {max(every):.1f} |",
+        "",
+        f"Goal: p95 under 50 ms -> {'met' if pct(every, 0.95) < 50 else 'NOT met'}.",
+        "",
+        "## Memory (RSS, MB)",
+        "",
+        "| minute | RSS |",
+        "| ---: | ---: |",
+    ]
     for t, m in memory:
         lines.append(f"| {t / 60:.1f} | {m:.1f} |")
     growth = after[-1] - after[0]
-    lines += ["", f"After warm-up ({warm / 60:.1f} min): {after[0]:.1f} MB -> {after[-1]:.1f} MB "
-              f"({growth:+.1f} MB over {(memory[-1][0] - warm) / 60:.1f} min); "
-              f"spread {max(after) - min(after):.1f} MB. The sample ring buffers are bounded "
-              "(600 floats x 5 signals per target), so memory is expected to level off once they fill (10 min).", ""]
+    lines += [
+        "",
+        f"After warm-up ({warm / 60:.1f} min): {after[0]:.1f} MB -> {after[-1]:.1f} MB "
+        f"({growth:+.1f} MB over {(memory[-1][0] - warm) / 60:.1f} min); "
+        f"spread {max(after) - min(after):.1f} MB. The sample ring buffers are bounded "
+        "(600 floats x 5 signals per target), so memory is expected to level off once they fill (10 min).",
+        "",
+    ]
     text = "\n".join(lines)
     if out is not None:
         out.write_text(text)
@@ -271,9 +326,13 @@ def report(result: dict[str, object], out: Path | None) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--minutes", type=float, default=30.0, help="how long the feed runs (default 30)")
-    parser.add_argument("--idle-s", type=int, default=10, help="seconds of feed-only running between key rounds")
+    parser.add_argument(
+        "--idle-s", type=int, default=10, help="seconds of feed-only running between key rounds"
+    )
     parser.add_argument("--out", type=Path, help="write the Markdown report here")
     args = parser.parse_args()
     result = asyncio.run(run(args.minutes, args.idle_s))

@@ -21,7 +21,7 @@ from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, ClassVar, Protocol
 
 from textual import events
-from textual.app import App, SystemCommand
+from textual.app import App, ScreenStackError, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import ModalScreen, Screen
 
@@ -181,7 +181,12 @@ class CharterApp(App[None]):
         """Redraw what changed since the last tick: the Instances screen whether it shows or not,
         and any other active screen unless a dialog covers it (it redraws fully on resume)."""
         now = time.monotonic()
-        screen = self.screen
+        try:
+            screen = self.screen
+        except ScreenStackError:
+            # Between switch_mode's leaving one mode and mounting the first screen of a mode not
+            # visited before (and during shutdown) the current stack is empty: nothing to draw on.
+            return
         home = self.home_screen()
         if home is not None:
             changed = self._home.take(now)
@@ -213,9 +218,7 @@ class CharterApp(App[None]):
         self._stop.set()
         self.source.close()
         if self.daemon is not None:
-            await self.workers.wait_for_complete(
-                [w for w in self.workers if w.group == "daemon"]
-            )
+            await self.workers.wait_for_complete([w for w in self.workers if w.group == "daemon"])
         log.info("quit: the app exits")
         self.exit()
 
@@ -257,9 +260,7 @@ class CharterApp(App[None]):
         super().delay_update(delay)
 
     def action_help(self) -> None:
-        readonly_ids = (
-            {f"rollouts.{a}" for a in MUTATING_ACTIONS} if self.readonly else set()
-        )
+        readonly_ids = {f"rollouts.{a}" for a in MUTATING_ACTIONS} if self.readonly else set()
         scopes: list[tuple[str, Iterable[Binding]]] = [("app", _bindings(self.BINDINGS))]
         scopes += [(name, _bindings(cls.__dict__.get("BINDINGS", []))) for name, cls in self.HELP_SCOPES]
         rows = binding_rows(scopes, self.keymap, readonly_ids)
@@ -300,17 +301,25 @@ class CharterApp(App[None]):
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         for mode, key, label in SCREENS:
-            yield SystemCommand(f"{label} screen", f"show the {label} screen (key {key})",
-                                lambda m=mode: self.action_show(m))
+            yield SystemCommand(
+                f"{label} screen", f"show the {label} screen (key {key})", lambda m=mode: self.action_show(m)
+            )
         yield SystemCommand("Help: keys", "every key binding and its id", self.action_help)
         if isinstance(screen, ViewScreen):
             yield SystemCommand("Filter", "filter the rows of this screen (/)", screen.action_filter)
         if isinstance(screen, RolloutsScreen) and not self.readonly:
-            for action, label in (("approve", "Approve"), ("reject", "Reject"),
-                                  ("rollback", "Roll back"), ("pause", "Pause/resume")):
+            for action, label in (
+                ("approve", "Approve"),
+                ("reject", "Reject"),
+                ("rollback", "Roll back"),
+                ("pause", "Pause/resume"),
+            ):
                 if screen.check_action(action, ()):
-                    yield SystemCommand(f"{label} the selected rollout", "asks y/n first" if action != "pause"
-                                        else "", getattr(screen, f"action_{action}"))
+                    yield SystemCommand(
+                        f"{label} the selected rollout",
+                        "asks y/n first" if action != "pause" else "",
+                        getattr(screen, f"action_{action}"),
+                    )
         yield from super().get_system_commands(screen)
 
     # --- commands -------------------------------------------------------------------------------
@@ -319,8 +328,9 @@ class CharterApp(App[None]):
 
     async def _send(self, rollout_id: int, action: str) -> None:
         try:
-            request_id = await self.source.send_command(rollout_id, action, actor=local_identity(),
-                                                          comment="from charter-tui")
+            request_id = await self.source.send_command(
+                rollout_id, action, actor=local_identity(), comment="from charter-tui"
+            )
         except (ReadOnlyError, RuntimeError, ValueError) as exc:  # read-only, disconnected, bad action
             self.notify(str(exc), severity="error")
             return
@@ -344,8 +354,11 @@ class CharterApp(App[None]):
         rollout_id, action = sent
         if not payload.ok:
             self.sent_commands.pop(rollout_id, None)
-            self.notify(f"{action} of rollout #{rollout_id} refused: {shown(payload.error or '', 300)}",
-                        severity="error", timeout=8)
+            self.notify(
+                f"{action} of rollout #{rollout_id} refused: {shown(payload.error or '', 300)}",
+                severity="error",
+                timeout=8,
+            )
             self._mark("rollout")
 
 
@@ -363,4 +376,3 @@ def _bindings(items: Iterable[BindingType]) -> list[Binding]:
         else:
             out.append(Binding(*b))
     return out
-

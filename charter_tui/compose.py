@@ -21,8 +21,9 @@ from daemon.models import Instance
 from daemon.views import History
 
 
-def embedded_app(loaded: LoadedConfig, *, readonly: bool = False,
-                 clock: Callable[[], float] = time.time) -> CharterApp:
+def embedded_app(
+    loaded: LoadedConfig, *, readonly: bool = False, clock: Callable[[], float] = time.time
+) -> CharterApp:
     from daemon.service import DaemonService
 
     daemon = DaemonService(loaded, readonly=readonly or loaded.config.daemon.readonly)
@@ -49,10 +50,13 @@ class ConfiguredTargets:
         return []
 
 
-def pinned_app(loaded: LoadedConfig, *, readonly: bool = False, clock: Callable[[], float] = time.time) -> CharterApp:
+def pinned_app(
+    loaded: LoadedConfig, *, readonly: bool = False, clock: Callable[[], float] = time.time
+) -> CharterApp:
     """The app over a bus that nothing but the caller publishes on (tests, benchmarks): `app.source.bus`."""
-    return CharterApp(loaded, BusSource(Bus(), ConfiguredTargets(loaded), readonly=readonly), readonly=readonly,
-                      clock=clock)
+    return CharterApp(
+        loaded, BusSource(Bus(), ConfiguredTargets(loaded), readonly=readonly), readonly=readonly, clock=clock
+    )
 
 
 def remote_app(loaded: LoadedConfig, connect: str, *, readonly: bool = False) -> CharterApp:

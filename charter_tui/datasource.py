@@ -127,7 +127,8 @@ class BusSource:
             raise ValueError(f"unknown rollout action {action!r}")
         request_id = uuid.uuid4().hex
         command = RolloutCommand.model_validate(
-            {"action": action, "id": rollout_id, "comment": comment or None, "request_id": request_id})
+            {"action": action, "id": rollout_id, "comment": comment or None, "request_id": request_id}
+        )
         # In-process, the sender is this process's OS user: the embedded daemon trusts it as it trusts the CLI.
         self.bus.publish(command.topic, AuthorizedCommand(command, identity=actor, via="local"))
         return request_id

@@ -27,6 +27,7 @@ from daemon.config import MqttConfig
 from daemon.auth import CommandSigner
 from daemon.contract import RolloutCommand
 from daemon.mqtt_session import keep_connected, to_bus_topic, to_mqtt_topic
+from daemon.supervisor import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +77,17 @@ class MqttSource:
             finally:
                 self._client = None
 
-        connection = asyncio.create_task(keep_connected(
-            self.config, self.client_id, f"{self.config.topic_prefix}/#", 0, session, self._closed, self.connected))
+        connection = asyncio.create_task(
+            keep_connected(
+                self.config,
+                self.client_id,
+                f"{self.config.topic_prefix}/#",
+                0,
+                session,
+                self._closed,
+                self.connected,
+            )
+        )
         try:
             while True:
                 next_event = asyncio.ensure_future(received.get())
@@ -88,8 +98,7 @@ class MqttSource:
                     return
                 yield next_event.result()
         finally:
-            connection.cancel()
-            await asyncio.gather(connection, return_exceptions=True)
+            await cancel_and_wait([connection])
 
     def _event(self, mqtt_topic: str, raw: Any) -> Event | None:
         name = to_bus_topic(self.config, mqtt_topic)
@@ -111,14 +120,17 @@ class MqttSource:
         if action not in COMMAND_ACTIONS:
             raise ValueError(f"unknown rollout action {action!r}")
         if self.signer is None:
-            raise NotSigned(f"{action} not sent: commands to a remote daemon must be signed; set [auth.client] "
-                            "identity and secret_file in the config")
+            raise NotSigned(
+                f"{action} not sent: commands to a remote daemon must be signed; set [auth.client] "
+                "identity and secret_file in the config"
+            )
         client = self._client
         if client is None:
             raise NotConnected(f"not connected to {self.config.host}:{self.config.port}; {action} not sent")
         request_id = f"{self.client_id}-{random.getrandbits(48):012x}"
         command = RolloutCommand.model_validate(
-            {"action": action, "id": rollout_id, "comment": comment or None, "request_id": request_id})
+            {"action": action, "id": rollout_id, "comment": comment or None, "request_id": request_id}
+        )
         # `actor` is not sent: the daemon records the identity whose signature it verified.
         await client.publish(to_mqtt_topic(self.config, command.topic), self.signer.encode(command), qos=1)
         return request_id

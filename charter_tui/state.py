@@ -20,7 +20,7 @@ from daemon.bus import TOPIC_VERSION, Event
 from daemon.rollouts.model import TERMINAL_STATES as DAEMON_TERMINAL_STATES
 from daemon.rollouts.model import RolloutState
 from daemon.supervisor import DaemonHealth
-from daemon.executor.records import BenchRunView
+from daemon.bench.records import BenchRunView
 from daemon.models import (
     AuditEvent,
     Bottleneck,
@@ -159,7 +159,9 @@ class DaemonState:
     def _daemon(self, topic: str, payload: Any) -> None:
         what = topic.rsplit("/", 1)[-1]
         if what == "health":
-            self.daemon_health = payload if isinstance(payload, DaemonHealth) else DaemonHealth.model_validate(payload)
+            self.daemon_health = (
+                payload if isinstance(payload, DaemonHealth) else DaemonHealth.model_validate(payload)
+            )
             return
         self.daemon_status = what
 

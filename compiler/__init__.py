@@ -11,14 +11,16 @@ figure says so (`estimates.tokens_estimated`).
 
 One module per concern:
 
-- `interpreter`  data flow: an abstract interpreter over `ast` that follows prompts through
+- `interpreter/` data flow: an abstract interpreter over `ast` that follows prompts through
                  constants, f-strings, `+`/`+=`, `.format`, `%`, `join`, `dedent`, message lists,
-                 loops, branches and inlined local functions, and records every LLM call it reaches;
+                 loops, branches and inlined local functions, and records every LLM call it reaches
+                 (one module per part; `interpreter/sdk.py` is what it knows of client SDKs);
 - `callsites`    which calls are LLM calls and in which style (OpenAI, litellm, LangChain,
                  tritonclient, HTTP, named helpers, callables received as parameters);
 - `templates`    string operations on prompt shapes (static and dynamic segments);
 - `values`       the symbolic values those operate on;
 - `dag`          occurrences -> call sites, edges labelled by variables, topological order (networkx);
+- `refs`         the expressions a replay evaluates (segment names, loop headers) as `Ref` trees;
 - `prefix`       block-granular prefix-cache simulation (the best reachable hit share);
 - `patterns/`    one detector per pattern, each with positive and negative example programs;
 - `planner`      cache plan: hit share per engine block size, warm-ups, schedule, engine settings,

@@ -8,15 +8,17 @@ import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from compiler.adapters import ADAPTERS, Adapter
 from compiler.callsites import DEFAULT_NAME_PATTERNS
 from compiler.dag import build_dag
 from compiler.errors import CompileError
 from compiler.interpreter import Interpreter
 from compiler.model import ENGINES, CompileResult, Estimates, Finding, Fix
-from compiler.patterns import DETECTORS
+from compiler.patterns import RULES
 from compiler.patterns.base import Context
 from compiler.planner import build_plan
 from compiler.prefix import PrefixSimulator, Unit
+from compiler.project import Project
 from compiler.tokens import (
     CALL_OUTPUT_TOKENS,
     FILL_TOKENS,
@@ -33,12 +35,14 @@ if TYPE_CHECKING:
 __all__ = ["ENGINES", "CompileOptions", "compile_source", "decode_source", "fixed_source", "parse"]
 
 
-
 @dataclass(frozen=True)
 class CompileOptions:
     engine: str = "vllm"
     name_patterns: tuple[str, ...] = DEFAULT_NAME_PATTERNS
     iterations: int = 10  # iterations assumed for each loop in the simulation
+    adapters: tuple[
+        type[Adapter], ...
+    ] = ()  # users' own framework adapters, consulted after the built-in ones
     with_fixes: bool = True
 
 
@@ -72,18 +76,35 @@ def parse(source: str, path: str) -> ast.Module:
         raise CompileError(path, exc.lineno or 1, exc.offset or 1, exc.msg) from None
     except (ValueError, RecursionError, MemoryError) as exc:
         # null bytes (ValueError on some versions) and nesting too deep for CPython's parser
-        msg = "source nested too deeply to parse" if isinstance(exc, RecursionError | MemoryError) else str(exc)
+        msg = (
+            "source nested too deeply to parse" if isinstance(exc, RecursionError | MemoryError) else str(exc)
+        )
         raise CompileError(path, 1, 1, msg) from None
 
 
-def compile_source(source: str, path: str = "<string>", token_counter: TokenCounter | None = None,
-                   tokenizer_name: str | None = None, options: CompileOptions | None = None) -> CompileResult:
-    """Compile agent source. Raises `CompileError` (file:line:col) for source Python cannot parse."""
-    return _run(source, path, token_counter, tokenizer_name, options)[0]
+def compile_source(
+    source: str,
+    path: str = "<string>",
+    token_counter: TokenCounter | None = None,
+    tokenizer_name: str | None = None,
+    options: CompileOptions | None = None,
+    project: Project | None = None,
+) -> CompileResult:
+    """Compile agent source. Raises `CompileError` (file:line:col) for source Python cannot parse.
+
+    With `project`, imports of the project's other modules are followed (their constants, templates,
+    helpers and LLM wrappers); `CompileResult.modules` lists the modules read."""
+    return _run(source, path, token_counter, tokenizer_name, options, project)[0]
 
 
-def _run(source: str, path: str, token_counter: TokenCounter | None, tokenizer_name: str | None,
-         options: CompileOptions | None) -> tuple[CompileResult, list[Edit]]:
+def _run(
+    source: str,
+    path: str,
+    token_counter: TokenCounter | None,
+    tokenizer_name: str | None,
+    options: CompileOptions | None,
+    project: Project | None = None,
+) -> tuple[CompileResult, list[Edit]]:
     opts = options or CompileOptions()
     if opts.engine not in ENGINES:
         raise ValueError(f"unknown engine {opts.engine!r}; expected one of {', '.join(ENGINES)}")
@@ -93,7 +114,7 @@ def _run(source: str, path: str, token_counter: TokenCounter | None, tokenizer_n
     else:  # a counter may describe itself (`VllmTokenCounter.name`)
         tokenizer_name = tokenizer_name or getattr(token_counter, "name", None) or "caller-supplied tokenizer"
     tok = Tokenizer(token_counter, tokenizer_name)
-    interp = Interpreter(tree, opts.name_patterns, source)
+    interp = Interpreter(tree, opts.name_patterns, source, project, ADAPTERS + opts.adapters)
     occurrences = interp.run()
     dag = build_dag(occurrences, tok)
     sim = PrefixSimulator(tok, opts.iterations)
@@ -101,8 +122,8 @@ def _run(source: str, path: str, token_counter: TokenCounter | None, tokenizer_n
     baseline = [r for r in two_requests if r.request == 0]
     ctx = Context(dag.calls, dag.edges, dag.order, dag.graph, tok, sim, baseline, two_requests=two_requests)
     findings: list[Finding] = []
-    for detector in DETECTORS:
-        findings.extend(detector.detect(ctx))
+    for rule in RULES:
+        findings.extend(rule.detect(ctx))
     findings.sort(key=lambda f: (f.anti_pattern, f.line or 0, f.kind.value))
 
     fixes: list[Fix] = []
@@ -111,16 +132,22 @@ def _run(source: str, path: str, token_counter: TokenCounter | None, tokenizer_n
     if opts.with_fixes and any(f.anti_pattern for f in findings):
         from compiler.codemods import plan_fixes  # libcst is only needed when there is something to fix
 
-        fixes, fixed_shapes, edits = plan_fixes(source, path, ctx, findings, dag.prompts, interp.static_names())
+        fixes, fixed_shapes, edits = plan_fixes(
+            source, path, ctx, findings, dag.prompts, interp.static_names()
+        )
 
     assumptions = [
         f"token counts of literal text: {tok.name}",
-        (f"run-time values have assumed sizes: large inputs (document, text, ...) {LARGE_INPUT_TOKENS}, "
-         f"templates {TEMPLATE_TOKENS}, call outputs {CALL_OUTPUT_TOKENS} (or max_tokens), other values "
-         f"{SMALL_VALUE_TOKENS}, `.format(**x)` fills {FILL_TOKENS} tokens"),
+        (
+            f"run-time values have assumed sizes: large inputs (document, text, ...) {LARGE_INPUT_TOKENS}, "
+            f"templates {TEMPLATE_TOKENS}, call outputs {CALL_OUTPUT_TOKENS} (or max_tokens), other values "
+            f"{SMALL_VALUE_TOKENS}, `.format(**x)` fills {FILL_TOKENS} tokens"
+        ),
         f"each loop runs {opts.iterations} iterations; loops in main()/__main__ are separate requests",
-        ("hit shares are for one request on a cache that starts empty, calls in topological order; the steady "
-         "state is a second request with other inputs on the cache the first one left"),
+        (
+            "hit shares are for one request on a cache that starts empty, calls in topological order; the steady "
+            "state is a second request with other inputs on the cache the first one left"
+        ),
         "the arms of an if/elif/else or match count as equally likely (the compiler cannot know which runs)",
     ]
     plan = build_plan(ctx, findings, opts.engine, fixed_shapes or None, assumptions)
@@ -129,19 +156,35 @@ def _run(source: str, path: str, token_counter: TokenCounter | None, tokenizer_n
     result = CompileResult(
         path=path,
         source_sha256=hashlib.sha256(source.encode("utf-8", "surrogatepass")).hexdigest(),
-        calls=dag.calls, edges=dag.edges, order=dag.order, patterns=findings, plan=plan, fixes=fixes,
-        estimates=Estimates(tokens_estimated=tok.estimated, tokenizer=tok.name,
-                            prompt_tokens_total=static_total + dyn_total, static_tokens_total=static_total,
-                            dynamic_tokens_assumed=dyn_total, assumed_iterations=opts.iterations),
+        calls=dag.calls,
+        edges=dag.edges,
+        order=dag.order,
+        patterns=findings,
+        plan=plan,
+        fixes=fixes,
+        estimates=Estimates(
+            tokens_estimated=tok.estimated,
+            tokenizer=tok.name,
+            prompt_tokens_total=static_total + dyn_total,
+            static_tokens_total=static_total,
+            dynamic_tokens_assumed=dyn_total,
+            assumed_iterations=opts.iterations,
+        ),
         diagnostics=interp.diagnostics,
+        modules=interp.modules_read,
     )
     return result, edits
 
 
-def fixed_source(source: str, path: str = "<string>", token_counter: TokenCounter | None = None,
-                 options: CompileOptions | None = None) -> tuple[str, CompileResult]:
+def fixed_source(
+    source: str,
+    path: str = "<string>",
+    token_counter: TokenCounter | None = None,
+    options: CompileOptions | None = None,
+    project: Project | None = None,
+) -> tuple[str, CompileResult]:
     """The source with every automatic fix applied (unchanged when there is none), and its result."""
     from compiler.codemods import apply_edits
 
-    result, edits = _run(source, path, token_counter, None, options)
+    result, edits = _run(source, path, token_counter, None, options, project)
     return apply_edits(source, edits), result

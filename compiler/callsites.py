@@ -13,7 +13,7 @@ import fnmatch
 from dataclasses import dataclass
 
 from compiler.model import CallStyle
-from compiler.values import Client, Opaque, Template, Value
+from compiler.values import Client, Opaque, Value
 
 DEFAULT_NAME_PATTERNS: tuple[str, ...] = (
     "llm_*",
@@ -40,8 +40,6 @@ _OPENAI_SUFFIXES = (
     ("completions", "create"),
     ("responses", "create"),
 )
-_LANGCHAIN_METHODS = frozenset({"invoke", "ainvoke", "batch", "abatch", "stream", "astream"})
-_LANGCHAIN_RECEIVER_HINTS = ("llm", "chat_model", "model", "chain", "chat")
 _TRITON_METHODS = frozenset({"infer", "async_infer"})
 _HTTP_METHODS = frozenset({"post"})
 _HTTP_PATH_MARKERS = ("/v1/completions", "/v1/chat/completions", "/generate")
@@ -52,12 +50,6 @@ CLIENT_CONSTRUCTORS: dict[str, str] = {
     "openai.AsyncOpenAI": "openai",
     "openai.AzureOpenAI": "openai",
     "openai.AsyncAzureOpenAI": "openai",
-    "langchain_openai.ChatOpenAI": "langchain",
-    "langchain_openai.AzureChatOpenAI": "langchain",
-    "langchain_anthropic.ChatAnthropic": "langchain",
-    "langchain_community.chat_models.ChatOpenAI": "langchain",
-    "langchain_ollama.ChatOllama": "langchain",
-    "langchain.chat_models.init_chat_model": "langchain",
     "tritonclient.http.InferenceServerClient": "triton",
     "tritonclient.grpc.InferenceServerClient": "triton",
     "tritonclient.http.aio.InferenceServerClient": "triton",
@@ -101,7 +93,7 @@ def classify(
     """
     parts = dotted.split(".") if dotted else []
     for suffix in _OPENAI_SUFFIXES:
-        if len(parts) > len(suffix) and tuple(parts[-len(suffix):]) == suffix:
+        if len(parts) > len(suffix) and tuple(parts[-len(suffix) :]) == suffix:
             # `x.completions.create` is specific enough on its own, whatever `x` was bound to.
             kind = {"chat": "chat", "completions": "completion", "responses": "responses"}[suffix[0]]
             return CallMatch(CallStyle.OPENAI, dotted, kind)
@@ -109,17 +101,9 @@ def classify(
         kind = "completion" if qualified.endswith("text_completion") else "chat"
         return CallMatch(CallStyle.LITELLM, qualified, kind)
     method = parts[-1] if parts else ""
-    if len(parts) >= 2 and method in _LANGCHAIN_METHODS:
-        if isinstance(receiver, Client) and receiver.kind == "langchain":
-            return CallMatch(CallStyle.LANGCHAIN, dotted, "langchain")
-        if isinstance(receiver, Template) and receiver.has_model:
-            return CallMatch(CallStyle.LANGCHAIN, dotted, "langchain")
-        recv_name = parts[-2].lower()
-        unknown_receiver = receiver is None or isinstance(receiver, Opaque)
-        if unknown_receiver and any(recv_name.endswith(h) for h in _LANGCHAIN_RECEIVER_HINTS):
-            return CallMatch(CallStyle.LANGCHAIN, dotted, "langchain")
     triton_receiver = len(parts) >= 2 and (
-        (isinstance(receiver, Client) and receiver.kind == "triton") or "triton" in parts[-2].lower())
+        (isinstance(receiver, Client) and receiver.kind == "triton") or "triton" in parts[-2].lower()
+    )
     if method in _TRITON_METHODS and triton_receiver:
         return CallMatch(CallStyle.TRITON, dotted, "triton")
     if method in _HTTP_METHODS and any(m in url_text for m in _HTTP_PATH_MARKERS):
@@ -127,7 +111,11 @@ def classify(
         if is_http or (len(parts) >= 2 and receiver is None):
             kind = "chat" if "/chat/" in url_text else "http"
             return CallMatch(CallStyle.HTTP, dotted, kind)
-    if isinstance(func_value, Opaque) and func_value.key.startswith("param:") and kwarg_names & GENERATION_KWARGS:
+    if (
+        isinstance(func_value, Opaque)
+        and func_value.key.startswith("param:")
+        and kwarg_names & GENERATION_KWARGS
+    ):
         return CallMatch(CallStyle.CALLABLE_PARAMETER, dotted, "args")
     if method and match_name(method, patterns):
         return CallMatch(CallStyle.NAMED_FUNCTION, dotted, "args")

@@ -28,8 +28,10 @@ from compiler.prefix import Unit, units_of
 from compiler.tokens import estimate_tokens
 from compiler.values import Dyn, Loc, Text
 
-WARNING = ("Reordering a prompt changes what the model sees: check that instructions which referred to "
-           "text 'below' or 'from:' still read correctly, and re-run your evaluations before deploying.")
+WARNING = (
+    "Reordering a prompt changes what the model sees: check that instructions which referred to "
+    "text 'below' or 'from:' still read correctly, and re-run your evaluations before deploying."
+)
 _EMPTY = cst.Module(body=[])
 
 
@@ -57,7 +59,7 @@ def source_lines(source: str) -> list[str]:
     out: list[str] = []
     pos = 0
     for m in _NEWLINE.finditer(source):
-        out.append(source[pos:m.end()])
+        out.append(source[pos : m.end()])
         pos = m.end()
     if pos < len(source):
         out.append(source[pos:])
@@ -79,7 +81,7 @@ def _line_starts(source: str) -> list[int]:
 
 def _char_index(source: str, starts: list[int], line: int, byte_col: int) -> int:
     line_start = starts[line - 1]
-    line_text = source[line_start: starts[line] if line < len(starts) else len(source)]
+    line_text = source[line_start : starts[line] if line < len(starts) else len(source)]
     return line_start + len(line_text.encode("utf-8")[:byte_col].decode("utf-8", "ignore"))
 
 
@@ -224,17 +226,24 @@ def _misplaced_edits(source: str, finding: Finding, prompts: dict[str, Text]) ->
 
 
 def _word_cut(raw: str, n: int) -> int:
-    """Cut shared text after its last space or newline escape: never inside a word ("Pa|rties")."""
+    """Cut shared source text after its last line break (a newline escape or a real newline), else after its
+    last space: the input moves between lines, never into one ("List the {x} parties") or a word ("Pa|rties").
+    Same rule as the detector's `word_boundary`, which measures this rewrite."""
+    for i in range(n - 1, -1, -1):
+        if raw[i] == "\n" or (raw[i] == "n" and _escaped(raw, i)):
+            return i + 1
     for i in range(n - 1, -1, -1):
         if raw[i] == " ":
             return i + 1
-        if raw[i] == "n" and i > 0:
-            k = 0
-            while i - 1 - k >= 0 and raw[i - 1 - k] == "\\":
-                k += 1
-            if k % 2 == 1:
-                return i + 1
     return 0
+
+
+def _escaped(raw: str, i: int) -> bool:
+    """True when raw[i] follows an odd run of backslashes (an escape, not a literal backslash)."""
+    k = 0
+    while i - 1 - k >= 0 and raw[i - 1 - k] == "\\":
+        k += 1
+    return k % 2 == 1
 
 
 def _common_prefix(texts: list[str]) -> str:
@@ -246,8 +255,9 @@ def _common_prefix(texts: list[str]) -> str:
     return first[:n]
 
 
-def _dynamic_prefix_edits(source: str, finding: Finding, prompts: dict[str, Text],
-                          static_names: dict[str, str]) -> list[Edit]:
+def _dynamic_prefix_edits(
+    source: str, finding: Finding, prompts: dict[str, Text], static_names: dict[str, str]
+) -> list[Edit]:
     loc = _build_loc(prompts[finding.calls[0]], first_dynamic=True)
     if loc is None or loc[0] <= 0:
         return []
@@ -320,24 +330,41 @@ def _local_diff(path: str, source: str, edits: list[Edit]) -> str:
     lines = _cached_lines(source)
     first = max(1, min(e.loc[0] for e in edits) - DIFF_CONTEXT)
     last = min(len(lines), max(e.loc[2] for e in edits) + DIFF_CONTEXT)
-    window = "".join(lines[first - 1:last])
-    shifted = [Edit((e.loc[0] - first + 1, e.loc[1], e.loc[2] - first + 1, e.loc[3]), e.new_code) for e in edits]
+    window = "".join(lines[first - 1 : last])
+    shifted = [
+        Edit((e.loc[0] - first + 1, e.loc[1], e.loc[2] - first + 1, e.loc[3]), e.new_code) for e in edits
+    ]
     new_window = _apply(window, shifted, validate=False)
     if new_window is None or new_window == window:
         return ""
-    diff = "".join(difflib.unified_diff(source_lines(window), source_lines(new_window),
-                                        fromfile=f"a/{path}", tofile=f"b/{path}", n=DIFF_CONTEXT))
+    diff = "".join(
+        difflib.unified_diff(
+            source_lines(window),
+            source_lines(new_window),
+            fromfile=f"a/{path}",
+            tofile=f"b/{path}",
+            n=DIFF_CONTEXT,
+        )
+    )
     offset = first - 1
 
     def shift(m: re.Match[str]) -> str:
-        return (f"@@ -{int(m.group(1)) + offset}{m.group(2) or ''} "
-                f"+{int(m.group(3)) + offset}{m.group(4) or ''} @@")
+        return (
+            f"@@ -{int(m.group(1)) + offset}{m.group(2) or ''} "
+            f"+{int(m.group(3)) + offset}{m.group(4) or ''} @@"
+        )
 
     return _HUNK.sub(shift, diff)
 
 
-def plan_fixes(source: str, path: str, ctx: Context, findings: list[Finding], prompts: dict[str, Text],
-               static_names: dict[str, str]) -> tuple[list[Fix], dict[str, list[Unit]], list[Edit]]:
+def plan_fixes(
+    source: str,
+    path: str,
+    ctx: Context,
+    findings: list[Finding],
+    prompts: dict[str, Text],
+    static_names: dict[str, str],
+) -> tuple[list[Fix], dict[str, list[Unit]], list[Edit]]:
     """One `Fix` per anti-pattern finding, the call shapes after all fixes (for the plan), and the edits."""
     fixes: list[Fix] = []
     all_edits: list[Edit] = []
@@ -346,15 +373,20 @@ def plan_fixes(source: str, path: str, ctx: Context, findings: list[Finding], pr
         if f.kind is PatternKind.MISPLACED_SHARED_CONTEXT:
             edits = _misplaced_edits(source, f, prompts)
             shapes.update(misplaced_shared_context.reorder(ctx, f.calls, str(f.figures["input_key"])))
-            what = (f"move `{f.figures['input']}` right after the prefix {', '.join(f.calls)} share, "
-                    f"before their call-specific text")
+            what = (
+                f"move `{f.figures['input']}` right after the prefix {', '.join(f.calls)} share, "
+                f"before their call-specific text"
+            )
         elif f.kind is PatternKind.DYNAMIC_PREFIX:
             edits = _dynamic_prefix_edits(source, f, prompts, static_names)
             call = ctx.by_id[f.calls[0]]
             segs = call.segments
             first_dyn = next(i for i, s in enumerate(segs) if s.kind == "dynamic")
-            long_static = next(i for i in range(first_dyn + 1, len(segs)) if segs[i].kind == "static"
-                               and not segs[i].synthetic and segs[i].tokens >= 64)
+            long_static = next(
+                i
+                for i in range(first_dyn + 1, len(segs))
+                if segs[i].kind == "static" and not segs[i].synthetic and segs[i].tokens >= 64
+            )
             lead = first_dyn
             while lead > 0 and not segs[lead - 1].synthetic:
                 lead -= 1
@@ -362,16 +394,21 @@ def plan_fixes(source: str, path: str, ctx: Context, findings: list[Finding], pr
             what = f"move `{f.figures['dynamic_segment']}` and the text around it behind the static text"
         else:
             continue
+        if any(ctx.by_id[c].module for c in f.calls):
+            edits = []  # the call is in another module of the project, not in the file being rewritten
         edits = [e for e in edits if _valid_snippet(e.new_code)]
         diff = _local_diff(path, source, edits) if edits else ""
-        fixes.append(Fix(
-            pattern=f.kind, calls=f.calls,
-            description=what if diff else what + " (not rewritable automatically here: edit by hand)",
-            diff=diff,
-            cacheable_share_before=f.number("cacheable_share_before"),
-            cacheable_share_after=f.number("cacheable_share_after"),
-            warning=WARNING,
-        ))
+        fixes.append(
+            Fix(
+                pattern=f.kind,
+                calls=f.calls,
+                description=what if diff else what + " (not rewritable automatically here: edit by hand)",
+                diff=diff,
+                cacheable_share_before=f.number("cacheable_share_before"),
+                cacheable_share_after=f.number("cacheable_share_after"),
+                warning=WARNING,
+            )
+        )
         if diff:
             all_edits.extend(edits)
     return fixes, shapes, all_edits

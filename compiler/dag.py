@@ -16,7 +16,8 @@ from typing import Any
 import networkx as nx
 
 from compiler.interpreter import BranchFrame, LoopFrame, short_source
-from compiler.model import BranchContext, CallSite, CallStyle, Edge, LoopContext, Segment, SourceKind
+from compiler.model import BranchContext, CallSite, CallStyle, Edge, LoopContext, Ref, Segment, SourceKind
+from compiler.refs import ref_of_node, ref_of_text
 from compiler.templates import ROLE_HEADER_TOKENS, is_role_header
 from compiler.tokens import Tokenizer, assumed_tokens
 from compiler.values import Dyn, Loc, Occurrence, Static, Text, simplify
@@ -33,28 +34,30 @@ class Dag:
 
 
 def build_dag(occurrences: list[Occurrence], tok: Tokenizer) -> Dag:
-    by_key: dict[Loc, list[Occurrence]] = defaultdict(list)
+    # A node per call site: the compiled file's sites first, in source order, then other modules' sites.
+    by_key: dict[tuple[str, Loc], list[Occurrence]] = defaultdict(list)
     for occ in occurrences:
-        by_key[occ.key].append(occ)
+        by_key[(occ.module, occ.key)].append(occ)
     keys = sorted(by_key)
     node_of_key = {k: f"c{i + 1}" for i, k in enumerate(keys)}
-    node_of_occ = {o.id: node_of_key[o.key] for o in occurrences}
+    node_of_occ = {o.id: node_of_key[(o.module, o.key)] for o in occurrences}
     position = {node_of_key[k]: i for i, k in enumerate(keys)}
     max_of_occ = {o.id: o.max_tokens for o in occurrences}
 
     calls: list[CallSite] = []
     prompts: dict[str, Text] = {}
+    refs: dict[str, Ref | None] = {}  # expression text -> its structured reference, made once per compile
     occs_by_node: dict[str, list[Occurrence]] = {}
-    for key in keys:
-        cid = node_of_key[key]
-        occs = by_key[key]
+    for module, key in keys:
+        cid = node_of_key[(module, key)]
+        occs = by_key[(module, key)]
         occs_by_node[cid] = occs
         rep = min(occs, key=lambda o: (o.iteration, o.id))
         loops = [l for l in rep.loops if isinstance(l, LoopFrame)]
         agent_loops = {l.id for l in loops if not l.request_loop}
         prompt = simplify(rep.prompt)
         prompts[cid] = prompt
-        segments = _segments(prompt, agent_loops, node_of_occ, max_of_occ, tok)
+        segments = _segments(prompt, agent_loops, node_of_occ, max_of_occ, tok, refs)
         static_prefix = 0
         for s in segments:
             if s.kind == "dynamic":
@@ -62,23 +65,48 @@ def build_dag(occurrences: list[Occurrence], tok: Tokenizer) -> Dag:
             static_prefix += s.tokens
         calls.append(
             CallSite(
-                id=cid, line=key[0], col=key[1], end_line=key[2], end_col=key[3], function=rep.function,
-                style=CallStyle(rep.style), api=rep.api, callee=rep.callee, is_async=rep.is_async,
+                id=cid,
+                module=module,
+                line=key[0],
+                col=key[1],
+                end_line=key[2],
+                end_col=key[3],
+                function=rep.function,
+                style=CallStyle(rep.style),
+                api=rep.api,
+                callee=rep.callee,
+                is_async=rep.is_async,
                 via=[f"{loc[0]}:{loc[1]}" for loc in rep.via],
                 output_var=next((o.output_var for o in occs if o.output_var), None),
                 loops=[_loop_context(l, node_of_occ) for l in loops],
                 branches=[_branch_context(b) for b in rep.branches if isinstance(b, BranchFrame)],
-                fanout=rep.fanout, max_tokens=rep.max_tokens, segments=segments,
-                prompt_tokens=sum(s.tokens for s in segments), static_prefix_tokens=static_prefix,
+                fanout=rep.fanout,
+                max_tokens=rep.max_tokens,
+                segments=segments,
+                fanout_ref=ref_of_text(rep.fanout, refs) if isinstance(rep.fanout, str) else None,
+                prompt_tokens=sum(s.tokens for s in segments),
+                static_prefix_tokens=static_prefix,
                 grows_per_iteration=_grows(occs),
             )
         )
+        if calls[-1].grows_per_iteration:
+            second = [
+                sum(
+                    s.tokens
+                    for s in _segments(simplify(o.prompt), agent_loops, node_of_occ, max_of_occ, tok, refs)
+                )
+                for o in occs
+                if o.iteration == 1
+            ]
+            calls[-1].added_tokens_per_iteration = max(min(second, default=0) - calls[-1].prompt_tokens, 0)
 
     graph: nx.DiGraph[str] = nx.DiGraph()
     for c in calls:
         graph.add_node(c.id)
     labels: dict[tuple[str, str], set[str]] = defaultdict(set)
-    carried: dict[str, set[str]] = defaultdict(set)
+    carried: dict[str, set[str]] = defaultdict(set)  # producer -> variables it carries into a next iteration
+    carried_into: dict[str, set[str]] = defaultdict(set)  # consumer -> those variables, as it reads them
+    carried_pairs: dict[tuple[str, str], set[str]] = defaultdict(set)  # (producer, consumer) -> variables
     call_by_id = {c.id: c for c in calls}
     for occ in occurrences:
         dst = node_of_occ[occ.id]
@@ -94,6 +122,8 @@ def build_dag(occurrences: list[Occurrence], tok: Tokenizer) -> Dag:
                 }
                 if src == dst or (shared_loop and position[src] >= position[dst]):
                     carried[src].add(part.name)
+                    carried_into[dst].add(part.name)
+                    carried_pairs[(src, dst)].add(part.name)
                 else:
                     labels[(src, dst)].add(part.name)
     for (src, dst), names in labels.items():
@@ -106,57 +136,120 @@ def build_dag(occurrences: list[Occurrence], tok: Tokenizer) -> Dag:
             break
         src, dst = cycle[-1][0], cycle[-1][1]
         carried[src].update(graph.edges[src, dst]["variables"])
+        carried_into[dst].update(graph.edges[src, dst]["variables"])
+        carried_pairs[(src, dst)].update(graph.edges[src, dst]["variables"])
         graph.remove_edge(src, dst)
     for cid, names in carried.items():
         call_by_id[cid].loop_carried = sorted(names)
+    for cid, names in carried_into.items():
+        _mark_carried(call_by_id[cid], names)
 
     edges: list[Edge] = []
     for src, dst, data in sorted(graph.edges(data=True), key=lambda e: (position[e[0]], position[e[1]])):
         fan = call_by_id[src].fanout is not None or any(l.over_call == src for l in call_by_id[dst].loops)
-        edges.append(Edge(source=src, target=dst, variables=data["variables"], kind="fanout" if fan else "data"))
+        edges.append(
+            Edge(source=src, target=dst, variables=data["variables"], kind="fanout" if fan else "data")
+        )
+    for (src, dst), names in sorted(
+        carried_pairs.items(), key=lambda e: (position[e[0][0]], position[e[0][1]])
+    ):
+        edges.append(Edge(source=src, target=dst, variables=sorted(names), kind="carried"))
     order = list(nx.lexicographical_topological_sort(graph, key=lambda n: position[n]))
     return Dag(calls, edges, order, graph, occs_by_node, prompts)
 
 
-def _segments(prompt: Text, agent_loops: set[int], node_of_occ: dict[int, str],
-              max_of_occ: dict[int, int | None], tok: Tokenizer) -> list[Segment]:
+def _segments(
+    prompt: Text,
+    agent_loops: set[int],
+    node_of_occ: dict[int, str],
+    max_of_occ: dict[int, int | None],
+    tok: Tokenizer,
+    refs: dict[str, Ref | None],
+) -> list[Segment]:
     out: list[Segment] = []
     role: str | None = None
     for part in prompt.parts:
         if isinstance(part, Static):
             if is_role_header(part):
                 role = part.text[2:-3]
-                out.append(Segment(kind="static", text=part.text, role=role, tokens=ROLE_HEADER_TOKENS,
-                                   tokens_basis="assumed", synthetic=True))
+                out.append(
+                    Segment(
+                        kind="static",
+                        text=part.text,
+                        role=role,
+                        tokens=ROLE_HEADER_TOKENS,
+                        tokens_basis="assumed",
+                        synthetic=True,
+                    )
+                )
                 continue
             if out and out[-1].kind == "static" and not out[-1].synthetic:
                 merged = out[-1].text + part.text
                 out[-1] = out[-1].model_copy(update={"text": merged, "tokens": tok.count(merged)})
                 continue
-            out.append(Segment(kind="static", text=part.text, role=role, tokens=tok.count(part.text),
-                               tokens_basis="estimated" if tok.estimated else "counted"))
+            out.append(
+                Segment(
+                    kind="static",
+                    text=part.text,
+                    role=role,
+                    tokens=tok.count(part.text),
+                    tokens_basis="estimated" if tok.estimated else "counted",
+                )
+            )
             continue
-        origin_calls = sorted({node_of_occ[o] for o in part.origins if o in node_of_occ},
-                              key=lambda c: int(c[1:]))
+        origin_calls = sorted(
+            {node_of_occ[o] for o in part.origins if o in node_of_occ}, key=lambda c: int(c[1:])
+        )
         limits = [max_of_occ.get(o) for o in part.origins]
-        producer_max = max((m for m in limits if m), default=None) if part.source is SourceKind.CALL_OUTPUT else None
+        producer_max = (
+            max((m for m in limits if m), default=None) if part.source is SourceKind.CALL_OUTPUT else None
+        )
         out.append(
             Segment(
-                kind="dynamic", text="{" + part.name + "}", name=part.name, source=part.source, key=part.ident,
-                fills=list(part.fills), origin_calls=origin_calls, role=role,
+                kind="dynamic",
+                text="{" + part.name + "}",
+                name=part.name,
+                source=part.source,
+                key=part.ident,
+                fills=list(part.fills),
+                origin_calls=origin_calls,
+                role=role,
                 varies_in_loop=part.source is SourceKind.VOLATILE or bool(part.varies & agent_loops),
                 tokens=assumed_tokens(part.name, part.source, producer_max, len(part.fills)),
                 tokens_basis="assumed",
+                ref=ref_of_text(part.name, refs),
+                fill_refs=[ref_of_text(f, refs) for f in part.fills],
             )
         )
     return out
 
 
+def _mark_carried(call: CallSite, names: set[str]) -> None:
+    """A value a loop carries from one iteration into the next changes on every iteration, even though the
+    prompt the segments were read from (the first iteration's) got it from a call before the loop."""
+    if all(l.request_loop for l in call.loops):
+        return  # carried across requests, not across the iterations of one request's loop
+    call.segments = [
+        s.model_copy(update={"varies_in_loop": True})
+        if s.kind == "dynamic" and s.name in names and s.source is SourceKind.CALL_OUTPUT
+        else s
+        for s in call.segments
+    ]
+
+
 def _loop_context(loop: LoopFrame, node_of_occ: dict[int, str]) -> LoopContext:
     over = sorted({node_of_occ[o] for o in loop.over if o in node_of_occ})
-    return LoopContext(kind=loop.kind, line=loop.line, target=loop.target,
-                       iterates=short_source(loop.node) if isinstance(loop.node, ast.AST) else "",
-                       over_call=over[0] if over else None, request_loop=loop.request_loop)
+    return LoopContext(
+        kind=loop.kind,
+        line=loop.line,
+        target=loop.target,
+        iterates=short_source(loop.node) if isinstance(loop.node, ast.AST) else "",
+        over_call=over[0] if over else None,
+        over_calls=over,
+        request_loop=loop.request_loop,
+        target_ref=ref_of_node(loop.target_node) if loop.target_node is not None else None,
+        iterates_ref=ref_of_node(loop.node) if isinstance(loop.node, ast.AST) else None,
+    )
 
 
 def _branch_context(branch: BranchFrame) -> BranchContext:

@@ -33,15 +33,21 @@ def _dot_escape(text: str) -> str:
 
 
 def to_dot(result: CompileResult) -> str:
-    lines = [f'digraph "{_dot_escape(result.path)}" {{', "  rankdir=LR;", '  node [shape=box, fontname="monospace"];']
+    lines = [
+        f'digraph "{_dot_escape(result.path)}" {{',
+        "  rankdir=LR;",
+        '  node [shape=box, fontname="monospace"];',
+    ]
     flagged = {c for f in result.patterns if f.anti_pattern for c in f.calls}
     for call in result.calls:
         color = ', color="red"' if call.id in flagged else ""
-        label = "\\n".join(_dot_escape(t) for t in (
-            _label(call), f"{call.prompt_tokens} tok ({call.static_prefix_tokens} static prefix)"))
+        label = "\\n".join(
+            _dot_escape(t)
+            for t in (_label(call), f"{call.prompt_tokens} tok ({call.static_prefix_tokens} static prefix)")
+        )
         lines.append(f'  {call.id} [label="{label}"{color}];')
     for e in result.edges:
-        style = ", style=dashed" if e.kind == "fanout" else ""
+        style = {"fanout": ", style=dashed", "carried": ", style=dotted"}.get(e.kind, "")
         lines.append(f'  {e.source} -> {e.target} [label="{_dot_escape(", ".join(e.variables))}"{style}];')
     lines.append("}")
     return "\n".join(lines) + "\n"
@@ -56,9 +62,11 @@ def to_mermaid(result: CompileResult) -> str:
     for call in result.calls:
         lines.append(f'  {call.id}["{_mermaid_text(_label(call))}"]')
     for e in result.edges:
-        arrow = "-.->" if e.kind == "fanout" else "-->"
+        arrow = {"fanout": "-.->", "carried": "-.->"}.get(e.kind, "-->")
         lines.append(f'  {e.source} {arrow}|"{_mermaid_text(", ".join(e.variables))}"| {e.target}')
-    flagged = sorted({c for f in result.patterns if f.anti_pattern for c in f.calls}, key=lambda c: int(c[1:]))
+    flagged = sorted(
+        {c for f in result.patterns if f.anti_pattern for c in f.calls}, key=lambda c: int(c[1:])
+    )
     if flagged:
         lines.append("  classDef anti stroke:#d33,stroke-width:2px")
         lines.append(f"  class {','.join(flagged)} anti")
@@ -72,11 +80,15 @@ def _pct(x: float | None) -> str:
 def to_text(result: CompileResult, engine: str | None = None, show_diff: bool = False) -> str:
     engine = engine or result.plan.engine
     est = "~" if result.estimates.tokens_estimated else ""
-    out: list[str] = [f"{result.path}: {len(result.calls)} LLM call(s), {len(result.edges)} edge(s)"
-                      + (" (token counts are estimates)" if result.estimates.tokens_estimated else "")]
+    out: list[str] = [
+        f"{result.path}: {len(result.calls)} LLM call(s), {len(result.edges)} edge(s)"
+        + (" (token counts are estimates)" if result.estimates.tokens_estimated else "")
+    ]
     if not result.calls:
-        out.append("  no LLM calls found (styles: OpenAI/litellm/LangChain/tritonclient/HTTP, and functions "
-                   "named like llm_*, call_llm, generate, complete, chat)")
+        out.append(
+            "  no LLM calls found (styles: OpenAI/litellm/LangChain/tritonclient/HTTP, and functions "
+            "named like llm_*, call_llm, generate, complete, chat)"
+        )
     for call in result.calls:
         loops = [l for l in call.loops if not l.request_loop]
         ctx = []
@@ -89,17 +101,24 @@ def to_text(result: CompileResult, engine: str | None = None, show_diff: bool = 
         if call.is_async:
             ctx.append("async")
         via = f" -> {call.api}" if call.callee != call.api else ""
-        out.append(f"  {call.id}  line {call.line:<5} {call.function}: {call.output_var or '_'} = {call.callee}(...){via}"
-                   + (f"  [{'; '.join(ctx)}]" if ctx else ""))
+        out.append(
+            f"  {call.id}  line {call.line:<5} {call.function}: {call.output_var or '_'} = {call.callee}(...){via}"
+            + (f"  [{'; '.join(ctx)}]" if ctx else "")
+        )
         shape = " + ".join(
             (repr(s.text[:24] + ("..." if len(s.text) > 24 else "")) if s.kind == "static" else s.text)
-            + f"({est}{s.tokens})" for s in call.segments if not s.synthetic
+            + f"({est}{s.tokens})"
+            for s in call.segments
+            if not s.synthetic
         )
         out.append(f"        prompt {est}{call.prompt_tokens} tok: {shape}")
     if result.edges:
         out.append("edges:")
         for e in result.edges:
-            out.append(f"  {e.source} -> {e.target}  via {', '.join(e.variables)}" + ("  (fan-out)" if e.kind == "fanout" else ""))
+            out.append(
+                f"  {e.source} -> {e.target}  via {', '.join(e.variables)}"
+                + {"fanout": "  (fan-out)", "carried": "  (carried into a later iteration)"}.get(e.kind, "")
+            )
     if result.order:
         out.append("order: " + " -> ".join(result.order))
     if result.patterns:
@@ -112,27 +131,42 @@ def to_text(result: CompileResult, engine: str | None = None, show_diff: bool = 
         for d in result.diagnostics:
             out.append(f"{result.path}:{d.line}:{d.col}: {d.level}: {d.message}")
         return "\n".join(out) + "\n"
-    out.append("cache plan (best reachable prefix-cache hit share: one request on an empty cache | steady state):")
+    out.append(
+        "cache plan (best reachable prefix-cache hit share: one request on an empty cache | steady state):"
+    )
     for b in plan.block_shares:
-        after = (f"  -> after fixes {_pct(b.hit_share_after_fixes)} | {_pct(b.steady_state_share_after_fixes)}"
-                 if b.hit_share_after_fixes is not None else "")
-        out.append(f"  {b.engine:<7} block {b.block_size:<3} {_pct(b.hit_share)} "
-                   f"({b.cached_tokens}/{b.prompt_tokens} tokens) | {_pct(b.steady_state_share)}{after}")
+        after = (
+            f"  -> after fixes {_pct(b.hit_share_after_fixes)} | {_pct(b.steady_state_share_after_fixes)}"
+            if b.hit_share_after_fixes is not None
+            else ""
+        )
+        out.append(
+            f"  {b.engine:<7} block {b.block_size:<3} {_pct(b.hit_share)} "
+            f"({b.cached_tokens}/{b.prompt_tokens} tokens) | {_pct(b.steady_state_share)}{after}"
+        )
     for w in plan.warmups:
         out.append(f"  warm before {w.before_call}: {w.prefix_tokens} tokens ({w.reason})")
     for s in plan.schedule:
-        out.append(f"  stage {s.stage}: {', '.join(s.calls)}{' (concurrent)' if s.concurrent else ''} - {s.note}")
+        out.append(
+            f"  stage {s.stage}: {', '.join(s.calls)}{' (concurrent)' if s.concurrent else ''} - {s.note}"
+        )
     out.append(f"engine settings ({engine}):")
     for setting in plan.settings:
         if setting.engine == engine:
-            out.append(f"  {setting.where:<12} {setting.name} = {setting.value}  [{setting.applies}]  {setting.reason}")
+            out.append(
+                f"  {setting.where:<12} {setting.name} = {setting.value}  [{setting.applies}]  {setting.reason}"
+            )
     if engine == "trtllm":
         for r in plan.retention:
-            out.append(f"  retention tokens [{r.token_start}, {r.token_end}) priority {r.priority} "
-                       f"duration {r.duration_ms} ms for {', '.join(r.calls)}: {r.reason}")
+            out.append(
+                f"  retention tokens [{r.token_start}, {r.token_end}) priority {r.priority} "
+                f"duration {r.duration_ms} ms for {', '.join(r.calls)}: {r.reason}"
+            )
     for fix in result.fixes:
-        out.append(f"fix ({fix.pattern.value}): {fix.description}; cacheable share "
-                   f"{_pct(fix.cacheable_share_before)} -> {_pct(fix.cacheable_share_after)}")
+        out.append(
+            f"fix ({fix.pattern.value}): {fix.description}; cacheable share "
+            f"{_pct(fix.cacheable_share_before)} -> {_pct(fix.cacheable_share_after)}"
+        )
         out.append(f"  warning: {fix.warning}")
         if show_diff and fix.diff:
             out.append(fix.diff.rstrip("\n"))

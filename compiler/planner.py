@@ -32,8 +32,13 @@ ENGINE_BLOCKS: tuple[tuple[Engine, int], ...] = (("vllm", 16), ("trtllm", 32), (
 MIN_WARMUP_TOKENS = 16
 
 
-def build_plan(ctx: Context, findings: list[Finding], engine: Engine,
-               fixed_shapes: dict[str, list[Unit]] | None, assumptions: list[str]) -> CachePlan:
+def build_plan(
+    ctx: Context,
+    findings: list[Finding],
+    engine: Engine,
+    fixed_shapes: dict[str, list[Unit]] | None,
+    assumptions: list[str],
+) -> CachePlan:
     plan = CachePlan(engine=engine, assumptions=assumptions)
     # Two requests back to back: the first is the per-request figure, the second the steady state.
     two = ctx.two_requests if ctx.two_requests is not None else ctx.simulate({}, requests=2)
@@ -42,10 +47,18 @@ def build_plan(ctx: Context, findings: list[Finding], engine: Engine,
         cached, total, hit = share(two, bs, request=0)
         after = round(share(fixed_two, bs, request=0)[2], 4) if fixed_two is not None else None
         steady_after = round(share(fixed_two, bs, request=1)[2], 4) if fixed_two is not None else None
-        plan.block_shares.append(BlockShare(
-            engine=eng, block_size=bs, prompt_tokens=total, cached_tokens=cached,
-            hit_share=round(hit, 4), hit_share_after_fixes=after,
-            steady_state_share=round(share(two, bs, request=1)[2], 4), steady_state_share_after_fixes=steady_after))
+        plan.block_shares.append(
+            BlockShare(
+                engine=eng,
+                block_size=bs,
+                prompt_tokens=total,
+                cached_tokens=cached,
+                hit_share=round(hit, 4),
+                hit_share_after_fixes=after,
+                steady_state_share=round(share(two, bs, request=1)[2], 4),
+                steady_state_share_after_fixes=steady_after,
+            )
+        )
     if not ctx.calls:
         return plan  # nothing to cache: settings with reasons about zero tokens would only be noise
     plan.warmups = _warmups(ctx, findings, engine)
@@ -75,8 +88,11 @@ def _prefix_segments(ctx: Context, cid: str, chars: int) -> tuple[list[str], str
 
 
 def _request(engine: str, text: str, all_static: bool) -> dict[str, object]:
-    note = ("send as-is" if all_static else
-            "fill the {names} with the request's values at run time; send before the dependent calls")
+    note = (
+        "send as-is"
+        if all_static
+        else "fill the {names} with the request's values at run time; send before the dependent calls"
+    )
     if engine == "sglang":
         return {"endpoint": "/generate", "text": text, "sampling_params": {"max_new_tokens": 0}, "note": note}
     if engine == "trtllm":
@@ -100,8 +116,15 @@ def _warmups(ctx: Context, findings: list[Finding], engine: str) -> list[Warmup]
         if text in seen_text:
             return  # the same prefix is already warmed earlier in the plan
         seen_text.add(text)
-        out.append(Warmup(before_call=cid, reason=reason, prefix_segments=labels, prefix_tokens=tokens,
-                          request=_request(engine, text, all_static)))
+        out.append(
+            Warmup(
+                before_call=cid,
+                reason=reason,
+                prefix_segments=labels,
+                prefix_tokens=tokens,
+                request=_request(engine, text, all_static),
+            )
+        )
 
     for f in findings:
         if f.kind is PatternKind.LOOP_INVARIANT:
@@ -116,17 +139,27 @@ def _warmups(ctx: Context, findings: list[Finding], engine: str) -> list[Warmup]
                     break
                 chars = end
             loop_line = f.figures.get("loop_line")
-            add(cid, chars, f"before the loop at line {loop_line}: the invariant prefix of {cid}, so every "
-                            f"iteration (also concurrent ones) starts from a cached prefix")
+            add(
+                cid,
+                chars,
+                f"before the loop at line {loop_line}: the invariant prefix of {cid}, so every "
+                f"iteration (also concurrent ones) starts from a cached prefix",
+            )
             if template is not None and out and out[-1].before_call == cid:
                 # `template.format(**fields)`: the template's text up to its first field is invariant
                 # too, but only known at run time; the runner appends it to the warm-up.
                 w = out[-1]
                 w.prefix_segments.append(f"{{{template.name}}} up to its first replacement field")
-                key = "text" if "text" in w.request else ("text_input" if "text_input" in w.request else "prompt")
+                key = (
+                    "text"
+                    if "text" in w.request
+                    else ("text_input" if "text_input" in w.request else "prompt")
+                )
                 w.request[key] = f"{w.request[key]}{{{template.name}}}"
-                w.request["note"] = (f"append `{template.name}` cut before its first {{field}} (known at run "
-                                     f"time); the part shown is static")
+                w.request["note"] = (
+                    f"append `{template.name}` cut before its first {{field}} (known at run "
+                    f"time); the part shown is static"
+                )
         elif f.kind is PatternKind.BRANCHING:
             children = [c for c in f.calls[1:]]
             parent = f.calls[0]
@@ -138,14 +171,20 @@ def _warmups(ctx: Context, findings: list[Finding], engine: str) -> list[Warmup]
                 chars = min(chars, _cut_before_varying(ctx, children[0], parent))
                 if lcp_chars(ctx.encoding(parent)[0], encs[0]) >= chars:
                     continue  # the parent's own prompt already put this prefix in the cache
-                add(children[0], chars, f"before the fan-out of {parent}: the prefix its branches "
-                                        f"{', '.join(children)} share, so parallel branches do not each prefill it")
+                add(
+                    children[0],
+                    chars,
+                    f"before the fan-out of {parent}: the prefix its branches "
+                    f"{', '.join(children)} share, so parallel branches do not each prefill it",
+                )
         elif f.kind is PatternKind.SHARED_PREFIX:
             first = next(c for c in ctx.order if c in f.calls)
             chars = lcp_chars(ctx.encoding(f.calls[0])[0], ctx.encoding(f.calls[1])[0])
             for c in f.calls[2:]:
                 chars = min(chars, lcp_chars(ctx.encoding(f.calls[0])[0], ctx.encoding(c)[0]))
-            add(first, chars, f"at start-up and after cache resets: the prefix shared by {', '.join(f.calls)}")
+            add(
+                first, chars, f"at start-up and after cache resets: the prefix shared by {', '.join(f.calls)}"
+            )
     position = {cid: i for i, cid in enumerate(ctx.order)}
     out.sort(key=lambda w: position.get(w.before_call, 0))
     return out
@@ -172,20 +211,28 @@ def _schedule(ctx: Context, findings: list[Finding]) -> list[ScheduleStage]:
         for group in shared_groups:
             members = [c for c in calls if c in group]
             if len(members) > 1:
-                notes.append(f"run {members[0]} first (or its warm-up) to seed the shared prefix, then "
-                             f"{', '.join(members[1:])} concurrently")
+                notes.append(
+                    f"run {members[0]} first (or its warm-up) to seed the shared prefix, then "
+                    f"{', '.join(members[1:])} concurrently"
+                )
         for cid in calls:
             call = by_id[cid]
             if any(not l.request_loop for l in call.loops):
                 if call.loop_carried:
-                    notes.append(f"{cid}: iterations depend on each other ({', '.join(call.loop_carried)}); "
-                                 f"run them in order")
+                    notes.append(
+                        f"{cid}: iterations depend on each other ({', '.join(call.loop_carried)}); "
+                        f"run them in order"
+                    )
                 else:
-                    notes.append(f"{cid}: iterations are independent; run the first alone to seed the "
-                                 f"invariant prefix, then the rest concurrently")
+                    notes.append(
+                        f"{cid}: iterations are independent; run the first alone to seed the "
+                        f"invariant prefix, then the rest concurrently"
+                    )
         if not notes:
             notes.append("independent calls: run concurrently" if len(calls) > 1 else "single call")
-        stages.append(ScheduleStage(stage=i + 1, calls=calls, concurrent=len(calls) > 1, note="; ".join(notes)))
+        stages.append(
+            ScheduleStage(stage=i + 1, calls=calls, concurrent=len(calls) > 1, note="; ".join(notes))
+        )
     return stages
 
 
@@ -205,56 +252,135 @@ def _settings(ctx: Context, plan: CachePlan, findings: list[Finding]) -> list[En
     kinds = {f.kind for f in findings}
     batched = max(2048, ((largest + 1023) // 1024) * 1024)
     out = [
-        EngineSetting(engine="vllm", where="flag", name="--enable-prefix-caching", value="on", applies="restart",
-                      reason=f"{v16.cached_tokens} of {v16.prompt_tokens} prompt tokens per request "
-                             f"({v16.hit_share:.0%}) can come from the prefix cache at block size 16"),
-        EngineSetting(engine="vllm", where="flag", name="--block-size", value="16", applies="restart",
-                      reason="only full blocks are reused; 16 (the default) loses fewer tokens per shared prefix "
-                             "than 32"),
-        EngineSetting(engine="vllm", where="flag", name="--max-num-seqs", value=str(max(16, concurrency * 4)),
-                      applies="restart",
-                      reason=f"up to {concurrency} call(s) of one request can run at once (stage width {width}, "
-                             f"fan-out {fan}); room for several requests keeps shared blocks referenced"),
-        EngineSetting(engine="vllm", where="flag", name="--max-num-batched-tokens", value=str(batched),
-                      applies="restart",
-                      reason=f"the largest prompt is ~{largest} tokens; a step budget at least that large "
-                             f"prefills it without splitting"),
-        EngineSetting(engine="vllm", where="flag", name="--gpu-memory-utilization", value="0.92",
-                      applies="restart",
-                      reason="more KV memory keeps shared prefixes resident between calls instead of evicting "
-                             "them (LRU over free blocks)"),
-        EngineSetting(engine="vllm", where="flag", name="--enable-prompt-tokens-details", value="on",
-                      applies="restart",
-                      reason="reports cached_tokens per response, so the plan can be verified request by request"),
-        EngineSetting(engine="trtllm", where="config.pbtxt", name="enable_kv_cache_reuse", value="true",
-                      applies="model_reload",
-                      reason=f"{t32.hit_share:.0%} of prompt tokens are reusable at 32-token blocks; older "
-                             f"backends default to false"),
-        EngineSetting(engine="trtllm", where="config.pbtxt", name="kv_cache_free_gpu_mem_fraction", value="0.9",
-                      applies="model_reload",
-                      reason="reused blocks only help while they stay in memory; 0.9 of the memory left after "
-                             "the engine loads is the usual safe maximum"),
-        EngineSetting(engine="trtllm", where="config.pbtxt", name="batch_scheduler_policy",
-                      value="max_utilization" if concurrency > 1 else "guaranteed_no_evict",
-                      applies="model_reload",
-                      reason=("parallel branches/iterations share prefixes; max_utilization admits them together"
-                              if concurrency > 1 else "calls run one after another; no need to risk pausing")),
-        EngineSetting(engine="trtllm", where="engine_build", name="tokens_per_block",
-                      value="32" if t32.hit_share >= t64.hit_share else "64", applies="engine_rebuild",
-                      reason=f"fixed when the engine is built: hit share {t32.hit_share:.0%} at 32 vs "
-                             f"{t64.hit_share:.0%} at 64 (only full blocks are shared)"),
-        EngineSetting(engine="trtllm", where="engine_build", name="use_paged_context_fmha", value="enable",
-                      applies="engine_rebuild",
-                      reason="KV cache reuse needs paged context FMHA; older trtllm-build defaults to disable"),
-        EngineSetting(engine="sglang", where="flag", name="--schedule-policy", value="lpm", applies="restart",
-                      reason=("branches/iterations/calls share prefixes; longest-prefix-match scheduling runs "
-                              "them while the prefix is cached (default is fcfs)")
-                      if kinds & {PatternKind.BRANCHING, PatternKind.SHARED_PREFIX, PatternKind.LOOP_INVARIANT}
-                      else "harmless here; helps once several requests share prefixes"),
-        EngineSetting(engine="sglang", where="flag", name="--page-size", value="1", applies="restart",
-                      reason="token-granular radix matching reuses partial blocks that 16/32-token pages lose"),
-        EngineSetting(engine="sglang", where="flag", name="--enable-cache-report", value="on", applies="restart",
-                      reason="reports cached tokens per response to verify the plan"),
+        EngineSetting(
+            engine="vllm",
+            where="flag",
+            name="--enable-prefix-caching",
+            value="on",
+            applies="restart",
+            reason=f"{v16.cached_tokens} of {v16.prompt_tokens} prompt tokens per request "
+            f"({v16.hit_share:.0%}) can come from the prefix cache at block size 16",
+        ),
+        EngineSetting(
+            engine="vllm",
+            where="flag",
+            name="--block-size",
+            value="16",
+            applies="restart",
+            reason="only full blocks are reused; 16 (the default) loses fewer tokens per shared prefix "
+            "than 32",
+        ),
+        EngineSetting(
+            engine="vllm",
+            where="flag",
+            name="--max-num-seqs",
+            value=str(max(16, concurrency * 4)),
+            applies="restart",
+            reason=f"up to {concurrency} call(s) of one request can run at once (stage width {width}, "
+            f"fan-out {fan}); room for several requests keeps shared blocks referenced",
+        ),
+        EngineSetting(
+            engine="vllm",
+            where="flag",
+            name="--max-num-batched-tokens",
+            value=str(batched),
+            applies="restart",
+            reason=f"the largest prompt is ~{largest} tokens; a step budget at least that large "
+            f"prefills it without splitting",
+        ),
+        EngineSetting(
+            engine="vllm",
+            where="flag",
+            name="--gpu-memory-utilization",
+            value="0.92",
+            applies="restart",
+            reason="more KV memory keeps shared prefixes resident between calls instead of evicting "
+            "them (LRU over free blocks)",
+        ),
+        EngineSetting(
+            engine="vllm",
+            where="flag",
+            name="--enable-prompt-tokens-details",
+            value="on",
+            applies="restart",
+            reason="reports cached_tokens per response, so the plan can be verified request by request",
+        ),
+        EngineSetting(
+            engine="trtllm",
+            where="config.pbtxt",
+            name="enable_kv_cache_reuse",
+            value="true",
+            applies="model_reload",
+            reason=f"{t32.hit_share:.0%} of prompt tokens are reusable at 32-token blocks; older "
+            f"backends default to false",
+        ),
+        EngineSetting(
+            engine="trtllm",
+            where="config.pbtxt",
+            name="kv_cache_free_gpu_mem_fraction",
+            value="0.9",
+            applies="model_reload",
+            reason="reused blocks only help while they stay in memory; 0.9 of the memory left after "
+            "the engine loads is the usual safe maximum",
+        ),
+        EngineSetting(
+            engine="trtllm",
+            where="config.pbtxt",
+            name="batch_scheduler_policy",
+            value="max_utilization" if concurrency > 1 else "guaranteed_no_evict",
+            applies="model_reload",
+            reason=(
+                "parallel branches/iterations share prefixes; max_utilization admits them together"
+                if concurrency > 1
+                else "calls run one after another; no need to risk pausing"
+            ),
+        ),
+        EngineSetting(
+            engine="trtllm",
+            where="engine_build",
+            name="tokens_per_block",
+            value="32" if t32.hit_share >= t64.hit_share else "64",
+            applies="engine_rebuild",
+            reason=f"fixed when the engine is built: hit share {t32.hit_share:.0%} at 32 vs "
+            f"{t64.hit_share:.0%} at 64 (only full blocks are shared)",
+        ),
+        EngineSetting(
+            engine="trtllm",
+            where="engine_build",
+            name="use_paged_context_fmha",
+            value="enable",
+            applies="engine_rebuild",
+            reason="KV cache reuse needs paged context FMHA; older trtllm-build defaults to disable",
+        ),
+        EngineSetting(
+            engine="sglang",
+            where="flag",
+            name="--schedule-policy",
+            value="lpm",
+            applies="restart",
+            reason=(
+                "branches/iterations/calls share prefixes; longest-prefix-match scheduling runs "
+                "them while the prefix is cached (default is fcfs)"
+            )
+            if kinds & {PatternKind.BRANCHING, PatternKind.SHARED_PREFIX, PatternKind.LOOP_INVARIANT}
+            else "harmless here; helps once several requests share prefixes",
+        ),
+        EngineSetting(
+            engine="sglang",
+            where="flag",
+            name="--page-size",
+            value="1",
+            applies="restart",
+            reason="token-granular radix matching reuses partial blocks that 16/32-token pages lose",
+        ),
+        EngineSetting(
+            engine="sglang",
+            where="flag",
+            name="--enable-cache-report",
+            value="on",
+            applies="restart",
+            reason="reports cached tokens per response to verify the plan",
+        ),
     ]
     return out
 
@@ -266,17 +392,30 @@ def _retention(ctx: Context, findings: list[Finding]) -> list[RetentionConfig]:
             tokens = int(f.number("prefix_tokens"))
             if tokens < 32:
                 continue
-            out.append(RetentionConfig(
-                calls=f.calls, token_start=0, token_end=tokens, priority=90 if len(f.calls) >= 3 else 80,
-                duration_ms=60_000,
-                reason=f"prefix shared by {len(f.calls)} calls of each request; keep it above the default "
-                       f"priority 35 for a minute so per-call tails are evicted first"))
+            out.append(
+                RetentionConfig(
+                    calls=f.calls,
+                    token_start=0,
+                    token_end=tokens,
+                    priority=90 if len(f.calls) >= 3 else 80,
+                    duration_ms=60_000,
+                    reason=f"prefix shared by {len(f.calls)} calls of each request; keep it above the default "
+                    f"priority 35 for a minute so per-call tails are evicted first",
+                )
+            )
         elif f.kind is PatternKind.LOOP_INVARIANT:
             tokens = int(f.number("invariant_prefix_tokens"))
             if tokens < 32:
                 continue
-            out.append(RetentionConfig(
-                calls=f.calls, token_start=0, token_end=tokens, priority=95, duration_ms=120_000,
-                reason=f"invariant prefix reused by every loop iteration (~{ctx.sim.iterations} assumed, "
-                       f"+{FILL_TOKENS}-token deltas)"))
+            out.append(
+                RetentionConfig(
+                    calls=f.calls,
+                    token_start=0,
+                    token_end=tokens,
+                    priority=95,
+                    duration_ms=120_000,
+                    reason=f"invariant prefix reused by every loop iteration (~{ctx.sim.iterations} assumed, "
+                    f"+{FILL_TOKENS}-token deltas)",
+                )
+            )
     return out

@@ -36,8 +36,15 @@ def units_of(segments: list[Segment]) -> list[Unit]:
         if s.kind == "static":
             out.append(Unit(s.text, s.tokens, atomic=s.synthetic))
         else:
-            out.append(Unit(MARK_OPEN + (s.key or s.text) + MARK_CLOSE, s.tokens, dynamic=True,
-                            varies=s.varies_in_loop, atomic=True))
+            out.append(
+                Unit(
+                    MARK_OPEN + (s.key or s.text) + MARK_CLOSE,
+                    s.tokens,
+                    dynamic=True,
+                    varies=s.varies_in_loop,
+                    atomic=True,
+                )
+            )
     return out
 
 
@@ -65,7 +72,9 @@ class PrefixSimulator:
         self.tok = tok
         self.iterations = iterations
 
-    def _encode(self, units: list[Unit], iteration: int, request: int = 0) -> tuple[str, list[tuple[int, int, Unit]]]:
+    def _encode(
+        self, units: list[Unit], iteration: int, request: int = 0
+    ) -> tuple[str, list[tuple[int, int, Unit]]]:
         pieces: list[str] = []
         spans: list[tuple[int, int, Unit]] = []
         pos = 0
@@ -91,8 +100,13 @@ class PrefixSimulator:
             break
         return total
 
-    def run(self, calls: list[CallSite], order: list[str], shapes: dict[str, list[Unit]] | None = None,
-            requests: int = 1) -> list[ExecutionResult]:
+    def run(
+        self,
+        calls: list[CallSite],
+        order: list[str],
+        shapes: dict[str, list[Unit]] | None = None,
+        requests: int = 1,
+    ) -> list[ExecutionResult]:
         """Executions of `requests` consecutive requests; later ones find the earlier ones' blocks cached."""
         by_id = {c.id: c for c in calls}
         weights = branch_weights(calls)
@@ -168,8 +182,9 @@ def cached_tokens(reusable: int, total: int, block_size: int) -> int:
     return (usable // block_size) * block_size
 
 
-def share(results: list[ExecutionResult], block_size: int, calls: set[str] | None = None,
-          request: int | None = None) -> tuple[int, int, float]:
+def share(
+    results: list[ExecutionResult], block_size: int, calls: set[str] | None = None, request: int | None = None
+) -> tuple[int, int, float]:
     """(cached tokens, prompt tokens, share) over the executions of `calls` (all) in `request` (all)."""
     cached: float = 0  # weighted sums: an execution's weight may be fractional
     total: float = 0

@@ -34,7 +34,9 @@ from compiler.values import (
 ROLE_MARK = (-1, -1, -1, -1)  # `build` of the synthetic per-message role headers
 ROLE_HEADER_TOKENS = 4  # chat templates add about this many tokens per message header
 _FORMATTER = string.Formatter()
-_PERCENT = re.compile(r"%(?:\((?P<key>[^)]*)\))?[-#0 +]*(?:\*|\d+)?(?:\.(?:\*|\d+))?[hlL]?(?P<conv>[diouxXeEfFgGcrsa%])")
+_PERCENT = re.compile(
+    r"%(?:\((?P<key>[^)]*)\))?[-#0 +]*(?:\*|\d+)?(?:\.(?:\*|\d+))?[hlL]?(?P<conv>[diouxXeEfFgGcrsa%])"
+)
 
 
 def role_header(role: str) -> Static:
@@ -45,7 +47,9 @@ def is_role_header(part: Part) -> bool:
     return isinstance(part, Static) and part.build == ROLE_MARK
 
 
-def _fill(field: str, args: list[Value], kwargs: dict[str, Value], star: Value | None, auto: list[int]) -> Text:
+def _fill(
+    field: str, args: list[Value], kwargs: dict[str, Value], star: Value | None, auto: list[int]
+) -> Text:
     name = field.split(".")[0].split("[")[0]
     if name == "":
         idx = auto[0]
@@ -83,8 +87,16 @@ def format_text(tmpl: Text, args: list[Value], kwargs: dict[str, Value], star: V
         if isinstance(part, Dyn):
             # The holes of a run-time template are filled at places we cannot see.
             if fills:
-                origins = part.origins | origins_of(star) | frozenset().union(*(origins_of(v) for v in kwargs.values()))
-                varies = part.varies | varies_of(star) | frozenset().union(*(varies_of(v) for v in kwargs.values()))
+                origins = (
+                    part.origins
+                    | origins_of(star)
+                    | frozenset().union(*(origins_of(v) for v in kwargs.values()))
+                )
+                varies = (
+                    part.varies
+                    | varies_of(star)
+                    | frozenset().union(*(varies_of(v) for v in kwargs.values()))
+                )
                 out.append(replace(part, fills=part.fills + fills, origins=origins, varies=varies))
             else:
                 out.append(part)
@@ -116,7 +128,7 @@ def percent_text(tmpl: Text, arg: Value) -> Text:
             continue
         pos = 0
         for m in _PERCENT.finditer(part.text):
-            out.append(Static(part.text[pos:m.start()], part.build))
+            out.append(Static(part.text[pos : m.start()], part.build))
             pos = m.end()
             if m.group("conv") == "%":
                 out.append(Static("%", part.build))
@@ -124,11 +136,15 @@ def percent_text(tmpl: Text, arg: Value) -> Text:
             key = m.group("key")
             if key is not None:
                 val = arg.get(key) if isinstance(arg, Mapping) else None
-                out.extend((text_of(val, key) if val is not None else Text((Dyn(key, SourceKind.UNKNOWN),))).parts)
+                out.extend(
+                    (text_of(val, key) if val is not None else Text((Dyn(key, SourceKind.UNKNOWN),))).parts
+                )
             else:
                 val = values[i] if i < len(values) else None
                 i += 1
-                out.extend((text_of(val) if val is not None else Text((Dyn("arg", SourceKind.UNKNOWN),))).parts)
+                out.extend(
+                    (text_of(val) if val is not None else Text((Dyn("arg", SourceKind.UNKNOWN),))).parts
+                )
         out.append(Static(part.text[pos:], part.build))
     return Text(tuple(p for p in out if not (isinstance(p, Static) and not p.text)))
 
@@ -197,7 +213,11 @@ def message_text(msg: Value, default_role: str = "user") -> Text:
     """One chat message (dict, `(role, text)` tuple or LangChain message) as role header + content."""
     if isinstance(msg, Mapping):
         role = msg.get("role")
-        role_s = role.parts[0].text if isinstance(role, Text) and len(role.parts) == 1 and isinstance(role.parts[0], Static) else default_role
+        role_s = (
+            role.parts[0].text
+            if isinstance(role, Text) and len(role.parts) == 1 and isinstance(role.parts[0], Static)
+            else default_role
+        )
         return Text((role_header(role_s),) + _content_text(msg.get("content")).parts)
     if isinstance(msg, Seq) and len(msg.items) == 2 and msg.elem is None:
         role_v, content = msg.items
@@ -219,8 +239,15 @@ def messages_text(messages: Value | None, name: str = "messages") -> Text:
             if len(out) > MAX_TEXT_PARTS:
                 # Text cuts it here anyway: keep only the data flow of the rest, without flattening it.
                 rest = items[i:]
-                out.append(Dyn("truncated", SourceKind.LOCAL, frozenset().union(*(origins_of(v) for v in rest)),
-                               "truncated", frozenset().union(*(varies_of(v) for v in rest))))
+                out.append(
+                    Dyn(
+                        "truncated",
+                        SourceKind.LOCAL,
+                        frozenset().union(*(origins_of(v) for v in rest)),
+                        "truncated",
+                        frozenset().union(*(varies_of(v) for v in rest)),
+                    )
+                )
                 break
             out.extend(message_text(item).parts)
         return Text(tuple(out))

@@ -25,11 +25,15 @@ SMALL_VALUE_TOKENS = 40
 VOLATILE_TOKENS = 12
 FILL_TOKENS = 50  # `.format(**fields)` substitutions into a run-time template (spec: delta 50 tokens)
 
-_LARGE = re.compile(r"(doc|document|text|context|article|content|report|transcript|passage|page|body|file|"
-                    r"source|code|paper|chunk|corpus|email|contract|essay|notes)s?$", re.IGNORECASE)
+_LARGE = re.compile(
+    r"(doc|document|text|context|article|content|report|transcript|passage|page|body|file|"
+    r"source|code|paper|chunk|corpus|email|contract|essay|notes)s?$",
+    re.IGNORECASE,
+)
 _TEMPLATE = re.compile(r"template|instructions?$|prompt_base|base_prompt", re.IGNORECASE)
-_HISTORY = re.compile(r"history|messages|conversation|transcript|scratchpad|trajectory|memory|context_window",
-                      re.IGNORECASE)
+_HISTORY = re.compile(
+    r"history|messages|conversation|transcript|scratchpad|trajectory|memory|context_window", re.IGNORECASE
+)
 
 
 def estimate_tokens(text: str) -> int:

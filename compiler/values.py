@@ -59,8 +59,10 @@ class Text:
     def __post_init__(self) -> None:
         # One part is either a literal of the source or made from a Text already checked here.
         parts = self.parts
-        if len(parts) > 1 and (len(parts) > MAX_TEXT_PARTS
-                               or sum(len(p.text) for p in parts if type(p) is Static) > MAX_TEXT_CHARS):
+        if len(parts) > 1 and (
+            len(parts) > MAX_TEXT_PARTS
+            or sum(len(p.text) for p in parts if type(p) is Static) > MAX_TEXT_CHARS
+        ):
             parts = _cut(parts)
             object.__setattr__(self, "parts", parts)
         dyn = [p for p in parts if type(p) is Dyn]
@@ -78,7 +80,7 @@ def _cut(parts: tuple[Part, ...]) -> tuple[Part, ...]:
             if chars > MAX_TEXT_CHARS:
                 break
         keep.append(p)
-    rest = parts[len(keep):]
+    rest = parts[len(keep) :]
     origins: frozenset[int] = frozenset().union(*(p.origins for p in rest if type(p) is Dyn))
     varies: frozenset[int] = frozenset().union(*(p.varies for p in rest if type(p) is Dyn))
     return (*keep, Dyn("truncated", SourceKind.LOCAL, origins, "truncated", varies))
@@ -119,7 +121,11 @@ class Seq:
             object.__setattr__(self, "items", tuple(_summary(v) for v in self.items))
             object.__setattr__(self, "elem", _summary(self.elem))
             if len(self.items) >= MAX_VALUE_SIZE:  # `xs = xs + xs` doubles even a flat list
-                object.__setattr__(self, "items", (*self.items[:MAX_VALUE_SIZE - 1], _rest(self.items[MAX_VALUE_SIZE - 1:])))
+                object.__setattr__(
+                    self,
+                    "items",
+                    (*self.items[: MAX_VALUE_SIZE - 1], _rest(self.items[MAX_VALUE_SIZE - 1 :])),
+                )
             size = 1 + len(self.items) + _size(self.elem)
         object.__setattr__(self, "size", size)
         values = (*self.items, self.elem)
@@ -139,8 +145,8 @@ class Mapping:
         if size > MAX_VALUE_SIZE:
             object.__setattr__(self, "items", tuple((k, _summary(v)) for k, v in self.items))
             if len(self.items) >= MAX_VALUE_SIZE:  # `d = {**d, **d}` doubles the pairs
-                rest = _rest(tuple(v for _, v in self.items[MAX_VALUE_SIZE - 1:]))
-                object.__setattr__(self, "items", (*self.items[:MAX_VALUE_SIZE - 1], ("...", rest)))
+                rest = _rest(tuple(v for _, v in self.items[MAX_VALUE_SIZE - 1 :]))
+                object.__setattr__(self, "items", (*self.items[: MAX_VALUE_SIZE - 1], ("...", rest)))
             size = 1 + len(self.items)
         object.__setattr__(self, "size", size)
         object.__setattr__(self, "origins", frozenset().union(*(origins_of(v) for _, v in self.items)))
@@ -200,6 +206,7 @@ class Occurrence:
     id: int
     key: Loc  # the call site node it belongs to (re-keyed to a wrapper's call site)
     site: Loc  # where the LLM call really is
+    module: str  # the project module `key` is in ('' = the compiled file)
     function: str
     style: str
     api: str
@@ -241,6 +248,22 @@ def text_of(value: Value, name: str = "value") -> Text:
     return Text((Dyn(name, SourceKind.UNKNOWN),))
 
 
+def texts_in(value: Value) -> Text:
+    """All the text a value holds (a list's items, an object's payload), as one shape; empty if none."""
+    if isinstance(value, Text):
+        return value
+    if isinstance(value, Seq):
+        parts: list[Part] = []
+        for item in value.items:
+            parts.extend(texts_in(item).parts)
+        if value.elem is not None:
+            parts.extend(texts_in(value.elem).parts)
+        return Text(tuple(parts))
+    if isinstance(value, Opaque) and value.payload:
+        return Text(tuple(p for t in value.payload for p in t.parts))
+    return Text(())
+
+
 def origins_of(value: Value | None) -> frozenset[int]:
     if value is None:
         return frozenset()
@@ -274,8 +297,13 @@ def _size(value: object) -> int:
 
 
 def _rest(values: tuple[Value, ...]) -> Value:
-    return Opaque("truncated", SourceKind.LOCAL, frozenset().union(*(origins_of(v) for v in values)), "truncated",
-                  frozenset().union(*(varies_of(v) for v in values)))
+    return Opaque(
+        "truncated",
+        SourceKind.LOCAL,
+        frozenset().union(*(origins_of(v) for v in values)),
+        "truncated",
+        frozenset().union(*(varies_of(v) for v in values)),
+    )
 
 
 def _summary(value: Value | None) -> Value | None:
@@ -288,8 +316,11 @@ def concat(a: Text, b: Text) -> Text:
     return Text(a.parts + b.parts)
 
 
-def tag_build(text: Text, loc: Loc) -> Text:
-    """Mark parts not yet placed by a string-building expression as placed by `loc` (for codemods)."""
+def tag_build(text: Text, loc: Loc | None) -> Text:
+    """Mark parts not yet placed by a string-building expression as placed by `loc` (for codemods).
+    None: the expression is in another file of the project, which the codemods do not rewrite."""
+    if loc is None:
+        return text
     parts = tuple(p if p.build is not None else replace(p, build=loc) for p in text.parts)
     return Text(parts)
 
@@ -324,27 +355,33 @@ def merge_values(a: Value | None, b: Value | None, name: str) -> Value | None:
         for pa, pb in zip(a.parts, b.parts):
             if pa == pb:
                 common.append(pa)
-            elif isinstance(pa, Dyn) and isinstance(pb, Dyn) and pa.ident == pb.ident and pa.fills == pb.fills:
+            elif (
+                isinstance(pa, Dyn) and isinstance(pb, Dyn) and pa.ident == pb.ident and pa.fills == pb.fills
+            ):
                 # The same value reached twice (e.g. two loop iterations): one part, both histories.
                 common.append(replace(pa, origins=pa.origins | pb.origins, varies=pa.varies | pb.varies))
             else:
                 break
         if len(common) == len(a.parts) == len(b.parts):
             return Text(tuple(common))
-        rest_origins = origins_of(Text(a.parts[len(common):])) | origins_of(Text(b.parts[len(common):]))
-        rest_varies = varies_of(Text(a.parts[len(common):])) | varies_of(Text(b.parts[len(common):]))
+        rest_origins = origins_of(Text(a.parts[len(common) :])) | origins_of(Text(b.parts[len(common) :]))
+        rest_varies = varies_of(Text(a.parts[len(common) :])) | varies_of(Text(b.parts[len(common) :]))
         tail = Dyn(name, SourceKind.LOCAL, rest_origins, f"branch:{name}", rest_varies)
         return Text(tuple(common) + (tail,))
     if isinstance(a, Seq) and isinstance(b, Seq):
         return a if len(a.items) >= len(b.items) else b
     if type(a) is type(b) and isinstance(a, Client | Instance | Template | FuncRef | ModuleRef):
         return a
-    return Opaque(name, SourceKind.LOCAL, origins_of(a) | origins_of(b), f"branch:{name}",
-                  varies_of(a) | varies_of(b))
+    return Opaque(
+        name, SourceKind.LOCAL, origins_of(a) | origins_of(b), f"branch:{name}", varies_of(a) | varies_of(b)
+    )
 
 
 def _inert(v: Value) -> bool:
     if isinstance(v, Const):
         return True
-    return isinstance(v, Text) and all(isinstance(p, Static) for p in v.parts) and sum(
-        len(p.text) for p in v.parts if isinstance(p, Static)) < 16
+    return (
+        isinstance(v, Text)
+        and all(isinstance(p, Static) for p in v.parts)
+        and sum(len(p.text) for p in v.parts if isinstance(p, Static)) < 16
+    )

@@ -64,8 +64,10 @@ class SignedEnvelope(BaseModel):
     ts: float = Field(description="Unix time of signing; refused outside max_skew_s")
     nonce: str = Field(min_length=16, max_length=128, description="random, never reused")
     command: RolloutCommand
-    sig: str = Field(pattern=r"^[0-9a-f]{64}$",
-                     description="hex HMAC-SHA256 of canonical JSON of {topic, identity, ts, nonce, command}")
+    sig: str = Field(
+        pattern=r"^[0-9a-f]{64}$",
+        description="hex HMAC-SHA256 of canonical JSON of {topic, identity, ts, nonce, command}",
+    )
 
 
 class CommandRefused(UserError):
@@ -102,17 +104,27 @@ def read_secret(source: IdentityConfig | ClientAuthConfig, owner: str) -> bytes:
         if not stat.S_ISREG(info.st_mode):
             raise ConfigError(owner, "secret_file", f"{path} is not a regular file")
         if info.st_mode & 0o077:
-            raise ConfigError(owner, "secret_file",
-                              f"{path} is readable by others (mode {stat.S_IMODE(info.st_mode):o}); chmod 600 it")
+            raise ConfigError(
+                owner,
+                "secret_file",
+                f"{path} is readable by others (mode {stat.S_IMODE(info.st_mode):o}); chmod 600 it",
+            )
         if info.st_size > MAX_SECRET_BYTES:
-            raise ConfigError(owner, "secret_file", f"{path} is {info.st_size} bytes; a secret is at most "
-                                                    f"{MAX_SECRET_BYTES}")
+            raise ConfigError(
+                owner,
+                "secret_file",
+                f"{path} is {info.st_size} bytes; a secret is at most {MAX_SECRET_BYTES}",
+            )
         secret = path.read_bytes().strip()
     else:
         raise ConfigError(owner, "secret_file", "no secret_file or secret_env given")
     if len(secret) < MIN_SECRET_BYTES:
-        raise ConfigError(owner, "secret", f"the secret is {len(secret)} bytes; use at least {MIN_SECRET_BYTES} "
-                                           "(e.g. `openssl rand -hex 32`)")
+        raise ConfigError(
+            owner,
+            "secret",
+            f"the secret is {len(secret)} bytes; use at least {MIN_SECRET_BYTES} "
+            "(e.g. `openssl rand -hex 32`)",
+        )
     remember([secret.decode("utf-8", "replace")])  # masked in any log line or message that would quote it
     return secret
 
@@ -120,7 +132,9 @@ def read_secret(source: IdentityConfig | ClientAuthConfig, owner: str) -> bytes:
 def canonical(bus_topic: str, identity: str, ts: float, nonce: str, command: dict[str, Any]) -> bytes:
     """The bytes that are signed: one fixed JSON form, so both ends compute the same thing."""
     body = {"topic": bus_topic, "identity": identity, "ts": ts, "nonce": nonce, "command": command}
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode()
+    return json.dumps(
+        body, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+    ).encode()
 
 
 def signature(secret: bytes, message: bytes) -> str:
@@ -169,7 +183,9 @@ class CommandVerifier:
         # nonce memory does not survive one), so it is refused as stale.
         self.started_at = clock()
         self._grants = {
-            i.name: _Grant(read_secret(i, f"[auth.identities] {i.name}"), frozenset(i.actions), tuple(i.targets))
+            i.name: _Grant(
+                read_secret(i, f"[auth.identities] {i.name}"), frozenset(i.actions), tuple(i.targets)
+            )
             for i in auth.identities
         }
         self._nonces: OrderedDict[tuple[str, str], float] = OrderedDict()
@@ -180,8 +196,9 @@ class CommandVerifier:
 
     def verify(self, bus_topic: str, raw: bytes | str, *, retained: bool = False) -> AuthorizedCommand:
         if retained:
-            raise CommandRefused("retained messages are never commands (a retained command would run on every "
-                                 "reconnect)")
+            raise CommandRefused(
+                "retained messages are never commands (a retained command would run on every reconnect)"
+            )
         action = action_of_topic(bus_topic)
         if action is None:
             raise CommandRefused(f"{shown(bus_topic, 80)} is not a command topic")
@@ -190,51 +207,83 @@ class CommandVerifier:
         identity = data.get("identity")
         if not isinstance(identity, str) or set(data) != ENVELOPE_KEYS:
             missing = sorted(ENVELOPE_KEYS - set(data))
-            raise CommandRefused("unsigned or malformed command envelope" + (f" (missing {', '.join(missing)})"
-                                                                            if missing else ""),
-                                 request_id=request_id)
+            raise CommandRefused(
+                "unsigned or malformed command envelope"
+                + (f" (missing {', '.join(missing)})" if missing else ""),
+                request_id=request_id,
+            )
         grant = self._grants.get(identity)
         if grant is None:
             raise CommandRefused(f"unknown identity {shown(identity, 64)!r}", request_id=request_id)
         ts, nonce, command, sig = data["ts"], data["nonce"], data["command"], data["sig"]
-        if (not isinstance(ts, (int, float)) or isinstance(ts, bool) or not math.isfinite(ts)
-                or not isinstance(nonce, str) or not 16 <= len(nonce) <= 128
-                or not isinstance(command, dict) or not isinstance(sig, str)):
-            raise CommandRefused("malformed command envelope (ts, nonce, command or sig)", identity=identity,
-                                 request_id=request_id)
+        if (
+            not isinstance(ts, (int, float))
+            or isinstance(ts, bool)
+            or not math.isfinite(ts)
+            or not isinstance(nonce, str)
+            or not 16 <= len(nonce) <= 128
+            or not isinstance(command, dict)
+            or not isinstance(sig, str)
+        ):
+            raise CommandRefused(
+                "malformed command envelope (ts, nonce, command or sig)",
+                identity=identity,
+                request_id=request_id,
+            )
         try:
             expected = signature(grant.secret, canonical(bus_topic, identity, float(ts), nonce, command))
         except ValueError as exc:  # e.g. NaN somewhere in the command: cannot be canonical
-            raise CommandRefused(f"command cannot be signed canonically: {exc}", identity=identity,
-                                 request_id=request_id) from None
+            raise CommandRefused(
+                f"command cannot be signed canonically: {exc}", identity=identity, request_id=request_id
+            ) from None
         if not hmac.compare_digest(expected, sig):
-            raise CommandRefused(f"bad signature for identity {identity!r} (wrong secret, or the topic or payload "
-                                 "was changed)", identity=identity, request_id=request_id)
+            raise CommandRefused(
+                f"bad signature for identity {identity!r} (wrong secret, or the topic or payload "
+                "was changed)",
+                identity=identity,
+                request_id=request_id,
+            )
         # From here on the identity is proven; what remains is whether this message may act now.
         now = self.clock()
         if abs(now - ts) > self.max_skew_s:
-            raise CommandRefused(f"stale command: signed {now - ts:+.1f} s from now (allowed ±{self.max_skew_s:g} s; "
-                                 "check both clocks)", identity=identity, request_id=request_id)
+            raise CommandRefused(
+                f"stale command: signed {now - ts:+.1f} s from now (allowed ±{self.max_skew_s:g} s; "
+                "check both clocks)",
+                identity=identity,
+                request_id=request_id,
+            )
         if ts < self.started_at - 0.5:
-            raise CommandRefused("stale command: signed before this daemon started (a replay after a restart?)",
-                                 identity=identity, request_id=request_id)
+            raise CommandRefused(
+                "stale command: signed before this daemon started (a replay after a restart?)",
+                identity=identity,
+                request_id=request_id,
+            )
         self._forget_old(now)
         if (identity, nonce) in self._nonces:
-            raise CommandRefused("replayed command (its nonce was already used)", identity=identity,
-                                 request_id=request_id)
+            raise CommandRefused(
+                "replayed command (its nonce was already used)", identity=identity, request_id=request_id
+            )
         try:
             parsed = RolloutCommand.model_validate(command)
         except ValidationError as exc:
             err = exc.errors()[0]
             where = ".".join(str(p) for p in err["loc"]) or "command"
-            raise CommandRefused(f"invalid command: {where}: {err['msg']}", identity=identity,
-                                 request_id=request_id) from None
+            raise CommandRefused(
+                f"invalid command: {where}: {err['msg']}", identity=identity, request_id=request_id
+            ) from None
         if parsed.action != action:
-            raise CommandRefused(f"the topic says {action} but the command says {parsed.action}", identity=identity,
-                                 request_id=request_id)
+            raise CommandRefused(
+                f"the topic says {action} but the command says {parsed.action}",
+                identity=identity,
+                request_id=request_id,
+            )
         if parsed.action not in grant.actions:
-            raise CommandRefused(f"identity {identity!r} may not {parsed.action} (allowed: "
-                                 f"{', '.join(sorted(grant.actions))})", identity=identity, request_id=request_id)
+            raise CommandRefused(
+                f"identity {identity!r} may not {parsed.action} (allowed: "
+                f"{', '.join(sorted(grant.actions))})",
+                identity=identity,
+                request_id=request_id,
+            )
         self._nonces[(identity, nonce)] = float(ts)
         return AuthorizedCommand(parsed, identity=identity, via="mqtt", targets=grant.targets)
 
@@ -284,4 +333,3 @@ def _request_id(data: dict[str, Any]) -> str | None:
     command = data.get("command")
     rid = command.get("request_id") if isinstance(command, dict) else data.get("request_id")
     return rid if isinstance(rid, str) and len(rid) <= 128 and rid.isprintable() else None
-

@@ -31,6 +31,8 @@ from compiler.errors import CompileError
 if TYPE_CHECKING:
     from compiler.api import CompileOptions
     from compiler.model import CompileResult
+    from compiler.project import Project
+    from compiler.tokens import TokenCounter
 
 DEFAULT_COMPILE_TIMEOUT_S = 10.0
 DEFAULT_MAX_FILE_BYTES = 1024 * 1024
@@ -49,13 +51,17 @@ class CompileLimits:
     def __post_init__(self) -> None:
         # NaN and inf are not budgets: a compile could then run forever.
         if not (0 < self.timeout_s < float("inf")):
-            raise ValueError(f"compile timeout must be a finite number of seconds > 0, not {self.timeout_s!r}")
+            raise ValueError(
+                f"compile timeout must be a finite number of seconds > 0, not {self.timeout_s!r}"
+            )
         if self.max_file_bytes <= 0:
             raise ValueError(f"max file bytes must be > 0, not {self.max_file_bytes!r}")
 
 
-_CHILD = ("import json, sys; sys.path[:0] = json.loads(sys.argv[1]); "
-          "from daemon.compile_worker import child_main; child_main(int(sys.argv[2]))")
+_CHILD = (
+    "import json, sys; sys.path[:0] = json.loads(sys.argv[1]); "
+    "from daemon.compile_worker import child_main; child_main(int(sys.argv[2]))"
+)
 
 
 def child_main(fd: int) -> None:
@@ -71,12 +77,13 @@ def _serve(conn: Connection) -> None:
     conn.send(("ready", None))
     while True:
         try:
-            path, data, options = conn.recv()
+            path, data, options, token_counter, project = conn.recv()
         except (EOFError, OSError):
             return  # the parent went away
         try:
             source = decode_source(data, path)
-            outcome: tuple[str, Any] = ("ok", compile_source(source, path, options=options))
+            result = compile_source(source, path, token_counter, options=options, project=project)
+            outcome: tuple[str, Any] = ("ok", result)
         except CompileError as exc:
             outcome = ("compile_error", (exc.path, exc.line, exc.col, exc.message))
         except RecursionError:
@@ -102,20 +109,32 @@ class CompileWorker:
         self._lock = asyncio.Lock()
         self.restarts = 0  # children killed mid-compile (over budget, cancelled, died): for tests and logs
 
-    async def compile(self, path: Path, data: bytes, options: CompileOptions | None = None) -> CompileResult:
-        """The result, or CompileError (unreadable source) or CompileTooComplex (cap, budget, crash)."""
+    async def compile(
+        self,
+        path: Path,
+        data: bytes,
+        options: CompileOptions | None = None,
+        token_counter: TokenCounter | None = None,
+        project: Project | None = None,
+    ) -> CompileResult:
+        """The result, or CompileError (unreadable source) or CompileTooComplex (cap, budget, crash).
+
+        `token_counter` goes to the child pickled (a server's tokenizer: `daemon.tokenize`), so a
+        compile that counts through a server is under the same budget as one that estimates.
+        """
         if len(data) > self.limits.max_file_bytes:
             raise CompileTooComplex(size_reason(len(data), self.limits.max_file_bytes))
         async with self._lock:
             conn = await self._started()
             done = False
             try:
-                conn.send((str(path), data, options))
+                conn.send((str(path), data, options, token_counter, project))
                 try:
                     await self._readable(conn, self.limits.timeout_s)
                 except TimeoutError:
                     raise CompileTooComplex(
-                        f"compiling took longer than {self.limits.timeout_s:g} s (watch.compile_timeout_s)") from None
+                        f"compiling took longer than {self.limits.timeout_s:g} s (watch.compile_timeout_s)"
+                    ) from None
                 kind, payload = conn.recv()
                 done = True
             except (EOFError, OSError):
@@ -141,7 +160,10 @@ class CompileWorker:
         try:
             proc = subprocess.Popen(
                 [sys.executable, "-c", _CHILD, json.dumps(sys.path), str(theirs.fileno())],
-                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, close_fds=True)
+                pass_fds=(theirs.fileno(),),
+                stdin=subprocess.DEVNULL,
+                close_fds=True,
+            )
         except OSError as exc:
             mine.close()
             raise CompileTooComplex(f"the compile worker did not start: {exc}") from None

@@ -56,7 +56,9 @@ def check_http_url(value: str) -> str:
         raise ValueError(f"{shown(repr(value), 80)} contains whitespace or a control character ({bad!r})")
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{shown(repr(value), 80)} is not an http(s) URL with a host (e.g. http://127.0.0.1:8000)")
+        raise ValueError(
+            f"{shown(repr(value), 80)} is not an http(s) URL with a host (e.g. http://127.0.0.1:8000)"
+        )
     try:
         parts.port  # noqa: B018 - raises on a malformed port
     except ValueError as exc:
@@ -159,6 +161,8 @@ class WatchConfig(_Strict):
     paths: list[str] = []
     # Extra function-name patterns (fnmatch) the compiler treats as LLM calls, e.g. "ask_*".
     llm_call_patterns: list[str] = []
+    # Users' own framework adapters, `package.module:Class` (compiler/adapters/base.py says what one is).
+    adapters: list[str] = []
     debounce_ms: int = Field(default=150, ge=0)
     # A file whose compile runs longer than this, or that is larger than max_file_bytes, is reported
     # "too complex" and keeps its last good result (the compile runs in a process that is killed).
@@ -479,7 +483,9 @@ def read_config_file(path: Path) -> str | None:
         if not stat.S_ISREG(info.st_mode):
             raise ConfigError(str(path), "", "is not a regular file (a directory, device, FIFO or socket)")
         if info.st_size > MAX_CONFIG_BYTES:
-            raise ConfigError(str(path), "", f"is {info.st_size} bytes (max {MAX_CONFIG_BYTES}); not a config file?")
+            raise ConfigError(
+                str(path), "", f"is {info.st_size} bytes (max {MAX_CONFIG_BYTES}); not a config file?"
+            )
         chunks, size = [], 0
         while size <= MAX_CONFIG_BYTES:
             chunk = os.read(fd, MAX_CONFIG_BYTES + 1 - size)

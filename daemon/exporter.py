@@ -19,35 +19,64 @@ from wsgiref.simple_server import WSGIServer
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 SCRAPE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+STALL_BUCKETS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 
 
 class DaemonMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
-        self.scrape_duration = Histogram("charter_scrape_duration_seconds", "Time to fetch and parse a target's /metrics",
-                                         ["target"], buckets=SCRAPE_BUCKETS, registry=r)
-        self.scrape_errors = Counter("charter_scrape_errors", "Failed scrapes by target and reason",
-                                     ["target", "reason"], registry=r)
-        self.polls_missed = Counter("charter_polls_missed", "Poll slots skipped because a poll overran",
-                                    ["target"], registry=r)
-        self.target_state = Gauge("charter_target_state", "1 for the target's current state (UP/STALE/DOWN)",
-                                  ["target", "state"], registry=r)
-        self.samples_stored = Counter("charter_samples_stored", "Normalized samples written to the store",
-                                      registry=r)
-        self.store_write_errors = Counter("charter_store_write_errors", "Batch writes that failed and were retried",
-                                          registry=r)
-        self.bottlenecks_active = Gauge("charter_bottlenecks_active", "Open bottlenecks by kind and severity",
-                                        ["kind", "severity"], registry=r)
-        self.recommendations_pending = Gauge("charter_recommendations_pending", "Open recommendations",
-                                             registry=r)
+        self.scrape_duration = Histogram(
+            "charter_scrape_duration_seconds",
+            "Time to fetch and parse a target's /metrics",
+            ["target"],
+            buckets=SCRAPE_BUCKETS,
+            registry=r,
+        )
+        self.scrape_errors = Counter(
+            "charter_scrape_errors", "Failed scrapes by target and reason", ["target", "reason"], registry=r
+        )
+        self.polls_missed = Counter(
+            "charter_polls_missed", "Poll slots skipped because a poll overran", ["target"], registry=r
+        )
+        self.target_state = Gauge(
+            "charter_target_state",
+            "1 for the target's current state (UP/STALE/DOWN)",
+            ["target", "state"],
+            registry=r,
+        )
+        self.samples_stored = Counter(
+            "charter_samples_stored", "Normalized samples written to the store", registry=r
+        )
+        self.store_write_errors = Counter(
+            "charter_store_write_errors", "Batch writes that failed and were retried", registry=r
+        )
+        self.bottlenecks_active = Gauge(
+            "charter_bottlenecks_active",
+            "Open bottlenecks by kind and severity",
+            ["kind", "severity"],
+            registry=r,
+        )
+        self.recommendations_pending = Gauge(
+            "charter_recommendations_pending", "Open recommendations", registry=r
+        )
         self.rollouts = Gauge("charter_rollouts", "Rollouts by state", ["state"], registry=r)
-        self.slo_compliance = Gauge("charter_slo_compliance",
-                                    "Share of the window's samples meeting every SLO (absent: no traffic)",
-                                    ["target", "window"], registry=r)
-        self.loop_crashes = Counter("charter_daemon_loop_crashes", "Daemon loops that raised and were restarted",
-                                    ["loop"], registry=r)
+        self.slo_compliance = Gauge(
+            "charter_slo_compliance",
+            "Share of the window's samples meeting every SLO (absent: no traffic)",
+            ["target", "window"],
+            registry=r,
+        )
+        self.loop_crashes = Counter(
+            "charter_daemon_loop_crashes", "Daemon loops that raised and were restarted", ["loop"], registry=r
+        )
         self.degraded = Gauge("charter_daemon_degraded", "1 while a daemon loop keeps crashing", registry=r)
+        self.loop_stalls = Histogram(
+            "charter_daemon_loop_stall_seconds",
+            "Times the daemon's event loop was held past the stall threshold, by length",
+            buckets=STALL_BUCKETS,
+            registry=r,
+        )
         self._lock = threading.Lock()
 
     # --- called by the poller -------------------------------------------------------------

@@ -37,8 +37,9 @@ class _Stale(Exception):
 class MetricsFetcher:
     """GET one URL again and again over one persistent connection (never used concurrently)."""
 
-    def __init__(self, url: str, *, ssl_context: ssl.SSLContext | None = None,
-                 user_agent: str = "charter-tui") -> None:
+    def __init__(
+        self, url: str, *, ssl_context: ssl.SSLContext | None = None, user_agent: str = "charter-tui"
+    ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an http(s) URL: {url!r}")
@@ -51,9 +52,11 @@ class MetricsFetcher:
         if parts.query:
             path += "?" + parts.query
         host_header = parts.netloc.rsplit("@", 1)[-1]
-        self._request = (f"GET {path} HTTP/1.1\r\nHost: {host_header}\r\nUser-Agent: {user_agent}\r\n"
-                         "Accept: text/plain;version=0.0.4\r\nAccept-Encoding: identity\r\n"
-                         "Connection: keep-alive\r\n\r\n").encode("latin-1")
+        self._request = (
+            f"GET {path} HTTP/1.1\r\nHost: {host_header}\r\nUser-Agent: {user_agent}\r\n"
+            "Accept: text/plain;version=0.0.4\r\nAccept-Encoding: identity\r\n"
+            "Connection: keep-alive\r\n\r\n"
+        ).encode("latin-1")
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
 
@@ -78,8 +81,10 @@ class MetricsFetcher:
             raise FetchError("refused", f"connection refused ({self.url})") from None
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError, _Stale) as exc:
             await self.close()
-            raise FetchError("connect" if isinstance(exc, OSError) else "error",
-                             f"{type(exc).__name__} from {self.url}: {exc}") from None
+            raise FetchError(
+                "connect" if isinstance(exc, OSError) else "error",
+                f"{type(exc).__name__} from {self.url}: {exc}",
+            ) from None
 
     async def _exchange(self, max_bytes: int, reused: bool) -> tuple[int, bytes]:
         if self._writer is None:
@@ -87,7 +92,12 @@ class MetricsFetcher:
             if self.tls:
                 ctx = self.ssl_context or ssl.create_default_context()
             self._reader, self._writer = await asyncio.open_connection(
-                self.host, self.port, ssl=ctx, server_hostname=self.host if self.tls else None, limit=HEADER_LIMIT)
+                self.host,
+                self.port,
+                ssl=ctx,
+                server_hostname=self.host if self.tls else None,
+                limit=HEADER_LIMIT,
+            )
         reader, writer = self._reader, self._writer
         assert reader is not None
         writer.write(self._request)
@@ -99,7 +109,9 @@ class MetricsFetcher:
                 raise _Stale() from None
             raise
         except asyncio.LimitOverrunError:
-            raise FetchError("error", f"response headers from {self.url} exceed {HEADER_LIMIT} bytes") from None
+            raise FetchError(
+                "error", f"response headers from {self.url} exceed {HEADER_LIMIT} bytes"
+            ) from None
         status, headers, version = _parse_head(head)
         keep = _keep_alive(version, headers)
         encoding = headers.get("transfer-encoding", "").lower()
@@ -111,7 +123,9 @@ class MetricsFetcher:
             except ValueError:
                 raise FetchError("error", f"bad Content-Length {headers['content-length']!r}") from None
             if length > max_bytes:
-                raise FetchError("too_large", f"response declares {length} bytes, over the {max_bytes}-byte cap")
+                raise FetchError(
+                    "too_large", f"response declares {length} bytes, over the {max_bytes}-byte cap"
+                )
             body = await reader.readexactly(length)
         else:
             body = await _read_to_eof(reader, max_bytes)

@@ -29,7 +29,9 @@ from daemon.fetch import FetchError
 from daemon.text import clean, clean_json
 
 
-async def fetch_capped(client: httpx.AsyncClient, url: str, timeout_s: float, max_bytes: int) -> tuple[int, bytes]:
+async def fetch_capped(
+    client: httpx.AsyncClient, url: str, timeout_s: float, max_bytes: int
+) -> tuple[int, bytes]:
     """GET `url`, streaming, and stop reading past `max_bytes`; the whole exchange is bounded by
     `timeout_s` (httpx's own timeouts are per read, so a server trickling bytes would evade them)."""
     try:
@@ -37,7 +39,9 @@ async def fetch_capped(client: httpx.AsyncClient, url: str, timeout_s: float, ma
             async with client.stream("GET", url, timeout=timeout_s) as resp:
                 declared = resp.headers.get("content-length")
                 if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-                    raise FetchError("too_large", f"response declares {int(declared)} bytes, over the {max_bytes}-byte cap")
+                    raise FetchError(
+                        "too_large", f"response declares {int(declared)} bytes, over the {max_bytes}-byte cap"
+                    )
                 chunks: list[bytes] = []
                 size = 0
                 async for chunk in resp.aiter_raw():
@@ -96,14 +100,20 @@ class HealthView(BaseModel):
         return "ok" if not failed else "failing: " + ", ".join(failed)
 
 
-async def _get(client: httpx.AsyncClient, base: str, path: str, timeout_s: float, max_bytes: int) -> tuple[Check, Any]:
+async def _get(
+    client: httpx.AsyncClient, base: str, path: str, timeout_s: float, max_bytes: int
+) -> tuple[Check, Any]:
     started = time.perf_counter()
     try:
         status, body = await fetch_capped(client, base + path, timeout_s, max_bytes)
     except FetchError as exc:
         return Check(path=path, ok=False, detail=str(exc)), None
-    check = Check(path=path, ok=200 <= status < 300, status=status,
-                  latency_ms=round((time.perf_counter() - started) * 1000, 2))
+    check = Check(
+        path=path,
+        ok=200 <= status < 300,
+        status=status,
+        latency_ms=round((time.perf_counter() - started) * 1000, 2),
+    )
     payload: Any = None
     if body:
         try:
@@ -122,8 +132,12 @@ def _openai_models(payload: Any) -> list[str]:
     return []
 
 
-async def check_health(client: httpx.AsyncClient, target: TargetConfig, engine: str, max_bytes: int = 1 << 20,
-                       ) -> HealthView:
+async def check_health(
+    client: httpx.AsyncClient,
+    target: TargetConfig,
+    engine: str,
+    max_bytes: int = 1 << 20,
+) -> HealthView:
     """Run the engine's health/readiness requests concurrently; never raises for a sick server."""
     view = HealthView()
     base, timeout = target.url, target.timeout_s

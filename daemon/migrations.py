@@ -35,7 +35,14 @@ def _v1_to_v2(op: Operations) -> None:
 def _v2_to_v3(op: Operations) -> None:
     # Schema 3: window means (engines without histogram buckets) and TRT-LLM's paused requests.
     with op.batch_alter_table("metric_sample") as batch:
-        for name in ("ttft_mean_s", "itl_mean_s", "e2e_mean_s", "queue_mean_s", "compute_mean_s", "paused_requests"):
+        for name in (
+            "ttft_mean_s",
+            "itl_mean_s",
+            "e2e_mean_s",
+            "queue_mean_s",
+            "compute_mean_s",
+            "paused_requests",
+        ):
             batch.add_column(sa.Column(name, sa.Float(), nullable=True))
 
 

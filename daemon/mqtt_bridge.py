@@ -29,6 +29,7 @@ from daemon.config import MqttConfig
 from daemon.errors import shown
 from daemon.mqtt_session import keep_connected, to_bus_topic, to_mqtt_topic
 from daemon.redaction import redact_data
+from daemon.supervisor import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -74,21 +75,29 @@ class MqttBridge:
         # (up to the subscription's bound) and go out on reconnect.
         outbox = self.bus.subscribe(f"{TOPIC_VERSION}/#", maxsize=5000)
         try:
-            await keep_connected(self.config, self.client_id, f"{self.config.topic_prefix}/{COMMAND_KIND}/#", 1,
-                                 lambda client: self._session(client, outbox), stop, self.connected)
+            await keep_connected(
+                self.config,
+                self.client_id,
+                f"{self.config.topic_prefix}/{COMMAND_KIND}/#",
+                1,
+                lambda client: self._session(client, outbox),
+                stop,
+                self.connected,
+            )
         finally:
             self.bus.unsubscribe(outbox)
 
     async def _session(self, client: aiomqtt.Client, outbox: Any) -> None:
-        tasks = [asyncio.create_task(self._forward_out(client, outbox)), asyncio.create_task(self._forward_in(client))]
+        tasks = [
+            asyncio.create_task(self._forward_out(client, outbox)),
+            asyncio.create_task(self._forward_in(client)),
+        ]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 task.result()  # the connection's error, if that is why it ended
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await cancel_and_wait(tasks)
 
     async def _forward_out(self, client: aiomqtt.Client, outbox: Any) -> None:
         while True:
@@ -104,8 +113,9 @@ class MqttBridge:
             raw = message.payload if isinstance(message.payload, (bytes, str)) else b""
             try:
                 if self.verifier is None:
-                    raise CommandRefused("this daemon has no [auth] identities configured, so it takes no "
-                                         "commands over MQTT")
+                    raise CommandRefused(
+                        "this daemon has no [auth] identities configured, so it takes no commands over MQTT"
+                    )
                 authorized = self.verifier.verify(bus_topic, raw, retained=bool(message.retain))
             except CommandRefused as refused:
                 self.refused += 1
@@ -119,8 +129,10 @@ class MqttBridge:
         now = time.monotonic()
         if now - self._refusal_window_start >= 60.0:
             if self._refusals_unreported:
-                log.warning("MQTT: %d more refused command(s) in the last minute were not audited one by one",
-                            self._refusals_unreported)
+                log.warning(
+                    "MQTT: %d more refused command(s) in the last minute were not audited one by one",
+                    self._refusals_unreported,
+                )
             self._refusal_window_start, self._refusals_in_window, self._refusals_unreported = now, 0, 0
         self._refusals_in_window += 1
         if self._refusals_in_window > MAX_AUDITED_REFUSALS_PER_MIN:

@@ -23,6 +23,7 @@ from daemon.bus import TOPIC_VERSION
 from daemon.config import MqttConfig
 from daemon.errors import ConfigError
 from daemon.redaction import remember
+from daemon.supervisor import until_stopped
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,7 @@ async def keep_connected(
                 connected.set()
                 delay = RETRY_FIRST_S
                 log.info("MQTT %s connected to %s:%s", client_id, config.host, config.port)
-                await _until_stopped(session(client), stop)
+                await until_stopped(session(client), stop)
         except aiomqtt.MqttError as exc:
             log.warning("MQTT %s:%s: %s; retrying in %.1f s", config.host, config.port, exc, delay)
         finally:
@@ -112,17 +113,3 @@ async def keep_connected(
         except TimeoutError:
             pass
         delay = min(delay * 2, RETRY_MAX_S)
-
-
-async def _until_stopped(session: Awaitable[None], stop: asyncio.Event) -> None:
-    """Run `session` until it ends or `stop` is set, whichever is first (its errors propagate)."""
-    work = asyncio.ensure_future(session)
-    stopped = asyncio.ensure_future(stop.wait())
-    try:
-        await asyncio.wait({work, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        if work.done():
-            work.result()
-    finally:
-        for task in (work, stopped):
-            task.cancel()
-        await asyncio.gather(work, stopped, return_exceptions=True)

@@ -41,7 +41,9 @@ def _open_recommendations(store: Store) -> list[Recommendation]:
 
 
 class PerformancePipeline:
-    def __init__(self, config: Config, store: AsyncStore, *, bus: Any | None = None, metrics: Any | None = None) -> None:
+    def __init__(
+        self, config: Config, store: AsyncStore, *, bus: Any | None = None, metrics: Any | None = None
+    ) -> None:
         self.config = config
         self.store = store
         self.bus = bus
@@ -79,7 +81,9 @@ class PerformancePipeline:
     def on_status(self, status: Any) -> None:
         self._publish("instance", status.name, status.instance_row().model_dump(mode="json"))
 
-    async def on_compile(self, result: dict[str, Any], targets: list[str] | None = None) -> list[RecommendationSpec]:
+    async def on_compile(
+        self, result: dict[str, Any], targets: list[str] | None = None
+    ) -> list[RecommendationSpec]:
         """Recommendations from one compile's cache plan, for the given targets (default: all)."""
         specs: list[RecommendationSpec] = []
         for name in targets or list(self.targets):
@@ -92,13 +96,20 @@ class PerformancePipeline:
     # --- queries ----------------------------------------------------------------------------
     def context(self, name: str) -> Context | None:
         status = self._poller.status.get(name) if self._poller is not None else None
-        engine = (status.engine if status is not None else None) or getattr(self.targets.get(name), "engine", None)
+        engine = (status.engine if status is not None else None) or getattr(
+            self.targets.get(name), "engine", None
+        )
         if engine in (None, "auto"):
             return None  # engine unknown until the first good poll
         info = status.info if status is not None else {}
         latest = self._latest.get(name)
-        return Context(instance=name, engine=engine, settings=read_settings(self.targets.get(name), engine, info),
-                       bottlenecks=self.analyzer.active(name), sample=latest.sample if latest else None)
+        return Context(
+            instance=name,
+            engine=engine,
+            settings=read_settings(self.targets.get(name), engine, info),
+            bottlenecks=self.analyzer.active(name),
+            sample=latest.sample if latest else None,
+        )
 
     def slo_report(self, name: str, now: float) -> dict[str, SloWindow]:
         return self.slo.report(name, now)

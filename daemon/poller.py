@@ -9,7 +9,9 @@ Entry point for the daemon service:
 `on_sample(target_name, WindowResult)` is called (sync or async) for every successful poll, after
 the sample has been queued for storage; `on_status(TargetStatus)` whenever a target changes state.
 
-Guarantees, each with a test in tests/daemon/test_poller_faults.py:
+This module is the scheduler and each target's state; a failing target's next poll is decided in
+`daemon/poll_breaker.py` and storage is `daemon/poll_writer.py`. Guarantees, each with a test in
+tests/daemon/test_poller_faults.py:
 - one task per target, each poll awaited before the next is scheduled: polls of a target never
   overlap; a slow target only delays itself (slots it overran are counted as missed, not queued);
 - the whole fetch (`daemon.fetch`, one kept-alive connection per target) is under
@@ -21,11 +23,13 @@ Guarantees, each with a test in tests/daemon/test_poller_faults.py:
   schedule (benchmarks/results/poll_hostile.md);
 - health/readiness checks (`daemon.health`, httpx) run beside the polls, never delaying them;
 - failures back off exponentially with jitter (capped), and after `BREAKER_THRESHOLD` consecutive
-  failures a circuit breaker opens for `BREAKER_COOLDOWN_S`, then lets one trial poll through;
+  failures a circuit breaker opens for `BREAKER_COOLDOWN_S`, then lets one trial poll through
+  (`poll_breaker.Breaker`, `backoff_delay`);
 - a target is UP after a good poll, STALE when polls fail after it was seen, DOWN when it refuses
   connections, was never seen, or its breaker is open — always with the reason;
-- samples are written in batches by one writer task through `AsyncStore`; a failed write is kept
-  and retried, and `run()` flushes everything queued before it returns: no sample is dropped.
+- samples are written in batches by one writer task through `AsyncStore` (`poll_writer.SampleWriter`);
+  a failed write is kept and retried, and `run()` flushes everything queued before it returns: no
+  sample is dropped.
 """
 
 from __future__ import annotations
@@ -44,7 +48,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import sqlalchemy as sa
 
 from daemon import prom
 from daemon.collectors import COLLECTORS, detect_engine, read, wanted_names
@@ -52,21 +55,18 @@ from daemon.collectors.window import CounterWindow, WindowResult
 from daemon.config import Config, TargetConfig
 from daemon.fetch import FetchError, MetricsFetcher
 from daemon.health import HealthView, check_health
-from daemon.models import Instance, InstanceState, MetricSample
+from daemon.models import Instance, InstanceState
+from daemon.poll_breaker import BREAKER_COOLDOWN_S, BREAKER_THRESHOLD, Breaker
+from daemon.poll_writer import SampleWriter
 from daemon.redaction import redact_text, redact_url
-from daemon.store import AsyncStore, Store
+from daemon.store import AsyncStore
 from daemon.text import clean
+from daemon.supervisor import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
-BREAKER_THRESHOLD = 5  # consecutive failures that open the circuit
-BREAKER_COOLDOWN_S = 30.0
-MAX_BACKOFF_S = 30.0
 HEALTH_EVERY_S = 60.0  # while the target answers /metrics (that alone proves liveness)
 HEALTH_EVERY_FAILING_S = 15.0  # while it does not: the health view is what explains why
-WRITE_BATCH = 500
-WRITE_EVERY_S = 1.0
-INSTANCE_REFRESH_S = 30.0  # last_seen is rewritten at most this often when nothing else changed
 REASON_CHARS = 512  # a state reason is one line on a screen, not a response body
 
 
@@ -80,7 +80,7 @@ class TargetStatus:
     last_seen: float | None = None  # wall clock of the last good poll
     last_attempt: float | None = None
     last_duration_s: float | None = None
-    consecutive_failures: int = 0
+    consecutive_failures: int = 0  # the breaker's state (daemon/poll_breaker.py)
     breaker_open_until: float | None = None  # loop time
     polls: int = 0
     failures: int = 0
@@ -93,17 +93,28 @@ class TargetStatus:
         info = dict(self.info)
         if self.health is not None:
             info["health"] = self.health.model_dump(mode="json")
-        return Instance(name=self.name, url=redact_url(self.url), engine=self.engine or "auto",
-                        model=(info.get("models") or [None])[0], state=self.state,
-                        state_reason=redact_text(self.reason) if self.reason else None,
-                        last_seen=self.last_seen, info=info)
+        return Instance(
+            name=self.name,
+            url=redact_url(self.url),
+            engine=self.engine or "auto",
+            model=(info.get("models") or [None])[0],
+            state=self.state,
+            state_reason=redact_text(self.reason) if self.reason else None,
+            last_seen=self.last_seen,
+            info=info,
+        )
 
 
 def _refusal(exc: prom.ExpositionError) -> str:
     """A cap's refusal, naming the setting that decides it (so the user knows what to raise)."""
     text = str(exc)
-    setting = ("daemon.max_exposition_lines" if "line cap" in text else
-               "daemon.max_response_bytes" if "byte cap" in text else "the target's timeout_s")
+    setting = (
+        "daemon.max_exposition_lines"
+        if "line cap" in text
+        else "daemon.max_response_bytes"
+        if "byte cap" in text
+        else "the target's timeout_s"
+    )
     return f"{text} ({setting})"
 
 
@@ -113,46 +124,22 @@ class PollError(Exception):
         super().__init__(message)
 
 
-def backoff_delay(interval_s: float, failures: int, rng: random.Random, cap_s: float = MAX_BACKOFF_S) -> float:
-    """Exponential backoff with "equal jitter": half the delay fixed, half random, so many targets
-    that failed together (a shared switch rebooting) do not retry in lockstep."""
-    delay: float = min(cap_s, interval_s * 2 ** max(failures - 1, 0))
-    return delay / 2 + rng.uniform(0, delay / 2)
-
-
-
-
-_SAMPLE_TABLE: sa.Table = MetricSample.__table__  # type: ignore[attr-defined]  # set by SQLAlchemy, undeclared in sqlmodel
-_SAMPLE_COLUMNS = tuple(c.name for c in _SAMPLE_TABLE.columns if c.name != "id")
-
-
-def _write_batch(store: Store, samples: list[MetricSample], instances: list[Instance]) -> None:
-    """One transaction: the samples and the instance rows land together or not at all.
-
-    Samples go in as one executemany INSERT rather than through the ORM unit of work: at 100
-    targets per second the ORM's per-object bookkeeping was a large share of the daemon's CPU.
-    """
-    with store.session() as s:
-        if samples:
-            s.execute(sa.insert(_SAMPLE_TABLE),
-                      [{c: getattr(m, c) for c in _SAMPLE_COLUMNS} for m in samples])
-        for row in instances:
-            s.merge(row)
-        s.commit()
-
-
 class Poller:
-    def __init__(self, config: Config, store: AsyncStore | None, *,
-                 on_sample: Callable[[str, WindowResult], Any] | None = None,
-                 on_status: Callable[[TargetStatus], Any] | None = None,
-                 metrics: Any | None = None,
-                 client: httpx.AsyncClient | None = None,
-                 rng: random.Random | None = None,
-                 breaker_threshold: int = BREAKER_THRESHOLD,
-                 breaker_cooldown_s: float = BREAKER_COOLDOWN_S) -> None:
+    def __init__(
+        self,
+        config: Config,
+        store: AsyncStore | None,
+        *,
+        on_sample: Callable[[str, WindowResult], Any] | None = None,
+        on_status: Callable[[TargetStatus], Any] | None = None,
+        metrics: Any | None = None,
+        client: httpx.AsyncClient | None = None,
+        rng: random.Random | None = None,
+        breaker_threshold: int = BREAKER_THRESHOLD,
+        breaker_cooldown_s: float = BREAKER_COOLDOWN_S,
+    ) -> None:
         self.config = config
-        self.breaker_threshold = breaker_threshold
-        self.breaker_cooldown_s = breaker_cooldown_s
+        self.breaker = Breaker(breaker_threshold, breaker_cooldown_s)
         self.store = store
         self.on_sample = on_sample
         self.on_status = on_status
@@ -165,18 +152,24 @@ class Poller:
         self.max_bytes = config.daemon.max_response_bytes
         self.max_lines = config.daemon.max_exposition_lines
         self.targets: dict[str, TargetConfig] = {t.name: t for t in config.targets}
-        self.status: dict[str, TargetStatus] = {t.name: TargetStatus(name=t.name, url=t.url,
-                                                                    engine=None if t.engine == "auto" else t.engine)
-                                                for t in config.targets}
-        self.windows: dict[str, CounterWindow] = {t.name: CounterWindow(t.name, config.thresholds.window_s)
-                                                  for t in config.targets}
-        self._pending_samples: list[MetricSample] = []
-        self._dirty_instances: dict[str, Instance] = {}
-        self._instance_written_at: dict[str, float] = {}
-        self._wake_writer = asyncio.Event()
-        self.samples_written = 0
+        self.status: dict[str, TargetStatus] = {
+            t.name: TargetStatus(name=t.name, url=t.url, engine=None if t.engine == "auto" else t.engine)
+            for t in config.targets
+        }
+        self.windows: dict[str, CounterWindow] = {
+            t.name: CounterWindow(t.name, config.thresholds.window_s) for t in config.targets
+        }
+        self.writer = SampleWriter(store, metrics)
         self._next_health: dict[str, float] = {}
         self._health_tasks: dict[str, asyncio.Task[None]] = {}
+
+    @property
+    def samples_written(self) -> int:
+        return self.writer.samples_written
+
+    async def flush(self) -> None:
+        """Write everything queued (`SampleWriter.flush`)."""
+        await self.writer.flush()
 
     # --- lifecycle ----------------------------------------------------------------------------
     def client_for(self, name: str) -> httpx.AsyncClient:
@@ -219,20 +212,20 @@ class Poller:
         # collect first keeps today's garbage out of the frozen set.
         gc.collect()
         gc.freeze()
-        writer = asyncio.create_task(self._writer_loop(stop), name="charter:poll-writer")
-        tasks = [asyncio.create_task(self._target_loop(t, stop), name=f"charter:poll:{t.name}")
-                 for t in self.targets.values()]
+        writer = asyncio.create_task(self.writer.run(stop), name="charter:poll-writer")
+        tasks = [
+            asyncio.create_task(self._target_loop(t, stop), name=f"charter:poll:{t.name}")
+            for t in self.targets.values()
+        ]
         try:
             await stop.wait()
         finally:
             tasks += [t for t in self._health_tasks.values() if not t.done()]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            self._wake_writer.set()
+            await cancel_and_wait(tasks)
+            self.writer.wake()
             with contextlib.suppress(asyncio.CancelledError):
                 await writer
-            await self.flush()
+            await self.writer.flush()
             await self.aclose()
 
     # --- one target ---------------------------------------------------------------------------
@@ -253,8 +246,9 @@ class Poller:
             started = loop.time()
             lateness = started - next_due
             status.max_lateness_s = max(status.max_lateness_s, lateness)
-            if status.breaker_open_until is not None and started < status.breaker_open_until:
-                next_due = status.breaker_open_until
+            open_until = self.breaker.open_until(status, started)
+            if open_until is not None:
+                next_due = open_until
                 continue
             ok = await self.poll_target(target)
             self._spawn_health_check(target)
@@ -268,16 +262,14 @@ class Poller:
                         self.metrics.polls_missed.labels(target.name).inc(skipped)
                     next_due += skipped * interval
             else:
-                if status.consecutive_failures >= self.breaker_threshold:
-                    # Open: no request at all until the cooldown ends, then one trial poll
-                    # (half-open); its failure re-opens at once since the count stays high.
-                    status.breaker_open_until = now + self.breaker_cooldown_s
-                    self._set_state(status, InstanceState.DOWN,
-                                    f"circuit open for {self.breaker_cooldown_s:g}s after {status.consecutive_failures} "
-                                    f"consecutive failures; last: {status.reason}")
-                    next_due = status.breaker_open_until
-                else:
-                    next_due = now + backoff_delay(interval, status.consecutive_failures, self.rng)
+                next_due, opened = self.breaker.retry_at(status, now, interval, self.rng)
+                if opened:
+                    self._set_state(
+                        status,
+                        InstanceState.DOWN,
+                        f"circuit open for {self.breaker.cooldown_s:g}s after {status.consecutive_failures} "
+                        f"consecutive failures; last: {status.reason}",
+                    )
 
     async def poll_target(self, target: TargetConfig) -> bool:
         """Fetch, parse and window one target's metrics; record the outcome. Never raises for the
@@ -292,12 +284,14 @@ class Poller:
                 raise
             except Exception as exc:  # a collector bug costs this target one poll, never its loop
                 log.exception("reading %s failed unexpectedly", target.name)
-                raise PollError("internal", f"internal error reading the metrics: {type(exc).__name__}: {exc}") from exc
+                raise PollError(
+                    "internal", f"internal error reading the metrics: {type(exc).__name__}: {exc}"
+                ) from exc
         except PollError as exc:
             duration = time.perf_counter() - started
             status.last_duration_s = duration
             status.failures += 1
-            status.consecutive_failures += 1
+            self.breaker.failed(status)
             if self.metrics:
                 self.metrics.observe_scrape(target.name, duration, exc.kind)
             if exc.kind == "refused" or status.last_seen is None:
@@ -309,21 +303,18 @@ class Poller:
         duration = time.perf_counter() - started
         status.last_duration_s = duration
         status.polls += 1
-        status.consecutive_failures = 0
-        status.breaker_open_until = None
+        self.breaker.succeeded(status)
         status.last_seen = result.sample.ts
         if self.metrics:
             self.metrics.observe_scrape(target.name, duration)
-        self._pending_samples.append(result.sample)
+        self.writer.add_sample(result.sample)
         status.info["latest_extras"] = result.extras
         changed = status.state != InstanceState.UP
         # UP (it answered), but a sample with rejected values says so: "UP" alone would vouch for them.
         suspect = result.sample.suspect_reason
         self._set_state(status, InstanceState.UP, f"suspect values ignored: {suspect}" if suspect else None)
-        if not changed and time.time() - self._instance_written_at.get(target.name, 0.0) >= INSTANCE_REFRESH_S:
+        if not changed and self.writer.instance_due(target.name):
             self._mark_dirty(status)
-        if len(self._pending_samples) >= WRITE_BATCH:
-            self._wake_writer.set()
         if self.on_sample is not None:
             try:
                 out = self.on_sample(target.name, result)
@@ -342,7 +333,9 @@ class Poller:
             code, body = await fetcher.get(target.timeout_s, self.max_bytes)
         except FetchError as exc:
             if exc.kind == "too_large":  # refused while reading: never parsed, never buffered whole
-                raise PollError(exc.kind, f"exposition too large: {exc} (daemon.max_response_bytes)") from None
+                raise PollError(
+                    exc.kind, f"exposition too large: {exc} (daemon.max_response_bytes)"
+                ) from None
             raise PollError(exc.kind, str(exc)) from None
         if code != 200:
             raise PollError("http", f"HTTP {code} from {url}")
@@ -354,29 +347,43 @@ class Poller:
             # Known engine: parse only the samples its collector reads (most of the CPU of a poll
             # otherwise goes to `_created` series and histograms nobody reads).
             try:
-                expo = await prom.parse_async(body, self.max_bytes, wanted_names(engine), max_lines=self.max_lines,
-                                              budget_s=target.timeout_s)
+                expo = await prom.parse_async(
+                    body,
+                    self.max_bytes,
+                    wanted_names(engine),
+                    max_lines=self.max_lines,
+                    budget_s=target.timeout_s,
+                )
             except prom.ExpositionError as exc:
                 if exc.kind == "too_large":
                     raise PollError("too_large", _refusal(exc)) from None
                 # nothing we read: parse fully below to say why
         if expo is None:
             try:
-                expo = await prom.parse_async(body, self.max_bytes, None, max_lines=self.max_lines,
-                                              budget_s=target.timeout_s)
+                expo = await prom.parse_async(
+                    body, self.max_bytes, None, max_lines=self.max_lines, budget_s=target.timeout_s
+                )
             except prom.ExpositionError as exc:
                 if exc.kind == "too_large":
                     raise PollError("too_large", _refusal(exc)) from None
                 raise PollError("parse", f"unparseable /metrics: {exc}") from None
-        if engine is None or (self.targets[target.name].engine == "auto" and COLLECTORS[engine].score(expo) == 0):
+        if engine is None or (
+            self.targets[target.name].engine == "auto" and COLLECTORS[engine].score(expo) == 0
+        ):
             engine = detect_engine(expo)
             if engine is None:
-                raise PollError("engine", "no vLLM/Triton/SGLang/TGI/llama.cpp metrics in the exposition "
-                                          f"({len(expo.samples)} sample names); set `engine` for this target")
+                raise PollError(
+                    "engine",
+                    "no vLLM/Triton/SGLang/TGI/llama.cpp metrics in the exposition "
+                    f"({len(expo.samples)} sample names); set `engine` for this target",
+                )
             status.engine = engine
         elif COLLECTORS[engine].score(expo) == 0:
-            raise PollError("engine", f"the target is configured as {engine} but exports no {engine} metrics "
-                                      f"({len(expo.samples)} other sample names); check `engine` and the URL")
+            raise PollError(
+                "engine",
+                f"the target is configured as {engine} but exports no {engine} metrics "
+                f"({len(expo.samples)} other sample names); check `engine` and the URL",
+            )
         reading = read(expo, engine, time.time())
         if reading.info:
             status.info.update(reading.info)
@@ -390,8 +397,9 @@ class Poller:
             return
         if time.monotonic() < self._next_health.get(target.name, 0.0):
             return
-        self._health_tasks[target.name] = asyncio.create_task(self.check_health_if_due(target),
-                                                              name=f"charter:health:{target.name}")
+        self._health_tasks[target.name] = asyncio.create_task(
+            self.check_health_if_due(target), name=f"charter:health:{target.name}"
+        )
 
     async def check_health_if_due(self, target: TargetConfig) -> None:
         status = self.status[target.name]
@@ -401,8 +409,9 @@ class Poller:
         up = status.state == InstanceState.UP
         self._next_health[target.name] = now + (HEALTH_EVERY_S if up else HEALTH_EVERY_FAILING_S)
         try:
-            status.health = await check_health(self.client_for(target.name), target, status.engine or target.engine,
-                                               1 << 20)
+            status.health = await check_health(
+                self.client_for(target.name), target, status.engine or target.engine, 1 << 20
+            )
         except Exception:  # check_health reports a sick server in its view; this is a bug, not a fault
             log.exception("health check of %s failed", target.name)
             return
@@ -410,7 +419,7 @@ class Poller:
             status.info["model_configs"] = status.health.model_configs
         self._mark_dirty(status)
 
-    # --- state and storage ------------------------------------------------------------------
+    # --- state --------------------------------------------------------------------------------
     def _set_state(self, status: TargetStatus, state: InstanceState, reason: str | None) -> None:
         if reason is not None:
             # Reasons quote responses (status lines, bodies, parser errors): cleaned before they are
@@ -431,36 +440,4 @@ class Poller:
                     log.exception("on_status callback failed for %s", status.name)
 
     def _mark_dirty(self, status: TargetStatus) -> None:
-        self._dirty_instances[status.name] = status.instance_row()
-
-    async def _writer_loop(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake_writer.wait(), WRITE_EVERY_S)
-            self._wake_writer.clear()
-            await self.flush()
-
-    async def flush(self) -> None:
-        """Write everything queued; on failure keep it queued (retried on the next flush)."""
-        if self.store is None:
-            self._pending_samples.clear()
-            return
-        while self._pending_samples or self._dirty_instances:
-            samples = self._pending_samples[:WRITE_BATCH]
-            instances = list(self._dirty_instances.values())
-            try:
-                await self.store.call(_write_batch, self.store.store, samples, instances)
-            except Exception:
-                log.exception("writing %d samples failed; keeping them for the next flush", len(samples))
-                if self.metrics:
-                    self.metrics.store_write_errors.inc()
-                return
-            del self._pending_samples[:len(samples)]
-            now = time.time()
-            for row in instances:
-                if self._dirty_instances.get(row.name) is row:
-                    del self._dirty_instances[row.name]
-                self._instance_written_at[row.name] = now
-            self.samples_written += len(samples)
-            if self.metrics:
-                self.metrics.samples_stored.inc(len(samples))
+        self.writer.set_instance(status.instance_row())

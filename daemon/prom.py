@@ -55,8 +55,9 @@ _UNESCAPE = re.compile(r"\\(.)")
 _LABEL_CACHE: dict[str, Labels] = {}
 _NAME_CACHE: set[str] = set()
 _CACHE_MAX = 200_000
-_METRIC_TYPES = frozenset({"counter", "gauge", "histogram", "summary", "untyped", "info", "stateset",
-                           "gaugehistogram", "unknown"})
+_METRIC_TYPES = frozenset(
+    {"counter", "gauge", "histogram", "summary", "untyped", "info", "stateset", "gaugehistogram", "unknown"}
+)
 
 
 class ExpositionError(ValueError):
@@ -88,8 +89,12 @@ class Exposition:
     def series(self, name: str) -> list[tuple[Labels, float]]:
         return self.samples.get(name, [])
 
-    def total(self, name: str, where: dict[str, str] | None = None,
-              exclude: Mapping[str, Collection[str]] | None = None) -> float | None:
+    def total(
+        self,
+        name: str,
+        where: dict[str, str] | None = None,
+        exclude: Mapping[str, Collection[str]] | None = None,
+    ) -> float | None:
         """Sum of a sample over its label sets (e.g. over data-parallel engines or Triton models).
 
         `where` keeps only series whose labels equal the given values; `exclude` drops series whose
@@ -200,29 +205,39 @@ def _checked_text(text: str | bytes, max_bytes: int, max_lines: int) -> str:
     """The text, decoded, after the size checks that need no parsing; raises `ExpositionError`."""
     if isinstance(text, bytes):
         if len(text) > max_bytes:
-            raise ExpositionError(f"exposition too large: {len(text)} bytes > {max_bytes}-byte cap",
-                                 kind="too_large")
+            raise ExpositionError(
+                f"exposition too large: {len(text)} bytes > {max_bytes}-byte cap", kind="too_large"
+            )
         lines = text.count(b"\n")
         if lines > max_lines:
-            raise ExpositionError(f"exposition too long: {lines} lines > {max_lines}-line cap", kind="too_large")
+            raise ExpositionError(
+                f"exposition too long: {lines} lines > {max_lines}-line cap", kind="too_large"
+            )
         try:
             text = text.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise ExpositionError(f"not UTF-8 text (byte {exc.start})") from None
     else:
         if len(text) > max_bytes:  # characters >= bytes/4; close enough for a guard, exact for ASCII
-            raise ExpositionError(f"exposition too large: {len(text)} characters > {max_bytes}-byte cap",
-                                 kind="too_large")
+            raise ExpositionError(
+                f"exposition too large: {len(text)} characters > {max_bytes}-byte cap", kind="too_large"
+            )
         lines = text.count("\n")
         if lines > max_lines:
-            raise ExpositionError(f"exposition too long: {lines} lines > {max_lines}-line cap", kind="too_large")
+            raise ExpositionError(
+                f"exposition too long: {lines} lines > {max_lines}-line cap", kind="too_large"
+            )
     if "\x00" in text:
         raise ExpositionError("exposition contains NUL bytes (binary data, not text)")
     return text
 
 
-def parse(text: str | bytes, max_bytes: int = DEFAULT_MAX_BYTES, only: frozenset[str] | None = None,
-          max_lines: int = DEFAULT_MAX_LINES) -> Exposition:
+def parse(
+    text: str | bytes,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    only: frozenset[str] | None = None,
+    max_lines: int = DEFAULT_MAX_LINES,
+) -> Exposition:
     """Parse exposition text; raise `ExpositionError` on anything malformed or oversized.
 
     `only`: sample names to keep. Lines of other samples are skipped right after their name is read,
@@ -236,9 +251,15 @@ def parse(text: str | bytes, max_bytes: int = DEFAULT_MAX_BYTES, only: frozenset
     return out
 
 
-async def parse_async(text: str | bytes, max_bytes: int = DEFAULT_MAX_BYTES, only: frozenset[str] | None = None,
-                      max_lines: int = DEFAULT_MAX_LINES, *, slice_s: float = 0.002,
-                      budget_s: float = 2.0) -> Exposition:
+async def parse_async(
+    text: str | bytes,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    only: frozenset[str] | None = None,
+    max_lines: int = DEFAULT_MAX_LINES,
+    *,
+    slice_s: float = 0.002,
+    budget_s: float = 2.0,
+) -> Exposition:
     """`parse` for the event loop: a large text is parsed in slices of about `slice_s` seconds with
     a yield to the loop between them, and abandoned with `ExpositionError` once the slices add up
     to more than `budget_s` seconds of parsing (a server cannot buy unbounded CPU with a valid but
@@ -259,15 +280,19 @@ async def parse_async(text: str | bytes, max_bytes: int = DEFAULT_MAX_BYTES, onl
         if clock() - started >= slice_s:
             used += cpu() - cpu_started
             if used > budget_s:
-                raise ExpositionError(f"exposition took more than {budget_s:g} CPU-s to parse "
-                                      f"({len(checked)} characters); refused", kind="too_large")
+                raise ExpositionError(
+                    f"exposition took more than {budget_s:g} CPU-s to parse "
+                    f"({len(checked)} characters); refused",
+                    kind="too_large",
+                )
             await asyncio.sleep(0)
             started, cpu_started = clock(), cpu()
     return out
 
 
-def _parse_steps(text: str, out: Exposition, only: frozenset[str] | None,
-                 remember: bool = True) -> Generator[None, None, None]:
+def _parse_steps(
+    text: str, out: Exposition, only: frozenset[str] | None, remember: bool = True
+) -> Generator[None, None, None]:
     """The parser proper: fills `out`, yielding after about every `STEP_CHARS` characters so a caller
     can interleave other work (`parse` ignores the yields, `parse_async` sleeps on them).
 
@@ -321,7 +346,7 @@ def _parse_steps(text: str, out: Exposition, only: frozenset[str] | None,
             if only is not None and name not in only:
                 continue
             close = line.rfind("}")
-            key = line[brace:close + 1]
+            key = line[brace : close + 1]
             cached = _LABEL_CACHE.get(key)
             if cached is None and not remember:
                 cached = local.get(key)
@@ -337,7 +362,7 @@ def _parse_steps(text: str, out: Exposition, only: frozenset[str] | None,
                     _LABEL_CACHE[key] = labels
                 else:
                     local[key] = labels
-            parts = line[close + 1:].split()
+            parts = line[close + 1 :].split()
             if len(parts) not in (1, 2):
                 raise ExpositionError("expected a value (and optional timestamp) after the labels", line_no)
             value_text = parts[0]

@@ -63,7 +63,9 @@ _SECRET_ENV_NAME = re.compile(r"(?i)token|secret|passw|pwd|api_?key|access_?key|
 _SECRET_FLAG = re.compile(r"(?i)^--?(?:[a-z0-9]+[_-])*(?:api[_-]?key|token|password|passwd|secret|auth)$")
 # `scheme://userinfo@` anywhere in text. The userinfo is greedy up to the last `@` before the host, so a
 # raw `@` inside a password is still covered (urlsplit splits the same way).
-_URL_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^\s/?#@'\"]*(?:@[^\s/?#@'\"]*)*)@")
+_URL_USERINFO = re.compile(
+    r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^\s/?#@'\"]*(?:@[^\s/?#@'\"]*)*)@"
+)
 # `NAME_TOKEN=value`, `"password": "value"` and `--api-key value` / `'--api-key', 'value'` (an argv repr) in text.
 # `:` only after a quoted key (JSON, a dict repr): in prose, "first token: 3" is not a credential.
 _TEXT_ASSIGN = re.compile(

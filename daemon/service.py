@@ -21,8 +21,9 @@ from daemon.bus import Bus, Event, topic
 from daemon.config import Config, LoadedConfig
 from daemon.models import AuditEvent, CompileRecord, Instance, InstanceState
 from daemon.redaction import redact_url
+from daemon.stall import LoopStallWatchdog
 from daemon.store import AsyncStore, Store
-from daemon.supervisor import Loop, Supervisor
+from daemon.supervisor import Loop, Supervisor, cancel_and_wait
 from daemon.topics import DaemonReady
 from daemon.views import History, read_history, read_snapshot
 
@@ -45,8 +46,10 @@ STOP_GRACE_S = 3.0  # well inside the 5 s a service manager allows between SIGTE
 
 def configured_instances(config: Config) -> list[Instance]:
     """One row per configured target, state UNKNOWN until polled (URLs redacted: rows are shown)."""
-    return [Instance(name=t.name, url=redact_url(t.url), engine=t.engine, state=InstanceState.UNKNOWN)
-            for t in config.targets]
+    return [
+        Instance(name=t.name, url=redact_url(t.url), engine=t.engine, state=InstanceState.UNKNOWN)
+        for t in config.targets
+    ]
 
 
 class DaemonService:
@@ -67,6 +70,7 @@ class DaemonService:
         self.supervisor: Supervisor | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._metrics_server: tuple[WSGIServer, threading.Thread] | None = None
+        self.stall_watchdog: LoopStallWatchdog | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set; then shut down cleanly."""
@@ -74,22 +78,34 @@ class DaemonService:
         self.store = AsyncStore(store)
         if store.migrated_from is not None:
             log.info("migrated the database from schema %s", store.migrated_from)
+        # Where the loop is when it is held (a burst of missed polls says only that it was).
+        self.stall_watchdog = LoopStallWatchdog(on_stall=self._count_stall)
         try:
-            await self._register_targets()
-            await self.store.add_all([AuditEvent(actor="daemon", entity="daemon", entity_id="-", action="start")])
-            await self._start_parts(store)
-            self.ready.set()
-            self.bus.publish(topic("daemon", "ready"), DaemonReady(targets=len(self.config.targets)))
-            log.info("daemon running: %d target(s), database %s", len(self.config.targets),
-                     redact_url(self.loaded.database_url))
-            await stop.wait()
+            async with self.stall_watchdog.running():
+                await self._register_targets()
+                await self.store.add_all(
+                    [AuditEvent(actor="daemon", entity="daemon", entity_id="-", action="start")]
+                )
+                await self._start_parts(store)
+                self.ready.set()
+                self.bus.publish(topic("daemon", "ready"), DaemonReady(targets=len(self.config.targets)))
+                log.info(
+                    "daemon running: %d target(s), database %s",
+                    len(self.config.targets),
+                    redact_url(self.loaded.database_url),
+                )
+                await stop.wait()
         finally:
             await self._shutdown()
+
+    def _count_stall(self, seconds: float) -> None:
+        if self.metrics is not None:
+            self.metrics.loop_stalls.observe(seconds)
 
     # --- parts ------------------------------------------------------------------------------
     async def _start_parts(self, store: Store) -> None:
         from daemon.pipeline import PerformancePipeline
-        from daemon.executor.publisher import BenchPublisher
+        from daemon.bench.publisher import BenchPublisher
         from daemon.exporter import DaemonMetrics
         from daemon.poller import Poller
         from daemon.rollouts.manager import RolloutManager
@@ -117,7 +133,11 @@ class DaemonService:
         self._spawn("poller", self.poller.run)
 
         self.rollouts = RolloutManager(
-            self.config, store, self.bus, state_dir=self.loaded.locations.state_dir / "rollouts", readonly=self.readonly
+            self.config,
+            store,
+            self.bus,
+            state_dir=self.loaded.locations.state_dir / "rollouts",
+            readonly=self.readonly,
         )
         self._spawn("rollouts", self.rollouts.run)
 
@@ -138,7 +158,9 @@ class DaemonService:
             broker_options(self.config.mqtt)  # a bad password or TLS file stops the start with its reason
             # Commands over MQTT must be signed by a configured identity; with none, all are refused.
             verifier = CommandVerifier(self.config.auth) if self.config.auth.identities else None
-            bridge = MqttBridge(self.bus, self.config.mqtt, verifier=verifier, on_refused=self.rollouts.refused)
+            bridge = MqttBridge(
+                self.bus, self.config.mqtt, verifier=verifier, on_refused=self.rollouts.refused
+            )
             self._spawn("mqtt", bridge.run)
 
     def _spawn(self, name: str, loop: Loop) -> None:
@@ -180,18 +202,27 @@ class DaemonService:
         from compiler.api import CompileOptions
         from compiler.callsites import DEFAULT_NAME_PATTERNS
         from daemon.compile_worker import CompileLimits
+        from daemon.adapters import AdapterError, load_adapters
         from daemon.watcher import AgentWatcher
 
         assert self.store is not None
         watch = self.config.watch
-        options = CompileOptions(name_patterns=(*DEFAULT_NAME_PATTERNS, *watch.llm_call_patterns))
+        try:
+            adapters = load_adapters(watch.adapters)
+        except AdapterError as exc:
+            log.error("%s; compiling without users' adapters", exc)
+            adapters = ()
+        options = CompileOptions(
+            name_patterns=(*DEFAULT_NAME_PATTERNS, *watch.llm_call_patterns), adapters=adapters
+        )
         paths = [Path(p).expanduser() for p in watch.paths]
         missing = [str(p) for p in paths if not p.exists()]
         if missing:
             log.warning("watch paths that do not exist (yet): %s", ", ".join(missing))
         limits = CompileLimits(timeout_s=watch.compile_timeout_s, max_file_bytes=watch.max_file_bytes)
-        self.watcher = AgentWatcher([p for p in paths if p.exists()], options, debounce_ms=watch.debounce_ms,
-                                    limits=limits)
+        self.watcher = AgentWatcher(
+            [p for p in paths if p.exists()], options, debounce_ms=watch.debounce_ms, limits=limits
+        )
         async for event in self.watcher.events(stop):
             log.info("compile: %s", event.summary())
             record = CompileRecord(
@@ -211,7 +242,9 @@ class DaemonService:
         storage = self.config.storage
         while not stop.is_set():
             folded, dropped = await self.store.call(
-                self.store.store.apply_retention, storage.raw_retention_hours, storage.aggregate_retention_days
+                self.store.store.apply_retention,
+                storage.raw_retention_hours,
+                storage.aggregate_retention_days,
             )
             if folded or dropped:
                 log.info("retention: folded %d raw samples, dropped %d old aggregates", folded, dropped)
@@ -242,17 +275,18 @@ class DaemonService:
         if self._tasks:
             _, pending = await asyncio.wait(self._tasks, timeout=STOP_GRACE_S)
             for task in pending:
-                log.warning("daemon loop %s did not stop in %.0f s; cancelling it", task.get_name(), STOP_GRACE_S)
-                task.cancel()
-            for task in pending:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                log.warning(
+                    "daemon loop %s did not stop in %.0f s; cancelling it", task.get_name(), STOP_GRACE_S
+                )
+            await cancel_and_wait(pending)
         self._tasks.clear()
         if self._metrics_server is not None:
             server, thread = self._metrics_server
             server.shutdown()
             thread.join(timeout=1)
         if self.store is not None:
-            await self.store.add_all([AuditEvent(actor="daemon", entity="daemon", entity_id="-", action="stop")])
+            await self.store.add_all(
+                [AuditEvent(actor="daemon", entity="daemon", entity_id="-", action="stop")]
+            )
             self.store.close()
             log.info("daemon stopped")

@@ -18,7 +18,9 @@ import asyncio
 import concurrent.futures
 import math
 import os
+import sqlite3
 import time
+import urllib.parse
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -91,10 +93,37 @@ def _check_sqlite_path(url: str, path: Path) -> None:
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise UserError(f"database {shown_url(url)}: cannot create {shown(parent, 160)}: {exc.strerror}") from None
+        raise UserError(
+            f"database {shown_url(url)}: cannot create {shown(parent, 160)}: {exc.strerror}"
+        ) from None
 
 
-def make_engine(url: str) -> Engine:
+class NoDatabaseYet(UserError):
+    """A read-only open of a SQLite file that is not there: nothing to read, and nothing is created."""
+
+
+def _sqlite_reader_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout=5000")  # journal_mode is the writer's to set, not a reader's
+    cursor.close()
+
+
+def _connect_reader(path: Path) -> sqlite3.Connection:
+    """A read-only connection to a SQLite file this process may not be able to write.
+
+    `mode=ro` reads a WAL database through its `-shm` file: while the daemon runs, that file exists
+    and the reader sees the latest commits. With no writer (no `-wal` file) and a directory this
+    user cannot write, SQLite could not create `-shm` and refuses; every page is then in the main
+    file, so it is read as `immutable` (a writer starting meanwhile could make this one listing stale).
+    """
+    resolved = path.resolve()
+    wal = resolved.with_name(resolved.name + "-wal")
+    idle_and_unwritable = not wal.exists() and not os.access(resolved.parent, os.W_OK)
+    uri = f"file:{urllib.parse.quote(str(resolved))}?{'immutable=1' if idle_and_unwritable else 'mode=ro'}"
+    return sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=5)
+
+
+def make_engine(url: str, *, readonly: bool = False) -> Engine:
     try:
         parsed = sa.engine.make_url(url)
     except ArgumentError as exc:
@@ -103,6 +132,15 @@ def make_engine(url: str) -> Engine:
         path = sqlite_path(url)
         if path is not None:
             _check_sqlite_path(url, path)
+        if readonly and path is not None:
+            if not path.exists():
+                raise NoDatabaseYet(
+                    f"database {shown_url(url)} does not exist yet: the daemon creates it "
+                    "(charter-tui daemon)"
+                )
+            engine = create_engine("sqlite://", creator=lambda: _connect_reader(path))
+            event.listen(engine, "connect", _sqlite_reader_pragmas)
+            return engine
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 5})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
@@ -132,12 +170,20 @@ def _db_reason(exc: SQLAlchemyError) -> str:
 class Store:
     """Schema-managed access to the database. Safe to share between threads (one session per call)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, readonly: bool = False) -> None:
+        """`readonly`: for commands that only read (`rollouts list`, `show`): a SQLite file is opened
+        with `mode=ro`, so a database the user may read but not write (the daemon's, say) still lists,
+        and nothing is created, migrated or written."""
         self.url = url
-        self.engine = make_engine(url)  # checks the path; creates no file
+        self.readonly = readonly
+        self.engine = make_engine(url, readonly=readonly)  # checks the path; creates no file
         path = sqlite_path(url)
         existed = path is None or path.exists()
         try:
+            if readonly:
+                self.migrated_from = None
+                self._check_readable()
+                return
             self.migrated_from = self._ensure_schema()
             self._check_writable()
         except (SQLAlchemyError, UserError) as exc:
@@ -146,7 +192,9 @@ class Store:
                 _remove_sqlite_files(path)  # nothing half-written: a file we created goes again
             if isinstance(exc, UserError):
                 raise
-            raise UserError(f"cannot open the database {shown_url(url)}: {shown(_db_reason(exc), 300)}") from None
+            raise UserError(
+                f"cannot open the database {shown_url(url)}: {shown(_db_reason(exc), 300)}"
+            ) from None
 
     # --- schema -----------------------------------------------------------------------------
     def _ensure_schema(self) -> int | None:
@@ -157,7 +205,9 @@ class Store:
                 if tables & {"metric_sample", "instance"}:
                     raise UserError(f"{self.url}: has charter-like tables but no schema_info; not ours?")
                 SQLModel.metadata.create_all(conn)
-                conn.execute(sa.insert(SchemaInfo).values(id=1, version=SCHEMA_VERSION, updated_at=time.time()))
+                conn.execute(
+                    sa.insert(SchemaInfo).values(id=1, version=SCHEMA_VERSION, updated_at=time.time())
+                )
                 return None
             version = conn.execute(sa.select(col(SchemaInfo.version))).scalar_one()
             if version > SCHEMA_VERSION:
@@ -172,6 +222,20 @@ class Store:
             conn.execute(sa.update(SchemaInfo).values(version=SCHEMA_VERSION, updated_at=time.time()))
             return version
 
+    def _check_readable(self) -> None:
+        """A read-only open cannot create or migrate: the schema must be this version's already."""
+        with self.engine.connect() as conn:
+            if "schema_info" not in set(inspect(conn).get_table_names()):
+                raise UserError(f"{shown_url(self.url)}: not a charter-tui database (no schema_info table)")
+            version = conn.execute(sa.select(col(SchemaInfo.version))).scalar_one()
+        if version != SCHEMA_VERSION:
+            newer = version > SCHEMA_VERSION
+            raise UserError(
+                f"{shown_url(self.url)}: schema version {version}, this charter-tui reads "
+                f"{SCHEMA_VERSION}; "
+                + ("upgrade charter-tui" if newer else "start the daemon once to migrate it")
+            )
+
     def _check_writable(self) -> None:
         """Fail now, not at the daemon's first write, on a database this process cannot write.
 
@@ -179,7 +243,9 @@ class Store:
         so meets a read-only file, directory or connection here, with nothing changed.
         """
         with self.engine.begin() as conn:
-            conn.execute(sa.update(SchemaInfo).where(col(SchemaInfo.id) == 1).values(version=SchemaInfo.version))
+            conn.execute(
+                sa.update(SchemaInfo).where(col(SchemaInfo.id) == 1).values(version=SchemaInfo.version)
+            )
 
     def schema_version(self) -> int:
         with self.session() as s:

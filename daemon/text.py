@@ -19,7 +19,9 @@ import re
 import unicodedata
 from typing import Any
 
-PLACEHOLDER = "\ufffd"  # U+FFFD REPLACEMENT CHARACTER: printable everywhere, and reads as "something was here"
+PLACEHOLDER = (
+    "\ufffd"  # U+FFFD REPLACEMENT CHARACTER: printable everywhere, and reads as "something was here"
+)
 MAX_CHARS = 256  # model names, versions, reasons: anything longer is cut with an ellipsis
 _MAX_ITEMS = 256  # collections (model lists, config dicts) cleaned by `clean_json`
 _MAX_DEPTH = 8

@@ -7,6 +7,8 @@ tokens (a BOS per segment would inflate every count), and repeated texts are cou
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 
 from daemon.errors import UserError
@@ -20,11 +22,27 @@ def _base(url: str) -> str:
 class VllmTokenCounter:
     """A callable counting tokens through a vLLM server; raises `UserError` when it cannot."""
 
-    def __init__(self, url: str, model: str | None = None, timeout: float = 10.0,
-                 transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        model: str | None = None,
+        timeout: float = 10.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         self.base = _base(url)
+        self.timeout = timeout
         self._client = httpx.Client(timeout=timeout, transport=transport)
         self.model = model or self._first_model()
+        self.name = f"vLLM /tokenize ({self.model} at {self.base})"
+
+    # Picklable, so the watcher's compile worker (a child process, killed at its time budget) counts
+    # with it too: the child opens its own connection; the model is already resolved.
+    def __getstate__(self) -> dict[str, Any]:
+        return {"base": self.base, "model": self.model, "timeout": self.timeout}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.base, self.model, self.timeout = state["base"], state["model"], state["timeout"]
+        self._client = httpx.Client(timeout=self.timeout)
         self.name = f"vLLM /tokenize ({self.model} at {self.base})"
 
     def _first_model(self) -> str:
@@ -40,8 +58,10 @@ class VllmTokenCounter:
 
     def __call__(self, text: str) -> int:
         try:
-            resp = self._client.post(f"{self.base}/tokenize",
-                                     json={"model": self.model, "prompt": text, "add_special_tokens": False})
+            resp = self._client.post(
+                f"{self.base}/tokenize",
+                json={"model": self.model, "prompt": text, "add_special_tokens": False},
+            )
             resp.raise_for_status()
             body = resp.json()
         except (httpx.HTTPError, ValueError) as exc:

@@ -17,8 +17,16 @@ from daemon.analysis.slo import SloUpdate
 from daemon.auth import SignedEnvelope
 from daemon.bus import TOPIC_VERSION, topic_matches
 from daemon.contract import COMMAND_PATTERN, RESULT_TOPIC, CommandResult, RolloutCommand
-from daemon.executor.records import BenchRunView
-from daemon.models import AuditEvent, Bottleneck, CompileRecord, Instance, MetricSample, Recommendation, Rollout
+from daemon.bench.records import BenchRunView
+from daemon.models import (
+    AuditEvent,
+    Bottleneck,
+    CompileRecord,
+    Instance,
+    MetricSample,
+    Recommendation,
+    Rollout,
+)
 from daemon.supervisor import HEALTH_TOPIC, DaemonHealth
 
 
@@ -46,16 +54,24 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(f"{TOPIC_VERSION}/bottleneck/+", Bottleneck, "out", "a bottleneck opens, updates or clears"),
     TopicSpec(f"{TOPIC_VERSION}/compile/#", CompileRecord, "out", "a watched agent file was (re)compiled"),
     TopicSpec(f"{TOPIC_VERSION}/slo/+", SloUpdate, "out", "SLO compliance, every few seconds per target"),
-    TopicSpec(f"{TOPIC_VERSION}/recommendation/+", Recommendation, "out", "a recommendation is made or changes"),
+    TopicSpec(
+        f"{TOPIC_VERSION}/recommendation/+", Recommendation, "out", "a recommendation is made or changes"
+    ),
     TopicSpec(f"{TOPIC_VERSION}/rollout/+", Rollout, "out", "a rollout changes state"),
-    TopicSpec(f"{TOPIC_VERSION}/audit/+", AuditEvent, "out", "an audited action (including refused commands)"),
+    TopicSpec(
+        f"{TOPIC_VERSION}/audit/+", AuditEvent, "out", "an audited action (including refused commands)"
+    ),
     TopicSpec(f"{TOPIC_VERSION}/bench/#", BenchRunView, "out", "a `charter-tui bench` run was stored"),
     TopicSpec(f"{TOPIC_VERSION}/daemon/ready", DaemonReady, "out", "the daemon finished starting"),
     TopicSpec(HEALTH_TOPIC, DaemonHealth, "out", "a daemon loop crashed, restarted or recovered"),
     TopicSpec(RESULT_TOPIC, CommandResult, "out", "the answer to each command (ok, or the reason refused)"),
-    TopicSpec(COMMAND_PATTERN, SignedEnvelope, "in",
-              "a person's command: over MQTT a signed envelope (daemon/auth.py) around a RolloutCommand; "
-              "in-process an AuthorizedCommand"),
+    TopicSpec(
+        COMMAND_PATTERN,
+        SignedEnvelope,
+        "in",
+        "a person's command: over MQTT a signed envelope (daemon/auth.py) around a RolloutCommand; "
+        "in-process an AuthorizedCommand",
+    ),
 )
 
 # The command inside an envelope, documented with the rest.

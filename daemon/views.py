@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from sqlmodel import col
 
 from daemon.bus import Event, topic
-from daemon.executor.publisher import latest_runs
+from daemon.bench.publisher import latest_runs
 from daemon.models import AuditEvent, Bottleneck, CompileRecord, Instance, Recommendation, Rollout
 from daemon.rollouts.repo import public_event, public_view
 from daemon.store import Store

@@ -28,8 +28,10 @@ from watchfiles import Change, awatch
 from compiler.api import CompileOptions, compile_source, decode_source
 from compiler.errors import CompileError
 from compiler.model import MAX_SOURCE_BYTES, CompileResult
+from compiler.project import Project
 from compiler.tokens import TokenCounter
 from daemon.compile_worker import CompileLimits, CompileTooComplex, CompileWorker, size_reason
+from daemon.project_files import ProjectFiles, project_root
 
 RESCAN_AFTER_MS = 300  # the first wake-up after the OS watch is in place rescans every file once
 
@@ -43,7 +45,9 @@ class PatternChange:
         return bool(self.added or self.removed)
 
     def describe(self) -> str:
-        return " ".join([f"+{a}" for a in self.added] + [f"-{r}" for r in self.removed]) or "patterns unchanged"
+        return (
+            " ".join([f"+{a}" for a in self.added] + [f"-{r}" for r in self.removed]) or "patterns unchanged"
+        )
 
 
 @dataclass(frozen=True)
@@ -62,16 +66,21 @@ class CompileEvent:
     def summary(self) -> str:
         stamp = time.strftime("%H:%M:%S")
         if self.error is not None:
-            kept = (f"; keeping last good result ({len(self.result.calls)} calls)" if self.result is not None
-                    else "")
+            kept = (
+                f"; keeping last good result ({len(self.result.calls)} calls)"
+                if self.result is not None
+                else ""
+            )
             return f"{stamp} {self.error}{kept}"
         assert self.result is not None
         r = self.result
         share = next((b.hit_share for b in r.plan.block_shares if b.engine == r.plan.engine), 0.0)
         kinds = ",".join(sorted(r.pattern_kinds())) or "no patterns"
         change = "" if self.initial else f"; {self.changed_patterns.describe()}"
-        return (f"{stamp} {self.path}: {len(r.calls)} calls, {len(r.edges)} edges, {kinds}, "
-                f"hit share {share:.0%}, {self.compile_ms:.0f} ms{change}")
+        return (
+            f"{stamp} {self.path}: {len(r.calls)} calls, {len(r.edges)} edges, {kinds}, "
+            f"hit share {share:.0%}, {self.compile_ms:.0f} ms{change}"
+        )
 
 
 def _pattern_keys(result: CompileResult | None) -> set[str]:
@@ -85,24 +94,44 @@ def diff_patterns(old: CompileResult | None, new: CompileResult | None) -> Patte
     return PatternChange(added=sorted(b - a), removed=sorted(a - b))
 
 
-def compile_bytes(path: Path, data: bytes, options: CompileOptions | None = None,
-                  token_counter: TokenCounter | None = None, max_bytes: int = MAX_SOURCE_BYTES) -> CompileResult:
+def compile_bytes(
+    path: Path,
+    data: bytes,
+    options: CompileOptions | None = None,
+    token_counter: TokenCounter | None = None,
+    max_bytes: int = MAX_SOURCE_BYTES,
+    project: Project | None = None,
+) -> CompileResult:
     """Compile one file's content. Raises CompileError (file:line:col) for input that cannot be read."""
     if len(data) > max_bytes:
-        raise CompileError(str(path), 1, 1,
-                           f"file is {len(data) / 1e6:.1f} MB, over the {max_bytes / 1e6:.1f} MB limit for agent files")
+        raise CompileError(
+            str(path),
+            1,
+            1,
+            f"file is {len(data) / 1e6:.1f} MB, over the {max_bytes / 1e6:.1f} MB limit for agent files",
+        )
     source = decode_source(data, str(path))
-    return compile_source(source, str(path), token_counter, options=options)
+    return compile_source(source, str(path), token_counter, options=options, project=project)
 
 
-def compile_file(path: Path, options: CompileOptions | None = None, token_counter: TokenCounter | None = None,
-                 max_bytes: int = MAX_SOURCE_BYTES) -> CompileResult:
-    """Read and compile one file. Raises CompileError or OSError."""
+def compile_file(
+    path: Path,
+    options: CompileOptions | None = None,
+    token_counter: TokenCounter | None = None,
+    max_bytes: int = MAX_SOURCE_BYTES,
+    project: Project | None = None,
+) -> CompileResult:
+    """Read and compile one file (with `project`, following imports of its modules). Raises CompileError
+    or OSError."""
     size = path.stat().st_size
     if size > max_bytes:  # refuse before reading a huge file into memory
-        raise CompileError(str(path), 1, 1,
-                           f"file is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.1f} MB limit for agent files")
-    return compile_bytes(path, path.read_bytes(), options, token_counter, max_bytes)
+        raise CompileError(
+            str(path),
+            1,
+            1,
+            f"file is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.1f} MB limit for agent files",
+        )
+    return compile_bytes(path, path.read_bytes(), options, token_counter, max_bytes, project)
 
 
 def expand(paths: list[Path]) -> list[Path]:
@@ -135,26 +164,50 @@ def read_capped(path: Path, cap: int) -> bytes:
 
 
 class AgentWatcher:
-    def __init__(self, paths: list[Path], options: CompileOptions | None = None,
-                 token_counter: TokenCounter | None = None, debounce_ms: int = 200,
-                 compile_fn: Callable[[Path, bytes], CompileResult] | None = None,
-                 limits: CompileLimits | None = None) -> None:
+    def __init__(
+        self,
+        paths: list[Path],
+        options: CompileOptions | None = None,
+        token_counter: TokenCounter | None = None,
+        debounce_ms: int = 200,
+        compile_fn: Callable[[Path, bytes], CompileResult] | None = None,
+        limits: CompileLimits | None = None,
+    ) -> None:
         self.roots = [p.resolve() for p in paths]
         self.options = options
         self.token_counter = token_counter
         self.debounce_ms = debounce_ms
         self.limits = limits or CompileLimits()
         self.worker = CompileWorker(self.limits)
-        self._compile_fn = compile_fn
-        if compile_fn is None and token_counter is not None:
-            self._compile_fn = lambda p, d: compile_bytes(p, d, self.options, self.token_counter)
+        self._compile_fn = compile_fn  # tests inject one; otherwise the time-boxed worker compiles
         self.hashes: dict[Path, str] = {}
         self.results: dict[Path, CompileResult] = {}
+        self.projects: dict[Path, ProjectFiles] = {}  # by project root
+
+    def _project_files(self, path: Path) -> ProjectFiles:
+        root = project_root(path)
+        if root not in self.projects:
+            self.projects[root] = ProjectFiles(root)
+        return self.projects[root]
 
     async def _compile(self, path: Path, data: bytes) -> CompileResult:
         if self._compile_fn is not None:
             return await asyncio.to_thread(self._compile_fn, path, data)
-        return await self.worker.compile(path, data, self.options)
+        # Read now: a module the agent imports may have changed since the last compile.
+        project = await asyncio.to_thread(self._project_files(path).project_for, path)
+        return await self.worker.compile(path, data, self.options, self.token_counter, project)
+
+    def dependents(self, path: Path) -> list[Path]:
+        """The compiled files that read `path`'s module, which a save of `path` must recompile."""
+        files = self._project_files(path)
+        module = files.module_of(path)
+        if module is None:
+            return []
+        return sorted(
+            p
+            for p, r in self.results.items()
+            if p != path and module in r.modules and project_root(p) == files.root
+        )
 
     def close(self) -> None:
         """Stop the compile worker process (also done when `events()` ends)."""
@@ -165,7 +218,7 @@ class AgentWatcher:
             return False
         return any(path == r or (r.is_dir() and r in path.parents) for r in self.roots)
 
-    async def _compile_path(self, path: Path, initial: bool) -> CompileEvent | None:
+    async def _compile_path(self, path: Path, initial: bool, force: bool = False) -> CompileEvent | None:
         try:
             data = await asyncio.to_thread(read_capped, path, self.limits.max_file_bytes)
         except CompileTooComplex as exc:
@@ -174,7 +227,7 @@ class AgentWatcher:
         except OSError as exc:
             return CompileEvent(path, self.results.get(path), f"{path}: cannot read: {exc.strerror or exc}")
         digest = hashlib.sha256(data).hexdigest()
-        if not initial and self.hashes.get(path) == digest:
+        if not initial and not force and self.hashes.get(path) == digest:
             return None  # touched, not changed
         self.hashes[path] = digest
         started = time.perf_counter()
@@ -211,21 +264,41 @@ class AgentWatcher:
                 await stop_event.wait()
             return
         rescanned = False
-        async for changes in awatch(*dirs, debounce=self.debounce_ms, stop_event=stop_event,
-                                    watch_filter=lambda _c, p: self._wanted(Path(p)), step=20,
-                                    rust_timeout=RESCAN_AFTER_MS, yield_on_timeout=True):
+        async for changes in awatch(
+            *dirs,
+            debounce=self.debounce_ms,
+            stop_event=stop_event,
+            watch_filter=lambda _c, p: self._wanted(Path(p)),
+            step=20,
+            rust_timeout=RESCAN_AFTER_MS,
+            yield_on_timeout=True,
+        ):
             if not rescanned:
                 # The OS watch starts only now: pick up saves made while the first compile ran.
                 rescanned = True
                 for path in expand(self.roots):
-                    event = await self._compile_path(path.resolve(), initial=path.resolve() not in self.hashes)
-                    if event is not None:
+                    initial = path.resolve() not in self.hashes
+                    async for event in self._compile_with_dependents(path.resolve(), initial):
                         yield event
             for path in sorted({Path(p) for _, p in changes}):
                 if not path.exists():
                     if any(c == Change.deleted and Path(p) == path for c, p in changes):
                         yield CompileEvent(path, self.results.get(path), f"{path}: deleted")
                     continue
-                event = await self._compile_path(path, initial=False)
-                if event is not None:
+                async for event in self._compile_with_dependents(path, initial=False):
                     yield event
+
+    async def _compile_with_dependents(self, path: Path, initial: bool) -> AsyncIterator[CompileEvent]:
+        """`path`'s event if its content changed, then, when it compiled, its dependents' (a saved
+        prompts.py changes every agent that imports it; one that no longer parses leaves them as they
+        were, their last good results standing)."""
+        event = await self._compile_path(path, initial=initial)
+        if event is None:
+            return
+        yield event
+        if initial or event.error is not None:
+            return
+        for dependent in self.dependents(path):
+            again = await self._compile_path(dependent, initial=False, force=True)
+            if again is not None:
+                yield again

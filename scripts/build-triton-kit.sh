@@ -39,7 +39,7 @@ if [ ! -f "$stamp" ]; then
   "$PYTHON" -m venv "$venv"
   quiet_pip install --quiet --upgrade pip
   # numpy: triton_python_backend_utils and the test model import it inside the backend stub's
-  # interpreter, which finds the venv's packages through PYTHONPATH (set by daemon/testkit/triton.py).
+  # interpreter, which finds the venv's packages through PYTHONPATH (set by testkit/triton.py).
   # The wheel pins numpy<2 itself; naming it keeps that explicit.
   quiet_pip install --quiet "nvidia-pytriton==$PYTRITON_VERSION" "numpy<2"
 

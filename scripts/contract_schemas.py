@@ -26,25 +26,29 @@ def render() -> dict[str, str]:
     rows = []
     for spec in TOPICS:
         name = spec.model.__name__
-        files[f"{name}.schema.json"] = json.dumps(spec.model.model_json_schema(mode="serialization"), indent=2,
-                                                  sort_keys=True) + "\n"
+        files[f"{name}.schema.json"] = (
+            json.dumps(spec.model.model_json_schema(mode="serialization"), indent=2, sort_keys=True) + "\n"
+        )
         rows.append(f"| `{spec.pattern}` | {spec.direction} | [`{name}`]({name}.schema.json) | {spec.when} |")
     for name, model in EXTRA_SCHEMAS.items():
-        files[f"{name}.schema.json"] = json.dumps(model.model_json_schema(mode="serialization"), indent=2,
-                                                  sort_keys=True) + "\n"
-    files["README.md"] = "\n".join([
-        "# The daemon <-> UI contract",
-        "",
-        "Generated from `daemon/topics.py` by `scripts/contract_schemas.py`; do not edit by hand.",
-        "On the broker the `charter/v1` prefix is `[mqtt] topic_prefix`. Payloads are JSON of the models below.",
-        "Commands (`in`) must be signed envelopes (daemon/auth.py, docs/security.md); the command inside is a",
-        "[`RolloutCommand`](RolloutCommand.schema.json), answered on `charter/v1/command_result/rollout`.",
-        "",
-        "| topic | direction | payload | published when |",
-        "| --- | --- | --- | --- |",
-        *rows,
-        "",
-    ])
+        files[f"{name}.schema.json"] = (
+            json.dumps(model.model_json_schema(mode="serialization"), indent=2, sort_keys=True) + "\n"
+        )
+    files["README.md"] = "\n".join(
+        [
+            "# The daemon <-> UI contract",
+            "",
+            "Generated from `daemon/topics.py` by `scripts/contract_schemas.py`; do not edit by hand.",
+            "On the broker the `charter/v1` prefix is `[mqtt] topic_prefix`. Payloads are JSON of the models below.",
+            "Commands (`in`) must be signed envelopes (daemon/auth.py, docs/security.md); the command inside is a",
+            "[`RolloutCommand`](RolloutCommand.schema.json), answered on `charter/v1/command_result/rollout`.",
+            "",
+            "| topic | direction | payload | published when |",
+            "| --- | --- | --- | --- |",
+            *rows,
+            "",
+        ]
+    )
     return files
 
 

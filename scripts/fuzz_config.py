@@ -42,7 +42,10 @@ def main() -> int:
                 if len(findings) < 20:
                     findings.append(f"input {i}: {problem} <- {data[:200]!r}")
             if (i + 1) % 10000 == 0:
-                print(f"{i + 1} inputs, {time.monotonic() - started:.0f} s, {outcomes['finding']} findings", flush=True)
+                print(
+                    f"{i + 1} inputs, {time.monotonic() - started:.0f} s, {outcomes['finding']} findings",
+                    flush=True,
+                )
     took = time.monotonic() - started
     print(f"inputs {args.n}  seed {args.seed}  seconds {took:.1f}  ({args.n / took:.0f}/s)")
     for kind, count in outcomes.most_common():

@@ -38,9 +38,41 @@ from daemon.models import SIGNAL_FIELDS  # noqa: E402
 from daemon.text import is_clean  # noqa: E402
 
 CAPTURES = [p.read_bytes() for p in sorted((ROOT / "tests" / "daemon" / "fixtures").glob("*.prom"))]
-VALUES = [b"NaN", b"+Inf", b"-Inf", b"-5", b"-0.05", b"1.5", b"1e308", b"-1e308", b"0", b"nan", b"inf", b"1e-320"]
-GARBAGE = [b"\x1b[2J", b"\x1b]52;c;ZXZpbA==\x07", b"\x07", b"\r", b"\x00", b"\xff\xfe", b"{", b"}", b'"', b"\\",
-           b"=", b",", b"#", b" ", b"\t", b"\n", b"le=\"+Inf\"", b'{a="b"}', b"\xe2\x80\xae"]
+VALUES = [
+    b"NaN",
+    b"+Inf",
+    b"-Inf",
+    b"-5",
+    b"-0.05",
+    b"1.5",
+    b"1e308",
+    b"-1e308",
+    b"0",
+    b"nan",
+    b"inf",
+    b"1e-320",
+]
+GARBAGE = [
+    b"\x1b[2J",
+    b"\x1b]52;c;ZXZpbA==\x07",
+    b"\x07",
+    b"\r",
+    b"\x00",
+    b"\xff\xfe",
+    b"{",
+    b"}",
+    b'"',
+    b"\\",
+    b"=",
+    b",",
+    b"#",
+    b" ",
+    b"\t",
+    b"\n",
+    b'le="+Inf"',
+    b'{a="b"}',
+    b"\xe2\x80\xae",
+]
 
 
 def mutate(rng: random.Random, data: bytes) -> bytes:
@@ -55,7 +87,7 @@ def mutate(rng: random.Random, data: bytes) -> bytes:
             lines[i] = head + b" " + rng.choice(VALUES)
         elif op == 1 and lines[i]:  # byte flip
             j = rng.randrange(len(lines[i]))
-            lines[i] = lines[i][:j] + bytes([rng.randrange(256)]) + lines[i][j + 1:]
+            lines[i] = lines[i][:j] + bytes([rng.randrange(256)]) + lines[i][j + 1 :]
         elif op == 2:
             lines.insert(i, lines[i])
         elif op == 3 and len(lines) > 1:
@@ -68,7 +100,7 @@ def mutate(rng: random.Random, data: bytes) -> bytes:
         elif op == 6 and b"{" in lines[i]:  # a model name / label value with escapes
             lines[i] = lines[i].replace(b'="', b'="' + rng.choice(GARBAGE[:3] + [b"x" * 300]), 1)
         elif op == 7:
-            lines[i:i + 1] = [lines[i]] * rng.randint(2, 300)
+            lines[i : i + 1] = [lines[i]] * rng.randint(2, 300)
         else:
             lines.insert(i, bytes(rng.randrange(256) for _ in range(rng.randint(1, 40))))
     return b"\n".join(lines)
@@ -99,8 +131,11 @@ def check(data: bytes, window: CounterWindow, ts: float) -> str:
     # Suspect when the edge rejected a reading's value, or a computed signal came out of range.
     if reading.rejected and not sample.suspect:
         raise AssertionError(f"rejected={reading.rejected} but the sample is not suspect")
-    if sample.suspect and not reading.rejected and not any(
-            (sample.suspect_reason or "").startswith(f) for f in SIGNAL_FIELDS):
+    if (
+        sample.suspect
+        and not reading.rejected
+        and not any((sample.suspect_reason or "").startswith(f) for f in SIGNAL_FIELDS)
+    ):
         raise AssertionError(f"suspect without a reason: {sample.suspect_reason!r}")
     if sample.suspect:
         counts_suspect[0] += 1
@@ -141,13 +176,23 @@ def main() -> int:
         except Exception as exc:  # noqa: BLE001 - the point: count and show anything unexpected
             counts["crash"] += 1
             if len(crashes) < 20:
-                crashes.append({"input": data[:2000].decode("latin-1"), "error": repr(exc),
-                                "trace": traceback.format_exc(limit=4)})
+                crashes.append(
+                    {
+                        "input": data[:2000].decode("latin-1"),
+                        "error": repr(exc),
+                        "trace": traceback.format_exc(limit=4),
+                    }
+                )
             continue
         counts[outcome] += 1
     counts["suspect"] = counts_suspect[0]
-    report = {"inputs": args.n, "seed": args.seed, **counts, "seconds": round(time.monotonic() - started, 1),
-              "crashes_shown": crashes}
+    report = {
+        "inputs": args.n,
+        "seed": args.seed,
+        **counts,
+        "seconds": round(time.monotonic() - started, 1),
+        "crashes_shown": crashes,
+    }
     text = json.dumps(report, indent=2)
     if args.out:
         args.out.write_text(text)

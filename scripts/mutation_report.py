@@ -46,8 +46,10 @@ def main() -> int:
         tested = sum(counts.values()) - counts["skipped"] - counts["not checked"]
         killed = counts["killed"] + counts["timeout"] + counts["caught by type check"]
         score = f"{100 * killed / tested:.0f}%" if tested else "-"
-        rows.append(f"| {source} | {len(codes)} | {killed} | {counts['survived']} | {counts['no tests']} | "
-                    f"{counts['not checked']} | {score} |")
+        rows.append(
+            f"| {source} | {len(codes)} | {killed} | {counts['survived']} | {counts['no tests']} | "
+            f"{counts['not checked']} | {score} |"
+        )
         for name in sorted(n for n, s in status.items() if s in ("survived", "no tests")):
             change = changed_lines(get_diff_for_mutant(name, path=source))
             survivors.append(f"| `{name.split('.')[-1]}` | {source} | {status[name]} | {change} |")

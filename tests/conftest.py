@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from daemon.testkit.ports import StartupError
-from daemon.testkit.vllm import VllmServer, start_vllm
+from testkit.ports import StartupError
+from testkit.vllm import VllmServer, start_vllm
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -62,7 +62,9 @@ def _isolated_xdg(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
     """Keep tests out of the user's real config, data and state dirs (the kit cache stays shared)."""
     home = tmp_path_factory.mktemp("xdg")
     cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    monkeypatch.setenv("CHARTER_TESTKIT_DIR", os.environ.get("CHARTER_TESTKIT_DIR") or f"{cache}/charter-tui/testkit")
+    monkeypatch.setenv(
+        "CHARTER_TESTKIT_DIR", os.environ.get("CHARTER_TESTKIT_DIR") or f"{cache}/charter-tui/testkit"
+    )
     for var, sub in (("XDG_CONFIG_HOME", "config"), ("XDG_DATA_HOME", "data"), ("XDG_STATE_HOME", "state")):
         monkeypatch.setenv(var, str(home / sub))
     for var in ("CHARTER_TUI_CONFIG", "CHARTER_TUI_DATABASE_URL", "CHARTER_TUI_LOG_FILE"):

@@ -12,7 +12,7 @@ binary fails the test with what is missing and the command that provides it.
 - `triton_textgen` (function): the same server, with textgen put back to the baseline config first
   (by a load with the baseline as override: a plain reload does not undo an earlier override in 2.51).
 - `mosquitto_broker` (session): a private anonymous broker on a free loopback port. For auth/ACL,
-  call `daemon.testkit.mosquitto.start_mosquitto(users=..., acl=...)` in the test.
+  call `testkit.mosquitto.start_mosquitto(users=..., acl=...)` in the test.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from typing import Any
 
 import pytest
 
-from daemon.testkit.mosquitto import MosquittoBroker, start_mosquitto
-from daemon.testkit.ports import StartupError
-from daemon.testkit.triton import TEST_MODEL, TritonServer, start_triton
+from testkit.mosquitto import MosquittoBroker, start_mosquitto
+from testkit.ports import StartupError
+from testkit.triton import TEST_MODEL, TritonServer, start_triton
 
 REPO = Path(__file__).resolve().parent.parent
 TRITON_BUILD_SCRIPT = REPO / "scripts" / "build-triton-kit.sh"

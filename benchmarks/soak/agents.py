@@ -14,8 +14,10 @@ def pathological(n: int) -> str:
     for d in range(DEPTH):
         lines.append("    " * (d + 1) + f"for a{d} in xs:")
     body = "    " * (DEPTH + 1)
-    lines.append(body + "client.chat.completions.create(model='m', messages=[{'role': 'user', 'content': "
-                        f"f'edit {n} ' + str(a0) + str(a{DEPTH - 1})}}])")
+    lines.append(
+        body + "client.chat.completions.create(model='m', messages=[{'role': 'user', 'content': "
+        f"f'edit {n} ' + str(a0) + str(a{DEPTH - 1})}}])"
+    )
     return "\n".join(lines) + "\n"
 
 

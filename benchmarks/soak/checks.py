@@ -22,8 +22,9 @@ from benchmarks.soak.rig import KNOBS, DaemonProc, TargetSpec
 
 ACTIVE = {"APPROVED", "CANARY", "VALIDATING", "ROLLING_OUT", "PAUSED", "FAILED"}
 FINAL = {"COMPLETED", "ROLLED_BACK", "REJECTED"}
-SERIES = re.compile(r'^(charter_polls_missed_total|charter_scrape_duration_seconds_count)\{target="([^"]+)"\} (\S+)$',
-                    re.M)
+SERIES = re.compile(
+    r'^(charter_polls_missed_total|charter_scrape_duration_seconds_count)\{target="([^"]+)"\} (\S+)$', re.M
+)
 
 
 @dataclass
@@ -71,15 +72,23 @@ class Observer:
             if rss is not None:
                 self.rss.append((now - self.started, rss, self.daemon.starts))
                 if rss > self.rss_bound_bytes:
-                    self.violation("rss", f"daemon RSS {rss / 2**20:.0f} MiB over the {self.rss_bound_bytes / 2**20:.0f} MiB bound")
+                    self.violation(
+                        "rss",
+                        f"daemon RSS {rss / 2**20:.0f} MiB over the {self.rss_bound_bytes / 2**20:.0f} MiB bound",
+                    )
         size = self.db_bytes()
         self.db.append((now - self.started, size))
         if size > self.db_bound_bytes:
-            self.violation("db_size", f"database {size / 2**20:.0f} MiB over the {self.db_bound_bytes / 2**20:.0f} MiB bound")
+            self.violation(
+                "db_size",
+                f"database {size / 2**20:.0f} MiB over the {self.db_bound_bytes / 2**20:.0f} MiB bound",
+            )
         self._check_stuck(dt if up else 0.0)
 
     def db_bytes(self) -> int:
-        return sum(p.stat().st_size for p in (self.daemon.db, Path(str(self.daemon.db) + "-wal")) if p.exists())
+        return sum(
+            p.stat().st_size for p in (self.daemon.db, Path(str(self.daemon.db) + "-wal")) if p.exists()
+        )
 
     def _read_exporter(self) -> None:
         try:
@@ -100,18 +109,33 @@ class Observer:
         reads["last"] = life
         healthy = {s.name for s in self.specs if s.healthy}
         first = reads["first"]
-        self.poll_series.append((round(time.monotonic() - self.started, 1), self.daemon.starts,
-                                 int(sum(v[0] - first.get(k, (0, 0))[0] for k, v in life.items() if k in healthy)),
-                                 int(sum(v[1] - first.get(k, (0, 0))[1] for k, v in life.items() if k in healthy))))
+        self.poll_series.append(
+            (
+                round(time.monotonic() - self.started, 1),
+                self.daemon.starts,
+                int(sum(v[0] - first.get(k, (0, 0))[0] for k, v in life.items() if k in healthy)),
+                int(sum(v[1] - first.get(k, (0, 0))[1] for k, v in life.items() if k in healthy)),
+            )
+        )
 
     def rollouts(self) -> list[dict[str, Any]]:
         try:
             with sqlite3.connect(self.daemon.db, timeout=10) as conn:
-                rows = conn.execute("SELECT id, state, targets, changes, previous_config FROM rollout ORDER BY id").fetchall()
+                rows = conn.execute(
+                    "SELECT id, state, targets, changes, previous_config FROM rollout ORDER BY id"
+                ).fetchall()
         except sqlite3.Error:
             return []
-        return [{"id": r[0], "state": r[1], "targets": json.loads(r[2]), "changes": json.loads(r[3]),
-                 "previous": json.loads(r[4])} for r in rows]
+        return [
+            {
+                "id": r[0],
+                "state": r[1],
+                "targets": json.loads(r[2]),
+                "changes": json.loads(r[3]),
+                "previous": json.loads(r[4]),
+            }
+            for r in rows
+        ]
 
     def _check_stuck(self, up_dt: float) -> None:
         for r in self.rollouts():
@@ -123,7 +147,9 @@ class Observer:
             self._stuck[r["id"]] = (r["state"], spent)
             if spent > self.stuck_bound_s and r["id"] not in self._reported_stuck:
                 self._reported_stuck.add(r["id"])
-                self.violation("stuck", f"rollout {r['id']} in {r['state']} for {spent:.0f}s of daemon up-time")
+                self.violation(
+                    "stuck", f"rollout {r['id']} in {r['state']} for {spent:.0f}s of daemon up-time"
+                )
 
     def active_ids(self) -> dict[int, str]:
         return {r["id"]: r["state"] for r in self.rollouts() if r["state"] in ACTIVE}
@@ -132,12 +158,20 @@ class Observer:
     def final_checks(self, workdir: Path, allowed_actors: set[str]) -> None:
         rows = self.rollouts()
         with sqlite3.connect(self.daemon.db, timeout=10) as conn:
-            approved = {int(r[0]) for r in conn.execute(
-                "SELECT DISTINCT entity_id FROM audit_event WHERE entity = 'rollout' AND action = 'approve'")}
-            actors = conn.execute("SELECT entity_id, actor, action FROM audit_event WHERE entity = 'rollout'").fetchall()
+            approved = {
+                int(r[0])
+                for r in conn.execute(
+                    "SELECT DISTINCT entity_id FROM audit_event WHERE entity = 'rollout' AND action = 'approve'"
+                )
+            }
+            actors = conn.execute(
+                "SELECT entity_id, actor, action FROM audit_event WHERE entity = 'rollout'"
+            ).fetchall()
         for rid, actor, action in actors:
             if actor not in allowed_actors:
-                self.violation("foreign_actor", f"rollout {rid}: {action} by {actor!r}, not an allowed identity")
+                self.violation(
+                    "foreign_actor", f"rollout {rid}: {action} by {actor!r}, not an allowed identity"
+                )
             if actor == "team" and action != "propose":
                 self.violation("foreign_actor", f"rollout {rid}: {action} by team, which may only propose")
         expected = {k: "8" for k in KNOBS}
@@ -149,14 +183,19 @@ class Observer:
             for t in r["targets"]:
                 recorded = r["previous"].get(t, {}).get("values", {}).get("batch")
                 if recorded is not None and str(recorded) != expected[t]:
-                    self.violation("record", f"rollout {r['id']}: previous_config of {t} says batch={recorded}, "
-                                             f"but it ran {expected[t]} then")
+                    self.violation(
+                        "record",
+                        f"rollout {r['id']}: previous_config of {t} says batch={recorded}, "
+                        f"but it ran {expected[t]} then",
+                    )
                 if r["state"] == "COMPLETED":
                     expected[t] = str(r["changes"][0]["value"])
         for k in KNOBS:
             real = json.loads((workdir / f"{k}.json").read_text())["batch"]
             if real != expected[k]:
-                self.violation("knob_mismatch", f"{k} runs batch={real}; the rollout records say {expected[k]}")
+                self.violation(
+                    "knob_mismatch", f"{k} runs batch={real}; the rollout records say {expected[k]}"
+                )
 
     def poll_figures(self) -> dict[str, Any]:
         """Healthy targets' polls and missed polls after each start-up window (summed over the daemon's
@@ -175,18 +214,49 @@ class Observer:
                 startup_missed += m0
                 if m - m0:
                     missed_by[target] = missed_by.get(target, 0.0) + m - m0
-        others = {s.name: int(sum(r["last"].get(s.name, (0.0, 0.0))[0] for r in self.lives.values()))
-                  for s in self.specs if not s.healthy}
-        return {"healthy_targets": len(healthy), "healthy_polls": int(polls), "healthy_missed": int(missed),
-                "missed_by_target": missed_by, "startup_missed": int(startup_missed),
-                "startup_grace_s": self.startup_grace_s, "other_polls": others,
-                "daemon_lives_read": len(self.lives)}
+        others = {
+            s.name: int(sum(r["last"].get(s.name, (0.0, 0.0))[0] for r in self.lives.values()))
+            for s in self.specs
+            if not s.healthy
+        }
+        return {
+            "healthy_targets": len(healthy),
+            "healthy_polls": int(polls),
+            "healthy_missed": int(missed),
+            "missed_by_target": missed_by,
+            "startup_missed": int(startup_missed),
+            "startup_grace_s": self.startup_grace_s,
+            "other_polls": others,
+            "daemon_lives_read": len(self.lives),
+        }
+
+    def missed_windows(self, gap_s: float = 30.0) -> list[tuple[float, float, int]]:
+        """When healthy polls were missed: (from s, to s, missed) runs of the 2-second reads in which the
+        count rose, a gap of more than `gap_s` starting a new run. A burst every target shares points at the
+        machine (or the loop) at that moment; a steady trickle at the daemon."""
+        windows: list[list[float]] = []
+        previous: dict[int, int] = {}
+        for at, life, _, missed in self.poll_series:
+            rose = missed - previous.get(life, 0)
+            previous[life] = missed
+            if rose <= 0:
+                continue
+            if windows and at - windows[-1][1] <= gap_s:
+                windows[-1][1], windows[-1][2] = at, windows[-1][2] + rose
+            else:
+                windows.append([at, at, rose])
+        return [(w[0], w[1], int(w[2])) for w in windows]
 
     def check_polls(self) -> None:
         figures = self.poll_figures()
         if figures["healthy_missed"]:
-            self.violation("missed_polls", f"{figures['healthy_missed']} missed polls of healthy targets: "
-                                           f"{json.dumps(figures['missed_by_target'])[:300]}")
+            when = "; ".join(f"{a:.0f}-{b:.0f} s: {n}" for a, b, n in self.missed_windows()[:5])
+            self.violation(
+                "missed_polls",
+                f"{figures['healthy_missed']} missed polls of healthy targets "
+                f"(when: {when or 'at start-up'}): "
+                f"{json.dumps(figures['missed_by_target'])[:300]}",
+            )
         if not figures["healthy_polls"]:
             self.violation("no_polls", "no poll of a healthy target was ever counted")
 
@@ -211,7 +281,7 @@ class Observer:
     @staticmethod
     def trend_per_hour(series: list[tuple[float, int]]) -> float | None:
         """Least-squares slope (units per hour) over the second half of the series (past warm-up)."""
-        half = series[len(series) // 2:]
+        half = series[len(series) // 2 :]
         if len(half) < 10:
             return None
         xs, ys = [t for t, _ in half], [v for _, v in half]

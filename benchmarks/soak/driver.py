@@ -50,8 +50,9 @@ class DriverStats:
 
 
 class Driver:
-    def __init__(self, workdir: Path, daemon: DaemonProc, broker: Broker, rng: random.Random,
-                 violation: Any) -> None:
+    def __init__(
+        self, workdir: Path, daemon: DaemonProc, broker: Broker, rng: random.Random, violation: Any
+    ) -> None:
         self.workdir = workdir
         self.daemon = daemon
         self.broker = broker
@@ -65,9 +66,15 @@ class Driver:
 
     # --- the two paths ------------------------------------------------------------------------
     async def cli(self, *args: str, timeout_s: float = 90.0) -> tuple[int, str, str]:
-        proc = await asyncio.create_subprocess_exec(str(CHARTER), "--config", str(self.daemon.config), *args,
-                                                    env=self.daemon.environment(),
-                                                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        proc = await asyncio.create_subprocess_exec(
+            str(CHARTER),
+            "--config",
+            str(self.daemon.config),
+            *args,
+            env=self.daemon.environment(),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
         try:
             out, err = await asyncio.wait_for(proc.communicate(), timeout_s)
         except TimeoutError:
@@ -76,15 +83,17 @@ class Driver:
             return -9, "", f"timed out after {timeout_s:.0f}s"
         return proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace")
 
-    async def mqtt(self, payload: bytes, action: str, request_id: str | None, user: str = "ops",
-                   timeout_s: float = 20.0) -> CommandResult | None:
+    async def mqtt(
+        self, payload: bytes, action: str, request_id: str | None, user: str = "ops", timeout_s: float = 20.0
+    ) -> CommandResult | None:
         """Publish on the command topic and wait for the answer naming `request_id` (None: no answer)."""
         if not self.broker.up:
             return None
         try:
             async with asyncio.timeout(timeout_s):
-                async with aiomqtt.Client("127.0.0.1", self.broker.port, username=user,
-                                          password=BROKER_USERS[user]) as client:
+                async with aiomqtt.Client(
+                    "127.0.0.1", self.broker.port, username=user, password=BROKER_USERS[user]
+                ) as client:
                     await client.subscribe(mqtt_topic(RESULT_TOPIC), qos=1)
                     await client.publish(mqtt_topic(command_topic(action)), payload, qos=1)  # type: ignore[arg-type]
                     async for message in client.messages:
@@ -107,14 +116,19 @@ class Driver:
 
         try:
             with sqlite3.connect(self.daemon.db, timeout=10) as conn:
-                row = conn.execute("SELECT state, changes, previous_config, targets FROM rollout WHERE id = ?",
-                                   (rollout_id,)).fetchone()
+                row = conn.execute(
+                    "SELECT state, changes, previous_config, targets FROM rollout WHERE id = ?", (rollout_id,)
+                ).fetchone()
         except sqlite3.Error:
             return None
         if row is None:
             return None
-        return {"state": row[0], "changes": json.loads(row[1]), "previous": json.loads(row[2]),
-                "targets": json.loads(row[3])}
+        return {
+            "state": row[0],
+            "changes": json.loads(row[1]),
+            "previous": json.loads(row[2]),
+            "targets": json.loads(row[3]),
+        }
 
     def _max_id(self) -> int:
         import sqlite3
@@ -131,8 +145,13 @@ class Driver:
         if via == "mqtt":
             rid = f"p-{uuid.uuid4().hex[:12]}"
             signer = self.team if self.rng.random() < 0.5 else self.ops  # team may propose, nothing else
-            cmd = RolloutCommand(action="propose", targets=targets, changes=[{"param": "batch", "value": value}],
-                                 reason="soak", request_id=rid)
+            cmd = RolloutCommand(
+                action="propose",
+                targets=targets,
+                changes=[{"param": "batch", "value": value}],
+                reason="soak",
+                request_id=rid,
+            )
             result = await self.mqtt(signer.encode(cmd), "propose", rid, user=signer.identity)
             if result is not None and result.ok and result.rollout:
                 self.stats.proposed["mqtt"] += 1
@@ -195,7 +214,13 @@ class Driver:
             return
         self.current = rollout_id
         plan = self.rng.choices(["reject", "run", "rollback-mid", "rollback-after"], [1, 5, 2, 2])[0]
-        outcome: dict[str, Any] = {"id": rollout_id, "targets": targets, "value": value, "via": via, "plan": plan}
+        outcome: dict[str, Any] = {
+            "id": rollout_id,
+            "targets": targets,
+            "value": value,
+            "via": via,
+            "plan": plan,
+        }
         if plan == "reject":
             await self.act("reject", rollout_id)
         else:
@@ -236,15 +261,18 @@ class Driver:
             else:
                 continue  # never touched: nothing recorded, nothing to restore
             if real != want:
-                self.violation("knob_mismatch", f"rollout {rollout_id} {row['state']}: {t} runs batch={real}, "
-                                                f"the record says {want}")
+                self.violation(
+                    "knob_mismatch",
+                    f"rollout {rollout_id} {row['state']}: {t} runs batch={real}, the record says {want}",
+                )
 
     # --- junk ---------------------------------------------------------------------------------
     async def junk(self) -> None:
         """One refused-by-contract command; an `ok` answer to any of them is a violation."""
         target_id = self.current or max(self._max_id(), 1)
-        kind = self.rng.choice(["unsigned", "forged", "stranger", "team-approve", "garbage", "oversized",
-                                "replay", "actor"])
+        kind = self.rng.choice(
+            ["unsigned", "forged", "stranger", "team-approve", "garbage", "oversized", "replay", "actor"]
+        )
         rid = f"junk-{uuid.uuid4().hex[:10]}"
         approve = RolloutCommand(action="approve", id=target_id, request_id=rid)
         action = "approve"
@@ -276,6 +304,8 @@ class Driver:
             self.stats.junk_unanswered += 1
         elif result.ok:
             self.stats.junk_accepted.append(kind)
-            self.violation("junk_accepted", f"{kind} command was carried out: {result.model_dump_json()[:300]}")
+            self.violation(
+                "junk_accepted", f"{kind} command was carried out: {result.model_dump_json()[:300]}"
+            )
         else:
             self.stats.junk_refused += 1

@@ -82,8 +82,20 @@ class Template:
             return None
         if not math.isfinite(base) or name.endswith("_created"):
             return None
-        family = next((f for f in (name, name.removesuffix("_total"), name.removesuffix("_bucket"),
-                                   name.removesuffix("_count"), name.removesuffix("_sum")) if f in kinds), None)
+        family = next(
+            (
+                f
+                for f in (
+                    name,
+                    name.removesuffix("_total"),
+                    name.removesuffix("_bucket"),
+                    name.removesuffix("_count"),
+                    name.removesuffix("_sum"),
+                )
+                if f in kinds
+            ),
+            None,
+        )
         kind = kinds.get(family or "", "")
         if kind == "counter":
             return max(1.0, base / 100.0)
@@ -115,24 +127,28 @@ def huge_body() -> bytes:
 
 
 def nan_body(elapsed: float) -> bytes:
-    return ("# TYPE vllm:num_requests_running gauge\nvllm:num_requests_running{model_name=\"tiny\"} NaN\n"
-            "# TYPE vllm:num_requests_waiting gauge\nvllm:num_requests_waiting{model_name=\"tiny\"} -7\n"
-            "# TYPE vllm:kv_cache_usage_perc gauge\nvllm:kv_cache_usage_perc{model_name=\"tiny\"} +Inf\n"
-            "# TYPE vllm:prompt_tokens_total counter\n"
-            f"vllm:prompt_tokens_total{{model_name=\"tiny\"}} {-elapsed}\n"
-            "# TYPE vllm:generation_tokens_total counter\nvllm:generation_tokens_total{model_name=\"tiny\"} -Inf\n"
-            "# TYPE vllm:time_to_first_token_seconds histogram\n"
-            "vllm:time_to_first_token_seconds_bucket{le=\"0.1\",model_name=\"tiny\"} NaN\n"
-            "vllm:time_to_first_token_seconds_bucket{le=\"+Inf\",model_name=\"tiny\"} -3\n"
-            "vllm:time_to_first_token_seconds_count{model_name=\"tiny\"} -3\n"
-            "vllm:time_to_first_token_seconds_sum{model_name=\"tiny\"} NaN\n").encode()
+    return (
+        '# TYPE vllm:num_requests_running gauge\nvllm:num_requests_running{model_name="tiny"} NaN\n'
+        '# TYPE vllm:num_requests_waiting gauge\nvllm:num_requests_waiting{model_name="tiny"} -7\n'
+        '# TYPE vllm:kv_cache_usage_perc gauge\nvllm:kv_cache_usage_perc{model_name="tiny"} +Inf\n'
+        "# TYPE vllm:prompt_tokens_total counter\n"
+        f'vllm:prompt_tokens_total{{model_name="tiny"}} {-elapsed}\n'
+        '# TYPE vllm:generation_tokens_total counter\nvllm:generation_tokens_total{model_name="tiny"} -Inf\n'
+        "# TYPE vllm:time_to_first_token_seconds histogram\n"
+        'vllm:time_to_first_token_seconds_bucket{le="0.1",model_name="tiny"} NaN\n'
+        'vllm:time_to_first_token_seconds_bucket{le="+Inf",model_name="tiny"} -3\n'
+        'vllm:time_to_first_token_seconds_count{model_name="tiny"} -3\n'
+        'vllm:time_to_first_token_seconds_sum{model_name="tiny"} NaN\n'
+    ).encode()
 
 
 def escape_body(template: Template, elapsed: float) -> bytes:
     evil = "\\x1b]0;pwned\\x07\x1b[2J\x1b[31mRED\x1b[0m\u202e\u0007"
     text = template.render(elapsed).decode().replace('model_name="tiny"', f'model_name="{evil}"')
-    return ("# HELP vllm:evil \x1b[1;31mbold\x1b[0m\x1b]8;;http://x\x07link\n# TYPE vllm:evil gauge\n"
-            f'vllm:evil{{engine="{evil}"}} 1\n' + text).encode()
+    return (
+        "# HELP vllm:evil \x1b[1;31mbold\x1b[0m\x1b]8;;http://x\x07link\n# TYPE vllm:evil gauge\n"
+        f'vllm:evil{{engine="{evil}"}} 1\n' + text
+    ).encode()
 
 
 class Replay:
@@ -140,8 +156,10 @@ class Replay:
         self.epoch = float(spec["epoch"])
         self.targets = spec["targets"]
         base = fixtures_dir()
-        texts = {k: (base / v).read_text() if (base / v).exists() else (base / CAPTURES["vllm"]).read_text()
-                 for k, v in CAPTURES.items()}
+        texts = {
+            k: (base / v).read_text() if (base / v).exists() else (base / CAPTURES["vllm"]).read_text()
+            for k, v in CAPTURES.items()
+        }
         self.templates = {k: Template(t) for k, t in texts.items()}
         self.huge = huge_body() if any(t["kind"] == "huge" for t in self.targets) else b""
         self.scrapes = 0
@@ -181,7 +199,11 @@ class Replay:
         if path in (b"/health", b"/v2/health/live", b"/v2/health/ready"):
             return b"200 OK", b"text/plain", b""
         if path == b"/v1/models":
-            return b"200 OK", b"application/json", b'{"object":"list","data":[{"id":"tiny","object":"model"}]}'
+            return (
+                b"200 OK",
+                b"application/json",
+                b'{"object":"list","data":[{"id":"tiny","object":"model"}]}',
+            )
         if path == b"/version":
             return b"200 OK", b"application/json", b'{"version":"0.32.0"}'
         return b"404 Not Found", b"text/plain", b"not found\n"
@@ -197,8 +219,16 @@ class Replay:
                 path = parts[1] if len(parts) > 2 else b"/"
                 status, ctype, payload = self.answer(target, path)
                 self.scrapes += 1
-                writer.write(b"HTTP/1.1 " + status + b"\r\nContent-Type: " + ctype +
-                             b"\r\nContent-Length: " + str(len(payload)).encode() + b"\r\n\r\n" + payload)
+                writer.write(
+                    b"HTTP/1.1 "
+                    + status
+                    + b"\r\nContent-Type: "
+                    + ctype
+                    + b"\r\nContent-Length: "
+                    + str(len(payload)).encode()
+                    + b"\r\n\r\n"
+                    + payload
+                )
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError, ValueError):
             pass
@@ -209,9 +239,13 @@ class Replay:
         ports: dict[str, int] = {}
         servers = []
         for target in self.targets:
-            srv = await asyncio.start_server(lambda r, w, t=target: self.handle(t, r, w), "127.0.0.1",
-                                             int(target.get("port") or 0), reuse_address=True,
-                                             limit=MAX_REQUEST)
+            srv = await asyncio.start_server(
+                lambda r, w, t=target: self.handle(t, r, w),
+                "127.0.0.1",
+                int(target.get("port") or 0),
+                reuse_address=True,
+                limit=MAX_REQUEST,
+            )
             servers.append(srv)
             ports[target["name"]] = srv.sockets[0].getsockname()[1]
         print(json.dumps({"ports": ports}), flush=True)

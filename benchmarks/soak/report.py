@@ -7,7 +7,9 @@ from typing import Any
 
 def _deep(records: list[dict[str, Any]]) -> str:
     errors = sorted({x["error"] for x in records if not x["ok"]})
-    return f"{len(records)} records, {sum(x['ok'] for x in records)} ok" + (f"; errors: {errors}" if errors else "")
+    return f"{len(records)} records, {sum(x['ok'] for x in records)} ok" + (
+        f"; errors: {errors}" if errors else ""
+    )
 
 
 def render(r: dict[str, Any]) -> str:
@@ -59,11 +61,15 @@ def render(r: dict[str, Any]) -> str:
         f"{polls['healthy_missed']} missed** (the daemon's own `charter_scrape_duration_seconds_count` and "
         "`charter_polls_missed_total`, summed over its lives; read every 2 s while it was up, from the end of "
         f"each start-up window of {polls['startup_grace_s']:g} s after the daemon logs `daemon running`)",
+        f"- when healthy polls were missed (seconds into the run: missed): "
+        f"{'; '.join(f'{a:.0f}-{b:.0f} s: {n}' for a, b, n in r.get('missed_windows', [])) or 'never'}",
         f"- missed by the end of the start-up windows (all lives together; not counted above): "
         f"{polls['startup_missed']}",
         "- the others (hostile, knob, stopped-and-started): "
         + ", ".join(f"{k} {n:,}" for k, n in polls["other_polls"].items()),
         f"- exporter reads that failed: {r['exporter_failures']}",
+        f"- {_stalls(r.get('loop_stalls'))}",
+        f"- machine load average at the end (1, 5, 15 min): {_load(r.get('load_average'))}",
         "",
         "## Memory and database",
         "",
@@ -98,3 +104,19 @@ def render(r: dict[str, Any]) -> str:
         lines += ["", "## Driver notes", "", *[f"- {e}" for e in r["driver_errors"]]]
     lines += ["", "## Fault log", "", "```text", *r["fault_log"], "```", ""]
     return "\n".join(lines)
+
+
+def _stalls(stalls: dict[str, Any] | None) -> str:
+    if stalls is None:
+        return "event-loop stalls: not recorded"
+    if not stalls["count"]:
+        return "event-loop stalls over 1 s (the daemon's watchdog, daemon/stall.py): none"
+    return (
+        f"event-loop stalls over 1 s (the daemon's watchdog, daemon/stall.py): {stalls['count']}, "
+        f"longest {stalls['max_s']:.2f} s, {stalls['total_s']:.1f} s in all; "
+        f"{stalls['whole_process']} with the whole process held (no CPU or the GIL kept)"
+    )
+
+
+def _load(load: list[float] | None) -> str:
+    return "not recorded" if not load else ", ".join(f"{x:.2f}" for x in load)

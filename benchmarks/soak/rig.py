@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from daemon.paths import repo_data_dir
-from daemon.testkit.mosquitto import MosquittoBroker, start_mosquitto
-from daemon.testkit.ports import die_with_parent, free_port
+from testkit.mosquitto import MosquittoBroker, start_mosquitto
+from testkit.ports import die_with_parent, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CHARTER = Path(sys.executable).parent / "charter-tui"
@@ -70,13 +70,21 @@ class ReplayGroup:
         self.proc: subprocess.Popen[str] | None = None
 
     def start(self, timeout_s: float = 60.0) -> None:
-        targets = [{"name": s.name, "kind": s.kind, "knob": s.knob, "port": self.ports.get(s.name, 0)}
-                   for s in self.specs]
+        targets = [
+            {"name": s.name, "kind": s.kind, "knob": s.knob, "port": self.ports.get(s.name, 0)}
+            for s in self.specs
+        ]
         self.spec_file.write_text(json.dumps({"epoch": self.epoch, "targets": targets}))
         with open(self.log, "a") as err:
-            self.proc = subprocess.Popen([sys.executable, "-m", "benchmarks.soak.replay", str(self.spec_file)],
-                                         cwd=ROOT, stdout=subprocess.PIPE, stderr=err, text=True,
-                                         start_new_session=True, preexec_fn=die_with_parent)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "benchmarks.soak.replay", str(self.spec_file)],
+                cwd=ROOT,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                text=True,
+                start_new_session=True,
+                preexec_fn=die_with_parent,
+            )
         assert self.proc.stdout is not None
         deadline = time.monotonic() + timeout_s
         line = ""
@@ -89,7 +97,9 @@ class ReplayGroup:
             time.sleep(0.1)
         if not line.endswith("\n"):
             self.stop()
-            raise RuntimeError(f"replay group {self.name} did not start within {timeout_s:.0f}s; see {self.log}")
+            raise RuntimeError(
+                f"replay group {self.name} did not start within {timeout_s:.0f}s; see {self.log}"
+            )
         self.ports = json.loads(line)["ports"]
 
     def stop(self, kill: bool = True) -> None:
@@ -123,8 +133,11 @@ class Broker:
     def start(self) -> None:
         acl = (repo_data_dir() / "mosquitto" / "charter.acl").read_text()
         stack = ExitStack()
-        self.broker = stack.enter_context(start_mosquitto(users=BROKER_USERS, acl=acl, port=self.port,
-                                                          keep_dir=self.dir, startup_timeout_s=30))
+        self.broker = stack.enter_context(
+            start_mosquitto(
+                users=BROKER_USERS, acl=acl, port=self.port, keep_dir=self.dir, startup_timeout_s=30
+            )
+        )
         self._stack = stack
 
     def stop(self) -> None:
@@ -159,23 +172,37 @@ class DaemonProc:
 
     def environment(self) -> dict[str, str]:
         xdg = self.workdir / "xdg"
-        return {**os.environ, "CHARTER_TUI_CONFIG": str(self.config),
-                "CHARTER_TUI_DATABASE_URL": f"sqlite:///{self.db}", "CHARTER_TUI_LOG_FILE": str(self.log),
-                "XDG_CONFIG_HOME": str(xdg / "config"), "XDG_DATA_HOME": str(xdg / "data"),
-                "XDG_STATE_HOME": str(xdg / "state"), "XDG_CACHE_HOME": str(xdg / "cache")}
+        return {
+            **os.environ,
+            "CHARTER_TUI_CONFIG": str(self.config),
+            "CHARTER_TUI_DATABASE_URL": f"sqlite:///{self.db}",
+            "CHARTER_TUI_LOG_FILE": str(self.log),
+            "XDG_CONFIG_HOME": str(xdg / "config"),
+            "XDG_DATA_HOME": str(xdg / "data"),
+            "XDG_STATE_HOME": str(xdg / "state"),
+            "XDG_CACHE_HOME": str(xdg / "cache"),
+        }
 
     def start(self, timeout_s: float = 90.0) -> None:
         marker = self.log.read_text(errors="replace").count("daemon running") if self.log.exists() else 0
         self.started_at = float("inf")  # in start-up until it says it runs: the checks wait for that
         with open(self.workdir / "daemon.stderr", "a") as err:
-            self.proc = subprocess.Popen([str(CHARTER), "--config", str(self.config), "daemon"],
-                                         env=self.environment(), stdout=subprocess.DEVNULL, stderr=err,
-                                         text=True, start_new_session=True, preexec_fn=die_with_parent)
+            self.proc = subprocess.Popen(
+                [str(CHARTER), "--config", str(self.config), "daemon"],
+                env=self.environment(),
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                text=True,
+                start_new_session=True,
+                preexec_fn=die_with_parent,
+            )
         self.starts += 1
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"daemon exited with {self.proc.returncode}; see {self.workdir / 'daemon.stderr'}")
+                raise RuntimeError(
+                    f"daemon exited with {self.proc.returncode}; see {self.workdir / 'daemon.stderr'}"
+                )
             if self.log.exists() and self.log.read_text(errors="replace").count("daemon running") > marker:
                 self.started_at = time.monotonic()
                 return
@@ -214,41 +241,88 @@ def write_secret(workdir: Path, name: str) -> Path:
     return path
 
 
-def write_config(workdir: Path, specs: list[TargetSpec], ports: dict[str, int], broker_port: int,
-                 metrics_port: int, watch_dir: Path, poll_interval_s: float) -> Path:
+def write_config(
+    workdir: Path,
+    specs: list[TargetSpec],
+    ports: dict[str, int],
+    broker_port: int,
+    metrics_port: int,
+    watch_dir: Path,
+    poll_interval_s: float,
+) -> Path:
     """The daemon's TOML: every target, the knob actuators, MQTT with signed identities, the watch dir."""
     pw = workdir / "daemon-mqtt.pw"
     pw.write_text(BROKER_USERS["charter-daemon"] + "\n")
     pw.chmod(0o600)
     ops, team = write_secret(workdir, "ops"), write_secret(workdir, "team")
     lines = [
-        "[daemon]", f"poll_interval_s = {poll_interval_s}", f"metrics_port = {metrics_port}", "",
-        "[storage]", "raw_retention_hours = 24.0", "",
-        "[mqtt]", "enabled = true", 'host = "127.0.0.1"', f"port = {broker_port}",
-        'username = "charter-daemon"', f'password_file = "{pw}"', "",
-        "[auth]", "max_skew_s = 60.0", "",
-        "[[auth.identities]]", 'name = "ops"', f'secret_file = "{ops}"',
-        'actions = ["propose", "approve", "reject", "pause", "resume", "rollback"]', "",
-        "[[auth.identities]]", 'name = "team"', f'secret_file = "{team}"', "",  # propose only
-        "[watch]", f'paths = ["{watch_dir}"]', "compile_timeout_s = 10.0", "",
+        "[daemon]",
+        f"poll_interval_s = {poll_interval_s}",
+        f"metrics_port = {metrics_port}",
+        "",
+        "[storage]",
+        "raw_retention_hours = 24.0",
+        "",
+        "[mqtt]",
+        "enabled = true",
+        'host = "127.0.0.1"',
+        f"port = {broker_port}",
+        'username = "charter-daemon"',
+        f'password_file = "{pw}"',
+        "",
+        "[auth]",
+        "max_skew_s = 60.0",
+        "",
+        "[[auth.identities]]",
+        'name = "ops"',
+        f'secret_file = "{ops}"',
+        'actions = ["propose", "approve", "reject", "pause", "resume", "rollback"]',
+        "",
+        "[[auth.identities]]",
+        'name = "team"',
+        f'secret_file = "{team}"',
+        "",  # propose only
+        "[watch]",
+        f'paths = ["{watch_dir}"]',
+        "compile_timeout_s = 10.0",
+        "",
         # A sample's rates cover the last [thresholds] window_s, and only samples wholly after the
         # change count for a canary: a short rate window lets a 15 s canary gather ~8 of them.
-        "[thresholds]", "window_s = 5.0", "",
-        "[rollouts]", "warmup_s = 2.0", "canary_window_s = 15.0", "baseline_window_s = 30.0", "min_samples = 3",
-        'default_signals = ["generation_tokens_per_s"]', "step_interval_s = 0.5", "apply_timeout_s = 30.0",
+        "[thresholds]",
+        "window_s = 5.0",
+        "",
+        "[rollouts]",
+        "warmup_s = 2.0",
+        "canary_window_s = 15.0",
+        "baseline_window_s = 30.0",
+        "min_samples = 3",
+        'default_signals = ["generation_tokens_per_s"]',
+        "step_interval_s = 0.5",
+        "apply_timeout_s = 30.0",
         "",
     ]
     for knob in KNOBS:
         state = workdir / f"{knob}.json"
         argv = [sys.executable, str(KNOB), str(state)]
-        lines += [f"[rollouts.commands.{knob}]",
-                  f"apply = {json.dumps(argv + ['set', '{param}', '{value}'])}",
-                  f"read = {json.dumps(argv + ['get', '{param}'])}",
-                  "timeout_s = 20.0",
-                  f"[rollouts.commands.{knob}.params.batch]", 'type = "int"', "min = 1", "max = 512", ""]
+        lines += [
+            f"[rollouts.commands.{knob}]",
+            f"apply = {json.dumps(argv + ['set', '{param}', '{value}'])}",
+            f"read = {json.dumps(argv + ['get', '{param}'])}",
+            "timeout_s = 20.0",
+            f"[rollouts.commands.{knob}.params.batch]",
+            'type = "int"',
+            "min = 1",
+            "max = 512",
+            "",
+        ]
     for spec in specs:
-        lines += ["[[targets]]", f'name = "{spec.name}"', f'url = "http://127.0.0.1:{ports[spec.name]}"',
-                  "timeout_s = 2.0", ""]
+        lines += [
+            "[[targets]]",
+            f'name = "{spec.name}"',
+            f'url = "http://127.0.0.1:{ports[spec.name]}"',
+            "timeout_s = 2.0",
+            "",
+        ]
     path = workdir / "config.toml"
     path.write_text("\n".join(lines))
     return path

@@ -38,32 +38,63 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "bench",
         help="run an agent's calls against a real server, naive vs with the cache plan, and report",
         description="Benchmark a compiled agent on a real vLLM or Triton server: naive vs optimized, "
-                    "client timings and the server's own counters, hit share next to the ceiling.",
+        "client timings and the server's own counters, hit share next to the ceiling.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("agent", type=Path, metavar="AGENT", help="the agent's Python file")
-    p.add_argument("--inputs", type=Path, required=True, metavar="FILE",
-                   help="JSON Lines: one object of the agent's input variables per run")
+    p.add_argument(
+        "--inputs",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="JSON Lines: one object of the agent's input variables per run",
+    )
     p.add_argument("--target", required=True, metavar="URL", help="server URL, e.g. http://127.0.0.1:8000")
-    p.add_argument("--engine", choices=("auto", "vllm", "triton"), default="auto",
-                   help="what the target is (default: ask it)")
+    p.add_argument(
+        "--engine",
+        choices=("auto", "vllm", "triton"),
+        default="auto",
+        help="what the target is (default: ask it)",
+    )
     p.add_argument("--model", help="model to use (vLLM: default the first served; Triton: required)")
     p.add_argument("--metrics-url", help="Triton: its metrics URL (e.g. http://127.0.0.1:8002/metrics)")
     p.add_argument("--mode", choices=("naive", "optimized", "both"), default="both")
-    p.add_argument("--runs", type=int, default=1, metavar="N",
-                   help="repeat each mode N times over the inputs (cache reset before each); medians reported")
+    p.add_argument(
+        "--runs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="repeat each mode N times over the inputs (cache reset before each); medians reported",
+    )
     p.add_argument("--report", type=Path, metavar="DIR", help="write report.md, charts and result.json here")
-    p.add_argument("--max-tokens", type=int, metavar="N",
-                   help="cap every call's max_tokens at N (default: each call's own, 16 if it sets none)")
-    p.add_argument("--no-fixes", action="store_true",
-                   help="optimized mode keeps the agent's prompts (no restructuring from the plan)")
-    p.add_argument("--nocache-target", metavar="URL",
-                   help="a second server of the same model with prefix caching off: one naive pass on it, "
-                        "to separate what the engine gives by itself from what the plan adds")
-    p.add_argument("--timeout", type=float, default=120.0, metavar="S", help="per-call timeout (default 120 s)")
-    p.add_argument("--concurrency", type=int, default=32, metavar="N",
-                   help="optimized mode: requests in flight at once (default 32)")
+    p.add_argument(
+        "--max-tokens",
+        type=int,
+        metavar="N",
+        help="cap every call's max_tokens at N (default: each call's own, 16 if it sets none)",
+    )
+    p.add_argument(
+        "--no-fixes",
+        action="store_true",
+        help="optimized mode keeps the agent's prompts (no restructuring from the plan)",
+    )
+    p.add_argument(
+        "--nocache-target",
+        metavar="URL",
+        help="a second server of the same model with prefix caching off: one naive pass on it, "
+        "to separate what the engine gives by itself from what the plan adds",
+    )
+    p.add_argument(
+        "--timeout", type=float, default=120.0, metavar="S", help="per-call timeout (default 120 s)"
+    )
+    p.add_argument(
+        "--concurrency",
+        type=int,
+        default=32,
+        metavar="N",
+        help="optimized mode: requests in flight at once (default 32)",
+    )
     p.add_argument("--no-store", action="store_true", help="do not write the result to the database")
     p.add_argument("--json", action="store_true", help="print the whole result as JSON instead of the table")
     p.set_defaults(func=run)
@@ -100,28 +131,34 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _run(args: argparse.Namespace) -> int:
-    from daemon.executor.bench import BenchOptions, compile_agent, run_bench
-    from daemon.executor.binding import BindOptions
-    from daemon.executor.inputs import load_inputs
-    from daemon.executor.report import summary_rows, text_table, write_report
-    from daemon.executor.runner import RunOptions
-    from daemon.executor.targets import connect_target
+    from executor.bench import BenchOptions, compile_agent, run_bench
+    from executor.binding import BindOptions
+    from executor.inputs import load_inputs
+    from executor.report import summary_rows, text_table, write_report
+    from executor.runner import RunOptions
+    from executor.targets import connect_target
 
     records = load_inputs(args.inputs)
     source = args.agent.read_text(encoding="utf-8", errors="surrogateescape")
-    target = await connect_target(args.target, engine=args.engine, model=args.model, metrics_url=args.metrics_url)
+    target = await connect_target(
+        args.target, engine=args.engine, model=args.model, metrics_url=args.metrics_url
+    )
     nocache = None
     try:
         if args.nocache_target:
-            nocache = await connect_target(args.nocache_target, engine=target.engine, model=target.model,
-                                           metrics_url=None)
+            nocache = await connect_target(
+                args.nocache_target, engine=target.engine, model=target.model, metrics_url=None
+            )
         compiled = await asyncio.to_thread(compile_agent, source, str(args.agent), target, not args.no_fixes)
         modes = ("naive", "optimized") if args.mode == "both" else (args.mode,)
         options = BenchOptions(
-            modes=modes, rounds=args.runs, apply_fixes=not args.no_fixes,
+            modes=modes,
+            rounds=args.runs,
+            apply_fixes=not args.no_fixes,
             bind=BindOptions(max_tokens_cap=args.max_tokens),
             run=RunOptions(timeout_s=args.timeout, concurrency=args.concurrency),
-            nocache_target=nocache, progress=_Progress(),
+            nocache_target=nocache,
+            progress=_Progress(),
         )
         result = await run_bench(str(args.agent), compiled, records, target, options, str(args.inputs))
     finally:
@@ -148,7 +185,7 @@ async def _run(args: argparse.Namespace) -> int:
 
 def _store(args: argparse.Namespace, result) -> None:  # type: ignore[no-untyped-def]
     from daemon.config import load_config
-    from daemon.executor.records import BenchRun
+    from daemon.bench.records import BenchRun
     from daemon.store import Store
 
     store = Store(load_config(args.config).database_url)

@@ -37,7 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     show.add_argument("--json", action="store_true", help="print JSON instead of TOML")
     show.set_defaults(func=run_show)
     init = actions.add_parser(
-        "init", help="write a commented default config", description="Write the commented default config file."
+        "init",
+        help="write a commented default config",
+        description="Write the commented default config file.",
     )
     init.add_argument("--force", action="store_true", help="overwrite an existing file (a .bak is kept)")
     init.set_defaults(func=run_init)

@@ -30,8 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from charter_tui.compose import embedded_app
-    from daemon.testkit.ports import StartupError
-    from daemon.testkit.vllm import start_vllm
+    from testkit.ports import StartupError
+    from testkit.vllm import start_vllm
 
     loaded = load_config(args.config)
     setup_file_logging(loaded.log_file)

@@ -41,9 +41,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("url", help="the server's base URL, e.g. http://127.0.0.1:8000")
     p.add_argument("--engine", choices=("auto", *ENGINES), default="auto", help="skip auto-detection")
-    p.add_argument("--interval", type=float, default=5.0, metavar="S", help="seconds between the two polls (default 5)")
+    p.add_argument(
+        "--interval", type=float, default=5.0, metavar="S", help="seconds between the two polls (default 5)"
+    )
     p.add_argument("--metrics-url", help="where /metrics is served when not at URL (Triton: :8002/metrics)")
-    p.add_argument("--model", action="append", default=[], help="Triton model to check readiness and config of (repeatable)")
+    p.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        help="Triton model to check readiness and config of (repeatable)",
+    )
     p.add_argument("--timeout", type=float, default=5.0, metavar="S", help="per-request timeout (default 5)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run)
@@ -66,8 +73,10 @@ async def probe(target: TargetConfig, interval_s: float) -> dict[str, Any]:
     bottlenecks = []
     if sample is not None and second_ok:
         analyzer = Analyzer(Config())
-        bottlenecks = [e.bottleneck.model_dump(mode="json", exclude={"id"}) for e in
-                       analyzer.observe(sample.sample, sample.extras)]
+        bottlenecks = [
+            e.bottleneck.model_dump(mode="json", exclude={"id"})
+            for e in analyzer.observe(sample.sample, sample.extras)
+        ]
     return {
         "url": target.url,
         "engine": status.engine,
@@ -77,8 +86,11 @@ async def probe(target: TargetConfig, interval_s: float) -> dict[str, Any]:
         "health": health.model_dump(mode="json"),
         "sample": sample.sample.model_dump(mode="json", exclude={"id"}) if sample else None,
         "extras": sample.extras if sample else {},
-        "server_config": {k: v for k, v in status.info.items() if k in ("cache_config", "models", "backend",
-                                                                        "tokens_per_block", "model_configs")},
+        "server_config": {
+            k: v
+            for k, v in status.info.items()
+            if k in ("cache_config", "models", "backend", "tokens_per_block", "model_configs")
+        },
         "bottlenecks": bottlenecks,
     }
 
@@ -92,9 +104,11 @@ def _fmt(value: Any) -> str:
 
 
 def render(report: dict[str, Any]) -> str:
-    lines = [f"target   {report['url']}",
-             f"engine   {report['engine'] or 'not detected'}",
-             f"state    {report['state']}" + (f"  ({report['reason']})" if report["reason"] else "")]
+    lines = [
+        f"target   {report['url']}",
+        f"engine   {report['engine'] or 'not detected'}",
+        f"state    {report['state']}" + (f"  ({report['reason']})" if report["reason"] else ""),
+    ]
     health = report["health"]
     lines.append("health")
     for check in health["checks"]:
@@ -107,8 +121,11 @@ def render(report: dict[str, Any]) -> str:
         lines.append(f"  models  {', '.join(health['models'])}")
     sample = report["sample"]
     if sample:
-        lines.append(f"sample   (window {_fmt(sample['window_s'])} s"
-                     + (", COUNTER RESET: the server restarted" if sample["counter_reset"] else "") + ")")
+        lines.append(
+            f"sample   (window {_fmt(sample['window_s'])} s"
+            + (", COUNTER RESET: the server restarted" if sample["counter_reset"] else "")
+            + ")"
+        )
         for name in SIGNAL_FIELDS:
             if sample.get(name) is not None:
                 lines.append(f"  {name:<26} {_fmt(sample[name])}")
@@ -119,7 +136,13 @@ def render(report: dict[str, Any]) -> str:
             lines.append(f"  not exported / no traffic: {', '.join(missing)}")
     cache = report["server_config"].get("cache_config")
     if cache:
-        keys = ("enable_prefix_caching", "block_size", "gpu_memory_utilization", "cache_dtype", "num_gpu_blocks")
+        keys = (
+            "enable_prefix_caching",
+            "block_size",
+            "gpu_memory_utilization",
+            "cache_dtype",
+            "num_gpu_blocks",
+        )
         lines.append("server   " + ", ".join(f"{k}={cache[k]}" for k in keys if k in cache))
     for b in report["bottlenecks"]:
         lines.append(f"BOTTLENECK {b['kind']} [{b['severity']}]: {b['summary']}")
@@ -130,8 +153,9 @@ def _seconds(name: str, value: float, low: float, high: float, low_open: bool) -
     below = value <= low if low_open else value < low
     if not math.isfinite(value) or below or value > high:
         bracket = "(" if low_open else "["
-        raise UserError(f"probe: {name} must be a finite number of seconds in {bracket}{low:g}, {high:g}], "
-                        f"got {value!r}")
+        raise UserError(
+            f"probe: {name} must be a finite number of seconds in {bracket}{low:g}, {high:g}], got {value!r}"
+        )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -145,8 +169,14 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise UserError(f"probe: {name}: {exc}") from None
     try:
-        target = TargetConfig(name="probe", url=args.url, engine=args.engine, metrics_url=args.metrics_url,
-                              models=args.model, timeout_s=args.timeout)
+        target = TargetConfig(
+            name="probe",
+            url=args.url,
+            engine=args.engine,
+            metrics_url=args.metrics_url,
+            models=args.model,
+            timeout_s=args.timeout,
+        )
     except ValidationError as exc:
         key, reason = describe_validation_error(exc)
         raise UserError(f"probe: {key}: {reason}") from None

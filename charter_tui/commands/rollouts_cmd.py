@@ -23,7 +23,7 @@ from daemon.rollouts import commands as cmd
 from daemon.rollouts.model import ACTIVE_STATES, RolloutState
 from daemon.redaction import redact_data
 from daemon.rollouts.repo import RolloutRepo, public_event, public_view, stage_of
-from daemon.store import Store
+from daemon.store import NoDatabaseYet, Store
 
 MUTATING = ("approve", "reject", "pause", "resume", "rollback")
 
@@ -46,7 +46,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     ls.add_argument("--json", action="store_true", help="machine-readable output")
     ls.set_defaults(func=run_list)
 
-    show = actions.add_parser("show", help="one rollout: changes, per-target progress, comparison, audit trail")
+    show = actions.add_parser(
+        "show", help="one rollout: changes, per-target progress, comparison, audit trail"
+    )
     show.add_argument("id", type=int)
     show.add_argument("--json", action="store_true", help="machine-readable output")
     show.set_defaults(func=run_show)
@@ -59,16 +61,30 @@ def register(sub: argparse._SubParsersAction) -> None:
         "against each parameter's type and range before anything is stored.",
     )
     prop.add_argument("--target", action="append", default=[], metavar="NAME", help="a target (repeatable)")
-    prop.add_argument("--set", action="append", default=[], dest="sets", metavar="PARAM=VALUE",
-                      help="a change (repeatable)")
-    prop.add_argument("--from-recommendation", type=int, metavar="ID",
-                      help="propose a stored recommendation's changes (instead of --target/--set)")
+    prop.add_argument(
+        "--set", action="append", default=[], dest="sets", metavar="PARAM=VALUE", help="a change (repeatable)"
+    )
+    prop.add_argument(
+        "--from-recommendation",
+        type=int,
+        metavar="ID",
+        help="propose a stored recommendation's changes (instead of --target/--set)",
+    )
     prop.add_argument("--reason", help="why (kept with the rollout and in the audit log)")
-    prop.add_argument("--signal", action="append", dest="signals", default=[], metavar="SIGNAL",
-                      help="a signal to judge the canary on (repeatable; default: [rollouts].default_signals)")
+    prop.add_argument(
+        "--signal",
+        action="append",
+        dest="signals",
+        default=[],
+        metavar="SIGNAL",
+        help="a signal to judge the canary on (repeatable; default: [rollouts].default_signals)",
+    )
     prop.add_argument("--title", help="a short title (default: built from the changes)")
-    prop.add_argument("--dry-run", action="store_true",
-                      help="read the targets' current config and print what would change; store nothing")
+    prop.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="read the targets' current config and print what would change; store nothing",
+    )
     prop.add_argument("--json", action="store_true", help="machine-readable output")
     prop.set_defaults(func=run_propose)
 
@@ -90,7 +106,8 @@ def _repo(args: argparse.Namespace, *, mutating: str | None = None) -> tuple[Any
     loaded = load_config(args.config)
     if mutating and _readonly(args, loaded):
         raise UserError(f"read-only: {mutating} is refused")
-    return loaded, RolloutRepo(Store(loaded.database_url))
+    # Listing and showing only read: a database the user may read but not write still answers.
+    return loaded, RolloutRepo(Store(loaded.database_url, readonly=mutating is None))
 
 
 def _readonly(args: argparse.Namespace, loaded: Any) -> bool:
@@ -98,7 +115,14 @@ def _readonly(args: argparse.Namespace, loaded: Any) -> bool:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    _, repo = _repo(args)
+    try:
+        _, repo = _repo(args)
+    except NoDatabaseYet as exc:  # a fresh install: nothing proposed yet, and listing creates nothing
+        if args.json:
+            print("[]")
+        else:
+            print(f"no rollouts ({exc})")
+        return 0
     states = None if args.all else ACTIVE_STATES | {RolloutState.PENDING_APPROVAL}
     rows = repo.list(states)
     if args.json:
@@ -120,8 +144,15 @@ def run_show(args: argparse.Namespace) -> int:
     row = public_view(repo.get(args.id))
     events = [public_event(e) for e in repo.events(args.id)]
     if args.json:
-        print(json.dumps({"rollout": row.model_dump(mode="json"),
-                          "events": [e.model_dump(mode="json") for e in events]}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "rollout": row.model_dump(mode="json"),
+                    "events": [e.model_dump(mode="json") for e in events],
+                },
+                indent=2,
+            )
+        )
         return 0
     print(render(row, events))
     return 0
@@ -144,7 +175,9 @@ def render(row: Rollout, events: list[Any]) -> str:
     if stage.failure_reason:
         lines.append(f"  failure   {stage.failure_reason}")
     if row.state == RolloutState.PAUSED.value:
-        lines.append(f"  paused    from {stage.paused_from.value if stage.paused_from else '?'} ({stage.pause_reason})")
+        lines.append(
+            f"  paused    from {stage.paused_from.value if stage.paused_from else '?'} ({stage.pause_reason})"
+        )
     if row.comparison:
         lines.append(f"  verdict   {row.comparison.get('verdict')}: {row.comparison.get('summary')}")
         for s in row.comparison.get("signals", []):
@@ -174,7 +207,9 @@ def _next_step(row: Rollout) -> str | None:
         stage = stage_of(row)
         verb = "promote it" if stage.pause_reason == "inconclusive" else "continue"
         return f"charter-tui rollouts resume {rid} ({verb})  |  charter-tui rollouts rollback {rid}"
-    if row.state == RolloutState.FAILED.value and any(p.status == "failed" for p in stage_of(row).progress.values()):
+    if row.state == RolloutState.FAILED.value and any(
+        p.status == "failed" for p in stage_of(row).progress.values()
+    ):
         return f"restoring gave up; fix the target, then: charter-tui rollouts rollback {rid} (retries)"
     if row.state == RolloutState.COMPLETED.value:
         return f"charter-tui rollouts rollback {rid} (restores the recorded config)"
@@ -189,14 +224,23 @@ def run_propose(args: argparse.Namespace) -> int:
     if args.from_recommendation is not None and (args.target or args.sets or args.dry_run):
         raise UserError("--from-recommendation takes its targets and changes from the recommendation")
     if args.from_recommendation is None and (not args.target or not args.sets):
-        raise UserError("propose needs --target NAME and at least one --set PARAM=VALUE (or --from-recommendation ID)")
+        raise UserError(
+            "propose needs --target NAME and at least one --set PARAM=VALUE (or --from-recommendation ID)"
+        )
     if args.dry_run:  # validates and plans only: the database is not even opened
-        return _dry_run(load_config(args.config), args.target, [cmd.parse_set(s) for s in args.sets], args.json)
+        return _dry_run(
+            load_config(args.config), args.target, [cmd.parse_set(s) for s in args.sets], args.json
+        )
     loaded, repo = _repo(args, mutating="propose")
     if args.from_recommendation is not None:
-        row = cmd.propose_recommendation(repo, loaded.config, args.from_recommendation, actor=local_identity())
-        print(json.dumps(row.model_dump(mode="json"), indent=2) if args.json else
-              f"rollout {row.id} proposed: {row.title}\n  approve with: charter-tui rollouts approve {row.id}")
+        row = cmd.propose_recommendation(
+            repo, loaded.config, args.from_recommendation, actor=local_identity()
+        )
+        print(
+            json.dumps(row.model_dump(mode="json"), indent=2)
+            if args.json
+            else f"rollout {row.id} proposed: {row.title}\n  approve with: charter-tui rollouts approve {row.id}"
+        )
         return 0
     raw = [cmd.parse_set(s) for s in args.sets]
     row = cmd.propose(
@@ -212,7 +256,9 @@ def run_propose(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(row.model_dump(mode="json"), indent=2))
     else:
-        print(f"rollout {row.id} proposed: {row.title}\n  approve with: charter-tui rollouts approve {row.id}")
+        print(
+            f"rollout {row.id} proposed: {row.title}\n  approve with: charter-tui rollouts approve {row.id}"
+        )
     return 0
 
 
@@ -225,7 +271,9 @@ def _dry_run(loaded: Any, targets: list[str], raw: list[dict[str, Any]], as_json
     async def plans() -> list[dict[str, Any]]:
         out = []
         for name in targets:
-            actuator = make_actuator(cmd.target_config(loaded.config, name), changes, loaded.config.rollouts, state_dir)
+            actuator = make_actuator(
+                cmd.target_config(loaded.config, name), changes, loaded.config.rollouts, state_dir
+            )
             try:
                 out.append(await actuator.plan())
             except Exception as exc:  # noqa: BLE001 - a dry run reports, it does not fail half-way

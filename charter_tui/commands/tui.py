@@ -62,7 +62,11 @@ def run(args: argparse.Namespace) -> int:
 
     readonly = args.readonly or loaded.config.daemon.readonly
     connect = getattr(args, "connect", None)
-    app = remote_app(loaded, connect, readonly=readonly) if connect else embedded_app(loaded, readonly=readonly)
+    app = (
+        remote_app(loaded, connect, readonly=readonly) if connect else embedded_app(loaded, readonly=readonly)
+    )
     app.run()
-    logging.getLogger(__name__).info("TUI closed")  # after Textual's own shutdown: a hang before it shows here
+    logging.getLogger(__name__).info(
+        "TUI closed"
+    )  # after Textual's own shutdown: a hang before it shows here
     return 0

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from rich.text import Text
 
 from charter_tui.render import numbers
-from daemon.executor.records import BenchRunView
+from daemon.bench.records import BenchRunView
 from daemon.models import Instance
 from daemon.redaction import redact_text, redact_url
 
@@ -22,12 +22,21 @@ from daemon.redaction import redact_text, redact_url
 # shares) keep agent, target and every number inside 80 columns; the error comes last, so a long
 # one scrolls off to the right instead of pushing the numbers off.
 COLUMNS: tuple[tuple[str, str], ...] = (
-    ("agent", "agent"), ("target", "target"), ("when", "when"), ("naive", "naive"), ("opt", "opt"),
-    ("ceiling", "ceil"), ("of ceil", "of"), ("speedup", "speedup"), ("error", "error"),
+    ("agent", "agent"),
+    ("target", "target"),
+    ("when", "when"),
+    ("naive", "naive"),
+    ("opt", "opt"),
+    ("ceiling", "ceil"),
+    ("of ceil", "of"),
+    ("speedup", "speedup"),
+    ("error", "error"),
 )
 # The real syntax (`charter-tui bench --help`); it fits 78 columns so it stays one line at 80x24.
-HINT = Text.assemble(("no benchmark runs yet — run ", "dim"),
-                     ("charter-tui bench AGENT --inputs FILE --target URL", "dim bold"))
+HINT = Text.assemble(
+    ("no benchmark runs yet — run ", "dim"),
+    ("charter-tui bench AGENT --inputs FILE --target URL", "dim bold"),
+)
 ERROR_CHARS = 60
 
 
@@ -65,10 +74,14 @@ def _error(error: str | None) -> Text:
     return Text(first if len(first) <= ERROR_CHARS else first[: ERROR_CHARS - 1] + "…", style="red")
 
 
-def bench_row(run: BenchRunView, instances: Iterable[Instance], now: float) -> tuple[str, Sequence[str | Text]]:
+def bench_row(
+    run: BenchRunView, instances: Iterable[Instance], now: float
+) -> tuple[str, Sequence[str | Text]]:
     naive, opt, best = run.summaries.get("naive"), run.summaries.get("optimized"), run.best
     # A failed run is marked on the agent too: the error column may be scrolled off at 80 columns.
-    agent = Text(("✗ " if run.error else "") + Path(run.agent).name, style="bold red" if run.error else "bold")
+    agent = Text(
+        ("✗ " if run.error else "") + Path(run.agent).name, style="bold red" if run.error else "bold"
+    )
     return row_key(run), [
         agent,
         target_label(run.target, instances),

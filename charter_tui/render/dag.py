@@ -26,6 +26,8 @@ from compiler.model import ANTI_PATTERNS, CompileResult, PatternKind
 BADGES: dict[str, str] = {
     PatternKind.SHARED_PREFIX: "SP",
     PatternKind.SEQUENTIAL_CHAIN: "SEQ",
+    PatternKind.MAP_REDUCE: "MR",
+    PatternKind.GROWING_HISTORY: "GH",
     PatternKind.BRANCHING: "BR",
     PatternKind.LOOP_INVARIANT: "LI",
     PatternKind.DELTA_MATCHING: "DM",
@@ -35,6 +37,8 @@ BADGES: dict[str, str] = {
 BADGE_NAMES: dict[str, str] = {
     "SP": "shared prefix",
     "SEQ": "sequential chain",
+    "MR": "map -> reduce",
+    "GH": "growing history",
     "BR": "branching",
     "LI": "loop invariant",
     "DM": "delta matching",
@@ -119,7 +123,9 @@ class Canvas:
                     ch, style = self.text[(r, c)]
                     out.append(ch, style=style)
                 elif (r, c) in self.bits:
-                    out.append(LINE_CHARS.get(self.bits[(r, c)], "·"), style=self.line_style.get((r, c), "dim"))
+                    out.append(
+                        LINE_CHARS.get(self.bits[(r, c)], "·"), style=self.line_style.get((r, c), "dim")
+                    )
                 else:
                     out.append(" ")
             if r < rows - 1:
@@ -263,7 +269,11 @@ def render_dag(result: CompileResult, selected: str | None = None) -> Text:
     # Channel heights: one track per source that needs a horizontal run, plus a drop and an arrow row.
     tracks: list[dict[str, int]] = []
     for i in range(len(layers) - 1):
-        srcs = [s for s in layers[i] if any(nodes[d].center != nodes[s].center for s2, d, _ in segments if s2 == s)]
+        srcs = [
+            s
+            for s in layers[i]
+            if any(nodes[d].center != nodes[s].center for s2, d, _ in segments if s2 == s)
+        ]
         tracks.append({s: k for k, s in enumerate(srcs)})
     tops: list[int] = []
     row = 0

@@ -96,7 +96,9 @@ def plot(
         run_style = style
         for level in levels:
             if level is None:
-                ch, st = ("╌", "bold magenta") if ceil_row == row else ("·" if row == height - 1 else " ", "dim")
+                ch, st = (
+                    ("╌", "bold magenta") if ceil_row == row else ("·" if row == height - 1 else " ", "dim")
+                )
             else:
                 fill = level - base
                 if fill >= 8:

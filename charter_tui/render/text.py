@@ -35,18 +35,26 @@ def prompt(call: CallSite, limit: int = 400) -> Text:
     out = Text()
     share = call.static_prefix_tokens / call.prompt_tokens if call.prompt_tokens else 0.0
     out.append(f"{call.id} {call.function}:{call.line}  ", style="bold")
-    out.append(f"{call.prompt_tokens} tok, static prefix {call.static_prefix_tokens} ({percent(share)})\n",
-               style="dim")
+    out.append(
+        f"{call.prompt_tokens} tok, static prefix {call.static_prefix_tokens} ({percent(share)})\n",
+        style="dim",
+    )
     role = None
     for seg in call.segments:
         if seg.role and seg.role != role:
             role = seg.role
             out.append(f"\n{role}: ", style="bold magenta")
         if seg.kind == "static":
-            text = seg.text if len(seg.text) <= limit else seg.text[: limit // 2] + " … " + seg.text[-limit // 2 :]
+            text = (
+                seg.text
+                if len(seg.text) <= limit
+                else seg.text[: limit // 2] + " … " + seg.text[-limit // 2 :]
+            )
             out.append(text, style=SYNTHETIC_STYLE if seg.synthetic else STATIC_STYLE)
         else:
-            style = VOLATILE_STYLE if seg.source is not None and seg.source.value == "volatile" else DYNAMIC_STYLE
+            style = (
+                VOLATILE_STYLE if seg.source is not None and seg.source.value == "volatile" else DYNAMIC_STYLE
+            )
             out.append(seg.text or "{" + (seg.name or "?") + "}", style=style)
             if seg.source is not None:
                 out.append(f"({seg.source.value}~{seg.tokens})", style="dim")
@@ -152,9 +160,15 @@ def cache_plan(plan: CachePlan) -> Text:
     out = Text()
     out.append(f"engine {plan.engine}\n", style="bold")
     for b in plan.block_shares:
-        after = f" -> {percent(b.hit_share_after_fixes)} after fixes" if b.hit_share_after_fixes is not None else ""
-        out.append(f"  block {b.block_size:>3}: ceiling {percent(b.hit_share)} "
-                   f"({b.cached_tokens}/{b.prompt_tokens} tok){after}\n")
+        after = (
+            f" -> {percent(b.hit_share_after_fixes)} after fixes"
+            if b.hit_share_after_fixes is not None
+            else ""
+        )
+        out.append(
+            f"  block {b.block_size:>3}: ceiling {percent(b.hit_share)} "
+            f"({b.cached_tokens}/{b.prompt_tokens} tok){after}\n"
+        )
     for w in plan.warmups:
         out.append(f"  warm-up before {w.before_call}: {w.prefix_tokens} tok — {w.reason}\n", style="cyan")
     for st in plan.schedule:
@@ -163,7 +177,9 @@ def cache_plan(plan: CachePlan) -> Text:
     for s in plan.settings:
         out.append(f"  {s.where} {s.name}={s.value} ({s.applies}): {s.reason}\n", style="yellow")
     for r in plan.retention:
-        out.append(f"  retain tokens {r.token_start}-{r.token_end} prio {r.priority} for {', '.join(r.calls)}\n")
+        out.append(
+            f"  retain tokens {r.token_start}-{r.token_end} prio {r.priority} for {', '.join(r.calls)}\n"
+        )
     for a in plan.assumptions:
         out.append(f"  assumes: {a}\n", style="dim")
     out.rstrip()
@@ -176,8 +192,10 @@ def fixes(result: CompileResult) -> Text:
     out = Text()
     for fx in result.fixes:
         out.append(f"{fx.pattern.value} ({', '.join(fx.calls)}): {fx.description}\n", style="bold")
-        out.append(f"cacheable share {percent(fx.cacheable_share_before)} -> {percent(fx.cacheable_share_after)}\n",
-                   style="green")
+        out.append(
+            f"cacheable share {percent(fx.cacheable_share_before)} -> {percent(fx.cacheable_share_after)}\n",
+            style="green",
+        )
         if fx.warning:
             out.append(f"warning: {fx.warning}\n", style="yellow")
         out.append_text(unified_diff(fx.diff) if fx.diff else Text("(manual rewrite)", style="dim"))

@@ -119,7 +119,11 @@ class AgentsScreen(ViewScreen):
             else:
                 status = Text(f"✗ {error_position(view.latest.error or '') or 'error'}", style="bold red")
             n_calls = str(len(result.calls)) if result else "-"
-            pats = " ".join(sorted({BADGES.get(f.kind, f.kind.value[:3]) for f in result.patterns})) if result else "-"
+            pats = (
+                " ".join(sorted({BADGES.get(f.kind, f.kind.value[:3]) for f in result.patterns}))
+                if result
+                else "-"
+            )
             anti = bool(result and any(f.anti_pattern for f in result.patterns))
             rows.append((path, [name, status, n_calls, Text(pats, style="red" if anti else "")]))
         sync_rows(files, rows)
@@ -182,12 +186,25 @@ class AgentsScreen(ViewScreen):
             label = Text(c.id, style="bold")
             if any(b.startswith("!") for b in badges.get(c.id, [])):
                 label.append(" !", style="bold red")
-            call_rows.append((c.id, [label, f"{c.function.rsplit('.', 1)[-1]}:{c.line}", str(c.prompt_tokens),
-                                     numbers.percent(share)]))
+            call_rows.append(
+                (
+                    c.id,
+                    [
+                        label,
+                        f"{c.function.rsplit('.', 1)[-1]}:{c.line}",
+                        str(c.prompt_tokens),
+                        numbers.percent(share),
+                    ],
+                )
+            )
         sync_rows(calls_table, call_rows)
         call_id = selected_key(calls_table)
-        key = (path, call_id, view.last_good.compiled_at if view and view.last_good else None,
-               view.latest.content_hash if view else None)
+        key = (
+            path,
+            call_id,
+            view.last_good.compiled_at if view and view.last_good else None,
+            view.latest.content_hash if view else None,
+        )
         if key == self._drawn:
             return  # the DAG is the costliest thing here; skip it when nothing it shows changed
         self._drawn = key
@@ -204,7 +221,9 @@ class AgentsScreen(ViewScreen):
                 prompt.append("\ninputs: " + "  ".join(inputs), style="cyan")
             for f in result.patterns:
                 if call.id in f.calls:
-                    prompt.append(f"\n[{f.kind.value}] {f.message}", style="red" if f.anti_pattern else "green")
+                    prompt.append(
+                        f"\n[{f.kind.value}] {f.message}", style="red" if f.anti_pattern else "green"
+                    )
         self.query_one("#prompt", Static).update(prompt)
         self.query_one("#plan", Static).update(render_text.cache_plan(result.plan))
         self.query_one("#fixes", Static).update(render_text.fixes(result))

@@ -27,7 +27,20 @@ from charter_tui.widgets.topbar import TopBar
 if TYPE_CHECKING:
     from charter_tui.app import CharterApp
 
-ALL = frozenset({"instance", "sample", "bottleneck", "compile", "recommendation", "rollout", "audit", "daemon", "clock", "bench"})
+ALL = frozenset(
+    {
+        "instance",
+        "sample",
+        "bottleneck",
+        "compile",
+        "recommendation",
+        "rollout",
+        "audit",
+        "daemon",
+        "clock",
+        "bench",
+    }
+)
 
 
 class ViewScreen(Screen[None]):

@@ -23,7 +23,11 @@ from charter_tui.widgets.filterbar import matches
 from charter_tui.widgets.livetable import LiveTable
 from charter_tui.widgets.tables import selected_key, sync_rows
 
-SEVERITY_STYLE = {"CRITICAL": "bold white on red", "WARNING": "bold black on yellow", "INFO": "bold black on cyan"}
+SEVERITY_STYLE = {
+    "CRITICAL": "bold white on red",
+    "WARNING": "bold black on yellow",
+    "INFO": "bold black on cyan",
+}
 
 
 class BottlenecksScreen(ViewScreen):
@@ -41,7 +45,13 @@ class BottlenecksScreen(ViewScreen):
 
     def on_mount(self) -> None:
         b = self.query_one("#bottlenecks", DataTable)
-        for label, key in (("severity", "sev"), ("target", "t"), ("kind", "k"), ("for", "age"), ("summary", "s")):
+        for label, key in (
+            ("severity", "sev"),
+            ("target", "t"),
+            ("kind", "k"),
+            ("for", "age"),
+            ("summary", "s"),
+        ):
             b.add_column(label, key=key)
         r = self.query_one("#recommendations", DataTable)
         for label, key in (("prio", "p"), ("status", "st"), ("target", "t"), ("recommendation", "title")):
@@ -57,7 +67,11 @@ class BottlenecksScreen(ViewScreen):
             if not matches(self.filter_text, b.instance, b.kind, b.summary):
                 continue
             sev = b.severity.value
-            badge = Text(f" {sev} ", style=SEVERITY_STYLE.get(sev, "")) if b.active else Text("cleared", style="dim")
+            badge = (
+                Text(f" {sev} ", style=SEVERITY_STYLE.get(sev, ""))
+                if b.active
+                else Text("cleared", style="dim")
+            )
             since = numbers.age(b.started_at, now) if b.active else f"{numbers.age(b.cleared_at, now)} ago"
             rows.append((bottleneck_key(b), [badge, b.instance, b.kind, since, b.summary]))
         sync_rows(self.query_one("#bottlenecks", DataTable), rows)
@@ -113,9 +127,13 @@ class BottlenecksScreen(ViewScreen):
             out.append(f", cleared {numbers.clock(b.cleared_at)} UTC", style="dim")
         out.append("\nevidence\n", style="bold underline")
         out.append_text(render_text.key_values(b.evidence))
-        related = [r for r in state.recommendations.values()
-                   if b.id is not None and isinstance(src := r.detail.get("source"), dict)
-                   and src.get("bottleneck") == b.id]
+        related = [
+            r
+            for r in state.recommendations.values()
+            if b.id is not None
+            and isinstance(src := r.detail.get("source"), dict)
+            and src.get("bottleneck") == b.id
+        ]
         for r in related:
             out.append(f"\n→ recommendation #{r.id}: {r.title}", style="cyan")
         panel.update(out)

@@ -43,7 +43,9 @@ def mean(values: list[float | None]) -> float | None:
     return sum(known) / len(known) if known else None
 
 
-def ceiling_for(engine: str, block_size: int | None, results: dict[str, CompileResult]) -> tuple[BlockShare, str] | None:
+def ceiling_for(
+    engine: str, block_size: int | None, results: dict[str, CompileResult]
+) -> tuple[BlockShare, str] | None:
     """The highest agent ceiling for the target's engine, at its block size when known."""
     plan_engine = PLAN_ENGINE.get(engine)
     best: tuple[BlockShare, str] | None = None
@@ -63,23 +65,40 @@ class CacheScreen(ViewScreen):
 
     def compose_body(self) -> ComposeResult:
         with Vertical(id="body"):
-            yield Static("Targets: measured prefix-cache hit rate vs the compiler's ceiling", classes="section-title")
+            yield Static(
+                "Targets: measured prefix-cache hit rate vs the compiler's ceiling", classes="section-title"
+            )
             yield LiveTable(id="cache-targets", cursor_type="row")
             yield Panel(id="cache-plot", classes="panel")
             yield Static("Agents: reachable hit share by block size", classes="section-title")
             yield LiveTable(id="cache-agents", cursor_type="row")
-            yield Static("Benchmarks: measured hit share (charter-tui bench) vs ceiling", classes="section-title")
+            yield Static(
+                "Benchmarks: measured hit share (charter-tui bench) vs ceiling", classes="section-title"
+            )
             yield LiveTable(id="cache-bench", cursor_type="row")
             yield Panel(BENCH_HINT, id="cache-bench-hint", classes="panel")
 
     def on_mount(self) -> None:
         t = self.query_one("#cache-targets", DataTable)
-        for label, key in (("target", "t"), ("engine", "e"), ("hit now", "now"), ("5m mean", "mean"),
-                           ("ceiling", "ceil"), ("gap", "gap"), ("trend", "trend")):
+        for label, key in (
+            ("target", "t"),
+            ("engine", "e"),
+            ("hit now", "now"),
+            ("5m mean", "mean"),
+            ("ceiling", "ceil"),
+            ("gap", "gap"),
+            ("trend", "trend"),
+        ):
             t.add_column(label, key=key)
         a = self.query_one("#cache-agents", DataTable)
-        for label, key in (("agent", "a"), ("engine", "e"), ("block", "b"), ("ceiling", "c"),
-                           ("after fixes", "f"), ("cached/prompt tok", "tok")):
+        for label, key in (
+            ("agent", "a"),
+            ("engine", "e"),
+            ("block", "b"),
+            ("ceiling", "c"),
+            ("after fixes", "f"),
+            ("cached/prompt tok", "tok"),
+        ):
             a.add_column(label, key=key)
         bench = self.query_one("#cache-bench", DataTable)
         for label, key in BENCH_COLUMNS:
@@ -103,15 +122,20 @@ class CacheScreen(ViewScreen):
     def _draw_bench(self) -> None:
         state = self.charter.state
         instances = list(state.instances.values())
-        rows = [bench_row(run, instances, self.charter.clock()) for run in state.latest_benches()
-                if matches(self.filter_text, run.agent, run.target, target_label(run.target, instances))]
+        rows = [
+            bench_row(run, instances, self.charter.clock())
+            for run in state.latest_benches()
+            if matches(self.filter_text, run.agent, run.target, target_label(run.target, instances))
+        ]
         sync_rows(self.query_one("#cache-bench", DataTable), rows)
         # The table with no rows would be a bare header; say instead how to get some.
         self.query_one("#cache-bench", DataTable).display = bool(rows)
         hint = self.query_one("#cache-bench-hint", Static)
         hint.display = not rows
         if not rows:
-            hint.update(BENCH_HINT if not state.benches else Text("no benchmark runs match the filter", style="dim"))
+            hint.update(
+                BENCH_HINT if not state.benches else Text("no benchmark runs match the filter", style="dim")
+            )
 
     def _draw_live(self) -> None:
         state = self.charter.state
@@ -132,19 +156,38 @@ class CacheScreen(ViewScreen):
             gap = Text("-")
             if ceil is not None and current is not None:
                 d = current - ceil[0].hit_share
-                gap = Text(f"{d * 100:+.0f}pt", style="green" if d >= -0.05 else "yellow" if d >= -0.2 else "red")
+                gap = Text(
+                    f"{d * 100:+.0f}pt", style="green" if d >= -0.05 else "yellow" if d >= -0.2 else "red"
+                )
             ceil_cell = f"{numbers.percent(ceil[0].hit_share)} b{ceil[0].block_size}" if ceil else "-"
-            rows.append((name, [Text(name, style="bold"), engine, numbers.percent(current),
-                                numbers.percent(mean(recent)), ceil_cell, gap,
-                                Text(sparkline(values, 16, lo=0.0, hi=1.0), style="cyan")]))
+            rows.append(
+                (
+                    name,
+                    [
+                        Text(name, style="bold"),
+                        engine,
+                        numbers.percent(current),
+                        numbers.percent(mean(recent)),
+                        ceil_cell,
+                        gap,
+                        Text(sparkline(values, 16, lo=0.0, hi=1.0), style="cyan"),
+                    ],
+                )
+            )
         targets = self.query_one("#cache-targets", DataTable)
         sync_rows(targets, rows)
         if not getattr(self, "_placed", False) and rows:
             # Start on the first target with measurements, so the plot is not empty.
             self._placed = True
             keys = [k for k, _ in rows]
-            live = [k for k in keys if any(v is not None for v in (state.series[k].column("prefix_hit_rate")
-                                                                    if k in state.series else []))]
+            live = [
+                k
+                for k in keys
+                if any(
+                    v is not None
+                    for v in (state.series[k].column("prefix_hit_rate") if k in state.series else [])
+                )
+            ]
             if live:
                 targets.move_cursor(row=keys.index(live[0]), animate=False)
 
@@ -153,9 +196,19 @@ class CacheScreen(ViewScreen):
             if not matches(self.filter_text, path):
                 continue
             for b in result.plan.block_shares:
-                arows.append((f"{path}#{b.engine}{b.block_size}", [
-                    Path(path).name, b.engine, str(b.block_size), numbers.percent(b.hit_share),
-                    numbers.percent(b.hit_share_after_fixes), f"{b.cached_tokens}/{b.prompt_tokens}"]))
+                arows.append(
+                    (
+                        f"{path}#{b.engine}{b.block_size}",
+                        [
+                            Path(path).name,
+                            b.engine,
+                            str(b.block_size),
+                            numbers.percent(b.hit_share),
+                            numbers.percent(b.hit_share_after_fixes),
+                            f"{b.cached_tokens}/{b.prompt_tokens}",
+                        ],
+                    )
+                )
         sync_rows(self.query_one("#cache-agents", DataTable), arows)
         self._draw_plot()
 
@@ -177,9 +230,22 @@ class CacheScreen(ViewScreen):
         title = Text(f"{name} hit rate, last {len(values)} polls", style="bold")
         if ceil is not None:
             title.append("   ╌ ceiling ", style="bold magenta")
-            title.append(f"{numbers.percent(ceil[0].hit_share)} ({Path(ceil[1]).name}, block {ceil[0].block_size})")
+            title.append(
+                f"{numbers.percent(ceil[0].hit_share)} ({Path(ceil[1]).name}, block {ceil[0].block_size})"
+            )
         width = max(20, (panel.size.width or self.size.width or 80) - 2)
         height = 3 if (self.size.height or 24) < 40 else 8
-        body = plot(values, width, height, lo=0.0, hi=1.0, ceiling=ceil[0].hit_share if ceil else None,
-                    label=numbers.percent) if any(v is not None for v in values) else Text("no samples yet", style="dim")
+        body = (
+            plot(
+                values,
+                width,
+                height,
+                lo=0.0,
+                hi=1.0,
+                ceiling=ceil[0].hit_share if ceil else None,
+                label=numbers.percent,
+            )
+            if any(v is not None for v in values)
+            else Text("no samples yet", style="dim")
+        )
         panel.update(Text.assemble(title, "\n", body))

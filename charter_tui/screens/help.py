@@ -60,8 +60,9 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="help"):
-            yield Static(Text(" Keys  (esc closes; remap any id under [keymap.bindings] in the config)",
-                              style="bold"))
+            yield Static(
+                Text(" Keys  (esc closes; remap any id under [keymap.bindings] in the config)", style="bold")
+            )
             yield LiveTable(id="help-table", cursor_type="row")
 
     def on_mount(self) -> None:
@@ -72,6 +73,11 @@ class HelpScreen(ModalScreen[None]):
         table.add_column("id", key="id")
         for i, (scope, key, what, bid) in enumerate(self.rows):
             style = "dim" if "read-only" in what else ""
-            table.add_row(scope, Text(key, style="bold cyan"), Text(what, style=style), Text(bid, style="dim"),
-                          key=f"{i}")
+            table.add_row(
+                scope,
+                Text(key, style="bold cyan"),
+                Text(what, style=style),
+                Text(bid, style="dim"),
+                key=f"{i}",
+            )
         table.focus()

@@ -82,7 +82,9 @@ class InstanceDetailScreen(ViewScreen):
         inst = state.instances.get(self.instance_name)
         header = Text(self.instance_name, style="bold")
         if inst is not None:
-            header.append_text(server_text(f"  {inst.engine}  {inst.model or '-'}  {inst.url}  ", style="dim"))
+            header.append_text(
+                server_text(f"  {inst.engine}  {inst.model or '-'}  {inst.url}  ", style="dim")
+            )
             header.append_text(state_badge(inst.state.value))
             if inst.state_reason:
                 header.append_text(server_text(f" ({inst.state_reason})", style="yellow"))
@@ -97,7 +99,7 @@ class InstanceDetailScreen(ViewScreen):
         plots = self.query_one("#plots")
         width = max(20, (plots.size.width or self.size.width or 80) - 2)
         # Fit all five plots on screen when possible: title row + plot rows each.
-        avail = (plots.size.height or max(10, (self.size.height or 24) - 6))
+        avail = plots.size.height or max(10, (self.size.height or 24) - 6)
         height = max(2, min(8, avail // len(LIVE_SIGNALS) - 1))
         for sig in LIVE_SIGNALS:
             values = columns[sig]
@@ -108,7 +110,11 @@ class InstanceDetailScreen(ViewScreen):
             if known:
                 title.append(f"  min {fmt(min(known))}  max {fmt(max(known))}  n={len(known)}", style="dim")
             lo, hi = SIGNAL_RANGE.get(sig, (None, None))
-            body = plot(values, width, height, lo=lo, hi=hi, label=fmt) if known else Text("no data", style="dim")
+            body = (
+                plot(values, width, height, lo=lo, hi=hi, label=fmt)
+                if known
+                else Text("no data", style="dim")
+            )
             self.query_one(f"#plot-{sig}", Static).update(Text.assemble(title, "\n", body))
 
     @work(exclusive=True, group="history", exit_on_error=False)

@@ -28,6 +28,7 @@ from charter_tui.widgets.filterbar import matches
 from charter_tui.widgets.livetable import LiveTable
 from charter_tui.widgets.tables import selected_key, sync_visible_rows
 
+
 def _engine(inst: Instance | None, latest: MetricSample | None) -> str:
     return clean((inst.engine if inst else None) or (latest.engine if latest else "?"))
 
@@ -128,8 +129,12 @@ class InstancesScreen(ViewScreen):
             if name in active:
                 label.append(" ▲", style="bold red")  # an open bottleneck; details on screen 4
             # Server strings as Text: DataTable would parse a str cell as markup.
-            cells: list[str | Text] = [label, state_badge(_state(inst)), server_text(_engine(inst, latest)),
-                                       server_text(_model(inst))]
+            cells: list[str | Text] = [
+                label,
+                state_badge(_state(inst)),
+                server_text(_engine(inst, latest)),
+                server_text(_model(inst)),
+            ]
             for sig in LIVE_SIGNALS:
                 value = getattr(latest, sig) if latest else None
                 cell = Text(numbers.FORMATTERS[sig](value).rjust(6))
@@ -142,7 +147,9 @@ class InstancesScreen(ViewScreen):
         keys = []
         for name in state.instance_names():
             inst = state.instances.get(name)
-            if matches(self.filter_text, name, _engine(inst, state.latest.get(name)), _model(inst), _state(inst)):
+            if matches(
+                self.filter_text, name, _engine(inst, state.latest.get(name)), _model(inst), _state(inst)
+            ):
                 keys.append(name)
         sync_visible_rows(table, keys, cells_for)
         if not self._placed and keys:
@@ -177,8 +184,11 @@ class InstancesScreen(ViewScreen):
         name = selected_key(self.query_one("#instances", DataTable))
         state = self.charter.state
         if name is None:
-            panel.update(Text("No targets yet. Add [[targets]] to the config (`charter-tui config path`).",
-                              style="dim"))
+            panel.update(
+                Text(
+                    "No targets yet. Add [[targets]] to the config (`charter-tui config path`).", style="dim"
+                )
+            )
             return
         inst = state.instances.get(name)
         series = state.series.get(name)

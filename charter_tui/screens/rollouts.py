@@ -51,8 +51,15 @@ def state_badge(state: str, short: bool = False) -> Text:
     return Text(f" {label} ", style=STATE_STYLE.get(state, "bold black on green"))
 
 
-VERDICT_STYLE = {"PASS": "bold black on green", "FAIL": "bold white on red", "INCONCLUSIVE": "bold black on yellow",
-                 "pass": "green", "fail": "bold red", "insufficient": "yellow", "unavailable": "dim"}
+VERDICT_STYLE = {
+    "PASS": "bold black on green",
+    "FAIL": "bold white on red",
+    "INCONCLUSIVE": "bold black on yellow",
+    "pass": "green",
+    "fail": "bold red",
+    "insufficient": "yellow",
+    "unavailable": "dim",
+}
 LOWER_IS_BETTER = ("ttft", "itl", "e2e", "queue", "latency", "wait", "kv_cache", "preempt", "failure")
 
 
@@ -69,8 +76,11 @@ def comparison(d: dict[str, Any]) -> Text:
         out.append(f" {d['verdict']} ", style=VERDICT_STYLE.get(str(d["verdict"]), "bold"))
         out.append(f" {d.get('summary', '')}\n")
     rows: list[dict[str, Any]] = [r for r in d.get("signals", []) if isinstance(r, dict)]
-    rows += [{"signal": k, **v} for k, v in d.items()
-             if isinstance(v, dict) and "baseline" in v and "canary" in v and k not in ("baseline", "canary")]
+    rows += [
+        {"signal": k, **v}
+        for k, v in d.items()
+        if isinstance(v, dict) and "baseline" in v and "canary" in v and k not in ("baseline", "canary")
+    ]
     if not rows:
         return out if out else render_text.key_values(d)
     width = max(6, *(len(str(r.get("signal", "?"))) for r in rows))
@@ -106,7 +116,9 @@ def stage(ro: Rollout) -> Text:
         p = progress.get(target) or {}
         status = p.get("status", "pending") if isinstance(p, dict) else str(p)
         out.append(f"  {target:<16}", style="bold" if target == d.get("canary") else "")
-        out.append(status, style={"applied": "green", "failed": "bold red", "restored": "cyan"}.get(status, "yellow"))
+        out.append(
+            status, style={"applied": "green", "failed": "bold red", "restored": "cyan"}.get(status, "yellow")
+        )
         if isinstance(p, dict) and p.get("error"):
             out.append(f"  {p['error']}", style="red")
         out.append("\n")
@@ -160,8 +172,17 @@ class RolloutsScreen(ViewScreen):
             for ro in rollouts:
                 if not matches(self.filter_text, ro.title, ro.state, ro.id, *ro.targets):
                     continue
-                rows.append((str(ro.id), [str(ro.id), state_badge(ro.state, short=True), ro.title,
-                                          numbers.age(ro.updated_at, now)]))
+                rows.append(
+                    (
+                        str(ro.id),
+                        [
+                            str(ro.id),
+                            state_badge(ro.state, short=True),
+                            ro.title,
+                            numbers.age(ro.updated_at, now),
+                        ],
+                    )
+                )
             sync_rows(self.query_one(f"#{tid}", DataTable), rows)
         self._draw_detail()
 
@@ -196,8 +217,11 @@ class RolloutsScreen(ViewScreen):
         now = self.charter.clock()
         out = Text(f"#{ro.id} {ro.title}\n", style="bold")
         out.append_text(state_badge(ro.state))
-        out.append(f"  targets: {', '.join(ro.targets) or '-'}  created {numbers.clock(ro.created_at)} UTC"
-                   f"  updated {numbers.age(ro.updated_at, now)} ago\n", style="dim")
+        out.append(
+            f"  targets: {', '.join(ro.targets) or '-'}  created {numbers.clock(ro.created_at)} UTC"
+            f"  updated {numbers.age(ro.updated_at, now)} ago\n",
+            style="dim",
+        )
         sent = self.charter.sent_commands.get(ro.id)
         if sent and sent[1] >= ro.updated_at:
             out.append(f"⏳ {sent[0]} sent; waiting for the rollout manager\n", style="yellow")
@@ -274,8 +298,9 @@ class RolloutsScreen(ViewScreen):
             else:
                 self.notify(f"{verb} of rollout #{rid} cancelled", timeout=3)
 
-        self.app.push_screen(ConfirmScreen(Text(f"{verb} rollout #{rid}: {ro.title}?", style="bold"), detail),
-                             answered)
+        self.app.push_screen(
+            ConfirmScreen(Text(f"{verb} rollout #{rid}: {ro.title}?", style="bold"), detail), answered
+        )
 
     def action_approve(self) -> None:
         if (ro := self.selected()) is not None and self.check_action("approve", ()):

@@ -78,11 +78,19 @@ class LiveTable(DataTable):
         self._row_versions.clear()
         self._row_strips.clear()
 
-    def update_cell(self, row_key: RowKey | str, column_key: ColumnKey | str, value: CellType, *,
-                    update_width: bool = False) -> None:
+    def update_cell(
+        self,
+        row_key: RowKey | str,
+        column_key: ColumnKey | str,
+        value: CellType,
+        *,
+        update_width: bool = False,
+    ) -> None:
         super().update_cell(row_key, column_key, value, update_width=update_width)
-        key = (RowKey(row_key) if isinstance(row_key, str) else row_key,
-               ColumnKey(column_key) if isinstance(column_key, str) else column_key)
+        key = (
+            RowKey(row_key) if isinstance(row_key, str) else row_key,
+            ColumnKey(column_key) if isinstance(column_key, str) else column_key,
+        )
         self._cell_versions[key] = self._cell_versions.get(key, 0) + 1
         self._row_versions[key[0]] = self._row_versions.get(key[0], 0) + 1
 
@@ -139,17 +147,35 @@ class LiveTable(DataTable):
         except LookupError:
             return super()._render_line(y, x1, x2, base_style)
         row_index = self._row_locations.get(row_key)
-        if (row_index is None or self.cursor_type != "row" or self.fixed_rows or self.fixed_columns
-                or self._labelled_row_exists):
+        if (
+            row_index is None
+            or self.cursor_type != "row"
+            or self.fixed_rows
+            or self.fixed_columns
+            or self._labelled_row_exists
+        ):
             return super()._render_line(y, x1, x2, base_style)
         widths, row_styles = self._frame_values(base_style)
         cursor = self.cursor_coordinate.row == row_index
         hover = self.hover_coordinate.row == row_index
         styled = cursor or hover
-        key = (self._generation, self._row_versions.get(row_key, 0), row_index, x1, x2, self.size.width,
-               base_style, row_styles[row_index % 2] if self.zebra_stripes else None, widths, self.cell_padding,
-               cursor, hover, self.show_cursor, self._show_hover_cursor,
-               (self._pseudo_class_state, self._style_epoch) if styled else None)
+        key = (
+            self._generation,
+            self._row_versions.get(row_key, 0),
+            row_index,
+            x1,
+            x2,
+            self.size.width,
+            base_style,
+            row_styles[row_index % 2] if self.zebra_stripes else None,
+            widths,
+            self.cell_padding,
+            cursor,
+            hover,
+            self.show_cursor,
+            self._show_hover_cursor,
+            (self._pseudo_class_state, self._style_epoch) if styled else None,
+        )
         kept = self._row_strips.get((row_key, line_no))
         if kept is not None and kept[0] == key:
             return kept[1]
@@ -157,17 +183,35 @@ class LiveTable(DataTable):
         self._row_strips[(row_key, line_no)] = (key, strip)
         return strip
 
-    def _render_cell(self, row_index: int, column_index: int, base_style: Style, width: int,
-                     cursor: bool = False, hover: bool = False) -> Any:
+    def _render_cell(
+        self,
+        row_index: int,
+        column_index: int,
+        base_style: Style,
+        width: int,
+        cursor: bool = False,
+        hover: bool = False,
+    ) -> Any:
         if row_index < 0 or column_index < 0:  # header and label cells: few, leave them to DataTable
             return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
         row_key = self._row_locations.get_key(row_index)
         column_key = self._column_locations.get_key(column_index)
         # row_index is part of the key because the rendered segments carry it (mouse clicks map
         # back to rows through it), so a row that moves (sorting, a row removed above) re-renders.
-        key = (self._generation, row_index, column_index, row_key, column_key,
-               self._cell_versions.get((row_key, column_key), 0), base_style, width, self.cell_padding,
-               cursor, hover, self._show_hover_cursor)
+        key = (
+            self._generation,
+            row_index,
+            column_index,
+            row_key,
+            column_key,
+            self._cell_versions.get((row_key, column_key), 0),
+            base_style,
+            width,
+            self.cell_padding,
+            cursor,
+            hover,
+            self._show_hover_cursor,
+        )
         cache = self._styled_cells if cursor or hover else self._live_cells
         lines = cache.get(key)
         if lines is None:
@@ -179,8 +223,9 @@ class LiveTable(DataTable):
             cache[key] = lines
         return lines
 
-    def _render_text_cell(self, row_index: int, column_index: int, base_style: Style, width: int,
-                          cursor: bool, hover: bool) -> list[list[Segment]] | None:
+    def _render_text_cell(
+        self, row_index: int, column_index: int, base_style: Style, width: int, cursor: bool, hover: bool
+    ) -> list[list[Segment]] | None:
         """DataTable's rendering of a one-line text cell, without Rich's generic layout pipeline.
 
         The stock path renders `Styled(Padding(cell))` through `Console.render_lines`: wrapping,
@@ -198,13 +243,24 @@ class LiveTable(DataTable):
         if not isinstance(cell, Text):
             return None
         plain = cell.plain
-        if ("\n" in plain or "\t" in plain or cell.justify not in (None, "default", "left")
-                or cell.overflow not in (None, "fold", "crop") or cell_len(plain) != len(plain)):
+        if (
+            "\n" in plain
+            or "\t" in plain
+            or cell.justify not in (None, "default", "left")
+            or cell.overflow not in (None, "fold", "crop")
+            or cell_len(plain) != len(plain)
+        ):
             return None
         component_style, post_style = self._get_styles_to_render_cell(
-            False, False, row_index < self.fixed_rows or column_index < self.fixed_columns,
-            hover, cursor, self.show_cursor, self._show_hover_cursor,
-            self.cursor_foreground_priority == "css", self.cursor_background_priority == "css",
+            False,
+            False,
+            row_index < self.fixed_rows or column_index < self.fixed_columns,
+            hover,
+            cursor,
+            self.show_cursor,
+            self._show_hover_cursor,
+            self.cursor_foreground_priority == "css",
+            self.cursor_background_priority == "css",
         )
         pre_style = base_style + Style.from_meta({"row": row_index, "column": column_index}) + component_style
         pad = self.cell_padding

@@ -33,7 +33,12 @@ def same_content(a: object, b: object) -> bool:
     own style or layout settings, so a status that changes colour but not wording is not equal."""
     if isinstance(a, Text) and isinstance(b, Text):
         return a == b and (a.style, a.justify, a.overflow, a.no_wrap, a.end) == (
-            b.style, b.justify, b.overflow, b.no_wrap, b.end)
+            b.style,
+            b.justify,
+            b.overflow,
+            b.no_wrap,
+            b.end,
+        )
     return type(a) is type(b) and a == b
 
 

@@ -43,8 +43,9 @@ def sync_rows(table: DataTable, rows: Sequence[Row]) -> None:
         table.move_cursor(row=keys.index(keep), animate=False)
 
 
-def sync_visible_rows(table: DataTable, keys: Sequence[str], cells_for: Callable[[str], Sequence[Cell]],
-                      margin: int = 5) -> None:
+def sync_visible_rows(
+    table: DataTable, keys: Sequence[str], cells_for: Callable[[str], Sequence[Cell]], margin: int = 5
+) -> None:
     """`sync_rows` for big live tables: when the rows are the same, build and write only the rows
     on screen (plus `margin`). With 100 targets at 1 Hz that is most of a redraw's cost saved;
     rows scrolled into view are drawn then (the screen redraws on `LiveTable.Scrolled`)."""

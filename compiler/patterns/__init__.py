@@ -1,25 +1,27 @@
-"""Pattern detectors, one module per pattern; each carries its own positive and negative examples."""
+"""Pattern rules, one module per pattern: each a `PatternRule` class whose examples document and test it."""
 
 from __future__ import annotations
 
-from types import ModuleType
+from compiler.patterns.base import PatternRule
+from compiler.patterns.branching import BranchingRule
+from compiler.patterns.delta_matching import DeltaMatchingRule
+from compiler.patterns.dynamic_prefix import DynamicPrefixRule
+from compiler.patterns.growing_history import GrowingHistoryRule
+from compiler.patterns.loop_invariant import LoopInvariantRule
+from compiler.patterns.map_reduce import MapReduceRule
+from compiler.patterns.misplaced_shared_context import MisplacedSharedContextRule
+from compiler.patterns.sequential_chain import SequentialChainRule
+from compiler.patterns.shared_prefix import SharedPrefixRule
 
-from compiler.patterns import (
-    branching,
-    delta_matching,
-    dynamic_prefix,
-    loop_invariant,
-    misplaced_shared_context,
-    sequential_chain,
-    shared_prefix,
-)
-
-DETECTORS: tuple[ModuleType, ...] = (
-    shared_prefix,
-    sequential_chain,
-    branching,
-    loop_invariant,
-    delta_matching,
-    dynamic_prefix,
-    misplaced_shared_context,
+# In the order findings are detected (ties in the sorted output keep it).
+RULES: tuple[type[PatternRule], ...] = (
+    SharedPrefixRule,
+    SequentialChainRule,
+    MapReduceRule,
+    BranchingRule,
+    LoopInvariantRule,
+    GrowingHistoryRule,
+    DeltaMatchingRule,
+    DynamicPrefixRule,
+    MisplacedSharedContextRule,
 )

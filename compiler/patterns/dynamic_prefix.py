@@ -8,40 +8,10 @@ static tokens it hides, and the cacheable share before/after moving the dynamic 
 from __future__ import annotations
 
 from compiler.model import Finding, PatternKind, SourceKind
-from compiler.patterns.base import MIN_LONG_STATIC_TOKENS, Context
+from compiler.patterns.base import Context, Invalid, PatternRule, Valid, MIN_LONG_STATIC_TOKENS
 from compiler.prefix import Unit, units_of
 
 KIND = PatternKind.DYNAMIC_PREFIX
-
-POSITIVE_EXAMPLES = (
-    '''
-from datetime import datetime
-from openai import OpenAI
-client = OpenAI()
-POLICY = """You are the support assistant of ACME. Follow the refund policy: refunds within 30 days with a
-receipt, store credit within 90 days, nothing after that. Be polite, be brief, never promise exceptions,
-and escalate to a human when the customer mentions a lawyer, a chargeback or a safety problem."""
-
-def answer(question):
-    prompt = f"Current time: {datetime.now().isoformat()}\\n{POLICY}\\nCustomer: {question}"
-    return client.completions.create(model="m", prompt=prompt)
-''',
-)
-
-NEGATIVE_EXAMPLES = (
-    '''
-from datetime import datetime
-from openai import OpenAI
-client = OpenAI()
-POLICY = """You are the support assistant of ACME. Follow the refund policy: refunds within 30 days with a
-receipt, store credit within 90 days, nothing after that. Be polite, be brief, never promise exceptions,
-and escalate to a human when the customer mentions a lawyer, a chargeback or a safety problem."""
-
-def answer(question):
-    prompt = f"{POLICY}\\nCustomer: {question}\\nCurrent time: {datetime.now().isoformat()}"
-    return client.completions.create(model="m", prompt=prompt)
-''',
-)
 
 
 def restructure(units: list[Unit], first_static: int, lead: int) -> list[Unit]:
@@ -58,8 +28,13 @@ def detect(ctx: Context) -> list[Finding]:
         if first_dyn is None:
             continue
         long_static = next(
-            (i for i in range(first_dyn + 1, len(segs))
-             if segs[i].kind == "static" and not segs[i].synthetic and segs[i].tokens >= MIN_LONG_STATIC_TOKENS),
+            (
+                i
+                for i in range(first_dyn + 1, len(segs))
+                if segs[i].kind == "static"
+                and not segs[i].synthetic
+                and segs[i].tokens >= MIN_LONG_STATIC_TOKENS
+            ),
             None,
         )
         if long_static is None:
@@ -79,13 +54,80 @@ def detect(ctx: Context) -> list[Finding]:
         volatile = dyn.source is SourceKind.VOLATILE
         findings.append(
             Finding(
-                kind=KIND, calls=[call.id], line=call.line, anti_pattern=True,
-                message=(f"{call.id}: {'volatile' if volatile else 'per-request'} `{dyn.name}` comes before "
-                         f"{segs[long_static].tokens} tokens of static text, so no request can reuse them"),
-                figures={"dynamic_segment": dyn.name or "", "volatile": volatile,
-                         "static_tokens_after": segs[long_static].tokens,
-                         "cacheable_share_before": before_share, "cacheable_share_after": after_share,
-                         "measured_on": "a second request"},
+                kind=KIND,
+                calls=[call.id],
+                line=call.line,
+                anti_pattern=True,
+                message=(
+                    f"{call.id}: {'volatile' if volatile else 'per-request'} `{dyn.name}` comes before "
+                    f"{segs[long_static].tokens} tokens of static text, so no request can reuse them"
+                ),
+                figures={
+                    "dynamic_segment": dyn.name or "",
+                    "volatile": volatile,
+                    "static_tokens_after": segs[long_static].tokens,
+                    "cacheable_share_before": before_share,
+                    "cacheable_share_after": after_share,
+                    "measured_on": "a second request",
+                },
             )
         )
     return findings
+
+
+class DynamicPrefixRule(PatternRule):
+    KIND = KIND
+    detect = staticmethod(detect)
+
+    VALID = (
+        Valid('''
+from datetime import datetime
+from openai import OpenAI
+client = OpenAI()
+POLICY = """You are the support assistant of ACME. Follow the refund policy: refunds within 30 days with a
+receipt, store credit within 90 days, nothing after that. Be polite, be brief, never promise exceptions,
+and escalate to a human when the customer mentions a lawyer, a chargeback or a safety problem."""
+
+def answer(question):
+    prompt = f"{POLICY}\\nCustomer: {question}\\nCurrent time: {datetime.now().isoformat()}"
+    return client.completions.create(model="m", prompt=prompt)
+'''),
+    )
+    INVALID = (
+        Invalid(
+            '''
+from datetime import datetime
+from openai import OpenAI
+client = OpenAI()
+POLICY = """You are the support assistant of ACME. Follow the refund policy: refunds within 30 days with a
+receipt, store credit within 90 days, nothing after that. Be polite, be brief, never promise exceptions,
+and escalate to a human when the customer mentions a lawyer, a chargeback or a safety problem."""
+
+def answer(question):
+    prompt = f"Current time: {datetime.now().isoformat()}\\n{POLICY}\\nCustomer: {question}"
+    return client.completions.create(model="m", prompt=prompt)
+''',
+            calls=("c1",),
+            line=11,
+            figures={
+                "dynamic_segment": "datetime.now().isoformat()",
+                "volatile": True,
+                "static_tokens_after": 77,
+                "cacheable_share_before": 0.0,
+                "cacheable_share_after": 0.4776,
+                "measured_on": "a second request",
+            },
+            fixed='''
+from datetime import datetime
+from openai import OpenAI
+client = OpenAI()
+POLICY = """You are the support assistant of ACME. Follow the refund policy: refunds within 30 days with a
+receipt, store credit within 90 days, nothing after that. Be polite, be brief, never promise exceptions,
+and escalate to a human when the customer mentions a lawyer, a chargeback or a safety problem."""
+
+def answer(question):
+    prompt = f"{POLICY}\\nCustomer: {question}\\n\\nCurrent time: {datetime.now().isoformat()}\\n"
+    return client.completions.create(model="m", prompt=prompt)
+''',
+        ),
+    )

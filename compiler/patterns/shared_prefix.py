@@ -9,37 +9,18 @@ from __future__ import annotations
 import itertools
 
 from compiler.model import Finding, PatternKind
-from compiler.patterns.base import MIN_SHARED_PREFIX_TOKENS, Context, compatible, lcp_chars, readable
+from compiler.patterns.base import (
+    Context,
+    Invalid,
+    PatternRule,
+    Valid,
+    MIN_SHARED_PREFIX_TOKENS,
+    compatible,
+    lcp_chars,
+    readable,
+)
 
 KIND = PatternKind.SHARED_PREFIX
-
-POSITIVE_EXAMPLES = (
-    '''
-from openai import OpenAI
-client = OpenAI()
-SYSTEM = """You are a meticulous financial analyst. You read filings carefully, you quote numbers exactly,
-you never speculate beyond the text, and you answer in short, precise sentences. Always cite the section."""
-
-def analyse(filing):
-    a = client.chat.completions.create(model="m", messages=[{"role": "system", "content": SYSTEM},
-                                                           {"role": "user", "content": "Summarise: " + filing}])
-    b = client.chat.completions.create(model="m", messages=[{"role": "system", "content": SYSTEM},
-                                                           {"role": "user", "content": "List risks: " + filing}])
-    return a, b
-''',
-)
-
-NEGATIVE_EXAMPLES = (
-    '''
-from openai import OpenAI
-client = OpenAI()
-
-def analyse(filing, question):
-    a = client.completions.create(model="m", prompt=filing + " summarise this")
-    b = client.completions.create(model="m", prompt=question + " answer this")
-    return a, b
-''',
-)
 
 
 def detect(ctx: Context) -> list[Finding]:
@@ -75,11 +56,72 @@ def detect(ctx: Context) -> list[Finding]:
         preview = readable(ctx.encoding(members[0])[0][:chars])
         findings.append(
             Finding(
-                kind=KIND, calls=members, line=by_id[members[0]].line,
-                message=(f"{len(members)} calls share a {prefix_tokens}-token prefix "
-                         f"({ratio:.0%} of their mean prompt): {preview}"),
-                figures={"prefix_tokens": prefix_tokens, "overlap_ratio": ratio, "prefix_preview": preview,
-                         "above_target": ratio > 0.6},
+                kind=KIND,
+                calls=members,
+                line=by_id[members[0]].line,
+                message=(
+                    f"{len(members)} calls share a {prefix_tokens}-token prefix "
+                    f"({ratio:.0%} of their mean prompt): {preview}"
+                ),
+                figures={
+                    "prefix_tokens": prefix_tokens,
+                    "overlap_ratio": ratio,
+                    "prefix_preview": preview,
+                    "above_target": ratio > 0.6,
+                },
             )
         )
     return findings
+
+
+class SharedPrefixRule(PatternRule):
+    KIND = KIND
+    detect = staticmethod(detect)
+
+    VALID = (
+        Valid("""
+from openai import OpenAI
+client = OpenAI()
+
+def analyse(filing, question):
+    a = client.completions.create(model="m", prompt=filing + " summarise this")
+    b = client.completions.create(model="m", prompt=question + " answer this")
+    return a, b
+"""),
+        Valid(  # they share "Summarise", far below two cache blocks: nothing worth warming
+            """
+from openai import OpenAI
+client = OpenAI()
+
+def analyse(filing):
+    a = client.completions.create(model="m", prompt="Summarise: " + filing)
+    b = client.completions.create(model="m", prompt="Summarise briefly: " + filing)
+    return a, b
+"""
+        ),
+    )
+    INVALID = (
+        Invalid(
+            '''
+from openai import OpenAI
+client = OpenAI()
+SYSTEM = """You are a meticulous financial analyst. You read filings carefully, you quote numbers exactly,
+you never speculate beyond the text, and you answer in short, precise sentences. Always cite the section."""
+
+def analyse(filing):
+    a = client.chat.completions.create(model="m", messages=[{"role": "system", "content": SYSTEM},
+                                                           {"role": "user", "content": "Summarise: " + filing}])
+    b = client.chat.completions.create(model="m", messages=[{"role": "system", "content": SYSTEM},
+                                                           {"role": "user", "content": "List risks: " + filing}])
+    return a, b
+''',
+            calls=("c1", "c2"),
+            line=8,
+            figures={
+                "prefix_tokens": 58,
+                "overlap_ratio": 0.5743,
+                "prefix_preview": "<|system|>\\nYou are a meticulous financial analyst. You read filings carefull...",
+                "above_target": False,
+            },
+        ),
+    )

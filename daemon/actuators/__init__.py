@@ -37,7 +37,7 @@ def actuator_kind(target: TargetConfig, config: RolloutConfig) -> str:
     if target.engine in ("triton", "vllm"):
         return target.engine
     raise InvalidChange(
-        f"target {target.name}: no actuator for engine {target.engine!r}; set engine = \"vllm\" or \"triton\", "
+        f'target {target.name}: no actuator for engine {target.engine!r}; set engine = "vllm" or "triton", '
         f"or describe its commands in [rollouts.commands.{target.name}]"
     )
 
@@ -47,7 +47,9 @@ def _spec(target: TargetConfig, config: RolloutConfig, name: str) -> ParamSpec:
     if kind == "command":
         rules = config.commands[target.name].params
         if name not in rules:
-            raise InvalidChange(f"unknown parameter {name!r} for {target.name}; known: {', '.join(sorted(rules))}")
+            raise InvalidChange(
+                f"unknown parameter {name!r} for {target.name}; known: {', '.join(sorted(rules))}"
+            )
         return spec_from_rule(name, rules[name])
     return lookup(REGISTRIES[kind], name, kind)
 
@@ -67,11 +69,15 @@ def validate_changes(
             if actuator_kind(target, config) != "triton":
                 raise InvalidChange(f"{model}:{param}: only Triton targets take a model name")
             if model not in target.models and target.models:
-                raise InvalidChange(f"target {target.name} serves no model {model!r} (models: {', '.join(target.models)})")
+                raise InvalidChange(
+                    f"target {target.name} serves no model {model!r} (models: {', '.join(target.models)})"
+                )
             normalize_name(model)
         elif actuator_kind(target, config) == "triton":
             if len(target.models) != 1:
-                raise InvalidChange(f"{param}: target {target.name} has {len(target.models)} models; write MODEL:{param}")
+                raise InvalidChange(
+                    f"{param}: target {target.name} has {len(target.models)} models; write MODEL:{param}"
+                )
             model = target.models[0]
         spec = _spec(target, config, param)
         change = Change(param=spec.name, value=spec.coerce(data.get("value")), model=model)

@@ -60,7 +60,12 @@ class Actuator(abc.ABC):
     async def plan(self) -> dict[str, Any]:
         """Dry run: what would be applied, from the live current config. Touches nothing."""
         current = await self.snapshot()
-        return {"actuator": self.kind, "target": self.target.name, "current": current, "desired": self.desired(current)}
+        return {
+            "actuator": self.kind,
+            "target": self.target.name,
+            "current": current,
+            "desired": self.desired(current),
+        }
 
 
 class ForeignProcess(ActuatorError):

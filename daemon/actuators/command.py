@@ -52,7 +52,9 @@ def value_text(value: Any) -> str:
 class CommandActuator(Actuator):
     kind = "command"
 
-    def __init__(self, target: TargetConfig, changes: Sequence[Change], commands: CommandActuatorConfig) -> None:
+    def __init__(
+        self, target: TargetConfig, changes: Sequence[Change], commands: CommandActuatorConfig
+    ) -> None:
         super().__init__(target, changes)
         self.commands = commands
 
@@ -71,7 +73,9 @@ class CommandActuator(Actuator):
         except TimeoutError:
             process.kill()
             await process.wait()
-            raise ActuatorError(f"{self.target.name}: {argv[0]} did not finish in {self.commands.timeout_s:g} s") from None
+            raise ActuatorError(
+                f"{self.target.name}: {argv[0]} did not finish in {self.commands.timeout_s:g} s"
+            ) from None
         if process.returncode != 0:
             raise ActuatorError(
                 f"{self.target.name}: {argv[0]} exited {process.returncode}: {err[:_OUTPUT_CAP].decode(errors='replace').strip()}"

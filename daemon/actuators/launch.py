@@ -49,15 +49,19 @@ def resolve_run_as(launch: LaunchConfig, target: str) -> RunAs:
         try:
             entry = pwd.getpwnam(launch.user)
         except KeyError:
-            raise InvalidChange(f"target {target}: [targets.launch] user {launch.user!r} does not exist on this machine") from None
+            raise InvalidChange(
+                f"target {target}: [targets.launch] user {launch.user!r} does not exist on this machine"
+            ) from None
     else:
         try:
             entry = pwd.getpwuid(me)
         except KeyError:
-            raise InvalidChange(f"target {target}: the daemon's uid {me} has no account entry to run the server as") from None
+            raise InvalidChange(
+                f"target {target}: the daemon's uid {me} has no account entry to run the server as"
+            ) from None
     if entry.pw_uid == 0 and not launch.allow_root:
         raise InvalidChange(
-            f"target {target}: the server would run as root; set [targets.launch] user = \"...\" to an "
+            f'target {target}: the server would run as root; set [targets.launch] user = "..." to an '
             "unprivileged account, or allow_root = true to run it as root on purpose"
         )
     switch = entry.pw_uid != me
@@ -121,7 +125,9 @@ def resolve_program(argv0: str, env: dict[str, str], cwd: str | None, target: st
     else:
         found = shutil.which(argv0, path=env.get("PATH", os.defpath))
     if found is None:
-        raise InvalidChange(f"target {target}: [targets.launch] argv[0] {argv0!r} is not an executable file (PATH searched)")
+        raise InvalidChange(
+            f"target {target}: [targets.launch] argv[0] {argv0!r} is not an executable file (PATH searched)"
+        )
     path = os.path.realpath(found)
     interpreter = None
     try:

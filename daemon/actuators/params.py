@@ -153,7 +153,9 @@ VLLM_PARAMS: dict[str, ParamSpec] = {
         _vllm("max_num_batched_tokens", "int", "tokens scheduled per step", min=1, max=4_194_304),
         _vllm("enable_prefix_caching", "bool", "automatic prefix caching"),
         _vllm("enable_chunked_prefill", "bool", "split long prefills across steps"),
-        _vllm("block_size", "enum", "KV-cache block size in tokens", choices=("1", "8", "16", "32", "64", "128")),
+        _vllm(
+            "block_size", "enum", "KV-cache block size in tokens", choices=("1", "8", "16", "32", "64", "128")
+        ),
         _vllm("gpu_memory_utilization", "float", "share of GPU memory vLLM may use", min=0.05, max=0.99),
         _vllm("max_model_len", "int", "longest context served", min=16, max=10_485_760),
         _vllm(
@@ -181,9 +183,13 @@ TRITON_PARAMS: dict[str, ParamSpec] = {
     for s in (
         # TensorRT-LLM backend (inference-servers.md 2.5: read at model load, no engine rebuild).
         ParamSpec("enable_kv_cache_reuse", "bool", "reuse KV blocks across requests (prefix caching)"),
-        ParamSpec("kv_cache_free_gpu_mem_fraction", "float", "share of free GPU memory for KV", min=0.01, max=0.99),
+        ParamSpec(
+            "kv_cache_free_gpu_mem_fraction", "float", "share of free GPU memory for KV", min=0.01, max=0.99
+        ),
         ParamSpec("max_tokens_in_paged_kv_cache", "int", "cap on KV cache tokens", min=1, max=1 << 31),
-        ParamSpec("kv_cache_host_memory_bytes", "int", "host pool for offloaded KV blocks", min=0, max=1 << 40),
+        ParamSpec(
+            "kv_cache_host_memory_bytes", "int", "host pool for offloaded KV blocks", min=0, max=1 << 40
+        ),
         ParamSpec("kv_cache_onboard_blocks", "bool", "bring offloaded blocks back to GPU on reuse"),
         ParamSpec(
             "batch_scheduler_policy",

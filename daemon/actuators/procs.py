@@ -150,7 +150,9 @@ def info(pid: int) -> ProcessInfo | None:
     started, ids = start_time(pid), uids(pid)
     if started is None or ids is None:
         return None
-    out = ProcessInfo(pid=pid, start_time=started, uid=ids[1], real_uid=ids[0], exe=exe(pid), argv=cmdline(pid) or [])
+    out = ProcessInfo(
+        pid=pid, start_time=started, uid=ids[1], real_uid=ids[0], exe=exe(pid), argv=cmdline(pid) or []
+    )
     # Read again: had the pid died and been reused in between, the facts above could mix two processes.
     return out if start_time(pid) == started else None
 
@@ -216,7 +218,11 @@ def stop(pid: int, grace_s: float, *, started: int | None = None) -> str:
             return "already gone"
 
         def remaining() -> list[int]:
-            return group_members(pid) if leads_group else ([pid] if alive(pid) and start_time(pid) == started_at else [])
+            return (
+                group_members(pid)
+                if leads_group
+                else ([pid] if alive(pid) and start_time(pid) == started_at else [])
+            )
 
         deadline = time.monotonic() + grace_s
         while time.monotonic() < deadline:

@@ -67,7 +67,10 @@ class TritonActuator(Actuator):
     # --- the synchronous tritonclient calls, run on a worker thread ------------------------
     def _client(self) -> triton_http.InferenceServerClient:
         return triton_http.InferenceServerClient(
-            self._host, ssl=self._ssl, connection_timeout=self.target.timeout_s + 3, network_timeout=self.timeout_s
+            self._host,
+            ssl=self._ssl,
+            connection_timeout=self.target.timeout_s + 3,
+            network_timeout=self.timeout_s,
         )
 
     def _read_configs(self) -> dict[str, Any]:
@@ -80,7 +83,9 @@ class TritonActuator(Actuator):
                 try:
                     out[model] = client.get_model_config(model) if client.is_model_ready(model) else None
                 except InferenceServerException as exc:
-                    raise ActuatorError(f"{self.target.name}: cannot read the config of {model}: {exc}") from None
+                    raise ActuatorError(
+                        f"{self.target.name}: cannot read the config of {model}: {exc}"
+                    ) from None
             return out
         except (ConnectionError, OSError) as exc:  # geventhttpclient raises OS-level errors
             raise TargetUnreachable(f"{self.target.name}: {exc}") from None
@@ -94,10 +99,14 @@ class TritonActuator(Actuator):
             deadline = time.monotonic() + self.timeout_s
             while not client.is_model_ready(model):
                 if time.monotonic() > deadline:
-                    raise ActuatorError(f"{self.target.name}: {model} not ready {self.timeout_s:.0f} s after load")
+                    raise ActuatorError(
+                        f"{self.target.name}: {model} not ready {self.timeout_s:.0f} s after load"
+                    )
                 time.sleep(0.2)
         except InferenceServerException as exc:
-            raise ActuatorError(f"{self.target.name}: Triton refused to load {model}: {exc.message()}") from None
+            raise ActuatorError(
+                f"{self.target.name}: Triton refused to load {model}: {exc.message()}"
+            ) from None
         except (ConnectionError, OSError) as exc:
             raise TargetUnreachable(f"{self.target.name}: {exc}") from None
         finally:
@@ -108,7 +117,9 @@ class TritonActuator(Actuator):
         configs = await asyncio.to_thread(self._read_configs)
         missing = [m for m, c in configs.items() if c is None]
         if missing:
-            raise ActuatorError(f"{self.target.name}: model(s) {', '.join(missing)} not loaded: nothing to change")
+            raise ActuatorError(
+                f"{self.target.name}: model(s) {', '.join(missing)} not loaded: nothing to change"
+            )
         return {"models": configs}
 
     def desired(self, snapshot: Snapshot) -> Snapshot:
@@ -133,7 +144,10 @@ class TritonActuator(Actuator):
                     f"{self.target.name}: {model} config read back differs from what was loaded: "
                     + _first_difference(wanted, readback.get(model))
                 )
-        return {"loaded": loaded, "parameters": {m: (c or {}).get("parameters", {}) for m, c in readback.items()}}
+        return {
+            "loaded": loaded,
+            "parameters": {m: (c or {}).get("parameters", {}) for m, c in readback.items()},
+        }
 
     async def observe(self) -> Snapshot | None:
         try:

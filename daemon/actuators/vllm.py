@@ -139,7 +139,9 @@ class LaunchRecord:
         return self.pid in procs.ancestors(pid) and procs.start_time(self.pid) == self.start_time
 
     def running(self) -> bool:
-        return self.pid is not None and procs.alive(self.pid) and procs.start_time(self.pid) == self.start_time
+        return (
+            self.pid is not None and procs.alive(self.pid) and procs.start_time(self.pid) == self.start_time
+        )
 
 
 @dataclass(frozen=True)
@@ -239,7 +241,9 @@ class VllmRelaunchActuator(Actuator):
                 raw = json.loads(f.read(_RECORD_MAX_BYTES + 1)[:_RECORD_MAX_BYTES])
             pid, started = raw.get("pid"), raw.get("start_time")
             argv, flags = raw.get("argv"), raw.get("flags") or {}
-            if not (isinstance(argv, list) and all(isinstance(a, str) for a in argv) and isinstance(flags, dict)):
+            if not (
+                isinstance(argv, list) and all(isinstance(a, str) for a in argv) and isinstance(flags, dict)
+            ):
                 return None
             return LaunchRecord(
                 argv=argv,
@@ -304,12 +308,19 @@ class VllmRelaunchActuator(Actuator):
 
     # --- reading the real state ------------------------------------------------------------
     def _observed(self, holder: Holder) -> Snapshot:
-        return {"flags": holder.flags, "argv": holder.info.argv, "pid": holder.info.pid, "holder": holder.kind}
+        return {
+            "flags": holder.flags,
+            "argv": holder.info.argv,
+            "pid": holder.info.pid,
+            "holder": holder.kind,
+        }
 
     async def snapshot(self) -> Snapshot:
         holder = await asyncio.to_thread(self._holder)
         if holder is None:
-            raise TargetUnreachable(f"{self.target.name}: nothing listens on port {self.port}; nothing to change")
+            raise TargetUnreachable(
+                f"{self.target.name}: nothing listens on port {self.port}; nothing to change"
+            )
         if holder.flags is None:
             raise ActuatorError(
                 f"{self.target.name}: the flags of {holder.info.describe()} cannot be read as the configured argv "
@@ -371,7 +382,9 @@ class VllmRelaunchActuator(Actuator):
         leftover = self._pending_launch() if holder is None else None
         self._write_record(argv, flags)
         if holder is not None:
-            how = await asyncio.to_thread(procs.stop, holder.stop_pid, self.stop_grace_s, started=holder.stop_started)
+            how = await asyncio.to_thread(
+                procs.stop, holder.stop_pid, self.stop_grace_s, started=holder.stop_started
+            )
             child = _CHILDREN.pop(holder.stop_pid, None)
             if child is not None:
                 child.poll()
@@ -391,8 +404,9 @@ class VllmRelaunchActuator(Actuator):
         result["stopped_previous"] = how
         return result
 
-    def _write_record(self, argv: list[str], flags: dict[str, Value], pid: int | None = None,
-                      started: int | None = None) -> None:
+    def _write_record(
+        self, argv: list[str], flags: dict[str, Value], pid: int | None = None, started: int | None = None
+    ) -> None:
         """The argv about to run, written first (then again with its pid once started): a person, or a
         restarted daemon, can see what was meant and find a launch that a crash interrupted. The
         environment is not written: it may hold secrets."""
@@ -427,7 +441,9 @@ class VllmRelaunchActuator(Actuator):
                     **account,
                 )
             except (OSError, subprocess.SubprocessError) as exc:
-                raise ActuatorError(f"{self.target.name}: cannot start {argv[0]} as {run_as.name}: {exc}") from None
+                raise ActuatorError(
+                    f"{self.target.name}: cannot start {argv[0]} as {run_as.name}: {exc}"
+                ) from None
         _CHILDREN[process.pid] = process
         return process
 
@@ -435,7 +451,9 @@ class VllmRelaunchActuator(Actuator):
         deadline = time.monotonic() + self.stop_grace_s + 15
         while await asyncio.to_thread(procs.listener_pids, self.port):
             if time.monotonic() > deadline:
-                raise ActuatorError(f"{self.target.name}: port {self.port} still taken after stopping the server")
+                raise ActuatorError(
+                    f"{self.target.name}: port {self.port} still taken after stopping the server"
+                )
             await asyncio.sleep(0.2)
 
     async def _wait_healthy(self, process: subprocess.Popen[bytes]) -> None:
@@ -451,7 +469,9 @@ class VllmRelaunchActuator(Actuator):
             if ok:
                 return
             await asyncio.sleep(0.5)
-        raise ActuatorError(f"{self.target.name}: /health not OK {self.startup_timeout_s:.0f} s after relaunch")
+        raise ActuatorError(
+            f"{self.target.name}: /health not OK {self.startup_timeout_s:.0f} s after relaunch"
+        )
 
     def _log_tail(self, lines: int = 15) -> str:
         try:
@@ -468,10 +488,21 @@ class VllmRelaunchActuator(Actuator):
         relaunch, the process just started) with exactly `flags` beyond the configured argv."""
         holder = await asyncio.to_thread(self._holder)
         if holder is None or (relaunched and holder.kind != "launched") or holder.flags != flags:
-            seen = "nothing" if holder is None else f"{holder.kind} {holder.info.describe()} with flags {holder.flags}"
-            raise ActuatorError(f"{self.target.name}: port {self.port} serves {seen}, not flags {flags} as launched")
+            seen = (
+                "nothing"
+                if holder is None
+                else f"{holder.kind} {holder.info.describe()} with flags {holder.flags}"
+            )
+            raise ActuatorError(
+                f"{self.target.name}: port {self.port} serves {seen}, not flags {flags} as launched"
+            )
         argv = holder.info.argv
-        out: dict[str, Any] = {"pid": holder.info.pid, "relaunched": relaunched, "argv": argv, "holder": holder.kind}
+        out: dict[str, Any] = {
+            "pid": holder.info.pid,
+            "relaunched": relaunched,
+            "argv": argv,
+            "holder": holder.kind,
+        }
         try:
             async with httpx.AsyncClient(timeout=self.target.timeout_s + 5) as client:
                 metrics = (await client.get(self.target.metrics_endpoint)).text

@@ -64,8 +64,11 @@ class Analyzer:
                 self._tracks[(b.instance, b.kind)] = _Track(active=b)
 
     def active(self, instance: str | None = None) -> list[Bottleneck]:
-        return [t.active for (inst, _), t in self._tracks.items()
-                if t.active is not None and (instance is None or inst == instance)]
+        return [
+            t.active
+            for (inst, _), t in self._tracks.items()
+            if t.active is not None and (instance is None or inst == instance)
+        ]
 
     def observe(self, sample: MetricSample, extras: dict[str, float] | None = None) -> list[BottleneckEvent]:
         if sample.suspect:
@@ -81,12 +84,22 @@ class Analyzer:
                 continue
             track = self._tracks.setdefault((sample.instance, kind), _Track())
             track.last = m
-            evidence = m.evidence | {"value": round(m.value, 6), "threshold": m.threshold, "direction": m.direction,
-                                     "hysteresis": h}
+            evidence = m.evidence | {
+                "value": round(m.value, 6),
+                "threshold": m.threshold,
+                "direction": m.direction,
+                "hysteresis": h,
+            }
             if track.active is None:
                 if _is_bad(m) and not m.force_clear:
-                    track.active = Bottleneck(instance=sample.instance, kind=kind, severity=m.severity,
-                                              started_at=sample.ts, summary=m.summary, evidence=evidence)
+                    track.active = Bottleneck(
+                        instance=sample.instance,
+                        kind=kind,
+                        severity=m.severity,
+                        started_at=sample.ts,
+                        summary=m.summary,
+                        evidence=evidence,
+                    )
                     track.clear_streak = 0
                     events.append(BottleneckEvent("opened", track.active))
                 continue
@@ -120,5 +133,3 @@ def persist_events(store: Store, events: list[BottleneckEvent]) -> None:
         s.commit()
         for e, row in merged:
             e.bottleneck.id = row.id
-
-

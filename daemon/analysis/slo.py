@@ -82,7 +82,9 @@ class SloMonitor:
         if not counted:
             return
         points = self._points.setdefault(s.instance, deque())
-        points.append(_Point(s.ts, s.window_s or 1.0, not failed, s.ttft_p95_s, s.itl_p95_s, err, tuple(failed)))
+        points.append(
+            _Point(s.ts, s.window_s or 1.0, not failed, s.ttft_p95_s, s.itl_p95_s, err, tuple(failed))
+        )
         horizon = s.ts - max(WINDOWS.values())
         while points and points[0].ts < horizon:
             points.popleft()
@@ -103,7 +105,9 @@ class SloMonitor:
                 for f in p.failed:
                     violations[f] = violations.get(f, 0) + 1
             out[name] = SloWindow(
-                window=name, samples=len(sel), compliance=round(compliance, 6),
+                window=name,
+                samples=len(sel),
+                compliance=round(compliance, 6),
                 meeting=compliance >= self.slo.compliance_target,
                 worst_ttft_p95_s=max((p.ttft for p in sel if p.ttft is not None), default=None),
                 worst_itl_p95_s=max((p.itl for p in sel if p.itl is not None), default=None),

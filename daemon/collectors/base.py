@@ -92,8 +92,9 @@ class RawReading:
             self.mean_pairs[signal] = (s_key, c_key)
 
 
-def read_histogram(expo: Exposition, base: str, scale: float = 1.0,
-                   where: dict[str, str] | None = None) -> Histogram | None:
+def read_histogram(
+    expo: Exposition, base: str, scale: float = 1.0, where: dict[str, str] | None = None
+) -> Histogram | None:
     """A histogram family summed over label sets; `scale` converts its unit to seconds (ms: 1e-3)."""
     # _count and _sum are looked up first so `collectors.wanted_names` records them too.
     count = expo.total(base + "_count", where)

@@ -75,9 +75,18 @@ def check_reading(r: b.RawReading, nan_names: set[str] | frozenset[str] = frozen
             r.counters.pop(s_key, None)
             r.counters.pop(c_key, None)
     for signal, h in list(r.histograms.items()):
-        bad = next(((k, v, w) for k, v in (("count", h.count), ("sum", h.sum), *((f"le={le:g}", c) for le, c in
-                                                                                  h.buckets.items()))
-                    if (w := _bad(v, 0.0, INF)) is not None), None)
+        bad = next(
+            (
+                (k, v, w)
+                for k, v in (
+                    ("count", h.count),
+                    ("sum", h.sum),
+                    *((f"le={le:g}", c) for le, c in h.buckets.items()),
+                )
+                if (w := _bad(v, 0.0, INF)) is not None
+            ),
+            None,
+        )
         if bad is None and any(math.isnan(le) for le in h.buckets):
             bad = ("le", math.nan, "NaN bound")
         if bad is not None:
@@ -120,6 +129,8 @@ def check_sample(sample: MetricSample) -> list[str]:
 
 def mark_suspect(sample: MetricSample, reasons: list[str]) -> None:
     if reasons:
-        shown = reasons[:MAX_REASONS] + ([f"and {len(reasons) - MAX_REASONS} more"] if len(reasons) > MAX_REASONS else [])
+        shown = reasons[:MAX_REASONS] + (
+            [f"and {len(reasons) - MAX_REASONS} more"] if len(reasons) > MAX_REASONS else []
+        )
         sample.suspect = True
         sample.suspect_reason = "; ".join(shown)

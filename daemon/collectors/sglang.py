@@ -39,10 +39,12 @@ def read(expo: Exposition, ts: float) -> b.RawReading:
     r.put_counter(b.PREEMPTIONS, expo.total("sglang:num_retracted_requests_total"))
     r.put_counter(b.REQUESTS_SUCCESS, expo.total("sglang:num_requests_total"))
 
-    for signal, name in ((b.TTFT, "sglang:time_to_first_token_seconds"),
-                         (b.ITL, "sglang:inter_token_latency_seconds"),
-                         (b.E2E, "sglang:e2e_request_latency_seconds"),
-                         (b.QUEUE, "sglang:queue_time_seconds")):
+    for signal, name in (
+        (b.TTFT, "sglang:time_to_first_token_seconds"),
+        (b.ITL, "sglang:inter_token_latency_seconds"),
+        (b.E2E, "sglang:e2e_request_latency_seconds"),
+        (b.QUEUE, "sglang:queue_time_seconds"),
+    ):
         h = b.read_histogram(expo, name)
         if h is not None:
             r.histograms[signal] = h

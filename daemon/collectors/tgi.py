@@ -34,8 +34,11 @@ def read(expo: Exposition, ts: float) -> b.RawReading:
             failures = failures or 0.0
             break
     r.put_counter(b.REQUESTS_FAILURE, failures)
-    for signal, name in ((b.E2E, "tgi_request_duration"), (b.QUEUE, "tgi_request_queue_duration"),
-                         (b.ITL, "tgi_request_mean_time_per_token_duration")):
+    for signal, name in (
+        (b.E2E, "tgi_request_duration"),
+        (b.QUEUE, "tgi_request_queue_duration"),
+        (b.ITL, "tgi_request_mean_time_per_token_duration"),
+    ):
         h = b.read_histogram(expo, name)
         if h is not None:
             r.histograms[signal] = h

@@ -36,16 +36,22 @@ def read(expo: Exposition, ts: float) -> b.RawReading:
     success = expo.total("nv_inference_request_success")
     r.put_counter(b.REQUESTS_SUCCESS, success)
     # CANCELED is the client's doing; REJECTED (queue timeout), BACKEND and OTHER are the server's.
-    r.put_counter(b.REQUESTS_FAILURE, expo.total("nv_inference_request_failure",
-                                                 exclude={"reason": ("CANCELED",)}))
+    r.put_counter(
+        b.REQUESTS_FAILURE, expo.total("nv_inference_request_failure", exclude={"reason": ("CANCELED",)})
+    )
     r.put_mean_pair(b.E2E, _scaled(expo.total("nv_inference_request_duration_us"), US), success)
     r.put_mean_pair(b.QUEUE, _scaled(expo.total("nv_inference_queue_duration_us"), US), success)
-    compute_parts = [expo.total(f"nv_inference_compute_{p}_duration_us") for p in ("input", "infer", "output")]
+    compute_parts = [
+        expo.total(f"nv_inference_compute_{p}_duration_us") for p in ("input", "infer", "output")
+    ]
     if all(p is not None for p in compute_parts):
         r.put_mean_pair(b.COMPUTE, sum(p for p in compute_parts if p is not None) * US, success)
 
-    for signal, base_name in ((b.E2E, "nv_inference_request_summary_us"), (b.QUEUE, "nv_inference_queue_summary_us"),
-                              (b.COMPUTE, "nv_inference_compute_infer_summary_us")):
+    for signal, base_name in (
+        (b.E2E, "nv_inference_request_summary_us"),
+        (b.QUEUE, "nv_inference_queue_summary_us"),
+        (b.COMPUTE, "nv_inference_compute_infer_summary_us"),
+    ):
         q = b.read_quantiles(expo, base_name, US)
         if q:
             r.quantiles[signal] = q

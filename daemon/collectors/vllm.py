@@ -30,14 +30,19 @@ def read(expo: Exposition, ts: float) -> b.RawReading:
     kv = expo.maximum("vllm:kv_cache_usage_perc")
     r.put_gauge(b.KV_CACHE_USAGE, kv if kv is not None else expo.maximum("vllm:gpu_cache_usage_perc"))
 
-    r.put_counter(b.PREFIX_QUERIES, expo.first("vllm:prefix_cache_queries_total",
-                                               "vllm:gpu_prefix_cache_queries_total"))
-    r.put_counter(b.PREFIX_HITS, expo.first("vllm:prefix_cache_hits_total", "vllm:gpu_prefix_cache_hits_total"))
+    r.put_counter(
+        b.PREFIX_QUERIES, expo.first("vllm:prefix_cache_queries_total", "vllm:gpu_prefix_cache_queries_total")
+    )
+    r.put_counter(
+        b.PREFIX_HITS, expo.first("vllm:prefix_cache_hits_total", "vllm:gpu_prefix_cache_hits_total")
+    )
     r.put_counter(b.PROMPT_TOKENS, expo.total("vllm:prompt_tokens_total"))
     r.put_counter(b.GENERATION_TOKENS, expo.total("vllm:generation_tokens_total"))
     r.put_counter(b.PREEMPTIONS, expo.total("vllm:num_preemptions_total"))
     if expo.has("vllm:request_success_total"):
-        r.put_counter(b.REQUESTS_SUCCESS, expo.total("vllm:request_success_total", exclude=_NOT_SUCCESS) or 0.0)
+        r.put_counter(
+            b.REQUESTS_SUCCESS, expo.total("vllm:request_success_total", exclude=_NOT_SUCCESS) or 0.0
+        )
         errors = expo.total("vllm:request_success_total", where={"finished_reason": "error"}) or 0.0
         rejected = expo.total("vllm:admission_rejections_total") or 0.0
         r.put_counter(b.REQUESTS_FAILURE, errors + rejected)

@@ -88,7 +88,11 @@ class CounterWindow:
         self.resets = 0
 
     def _is_reset(self, prev: b.RawReading, cur: b.RawReading) -> bool:
-        if prev.start_time is not None and cur.start_time is not None and abs(cur.start_time - prev.start_time) > 1:
+        if (
+            prev.start_time is not None
+            and cur.start_time is not None
+            and abs(cur.start_time - prev.start_time) > 1
+        ):
             return True
         for key, value in cur.counters.items():
             old = prev.counters.get(key)
@@ -120,7 +124,9 @@ class CounterWindow:
         return result
 
 
-def build_sample(instance: str, cur: b.RawReading, base: b.RawReading | None, reset: bool = False) -> WindowResult:
+def build_sample(
+    instance: str, cur: b.RawReading, base: b.RawReading | None, reset: bool = False
+) -> WindowResult:
     """The windowed sample; `suspect` (with the reasons) when the edge rejected a value of the
     reading or a computed signal came out non-finite or out of range (then cleared)."""
     result = _build_sample(instance, cur, base, reset)
@@ -178,8 +184,12 @@ def _build_sample(instance: str, cur: b.RawReading, base: b.RawReading | None, r
     for signal, h in cur.histograms.items():
         old = base.histograms.get(signal)
         old_buckets = old.buckets if old is not None else None
-        _set_percentiles(sample, signal, histogram_quantile(0.5, h.buckets, old_buckets),
-                         histogram_quantile(0.95, h.buckets, old_buckets))
+        _set_percentiles(
+            sample,
+            signal,
+            histogram_quantile(0.5, h.buckets, old_buckets),
+            histogram_quantile(0.95, h.buckets, old_buckets),
+        )
         n = h.count - (old.count if old else 0.0)
         if n > 0:
             extras[f"{signal}_mean_s"] = max(h.sum - (old.sum if old else 0.0), 0.0) / n

@@ -11,5 +11,14 @@ from daemon.optimizer.engine import prioritize, recommend, upsert_recommendation
 from daemon.optimizer.models import ConfigChange, RecommendationSpec
 from daemon.optimizer.settings import Settings, read_settings
 
-__all__ = ["ConfigChange", "Context", "RecommendationSpec", "Settings", "prioritize", "read_settings", "recommend",
-           "recommend_from_compile", "upsert_recommendations"]
+__all__ = [
+    "ConfigChange",
+    "Context",
+    "RecommendationSpec",
+    "Settings",
+    "prioritize",
+    "read_settings",
+    "recommend",
+    "recommend_from_compile",
+    "upsert_recommendations",
+]

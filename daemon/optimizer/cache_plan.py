@@ -57,19 +57,28 @@ def recommend_from_compile(result: dict[str, Any], ctx: Context) -> list[Recomme
     plan_engine = _PLAN_ENGINE.get(ctx.engine)
     if plan_engine is None:
         return []
-    block = ctx.settings.value("--block-size") if ctx.engine == "vllm" else ctx.settings.value("tokens_per_block")
+    block = (
+        ctx.settings.value("--block-size") if ctx.engine == "vllm" else ctx.settings.value("tokens_per_block")
+    )
     share = _block_share(plan, plan_engine, block)
-    source: dict[str, object] = {"compile": {"path": path, "source_sha256": result.get("source_sha256"),
-                                             "block_share": share}}
+    source: dict[str, object] = {
+        "compile": {"path": path, "source_sha256": result.get("source_sha256"), "block_share": share}
+    }
     out: list[RecommendationSpec] = []
 
     hit = float(share.get("hit_share") or 0) if share else 0.0
     if share and hit >= MIN_HIT_SHARE:
-        enable = enable_prefix_caching(ctx, f"{path}: {hit:.0%} of its prompt tokens can come from the cache "
-                                            f"at block size {share.get('block_size')}", source)
+        enable = enable_prefix_caching(
+            ctx,
+            f"{path}: {hit:.0%} of its prompt tokens can come from the cache "
+            f"at block size {share.get('block_size')}",
+            source,
+        )
         if enable is not None:
-            enable.estimated_improvement = (f"{hit:.0%} of this agent's prompt tokens ({share.get('cached_tokens')} of "
-                                            f"{share.get('prompt_tokens')}) served from cache instead of prefilled")
+            enable.estimated_improvement = (
+                f"{hit:.0%} of this agent's prompt tokens ({share.get('cached_tokens')} of "
+                f"{share.get('prompt_tokens')}) served from cache instead of prefilled"
+            )
             out.append(enable)
 
     changes: list[ConfigChange] = []
@@ -82,40 +91,73 @@ def recommend_from_compile(result: dict[str, Any], ctx: Context) -> list[Recomme
             continue
         if any(c.parameter == parameter for r in out for c in r.changes):
             continue  # already carried by the enable-caching recommendation
-        changes.append(ConfigChange(parameter=parameter, current_value=current, current_source=where,
-                                    recommended_value=setting.get("value"), reason=str(setting.get("reason") or ""),
-                                    apply=_APPLY.get(str(setting.get("applies")), "restart")))
+        changes.append(
+            ConfigChange(
+                parameter=parameter,
+                current_value=current,
+                current_source=where,
+                recommended_value=setting.get("value"),
+                reason=str(setting.get("reason") or ""),
+                apply=_APPLY.get(str(setting.get("applies")), "restart"),
+            )
+        )
     if changes:
         rebuild = any(c.apply == "rebuild" for c in changes)
-        out.append(RecommendationSpec(
-            instance=ctx.instance, engine=ctx.engine, kind="kv_cache", title=f"Apply the cache plan of {path}",
-            description="The compiler planned these engine settings for the agent's call graph; they differ from "
-                        "what the target runs now.",
-            changes=changes, expected_impact="high" if hit >= 0.5 else "medium",
-            estimated_improvement=f"prefix-cache hit share up to {hit:.0%} for this agent" if share else "see the plan",
-            effort="high" if rebuild else "medium",
-            effort_detail="engine rebuild" if rebuild else "restart or model reload, per change",
-            risks=["Settings tuned for one agent affect every client of the target"],
-            prerequisites=list(plan.get("assumptions") or [])[:5], source=source))
+        out.append(
+            RecommendationSpec(
+                instance=ctx.instance,
+                engine=ctx.engine,
+                kind="kv_cache",
+                title=f"Apply the cache plan of {path}",
+                description="The compiler planned these engine settings for the agent's call graph; they differ from "
+                "what the target runs now.",
+                changes=changes,
+                expected_impact="high" if hit >= 0.5 else "medium",
+                estimated_improvement=f"prefix-cache hit share up to {hit:.0%} for this agent"
+                if share
+                else "see the plan",
+                effort="high" if rebuild else "medium",
+                effort_detail="engine rebuild" if rebuild else "restart or model reload, per change",
+                risks=["Settings tuned for one agent affect every client of the target"],
+                prerequisites=list(plan.get("assumptions") or [])[:5],
+                source=source,
+            )
+        )
 
     for fix in result.get("fixes") or []:
         if not isinstance(fix, dict):
             continue
-        before, after = float(fix.get("cacheable_share_before") or 0), float(fix.get("cacheable_share_after") or 0)
+        before, after = (
+            float(fix.get("cacheable_share_before") or 0),
+            float(fix.get("cacheable_share_after") or 0),
+        )
         if after - before < 0.05:
             continue
         calls = ", ".join(fix.get("calls") or [])
-        out.append(RecommendationSpec(
-            instance=ctx.instance, engine=ctx.engine, kind="prompt_layout",
-            title=f"Restructure prompts in {path} ({fix.get('pattern')})",
-            description=str(fix.get("description") or ""),
-            changes=[ConfigChange(parameter=f"{path}: prompt of {calls}", current_value=f"cacheable share {before:.0%}",
-                                  current_source="compiler", recommended_value=f"cacheable share {after:.0%}",
-                                  reason=str(fix.get("description") or fix.get("pattern")), apply="code")],
-            expected_impact="high" if after - before >= 0.3 else "medium",
-            estimated_improvement=f"cacheable share of prompt tokens {before:.0%} -> {after:.0%}",
-            effort="low" if fix.get("diff") else "medium",
-            effort_detail="apply the compiler's diff" if fix.get("diff") else "manual rewrite",
-            risks=[str(fix.get("warning"))] if fix.get("warning") else [],
-            prerequisites=[], source=source | {"diff": fix.get("diff") or ""}))
+        out.append(
+            RecommendationSpec(
+                instance=ctx.instance,
+                engine=ctx.engine,
+                kind="prompt_layout",
+                title=f"Restructure prompts in {path} ({fix.get('pattern')})",
+                description=str(fix.get("description") or ""),
+                changes=[
+                    ConfigChange(
+                        parameter=f"{path}: prompt of {calls}",
+                        current_value=f"cacheable share {before:.0%}",
+                        current_source="compiler",
+                        recommended_value=f"cacheable share {after:.0%}",
+                        reason=str(fix.get("description") or fix.get("pattern")),
+                        apply="code",
+                    )
+                ],
+                expected_impact="high" if after - before >= 0.3 else "medium",
+                estimated_improvement=f"cacheable share of prompt tokens {before:.0%} -> {after:.0%}",
+                effort="low" if fix.get("diff") else "medium",
+                effort_detail="apply the compiler's diff" if fix.get("diff") else "manual rewrite",
+                risks=[str(fix.get("warning"))] if fix.get("warning") else [],
+                prerequisites=[],
+                source=source | {"diff": fix.get("diff") or ""},
+            )
+        )
     return out

@@ -27,17 +27,41 @@ class Context:
             return False
         values = self.settings.values
         return self.settings.value("backend") == "tensorrtllm" or any(
-            k in values for k in ("parameters.gpt_model_type", "parameters.batching_strategy", "parameters.gpt_model_path"))
+            k in values
+            for k in (
+                "parameters.gpt_model_type",
+                "parameters.batching_strategy",
+                "parameters.gpt_model_path",
+            )
+        )
 
-    def change(self, parameter: str, recommended: object, reason: str, apply: Apply = "restart") -> ConfigChange:
+    def change(
+        self, parameter: str, recommended: object, reason: str, apply: Apply = "restart"
+    ) -> ConfigChange:
         value, source = self.settings.get(parameter)
-        return ConfigChange(parameter=parameter, current_value=value, current_source=source,
-                            recommended_value=recommended, reason=reason, apply=apply)
+        return ConfigChange(
+            parameter=parameter,
+            current_value=value,
+            current_source=source,
+            recommended_value=recommended,
+            reason=reason,
+            apply=apply,
+        )
 
     def source(self, *bottlenecks: Bottleneck | None) -> dict[str, object]:
         present = [b for b in bottlenecks if b is not None]
-        return {"bottlenecks": [{"id": b.id, "kind": b.kind, "severity": b.severity.value, "summary": b.summary,
-                                 "evidence": b.evidence} for b in present]}
+        return {
+            "bottlenecks": [
+                {
+                    "id": b.id,
+                    "kind": b.kind,
+                    "severity": b.severity.value,
+                    "summary": b.summary,
+                    "evidence": b.evidence,
+                }
+                for b in present
+            ]
+        }
 
     def worst_severity(self, *bottlenecks: Bottleneck | None) -> Severity:
         order = [Severity.INFO, Severity.WARNING, Severity.CRITICAL]

@@ -29,7 +29,9 @@ OPTIMIZERS = (kv_cache.recommend, batching.recommend, quantization.recommend)
 
 def score(spec: RecommendationSpec) -> float:
     severities = [b.get("severity", "INFO") for b in spec.source.get("bottlenecks", [])]
-    sev = max((_SEVERITY.get(s, 1.0) for s in severities), default=1.5)  # compiler plans: between INFO and WARNING
+    sev = max(
+        (_SEVERITY.get(s, 1.0) for s in severities), default=1.5
+    )  # compiler plans: between INFO and WARNING
     return sev * _IMPACT[spec.expected_impact] / _EFFORT[spec.effort]
 
 
@@ -51,7 +53,9 @@ def recommend(ctx: Context) -> list[RecommendationSpec]:
     return prioritize(specs)
 
 
-def upsert_recommendations(store: Store, specs: list[RecommendationSpec], now: float | None = None) -> tuple[int, int]:
+def upsert_recommendations(
+    store: Store, specs: list[RecommendationSpec], now: float | None = None
+) -> tuple[int, int]:
     """Insert new recommendations, refresh existing ones (same fingerprint) in place.
 
     A dismissed recommendation stays dismissed (the operator said no); a resolved one that fires

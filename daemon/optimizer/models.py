@@ -22,13 +22,17 @@ from daemon.models import Recommendation
 Impact = Literal["low", "medium", "high"]
 Effort = Literal["low", "medium", "high"]
 Kind = Literal["kv_cache", "quantization", "batching", "prompt_layout", "capacity"]
-Apply = Literal["restart", "reload", "runtime", "rebuild", "code"]  # what it takes for a change to take effect
+Apply = Literal[
+    "restart", "reload", "runtime", "rebuild", "code"
+]  # what it takes for a change to take effect
 
 
 class ConfigChange(BaseModel):
     parameter: str  # as the operator sets it: a launch flag (`--max-num-seqs`) or a Triton config path
     current_value: Any = None
-    current_source: str = "unknown"  # where current_value was read: cache_config_info, model_config, launch argv, default
+    current_source: str = (
+        "unknown"  # where current_value was read: cache_config_info, model_config, launch argv, default
+    )
     recommended_value: Any
     reason: str
     apply: Apply = "restart"  # what it takes to take effect
@@ -52,13 +56,26 @@ class RecommendationSpec(BaseModel):
 
     @property
     def fingerprint(self) -> str:
-        key = {"instance": self.instance, "kind": self.kind,
-               "changes": sorted((c.parameter, json.dumps(c.recommended_value, sort_keys=True, default=str))
-                                 for c in self.changes)}
+        key = {
+            "instance": self.instance,
+            "kind": self.kind,
+            "changes": sorted(
+                (c.parameter, json.dumps(c.recommended_value, sort_keys=True, default=str))
+                for c in self.changes
+            ),
+        }
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
 
     def to_row(self, now: float | None = None) -> Recommendation:
         ts = time.time() if now is None else now
         detail = self.model_dump(mode="json", exclude={"instance", "kind", "title", "priority"})
-        return Recommendation(fingerprint=self.fingerprint, instance=self.instance, kind=self.kind, title=self.title,
-                              priority=self.priority, created_at=ts, updated_at=ts, detail=detail)
+        return Recommendation(
+            fingerprint=self.fingerprint,
+            instance=self.instance,
+            kind=self.kind,
+            title=self.title,
+            priority=self.priority,
+            created_at=ts,
+            updated_at=ts,
+            detail=detail,
+        )

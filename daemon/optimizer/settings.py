@@ -15,14 +15,30 @@ from daemon.config import TargetConfig
 
 # Documented defaults (vLLM 0.33 / TRT-LLM backend <= v0.19), used only when nothing else says.
 DEFAULTS: dict[str, dict[str, Any]] = {
-    "vllm": {"--enable-prefix-caching": True, "--block-size": 16, "--gpu-memory-utilization": 0.92,
-             "--kv-cache-dtype": "auto", "--max-num-seqs": 256, "--max-num-batched-tokens": 2048,
-             "--enable-chunked-prefill": True, "--quantization": None},
-    "triton": {"parameters.enable_kv_cache_reuse": False, "parameters.kv_cache_free_gpu_mem_fraction": 0.9,
-               "parameters.batch_scheduler_policy": "guaranteed_no_evict",
-               "parameters.kv_cache_host_memory_bytes": 0, "parameters.enable_chunked_context": False},
-    "sglang": {"--disable-radix-cache": False, "--schedule-policy": "fcfs", "--mem-fraction-static": None,
-               "--max-running-requests": None, "--chunked-prefill-size": None},
+    "vllm": {
+        "--enable-prefix-caching": True,
+        "--block-size": 16,
+        "--gpu-memory-utilization": 0.92,
+        "--kv-cache-dtype": "auto",
+        "--max-num-seqs": 256,
+        "--max-num-batched-tokens": 2048,
+        "--enable-chunked-prefill": True,
+        "--quantization": None,
+    },
+    "triton": {
+        "parameters.enable_kv_cache_reuse": False,
+        "parameters.kv_cache_free_gpu_mem_fraction": 0.9,
+        "parameters.batch_scheduler_policy": "guaranteed_no_evict",
+        "parameters.kv_cache_host_memory_bytes": 0,
+        "parameters.enable_chunked_context": False,
+    },
+    "sglang": {
+        "--disable-radix-cache": False,
+        "--schedule-policy": "fcfs",
+        "--mem-fraction-static": None,
+        "--max-running-requests": None,
+        "--chunked-prefill-size": None,
+    },
     "tgi": {"--max-concurrent-requests": 128, "--quantize": None},
     "llamacpp": {"--parallel": 1, "--cache-reuse": 0},
 }
@@ -89,8 +105,12 @@ def read_settings(target: TargetConfig | None, engine: str, info: dict[str, Any]
         for k, v in parse_argv(target.launch.argv).items():
             s.values[k] = (v, "launch argv")
     cache = info.get("cache_config") or {}
-    for label, param in (("enable_prefix_caching", "--enable-prefix-caching"), ("block_size", "--block-size"),
-                         ("gpu_memory_utilization", "--gpu-memory-utilization"), ("cache_dtype", "--kv-cache-dtype")):
+    for label, param in (
+        ("enable_prefix_caching", "--enable-prefix-caching"),
+        ("block_size", "--block-size"),
+        ("gpu_memory_utilization", "--gpu-memory-utilization"),
+        ("cache_dtype", "--kv-cache-dtype"),
+    ):
         if label in cache:
             s.values[param] = (_coerce(cache[label]), "vllm:cache_config_info")
     for label in ("num_gpu_blocks", "kv_cache_memory_bytes", "kv_cache_size_tokens"):
@@ -106,7 +126,9 @@ def read_settings(target: TargetConfig | None, engine: str, info: dict[str, Any]
         dyn = config.get("dynamic_batching")
         if isinstance(dyn, dict):
             s.values["dynamic_batching.max_queue_delay_microseconds"] = (
-                int(dyn.get("max_queue_delay_microseconds", 0) or 0), src)
+                int(dyn.get("max_queue_delay_microseconds", 0) or 0),
+                src,
+            )
         groups = config.get("instance_group") or []
         if groups and isinstance(groups[0], dict):
             s.values["instance_group.count"] = (int(groups[0].get("count", 1) or 1), src)

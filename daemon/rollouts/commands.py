@@ -18,7 +18,14 @@ from daemon.actuators.params import InvalidChange
 from daemon.config import Config, TargetConfig
 from daemon.errors import UserError
 from daemon.models import Recommendation, RecommendationStatus, Rollout
-from daemon.rollouts.machine import ACTIONS, COMMAND_FROM, Action, IllegalTransition, check_command, resume_target
+from daemon.rollouts.machine import (
+    ACTIONS,
+    COMMAND_FROM,
+    Action,
+    IllegalTransition,
+    check_command,
+    resume_target,
+)
 from daemon.actuators.change import Change
 from daemon.rollouts.model import ACTIVE_STATES, RolloutState
 from daemon.rollouts.repo import Draft, RolloutRepo, stage_of
@@ -47,7 +54,10 @@ def target_config(config: Config, name: str) -> TargetConfig:
 
 
 def validate_proposal(
-    config: Config, targets: Sequence[str], raw_changes: Iterable[dict[str, Any] | Change], state_dir: Path | None = None
+    config: Config,
+    targets: Sequence[str],
+    raw_changes: Iterable[dict[str, Any] | Change],
+    state_dir: Path | None = None,
 ) -> list[Change]:
     """Typed changes valid for every target, or a refusal. Nothing runs: actuators are only built."""
     if not targets:
@@ -62,7 +72,9 @@ def validate_proposal(
         if changes is not None and validated != changes:
             raise UserError("the targets of one rollout must take the same changes (same engine and model)")
         changes = validated
-        make_actuator(target, validated, config.rollouts, Path(state_dir or "."))  # refuses e.g. vLLM without launch
+        make_actuator(
+            target, validated, config.rollouts, Path(state_dir or ".")
+        )  # refuses e.g. vLLM without launch
     assert changes is not None
     return changes
 
@@ -85,7 +97,9 @@ def propose(
     typed = validate_proposal(config, targets, changes)
     unknown = sorted(set(signals) - set(config.rollouts.thresholds))
     if unknown:
-        raise UserError(f"unknown signal(s) {', '.join(unknown)}; known: {', '.join(sorted(config.rollouts.thresholds))}")
+        raise UserError(
+            f"unknown signal(s) {', '.join(unknown)}; known: {', '.join(sorted(config.rollouts.thresholds))}"
+        )
     title = title or ", ".join(f"{c.key()}={c.value}" for c in typed) + " on " + ", ".join(targets)
     return repo.create(
         title=title,
@@ -113,11 +127,15 @@ def _recommendation_changes(rec: Recommendation) -> list[dict[str, Any]]:
     for change in rec.detail.get("changes", []):
         param = change.get("param") or change.get("parameter")
         if change.get("apply") in ("rebuild", "code"):
-            raise InvalidChange(f"{param}: needs an engine rebuild or a code change ({change['apply']}), not a rollout")
+            raise InvalidChange(
+                f"{param}: needs an engine rebuild or a code change ({change['apply']}), not a rollout"
+            )
         value = next((change[k] for k in ("value", "recommended_value", "recommended") if k in change), None)
         if isinstance(param, str):
             param = param.removeprefix("parameters.")  # the optimizer's Triton config path
-        out.append({"param": param, "value": value, **({"model": change["model"]} if change.get("model") else {})})
+        out.append(
+            {"param": param, "value": value, **({"model": change["model"]} if change.get("model") else {})}
+        )
     return out
 
 
@@ -160,7 +178,9 @@ def _busy_targets(repo: RolloutRepo, rollout_id: int, targets: Sequence[str]) ->
     clashes = []
     for other in repo.list(ACTIVE_STATES):
         if other.id != rollout_id and set(other.targets) & set(targets):
-            clashes.append(f"rollout {other.id} ({other.state}) holds {', '.join(sorted(set(other.targets) & set(targets)))}")
+            clashes.append(
+                f"rollout {other.id} ({other.state}) holds {', '.join(sorted(set(other.targets) & set(targets)))}"
+            )
     return clashes
 
 
@@ -186,44 +206,89 @@ def apply_command(
     check_command(action, current, rollout_id)
 
     if action == "approve":
+
         def approve(d: Draft) -> None:
             clashes = _busy_targets(repo, rollout_id, d.row.targets)
             if clashes:
                 raise IllegalTransition(f"cannot approve rollout {rollout_id}: " + "; ".join(clashes))
-        return repo.mutate(rollout_id, approve, actor=actor, action="approve", to_state=RolloutState.APPROVED,
-                           expect={RolloutState.PENDING_APPROVAL}, comment=comment)
+
+        return repo.mutate(
+            rollout_id,
+            approve,
+            actor=actor,
+            action="approve",
+            to_state=RolloutState.APPROVED,
+            expect={RolloutState.PENDING_APPROVAL},
+            comment=comment,
+        )
     if action == "reject":
-        return repo.mutate(rollout_id, None, actor=actor, action="reject", to_state=RolloutState.REJECTED,
-                           expect={RolloutState.PENDING_APPROVAL}, comment=comment)
+        return repo.mutate(
+            rollout_id,
+            None,
+            actor=actor,
+            action="reject",
+            to_state=RolloutState.REJECTED,
+            expect={RolloutState.PENDING_APPROVAL},
+            comment=comment,
+        )
     if action == "pause":
+
         def pause(d: Draft) -> None:
             d.stage.paused_from, d.stage.pause_reason = d.state, "manual"
-        return repo.mutate(rollout_id, pause, actor=actor, action="pause", to_state=RolloutState.PAUSED,
-                           expect={current}, comment=comment)
+
+        return repo.mutate(
+            rollout_id,
+            pause,
+            actor=actor,
+            action="pause",
+            to_state=RolloutState.PAUSED,
+            expect={current},
+            comment=comment,
+        )
     if action == "resume":
         destination = resume_target(stage_of(row).paused_from, stage_of(row).pause_reason)
 
         def resume(d: Draft) -> None:
             d.stage.paused_from, d.stage.pause_reason = None, None
-        return repo.mutate(rollout_id, resume, actor=actor, action="resume", to_state=destination,
-                           expect={RolloutState.PAUSED}, comment=comment)
+
+        return repo.mutate(
+            rollout_id,
+            resume,
+            actor=actor,
+            action="resume",
+            to_state=destination,
+            expect={RolloutState.PAUSED},
+            comment=comment,
+        )
 
     def rollback(d: Draft) -> None:
         d.stage.failed_from = d.state
         d.stage.failure_reason = f"rollback requested by {actor}" + (f": {comment}" if comment else "")
-    return repo.mutate(rollout_id, rollback, actor=actor, action="rollback", to_state=RolloutState.FAILED,
-                       expect={current}, comment=comment)
+
+    return repo.mutate(
+        rollout_id,
+        rollback,
+        actor=actor,
+        action="rollback",
+        to_state=RolloutState.FAILED,
+        expect={current},
+        comment=comment,
+    )
 
 
 def _retry_restore(repo: RolloutRepo, rollout_id: int, actor: str, comment: str | None) -> Rollout:
     """`rollback` on a FAILED rollout whose restore gave up: try again (a person fixed the target)."""
+
     def retry(d: Draft) -> None:
         stuck = [n for n, p in d.stage.progress.items() if p.status == "failed"]
         if not stuck:
-            raise IllegalTransition(f"cannot rollback rollout {rollout_id}: its rollback is already under way")
+            raise IllegalTransition(
+                f"cannot rollback rollout {rollout_id}: its rollback is already under way"
+            )
         for name in stuck:
             p = d.stage.progress[name]
             p.status, p.restore_attempts, p.next_restore_at = "restoring", 0, None
+
     return repo.mutate(rollout_id, retry, actor=actor, action="retry-restore", comment=comment)
 
 

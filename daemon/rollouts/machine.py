@@ -50,7 +50,9 @@ def check_transition(current: S, target: S) -> None:
     allowed = TRANSITIONS[current]
     if target not in allowed:
         options = ", ".join(sorted(s.value for s in allowed)) or "nothing (it is final)"
-        raise IllegalTransition(f"cannot go from {current.value} to {target.value}: {current.value} allows {options}")
+        raise IllegalTransition(
+            f"cannot go from {current.value} to {target.value}: {current.value} allows {options}"
+        )
 
 
 def check_command(action: Action, current: S, rollout_id: int) -> None:
@@ -69,7 +71,9 @@ def check_command(action: Action, current: S, rollout_id: int) -> None:
     if action == "reject" and approved:
         hints[(action, current)] = "it was already approved; `rollback` undoes it"
     hint = hints.get((action, current)) or (
-        "it is final" if not TRANSITIONS[current] else f"{action} needs {', '.join(sorted(s.value for s in allowed))}"
+        "it is final"
+        if not TRANSITIONS[current]
+        else f"{action} needs {', '.join(sorted(s.value for s in allowed))}"
     )
     raise IllegalTransition(f"cannot {action} rollout {rollout_id}: it is {current.value} ({hint})")
 

@@ -180,7 +180,9 @@ class RolloutRepo:
                 row.state = to_state.value
             row.updated_at = time.time()
             s.add(row)
-            event = self._event(rollout_id, actor, action, current.value, row.state, comment) if audit else None
+            event = (
+                self._event(rollout_id, actor, action, current.value, row.state, comment) if audit else None
+            )
             if event is not None:
                 s.add(event)
             s.commit()
@@ -204,8 +206,10 @@ class RolloutRepo:
         # Write first: this takes SQLite's write lock (PostgreSQL's row lock) before we read, so the
         # read-modify-write below cannot interleave with another writer's.
         # An UPDATE's result is a CursorResult (it has the rowcount); Session.execute is typed for any statement.
-        result = cast(sa.CursorResult[Any], s.execute(
-            sa.update(Rollout).where(col(Rollout.id) == rollout_id).values(updated_at=time.time())))
+        result = cast(
+            sa.CursorResult[Any],
+            s.execute(sa.update(Rollout).where(col(Rollout.id) == rollout_id).values(updated_at=time.time())),
+        )
         if result.rowcount == 0:
             raise RolloutNotFound(f"no rollout {rollout_id}")
         row = s.exec(select(Rollout).where(Rollout.id == rollout_id).with_for_update()).one()
@@ -213,7 +217,12 @@ class RolloutRepo:
 
     @staticmethod
     def _event(
-        rollout_id: int | None, actor: str, action: str, from_state: str | None, to_state: str | None, comment: str | None
+        rollout_id: int | None,
+        actor: str,
+        action: str,
+        from_state: str | None,
+        to_state: str | None,
+        comment: str | None,
     ) -> AuditEvent:
         return AuditEvent(
             actor=actor,

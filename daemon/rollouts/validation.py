@@ -1,6 +1,6 @@
 """Canary vs baseline on named LLM signals: PASS, FAIL or INCONCLUSIVE, with the numbers.
 
-Pure functions over `MetricSample`s; the manager chooses the windows and reads the store.
+Pure functions over `MetricSample`s; `canary.compare_canary` chooses the windows and reads the store.
 Rules, in order:
 - a sample belongs to the canary window only if its whole measurement window (`ts - window_s`)
   starts after the change was verified: a 60 s window straddling the change would mix both configs;
@@ -47,7 +47,11 @@ def canary_samples(samples: Sequence[MetricSample], since: float, until: float) 
 
 
 def judge_signal(
-    signal: str, baseline: Sequence[float], canary: Sequence[float], threshold: SignalThreshold, min_samples: int
+    signal: str,
+    baseline: Sequence[float],
+    canary: Sequence[float],
+    threshold: SignalThreshold,
+    min_samples: int,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {
         "signal": signal,

@@ -28,11 +28,36 @@ CALLS = [
     "generate({a}, temperature=0.1)",
 ]
 EXPRS = [
-    "{a}", "'lit'", "f'{{{n}}} and {{S}}'", "{a} + {b}", "{a} + 'tail'", "S + {a}", "'%s: %s' % ({a}, {b})",
-    "'T {{0}} {{k}}'.format({a}, k={b})", "'\\n'.join({a})", "[{a}, {b}]", "{{'role': 'user', 'content': {a}}}",
-    "{a}.strip()", "{a}[0]", "{a} if {b} else S", "[f({a}) for i in {b}]", "{{k: v for k, v in {a}}}",
-    "textwrap.dedent({a})", "time.time()", "uuid.uuid4()", "str({a})", "({a} or '')", "not {a}", "{a} == {b}",
-    "-{a}", "{a} * 2", "({n} := {a})", "lambda z: z + {a}", "[1, 2, 3]", "{a}.upper()", "len({a})",
+    "{a}",
+    "'lit'",
+    "f'{{{n}}} and {{S}}'",
+    "{a} + {b}",
+    "{a} + 'tail'",
+    "S + {a}",
+    "'%s: %s' % ({a}, {b})",
+    "'T {{0}} {{k}}'.format({a}, k={b})",
+    "'\\n'.join({a})",
+    "[{a}, {b}]",
+    "{{'role': 'user', 'content': {a}}}",
+    "{a}.strip()",
+    "{a}[0]",
+    "{a} if {b} else S",
+    "[f({a}) for i in {b}]",
+    "{{k: v for k, v in {a}}}",
+    "textwrap.dedent({a})",
+    "time.time()",
+    "uuid.uuid4()",
+    "str({a})",
+    "({a} or '')",
+    "not {a}",
+    "{a} == {b}",
+    "-{a}",
+    "{a} * 2",
+    "({n} := {a})",
+    "lambda z: z + {a}",
+    "[1, 2, 3]",
+    "{a}.upper()",
+    "len({a})",
 ]
 HEADER = [
     "import time, uuid, textwrap, httpx, litellm",
@@ -80,8 +105,19 @@ def program(pick: Pick, max_statements: int = 40, max_depth: int = 8) -> str:
             if in_loop:
                 kinds += ["break", "continue"]
             if depth < max_depth:
-                kinds += ["if", "elif", "for", "while", "def", "asyncdef", "class", "try", "with", "match",
-                          "forconst"]
+                kinds += [
+                    "if",
+                    "elif",
+                    "for",
+                    "while",
+                    "def",
+                    "asyncdef",
+                    "class",
+                    "try",
+                    "with",
+                    "match",
+                    "forconst",
+                ]
             kind = kinds[pick(len(kinds))]
             e = expr(pick, 0, in_async)
             if kind == "assign":
@@ -105,7 +141,9 @@ def program(pick: Pick, max_statements: int = 40, max_depth: int = 8) -> str:
                 lines.append(f"{pad}else:")
                 block(indent + 1, in_function, in_async, in_loop, depth + 1)
             elif kind == "class":
-                lines.extend([f"{pad}class A{pick(3)}:", f"{pad}    B = S + 'x'", f"{pad}    def m(self, d):"])
+                lines.extend(
+                    [f"{pad}class A{pick(3)}:", f"{pad}    B = S + 'x'", f"{pad}    def m(self, d):"]
+                )
                 block(indent + 2, True, False, False, depth + 1)
             elif kind == "match":
                 lines.extend([f"{pad}match {e}:", f"{pad}    case 1:"])
@@ -113,10 +151,14 @@ def program(pick: Pick, max_statements: int = 40, max_depth: int = 8) -> str:
                 lines.extend([f"{pad}    case _:", f"{pad}        pass"])
             else:
                 header = {
-                    "if": f"if {e}:", "for": f"for {_name(pick)} in {e}:", "while": f"while {e}:",
+                    "if": f"if {e}:",
+                    "for": f"for {_name(pick)} in {e}:",
+                    "while": f"while {e}:",
                     "forconst": f"for {_name(pick)} in ['a', 'b', 'c']:",
-                    "def": f"def f{pick(3)}(x, y=S, *a, **k):", "asyncdef": f"async def g{pick(3)}(x):",
-                    "try": "try:", "with": f"with {e} as w:",
+                    "def": f"def f{pick(3)}(x, y=S, *a, **k):",
+                    "asyncdef": f"async def g{pick(3)}(x):",
+                    "try": "try:",
+                    "with": f"with {e} as w:",
                 }[kind]
                 lines.append(pad + header)
                 fn = in_function or kind in ("def", "asyncdef")
@@ -140,8 +182,29 @@ def noise(pick: Pick) -> bytes:
     if kind == 0:
         return bytes(pick(256) for _ in range(n))
     if kind == 1:
-        pool = [0x0, 0x9, 0xA, 0xD, 0x20, 0x22, 0x27, 0x28, 0x29, 0x3A, 0x7B, 0x7D, 0xA0, 0x2028, 0x200B, 0xFEFF,
-                0xD800, 0x1F600, 0x10FFFF, 0x0663, 0x4E2D]
+        pool = [
+            0x0,
+            0x9,
+            0xA,
+            0xD,
+            0x20,
+            0x22,
+            0x27,
+            0x28,
+            0x29,
+            0x3A,
+            0x7B,
+            0x7D,
+            0xA0,
+            0x2028,
+            0x200B,
+            0xFEFF,
+            0xD800,
+            0x1F600,
+            0x10FFFF,
+            0x0663,
+            0x4E2D,
+        ]
         chars = [chr(pool[pick(len(pool))] if pick(2) else 0x20 + pick(0x5F)) for _ in range(n)]
         return "".join(chars).encode("utf-8", "surrogatepass")
     data = bytearray(program(pick, max_statements=10).encode())

@@ -32,14 +32,30 @@ class _OpenAICompatible(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         _OpenAICompatible.requests.append({"path": self.path, **body})
         n = len(_OpenAICompatible.requests)
-        common = {"id": f"r{n}", "created": int(time.time()), "model": body.get("model", "m"),
-                  "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
+        common = {
+            "id": f"r{n}",
+            "created": int(time.time()),
+            "model": body.get("model", "m"),
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        }
         if self.path.endswith("/chat/completions"):
-            reply = {**common, "object": "chat.completion", "choices": [
-                {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": f"answer {n}"}}]}
+            reply = {
+                **common,
+                "object": "chat.completion",
+                "choices": [
+                    {
+                        "index": 0,
+                        "finish_reason": "stop",
+                        "message": {"role": "assistant", "content": f"answer {n}"},
+                    }
+                ],
+            }
         else:
-            reply = {**common, "object": "text_completion", "choices": [
-                {"index": 0, "finish_reason": "stop", "text": f"profile {n}", "logprobs": None}]}
+            reply = {
+                **common,
+                "object": "text_completion",
+                "choices": [{"index": 0, "finish_reason": "stop", "text": f"profile {n}", "logprobs": None}],
+            }
         data = json.dumps(reply).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -95,7 +111,9 @@ def _matches(call: CallSite, prompt: str, values: dict[str, str]) -> bool:
                 pos = found + len(value)
                 pending_dynamic = False
             else:
-                pending_dynamic = True  # a run-time value we do not know: it ends where the next literal starts
+                pending_dynamic = (
+                    True  # a run-time value we do not know: it ends where the next literal starts
+                )
             continue
         found = prompt.find(seg.text, pos)
         if found < 0 or (not pending_dynamic and found != pos):
@@ -107,14 +125,19 @@ def _matches(call: CallSite, prompt: str, values: dict[str, str]) -> bool:
 
 def test_document_processor_runs_and_sends_the_compiled_prompts(server, capsys, compiled, monkeypatch):
     out = _run_agent("document_processor", capsys, monkeypatch)
-    records = [json.loads(line) for line in (AGENTS / "inputs" / "document_processor.jsonl").read_text().splitlines()]
+    records = [
+        json.loads(line) for line in (AGENTS / "inputs" / "document_processor.jsonl").read_text().splitlines()
+    ]
     assert len(out) == len(records) and len(server) == 3 * len(records)
     calls = compiled["document_processor"].calls
     for i, record in enumerate(records):
         for stage, call in enumerate(calls):
             request = server[3 * i + stage]
             assert request["path"] == "/v1/chat/completions" and request["model"] == "tiny"
-            assert _matches(call, _prompt(request), {"document": record["document"]}), (call.id, _prompt(request))
+            assert _matches(call, _prompt(request), {"document": record["document"]}), (
+                call.id,
+                _prompt(request),
+            )
         # Data flow as compiled: c2 sees c1's answer, c3 sees c2's.
         assert f"answer {3 * i + 1}" in _prompt(server[3 * i + 1])
         assert f"answer {3 * i + 2}" in _prompt(server[3 * i + 2])
@@ -128,7 +151,9 @@ def test_delta_processor_runs_and_only_the_fields_change(server, capsys, compile
     prompts = [_prompt(r) for r in server]
     for prompt, fields in zip(prompts, record["variables"], strict=True):
         assert _matches(call, prompt, {}), prompt
-        assert prompt.startswith(call.segments[0].text if not call.segments[0].synthetic else call.segments[1].text)
+        assert prompt.startswith(
+            call.segments[0].text if not call.segments[0].synthetic else call.segments[1].text
+        )
         for value in fields.values():
             assert value in prompt
     # What the compiler called the delta really is small: all prompts share all but their tail.
@@ -143,5 +168,9 @@ def test_the_prompt_check_itself_rejects_a_wrong_layout(compiled):
     doc = "DOC"
     assert _matches(c2, f"{system}\nValidate these entities:\nE\nAgainst document:\n{doc}", {"document": doc})
     # The fixed layout (document first) is not what c2's compiled segments describe.
-    assert not _matches(c2, f"{system}\n{doc}\n\nValidate these entities:\nE\nAgainst document:\n", {"document": doc})
-    assert not _matches(c3, f"{system}\nValidate these entities:\nE\nAgainst document:\n{doc}", {"document": doc})
+    assert not _matches(
+        c2, f"{system}\n{doc}\n\nValidate these entities:\nE\nAgainst document:\n", {"document": doc}
+    )
+    assert not _matches(
+        c3, f"{system}\nValidate these entities:\nE\nAgainst document:\n{doc}", {"document": doc}
+    )

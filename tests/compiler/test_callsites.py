@@ -7,7 +7,7 @@ from compiler.model import CallStyle, SourceKind
 
 
 def test_httpx_async_client_post_to_chat_completions():
-    src = '''
+    src = """
 import httpx
 
 async def ask(question):
@@ -15,7 +15,7 @@ async def ask(question):
         r = await http.post("/v1/chat/completions", json={"model": "m", "messages": [
             {"role": "system", "content": "Answer briefly."}, {"role": "user", "content": question}]})
     return r.json()
-'''
+"""
     [call] = compile_source(src).calls
     assert call.style is CallStyle.HTTP and call.is_async
     assert [s.role for s in call.segments if s.synthetic] == ["system", "user"]
@@ -23,22 +23,22 @@ async def ask(question):
 
 
 def test_posts_to_other_urls_are_not_llm_calls():
-    src = '''
+    src = """
 import requests
 
 def save(doc):
     requests.post("http://example.com/api/documents", json={"text": doc})
-'''
+"""
     assert compile_source(src).calls == []
 
 
 def test_user_name_patterns_extend_the_defaults():
-    src = '''
+    src = """
 from acme import ask_model
 
 def run(q):
     return ask_model("Question: " + q)
-'''
+"""
     assert compile_source(src).calls == []
     opts = CompileOptions(name_patterns=("ask_*",))
     [call] = compile_source(src, options=opts).calls
@@ -46,18 +46,18 @@ def run(q):
 
 
 def test_callable_parameter_needs_generation_arguments():
-    src = '''
+    src = """
 def step(s, call_fn, log):
     log(s)
     return call_fn(s + "Continue.", max_tokens=64)
-'''
+"""
     [call] = compile_source(src).calls
     assert call.style is CallStyle.CALLABLE_PARAMETER and call.callee == "call_fn"
     assert call.max_tokens == 64
 
 
 def test_volatile_sources_and_loop_variables():
-    src = '''
+    src = """
 import random, time
 from uuid import uuid4
 from openai import OpenAI
@@ -66,7 +66,7 @@ client = OpenAI()
 def run(items):
     for item in items:
         client.completions.create(model="m", prompt=f"{time.time()} {uuid4()} {random.random()} {item}")
-'''
+"""
     [call] = compile_source(src).calls
     sources = [s.source for s in call.segments if s.kind == "dynamic"]
     assert sources == [SourceKind.VOLATILE] * 3 + [SourceKind.LOOP_VARIABLE]
@@ -80,12 +80,12 @@ def test_injected_counter_counts_static_text_and_labels_it():
         seen.append(text)
         return len(text.split())
 
-    src = '''
+    src = """
 from openai import OpenAI
 client = OpenAI()
 def run(q):
     return client.completions.create(model="m", prompt="one two three four " + q)
-'''
+"""
     r = compile_source(src, token_counter=words, tokenizer_name="words")
     assert r.estimates.tokens_estimated is False and r.estimates.tokenizer == "words"
     static = next(s for s in r.calls[0].segments if s.kind == "static")
@@ -97,7 +97,7 @@ def run(q):
 
 
 def test_langchain_async_methods_and_triton_async_infer():
-    src = '''
+    src = """
 import tritonclient.grpc.aio as grpcclient
 from langchain_openai import ChatOpenAI
 
@@ -108,7 +108,7 @@ async def run(q):
     triton_client = grpcclient.InferenceServerClient("localhost:8001")
     c = await triton_client.async_infer("ensemble", inputs=[a])
     return a, b, c
-'''
+"""
     calls = compile_source(src).calls
     assert [(c.style, c.callee, c.is_async, c.fanout) for c in calls] == [
         (CallStyle.LANGCHAIN, "model.ainvoke", True, None),
@@ -118,7 +118,7 @@ async def run(q):
 
 
 def test_local_named_helper_with_an_opaque_body_takes_its_prompt_argument():
-    src = '''
+    src = """
 import backend
 
 SYSTEM = "You summarise support tickets for engineers in three plain sentences, quoting errors."
@@ -128,7 +128,7 @@ def llm_summarize(prompt, max_tokens=64):
 
 def handle(ticket):
     return llm_summarize(prompt=SYSTEM + "\\n" + ticket, max_tokens=32)
-'''
+"""
     [call] = compile_source(src).calls
     assert call.style is CallStyle.NAMED_FUNCTION and call.callee == "llm_summarize"
     assert call.segments[0].text.startswith("You summarise support tickets")

@@ -12,7 +12,7 @@ import pytest
 from charter_tui.cli import main
 from compiler.api import compile_source
 from compiler.tokens import estimate_tokens
-from daemon.testkit.vllm import VllmKit
+from testkit.vllm import VllmKit
 from daemon.tokenize import VllmTokenCounter
 from tests.compiler.conftest import AGENTS
 
@@ -43,7 +43,7 @@ def test_json_output_is_the_versioned_schema(capsys, doc_agent: Path):
     code, out, _ = _run(capsys, "compile", str(doc_agent), "--format", "json", "--engine", "trtllm")
     assert code == 0
     data = json.loads(out)
-    assert data["schema_version"] == "1.1"
+    assert data["schema_version"] == "1.3"
     assert {"calls", "edges", "patterns", "plan", "estimates"} <= set(data)
     assert data["plan"]["engine"] == "trtllm"
     assert data["estimates"]["tokens_estimated"] is True
@@ -98,32 +98,50 @@ def test_dynamic_prefix_fix_moves_the_timestamp_behind_the_policy(capsys, tmp_pa
     code, _, _ = _run(capsys, "compile", str(agent), "--fix")
     assert code == 0
     new = agent.read_text()
-    assert 'system = f"{POLICY}\\n\\nCurrent time: {datetime.now().isoformat()}\\nRequest id: {uuid.uuid4()}\\n"' in new
+    assert (
+        'system = f"{POLICY}\\n\\nCurrent time: {datetime.now().isoformat()}\\nRequest id: {uuid.uuid4()}\\n"'
+        in new
+    )
     assert "DYNAMIC_PREFIX" not in compile_source(new, "bot.py").pattern_kinds()
 
 
 def kit_token_count(kit_dir: Path, text: str) -> int:
     """The model's own tokenizer, loaded by the kit's `tokenizers` package: a count independent of vLLM."""
     kit = VllmKit.locate(kit_dir)
-    code = ("import sys; from tokenizers import Tokenizer; "
-            "t = Tokenizer.from_file(sys.argv[1]); "
-            "print(len(t.encode(sys.stdin.read(), add_special_tokens=False).ids))")
-    out = subprocess.run([str(kit.python), "-c", code, str(kit.model_dir / "tokenizer.json")], input=text,
-                         capture_output=True, text=True, timeout=120, check=True)
+    code = (
+        "import sys; from tokenizers import Tokenizer; "
+        "t = Tokenizer.from_file(sys.argv[1]); "
+        "print(len(t.encode(sys.stdin.read(), add_special_tokens=False).ids))"
+    )
+    out = subprocess.run(
+        [str(kit.python), "-c", code, str(kit.model_dir / "tokenizer.json")],
+        input=text,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     return int(out.stdout.strip())
 
 
 @pytest.mark.vllm
-def test_target_counts_literal_text_with_the_servers_tokenizer(capsys, doc_agent: Path, vllm_server,
-                                                                 vllm_kit_dir: Path):
+def test_target_counts_literal_text_with_the_servers_tokenizer(
+    capsys, doc_agent: Path, vllm_server, vllm_kit_dir: Path
+):
     """Against the test kit's real vLLM: its `POST /tokenize` is the only way these counts come out right."""
-    code, out, err = _run(capsys, "compile", str(doc_agent), "--format", "json", "--target", vllm_server.url + "/v1")
+    code, out, err = _run(
+        capsys, "compile", str(doc_agent), "--format", "json", "--target", vllm_server.url + "/v1"
+    )
     assert code == 0, err
     data = json.loads(out)
     assert data["estimates"]["tokens_estimated"] is False
     assert f"vLLM /tokenize ({vllm_server.model} at {vllm_server.url})" == data["estimates"]["tokenizer"]
-    counted = [s for call in data["calls"] for s in call["segments"]
-               if s["kind"] == "static" and not s["synthetic"] and s["text"].strip()]
+    counted = [
+        s
+        for call in data["calls"]
+        for s in call["segments"]
+        if s["kind"] == "static" and not s["synthetic"] and s["text"].strip()
+    ]
     assert counted and all(s["tokens_basis"] == "counted" for s in counted)
     longest = max(counted, key=lambda s: len(s["text"]))
     assert longest["tokens"] == kit_token_count(vllm_kit_dir, longest["text"])
@@ -161,7 +179,7 @@ def test_several_files_as_json_give_a_list(capsys, doc_agent: Path):
 def test_schema_flag_prints_the_json_schema(capsys):
     code, out, _ = _run(capsys, "compile", "--schema")
     schema = json.loads(out)
-    assert code == 0 and schema["$id"].endswith("/1.1")
+    assert code == 0 and schema["$id"].endswith("/1.3")
     assert {"calls", "edges", "patterns", "plan", "estimates"} <= set(schema["properties"])
     code, _, err = _run(capsys, "compile")
     assert code == 2 and "at least one PATH" in err
@@ -174,3 +192,18 @@ def test_fail_on_for_ci(capsys, doc_agent: Path):
     assert code == 0
     code, _, err = _run(capsys, "compile", str(doc_agent), "--fail-on", "nonsense")
     assert code == 2 and "unknown pattern 'nonsense'" in err
+
+
+def test_compile_follows_the_projects_imports_unless_single_file(capsys, tmp_path: Path):
+    root = tmp_path / "desk"
+    shutil.copytree(AGENTS / "projects" / "support_desk", root / "support_desk")
+    (root / "setup.py").write_text("")
+    agent = str(root / "support_desk" / "agent.py")
+    code, out, _ = _run(capsys, "compile", "--format", "json", agent)
+    data = json.loads(out)
+    assert code == 0 and data["modules"] == ["support_desk.prompts"]
+    assert "You are the support desk of Acme Cloud." in data["calls"][0]["segments"][1]["text"]
+    code, out, _ = _run(capsys, "compile", "--format", "json", "--single-file", agent)
+    data = json.loads(out)
+    assert code == 0 and data["modules"] == []
+    assert not any("Acme Cloud" in s["text"] for s in data["calls"][0]["segments"])

@@ -6,7 +6,7 @@ import ast
 
 from compiler.api import compile_source, fixed_source
 
-PLUS_CHAIN = '''
+PLUS_CHAIN = """
 import litellm
 
 RULES = "You are a careful contract reviewer. Quote clauses exactly and never give legal advice."
@@ -18,7 +18,7 @@ def review(contract):
     risks = litellm.completion(model="m", messages=[
         {"role": "user", "content": RULES + "\\nList the risks for " + str(parties) + " in:\\n" + contract}])
     return risks
-'''
+"""
 
 
 def test_plus_chain_moves_the_shared_input_after_the_common_head():
@@ -26,7 +26,9 @@ def test_plus_chain_moves_the_shared_input_after_the_common_head():
     [fix] = result.fixes
     assert fix.pattern.value == "MISPLACED_SHARED_CONTEXT" and fix.diff
     assert '"content": RULES + contract + "\\n\\n" + "\\nList the parties in:\\n"}' in new
-    assert '"content": RULES + contract + "\\n\\n" + "\\nList the risks for " + str(parties) + " in:\\n"}' in new
+    assert (
+        '"content": RULES + contract + "\\n\\n" + "\\nList the risks for " + str(parties) + " in:\\n"}' in new
+    )
     ast.parse(new)
     after = compile_source(new, "review.py")
     assert "MISPLACED_SHARED_CONTEXT" not in after.pattern_kinds()
@@ -40,11 +42,15 @@ def test_diff_hunk_line_numbers_point_into_the_file():
     header = diff.splitlines()[2]
     start = int(header.split()[1].split(",")[0][1:])
     first_removed = next(i for i, line in enumerate(diff.splitlines()[3:]) if line.startswith("-"))
-    assert PLUS_CHAIN.splitlines()[start - 1 + first_removed].strip().startswith('{"role": "user", "content": RULES')
+    assert (
+        PLUS_CHAIN.splitlines()[start - 1 + first_removed]
+        .strip()
+        .startswith('{"role": "user", "content": RULES')
+    )
 
 
 def test_escapes_are_not_split():
-    source = '''
+    source = """
 from openai import OpenAI
 client = OpenAI()
 SYSTEM = "You answer questions about one contract, quoting clauses exactly, and never give legal advice."
@@ -53,7 +59,7 @@ def ask(contract):
     a = client.completions.create(model="m", prompt=f"{SYSTEM}\\\\nParties of\\\\n{contract}")
     b = client.completions.create(model="m", prompt=f"{SYSTEM}\\\\nPayment terms of\\\\n{contract}")
     return a, b
-'''
+"""
     new, result = fixed_source(source, "x.py")
     assert result.fixes and result.fixes[0].diff
     ast.parse(new)  # a split inside `\\\\n` would have produced an invalid or different literal
@@ -63,7 +69,7 @@ def ask(contract):
 
 
 def test_prompts_built_in_pieces_get_a_manual_fix_not_a_wrong_diff():
-    source = '''
+    source = """
 from openai import OpenAI
 client = OpenAI()
 SYSTEM = "You answer questions about one contract, quoting clauses exactly, and never give legal advice."
@@ -73,7 +79,7 @@ def ask(contract):
     a = client.completions.create(model="m", prompt=SYSTEM + first)
     b = client.completions.create(model="m", prompt=f"{SYSTEM}Payment terms of:\\n{contract}")
     return a, b
-'''
+"""
     new, result = fixed_source(source, "x.py")
     [fix] = result.fixes
     assert fix.diff == "" and "edit by hand" in fix.description
@@ -81,7 +87,9 @@ def ask(contract):
 
 
 def test_form_feed_and_crlf_do_not_shift_the_rewrite():
-    source = PLUS_CHAIN.replace("import litellm\n", "import litellm\n\x0c\n# page break above\n").replace("\n", "\r\n")
+    source = PLUS_CHAIN.replace("import litellm\n", "import litellm\n\x0c\n# page break above\n").replace(
+        "\n", "\r\n"
+    )
     new, result = fixed_source(source, "review.py")
     assert result.fixes[0].diff
     ast.parse(new)

@@ -23,87 +23,154 @@ class Expect:
 
 EXPECTED: dict[str, Expect] = {
     "branch_router": Expect(
-        calls=[(16, 'openai', 'chat', 'intent'), (18, 'openai', 'chat', None), (20, 'openai', 'chat', None), (21, 'openai', 'chat', None)],
-        edges=[('c1', 'c2', ('intent',)), ('c1', 'c3', ('intent',)), ('c1', 'c4', ('intent',))],
-        patterns=[('BRANCHING', ('c1', 'c2', 'c3', 'c4')), ('SEQUENTIAL_CHAIN', ('c1', 'c2'))],
+        calls=[
+            (16, "openai", "chat", "intent"),
+            (18, "openai", "chat", None),
+            (20, "openai", "chat", None),
+            (21, "openai", "chat", None),
+        ],
+        edges=[("c1", "c2", ("intent",)), ("c1", "c3", ("intent",)), ("c1", "c4", ("intent",))],
+        patterns=[("BRANCHING", ("c1", "c2", "c3", "c4")), ("SEQUENTIAL_CHAIN", ("c1", "c2"))],
     ),
     "dynamic_prefix_agent": Expect(
-        calls=[(18, 'openai', 'client.chat.completions.create', 'resp')],
+        calls=[(18, "openai", "client.chat.completions.create", "resp")],
         edges=[],
-        patterns=[('DYNAMIC_PREFIX', ('c1',))],
+        patterns=[("DYNAMIC_PREFIX", ("c1",))],
     ),
     "few_shot_classifier": Expect(
-        calls=[(25, 'openai', 'client.completions.create', 'out')],
+        calls=[(25, "openai", "client.completions.create", "out")],
         edges=[],
-        patterns=[('LOOP_INVARIANT', ('c1',))],
+        patterns=[("LOOP_INVARIANT", ("c1",))],
     ),
     "http_endpoints": Expect(
-        calls=[(13, 'http', 'httpx.post', 'scored'), (16, 'http', 'requests.post', 'feedback'), (23, 'http', 'requests.post', 'tldr')],
-        edges=[('c1', 'c2', ('scores',)), ('c2', 'c3', ('feedback.text',))],
-        patterns=[('SEQUENTIAL_CHAIN', ('c1', 'c2', 'c3'))],
+        calls=[
+            (13, "http", "httpx.post", "scored"),
+            (16, "http", "requests.post", "feedback"),
+            (23, "http", "requests.post", "tldr"),
+        ],
+        edges=[("c1", "c2", ("scores",)), ("c2", "c3", ("feedback.text",))],
+        patterns=[("SEQUENTIAL_CHAIN", ("c1", "c2", "c3"))],
     ),
     "langchain_batch": Expect(
-        calls=[(13, 'langchain', 'chat_model.batch', 'labels'), (15, 'langchain', 'chat_model.invoke', 'report')],
-        edges=[('c1', 'c2', ('digest',))],
-        patterns=[('BRANCHING', ('c1', 'c2')), ('SEQUENTIAL_CHAIN', ('c1', 'c2'))],
+        calls=[
+            (13, "langchain", "chat_model.batch", "labels"),
+            (15, "langchain", "chat_model.invoke", "report"),
+        ],
+        edges=[("c1", "c2", ("digest",))],
+        patterns=[("BRANCHING", ("c1", "c2")), ("SEQUENTIAL_CHAIN", ("c1", "c2"))],
     ),
     "langchain_chain": Expect(
-        calls=[(25, 'langchain', 'outline_chain.invoke', 'outline'), (26, 'langchain', 'draft_chain.invoke', None)],
-        edges=[('c1', 'c2', ('outline',))],
-        patterns=[('SEQUENTIAL_CHAIN', ('c1', 'c2'))],
+        calls=[
+            (25, "langchain", "outline_chain.invoke", "outline"),
+            (26, "langchain", "draft_chain.invoke", None),
+        ],
+        edges=[("c1", "c2", ("outline",))],
+        patterns=[("SEQUENTIAL_CHAIN", ("c1", "c2"))],
     ),
     "legacy_percent_format": Expect(
-        calls=[(17, 'openai', 'openai.completions.create', None)],
+        calls=[(17, "openai", "openai.completions.create", None)],
         edges=[],
         patterns=[],
     ),
     "litellm_pipeline": Expect(
-        calls=[(12, 'litellm', 'litellm.completion', 'draft'), (18, 'litellm', 'acompletion', 'checked')],
-        edges=[('c1', 'c2', ('draft_text',))],
-        patterns=[('SEQUENTIAL_CHAIN', ('c1', 'c2')), ('SHARED_PREFIX', ('c1', 'c2'))],
+        calls=[(12, "litellm", "litellm.completion", "draft"), (18, "litellm", "acompletion", "checked")],
+        edges=[("c1", "c2", ("draft_text",))],
+        patterns=[("SEQUENTIAL_CHAIN", ("c1", "c2")), ("SHARED_PREFIX", ("c1", "c2"))],
     ),
     "map_reduce": Expect(
-        calls=[(18, 'openai', 'summarise_chunk', None), (20, 'openai', 'client.completions.create', 'final')],
-        edges=[('c1', 'c2', ('joined',))],
-        patterns=[('LOOP_INVARIANT', ('c1',)), ('SEQUENTIAL_CHAIN', ('c1', 'c2'))],
+        calls=[(18, "openai", "summarise_chunk", None), (20, "openai", "client.completions.create", "final")],
+        edges=[("c1", "c2", ("joined",))],
+        patterns=[("LOOP_INVARIANT", ("c1",)), ("MAP_REDUCE", ("c1", "c2"))],
     ),
     "named_helpers": Expect(
-        calls=[(11, 'named_function', 'llm_summarize', 'summary'), (12, 'named_function', 'call_llm', 'draft')],
-        edges=[('c1', 'c2', ('summary',))],
-        patterns=[('SEQUENTIAL_CHAIN', ('c1', 'c2'))],
+        calls=[
+            (11, "named_function", "llm_summarize", "summary"),
+            (12, "named_function", "call_llm", "draft"),
+        ],
+        edges=[("c1", "c2", ("summary",))],
+        patterns=[("SEQUENTIAL_CHAIN", ("c1", "c2"))],
     ),
     "openai_async_fanout": Expect(
-        calls=[(31, 'openai', 'self.ask', None), (33, 'openai', 'self.client.chat.completions.create', 'final')],
-        edges=[('c1', 'c2', ('merged',))],
-        patterns=[('DELTA_MATCHING', ('c1',)), ('LOOP_INVARIANT', ('c1',)), ('SEQUENTIAL_CHAIN', ('c1', 'c2'))],
+        calls=[
+            (31, "openai", "self.ask", None),
+            (33, "openai", "self.client.chat.completions.create", "final"),
+        ],
+        edges=[("c1", "c2", ("merged",))],
+        patterns=[
+            ("DELTA_MATCHING", ("c1",)),
+            ("LOOP_INVARIANT", ("c1",)),
+            ("MAP_REDUCE", ("c1", "c2")),
+        ],
     ),
     "openai_module_client": Expect(
-        calls=[(16, 'openai', 'client.chat.completions.create', 'summary'), (23, 'openai', 'client.chat.completions.create', 'title')],
-        edges=[('c1', 'c2', ('summary',))],
-        patterns=[('SEQUENTIAL_CHAIN', ('c1', 'c2')), ('SHARED_PREFIX', ('c1', 'c2'))],
+        calls=[
+            (16, "openai", "client.chat.completions.create", "summary"),
+            (23, "openai", "client.chat.completions.create", "title"),
+        ],
+        edges=[("c1", "c2", ("summary",))],
+        patterns=[("SEQUENTIAL_CHAIN", ("c1", "c2")), ("SHARED_PREFIX", ("c1", "c2"))],
     ),
     "react_agent": Expect(
-        calls=[(21, 'openai', 'client.chat.completions.create', 'reply')],
-        edges=[],
-        patterns=[('LOOP_INVARIANT', ('c1',))],
+        calls=[(21, "openai", "client.chat.completions.create", "reply")],
+        edges=[("c1", "c1", ("action", "arg", "content"))],  # carried: the history re-sends the reply
+        patterns=[("GROWING_HISTORY", ("c1",))],  # not invariant: the history grows every step
     ),
     "responses_client_param": Expect(
-        calls=[(11, 'openai', 'client.responses.create', 'first'), (13, 'openai', 'client.responses.create', 'followup')],
-        edges=[('c1', 'c2', ('first.output_text',))],
-        patterns=[('SEQUENTIAL_CHAIN', ('c1', 'c2')), ('SHARED_PREFIX', ('c1', 'c2'))],
+        calls=[
+            (11, "openai", "client.responses.create", "first"),
+            (13, "openai", "client.responses.create", "followup"),
+        ],
+        edges=[("c1", "c2", ("first.output_text",))],
+        patterns=[("SEQUENTIAL_CHAIN", ("c1", "c2")), ("SHARED_PREFIX", ("c1", "c2"))],
     ),
     "self_refine": Expect(
-        calls=[(16, 'openai', 'complete', 'draft'), (18, 'openai', 'complete', 'critique'), (19, 'openai', 'complete', 'draft')],
-        edges=[('c1', 'c2', ('draft',)), ('c1', 'c3', ('draft',)), ('c2', 'c3', ('critique',))],
-        patterns=[('LOOP_INVARIANT', ('c2',)), ('LOOP_INVARIANT', ('c3',)), ('MISPLACED_SHARED_CONTEXT', ('c2', 'c3')), ('SEQUENTIAL_CHAIN', ('c1', 'c2', 'c3'))],
+        calls=[
+            (16, "openai", "complete", "draft"),
+            (18, "openai", "complete", "critique"),
+            (19, "openai", "complete", "draft"),
+        ],
+        edges=[
+            ("c1", "c2", ("draft",)),
+            ("c1", "c3", ("draft",)),
+            ("c2", "c3", ("critique",)),
+            ("c3", "c2", ("draft",)),  # carried: each revision is the next round's critique input
+            ("c3", "c3", ("draft",)),  # and the next round's draft
+        ],
+        patterns=[
+            ("MISPLACED_SHARED_CONTEXT", ("c2", "c3")),
+            ("SEQUENTIAL_CHAIN", ("c1", "c2", "c3")),
+        ],  # the draft changes every round: nothing is loop-invariant
     ),
     "sglang_tree_of_thought": Expect(
-        calls=[(60, 'callable_parameter', 'propose_plan', None), (63, 'callable_parameter', 'execute_plan', None), (67, 'callable_parameter', 'reflect_solution', None), (71, 'callable_parameter', 'get_final_answer', None)],
-        edges=[('c1', 'c2', ('comp',)), ('c1', 'c3', ('comp',)), ('c1', 'c4', ('comp',)), ('c2', 'c3', ('comp',)), ('c2', 'c4', ('comp',)), ('c3', 'c4', ('comp',))],
-        patterns=[('BRANCHING', ('c1', 'c2')), ('BRANCHING', ('c2', 'c3')), ('BRANCHING', ('c3', 'c4')), ('BRANCHING', ('c4',)), ('DELTA_MATCHING', ('c2',)), ('LOOP_INVARIANT', ('c2',)), ('LOOP_INVARIANT', ('c3',)), ('LOOP_INVARIANT', ('c4',)), ('SEQUENTIAL_CHAIN', ('c1', 'c2', 'c3', 'c4')), ('SHARED_PREFIX', ('c1', 'c2', 'c3', 'c4'))],
+        calls=[
+            (60, "callable_parameter", "propose_plan", None),
+            (63, "callable_parameter", "execute_plan", None),
+            (67, "callable_parameter", "reflect_solution", None),
+            (71, "callable_parameter", "get_final_answer", None),
+        ],
+        edges=[
+            ("c1", "c2", ("comp",)),
+            ("c1", "c3", ("comp",)),
+            ("c1", "c4", ("comp",)),
+            ("c2", "c3", ("comp",)),
+            ("c2", "c4", ("comp",)),
+            ("c3", "c4", ("comp",)),
+        ],
+        patterns=[
+            ("BRANCHING", ("c1", "c2")),
+            ("BRANCHING", ("c2", "c3")),
+            ("BRANCHING", ("c3", "c4")),
+            ("BRANCHING", ("c4",)),
+            ("DELTA_MATCHING", ("c2",)),
+            ("LOOP_INVARIANT", ("c2",)),
+            ("LOOP_INVARIANT", ("c3",)),
+            ("LOOP_INVARIANT", ("c4",)),
+            ("SEQUENTIAL_CHAIN", ("c1", "c2", "c3", "c4")),
+            ("SHARED_PREFIX", ("c1", "c2", "c3", "c4")),
+        ],
     ),
     "triton_infer": Expect(
-        calls=[(17, 'triton', 'triton_client.infer', 'result')],
+        calls=[(17, "triton", "triton_client.infer", "result")],
         edges=[],
         patterns=[],
     ),
@@ -136,8 +203,14 @@ def test_sglang_state_grows_through_four_functions(compiled):
     assert [c.style for c in calls] == [CallStyle.CALLABLE_PARAMETER] * 4
     assert [c.fanout for c in calls] == ["num_branches"] * 4
     # Each step's prompt contains every earlier step's instruction and one sampled output per step.
-    for i, marker in enumerate(["Please generate a high-level plan", "The plan looks good!",
-                                "evaluate your own solution", "do you change your mind?"]):
+    for i, marker in enumerate(
+        [
+            "Please generate a high-level plan",
+            "The plan looks good!",
+            "evaluate your own solution",
+            "do you change your mind?",
+        ]
+    ):
         for later in calls[i:]:
             assert marker in _static_text(later)
     assert [sum(1 for s in c.segments if s.name == "comp") for c in calls] == [0, 1, 2, 3]

@@ -46,7 +46,10 @@ def test_thirty_nested_loops_around_one_call(keyword: str):
     # The second pass of the innermost loop still sees the history the first pass grew.
     assert call.grows_per_iteration
     assert call.loop_carried == ["r"]
-    assert result.edges == [] and result.order == ["c1"]
+    assert [(e.source, e.target, e.variables, e.kind) for e in result.edges] == [
+        ("c1", "c1", ["r"], "carried")
+    ]
+    assert result.order == ["c1"]
     # Nothing was given up on: the interpreter's budget was not exhausted.
     assert not any("too large" in d.message for d in result.diagnostics)
 
@@ -62,7 +65,12 @@ def test_deep_if_else_chain_finds_every_call():
     lines = ["import litellm", "", "", "def agent(q, c):"]
     pad = "    "
     for i in range(40):
-        lines += [f"{pad}if c({i}):", f"{pad}    q = q + 'a{i}'", f"{pad}else:", f"{pad}    q = {CALL.format('q')}"]
+        lines += [
+            f"{pad}if c({i}):",
+            f"{pad}    q = q + 'a{i}'",
+            f"{pad}else:",
+            f"{pad}    q = {CALL.format('q')}",
+        ]
         lines.append(f"{pad}    if c({i}, 1):")
         pad += "        "
     lines.append(f"{pad}q = {CALL.format('q')}")
@@ -74,7 +82,14 @@ def test_deep_if_else_chain_finds_every_call():
 
 
 def test_long_elif_ladder():
-    lines = ["import litellm", "", "", "def agent(q, kind):", "    if kind == 0:", f"        r = {CALL.format('q')}"]
+    lines = [
+        "import litellm",
+        "",
+        "",
+        "def agent(q, kind):",
+        "    if kind == 0:",
+        f"        r = {CALL.format('q')}",
+    ]
     for i in range(1, 300):
         lines += [f"    elif kind == {i}:", f"        r = {CALL.format(repr(f'arm {i}: ') + ' + q')}"]
     lines += ["    else:", "        r = q", f"    return {CALL.format('r')}"]
@@ -108,8 +123,11 @@ def test_deeply_nested_expression():
 
 
 def test_doubling_prompt_is_cut_not_exponential():
-    src = ("import litellm\n\n\ndef agent(q):\n    h = 'Context: ' + q\n" + "    h = h + h\n" * 60
-           + f"    return {CALL.format('h')}\n")
+    src = (
+        "import litellm\n\n\ndef agent(q):\n    h = 'Context: ' + q\n"
+        + "    h = h + h\n" * 60
+        + f"    return {CALL.format('h')}\n"
+    )
     result = compile_source(src, "double.py")
     call = result.calls[0]
     assert len(call.segments) <= MAX_TEXT_PARTS
@@ -133,16 +151,34 @@ def test_nested_constant_loops_do_not_unroll_into_their_product():
 
 
 def _occ(i: int, iteration: int, parts: tuple) -> Occurrence:
-    return Occurrence(id=i, key=(1, 0, 1, 1), site=(1, 0, 1, 1), function="f", style="litellm", api="completion",
-                      callee="litellm.completion", is_async=False, prompt=Text(parts), loops=(), branches=(),
-                      iteration=iteration)
+    return Occurrence(
+        id=i,
+        key=(1, 0, 1, 1),
+        site=(1, 0, 1, 1),
+        module="",
+        function="f",
+        style="litellm",
+        api="completion",
+        callee="litellm.completion",
+        is_async=False,
+        prompt=Text(parts),
+        loops=(),
+        branches=(),
+        iteration=iteration,
+    )
 
 
-@pytest.mark.parametrize(("second", "grows"), [
-    ((Static("sys "), Dyn("h", SourceKind.LOCAL, key="h"), Static("more")), True),  # a first prompt plus more
-    ((Static("sys "), Dyn("h", SourceKind.LOCAL, key="h")), False),  # the same length: not growing
-    ((Static("sys "), Dyn("other", SourceKind.LOCAL, key="o"), Static("more")), False),  # differs inside
-])
+@pytest.mark.parametrize(
+    ("second", "grows"),
+    [
+        (
+            (Static("sys "), Dyn("h", SourceKind.LOCAL, key="h"), Static("more")),
+            True,
+        ),  # a first prompt plus more
+        ((Static("sys "), Dyn("h", SourceKind.LOCAL, key="h")), False),  # the same length: not growing
+        ((Static("sys "), Dyn("other", SourceKind.LOCAL, key="o"), Static("more")), False),  # differs inside
+    ],
+)
 def test_grows_reads_each_prompt_once(monkeypatch: pytest.MonkeyPatch, second: tuple, grows: bool):
     """`_grows` over the 2 x 300 occurrences of one call site: each prompt simplified once, not once per pair."""
     calls = []
@@ -166,9 +202,12 @@ def test_a_huge_statement_costs_more_of_the_budget():
 
 def test_containers_holding_themselves_do_not_double():
     """`m = [m, m]` on every line: a DAG of 60 nodes, a tree of 2^60 to anything walking it."""
-    src = ("import litellm\n\n\ndef agent(q):\n    m = [{'role': 'user', 'content': q}]\n"
-           + "    m = [m, m]\n" * 30 + "    d = {'a': m, 'b': m}\n" * 30
-           + "    return litellm.completion(model='m', messages=m)\n")
+    src = (
+        "import litellm\n\n\ndef agent(q):\n    m = [{'role': 'user', 'content': q}]\n"
+        + "    m = [m, m]\n" * 30
+        + "    d = {'a': m, 'b': m}\n" * 30
+        + "    return litellm.completion(model='m', messages=m)\n"
+    )
     result = compile_source(src, "selfish.py")
     assert len(result.calls) == 1 and result.calls[0].line == 66
     assert not any("too large" in d.message for d in result.diagnostics)
@@ -176,9 +215,13 @@ def test_containers_holding_themselves_do_not_double():
 
 def test_flat_lists_and_dicts_that_double():
     """`m = m + m` and `d = {**d, **d}`: flat, but 2^40 items by the last line without the cut."""
-    src = ("import litellm\n\n\ndef agent(q):\n    m = [{'role': 'user', 'content': q}]\n" + "    m = m + m\n" * 40
-           + "    d = {'content': q}\n" + "    d = {**d, **d}\n" * 40
-           + "    return litellm.completion(model='m', messages=m, extra=d)\n")
+    src = (
+        "import litellm\n\n\ndef agent(q):\n    m = [{'role': 'user', 'content': q}]\n"
+        + "    m = m + m\n" * 40
+        + "    d = {'content': q}\n"
+        + "    d = {**d, **d}\n" * 40
+        + "    return litellm.completion(model='m', messages=m, extra=d)\n"
+    )
     result = compile_source(src, "flat.py")
     assert len(result.calls) == 1 and result.calls[0].line == 87
     assert len(result.calls[0].segments) <= MAX_TEXT_PARTS

@@ -32,13 +32,13 @@ def answer(question):
 
 def chat_agent(static_in_same_message: bool) -> str:
     if static_in_same_message:
-        messages = '''[
+        messages = """[
         {"role": "system", "content": "Be brief."},
-        {"role": "user", "content": f"Now: {datetime.now().isoformat()}|" + POLICY + question}]'''
+        {"role": "user", "content": f"Now: {datetime.now().isoformat()}|" + POLICY + question}]"""
     else:
-        messages = '''[
+        messages = """[
         {"role": "system", "content": f"Now: {datetime.now().isoformat()}"},
-        {"role": "user", "content": POLICY + question}]'''
+        {"role": "user", "content": POLICY + question}]"""
     words = " ".join(["w"] * 200)
     return f'''
 from datetime import datetime
@@ -73,7 +73,10 @@ def test_dynamic_part_in_an_earlier_message_than_the_static_text_is_not_flagged(
     segs = result.calls[0].segments
     # The premise: a dynamic segment, then a later message's role header, then 200 static tokens.
     dyn = next(i for i, s in enumerate(segs) if s.kind == "dynamic")
-    assert any(s.synthetic for s in segs[dyn:]) and max(s.tokens for s in segs[dyn:] if s.kind == "static") == 200
+    assert (
+        any(s.synthetic for s in segs[dyn:])
+        and max(s.tokens for s in segs[dyn:] if s.kind == "static") == 200
+    )
     assert found == []
 
 
@@ -95,11 +98,17 @@ def test_figures_are_the_second_requests_cacheable_share_before_and_after() -> N
         source = completion_agent(static)
         _, [f] = dynamic_prefix_findings(source)
         assert f.figures == {
-            "dynamic_segment": "datetime.now().isoformat()", "volatile": True, "static_tokens_after": static,
-            "cacheable_share_before": 0.0, "cacheable_share_after": round(expected_after, 4),
-            "measured_on": "a second request"}
-        assert f.message == (f"c1: volatile `datetime.now().isoformat()` comes before {static} tokens of "
-                             "static text, so no request can reuse them")
+            "dynamic_segment": "datetime.now().isoformat()",
+            "volatile": True,
+            "static_tokens_after": static,
+            "cacheable_share_before": 0.0,
+            "cacheable_share_after": round(expected_after, 4),
+            "measured_on": "a second request",
+        }
+        assert f.message == (
+            f"c1: volatile `datetime.now().isoformat()` comes before {static} tokens of "
+            "static text, so no request can reuse them"
+        )
         [create_line] = [n for n, text in enumerate(source.splitlines(), 1) if ".create(" in text]
         assert f.line == create_line and f.calls == ["c1"] and f.anti_pattern
 

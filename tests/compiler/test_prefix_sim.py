@@ -23,16 +23,19 @@ from compiler.prefix import (
 from compiler.tokens import Tokenizer
 
 
-@pytest.mark.parametrize(("reusable", "total", "block", "expected"), [
-    (100, 200, 16, 96),   # floored to whole blocks
-    (96, 200, 16, 96),    # exactly on a block boundary
-    (200, 200, 16, 192),  # all of it shared: the last token is recomputed, 199 -> 192
-    (64, 65, 16, 64),     # 64 reusable of 65: the limit is 64, a whole number of blocks
-    (64, 64, 16, 48),     # 64 of 64: only 63 may be reused -> 48
-    (5, 1, 16, 0),
-    (0, 0, 16, 0),
-    (33, 100, 1, 33),     # SGLang's radix cache: token granularity
-])
+@pytest.mark.parametrize(
+    ("reusable", "total", "block", "expected"),
+    [
+        (100, 200, 16, 96),  # floored to whole blocks
+        (96, 200, 16, 96),  # exactly on a block boundary
+        (200, 200, 16, 192),  # all of it shared: the last token is recomputed, 199 -> 192
+        (64, 65, 16, 64),  # 64 reusable of 65: the limit is 64, a whole number of blocks
+        (64, 64, 16, 48),  # 64 of 64: only 63 may be reused -> 48
+        (5, 1, 16, 0),
+        (0, 0, 16, 0),
+        (33, 100, 1, 33),  # SGLang's radix cache: token granularity
+    ],
+)
 def test_cached_tokens(reusable: int, total: int, block: int, expected: int) -> None:
     assert cached_tokens(reusable, total, block) == expected
     assert isinstance(cached_tokens(reusable, total, block), int)
@@ -50,11 +53,14 @@ def test_share_weights_each_execution_and_filters_by_call_and_request() -> None:
     assert share(results, 16, calls={"c3"}) == (0, 0, 0.0)
 
 
-_BASE = compile_source('''
+_BASE = compile_source(
+    """
 from openai import OpenAI
 client = OpenAI()
 client.completions.create(model="m", prompt="hello")
-''', "base.py").calls[0]
+""",
+    "base.py",
+).calls[0]
 
 
 def _call(cid: str, *, branches: list[BranchContext] = (), loops: list[LoopContext] = ()) -> CallSite:
@@ -68,8 +74,10 @@ def test_branch_weights_split_each_if_and_match_evenly() -> None:
         _call("c3", branches=[BranchContext(line=9, arm="case", test="'a'")]),
         _call("c4", branches=[BranchContext(line=9, arm="case", test="'b'")]),
         _call("c5", branches=[BranchContext(line=9, arm="case", test="'c'")]),
-        _call("c6", branches=[BranchContext(line=20, arm="if", test="y"),
-                              BranchContext(line=22, arm="if", test="z")]),
+        _call(
+            "c6",
+            branches=[BranchContext(line=20, arm="if", test="y"), BranchContext(line=22, arm="if", test="z")],
+        ),
         _call("c7"),
     ]
     w = branch_weights(calls)

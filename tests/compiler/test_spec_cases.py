@@ -21,11 +21,16 @@ def test_document_processor_is_a_three_call_chain(compiled):
     r = compiled["document_processor"]
     assert [c.id for c in r.calls] == ["c1", "c2", "c3"]
     assert [c.output_var for c in r.calls] == ["entities", "validated", "classification"]
-    assert [c.callee for c in r.calls] == ["self.llm_extract_entities", "self.llm_validate_entities",
-                                           "self.llm_classify_document"]
+    assert [c.callee for c in r.calls] == [
+        "self.llm_extract_entities",
+        "self.llm_validate_entities",
+        "self.llm_classify_document",
+    ]
     assert all(c.api == "self.client.chat.completions.create" for c in r.calls)
-    assert [(e.source, e.target, e.variables) for e in r.edges] == [("c1", "c2", ["entities"]),
-                                                                     ("c2", "c3", ["validated"])]
+    assert [(e.source, e.target, e.variables) for e in r.edges] == [
+        ("c1", "c2", ["entities"]),
+        ("c2", "c3", ["validated"]),
+    ]
     assert r.order == ["c1", "c2", "c3"]
     chain = _finding(r, PatternKind.SEQUENTIAL_CHAIN)
     assert chain.calls == ["c1", "c2", "c3"] and chain.figures["depth"] == 3
@@ -57,7 +62,10 @@ def test_document_is_misplaced_and_fix_reaches_spec_target(compiled):
     fix = r.fixes[0]
     assert fix.pattern is PatternKind.MISPLACED_SHARED_CONTEXT
     assert '+            prompt=f"{SYSTEM_PROMPT}\\n{document}\\n\\nExtract entities from:\\n"' in fix.diff
-    assert "prompt order changes what the model sees" in fix.warning.lower() or "changes what the model sees" in fix.warning
+    assert (
+        "prompt order changes what the model sees" in fix.warning.lower()
+        or "changes what the model sees" in fix.warning
+    )
 
 
 def test_applied_fix_really_raises_the_share_of_calls_2_and_3():
@@ -68,7 +76,10 @@ def test_applied_fix_really_raises_the_share_of_calls_2_and_3():
     ast.parse(new)
     after = compile_source(new, "document_processor.py")
     assert "MISPLACED_SHARED_CONTEXT" not in after.pattern_kinds()
-    assert len(after.calls) == 3 and [(e.source, e.target) for e in after.edges] == [("c1", "c2"), ("c2", "c3")]
+    assert len(after.calls) == 3 and [(e.source, e.target) for e in after.edges] == [
+        ("c1", "c2"),
+        ("c2", "c3"),
+    ]
     sim = PrefixSimulator(Tokenizer())
     for result, low, high in ((before, 0.0, 0.2), (after, 0.6, 1.0)):
         executions = sim.run(result.calls, result.order)
@@ -82,7 +93,9 @@ def test_delta_processor_is_one_call_in_a_loop(compiled):
     call = r.calls[0]
     assert call.callee == "self.llm_generate" and call.api == "self.client.completions.create"
     agent_loops = [l for l in call.loops if not l.request_loop]
-    assert [(l.kind, l.target, l.iterates) for l in agent_loops] == [("for", "(i, vars)", "enumerate(variables)")]
+    assert [(l.kind, l.target, l.iterates) for l in agent_loops] == [
+        ("for", "(i, vars)", "enumerate(variables)")
+    ]
     # The prompt: the folded system prompt, then the run-time template filled from the loop variable.
     kinds = [(s.kind, s.name) for s in call.segments if not s.synthetic]
     assert kinds == [("static", None), ("dynamic", "template")]
@@ -103,7 +116,9 @@ def test_delta_processor_has_a_warmup_plan(compiled):
     assert str(warm.request["prompt"]).startswith("You are an equity research assistant")
     assert warm.prefix_tokens >= 64
     [retention] = r.plan.retention
-    assert retention.priority > 35 and retention.token_start == 0 and retention.token_end == warm.prefix_tokens
+    assert (
+        retention.priority > 35 and retention.token_start == 0 and retention.token_end == warm.prefix_tokens
+    )
     assert r.plan.schedule[0].calls == ["c1"]
     assert "iterations are independent" in r.plan.schedule[0].note
 

@@ -39,11 +39,15 @@ async def test_recompiles_on_save_and_reports_pattern_changes(agent: Path):
 
     # Move the document up in all three prompts: the anti-pattern disappears.
     src = agent.read_text()
-    fixed = (src.replace('Extract entities from:\\n{document}"', '{document}\\nExtract entities from above."')
-                .replace('Validate these entities:\\n{entities}\\nAgainst document:\\n{document}"',
-                         '{document}\\nValidate these entities:\\n{entities}"')
-                .replace('Classify document:\\n{document}\\nWith', '{document}\\nClassify the document with')
-                .replace('prompt=f"{SYSTEM_PROMPT}\\nExtract', 'prompt=f"{SYSTEM_PROMPT}\\nExtract'))
+    fixed = (
+        src.replace('Extract entities from:\\n{document}"', '{document}\\nExtract entities from above."')
+        .replace(
+            'Validate these entities:\\n{entities}\\nAgainst document:\\n{document}"',
+            '{document}\\nValidate these entities:\\n{entities}"',
+        )
+        .replace("Classify document:\\n{document}\\nWith", "{document}\\nClassify the document with")
+        .replace('prompt=f"{SYSTEM_PROMPT}\\nExtract', 'prompt=f"{SYSTEM_PROMPT}\\nExtract')
+    )
     assert fixed != src
     agent.write_text(fixed)
     event = await _next(events)
@@ -94,7 +98,9 @@ async def test_new_file_in_a_watched_directory_is_compiled(agent: Path):
     events = watcher.events(stop)
     await _next(events)
     other = agent.parent / "second.py"
-    other.write_text("import litellm\n\ndef f(q):\n    return litellm.completion(model='m', messages=[{'role': 'user', 'content': q}])\n")
+    other.write_text(
+        "import litellm\n\ndef f(q):\n    return litellm.completion(model='m', messages=[{'role': 'user', 'content': q}])\n"
+    )
     event = await _next(events)
     assert event.path == other.resolve() and len(event.result.calls) == 1
     stop.set()
@@ -132,3 +138,33 @@ async def test_nothing_to_watch_idles_until_stopped():
     stop.set()
     with pytest.raises(StopAsyncIteration):
         await asyncio.wait_for(pending, 5)
+
+
+async def test_saving_an_imported_module_recompiles_the_agent_that_imports_it(tmp_path: Path):
+    """prompts.py holds the system prompt; agent.py imports it. A save of prompts.py alone must
+    bring a new result for agent.py (its own content did not change)."""
+    project = tmp_path / "desk"
+    project.mkdir()
+    (project / "pyproject.toml").write_text("")
+    (project / "prompts.py").write_text('SYSTEM = "Answer from the manual only."\n')
+    (project / "agent.py").write_text(
+        "from openai import OpenAI\nfrom prompts import SYSTEM\n\nclient = OpenAI()\n\n\n"
+        "def ask(q):\n"
+        '    return client.chat.completions.create(model="m", messages=[{"role": "system", "content": SYSTEM}, '
+        '{"role": "user", "content": q}])\n'
+    )
+    stop = asyncio.Event()
+    watcher = AgentWatcher([project], debounce_ms=50)
+    events = watcher.events(stop)
+    first = {e.path.name: e for e in [await _next(events), await _next(events)]}
+    agent_result = first["agent.py"].result
+    assert agent_result is not None and agent_result.modules == ["prompts"]
+    assert "Answer from the manual only." in agent_result.calls[0].segments[1].text
+
+    (project / "prompts.py").write_text('SYSTEM = "Answer from the manual and the ticket."\n')
+    seen = [await _next(events), await _next(events)]
+    assert [e.path.name for e in seen] == ["prompts.py", "agent.py"]
+    again = seen[1]
+    assert again.error is None and again.result is not None
+    assert "Answer from the manual and the ticket." in again.result.calls[0].segments[1].text
+    stop.set()

@@ -101,7 +101,10 @@ async def test_file_over_the_size_cap_is_too_complex_without_being_read(folder: 
     events = watcher.events(stop)
     try:
         first, second = await _next(events), await _next(events)
-        assert first.error == f"{big}: too complex: file is 6,000 bytes, over the 5,000-byte cap (watch.max_file_bytes)"
+        assert (
+            first.error
+            == f"{big}: too complex: file is 6,000 bytes, over the 5,000-byte cap (watch.max_file_bytes)"
+        )
         assert second.path.name == "good.py" and second.error is None
         big.write_text("x = 1\n")  # under the cap now
         shrunk = await _next(events)
@@ -131,7 +134,9 @@ async def test_stopping_mid_compile_kills_the_worker(folder: Path):
     """A cancelled watcher (daemon shutdown) leaves no compile running: the child is SIGKILLed."""
     (folder / "good.py").unlink()
     (folder / "bad.py").write_text(pathological(300))  # minutes of work, with a budget of 10 minutes
-    watcher = AgentWatcher([folder], debounce_ms=50, limits=CompileLimits(timeout_s=600, max_file_bytes=8 << 20))
+    watcher = AgentWatcher(
+        [folder], debounce_ms=50, limits=CompileLimits(timeout_s=600, max_file_bytes=8 << 20)
+    )
     events = watcher.events(asyncio.Event())
     task = asyncio.ensure_future(events.__anext__())
     deadline = time.monotonic() + WAIT
@@ -163,8 +168,15 @@ async def test_worker_reports_compile_errors_and_survives_them():
         worker.close()
 
 
-@pytest.mark.parametrize("bad", [{"compile_timeout_s": 0}, {"compile_timeout_s": float("inf")},
-                                 {"compile_timeout_s": float("nan")}, {"max_file_bytes": 0}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"compile_timeout_s": 0},
+        {"compile_timeout_s": float("inf")},
+        {"compile_timeout_s": float("nan")},
+        {"max_file_bytes": 0},
+    ],
+)
 def test_config_refuses_limits_that_do_not_limit(bad: dict):
     with pytest.raises(ValueError):
         WatchConfig(**bad)
@@ -188,13 +200,25 @@ def test_daemon_watching_a_pathological_file_stops_promptly_on_sigterm(tmp_path:
     log = tmp_path / "daemon.log"
     config = tmp_path / "c.toml"
     config.write_text(f'[watch]\npaths = ["{agents}"]\ncompile_timeout_s = 600\nmax_file_bytes = 8388608\n')
-    env = {**os.environ, "CHARTER_TUI_DATABASE_URL": f"sqlite:///{tmp_path / 'd.db'}", "CHARTER_TUI_LOG_FILE": str(log)}
-    proc = subprocess.Popen([str(CHARTER), "--config", str(config), "daemon"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env = {
+        **os.environ,
+        "CHARTER_TUI_DATABASE_URL": f"sqlite:///{tmp_path / 'd.db'}",
+        "CHARTER_TUI_LOG_FILE": str(log),
+    }
+    proc = subprocess.Popen(
+        [str(CHARTER), "--config", str(config), "daemon"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + WAIT
-        while time.monotonic() < deadline and proc.poll() is None and not (
-                log.exists() and "daemon running" in log.read_text()):
+        while (
+            time.monotonic() < deadline
+            and proc.poll() is None
+            and not (log.exists() and "daemon running" in log.read_text())
+        ):
             time.sleep(0.2)
         assert proc.poll() is None and "daemon running" in log.read_text()
         time.sleep(2.0)  # the watcher starts compiling right after "daemon running": let it get going
@@ -212,3 +236,55 @@ def test_daemon_watching_a_pathological_file_stops_promptly_on_sigterm(tmp_path:
     assert "daemon stopped" in log.read_text()
     for pid in workers:  # the compile worker did not outlive the daemon
         assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+
+
+def test_a_server_tokenizer_travels_to_the_worker_without_its_connection() -> None:
+    """Pickled for the compile worker: base URL, model and timeout; a fresh client on the other side."""
+    import pickle
+
+    from daemon.tokenize import VllmTokenCounter
+
+    counter = VllmTokenCounter("http://127.0.0.1:9/v1", model="tiny", timeout=3.0)
+    copy = pickle.loads(pickle.dumps(counter))
+    try:
+        assert (copy.base, copy.model, copy.timeout, copy.name) == (
+            "http://127.0.0.1:9",
+            "tiny",
+            3.0,
+            "vLLM /tokenize (tiny at http://127.0.0.1:9)",
+        )
+        assert copy._client is not counter._client and not copy._client.is_closed
+    finally:
+        counter.close()
+        copy.close()
+
+
+@pytest.mark.vllm
+async def test_watch_with_a_server_tokenizer_is_time_boxed_too(folder: Path, vllm_server) -> None:
+    """`charter-tui watch --target` once compiled in a thread with no bound: a pathological file then
+    held a core for good. Now the counter goes to the worker: the slow file is killed at its budget,
+    and the good one is counted by the real server's tokenizer inside the worker."""
+    from daemon.tokenize import VllmTokenCounter
+
+    bad = folder / "bad.py"
+    bad.write_text(pathological())
+    counter = VllmTokenCounter(vllm_server.url)
+    stop = asyncio.Event()
+    watcher = AgentWatcher(
+        [folder], token_counter=counter, debounce_ms=50, limits=CompileLimits(timeout_s=2.0)
+    )
+    events = watcher.events(stop)
+    try:
+        first, second = await _next(events), await _next(events)
+        assert first.path.name == "bad.py" and first.error is not None
+        assert "too complex: compiling took longer than 2 s" in first.error
+        assert watcher.worker.restarts == 1
+        assert second.error is None and second.result is not None
+        assert second.result.estimates.tokens_estimated is False
+        assert (
+            second.result.estimates.tokenizer == f"vLLM /tokenize ({vllm_server.model} at {vllm_server.url})"
+        )
+    finally:
+        stop.set()
+        await events.aclose()
+        counter.close()

@@ -27,14 +27,26 @@ def kinds(events, what):
     [
         ({"kv_cache_usage": 0.93}, "MEMORY_PRESSURE", Severity.WARNING),
         ({"kv_cache_usage": 0.99, "preemptions": 3}, "MEMORY_PRESSURE", Severity.CRITICAL),
-        ({"gpu_memory_used_bytes": 79e9, "gpu_memory_total_bytes": 80e9}, "MEMORY_PRESSURE", Severity.WARNING),
+        (
+            {"gpu_memory_used_bytes": 79e9, "gpu_memory_total_bytes": 80e9},
+            "MEMORY_PRESSURE",
+            Severity.WARNING,
+        ),
         ({"ttft_p95_s": 1.5}, "HIGH_LATENCY", Severity.WARNING),
         ({"itl_p95_s": 0.25}, "HIGH_LATENCY", Severity.CRITICAL),
         ({"generation_tokens_per_s": 20.0, "running": 4}, "LOW_THROUGHPUT", Severity.WARNING),
         ({"waiting": 9}, "QUEUE_BUILDUP", Severity.WARNING),
         ({"waiting": 30}, "QUEUE_BUILDUP", Severity.CRITICAL),
-        ({"prefix_hit_rate": 0.2, "prefix_queries": 5000, "prefix_hits": 1000}, "CACHE_INEFFICIENCY", Severity.WARNING),
-        ({"prefix_hit_rate": 0.0, "prefix_queries": 5000, "prefix_hits": 0}, "CACHE_INEFFICIENCY", Severity.CRITICAL),
+        (
+            {"prefix_hit_rate": 0.2, "prefix_queries": 5000, "prefix_hits": 1000},
+            "CACHE_INEFFICIENCY",
+            Severity.WARNING,
+        ),
+        (
+            {"prefix_hit_rate": 0.0, "prefix_queries": 5000, "prefix_hits": 0},
+            "CACHE_INEFFICIENCY",
+            Severity.CRITICAL,
+        ),
         ({"preemptions": 12}, "PREEMPTION_STORM", Severity.WARNING),
     ],
 )
@@ -48,14 +60,26 @@ def test_each_rule_opens_with_severity_and_evidence(values, kind, severity) -> N
 
 
 def test_healthy_sample_opens_nothing() -> None:
-    s = sample(0, kv_cache_usage=0.5, ttft_p95_s=0.2, itl_p95_s=0.02, waiting=1, running=3,
-               generation_tokens_per_s=200.0, prefix_hit_rate=0.8, prefix_queries=5000, preemptions=0)
+    s = sample(
+        0,
+        kv_cache_usage=0.5,
+        ttft_p95_s=0.2,
+        itl_p95_s=0.02,
+        waiting=1,
+        running=3,
+        generation_tokens_per_s=200.0,
+        prefix_hit_rate=0.8,
+        prefix_queries=5000,
+        preemptions=0,
+    )
     assert Analyzer(cfg()).observe(s) == []
 
 
 def test_no_evidence_means_no_change() -> None:
     a = Analyzer(cfg())
-    assert kinds(a.observe(sample(0, prefix_hit_rate=0.1, prefix_queries=5000)), "opened") == ["CACHE_INEFFICIENCY"]
+    assert kinds(a.observe(sample(0, prefix_hit_rate=0.1, prefix_queries=5000)), "opened") == [
+        "CACHE_INEFFICIENCY"
+    ]
     # idle windows (no prompt tokens) say nothing: the bottleneck stays open
     for t in range(1, 10):
         assert a.observe(sample(t, prefix_queries=0)) == []
@@ -83,7 +107,9 @@ def test_below_threshold_rule_clears_above_the_band() -> None:
     a = Analyzer(cfg("clear_after_samples = 1\n"))
     a.observe(sample(0, prefix_hit_rate=0.1, prefix_queries=5000))
     assert a.observe(sample(1, prefix_hit_rate=0.32, prefix_queries=5000)) == []  # < 0.33
-    assert kinds(a.observe(sample(2, prefix_hit_rate=0.34, prefix_queries=5000)), "cleared") == ["CACHE_INEFFICIENCY"]
+    assert kinds(a.observe(sample(2, prefix_hit_rate=0.34, prefix_queries=5000)), "cleared") == [
+        "CACHE_INEFFICIENCY"
+    ]
 
 
 def test_severity_change_is_an_update() -> None:
@@ -96,7 +122,9 @@ def test_severity_change_is_an_update() -> None:
 def test_idle_server_is_not_low_throughput() -> None:
     a = Analyzer(cfg())
     a.observe(sample(0, generation_tokens_per_s=5.0, running=2))
-    assert kinds(a.observe(sample(1, generation_tokens_per_s=0.0, running=0, waiting=0)), "cleared") == ["LOW_THROUGHPUT"]
+    assert kinds(a.observe(sample(1, generation_tokens_per_s=0.0, running=0, waiting=0)), "cleared") == [
+        "LOW_THROUGHPUT"
+    ]
 
 
 def test_events_persist_and_restore_without_duplicates(sqlite_url: str) -> None:
@@ -122,8 +150,16 @@ def test_slo_compliance_over_5m_and_1h() -> None:
     for i in range(30):
         m.observe(MetricSample(instance="a", ts=1000 + i * 60, window_s=60, ttft_p95_s=0.9))
     for i in range(30):
-        m.observe(MetricSample(instance="a", ts=2800 + i * 10, window_s=10, ttft_p95_s=0.2,
-                               requests_success_per_s=1.0, requests_failure_per_s=0.0))
+        m.observe(
+            MetricSample(
+                instance="a",
+                ts=2800 + i * 10,
+                window_s=10,
+                ttft_p95_s=0.2,
+                requests_success_per_s=1.0,
+                requests_failure_per_s=0.0,
+            )
+        )
     m.observe(MetricSample(instance="a", ts=3095, window_s=None))  # no traffic: not counted
     r = m.report("a", now=3100)
     assert r["5m"].samples == 30 and r["5m"].compliance == 1.0 and r["5m"].meeting is True
@@ -135,6 +171,10 @@ def test_slo_compliance_over_5m_and_1h() -> None:
 
 def test_error_rate_slo() -> None:
     m = SloMonitor(parse_config("").slo)
-    m.observe(MetricSample(instance="a", ts=10, window_s=10, requests_success_per_s=9.0, requests_failure_per_s=1.0))
+    m.observe(
+        MetricSample(instance="a", ts=10, window_s=10, requests_success_per_s=9.0, requests_failure_per_s=1.0)
+    )
     r = m.report("a", now=10)["5m"]
-    assert r.compliance == 0.0 and r.worst_error_rate == pytest.approx(0.1) and r.violations == {"error_rate": 1}
+    assert (
+        r.compliance == 0.0 and r.worst_error_rate == pytest.approx(0.1) and r.violations == {"error_rate": 1}
+    )

@@ -14,8 +14,8 @@ import pytest
 
 from daemon.bus import Bus, topic
 from daemon.config import load_config
-from daemon.executor import publisher as pub
-from daemon.executor.records import (
+from daemon.bench import publisher as pub
+from daemon.bench.records import (
     BenchResult,
     BenchRun,
     BenchRunView,
@@ -31,21 +31,52 @@ AGENT = "data/agents/document_processor.py"
 TARGET = "http://127.0.0.1:8000"
 
 
-def result(*, at: float, naive_hits: float = 300, opt_hits: float = 900, naive_s: float = 6.0,
-           opt_s: float = 4.0, agent: str = AGENT, target: str = TARGET) -> BenchResult:
+def result(
+    *,
+    at: float,
+    naive_hits: float = 300,
+    opt_hits: float = 900,
+    naive_s: float = 6.0,
+    opt_s: float = 4.0,
+    agent: str = AGENT,
+    target: str = TARGET,
+) -> BenchResult:
     """Two runs per mode over 1000 prompt tokens each, the same 950-token ceiling in both modes."""
 
     def run(mode: str, i: int, hits: float, makespan: float, ttft: float) -> RunResult:
-        calls = [CallRecord(execution="c1", call_id="c1", prompt_chars=4000, sent_s=0.0, ttft_s=ttft,
-                            latency_s=makespan / 2)]
-        return RunResult(mode=mode, round=i, run=0, input_line=1, makespan_s=makespan + i,  # type: ignore[arg-type]
-                         calls=calls, server=ServerWindow(engine="vllm", prefix_queries=1000, prefix_hits=hits),
-                         ceiling=Ceiling(block_size=32, prompt_tokens=1000, cached_tokens=950))
+        calls = [
+            CallRecord(
+                execution="c1",
+                call_id="c1",
+                prompt_chars=4000,
+                sent_s=0.0,
+                ttft_s=ttft,
+                latency_s=makespan / 2,
+            )
+        ]
+        return RunResult(
+            mode=mode,
+            round=i,
+            run=0,
+            input_line=1,
+            makespan_s=makespan + i,  # type: ignore[arg-type]
+            calls=calls,
+            server=ServerWindow(engine="vllm", prefix_queries=1000, prefix_hits=hits),
+            ceiling=Ceiling(block_size=32, prompt_tokens=1000, cached_tokens=950),
+        )
 
     runs = [run("naive", i, naive_hits, naive_s, 0.5) for i in range(2)]
     runs += [run("optimized", i, opt_hits, opt_s, 0.2) for i in range(2)]
-    return BenchResult(agent=agent, inputs="in.jsonl", target=target, engine="vllm", model="tiny",
-                       block_size=32, started_at=at, runs=runs)
+    return BenchResult(
+        agent=agent,
+        inputs="in.jsonl",
+        target=target,
+        engine="vllm",
+        model="tiny",
+        block_size=32,
+        started_at=at,
+        runs=runs,
+    )
 
 
 def write(url: str, *results: BenchResult) -> None:
@@ -91,7 +122,13 @@ async def test_a_stored_run_is_published_once_with_its_summaries(store: AsyncSto
     view = event.payload
     assert isinstance(view, BenchRunView)
     assert (view.id, view.started_at, view.agent, view.target, view.engine, view.model) == (
-        2, 2000.0, AGENT, TARGET, "vllm", "tiny")
+        2,
+        2000.0,
+        AGENT,
+        TARGET,
+        "vllm",
+        "tiny",
+    )
     assert view.modes == ["naive", "optimized"] and view.error is None
     naive, opt = view.summaries["naive"], view.summaries["optimized"]
     assert (naive.runs, naive.hit_share, naive.ceiling_share) == (2, 0.3, 0.95)
@@ -130,15 +167,23 @@ async def test_the_loop_publishes_runs_as_they_are_stored_and_stops(store: Async
 
 
 def test_latest_runs_is_the_newest_per_agent_and_target(url: str) -> None:
-    write(url, result(at=1.0, opt_hits=100), result(at=2.0, opt_hits=200),
-          result(at=3.0, opt_hits=300, target="http://other:8000"), result(at=4.0, opt_hits=400, agent="b.py"))
+    write(
+        url,
+        result(at=1.0, opt_hits=100),
+        result(at=2.0, opt_hits=200),
+        result(at=3.0, opt_hits=300, target="http://other:8000"),
+        result(at=4.0, opt_hits=400, agent="b.py"),
+    )
     store = Store(url)
     try:
         views = pub.latest_runs(store)
     finally:
         store.close()
     assert [(v.agent, v.target, v.summaries["optimized"].hit_share) for v in views] == [
-        (AGENT, TARGET, 0.2), (AGENT, "http://other:8000", 0.3), ("b.py", TARGET, 0.4)]
+        (AGENT, TARGET, 0.2),
+        (AGENT, "http://other:8000", 0.3),
+        ("b.py", TARGET, 0.4),
+    ]
 
 
 def test_a_database_without_the_bench_table_has_no_runs_until_the_publisher_creates_it(url: str) -> None:
@@ -153,9 +198,20 @@ def test_a_database_without_the_bench_table_has_no_runs_until_the_publisher_crea
 
 
 def test_a_row_without_a_readable_result_falls_back_on_its_summary_columns() -> None:
-    row = BenchRun(id=5, started_at=9.0, agent="x.py", target=TARGET, engine="vllm", modes="naive,optimized",
-                   naive_hit_share=0.2, optimized_hit_share=0.6, ceiling_share=0.8, speedup=1.3,
-                   error="boom", result={"agent": 1})
+    row = BenchRun(
+        id=5,
+        started_at=9.0,
+        agent="x.py",
+        target=TARGET,
+        engine="vllm",
+        modes="naive,optimized",
+        naive_hit_share=0.2,
+        optimized_hit_share=0.6,
+        ceiling_share=0.8,
+        speedup=1.3,
+        error="boom",
+        result={"agent": 1},
+    )
     view = BenchRunView.from_row(row)
     assert view.summaries["naive"].hit_share == 0.2 and view.summaries["optimized"].ceiling_share == 0.8
     assert view.speedup == 1.3 and view.error == "boom" and view.of_ceiling == pytest.approx(0.75)

@@ -19,8 +19,15 @@ def reading(text: str, engine: str | None = None, ts: float = 0.0) -> b.RawReadi
 
 @pytest.mark.parametrize(
     ("text", "engine"),
-    [(VLLM_IDLE, "vllm"), (VLLM_LOAD, "vllm"), (TRITON, "triton"), (docs.trt_llm(), "triton"),
-     (docs.sglang(), "sglang"), (docs.tgi(), "tgi"), (docs.llamacpp(), "llamacpp")],
+    [
+        (VLLM_IDLE, "vllm"),
+        (VLLM_LOAD, "vllm"),
+        (TRITON, "triton"),
+        (docs.trt_llm(), "triton"),
+        (docs.sglang(), "sglang"),
+        (docs.tgi(), "tgi"),
+        (docs.llamacpp(), "llamacpp"),
+    ],
 )
 def test_engine_is_detected_from_the_exposition(text: str, engine: str) -> None:
     assert detect_engine(prom.parse(text)) == engine
@@ -44,10 +51,12 @@ def test_vllm_capture_maps_every_signal() -> None:
 
 def _as_old_vllm(text: str, keep_new: bool) -> str:
     """The same capture as vLLM <= 0.9.1 (old names only) or 0.10 (both names) would print it."""
-    renames = {"vllm:kv_cache_usage_perc": "vllm:gpu_cache_usage_perc",
-               "vllm:prefix_cache_queries": "vllm:gpu_prefix_cache_queries",
-               "vllm:prefix_cache_hits": "vllm:gpu_prefix_cache_hits",
-               "vllm:inter_token_latency_seconds": "vllm:time_per_output_token_seconds"}
+    renames = {
+        "vllm:kv_cache_usage_perc": "vllm:gpu_cache_usage_perc",
+        "vllm:prefix_cache_queries": "vllm:gpu_prefix_cache_queries",
+        "vllm:prefix_cache_hits": "vllm:gpu_prefix_cache_hits",
+        "vllm:inter_token_latency_seconds": "vllm:time_per_output_token_seconds",
+    }
     out = text
     for new, old in renames.items():
         out = out.replace(new, old)
@@ -67,8 +76,12 @@ def test_vllm_renames_across_releases_read_the_same(keep_new: bool) -> None:
 
 
 def test_vllm_failures_count_errors_and_rejections_not_aborts() -> None:
-    text = VLLM_IDLE.replace('finished_reason="error",model_name="tiny"} 0.0', 'finished_reason="error",model_name="tiny"} 2.0')
-    text = text.replace('finished_reason="abort",model_name="tiny"} 0.0', 'finished_reason="abort",model_name="tiny"} 5.0')
+    text = VLLM_IDLE.replace(
+        'finished_reason="error",model_name="tiny"} 0.0', 'finished_reason="error",model_name="tiny"} 2.0'
+    )
+    text = text.replace(
+        'finished_reason="abort",model_name="tiny"} 0.0', 'finished_reason="abort",model_name="tiny"} 5.0'
+    )
     text = set_counter(text, "vllm:admission_rejections_total", 1.0)  # two reasons x 1
     r = reading(text)
     assert r.counters[b.REQUESTS_FAILURE] == 4.0
@@ -92,22 +105,27 @@ def test_triton_core_capture_gives_request_queue_and_compute_means() -> None:
     assert res.sample.e2e_p50_s is None  # a mean is not a percentile: the column stays honest
     # ...and the means have their own columns (schema 3), so they are stored with the sample.
     assert (res.sample.e2e_mean_s, res.sample.queue_mean_s, res.sample.compute_mean_s) == pytest.approx(
-        (0.005, 0.0001, 0.004))
+        (0.005, 0.0001, 0.004)
+    )
 
 
 def test_triton_summary_and_first_response_histogram_are_used_when_enabled() -> None:
-    extra = "\n".join([
-        "# TYPE nv_inference_request_summary_us summary",
-        'nv_inference_request_summary_us{model="echo",version="1",quantile="0.5"} 1200',
-        'nv_inference_request_summary_us{model="echo",version="1",quantile="0.95"} 4000',
-        'nv_inference_request_summary_us_sum{model="echo",version="1"} 27852',
-        'nv_inference_request_summary_us_count{model="echo",version="1"} 20',
-        "# TYPE nv_inference_first_response_histogram_ms histogram",
-        'nv_inference_first_response_histogram_ms_bucket{model="echo",version="1",le="100"} 10',
-        'nv_inference_first_response_histogram_ms_bucket{model="echo",version="1",le="500"} 20',
-        'nv_inference_first_response_histogram_ms_bucket{model="echo",version="1",le="+Inf"} 20',
-        'nv_inference_first_response_histogram_ms_sum{model="echo",version="1"} 2000',
-        'nv_inference_first_response_histogram_ms_count{model="echo",version="1"} 20', ""])
+    extra = "\n".join(
+        [
+            "# TYPE nv_inference_request_summary_us summary",
+            'nv_inference_request_summary_us{model="echo",version="1",quantile="0.5"} 1200',
+            'nv_inference_request_summary_us{model="echo",version="1",quantile="0.95"} 4000',
+            'nv_inference_request_summary_us_sum{model="echo",version="1"} 27852',
+            'nv_inference_request_summary_us_count{model="echo",version="1"} 20',
+            "# TYPE nv_inference_first_response_histogram_ms histogram",
+            'nv_inference_first_response_histogram_ms_bucket{model="echo",version="1",le="100"} 10',
+            'nv_inference_first_response_histogram_ms_bucket{model="echo",version="1",le="500"} 20',
+            'nv_inference_first_response_histogram_ms_bucket{model="echo",version="1",le="+Inf"} 20',
+            'nv_inference_first_response_histogram_ms_sum{model="echo",version="1"} 2000',
+            'nv_inference_first_response_histogram_ms_count{model="echo",version="1"} 20',
+            "",
+        ]
+    )
     w = CounterWindow("t", 60)
     res = w.update(reading(TRITON + extra, ts=0))
     assert res.sample.e2e_p50_s == pytest.approx(0.0012) and res.sample.e2e_p95_s == pytest.approx(0.004)
@@ -152,8 +170,11 @@ def test_sglang_from_the_documentation() -> None:
 def test_sglang_metric_names_used_exist_in_the_0_5_23_definitions() -> None:
     from tests.daemon.helpers import FIXTURES
 
-    defined = {line.split("\t")[1] for line in (FIXTURES / "sglang-0.5.23-metric-definitions.tsv").read_text().splitlines()
-               if "\t" in line}
+    defined = {
+        line.split("\t")[1]
+        for line in (FIXTURES / "sglang-0.5.23-metric-definitions.tsv").read_text().splitlines()
+        if "\t" in line
+    }
     import inspect
 
     from daemon.collectors import sglang
@@ -197,9 +218,18 @@ def test_llamacpp_counts_cached_tokens_as_queries_and_hits() -> None:
 
 @pytest.mark.parametrize(
     ("text", "engine"),
-    [(VLLM_IDLE, "vllm"), (VLLM_LOAD, "vllm"), (_as_old_vllm(VLLM_LOAD, False), "vllm"), (TRITON, "triton"),
-     (docs.trt_llm(), "triton"), (docs.trt_llm(waiting=None, fraction=None), "triton"), (docs.sglang(), "sglang"),
-     (docs.tgi(), "tgi"), (docs.tgi(summary=True), "tgi"), (docs.llamacpp(), "llamacpp")],
+    [
+        (VLLM_IDLE, "vllm"),
+        (VLLM_LOAD, "vllm"),
+        (_as_old_vllm(VLLM_LOAD, False), "vllm"),
+        (TRITON, "triton"),
+        (docs.trt_llm(), "triton"),
+        (docs.trt_llm(waiting=None, fraction=None), "triton"),
+        (docs.sglang(), "sglang"),
+        (docs.tgi(), "tgi"),
+        (docs.tgi(summary=True), "tgi"),
+        (docs.llamacpp(), "llamacpp"),
+    ],
 )
 def test_filtered_parse_reads_exactly_what_the_full_parse_reads(text: str, engine: str) -> None:
     from daemon.collectors import wanted_names

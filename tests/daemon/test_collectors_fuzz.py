@@ -15,12 +15,26 @@ from daemon.collectors.checks import SAMPLE_RANGES
 from daemon.collectors.window import CounterWindow
 from daemon.models import SIGNAL_FIELDS, MetricSample
 
-VALUES = st.one_of(st.floats(allow_nan=True, allow_infinity=True),
-                   st.sampled_from([-5.0, -1.0, 0.0, 0.5, 1.0, 1.5, 100.0, 1e308]))
-LABELS = st.sampled_from(['', 'model_name="m"', 'model="m",version="1"', 'engine="0"', 'engine="1"',
-                          'finished_reason="stop"', 'finished_reason="error"', 'request_type="active"',
-                          'request_type="scheduled"', 'kv_cache_block_type="fraction"',
-                          'kv_cache_block_type="used"', 'kv_cache_block_type="max"'])
+VALUES = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([-5.0, -1.0, 0.0, 0.5, 1.0, 1.5, 100.0, 1e308]),
+)
+LABELS = st.sampled_from(
+    [
+        "",
+        'model_name="m"',
+        'model="m",version="1"',
+        'engine="0"',
+        'engine="1"',
+        'finished_reason="stop"',
+        'finished_reason="error"',
+        'request_type="active"',
+        'request_type="scheduled"',
+        'kv_cache_block_type="fraction"',
+        'kv_cache_block_type="used"',
+        'kv_cache_block_type="max"',
+    ]
+)
 
 
 def _line(name: str, labels: str, value: float, bound: str | None) -> str:
@@ -38,7 +52,9 @@ def expositions(draw: st.DrawFn) -> tuple[str, str]:
             labels = draw(LABELS)
             bound = draw(st.sampled_from(["0.1", "1.0", "+Inf", "NaN"])) if name.endswith("_bucket") else None
             if name.endswith(("_summary_us", "_duration")) and draw(st.booleans()):
-                labels = ",".join(p for p in (labels, f'quantile="{draw(st.sampled_from(["0.5", "0.95"]))}"') if p)
+                labels = ",".join(
+                    p for p in (labels, f'quantile="{draw(st.sampled_from(["0.5", "0.95"]))}"') if p
+                )
             lines.append(_line(name, labels, draw(VALUES), bound))
     return engine, "\n".join(lines) + "\n"
 

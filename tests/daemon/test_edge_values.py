@@ -20,12 +20,20 @@ from daemon.store import AsyncStore, Store
 from tests.daemon.helpers import TRITON, VLLM_IDLE, MetricsServer, set_counter, text_response
 
 # Values as the exposition format spells them (`+Inf`, `NaN`), written into the real vLLM capture.
-BROKEN_VLLM = set_counter(set_counter(set_counter(VLLM_IDLE, "vllm:num_requests_waiting", "+Inf"),  # type: ignore[arg-type]
-                                      "vllm:kv_cache_usage_perc", "-0.05"),  # type: ignore[arg-type]
-                          "vllm:num_requests_running", "NaN")  # type: ignore[arg-type]
+BROKEN_VLLM = set_counter(
+    set_counter(
+        set_counter(VLLM_IDLE, "vllm:num_requests_waiting", "+Inf"),  # type: ignore[arg-type]
+        "vllm:kv_cache_usage_perc",
+        "-0.05",
+    ),  # type: ignore[arg-type]
+    "vllm:num_requests_running",
+    "NaN",
+)  # type: ignore[arg-type]
 
 
-def _sample(text: str, engine: str = "vllm", window: CounterWindow | None = None, ts: float = 1000.0) -> MetricSample:
+def _sample(
+    text: str, engine: str = "vllm", window: CounterWindow | None = None, ts: float = 1000.0
+) -> MetricSample:
     window = window or CounterWindow("t", 60)
     return window.update(read(prom.parse(text), engine, ts)).sample
 
@@ -50,12 +58,15 @@ def test_nan_inf_and_negative_gauges_are_rejected_with_reasons() -> None:
     assert not healthy.suspect and healthy.suspect_reason is None and healthy.running is not None
 
 
-@pytest.mark.parametrize(("name", "value", "field"), [
-    ("vllm:kv_cache_usage_perc", "1.5", "kv_cache_usage"),
-    ("vllm:kv_cache_usage_perc", "+Inf", "kv_cache_usage"),
-    ("vllm:num_requests_waiting", "-5", "waiting"),
-    ("vllm:num_requests_running", "-Inf", "running"),
-])
+@pytest.mark.parametrize(
+    ("name", "value", "field"),
+    [
+        ("vllm:kv_cache_usage_perc", "1.5", "kv_cache_usage"),
+        ("vllm:kv_cache_usage_perc", "+Inf", "kv_cache_usage"),
+        ("vllm:num_requests_waiting", "-5", "waiting"),
+        ("vllm:num_requests_running", "-Inf", "running"),
+    ],
+)
 def test_each_out_of_range_gauge_is_dropped(name: str, value: str, field: str) -> None:
     text = set_counter(VLLM_IDLE, name, value)  # type: ignore[arg-type]
     assert f"}} {value}\n" in text
@@ -80,8 +91,14 @@ def test_triton_negative_pending_count_is_rejected() -> None:
 
 
 def test_computed_signals_out_of_range_are_cleared() -> None:
-    s = MetricSample(instance="t", ttft_p95_s=math.inf, prefix_hit_rate=1.2, generation_tokens_per_s=-1.0,
-                     queue_p95_s=math.nan, running=3.0)
+    s = MetricSample(
+        instance="t",
+        ttft_p95_s=math.inf,
+        prefix_hit_rate=1.2,
+        generation_tokens_per_s=-1.0,
+        queue_p95_s=math.nan,
+        running=3.0,
+    )
     reasons = check_sample(s)
     assert s.ttft_p95_s is None and s.prefix_hit_rate is None and s.generation_tokens_per_s is None
     assert s.queue_p95_s is None and s.running == 3.0 and len(reasons) == 4
@@ -91,14 +108,18 @@ def test_a_suspect_sample_never_becomes_a_bottleneck() -> None:
     config = parse_config("")
     analyzer = Analyzer(config)
     full = dict(instance="t", ts=1.0, kv_cache_usage=0.99, waiting=100.0, running=1.0)
-    assert not analyzer.observe(MetricSample(**full, suspect=True, suspect_reason="kv_cache_usage=inf rejected"))
+    assert not analyzer.observe(
+        MetricSample(**full, suspect=True, suspect_reason="kv_cache_usage=inf rejected")
+    )
     # The same numbers from a trustworthy sample do open bottlenecks: the skip is what protected.
     assert analyzer.observe(MetricSample(**full))
 
 
 async def test_the_poller_stores_and_shows_a_suspect_sample(tmp_path: Path) -> None:
     with MetricsServer(lambda n, path: text_response(BROKEN_VLLM)) as server:
-        config = parse_config(f'[[targets]]\nname = "bad"\nurl = "{server.url}"\nengine = "vllm"\ntimeout_s = 2\n')
+        config = parse_config(
+            f'[[targets]]\nname = "bad"\nurl = "{server.url}"\nengine = "vllm"\ntimeout_s = 2\n'
+        )
         store = AsyncStore(Store(f"sqlite:///{tmp_path / 'db.sqlite'}"))
         seen: list = []
         analyzer = Analyzer(config)
@@ -113,7 +134,9 @@ async def test_the_poller_stores_and_shows_a_suspect_sample(tmp_path: Path) -> N
         assert status.state == InstanceState.UP
         assert (status.reason or "").startswith("suspect values ignored: ") and "waiting=inf" in status.reason
         stored = store.store.all(MetricSample)
-        assert len(stored) == 2 and all(s.suspect and s.waiting is None and s.kv_cache_usage is None for s in stored)
+        assert len(stored) == 2 and all(
+            s.suspect and s.waiting is None and s.kv_cache_usage is None for s in stored
+        )
         assert "kv_cache_usage=-0.05" in (stored[0].suspect_reason or "")
         assert seen == []  # no bottleneck from any of it
         store.close()

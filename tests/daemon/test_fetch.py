@@ -55,8 +55,10 @@ async def test_keep_alive_reuses_one_connection() -> None:
 
 async def test_chunked_body_with_trailers() -> None:
     async def h(r, w, n):
-        w.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-                b"4;ext=1\r\nm 1\n\r\n5\r\nn 22\n\r\n0\r\nX-Trailer: y\r\n\r\n")
+        w.write(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"4;ext=1\r\nm 1\n\r\n5\r\nn 22\n\r\n0\r\nX-Trailer: y\r\n\r\n"
+        )
         return True
 
     async with raw_server(h) as (url, _):
@@ -119,8 +121,10 @@ async def test_trickling_server_hits_the_overall_deadline() -> None:
         assert err.value.kind == "timeout"
 
 
-@pytest.mark.parametrize("head", [b"SSH-2.0-OpenSSH_9.6\r\n\r\n", b"HTTP/1.1 abc OK\r\n\r\n",
-                                  b"HTTP/1.1 200 OK\r\nno-colon-here\r\n\r\n"])
+@pytest.mark.parametrize(
+    "head",
+    [b"SSH-2.0-OpenSSH_9.6\r\n\r\n", b"HTTP/1.1 abc OK\r\n\r\n", b"HTTP/1.1 200 OK\r\nno-colon-here\r\n\r\n"],
+)
 async def test_non_http_answers_are_errors(head: bytes) -> None:
     async def h(r, w, n):
         w.write(head)

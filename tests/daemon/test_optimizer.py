@@ -21,11 +21,16 @@ def bn(kind: str, severity=Severity.WARNING, **evidence) -> Bottleneck:
     return Bottleneck(instance="a", kind=kind, severity=severity, summary=f"{kind} test", evidence=evidence)
 
 
-def ctx_for(engine: str, info: dict, *bottlenecks: Bottleneck, sample: MetricSample | None = None, argv=None) -> Context:
+def ctx_for(
+    engine: str, info: dict, *bottlenecks: Bottleneck, sample: MetricSample | None = None, argv=None
+) -> Context:
     target = None
     if argv:
-        target = parse_config(f'[[targets]]\nname = "a"\nurl = "http://127.0.0.1:1"\n[targets.launch]\nargv = {argv!r}\n'
-                              .replace("'", '"')).targets[0]
+        target = parse_config(
+            f'[[targets]]\nname = "a"\nurl = "http://127.0.0.1:1"\n[targets.launch]\nargv = {argv!r}\n'.replace(
+                "'", '"'
+            )
+        ).targets[0]
     return Context("a", engine, read_settings(target, engine, info), list(bottlenecks), sample)
 
 
@@ -42,24 +47,37 @@ def test_current_values_come_from_cache_config_info() -> None:
 
 
 def test_disabled_prefix_caching_is_enabled_first() -> None:
-    specs = recommend(ctx_for("vllm", vllm_info(enable_prefix_caching="False"),
-                              bn("CACHE_INEFFICIENCY", prefix_hit_rate=0.0, kv_cache_usage=0.1)))
+    specs = recommend(
+        ctx_for(
+            "vllm",
+            vllm_info(enable_prefix_caching="False"),
+            bn("CACHE_INEFFICIENCY", prefix_hit_rate=0.0, kv_cache_usage=0.1),
+        )
+    )
     assert specs[0].title.startswith("Enable prefix caching")
     c = specs[0].changes[0]
-    assert (c.parameter, c.current_value, c.current_source, c.recommended_value) == \
-        ("--enable-prefix-caching", False, "vllm:cache_config_info", True)
+    assert (c.parameter, c.current_value, c.current_source, c.recommended_value) == (
+        "--enable-prefix-caching",
+        False,
+        "vllm:cache_config_info",
+        True,
+    )
     assert specs[0].priority == 1 and specs[0].risks and specs[0].prerequisites
 
 
 def test_low_hit_rate_with_room_is_a_layout_and_block_size_problem() -> None:
-    specs = recommend(ctx_for("vllm", vllm_info(), bn("CACHE_INEFFICIENCY", prefix_hit_rate=0.02, kv_cache_usage=0.1)))
+    specs = recommend(
+        ctx_for("vllm", vllm_info(), bn("CACHE_INEFFICIENCY", prefix_hit_rate=0.02, kv_cache_usage=0.1))
+    )
     assert ("--block-size", "16") in changes(specs)
     assert any(s.kind == "prompt_layout" for s in specs)
     assert not any(c[0] == "--enable-prefix-caching" for c in changes(specs))
 
 
 def test_low_hit_rate_with_full_cache_asks_for_capacity() -> None:
-    specs = recommend(ctx_for("vllm", vllm_info(), bn("CACHE_INEFFICIENCY", prefix_hit_rate=0.1, kv_cache_usage=0.95)))
+    specs = recommend(
+        ctx_for("vllm", vllm_info(), bn("CACHE_INEFFICIENCY", prefix_hit_rate=0.1, kv_cache_usage=0.95))
+    )
     assert ("--gpu-memory-utilization", "0.55") in changes(specs)
     assert ("--kv-cache-dtype", "fp8") in changes(specs)
     assert not any(s.kind == "prompt_layout" for s in specs)
@@ -67,8 +85,15 @@ def test_low_hit_rate_with_full_cache_asks_for_capacity() -> None:
 
 def test_queue_with_kv_room_raises_batch_cap_but_full_kv_asks_for_a_replica() -> None:
     sample = MetricSample(instance="a", running=256, waiting=40, kv_cache_usage=0.3)
-    specs = recommend(ctx_for("vllm", vllm_info(), bn("QUEUE_BUILDUP", kv_cache_usage=0.3), sample=sample,
-                              argv=["python", "-m", "vllm", "--max-num-seqs", "256"]))
+    specs = recommend(
+        ctx_for(
+            "vllm",
+            vllm_info(),
+            bn("QUEUE_BUILDUP", kv_cache_usage=0.3),
+            sample=sample,
+            argv=["python", "-m", "vllm", "--max-num-seqs", "256"],
+        )
+    )
     (c,) = [c for s in specs for c in s.changes if c.parameter == "--max-num-seqs"]
     assert (c.current_value, c.current_source, c.recommended_value) == (256, "launch argv", 512)
     full = recommend(ctx_for("vllm", vllm_info(), bn("QUEUE_BUILDUP", kv_cache_usage=0.97), sample=sample))
@@ -77,8 +102,15 @@ def test_queue_with_kv_room_raises_batch_cap_but_full_kv_asks_for_a_replica() ->
 
 def test_preemption_storm_lowers_the_cap_and_sustained_pressure_suggests_quantization() -> None:
     sample = MetricSample(instance="a", running=100, kv_cache_usage=0.99, preemptions=50)
-    specs = recommend(ctx_for("vllm", vllm_info(), bn("PREEMPTION_STORM"),
-                              bn("MEMORY_PRESSURE", Severity.CRITICAL, driver="kv_cache_usage"), sample=sample))
+    specs = recommend(
+        ctx_for(
+            "vllm",
+            vllm_info(),
+            bn("PREEMPTION_STORM"),
+            bn("MEMORY_PRESSURE", Severity.CRITICAL, driver="kv_cache_usage"),
+            sample=sample,
+        )
+    )
     assert ("--max-num-seqs", "90") in changes(specs)
     assert ("--quantization", "fp8") in changes(specs)
     kinds = [s.kind for s in specs]
@@ -87,33 +119,86 @@ def test_preemption_storm_lowers_the_cap_and_sustained_pressure_suggests_quantiz
 
 
 def test_triton_reads_model_config_parameters() -> None:
-    info = {"backend": "tensorrtllm", "model_configs": {"tensorrt_llm": {
-        "max_batch_size": 64, "instance_group": [{"count": 1, "kind": "KIND_GPU"}],
-        "parameters": {"enable_kv_cache_reuse": {"string_value": "false"},
-                       "kv_cache_free_gpu_mem_fraction": {"string_value": "0.85"},
-                       "batch_scheduler_policy": {"string_value": "max_utilization"}}}}}
-    specs = recommend(ctx_for("triton", info, bn("CACHE_INEFFICIENCY", prefix_hit_rate=0.01),
-                              bn("PREEMPTION_STORM")))
+    info = {
+        "backend": "tensorrtllm",
+        "model_configs": {
+            "tensorrt_llm": {
+                "max_batch_size": 64,
+                "instance_group": [{"count": 1, "kind": "KIND_GPU"}],
+                "parameters": {
+                    "enable_kv_cache_reuse": {"string_value": "false"},
+                    "kv_cache_free_gpu_mem_fraction": {"string_value": "0.85"},
+                    "batch_scheduler_policy": {"string_value": "max_utilization"},
+                },
+            }
+        },
+    }
+    specs = recommend(
+        ctx_for("triton", info, bn("CACHE_INEFFICIENCY", prefix_hit_rate=0.01), bn("PREEMPTION_STORM"))
+    )
     got = changes(specs)
     assert ("parameters.enable_kv_cache_reuse", "True") in got
     assert ("parameters.batch_scheduler_policy", "guaranteed_no_evict") in got
     reuse = next(c for s in specs for c in s.changes if c.parameter == "parameters.enable_kv_cache_reuse")
-    assert reuse.current_value is False and reuse.current_source == "model config (tensorrt_llm)" and reuse.apply == "reload"
+    assert (
+        reuse.current_value is False
+        and reuse.current_source == "model config (tensorrt_llm)"
+        and reuse.apply == "reload"
+    )
 
 
 def test_cache_plan_turns_into_recommendations() -> None:
     result = {
-        "path": "agents/support.py", "source_sha256": "abc",
-        "plan": {"engine": "vllm", "block_shares": [
-            {"engine": "vllm", "block_size": 16, "prompt_tokens": 1000, "cached_tokens": 700, "hit_share": 0.7},
-            {"engine": "vllm", "block_size": 128, "prompt_tokens": 1000, "cached_tokens": 512, "hit_share": 0.51}],
-            "settings": [{"engine": "vllm", "where": "flag", "name": "--enable-prefix-caching", "value": "true",
-                          "reason": "shared system prompt", "applies": "restart"},
-                         {"engine": "vllm", "where": "flag", "name": "--block-size", "value": "16",
-                          "reason": "prefixes end mid-block", "applies": "restart"}]},
-        "fixes": [{"pattern": "DYNAMIC_PREFIX", "calls": ["c1", "c2"], "description": "move the ticket id last",
-                   "diff": "--- a\n+++ b\n", "cacheable_share_before": 0.05, "cacheable_share_after": 0.8,
-                   "warning": "check output"}],
+        "path": "agents/support.py",
+        "source_sha256": "abc",
+        "plan": {
+            "engine": "vllm",
+            "block_shares": [
+                {
+                    "engine": "vllm",
+                    "block_size": 16,
+                    "prompt_tokens": 1000,
+                    "cached_tokens": 700,
+                    "hit_share": 0.7,
+                },
+                {
+                    "engine": "vllm",
+                    "block_size": 128,
+                    "prompt_tokens": 1000,
+                    "cached_tokens": 512,
+                    "hit_share": 0.51,
+                },
+            ],
+            "settings": [
+                {
+                    "engine": "vllm",
+                    "where": "flag",
+                    "name": "--enable-prefix-caching",
+                    "value": "true",
+                    "reason": "shared system prompt",
+                    "applies": "restart",
+                },
+                {
+                    "engine": "vllm",
+                    "where": "flag",
+                    "name": "--block-size",
+                    "value": "16",
+                    "reason": "prefixes end mid-block",
+                    "applies": "restart",
+                },
+            ],
+        },
+        "fixes": [
+            {
+                "pattern": "DYNAMIC_PREFIX",
+                "calls": ["c1", "c2"],
+                "description": "move the ticket id last",
+                "diff": "--- a\n+++ b\n",
+                "cacheable_share_before": 0.05,
+                "cacheable_share_after": 0.8,
+                "warning": "check output",
+            }
+        ],
     }
     off = recommend_from_compile(result, ctx_for("vllm", vllm_info(enable_prefix_caching="False")))
     assert off[0].title.startswith("Enable prefix caching") and "51%" in off[0].changes[0].reason  # block 128
@@ -125,10 +210,14 @@ def test_cache_plan_turns_into_recommendations() -> None:
 
 def test_recommendations_are_deduplicated_and_dismissals_stick(sqlite_url: str) -> None:
     store = Store(sqlite_url)
-    ctx = ctx_for("vllm", vllm_info(enable_prefix_caching="False"), bn("CACHE_INEFFICIENCY", prefix_hit_rate=0.0))
+    ctx = ctx_for(
+        "vllm", vllm_info(enable_prefix_caching="False"), bn("CACHE_INEFFICIENCY", prefix_hit_rate=0.0)
+    )
     assert upsert_recommendations(store, recommend(ctx), now=1) == (1, 0)
     # the bottleneck fires again with different evidence: same recommendation, refreshed
-    ctx2 = ctx_for("vllm", vllm_info(enable_prefix_caching="False"), bn("CACHE_INEFFICIENCY", prefix_hit_rate=0.05))
+    ctx2 = ctx_for(
+        "vllm", vllm_info(enable_prefix_caching="False"), bn("CACHE_INEFFICIENCY", prefix_hit_rate=0.05)
+    )
     assert upsert_recommendations(store, recommend(ctx2), now=2) == (0, 1)
     (row,) = store.all(Recommendation)
     assert row.updated_at == 2 and row.created_at == 1

@@ -23,14 +23,18 @@ def queueing(n: int, path: str) -> Response:
 
 async def test_queue_buildup_flows_to_a_stored_recommendation(sqlite_url: str) -> None:
     with MetricsServer(queueing) as server:
-        config = parse_config(f'[daemon]\npoll_interval_s = 0.2\n[[targets]]\nname = "a"\nurl = "{server.url}"\n'
-                              '[targets.launch]\nargv = ["vllm", "--max-num-seqs", "256"]\n')
+        config = parse_config(
+            f'[daemon]\npoll_interval_s = 0.2\n[[targets]]\nname = "a"\nurl = "{server.url}"\n'
+            '[targets.launch]\nargv = ["vllm", "--max-num-seqs", "256"]\n'
+        )
         store = AsyncStore(Store(sqlite_url))
         bus, metrics = Bus(), DaemonMetrics()
         sub = bus.subscribe("charter/v1/#")
         pipeline = PerformancePipeline(config, store, bus=bus, metrics=metrics)
         await pipeline.restore()
-        poller = Poller(config, store, on_sample=pipeline.on_sample, on_status=pipeline.on_status, metrics=metrics)
+        poller = Poller(
+            config, store, on_sample=pipeline.on_sample, on_status=pipeline.on_status, metrics=metrics
+        )
         pipeline.attach(poller)
         stop = asyncio.Event()
         task = asyncio.create_task(poller.run(stop))
@@ -42,14 +46,22 @@ async def test_queue_buildup_flows_to_a_stored_recommendation(sqlite_url: str) -
     recs = store.store.all(Recommendation)
     assert len(recs) == 1, [r.title for r in recs]  # de-duplicated across every sample that saw the queue
     change = recs[0].detail["changes"][0]
-    assert (change["parameter"], change["current_value"], change["current_source"], change["recommended_value"]) == \
-        ("--max-num-seqs", 256, "launch argv", 512)
+    assert (
+        change["parameter"],
+        change["current_value"],
+        change["current_source"],
+        change["recommended_value"],
+    ) == ("--max-num-seqs", 256, "launch argv", 512)
     topics = []
     while not sub.queue.empty():
         topics.append((await sub.get()).topic)
     assert "charter/v1/bottleneck/a" in topics and "charter/v1/sample/a" in topics
     assert any(t.startswith("charter/v1/recommendation/") for t in topics)
-    assert metrics.registry.get_sample_value("charter_bottlenecks_active",
-                                             {"kind": "QUEUE_BUILDUP", "severity": "CRITICAL"}) == 1
+    assert (
+        metrics.registry.get_sample_value(
+            "charter_bottlenecks_active", {"kind": "QUEUE_BUILDUP", "severity": "CRITICAL"}
+        )
+        == 1
+    )
     assert metrics.registry.get_sample_value("charter_recommendations_pending") == 1
     store.close()

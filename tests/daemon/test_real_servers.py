@@ -29,8 +29,10 @@ from daemon.poller import Poller
 from daemon.store import AsyncStore, Store
 
 # ~40 distinct words: the tiny model's byte-level BPE makes this ~6-8 tokens per line.
-SHARED = " ".join(f"Section {i}: the operator reviews queue depth, cache reuse and latency budgets carefully."
-                  for i in range(14))
+SHARED = " ".join(
+    f"Section {i}: the operator reviews queue depth, cache reuse and latency budgets carefully."
+    for i in range(14)
+)
 
 
 def server_counters(url: str) -> dict[str, float]:
@@ -47,9 +49,14 @@ def server_counters(url: str) -> dict[str, float]:
     return out
 
 
-TRITON_COUNTERS = ("nv_inference_request_success", "nv_inference_request_duration_us",
-                   "nv_inference_queue_duration_us", "nv_inference_compute_input_duration_us",
-                   "nv_inference_compute_infer_duration_us", "nv_inference_compute_output_duration_us")
+TRITON_COUNTERS = (
+    "nv_inference_request_success",
+    "nv_inference_request_duration_us",
+    "nv_inference_queue_duration_us",
+    "nv_inference_compute_input_duration_us",
+    "nv_inference_compute_infer_duration_us",
+    "nv_inference_compute_output_duration_us",
+)
 
 
 def triton_counters(metrics_url: str) -> dict[str, float]:
@@ -64,11 +71,23 @@ def triton_counters(metrics_url: str) -> dict[str, float]:
     return out
 
 
-async def streamed_ttft(client: httpx.AsyncClient, url: str, model: str, prompt: str, max_tokens: int = 2) -> float:
+async def streamed_ttft(
+    client: httpx.AsyncClient, url: str, model: str, prompt: str, max_tokens: int = 2
+) -> float:
     started = time.perf_counter()
-    async with client.stream("POST", f"{url}/v1/completions", json={
-        "model": model, "prompt": prompt, "max_tokens": max_tokens, "stream": True, "temperature": 0,
-        "ignore_eos": True}, timeout=120) as resp:
+    async with client.stream(
+        "POST",
+        f"{url}/v1/completions",
+        json={
+            "model": model,
+            "prompt": prompt,
+            "max_tokens": max_tokens,
+            "stream": True,
+            "temperature": 0,
+            "ignore_eos": True,
+        },
+        timeout=120,
+    ) as resp:
         resp.raise_for_status()
         async for line in resp.aiter_lines():
             if line.startswith("data: ") and line != "data: [DONE]":
@@ -77,15 +96,26 @@ async def streamed_ttft(client: httpx.AsyncClient, url: str, model: str, prompt:
 
 
 async def complete(client: httpx.AsyncClient, url: str, model: str, prompt: str, max_tokens: int = 1) -> dict:
-    resp = await client.post(f"{url}/v1/completions", json={
-        "model": model, "prompt": prompt, "max_tokens": max_tokens, "temperature": 0, "ignore_eos": True}, timeout=180)
+    resp = await client.post(
+        f"{url}/v1/completions",
+        json={
+            "model": model,
+            "prompt": prompt,
+            "max_tokens": max_tokens,
+            "temperature": 0,
+            "ignore_eos": True,
+        },
+        timeout=180,
+    )
     resp.raise_for_status()
     return resp.json()
 
 
 def vllm_config(url: str, extra: str = "", window_s: float = 0.5) -> Config:
-    return parse_config(f'[daemon]\npoll_interval_s = 0.1\n[thresholds]\nwindow_s = {window_s}\n{extra}\n'
-                        f'[[targets]]\nname = "vllm"\nurl = "{url}"\nengine = "vllm"\ntimeout_s = 10\n')
+    return parse_config(
+        f"[daemon]\npoll_interval_s = 0.1\n[thresholds]\nwindow_s = {window_s}\n{extra}\n"
+        f'[[targets]]\nname = "vllm"\nurl = "{url}"\nengine = "vllm"\ntimeout_s = 10\n'
+    )
 
 
 @pytest.mark.vllm
@@ -102,8 +132,10 @@ async def test_stored_ttft_p50_is_within_one_bucket_of_the_client(vllm_server, s
         assert await poller.poll_target(target), poller.status["vllm"].reason
         run = uuid.uuid4().hex[:8]
         # The unique id comes first, so no block of these prompts is ever in the prefix cache.
-        ttfts = [await streamed_ttft(client, url, model, f"[{run}-{i}] " + " ".join([SHARED] * 5))
-                 for i in range(5)]
+        ttfts = [
+            await streamed_ttft(client, url, model, f"[{run}-{i}] " + " ".join([SHARED] * 5))
+            for i in range(5)
+        ]
         bounds = sorted(set(server_counters(url)["bounds"]))  # type: ignore[arg-type]
         assert await poller.poll_target(target)
     await poller.flush()
@@ -154,21 +186,33 @@ async def test_a_burst_raises_queue_buildup(vllm_server) -> None:
 
     def on_sample(name, result):
         peak["waiting"] = max(peak["waiting"], result.sample.waiting or 0.0)
-        opened.extend(e.bottleneck for e in analyzer.observe(result.sample, result.extras)
-                      if e.kind == "opened" and e.bottleneck.kind == "QUEUE_BUILDUP")
+        opened.extend(
+            e.bottleneck
+            for e in analyzer.observe(result.sample, result.extras)
+            if e.kind == "opened" and e.bottleneck.kind == "QUEUE_BUILDUP"
+        )
 
     poller = Poller(config, None, on_sample=on_sample)
     stop = asyncio.Event()
     task = asyncio.create_task(poller.run(stop))
     try:
         await asyncio.sleep(0.6)
-        run = uuid.uuid4().hex[:8]
-        async with httpx.AsyncClient(limits=httpx.Limits(max_connections=64)) as client:
-            # 24 distinct ~840-token prompts (no cache help): ~20k prefill tokens, several times one
-            # engine step's token budget, so most of the burst has to wait (~5 s of CPU prefill).
-            burst = [complete(client, url, model, f"[{run}-{i}] {SHARED} {SHARED}", max_tokens=2) for i in range(24)]
-            await asyncio.wait_for(asyncio.gather(*burst), 240)
-        await asyncio.sleep(0.6)
+        # Up to three bursts: on a loaded machine the server may answer /metrics only after a burst's
+        # prefill, so one burst can pass without a sample taken while requests waited. What is under test
+        # is what the daemon does with a sample that shows the queue, not the luck of the poll's timing.
+        for attempt in range(3):
+            run = uuid.uuid4().hex[:8]
+            async with httpx.AsyncClient(limits=httpx.Limits(max_connections=64)) as client:
+                # 24 distinct ~840-token prompts (no cache help): ~20k prefill tokens, several times one
+                # engine step's token budget, so most of the burst has to wait (~5 s of CPU prefill).
+                burst = [
+                    complete(client, url, model, f"[{run}-{attempt}-{i}] {SHARED} {SHARED}", max_tokens=2)
+                    for i in range(24)
+                ]
+                await asyncio.wait_for(asyncio.gather(*burst), 240)
+            await asyncio.sleep(0.6)
+            if opened:
+                break
     finally:
         stop.set()
         await task
@@ -193,7 +237,7 @@ async def test_dynamic_prefix_raises_cache_inefficiency_and_static_prefix_clears
     async def poll() -> MetricSample:
         assert await poller.poll_target(target), poller.status["vllm"].reason
         # poll_target queued the sample; take it back for the analyzer
-        sample = poller._pending_samples[-1]
+        sample = poller.writer.pending_samples[-1]
         events.extend((e.kind, e.bottleneck.kind, sample.prefix_hit_rate) for e in analyzer.observe(sample))
         return sample
 
@@ -217,15 +261,18 @@ async def test_dynamic_prefix_raises_cache_inefficiency_and_static_prefix_clears
 
 
 @pytest.mark.triton
-async def test_triton_request_queue_compute_stored_and_model_config_read_back(triton_server, sqlite_url: str) -> None:
-    from daemon.testkit.triton import TEST_MODEL
+async def test_triton_request_queue_compute_stored_and_model_config_read_back(
+    triton_server, sqlite_url: str
+) -> None:
+    from testkit.triton import TEST_MODEL
 
     config = parse_config(
         # A window longer than the test: every sample is measured from the first poll, so the final one can
         # be compared with the server's own counters read right after that first poll and after the last.
         f'[daemon]\npoll_interval_s = 0.5\n[thresholds]\nwindow_s = 600\n[[targets]]\nname = "triton"\n'
         f'url = "{triton_server.http_url}"\nmetrics_url = "{triton_server.metrics_url}"\nmodels = ["{TEST_MODEL}"]\n'
-        f'timeout_s = 10\n')
+        f"timeout_s = 10\n"
+    )
     store = AsyncStore(Store(sqlite_url))
     results = []
     poller = Poller(config, store, on_sample=lambda n, r: results.append(r))
@@ -234,8 +281,11 @@ async def test_triton_request_queue_compute_stored_and_model_config_read_back(tr
     before = triton_counters(triton_server.metrics_url)  # nothing ran since the poll: the window's base
     async with httpx.AsyncClient() as client:
         for i in range(6):
-            resp = await client.post(f"{triton_server.http_url}/v2/models/{TEST_MODEL}/generate",
-                                     json={"text_input": f"hello {i}", "max_tokens": 2}, timeout=60)
+            resp = await client.post(
+                f"{triton_server.http_url}/v2/models/{TEST_MODEL}/generate",
+                json={"text_input": f"hello {i}", "max_tokens": 2},
+                timeout=60,
+            )
             resp.raise_for_status()
     # Triton refreshes some metrics on an interval; poll until the window shows all six requests.
     deadline = time.monotonic() + 60

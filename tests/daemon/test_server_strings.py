@@ -41,7 +41,9 @@ def hostile_vllm(n: int, path: str) -> Response:
     return text_response("nope", status=404)
 
 
-@pytest.mark.parametrize("raw", [CLEAR, CLIPBOARD, LINK, "\x07", "\r", "\n", "\u202e", "\x9b31m", "\x1bc", "\x7f"])
+@pytest.mark.parametrize(
+    "raw", [CLEAR, CLIPBOARD, LINK, "\x07", "\r", "\n", "\u202e", "\x9b31m", "\x1bc", "\x7f"]
+)
 def test_clean_removes_each_sequence_and_shows_a_placeholder(raw: str) -> None:
     out = clean(f"a{raw}b")
     assert is_clean(out) and out.startswith("a") and out.endswith("b") and PLACEHOLDER in out
@@ -60,7 +62,9 @@ def test_clean_bounds_length_and_nested_json() -> None:
 
 async def test_hostile_model_name_and_version_are_cleaned_before_storage(tmp_path: Path) -> None:
     with MetricsServer(hostile_vllm) as server:
-        config = parse_config(f'[[targets]]\nname = "evil"\nurl = "{server.url}"\nengine = "vllm"\ntimeout_s = 2\n')
+        config = parse_config(
+            f'[[targets]]\nname = "evil"\nurl = "{server.url}"\nengine = "vllm"\ntimeout_s = 2\n'
+        )
         store = AsyncStore(Store(f"sqlite:///{tmp_path / 'db.sqlite'}"))
         poller = Poller(config, store)
         target = poller.targets["evil"]
@@ -106,6 +110,7 @@ def test_detail_of_a_failed_health_check_is_cleaned() -> None:
         import httpx
 
         from daemon.health import check_health
+
         with MetricsServer(failing) as server:
             config = parse_config(f'[[targets]]\nname = "evil"\nurl = "{server.url}"\nengine = "vllm"\n')
             async with httpx.AsyncClient() as client:

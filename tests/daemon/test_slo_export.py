@@ -11,7 +11,7 @@ from daemon.config import parse_config
 from daemon.exporter import DaemonMetrics
 from daemon.models import MetricSample
 from daemon.store import AsyncStore, Store
-from daemon.testkit.ports import free_port
+from testkit.ports import free_port
 
 
 async def test_compliance_is_published_and_exported(sqlite_url: str) -> None:

@@ -35,7 +35,7 @@ def test_quantile_in_the_inf_bucket_is_the_largest_finite_bound() -> None:
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.integers(0, 50), min_size=2, max_size=12), st.floats(0.01, 0.99))
 def test_quantile_lies_within_the_bucket_range(counts: list[int], q: float) -> None:
-    bounds = [0.01 * 2 ** i for i in range(len(counts) - 1)] + [INF]
+    bounds = [0.01 * 2**i for i in range(len(counts) - 1)] + [INF]
     cumulative, total = {}, 0
     for bound, c in zip(bounds, counts):
         total += c
@@ -47,8 +47,13 @@ def test_quantile_lies_within_the_bucket_range(counts: list[int], q: float) -> N
         assert value is not None and 0 <= value <= bounds[-2] if len(bounds) > 1 else True
 
 
-def _reading(ts: float, queries: float, hits: float, ttft: dict[float, float] | None = None,
-             start: float | None = 100.0) -> b.RawReading:
+def _reading(
+    ts: float,
+    queries: float,
+    hits: float,
+    ttft: dict[float, float] | None = None,
+    start: float | None = 100.0,
+) -> b.RawReading:
     r = b.RawReading(engine="vllm", ts=ts, start_time=start)
     r.counters = {b.PREFIX_QUERIES: queries, b.PREFIX_HITS: hits, b.PROMPT_TOKENS: queries}
     if ttft is not None:

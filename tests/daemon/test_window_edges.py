@@ -16,7 +16,9 @@ from daemon.collectors.window import MAX_READINGS, CounterWindow, build_sample, 
 INF = math.inf
 
 
-def reading(ts: float, *, engine: str = "vllm", start: float | None = None, **counters: float) -> b.RawReading:
+def reading(
+    ts: float, *, engine: str = "vllm", start: float | None = None, **counters: float
+) -> b.RawReading:
     r = b.RawReading(engine=engine, ts=ts, start_time=start)
     r.counters = dict(counters)
     return r
@@ -29,8 +31,14 @@ def with_ttft(r: b.RawReading, buckets: dict[float, float], total_s: float) -> b
 
 def test_sample_carries_identity_and_gauges_through() -> None:
     r = reading(5.0, engine="sglang")
-    r.gauges = {b.RUNNING: 3, b.WAITING: 4, b.KV_CACHE_USAGE: 0.5, b.GPU_MEM_USED: 7e9, b.GPU_MEM_TOTAL: 8e9,
-                b.PAUSED: 2}
+    r.gauges = {
+        b.RUNNING: 3,
+        b.WAITING: 4,
+        b.KV_CACHE_USAGE: 0.5,
+        b.GPU_MEM_USED: 7e9,
+        b.GPU_MEM_TOTAL: 8e9,
+        b.PAUSED: 2,
+    }
     res = CounterWindow("gpu-1", 60).update(r)
     s = res.sample
     assert (s.instance, s.ts, s.engine) == ("gpu-1", 5.0, "sglang")
@@ -108,11 +116,26 @@ def test_after_a_reset_the_zero_base_keeps_the_new_start_time() -> None:
 
 def test_rates_tokens_preemptions_and_failures() -> None:
     w = CounterWindow("x", 60)
-    zero = {b.GENERATION_TOKENS: 0, b.PROMPT_TOKENS: 0, b.PREEMPTIONS: 3, b.REQUESTS_SUCCESS: 0,
-            b.REQUESTS_FAILURE: 1}
+    zero = {
+        b.GENERATION_TOKENS: 0,
+        b.PROMPT_TOKENS: 0,
+        b.PREEMPTIONS: 3,
+        b.REQUESTS_SUCCESS: 0,
+        b.REQUESTS_FAILURE: 1,
+    }
     w.update(reading(0, **zero))
-    res = w.update(reading(4, **{b.GENERATION_TOKENS: 400, b.PROMPT_TOKENS: 1200, b.PREEMPTIONS: 5,
-                                 b.REQUESTS_SUCCESS: 8, b.REQUESTS_FAILURE: 3}))
+    res = w.update(
+        reading(
+            4,
+            **{
+                b.GENERATION_TOKENS: 400,
+                b.PROMPT_TOKENS: 1200,
+                b.PREEMPTIONS: 5,
+                b.REQUESTS_SUCCESS: 8,
+                b.REQUESTS_FAILURE: 3,
+            },
+        )
+    )
     s = res.sample
     assert s.generation_tokens_per_s == pytest.approx(100.0)
     assert s.prompt_tokens_per_s == pytest.approx(300.0)
@@ -212,7 +235,9 @@ def test_quantile_first_bucket_interpolates_from_zero() -> None:
 def test_quantile_with_a_base_missing_a_bucket_counts_it_from_zero() -> None:
     # The base lacks the 0.2 bucket: its delta is its whole count, 14 (deltas 2, 14, 14 after the
     # running max). Rank 7 lies in (0.1, 0.2]: 0.1 + 0.1 * (7 - 2) / (14 - 2).
-    assert histogram_quantile(0.5, {0.1: 12, 0.2: 14, INF: 14}, {0.1: 10, INF: 10}) == pytest.approx(0.1 + 0.5 / 12)
+    assert histogram_quantile(0.5, {0.1: 12, 0.2: 14, INF: 14}, {0.1: 10, INF: 10}) == pytest.approx(
+        0.1 + 0.5 / 12
+    )
 
 
 def test_one_observation_in_the_window_has_a_mean() -> None:

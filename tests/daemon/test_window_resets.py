@@ -19,19 +19,24 @@ from daemon.prom import parse
 def triton_core(success: float, queue_us: float, duration_us: float, failure: float = 0) -> str:
     """Triton core metrics as the server prints them (no start time, no histograms)."""
     m = 'model="textgen",version="1"'
-    return "\n".join([
-        "# HELP nv_inference_request_success Number of successful inference requests, all batch sizes",
-        "# TYPE nv_inference_request_success counter",
-        f"nv_inference_request_success{{{m}}} {success}",
-        "# TYPE nv_inference_request_failure counter",
-        f'nv_inference_request_failure{{{m},reason="REJECTED"}} {failure}',
-        "# TYPE nv_inference_request_duration_us counter",
-        f"nv_inference_request_duration_us{{{m}}} {duration_us}",
-        "# TYPE nv_inference_queue_duration_us counter",
-        f"nv_inference_queue_duration_us{{{m}}} {queue_us}",
-        "# TYPE nv_inference_pending_request_count gauge",
-        f"nv_inference_pending_request_count{{{m}}} 0",
-    ]) + "\n"
+    return (
+        "\n".join(
+            [
+                "# HELP nv_inference_request_success Number of successful inference requests, all batch sizes",
+                "# TYPE nv_inference_request_success counter",
+                f"nv_inference_request_success{{{m}}} {success}",
+                "# TYPE nv_inference_request_failure counter",
+                f'nv_inference_request_failure{{{m},reason="REJECTED"}} {failure}',
+                "# TYPE nv_inference_request_duration_us counter",
+                f"nv_inference_request_duration_us{{{m}}} {duration_us}",
+                "# TYPE nv_inference_queue_duration_us counter",
+                f"nv_inference_queue_duration_us{{{m}}} {queue_us}",
+                "# TYPE nv_inference_pending_request_count gauge",
+                f"nv_inference_pending_request_count{{{m}}} 0",
+            ]
+        )
+        + "\n"
+    )
 
 
 def scrape(ts: float, **state: float) -> b.RawReading:

@@ -25,12 +25,17 @@ SECRET = b"fuzz-secret-0123456789abcdef"
 IDENTITY = "ops"
 
 json_scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
-    st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=40),
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=40),
 )
 json_values = st.recursive(
     json_scalars,
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
+    ),
     max_leaves=20,
 )
 
@@ -52,19 +57,37 @@ commands = st.builds(
 
 def _command(action: str, rid: int, comment: str | None, request_id: str | None) -> RolloutCommand:
     if action == "propose":
-        return RolloutCommand.model_validate({"action": "propose", "targets": ["a"],
-                                              "changes": [{"param": "batch", "value": "8"}], "request_id": request_id})
-    return RolloutCommand.model_validate({"action": action, "id": rid, "comment": comment, "request_id": request_id})
+        return RolloutCommand.model_validate(
+            {
+                "action": "propose",
+                "targets": ["a"],
+                "changes": [{"param": "batch", "value": "8"}],
+                "request_id": request_id,
+            }
+        )
+    return RolloutCommand.model_validate(
+        {"action": action, "id": rid, "comment": comment, "request_id": request_id}
+    )
 
 
 def signed(command: RolloutCommand, clock: float) -> dict[str, Any]:
     return CommandSigner(IDENTITY, SECRET, clock=lambda: clock).envelope(command)
 
 
-mutations = st.sampled_from([
-    "none", "drop_field", "retype_ts", "retype_command", "change_command", "change_identity", "add_field",
-    "nan_ts", "sig_case", "wrong_topic",
-])
+mutations = st.sampled_from(
+    [
+        "none",
+        "drop_field",
+        "retype_ts",
+        "retype_command",
+        "change_command",
+        "change_identity",
+        "add_field",
+        "nan_ts",
+        "sig_case",
+        "wrong_topic",
+    ]
+)
 
 
 def mutate(envelope: dict[str, Any], how: str, junk: Any) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from daemon.errors import ConfigError
 from daemon.models import MetricSample
 from daemon.mqtt_bridge import MqttBridge
 from daemon.mqtt_session import broker_options
-from daemon.testkit.mosquitto import TlsFiles, start_mosquitto
+from testkit.mosquitto import TlsFiles, start_mosquitto
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")]
 
@@ -28,33 +28,70 @@ def openssl(*args: str) -> None:
 
 def make_ca(d: Path, name: str) -> tuple[Path, Path]:
     key, cert = d / f"{name}.key", d / f"{name}.pem"
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN={name}",
-            "-keyout", str(key), "-out", str(cert))
+    openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        f"/CN={name}",
+        "-keyout",
+        str(key),
+        "-out",
+        str(cert),
+    )
     return cert, key
 
 
 def make_cert(d: Path, name: str, ca: tuple[Path, Path], san: str | None = None) -> tuple[Path, Path]:
     key, csr, cert = d / f"{name}.key", d / f"{name}.csr", d / f"{name}.pem"
-    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}", "-keyout", str(key), "-out", str(csr))
+    openssl(
+        "req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}", "-keyout", str(key), "-out", str(csr)
+    )
     extra: list[str] = []
     if san:
         ext = d / f"{name}.ext"
         ext.write_text(f"subjectAltName={san}\n")
         extra = ["-extfile", str(ext)]
-    openssl("x509", "-req", "-in", str(csr), "-CA", str(ca[0]), "-CAkey", str(ca[1]), "-CAcreateserial",
-            "-days", "2", "-out", str(cert), *extra)
+    openssl(
+        "x509",
+        "-req",
+        "-in",
+        str(csr),
+        "-CA",
+        str(ca[0]),
+        "-CAkey",
+        str(ca[1]),
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-out",
+        str(cert),
+        *extra,
+    )
     key.chmod(0o600)
     return cert, key
 
 
-async def test_bridge_connects_over_tls_with_a_client_certificate_and_nothing_else_does(tmp_path: Path) -> None:
+async def test_bridge_connects_over_tls_with_a_client_certificate_and_nothing_else_does(
+    tmp_path: Path,
+) -> None:
     ca = make_ca(tmp_path, "charter-ca")
     server = make_cert(tmp_path, "broker", ca, san="IP:127.0.0.1")
     client = make_cert(tmp_path, "daemon", ca)
     tls = TlsFiles(ca_file=ca[0], cert_file=server[0], key_file=server[1], require_certificate=True)
     with start_mosquitto(tls=tls, keep_dir=tmp_path / "broker") as broker:
-        cfg = MqttConfig(enabled=True, host=broker.host, port=broker.port, ca_file=str(ca[0]),
-                         cert_file=str(client[0]), key_file=str(client[1]))
+        cfg = MqttConfig(
+            enabled=True,
+            host=broker.host,
+            port=broker.port,
+            ca_file=str(ca[0]),
+            cert_file=str(client[0]),
+            key_file=str(client[1]),
+        )
         bus = Bus()
         bridge = MqttBridge(bus, cfg)
         stop = asyncio.Event()
@@ -78,8 +115,14 @@ async def test_bridge_connects_over_tls_with_a_client_certificate_and_nothing_el
                     pass
             # A broker certificate from another CA is not trusted (a man in the middle).
             other_ca = make_ca(tmp_path, "other-ca")
-            wrong = MqttConfig(enabled=True, host=broker.host, port=broker.port, ca_file=str(other_ca[0]),
-                               cert_file=str(client[0]), key_file=str(client[1]))
+            wrong = MqttConfig(
+                enabled=True,
+                host=broker.host,
+                port=broker.port,
+                ca_file=str(other_ca[0]),
+                cert_file=str(client[0]),
+                key_file=str(client[1]),
+            )
             with pytest.raises(aiomqtt.MqttError):
                 async with aiomqtt.Client(broker.host, broker.port, timeout=5, **broker_options(wrong)):
                     pass

@@ -30,14 +30,17 @@ from daemon.mqtt_session import to_mqtt_topic
 from daemon.paths import repo_data_dir
 from daemon.rollouts.manager import RolloutManager
 from daemon.store import Store
-from daemon.testkit.mosquitto import start_mosquitto
+from testkit.mosquitto import start_mosquitto
 from tests.rollouts.helpers import knob_config, knob_value
 
 pytestmark = pytest.mark.mqtt
 
 PASSWORDS = {"charter-daemon": "daemon-pw", "ops": "ops-pw", "team": "team-pw"}
-SECRETS = {"ops": "ops-secret-0123456789abcdef", "team": "team-secret-0123456789abcdef",
-           "devs": "devs-secret-0123456789abcdef"}
+SECRETS = {
+    "ops": "ops-secret-0123456789abcdef",
+    "team": "team-secret-0123456789abcdef",
+    "devs": "devs-secret-0123456789abcdef",
+}
 
 
 def secret_file(tmp: Path, name: str) -> str:
@@ -73,15 +76,27 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     acl = (repo_data_dir() / "mosquitto" / "charter.acl").read_text()
     with start_mosquitto(users=PASSWORDS, acl=acl, keep_dir=tmp_path / "broker") as broker:
         config, states = knob_config(tmp_path, ["prod-a", "dev-1"])
-        auth = AuthConfig(identities=[
-            IdentityConfig(name="ops", secret_file=secret_file(tmp_path, "ops"),
-                           actions=["propose", "approve", "reject", "pause", "resume", "rollback"]),
-            IdentityConfig(name="team", secret_file=secret_file(tmp_path, "team")),  # default: propose only
-            IdentityConfig(name="devs", secret_file=secret_file(tmp_path, "devs"), actions=["approve"],
-                           targets=["dev-*"]),
-        ])
-        mqtt = MqttConfig(enabled=True, host=broker.host, port=broker.port, username="charter-daemon",
-                          password="daemon-pw")
+        auth = AuthConfig(
+            identities=[
+                IdentityConfig(
+                    name="ops",
+                    secret_file=secret_file(tmp_path, "ops"),
+                    actions=["propose", "approve", "reject", "pause", "resume", "rollback"],
+                ),
+                IdentityConfig(
+                    name="team", secret_file=secret_file(tmp_path, "team")
+                ),  # default: propose only
+                IdentityConfig(
+                    name="devs",
+                    secret_file=secret_file(tmp_path, "devs"),
+                    actions=["approve"],
+                    targets=["dev-*"],
+                ),
+            ]
+        )
+        mqtt = MqttConfig(
+            enabled=True, host=broker.host, port=broker.port, username="charter-daemon", password="daemon-pw"
+        )
         store = Store(f"sqlite:///{tmp_path / 'charter.db'}")
         bus = Bus()
         manager = RolloutManager(config, store, bus, state_dir=tmp_path / "rollouts")
@@ -113,7 +128,9 @@ async def answer(client: aiomqtt.Client, timeout: float = 20.0) -> CommandResult
     return await asyncio.wait_for(first(), timeout)
 
 
-async def send(client: aiomqtt.Client, r: Rig, mqtt_topic: str, payload: bytes, *, retain: bool = False) -> None:
+async def send(
+    client: aiomqtt.Client, r: Rig, mqtt_topic: str, payload: bytes, *, retain: bool = False
+) -> None:
     await client.publish(mqtt_topic, payload, qos=1, retain=retain)
 
 
@@ -122,8 +139,9 @@ def topic_of(r: Rig, action: str) -> str:
 
 
 def propose(**kw: object) -> RolloutCommand:
-    return RolloutCommand.model_validate({"action": "propose", "targets": ["prod-a"],
-                                          "changes": [{"param": "batch", "value": "16"}], **kw})
+    return RolloutCommand.model_validate(
+        {"action": "propose", "targets": ["prod-a"], "changes": [{"param": "batch", "value": "16"}], **kw}
+    )
 
 
 async def test_anonymous_client_cannot_even_connect(tmp_path: Path) -> None:
@@ -137,9 +155,19 @@ async def test_anonymous_client_cannot_even_connect(tmp_path: Path) -> None:
 async def test_unsigned_forged_and_foreign_commands_are_refused_and_audited(tmp_path: Path) -> None:
     async with rig(tmp_path) as r, operator(r) as client:
         # The original attack: a plain propose, then an approve naming someone else as the actor.
-        await send(client, r, topic_of(r, "propose"), json.dumps(
-            {"action": "propose", "targets": ["prod-a"], "changes": [{"param": "batch", "value": "16"}],
-             "request_id": "plain"}).encode())
+        await send(
+            client,
+            r,
+            topic_of(r, "propose"),
+            json.dumps(
+                {
+                    "action": "propose",
+                    "targets": ["prod-a"],
+                    "changes": [{"param": "batch", "value": "16"}],
+                    "request_id": "plain",
+                }
+            ).encode(),
+        )
         reply = await answer(client)
         assert (reply.ok, reply.request_id) == (False, "plain") and "unsigned" in reply.error
         assert r.rollouts() == []
@@ -221,10 +249,13 @@ async def test_retained_command_is_never_accepted(tmp_path: Path) -> None:
         await send(ops, r, topic_of(r, "propose"), r.signer("ops").encode(propose(request_id="live")))
         assert (await answer(ops)).ok
         # Left retained on the broker, then the daemon reconnects (a restart, a network blip).
-        await send(ops, r, topic_of(r, "propose"), r.signer("ops").encode(propose(request_id="kept")), retain=True)
+        await send(
+            ops, r, topic_of(r, "propose"), r.signer("ops").encode(propose(request_id="kept")), retain=True
+        )
         await answer(ops)  # delivered live once: a retained flag is not set on live delivery
-        second_bridge = MqttBridge(Bus(), r.mqtt, client_id="reconnected",
-                                   verifier=r.bridge.verifier, on_refused=r.manager.refused)
+        second_bridge = MqttBridge(
+            Bus(), r.mqtt, client_id="reconnected", verifier=r.bridge.verifier, on_refused=r.manager.refused
+        )
         stop = asyncio.Event()
         task = asyncio.create_task(second_bridge.run(stop))
         try:
@@ -248,9 +279,20 @@ async def test_hostile_topics_and_payloads_do_not_stop_the_loops(tmp_path: Path)
         nested = b'{"a":' * 2000 + b"1" + b"}" * 2000  # small, but nested past the parser's recursion
         await send(ops, r, topic_of(r, "approve"), nested)
         assert "nested" in (await answer(ops)).error
-        huge_id = json.dumps(r.signer("ops").envelope(RolloutCommand.model_construct(
-            action="approve", id=99999999999999999999, comment=None, request_id="big", targets=[], changes=[],
-            reason=None, signals=[]))).encode()
+        huge_id = json.dumps(
+            r.signer("ops").envelope(
+                RolloutCommand.model_construct(
+                    action="approve",
+                    id=99999999999999999999,
+                    comment=None,
+                    request_id="big",
+                    targets=[],
+                    changes=[],
+                    reason=None,
+                    signals=[],
+                )
+            )
+        ).encode()
         await send(ops, r, topic_of(r, "approve"), huge_id)
         reply = await answer(ops)
         assert not reply.ok and reply.request_id == "big" and "id" in reply.error

@@ -33,9 +33,15 @@ def verifier(tmp_path_factory: pytest.TempPathFactory) -> CommandVerifier:
     key = Path(tmp_path_factory.mktemp("keys")) / "ops.key"
     key.write_bytes(SECRET)
     key.chmod(0o600)
-    auth = AuthConfig(identities=[IdentityConfig(name=IDENTITY, secret_file=str(key),
-                                                 actions=["propose", "approve", "reject", "pause", "resume",
-                                                          "rollback"])])
+    auth = AuthConfig(
+        identities=[
+            IdentityConfig(
+                name=IDENTITY,
+                secret_file=str(key),
+                actions=["propose", "approve", "reject", "pause", "resume", "rollback"],
+            )
+        ]
+    )
     return CommandVerifier(auth, clock=lambda: NOW)
 
 
@@ -87,7 +93,15 @@ def test_a_signer_cannot_put_one_action_under_another_actions_topic(verifier: Co
 
     command = {"action": "reject", "id": 3}
     ts, nonce, topic = NOW, "ab" * 16, "charter/v1/command/rollout/approve"
-    envelope = {"identity": IDENTITY, "ts": ts, "nonce": nonce, "command": command,
-                "sig": signature(SECRET, canonical(topic, IDENTITY, ts, nonce, command))}
+    envelope = {
+        "identity": IDENTITY,
+        "ts": ts,
+        "nonce": nonce,
+        "command": command,
+        "sig": signature(SECRET, canonical(topic, IDENTITY, ts, nonce, command)),
+    }
     refused = verdict(verifier, topic, json.dumps(envelope).encode())
-    assert isinstance(refused, CommandRefused) and "topic says approve but the command says reject" in refused.reason
+    assert (
+        isinstance(refused, CommandRefused)
+        and "topic says approve but the command says reject" in refused.reason
+    )

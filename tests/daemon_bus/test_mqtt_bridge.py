@@ -14,8 +14,8 @@ from daemon.config import AuthConfig, IdentityConfig, MqttConfig
 from daemon.contract import AuthorizedCommand, RolloutCommand
 from daemon.models import MetricSample
 from daemon.mqtt_bridge import MqttBridge
-from daemon.testkit.mosquitto import start_mosquitto
-from daemon.testkit.ports import free_port
+from testkit.mosquitto import start_mosquitto
+from testkit.ports import free_port
 
 pytestmark = pytest.mark.mqtt
 
@@ -37,15 +37,25 @@ async def test_events_go_out_and_commands_come_in_with_auth(tmp_path) -> None:
     with start_mosquitto(users={"charter": "s3cret"}, keep_dir=tmp_path / "broker") as broker:
         bus = Bus()
         commands = bus.subscribe(topic("command", "#"))
-        cfg = MqttConfig(enabled=True, host=broker.host, port=broker.port, topic_prefix="site/charter/v1",
-                         username="charter", password="s3cret")
+        cfg = MqttConfig(
+            enabled=True,
+            host=broker.host,
+            port=broker.port,
+            topic_prefix="site/charter/v1",
+            username="charter",
+            password="s3cret",
+        )
         bridge = MqttBridge(bus, cfg, client_id="test-daemon", verifier=CommandVerifier(auth))
         stop = asyncio.Event()
         task = asyncio.create_task(bridge.run(stop))
         try:
             await asyncio.wait_for(bridge.connected.wait(), 10)
-            async with aiomqtt.Client(broker.host, broker.port, username="charter", password="s3cret") as remote:
-                await remote.subscribe("site/charter/v1/+/+")  # events, not the command/rollout/<action> level
+            async with aiomqtt.Client(
+                broker.host, broker.port, username="charter", password="s3cret"
+            ) as remote:
+                await remote.subscribe(
+                    "site/charter/v1/+/+"
+                )  # events, not the command/rollout/<action> level
                 bus.publish(topic("sample", "vllm-a"), MetricSample(instance="vllm-a", ts=1.0, waiting=7))
                 message = await _next_message(remote)
                 assert str(message.topic) == "site/charter/v1/sample/vllm-a"
@@ -58,7 +68,11 @@ async def test_events_go_out_and_commands_come_in_with_auth(tmp_path) -> None:
                 event = await asyncio.wait_for(commands.get(), 5)
                 assert event.topic == "charter/v1/command/rollout/approve"
                 assert isinstance(event.payload, AuthorizedCommand)
-                assert (event.payload.command, event.payload.identity, event.payload.via) == (approve, "ops", "mqtt")
+                assert (event.payload.command, event.payload.identity, event.payload.via) == (
+                    approve,
+                    "ops",
+                    "mqtt",
+                )
 
                 # A command is not echoed back out; garbage is refused without killing the bridge.
                 await remote.publish("site/charter/v1/command/rollout/approve", b"\xff not json", qos=1)
@@ -75,7 +89,9 @@ async def test_events_go_out_and_commands_come_in_with_auth(tmp_path) -> None:
 async def test_wrong_password_is_retried_not_fatal(tmp_path) -> None:
     with start_mosquitto(users={"charter": "right"}, keep_dir=tmp_path) as broker:
         bus = Bus()
-        cfg = MqttConfig(enabled=True, host=broker.host, port=broker.port, username="charter", password="wrong")
+        cfg = MqttConfig(
+            enabled=True, host=broker.host, port=broker.port, username="charter", password="wrong"
+        )
         bridge = MqttBridge(bus, cfg)
         stop = asyncio.Event()
         task = asyncio.create_task(bridge.run(stop))

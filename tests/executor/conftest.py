@@ -12,8 +12,10 @@ REPO = Path(__file__).resolve().parents[2]
 DOC_AGENT = REPO / "data" / "agents" / "document_processor.py"
 DELTA_AGENT = REPO / "data" / "agents" / "delta_processor.py"
 
-_WORDS = ("supplier invoice shipment warehouse delivery audit compliance board contract payment term "
-          "penalty liability notice renewal pricing volume region customer service level").split()
+_WORDS = (
+    "supplier invoice shipment warehouse delivery audit compliance board contract payment term "
+    "penalty liability notice renewal pricing volume region customer service level"
+).split()
 
 
 def document(seed: int, words: int = 220) -> str:
@@ -35,10 +37,19 @@ def doc_inputs(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def delta_inputs(tmp_path: Path) -> Path:
-    template = ("Write a two-sentence profile of the company for an investor memo, neutral tone, figures "
-                "exactly as given, compared with the sector median.\nCompany: {company}\nRevenue: {revenue}\n"
-                "Employees: {employees}\nProfile:")
-    rows = [{"template": template, "variables": [
-        {"company": f"Co{r}{i}", "revenue": f"${i + 3}M", "employees": str(10 * i + 12)} for i in range(6)]}
-        for r in range(2)]
+    template = (
+        "Write a two-sentence profile of the company for an investor memo, neutral tone, figures "
+        "exactly as given, compared with the sector median.\nCompany: {company}\nRevenue: {revenue}\n"
+        "Employees: {employees}\nProfile:"
+    )
+    rows = [
+        {
+            "template": template,
+            "variables": [
+                {"company": f"Co{r}{i}", "revenue": f"${i + 3}M", "employees": str(10 * i + 12)}
+                for i in range(6)
+            ],
+        }
+        for r in range(2)
+    ]
     return write_jsonl(tmp_path / "delta.jsonl", rows)

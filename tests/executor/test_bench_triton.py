@@ -11,23 +11,30 @@ from pathlib import Path
 
 import pytest
 
-from daemon.executor.bench import BenchOptions, compile_agent, run_bench
-from daemon.executor.binding import BindOptions
-from daemon.executor.inputs import load_inputs
-from daemon.executor.targets import connect_target
-from daemon.testkit.triton import TEST_MODEL
+from executor.bench import BenchOptions, compile_agent, run_bench
+from executor.binding import BindOptions
+from executor.inputs import load_inputs
+from executor.targets import connect_target
+from testkit.triton import TEST_MODEL
 from tests.executor.conftest import DELTA_AGENT
 
 pytestmark = pytest.mark.triton
 
 
 async def test_both_modes_on_triton_with_the_servers_own_window(triton_textgen, delta_inputs: Path) -> None:
-    target = await connect_target(triton_textgen.http_url, model=TEST_MODEL, metrics_url=triton_textgen.metrics_url)
+    target = await connect_target(
+        triton_textgen.http_url, model=TEST_MODEL, metrics_url=triton_textgen.metrics_url
+    )
     assert target.engine == "triton"
     try:
         compiled = compile_agent(DELTA_AGENT.read_text(), str(DELTA_AGENT), None, apply_fixes=True)
-        result = await run_bench("delta", compiled, load_inputs(delta_inputs), target,
-                                 BenchOptions(bind=BindOptions(max_tokens_cap=4)))
+        result = await run_bench(
+            "delta",
+            compiled,
+            load_inputs(delta_inputs),
+            target,
+            BenchOptions(bind=BindOptions(max_tokens_cap=4)),
+        )
     finally:
         await target.aclose()
     assert result.error is None

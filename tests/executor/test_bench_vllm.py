@@ -13,15 +13,15 @@ from pathlib import Path
 import pytest
 
 from charter_tui.cli import main
-from daemon.executor.bench import BenchOptions, compile_agent, run_bench
-from daemon.executor.binding import BindOptions
-from daemon.executor.errors import TargetDown
-from daemon.executor.inputs import load_inputs
-from daemon.executor.records import BenchRun
-from daemon.executor.runner import RunOptions
-from daemon.executor.targets import connect_target
+from executor.bench import BenchOptions, compile_agent, run_bench
+from executor.binding import BindOptions
+from executor.errors import TargetDown
+from executor.inputs import load_inputs
+from daemon.bench.records import BenchRun
+from executor.runner import RunOptions
+from executor.targets import connect_target
 from daemon.store import Store
-from daemon.testkit.ports import free_port
+from testkit.ports import free_port
 from tests.executor.conftest import DELTA_AGENT, DOC_AGENT, document, write_jsonl
 
 pytestmark = pytest.mark.vllm
@@ -34,10 +34,23 @@ def _bench(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, st
 
 
 def test_cli_optimized_beats_naive_on_hit_share_and_reaches_the_ceiling(
-        vllm_server, doc_inputs: Path, tmp_path: Path, sqlite_url: str, monkeypatch, capsys) -> None:
+    vllm_server, doc_inputs: Path, tmp_path: Path, sqlite_url: str, monkeypatch, capsys
+) -> None:
     monkeypatch.setenv("CHARTER_TUI_DATABASE_URL", sqlite_url)
-    code, out, err = _bench([str(DOC_AGENT), "--inputs", str(doc_inputs), "--target", vllm_server.url,
-                             "--report", str(tmp_path / "rep"), "--max-tokens", "4"], capsys)
+    code, out, err = _bench(
+        [
+            str(DOC_AGENT),
+            "--inputs",
+            str(doc_inputs),
+            "--target",
+            vllm_server.url,
+            "--report",
+            str(tmp_path / "rep"),
+            "--max-tokens",
+            "4",
+        ],
+        capsys,
+    )
     assert code == 0, err
     assert "optimized" in out and "hit share" in out
     result = json.loads((tmp_path / "rep" / "result.json").read_text())
@@ -46,9 +59,13 @@ def test_cli_optimized_beats_naive_on_hit_share_and_reaches_the_ceiling(
     assert len(runs["naive"]) == len(runs["optimized"]) == 2
 
     def share(mode: str, key: str) -> float:
-        hits = sum(r["server"]["prefix_hits"] if key == "hits" else r["ceiling"]["cached_tokens"] for r in runs[mode])
-        queries = sum(r["server"]["prefix_queries"] if key == "hits" else r["ceiling"]["prompt_tokens"]
-                      for r in runs[mode])
+        hits = sum(
+            r["server"]["prefix_hits"] if key == "hits" else r["ceiling"]["cached_tokens"] for r in runs[mode]
+        )
+        queries = sum(
+            r["server"]["prefix_queries"] if key == "hits" else r["ceiling"]["prompt_tokens"]
+            for r in runs[mode]
+        )
         return hits / queries
 
     assert share("optimized", "hits") > share("naive", "hits") + 0.2
@@ -71,7 +88,8 @@ def test_cli_optimized_beats_naive_on_hit_share_and_reaches_the_ceiling(
 
 
 async def test_delta_loop_warms_the_shared_prefix_once_then_runs_the_iterations_together(
-        vllm_server, delta_inputs: Path) -> None:
+    vllm_server, delta_inputs: Path
+) -> None:
     target = await connect_target(vllm_server.url)
     # Count the requests awaiting the server at each send: a state of the client, unlike timestamps,
     # which on a loaded 2-core box can show a sibling finishing before the next one was sent.
@@ -91,8 +109,13 @@ async def test_delta_loop_warms_the_shared_prefix_once_then_runs_the_iterations_
     target.complete = counting_complete  # type: ignore[method-assign]
     try:
         compiled = compile_agent(DELTA_AGENT.read_text(), str(DELTA_AGENT), target, apply_fixes=True)
-        result = await run_bench("delta", compiled, load_inputs(delta_inputs), target,
-                                 BenchOptions(bind=BindOptions(max_tokens_cap=4)))
+        result = await run_bench(
+            "delta",
+            compiled,
+            load_inputs(delta_inputs),
+            target,
+            BenchOptions(bind=BindOptions(max_tokens_cap=4)),
+        )
     finally:
         await target.aclose()
     assert result.error is None
@@ -105,7 +128,9 @@ async def test_delta_loop_warms_the_shared_prefix_once_then_runs_the_iterations_
     for run in result.runs_of("naive"):
         assert not any(c.kind == "warmup" for c in run.calls)
         ends = [c.sent_s + c.latency_s for c in run.calls]
-        assert all(nxt.sent_s >= end - 1e-3 for nxt, end in zip(run.calls[1:], ends)), "naive is one at a time"
+        assert all(nxt.sent_s >= end - 1e-3 for nxt, end in zip(run.calls[1:], ends)), (
+            "naive is one at a time"
+        )
     # Naive sends one at a time (in flight: 1); only the optimized siblings, released together by
     # their warm-up, can be awaiting the server at once: all six of them.
     assert max(in_flight_at_send) == 6, in_flight_at_send
@@ -115,12 +140,30 @@ async def test_delta_loop_warms_the_shared_prefix_once_then_runs_the_iterations_
 
 
 def test_missing_variable_names_run_call_and_line_and_keeps_finished_runs(
-        vllm_server, tmp_path: Path, sqlite_url: str, monkeypatch, capsys) -> None:
+    vllm_server, tmp_path: Path, sqlite_url: str, monkeypatch, capsys
+) -> None:
     monkeypatch.setenv("CHARTER_TUI_DATABASE_URL", sqlite_url)
-    inputs = write_jsonl(tmp_path / "in.jsonl", [{"document": document(1)}, {"doc": "misspelled key"}],
-                         comment="second record lacks `document`")
-    code, out, err = _bench([str(DOC_AGENT), "--inputs", str(inputs), "--target", vllm_server.url,
-                             "--report", str(tmp_path / "rep"), "--max-tokens", "4", "--mode", "naive"], capsys)
+    inputs = write_jsonl(
+        tmp_path / "in.jsonl",
+        [{"document": document(1)}, {"doc": "misspelled key"}],
+        comment="second record lacks `document`",
+    )
+    code, out, err = _bench(
+        [
+            str(DOC_AGENT),
+            "--inputs",
+            str(inputs),
+            "--target",
+            vllm_server.url,
+            "--report",
+            str(tmp_path / "rep"),
+            "--max-tokens",
+            "4",
+            "--mode",
+            "naive",
+        ],
+        capsys,
+    )
     assert code == 2
     assert f"naive run 1 ({inputs}:3), call c1: the input record has no value for `document`" in err
     result = json.loads((tmp_path / "rep" / "result.json").read_text())
@@ -151,34 +194,49 @@ async def test_a_call_that_times_out_names_the_mode_run_call_and_line(vllm_serve
     target = await connect_target(vllm_server.url)
     try:
         compiled = compile_agent(DOC_AGENT.read_text(), str(DOC_AGENT), target, apply_fixes=False)
-        result = await run_bench("doc", compiled, load_inputs(inputs), target,
-                                 BenchOptions(modes=("naive",), server_warmup=False,
-                                              bind=BindOptions(max_tokens_cap=64),
-                                              run=RunOptions(timeout_s=0.005)), inputs_name=str(inputs))
+        result = await run_bench(
+            "doc",
+            compiled,
+            load_inputs(inputs),
+            target,
+            BenchOptions(
+                modes=("naive",),
+                server_warmup=False,
+                bind=BindOptions(max_tokens_cap=64),
+                run=RunOptions(timeout_s=0.005),
+            ),
+            inputs_name=str(inputs),
+        )
     finally:
         await target.aclose()
     assert result.runs == []
     assert result.error == f"naive run 0 ({inputs}:1), call c1: timed out: no complete answer within 0.005 s"
 
 
-def test_tracing_client_derives_cached_tokens_from_the_servers_counters(vllm_server, delta_inputs: Path) -> None:
+def test_tracing_client_derives_cached_tokens_from_the_servers_counters(
+    vllm_server, delta_inputs: Path
+) -> None:
     """The session server does not put cached tokens in `usage`; a synchronous agent has one call in
     flight, so the counters read around each call give its cached tokens exactly."""
     import sys
 
     from compiler.api import compile_source
-    from daemon.executor.tracing import TracingOpenAI
+    from executor.tracing import TracingOpenAI
 
     sys.path.insert(0, str(DELTA_AGENT.parent))
     try:
         import delta_processor
     finally:
         sys.path.remove(str(DELTA_AGENT.parent))
-    client = TracingOpenAI(base_url=f"{vllm_server.url}/v1", api_key="EMPTY",
-                           plan=compile_source(DELTA_AGENT.read_text(), str(DELTA_AGENT)))
+    client = TracingOpenAI(
+        base_url=f"{vllm_server.url}/v1",
+        api_key="EMPTY",
+        plan=compile_source(DELTA_AGENT.read_text(), str(DELTA_AGENT)),
+    )
     record = json.loads(delta_inputs.read_text().splitlines()[1])
-    delta_processor.DeltaProcessor(client, vllm_server.model).batch_process(record["template"],
-                                                                              record["variables"][:3])
+    delta_processor.DeltaProcessor(client, vllm_server.model).batch_process(
+        record["template"], record["variables"][:3]
+    )
     calls = [r for r in client.tracer.records if r.kind == "call"]
     assert len(calls) == 3 and all(r.cached_source == "counters" for r in calls)
     # The later iterations share the system prompt and the template's head with the first.
@@ -189,9 +247,24 @@ def test_tracing_client_derives_cached_tokens_from_the_servers_counters(vllm_ser
 def test_cli_baseline_pass_and_json_output(vllm_server, doc_inputs: Path, capsys) -> None:
     """`--nocache-target` adds one naive pass on a second server (here the same one: the code path is
     what is checked; the suite runs it against a real caching-off server) and `--json` prints the result."""
-    code, out, err = _bench([str(DOC_AGENT), "--inputs", str(doc_inputs), "--target", vllm_server.url,
-                             "--nocache-target", vllm_server.url, "--max-tokens", "2", "--mode", "naive",
-                             "--no-store", "--json"], capsys)
+    code, out, err = _bench(
+        [
+            str(DOC_AGENT),
+            "--inputs",
+            str(doc_inputs),
+            "--target",
+            vllm_server.url,
+            "--nocache-target",
+            vllm_server.url,
+            "--max-tokens",
+            "2",
+            "--mode",
+            "naive",
+            "--no-store",
+            "--json",
+        ],
+        capsys,
+    )
     assert code == 0, err
     result = json.loads(out)
     assert [r["mode"] for r in result["runs"]] == ["naive", "naive", "naive-nocache", "naive-nocache"]
@@ -220,16 +293,33 @@ def label_all(tickets: list[str]) -> list[str]:
 
 
 async def test_chat_calls_go_through_the_servers_chat_template_and_warm_as_token_ids(
-        vllm_server, tmp_path: Path) -> None:
+    vllm_server, tmp_path: Path
+) -> None:
     agent = tmp_path / "labeler.py"
     agent.write_text(CHAT_LOOP)
-    inputs = write_jsonl(tmp_path / "tickets.jsonl", [{"tickets": [
-        "I was charged twice", "The API is down in Frankfurt", "Change my login email", "Delete my data"]}])
+    inputs = write_jsonl(
+        tmp_path / "tickets.jsonl",
+        [
+            {
+                "tickets": [
+                    "I was charged twice",
+                    "The API is down in Frankfurt",
+                    "Change my login email",
+                    "Delete my data",
+                ]
+            }
+        ],
+    )
     target = await connect_target(vllm_server.url)
     try:
         compiled = compile_agent(agent.read_text(), str(agent), target, apply_fixes=True)
-        result = await run_bench("labeler", compiled, load_inputs(inputs), target,
-                                 BenchOptions(modes=("optimized",), bind=BindOptions(max_tokens_cap=2)))
+        result = await run_bench(
+            "labeler",
+            compiled,
+            load_inputs(inputs),
+            target,
+            BenchOptions(modes=("optimized",), bind=BindOptions(max_tokens_cap=2)),
+        )
         # What the server makes of one ticket's messages: the chat template, then the generation prompt.
         system_only = await target.tokenize("", [{"role": "system", "content": "x"}])
     finally:
@@ -241,21 +331,25 @@ async def test_chat_calls_go_through_the_servers_chat_template_and_warm_as_token
     assert len(calls) == 4
     # The warm-up is the tickets' common prefix in the server's own token ids: the templated system
     # message (about 100 tokens) and the start of the user message, less than any whole prompt.
-    assert warmup.prompt_tokens is not None and 64 <= warmup.prompt_tokens < min(c.prompt_tokens or 0 for c in calls)
+    assert warmup.prompt_tokens is not None and 64 <= warmup.prompt_tokens < min(
+        c.prompt_tokens or 0 for c in calls
+    )
     assert run.server is not None and run.server.prefix_hits is not None
     # Every ticket then found the warmed blocks: hits = 4 x the warm-up's full blocks (+ none for the warm-up).
     assert run.server.prefix_hits >= 4 * (warmup.prompt_tokens // 32) * 32
     assert run.ceiling is not None and run.server.prefix_hits >= 0.95 * run.ceiling.cached_tokens
 
 
-async def test_async_tracing_client_shares_one_warmup_between_concurrent_callers(vllm_server, monkeypatch) -> None:
+async def test_async_tracing_client_shares_one_warmup_between_concurrent_callers(
+    vllm_server, monkeypatch
+) -> None:
     """The async example agent asks four questions about one report with `asyncio.gather`: the plan's
     warm-up (the system message) goes out once, and all four calls wait for it instead of each
     prefilling the shared prefix at the same moment."""
     import sys
 
     from compiler.api import compile_source
-    from daemon.executor.tracing import AsyncTracingOpenAI
+    from executor.tracing import AsyncTracingOpenAI
 
     agent_file = DOC_AGENT.parent / "examples" / "openai_async_fanout.py"
     plan = compile_source(agent_file.read_text(), str(agent_file))

@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 
 from compiler.api import compile_source
-from daemon.executor.bench import BenchOptions, compile_agent, run_bench
-from daemon.executor.binding import BindOptions
-from daemon.executor.inputs import load_inputs
-from daemon.executor.targets import connect_target
-from daemon.testkit.ports import StartupError
-from daemon.testkit.vllm import VllmServer, start_vllm
+from executor.bench import BenchOptions, compile_agent, run_bench
+from executor.binding import BindOptions
+from executor.inputs import load_inputs
+from executor.targets import connect_target
+from testkit.ports import StartupError
+from testkit.vllm import VllmServer, start_vllm
 from tests.executor.conftest import DELTA_AGENT, DOC_AGENT
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
@@ -30,21 +30,30 @@ pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def vllm_with_details(vllm_kit_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[VllmServer]:
     try:
-        with start_vllm(vllm_kit_dir, log_dir=tmp_path_factory.mktemp("vllm-details"),
-                        extra_args=["--enable-prompt-tokens-details"]) as server:
+        with start_vllm(
+            vllm_kit_dir,
+            log_dir=tmp_path_factory.mktemp("vllm-details"),
+            extra_args=["--enable-prompt-tokens-details"],
+        ) as server:
             yield server
     except StartupError as exc:
         pytest.fail(f"the vLLM test server (with prompt token details) did not start: {exc}", pytrace=False)
 
 
 @pytest.mark.parametrize("agent, inputs", [(DOC_AGENT, "doc_inputs"), (DELTA_AGENT, "delta_inputs")])
-async def test_window_hits_equal_the_responses_cached_tokens(vllm_with_details, agent: Path, inputs: str,
-                                                             request: pytest.FixtureRequest) -> None:
+async def test_window_hits_equal_the_responses_cached_tokens(
+    vllm_with_details, agent: Path, inputs: str, request: pytest.FixtureRequest
+) -> None:
     target = await connect_target(vllm_with_details.url)
     try:
         compiled = compile_agent(agent.read_text(), str(agent), target, apply_fixes=True)
-        result = await run_bench(agent.name, compiled, load_inputs(request.getfixturevalue(inputs)), target,
-                                 BenchOptions(bind=BindOptions(max_tokens_cap=4)))
+        result = await run_bench(
+            agent.name,
+            compiled,
+            load_inputs(request.getfixturevalue(inputs)),
+            target,
+            BenchOptions(bind=BindOptions(max_tokens_cap=4)),
+        )
     finally:
         await target.aclose()
     assert result.error is None and len(result.runs) == 4
@@ -56,8 +65,10 @@ async def test_window_hits_equal_the_responses_cached_tokens(vllm_with_details, 
     assert result.summary("optimized").cached_tokens > 0
 
 
-def test_tracing_client_records_prompts_timings_and_cached_tokens(vllm_with_details, delta_inputs: Path) -> None:
-    from daemon.executor.tracing import TracingOpenAI
+def test_tracing_client_records_prompts_timings_and_cached_tokens(
+    vllm_with_details, delta_inputs: Path
+) -> None:
+    from executor.tracing import TracingOpenAI
 
     sys.path.insert(0, str(DELTA_AGENT.parent))
     try:
@@ -77,10 +88,13 @@ def test_tracing_client_records_prompts_timings_and_cached_tokens(vllm_with_deta
     assert [r.call_id for r in calls] == ["c1"] * 3
     # The site is the agent's own `.create(` line, found here by reading the file (not by the compiler
     # or the tracer, whose agreement is what is being tested).
-    [create_line] = [n for n, text in enumerate(DELTA_AGENT.read_text().splitlines(), 1) if ".create(" in text]
+    [create_line] = [
+        n for n, text in enumerate(DELTA_AGENT.read_text().splitlines(), 1) if ".create(" in text
+    ]
     assert all(r.site.endswith(f"delta_processor.py:{create_line}") for r in calls), [r.site for r in calls]
-    assert calls[1].prompt.endswith(
-        record["template"].format(**record["variables"][1])), "the prompt is recorded as sent"
+    assert calls[1].prompt.endswith(record["template"].format(**record["variables"][1])), (
+        "the prompt is recorded as sent"
+    )
     assert all(r.latency_s > 0 and r.prompt_tokens for r in calls)
     assert all(r.cached_source == "usage" for r in calls)
     if plan.plan.warmups:

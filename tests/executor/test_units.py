@@ -11,15 +11,15 @@ import pytest
 from compiler.api import compile_source
 from daemon.collectors import base as b
 from daemon.errors import UserError
-from daemon.executor.binding import Binder, BindOptions
-from daemon.executor.ceiling import CeilingTracker, block_ceiling
-from daemon.executor.counters import window
-from daemon.executor.errors import BindingError
-from daemon.executor.inputs import InputRecord, parse_inputs
-from daemon.executor.records import BenchResult, CallRecord, Ceiling, RunResult, ServerWindow
-from daemon.executor.report import markdown, write_report
-from daemon.executor.schedule import common_prefix, groups, naive_order
-from daemon.executor.workload import HistoryRef, OutputRef, VolatileRef, render
+from executor.binding import Binder, BindOptions
+from executor.ceiling import CeilingTracker, block_ceiling
+from executor.counters import window
+from executor.errors import BindingError
+from executor.inputs import InputRecord, parse_inputs
+from daemon.bench.records import BenchResult, CallRecord, Ceiling, RunResult, ServerWindow
+from executor.report import markdown, write_report
+from executor.schedule import common_prefix, groups, naive_order
+from executor.workload import HistoryRef, OutputRef, VolatileRef, render
 
 # --- inputs -------------------------------------------------------------------------------------
 
@@ -29,11 +29,14 @@ def test_inputs_skip_blank_and_comment_lines_and_keep_file_line_numbers() -> Non
     assert [(r.line, r.values["document"]) for r in records] == [(3, "a"), (4, "b")]
 
 
-@pytest.mark.parametrize("text, fragment", [
-    ('{"a": 1}\n{"a": \n', "in.jsonl:2: not JSON"),
-    ('[1, 2]\n', "in.jsonl:1: expected a JSON object"),
-    ("\n# nothing\n", "no input records"),
-])
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ('{"a": 1}\n{"a": \n', "in.jsonl:2: not JSON"),
+        ("[1, 2]\n", "in.jsonl:1: expected a JSON object"),
+        ("\n# nothing\n", "no input records"),
+    ],
+)
 def test_bad_inputs_name_the_line(text: str, fragment: str) -> None:
     with pytest.raises(UserError, match=fragment):
         parse_inputs(text, "in.jsonl")
@@ -74,7 +77,7 @@ def test_ceiling_tracker_carries_the_cache_across_runs() -> None:
 
 # --- binding ------------------------------------------------------------------------------------
 
-CHAIN = textwrap.dedent('''
+CHAIN = textwrap.dedent("""
     from openai import OpenAI
     client = OpenAI()
     SYSTEM = "You are a precise analyst. Answer briefly and only from the document."
@@ -85,9 +88,9 @@ CHAIN = textwrap.dedent('''
         summary = client.completions.create(model="m", prompt=f"{SYSTEM}\\nSummarize {entities} in:\\n{document}",
                                             max_tokens=8).choices[0].text
         return summary
-''')
+""")
 
-LOOP = textwrap.dedent('''
+LOOP = textwrap.dedent("""
     from openai import OpenAI
     client = OpenAI()
     SYSTEM = "You write company profiles."
@@ -98,9 +101,9 @@ LOOP = textwrap.dedent('''
         for i, vars in enumerate(variables):
             out.append(client.completions.create(model="m", prompt=base.format(**vars), max_tokens=16).choices[0].text)
         return out
-''')
+""")
 
-FANOUT = textwrap.dedent('''
+FANOUT = textwrap.dedent("""
     from openai import OpenAI
     client = OpenAI()
 
@@ -111,9 +114,9 @@ FANOUT = textwrap.dedent('''
             scores.append(client.completions.create(model="m", prompt=f"Solve: {problem}\\nRate: {b.text}",
                                                     max_tokens=2).choices[0].text)
         return scores
-''')
+""")
 
-GROWING = textwrap.dedent('''
+GROWING = textwrap.dedent("""
     from openai import OpenAI
     client = OpenAI()
 
@@ -123,7 +126,7 @@ GROWING = textwrap.dedent('''
             out = client.completions.create(model="m", prompt=history + "Thought:", max_tokens=8).choices[0].text
             history += f"Thought:{out}\\n"
         return history
-''')
+""")
 
 
 def _bind(source: str, values: dict, **opts: object):
@@ -148,9 +151,18 @@ def test_missing_variable_names_the_call_and_the_variable() -> None:
 
 
 def test_loop_iterates_over_the_records_list_and_fills_the_template() -> None:
-    w = _bind(LOOP, {"template": "Co {company} earns {revenue}.", "variables": [
-        {"company": "A", "revenue": "$1M"}, {"company": "B", "revenue": "$2M"}, {"company": "C", "revenue": "$3M"}]},
-        max_tokens_cap=4)
+    w = _bind(
+        LOOP,
+        {
+            "template": "Co {company} earns {revenue}.",
+            "variables": [
+                {"company": "A", "revenue": "$1M"},
+                {"company": "B", "revenue": "$2M"},
+                {"company": "C", "revenue": "$3M"},
+            ],
+        },
+        max_tokens_cap=4,
+    )
     assert [e.id for e in w.executions] == ["c1#0", "c1#1", "c1#2"]
     assert render(w.executions[1].pieces, {}) == "You write company profiles.\nCo B earns $2M."
     assert {e.group for e in w.executions} == {"c1"}  # independent iterations: one warm-up group
@@ -161,6 +173,38 @@ def test_loop_iterates_over_the_records_list_and_fills_the_template() -> None:
 def test_loop_over_a_list_that_is_not_there_is_a_binding_error() -> None:
     with pytest.raises(BindingError, match="no `variables`"):
         _bind(LOOP, {"template": "x"})
+
+
+def test_binding_evaluates_the_compilers_references_not_its_strings() -> None:
+    import executor.binding
+
+    assert "ast" not in vars(executor.binding)  # nothing re-parses what the compiler emitted
+    result = compile_source(LOOP, "agent.py")
+    loop = result.calls[0].loops[0]
+    assert (loop.iterates, loop.target) == ("enumerate(variables)", "(i, vars)")
+    loop.iterates, loop.target = "<shown to users only>", "<shown to users only>"
+    record = InputRecord(
+        line=1, values={"template": "T {company}", "variables": [{"company": "A"}, {"company": "B"}]}
+    )
+    w = Binder(result, BindOptions()).bind(record, 0)
+    assert [render(e.pieces, {}) for e in w.executions] == [
+        "You write company profiles.\nT A",
+        "You write company profiles.\nT B",
+    ]
+
+
+def test_a_record_may_name_a_value_by_the_expressions_exact_text() -> None:
+    source = textwrap.dedent("""
+        from openai import OpenAI
+        client = OpenAI()
+        def run(cfg, rows):
+            for r in rows:
+                client.completions.create(model="m", prompt=f"{cfg.title}: {r['q']}", max_tokens=4)
+    """)
+    w = _bind(source, {"cfg.title": "Quiz", "rows": [{"q": "one"}, {"q": "two"}]})
+    assert [render(e.pieces, {}) for e in w.executions] == ["Quiz: one", "Quiz: two"]
+    with pytest.raises(BindingError, match="no value for `r\\['q'\\]`"):
+        _bind(source, {"cfg.title": "Quiz", "rows": [{"x": 1}]})
 
 
 def test_fanout_siblings_bind_one_output_each() -> None:
@@ -192,14 +236,14 @@ def test_volatile_values_are_fresh_on_every_render() -> None:
 
 
 def test_naive_order_interleaves_calls_of_one_loop_like_python_would() -> None:
-    source = textwrap.dedent('''
+    source = textwrap.dedent("""
         from openai import OpenAI
         client = OpenAI()
         def run(items: list[str]):
             for it in items:
                 a = client.completions.create(model="m", prompt=f"Draft about {it}", max_tokens=4).choices[0].text
                 b = client.completions.create(model="m", prompt=f"Check {a}", max_tokens=4).choices[0].text
-    ''')
+    """)
     w = _bind(source, {"items": ["x", "y"]})
     assert [e.id for e in naive_order(w.executions)] == ["c1#0", "c2#0", "c1#1", "c2#1"]
 
@@ -215,8 +259,14 @@ def test_groups_and_common_prefix() -> None:
 
 def _reading(hits: float, queries: float, requests: float, ttft_counts: list[float]) -> b.RawReading:
     r = b.RawReading(engine="vllm", ts=0.0)
-    r.counters.update({b.PREFIX_HITS: hits, b.PREFIX_QUERIES: queries, b.REQUESTS_SUCCESS: requests,
-                       b.PROMPT_TOKENS: queries})
+    r.counters.update(
+        {
+            b.PREFIX_HITS: hits,
+            b.PREFIX_QUERIES: queries,
+            b.REQUESTS_SUCCESS: requests,
+            b.PROMPT_TOKENS: queries,
+        }
+    )
     bounds = [0.01, 0.1, 1.0, float("inf")]
     r.histograms[b.TTFT] = b.Histogram(buckets=dict(zip(bounds, ttft_counts)), count=ttft_counts[-1], sum=0.0)
     return r
@@ -234,21 +284,49 @@ def test_window_is_the_difference_over_the_run_only() -> None:
 
 def test_report_has_the_table_the_charts_and_the_error(tmp_path) -> None:
     def run(mode: str, makespan: float, hits: float) -> RunResult:
-        return RunResult(mode=mode, run=0, input_line=1, makespan_s=makespan,  # type: ignore[arg-type]
-                         calls=[CallRecord(execution="c1", call_id="c1", prompt_chars=10, prompt_tokens=100,
-                                           cached_tokens=int(hits), sent_s=0.0, ttft_s=0.1, latency_s=makespan)],
-                         server=ServerWindow(engine="vllm", prefix_hits=hits, prefix_queries=100),
-                         ceiling=Ceiling(block_size=32, prompt_tokens=100, cached_tokens=64))
-    result = BenchResult(agent="a.py", inputs="in.jsonl", target="http://x", engine="vllm", block_size=32,
-                         runs=[run("naive", 2.0, 0), run("optimized", 1.0, 64)], error="optimized run 1: boom")
+        return RunResult(
+            mode=mode,
+            run=0,
+            input_line=1,
+            makespan_s=makespan,  # type: ignore[arg-type]
+            calls=[
+                CallRecord(
+                    execution="c1",
+                    call_id="c1",
+                    prompt_chars=10,
+                    prompt_tokens=100,
+                    cached_tokens=int(hits),
+                    sent_s=0.0,
+                    ttft_s=0.1,
+                    latency_s=makespan,
+                )
+            ],
+            server=ServerWindow(engine="vllm", prefix_hits=hits, prefix_queries=100),
+            ceiling=Ceiling(block_size=32, prompt_tokens=100, cached_tokens=64),
+        )
+
+    result = BenchResult(
+        agent="a.py",
+        inputs="in.jsonl",
+        target="http://x",
+        engine="vllm",
+        block_size=32,
+        runs=[run("naive", 2.0, 0), run("optimized", 1.0, 64)],
+        error="optimized run 1: boom",
+    )
     assert result.speedup() == pytest.approx(2.0)
     assert result.summary("optimized").of_ceiling == pytest.approx(1.0)
     text = markdown(result)
     assert "| optimized | 1 | 1.00 s | 2.00x | 64.0% | 64.0% | 100.0% |" in text
     assert "**Stopped:** optimized run 1: boom" in text
     path = write_report(result, tmp_path / "rep")
-    assert {p.name for p in path.parent.iterdir()} == {"report.md", "result.json", "ttft.svg", "hit_share.svg",
-                                                       "makespan.svg"}
+    assert {p.name for p in path.parent.iterdir()} == {
+        "report.md",
+        "result.json",
+        "ttft.svg",
+        "hit_share.svg",
+        "makespan.svg",
+    }
     assert json.loads((tmp_path / "rep" / "result.json").read_text())["runs"][1]["mode"] == "optimized"
     assert (tmp_path / "rep" / "hit_share.svg").read_text().startswith("<svg")
 
@@ -266,7 +344,7 @@ def test_ceiling_counts_blocks_of_generated_text_that_a_later_prompt_quotes() ->
     assert with_generated.cached_tokens == 64
 
 
-TREE = textwrap.dedent('''
+TREE = textwrap.dedent("""
     def step(s, n, call_generate):
         s += "Next step:"
         comps = call_generate(s, max_tokens=8, n=n)
@@ -281,7 +359,7 @@ TREE = textwrap.dedent('''
         for leaf in leaves:
             finals.append(step(leaf, n, call_generate))
         return finals
-''')
+""")
 
 
 def test_tree_search_keeps_each_leaf_on_its_own_branch() -> None:
@@ -302,29 +380,41 @@ def test_tree_search_keeps_each_leaf_on_its_own_branch() -> None:
 def test_warmup_prefix_cuts_the_concrete_prompt_where_the_plans_prefix_ends() -> None:
     pytest.importorskip("openai")
     from compiler.model import Warmup
-    from daemon.executor.tracing import flatten_messages, warmup_prefix
+    from executor.tracing import flatten_messages, warmup_prefix
 
     def warmup(prompt: str) -> Warmup:
-        return Warmup(before_call="c1", reason="", prefix_segments=[], prefix_tokens=0,
-                      request={"prompt": prompt, "max_tokens": 1})
+        return Warmup(
+            before_call="c1",
+            reason="",
+            prefix_segments=[],
+            prefix_tokens=0,
+            request={"prompt": prompt, "max_tokens": 1},
+        )
 
     prompt = 'SYSTEM rules {"a": 1}\nQuestion: what now?\nPlan: step one\nIdea:'
     # Literal text, then a run-time value, then more literal text: the prefix ends after the last literal.
-    assert warmup_prefix(warmup('SYSTEM rules {"a": 1}\nQuestion: {param:f:q}\nPlan:'), prompt) == \
-        'SYSTEM rules {"a": 1}\nQuestion: what now?\nPlan:'
+    assert (
+        warmup_prefix(warmup('SYSTEM rules {"a": 1}\nQuestion: {param:f:q}\nPlan:'), prompt)
+        == 'SYSTEM rules {"a": 1}\nQuestion: what now?\nPlan:'
+    )
     # A trailing run-time value has no known end: the prefix stops before it.
     assert warmup_prefix(warmup("SYSTEM rules {template}"), prompt) == "SYSTEM rules "
     # A plan that does not match this prompt warms nothing rather than something wrong.
     assert warmup_prefix(warmup("OTHER text"), prompt) == ""
-    assert flatten_messages([{"role": "system", "content": "S"}, {"role": "user", "content": "U"}]) == \
-        "<|system|>\nS<|user|>\nU"
+    assert (
+        flatten_messages([{"role": "system", "content": "S"}, {"role": "user", "content": "U"}])
+        == "<|system|>\nS<|user|>\nU"
+    )
 
 
 def test_chat_warmups_send_the_messages_the_prefix_covers_with_the_last_one_left_open() -> None:
     pytest.importorskip("openai")
-    from daemon.executor.tracing import flatten_messages, warmup_body
+    from executor.tracing import flatten_messages, warmup_body
 
-    messages = [{"role": "system", "content": "RULES " * 20}, {"role": "user", "content": "Report: R\nQuestion: q"}]
+    messages = [
+        {"role": "system", "content": "RULES " * 20},
+        {"role": "user", "content": "Report: R\nQuestion: q"},
+    ]
     flat = flatten_messages(messages)
     # A prefix ending inside the user message: system whole, user cut there and left open, so the
     # server's own template renders exactly the shared prefix.
@@ -333,8 +423,11 @@ def test_chat_warmups_send_the_messages_the_prefix_covers_with_the_last_one_left
     assert body["messages"] == [messages[0], {"role": "user", "content": "Report: R\nQuestion:"}]
     assert body["extra_body"] == {"continue_final_message": True, "add_generation_prompt": False}
     # A prefix covering whole messages only needs no open message.
-    api, body = warmup_body("chat.completions", {"model": "m", "messages": messages},  # type: ignore[misc]
-                            flatten_messages(messages[:1]))
+    api, body = warmup_body(
+        "chat.completions",
+        {"model": "m", "messages": messages},  # type: ignore[misc]
+        flatten_messages(messages[:1]),
+    )
     assert body["messages"] == messages[:1] and "extra_body" not in body
     assert warmup_body("chat.completions", {"model": "m", "messages": messages}, "<|sys") is None
     api, body = warmup_body("completions", {"model": "m", "prompt": "P Q"}, "P ")  # type: ignore[misc]

@@ -65,16 +65,54 @@ def schema_keys(model: type[BaseModel] = Config, prefix: Key = ()) -> list[tuple
 KEYS = schema_keys()
 
 HOSTILE_STRINGS = [
-    "", "yes", "no", "true", "1883", "1e309", "inf", "nan", "-1", " ", "\t", "a" * 5000,
-    "http://h:8000\r\nX-Injected: 1", "http://h 8000", "http://h\x00", "ftp://h", "file:///etc/passwd",
-    "http://", "http://h:99999", "http://[::1", "((", "(a+)+", "(a)\\1", "(?=x)", "[a-z", "a{1001}",
-    "../../../etc/passwd", "/etc/passwd", "\x1b[2J", "\u2028", "\ud7ff", "k" * 300, "vllm", "auto", "string",
-    "http://127.0.0.1:8000", "ttft_p95_s", "*",
+    "",
+    "yes",
+    "no",
+    "true",
+    "1883",
+    "1e309",
+    "inf",
+    "nan",
+    "-1",
+    " ",
+    "\t",
+    "a" * 5000,
+    "http://h:8000\r\nX-Injected: 1",
+    "http://h 8000",
+    "http://h\x00",
+    "ftp://h",
+    "file:///etc/passwd",
+    "http://",
+    "http://h:99999",
+    "http://[::1",
+    "((",
+    "(a+)+",
+    "(a)\\1",
+    "(?=x)",
+    "[a-z",
+    "a{1001}",
+    "../../../etc/passwd",
+    "/etc/passwd",
+    "\x1b[2J",
+    "\u2028",
+    "\ud7ff",
+    "k" * 300,
+    "vllm",
+    "auto",
+    "string",
+    "http://127.0.0.1:8000",
+    "ttft_p95_s",
+    "*",
 ]
 
 
 URL_STRINGS = [s for s in HOSTILE_STRINGS if "://" in s] + [
-    "http://h:8000\t", "http://h:8000/\x85", "http://h:8000/\u2028", " http://h", "http://h\x0b:1", "http://h/\x7f",
+    "http://h:8000\t",
+    "http://h:8000/\x85",
+    "http://h:8000/\u2028",
+    " http://h",
+    "http://h\x0b:1",
+    "http://h/\x7f",
 ]
 
 
@@ -86,10 +124,31 @@ def _string(rng: random.Random) -> str:
 
 
 def _number(rng: random.Random) -> int | float:
-    return rng.choice([
-        0, 1, -1, 2, 65535, 65536, 2**63 - 1, -(2**63), 10**6, rng.randint(-(10**9), 10**9),
-        0.0, -0.0, 0.5, 1.5, 1e-300, 1e308, -1e308, math.inf, -math.inf, math.nan, rng.uniform(-1e6, 1e6),
-    ])
+    return rng.choice(
+        [
+            0,
+            1,
+            -1,
+            2,
+            65535,
+            65536,
+            2**63 - 1,
+            -(2**63),
+            10**6,
+            rng.randint(-(10**9), 10**9),
+            0.0,
+            -0.0,
+            0.5,
+            1.5,
+            1e-300,
+            1e308,
+            -1e308,
+            math.inf,
+            -math.inf,
+            math.nan,
+            rng.uniform(-1e6, 1e6),
+        ]
+    )
 
 
 def value(rng: random.Random, depth: int = 0) -> Any:
@@ -102,8 +161,14 @@ def value(rng: random.Random, depth: int = 0) -> Any:
     if roll < 0.6:
         return rng.random() < 0.5
     if roll < 0.65:
-        return rng.choice([dt.datetime(2026, 1, 2, 3, 4, 5), dt.date(2026, 1, 2), dt.time(3, 4, 5),
-                           dt.datetime(2026, 1, 2, tzinfo=dt.timezone.utc)])
+        return rng.choice(
+            [
+                dt.datetime(2026, 1, 2, 3, 4, 5),
+                dt.date(2026, 1, 2),
+                dt.time(3, 4, 5),
+                dt.datetime(2026, 1, 2, tzinfo=dt.timezone.utc),
+            ]
+        )
     if roll < 0.7 and depth == 0:
         nested: Any = rng.choice(["x", 1, {}])
         for _ in range(rng.randint(1, 400)):  # deep, yet within what tomli_w itself can write
@@ -194,7 +259,7 @@ def document(rng: random.Random) -> bytes:
             elif op < 0.7 and data:
                 del data[min(pos, len(data) - 1)]
             else:
-                data[pos:pos] = rng.choice([b"[", b"]", b"{", b"\"", b"=", b"\n", b"[[", b"\\u0000", b"\xff"])
+                data[pos:pos] = rng.choice([b"[", b"]", b"{", b'"', b"=", b"\n", b"[[", b"\\u0000", b"\xff"])
         text = bytes(data)
     return text
 
@@ -213,8 +278,10 @@ def _promises_kept(config: Config) -> str | None:
     for target in config.targets:
         for url in (target.url, target.metrics_url):
             # Checked here independently of check_http_url, so that a hole in it shows.
-            if url is not None and (not url.startswith(("http://", "https://"))
-                                    or any(c.isspace() or not c.isprintable() for c in url)):
+            if url is not None and (
+                not url.startswith(("http://", "https://"))
+                or any(c.isspace() or not c.isprintable() for c in url)
+            ):
                 return f"a bad URL was accepted: {url!r}"
     return None
 

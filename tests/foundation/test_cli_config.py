@@ -19,11 +19,14 @@ CHARTER = Path(sys.executable).parent / "charter-tui"
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     assert CHARTER.exists(), f"the console script is not installed at {CHARTER}"
-    return subprocess.run([str(CHARTER), *args], capture_output=True, text=True, env={**os.environ, **(env or {})},
-                          timeout=60)
+    return subprocess.run(
+        [str(CHARTER), *args], capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=60
+    )
 
 
-@pytest.mark.parametrize("args", [["--help"], ["daemon", "--help"], ["config", "--help"], ["config", "path", "--help"]])
+@pytest.mark.parametrize(
+    "args", [["--help"], ["daemon", "--help"], ["config", "--help"], ["config", "path", "--help"]]
+)
 def test_help_answers(args: list[str]) -> None:
     result = run_cli(*args)
     assert result.returncode == 0, result.stderr
@@ -32,9 +35,14 @@ def test_help_answers(args: list[str]) -> None:
 
 def test_config_path_honours_env_overrides(tmp_path: Path) -> None:
     result = run_cli(
-        "config", "path", "--json",
-        env={"CHARTER_TUI_CONFIG": str(tmp_path / "c.toml"), "CHARTER_TUI_DATABASE_URL": "sqlite:////x/y.db",
-             "XDG_STATE_HOME": str(tmp_path / "state")},
+        "config",
+        "path",
+        "--json",
+        env={
+            "CHARTER_TUI_CONFIG": str(tmp_path / "c.toml"),
+            "CHARTER_TUI_DATABASE_URL": "sqlite:////x/y.db",
+            "XDG_STATE_HOME": str(tmp_path / "state"),
+        },
     )
     # A named config that does not exist is an error for everything but `config init`.
     assert result.returncode == 2 and "no such file" in result.stderr and "Traceback" not in result.stderr
@@ -42,9 +50,14 @@ def test_config_path_honours_env_overrides(tmp_path: Path) -> None:
     import json
 
     result = run_cli(
-        "config", "path", "--json",
-        env={"CHARTER_TUI_CONFIG": str(tmp_path / "c.toml"), "CHARTER_TUI_DATABASE_URL": "sqlite:////x/y.db",
-             "XDG_STATE_HOME": str(tmp_path / "state")},
+        "config",
+        "path",
+        "--json",
+        env={
+            "CHARTER_TUI_CONFIG": str(tmp_path / "c.toml"),
+            "CHARTER_TUI_DATABASE_URL": "sqlite:////x/y.db",
+            "XDG_STATE_HOME": str(tmp_path / "state"),
+        },
     )
     paths = json.loads(result.stdout)
     assert paths["config"] == str(tmp_path / "c.toml")
@@ -56,15 +69,25 @@ def test_config_path_honours_env_overrides(tmp_path: Path) -> None:
     ("text", "key", "reason"),
     [
         ("[daemon]\npoll_intervall_s = 1\n", "daemon.poll_intervall_s", "unknown key"),
-        ("[daemon]\npoll_interval_s = \"fast\"\n", "daemon.poll_interval_s", "valid number"),
-        ("[[targets]]\nname = \"a\"\nurl = \"localhost:8000\"\n", "targets[0].url", "not an http(s) URL"),
-        ("[[targets]]\nname = \"a\"\nurl = \"http://h:70000\"\n", "targets[0].url", "bad port"),
-        ("[thresholds]\nkv_cache_usage_high = 1.5\n", "thresholds.kv_cache_usage_high", "less than or equal to 1"),
-        ("[[targets]]\nname='a'\nurl='http://h'\n[[targets]]\nname='a'\nurl='http://g'\n", "targets", "used twice"),
+        ('[daemon]\npoll_interval_s = "fast"\n', "daemon.poll_interval_s", "valid number"),
+        ('[[targets]]\nname = "a"\nurl = "localhost:8000"\n', "targets[0].url", "not an http(s) URL"),
+        ('[[targets]]\nname = "a"\nurl = "http://h:70000"\n', "targets[0].url", "bad port"),
+        (
+            "[thresholds]\nkv_cache_usage_high = 1.5\n",
+            "thresholds.kv_cache_usage_high",
+            "less than or equal to 1",
+        ),
+        (
+            "[[targets]]\nname='a'\nurl='http://h'\n[[targets]]\nname='a'\nurl='http://g'\n",
+            "targets",
+            "used twice",
+        ),
         ("[daemon\n", "", "not valid TOML"),
     ],
 )
-def test_config_errors_name_file_key_and_reason(tmp_path: Path, capsys, text: str, key: str, reason: str) -> None:
+def test_config_errors_name_file_key_and_reason(
+    tmp_path: Path, capsys, text: str, key: str, reason: str
+) -> None:
     path = tmp_path / "bad.toml"
     path.write_text(text)
     assert main(["--config", str(path), "config", "show"]) == 2
@@ -88,7 +111,7 @@ def test_config_init_writes_the_commented_default_and_refuses_to_clobber(tmp_pat
 
 def test_config_show_prints_the_effective_config(tmp_path: Path, capsys) -> None:
     path = tmp_path / "c.toml"
-    path.write_text("[[targets]]\nname = \"v\"\nurl = \"http://127.0.0.1:8000/\"\n")
+    path.write_text('[[targets]]\nname = "v"\nurl = "http://127.0.0.1:8000/"\n')
     assert main(["--config", str(path), "config", "show", "--json"]) == 0
     import json
 
@@ -107,8 +130,14 @@ def test_one_metrics_endpoint_rule_for_every_caller() -> None:
     from daemon.config import TargetConfig, metrics_endpoint
 
     assert TargetConfig(name="a", url="http://h:8000").metrics_endpoint == "http://h:8000/metrics"
-    assert TargetConfig(name="t", url="http://h:8000", metrics_url="http://h:8002").metrics_endpoint \
+    assert (
+        TargetConfig(name="t", url="http://h:8000", metrics_url="http://h:8002").metrics_endpoint
         == "http://h:8002/metrics"
-    assert TargetConfig(name="t", url="http://h:8000", metrics_url="http://h:8002/metrics/").metrics_endpoint \
+    )
+    assert (
+        TargetConfig(name="t", url="http://h:8000", metrics_url="http://h:8002/metrics/").metrics_endpoint
         == "http://h:8002/metrics"
-    assert metrics_endpoint("http://h:8000/v1/") == "http://h:8000/metrics", "an OpenAI base URL's server root"
+    )
+    assert metrics_endpoint("http://h:8000/v1/") == "http://h:8000/metrics", (
+        "an OpenAI base URL's server root"
+    )

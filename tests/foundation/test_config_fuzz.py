@@ -23,8 +23,14 @@ _DIR = Path(tempfile.mkdtemp(prefix="charter-config-fuzz-"))
 
 def test_the_generator_knows_the_config_keys() -> None:
     keys = {".".join(map(str, k)) for k, _ in KEYS}
-    assert {"daemon.readonly", "mqtt.port", "targets.0.url", "targets.0.timeout_s",
-            "rollouts.commands.k.params.k.pattern", "watch.debounce_ms"} <= keys
+    assert {
+        "daemon.readonly",
+        "mqtt.port",
+        "targets.0.url",
+        "targets.0.timeout_s",
+        "rollouts.commands.k.params.k.pattern",
+        "watch.debounce_ms",
+    } <= keys
 
 
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])

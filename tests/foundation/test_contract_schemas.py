@@ -13,8 +13,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_committed_schemas_match_the_models() -> None:
-    run = subprocess.run([sys.executable, "scripts/contract_schemas.py", "--check"], cwd=REPO,
-                         capture_output=True, text=True)
+    run = subprocess.run(
+        [sys.executable, "scripts/contract_schemas.py", "--check"], cwd=REPO, capture_output=True, text=True
+    )
     assert run.returncode == 0, run.stderr
 
 

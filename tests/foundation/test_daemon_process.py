@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from daemon.testkit.ports import free_port
+from testkit.ports import free_port
 
 CHARTER = Path(sys.executable).parent / "charter-tui"
 
@@ -26,8 +26,13 @@ def test_daemon_writes_database_and_stops_within_5s_of_sigterm(tmp_path: Path) -
         f'[daemon]\nmetrics_port = {metrics_port}\n[[targets]]\nname = "nowhere"\nurl = "http://127.0.0.1:9"\n'
     )
     env = {**os.environ, "CHARTER_TUI_DATABASE_URL": f"sqlite:///{db}", "CHARTER_TUI_LOG_FILE": str(log)}
-    proc = subprocess.Popen([str(CHARTER), "--config", str(config), "daemon"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [str(CHARTER), "--config", str(config), "daemon"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not (log.exists() and "daemon running" in log.read_text()):
@@ -51,7 +56,9 @@ def test_daemon_writes_database_and_stops_within_5s_of_sigterm(tmp_path: Path) -
     assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
     assert "daemon stopped" in log.read_text()
     with sqlite3.connect(db) as conn:
-        assert conn.execute("SELECT name, url FROM instance").fetchall() == [("nowhere", "http://127.0.0.1:9")]
+        assert conn.execute("SELECT name, url FROM instance").fetchall() == [
+            ("nowhere", "http://127.0.0.1:9")
+        ]
         actions = [r[0] for r in conn.execute("SELECT action FROM audit_event ORDER BY id")]
     assert actions[0] == "start" and actions[-1] == "stop", "the shutdown path ran to the end"
     stderr = proc.stderr.read() if proc.stderr else ""

@@ -13,20 +13,31 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
-pytestmark = pytest.mark.skipif(not LINT_IMPORTS.exists(), reason="import-linter is installed by `make install`")
+pytestmark = pytest.mark.skipif(
+    not LINT_IMPORTS.exists(), reason="import-linter is installed by `make install`"
+)
 
 
 def copy_tree(tmp: Path) -> Path:
     root = tmp / "tree"
-    for package in ("charter_tui", "daemon", "compiler"):
+    for package in ("charter_tui", "executor", "testkit", "daemon", "compiler"):
         shutil.copytree(REPO / package, root / package, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(REPO / "pyproject.toml", root / "pyproject.toml")
     return root
 
 
 def lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(LINT_IMPORTS), "--no-cache"], cwd=root, capture_output=True, text=True,
-                          env={"PATH": str(LINT_IMPORTS.parent), "PYTHONPATH": str(root)}, timeout=300)
+    return subprocess.run(
+        [str(LINT_IMPORTS), "--no-cache"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env={"PATH": str(LINT_IMPORTS.parent), "PYTHONPATH": str(root), "COLUMNS": "200"},
+        timeout=300,
+    )
+
+
+FLOORS = "Floors: charter_tui -> executor|testkit -> daemon -> compiler"
 
 
 @pytest.mark.parametrize(
@@ -34,11 +45,16 @@ def lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
     [
         ("daemon/poller.py", "import textual", "The daemon never imports Textual or Rich"),
         ("compiler/dag.py", "import httpx", "The compiler is pure"),
-        ("daemon/store.py", "import charter_tui.app", "Floors: charter_tui -> daemon -> compiler"),
-        ("compiler/model.py", "import daemon.models", "Floors: charter_tui -> daemon -> compiler"),
+        ("daemon/store.py", "import charter_tui.app", FLOORS),
+        ("compiler/model.py", "import daemon.models", FLOORS),
+        ("daemon/service.py", "import executor.bench", FLOORS),  # the daemon carries no bench
+        ("daemon/poller.py", "import testkit.vllm", FLOORS),  # nor the test kit
+        ("testkit/vllm.py", "import executor.runner", FLOORS),  # siblings: independent
     ],
 )
-def test_a_planted_violation_breaks_its_contract(tmp_path: Path, module: str, line: str, contract: str) -> None:
+def test_a_planted_violation_breaks_its_contract(
+    tmp_path: Path, module: str, line: str, contract: str
+) -> None:
     root = copy_tree(tmp_path)
     target = root / module
     target.write_text(target.read_text() + f"\n{line}  # planted by the test\n")

@@ -77,7 +77,9 @@ def test_migrates_a_version_1_database_without_losing_rows(tmp_path: Path) -> No
     db = tmp_path / "old.db"
     conn = sqlite3.connect(db)
     conn.executescript((HERE / "schema_v1_sqlite.sql").read_text())
-    conn.execute("INSERT INTO metric_sample (instance, ts, engine, ttft_p95_s) VALUES ('old', 100.0, 'vllm', 0.7)")
+    conn.execute(
+        "INSERT INTO metric_sample (instance, ts, engine, ttft_p95_s) VALUES ('old', 100.0, 'vllm', 0.7)"
+    )
     conn.execute(
         "INSERT INTO audit_event (ts, actor, entity, entity_id, action) VALUES (1.0, 'me', 'rollout', '1', 'approve')"
     )
@@ -184,8 +186,11 @@ def test_postgresql_round_trip_and_retention() -> None:
         with admin.begin() as conn:
             conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
     except sa.exc.OperationalError as exc:
-        pytest.fail(f"PostgreSQL at {url} is not reachable ({exc.orig}); start it with "
-                    "'pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start'", pytrace=False)
+        pytest.fail(
+            f"PostgreSQL at {url} is not reachable ({exc.orig}); start it with "
+            "'pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start'",
+            pytrace=False,
+        )
     scoped = f"{url}?options=-csearch_path%3D{schema}"
     try:
         store = Store(scoped)

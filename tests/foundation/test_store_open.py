@@ -16,7 +16,9 @@ def _fail_writable(self: Store) -> None:
     raise OperationalError("UPDATE schema_info", {}, Exception("disk I/O error\nsecond line"))
 
 
-def test_a_new_database_that_fails_to_open_is_removed_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_new_database_that_fails_to_open_is_removed_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(Store, "_check_writable", _fail_writable)
     with pytest.raises(UserError) as info:
         Store(f"sqlite:///{tmp_path / 'new.db'}")
@@ -25,8 +27,9 @@ def test_a_new_database_that_fails_to_open_is_removed_again(tmp_path: Path, monk
     assert list(tmp_path.iterdir()) == [], "no half-made database, WAL or SHM file is left"
 
 
-def test_an_existing_database_that_fails_to_open_is_kept_as_it_was(tmp_path: Path,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_existing_database_that_fails_to_open_is_kept_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "old.db"
     Store(f"sqlite:///{path}").close()
     before = path.read_bytes()
@@ -57,3 +60,36 @@ def test_a_newer_schema_is_refused_and_untouched(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="newer than this charter-tui"):
         Store(f"sqlite:///{path}")
     assert path.read_bytes() == before
+
+
+def test_a_reader_sees_what_the_running_writer_committed_and_writes_nothing(tmp_path: Path) -> None:
+    """`Store(readonly=True)` beside a live daemon's store: the latest commits (still in the WAL) are
+    read, and any write through the reader fails at SQLite, not by convention."""
+    from daemon.models import AuditEvent
+
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    writer = Store(url)
+    try:
+        writer.add_all([AuditEvent(actor="daemon", entity="daemon", entity_id="-", action="start")])
+        reader = Store(url, readonly=True)
+        try:
+            assert [e.action for e in reader.all(AuditEvent)] == ["start"]
+            with pytest.raises(OperationalError, match="readonly"):
+                reader.add_all([AuditEvent(actor="x", entity="daemon", entity_id="-", action="stop")])
+        finally:
+            reader.close()
+    finally:
+        writer.close()
+
+
+def test_a_reader_refuses_an_older_schema_instead_of_migrating_it(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    Store(url).close()
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE schema_info SET version = 1"))
+    engine.dispose()
+    with pytest.raises(UserError, match="schema version 1.*start the daemon once to migrate it"):
+        Store(url, readonly=True)
+    with sa.create_engine(url).connect() as conn:
+        assert conn.execute(sa.text("SELECT version FROM schema_info")).scalar_one() == 1

@@ -1,4 +1,4 @@
-"""`make lint` type-checks the daemon and the compiler strictly ([tool.mypy] in pyproject.toml): mypy runs on
+"""`make lint` type-checks the daemon, the compiler, the executor and the test kit strictly ([tool.mypy] in pyproject.toml): mypy runs on
 a copy of the tree, which must pass as it is, and must fail, naming each, on errors planted in a second copy
 (an untyped function, a wrong assignment, a stale `type: ignore`, a bad pydantic constructor)."""
 
@@ -22,21 +22,30 @@ PLANTED = [
     ("compiler/values.py", "_planted: int = 'text'\n", "assignment"),
     ("daemon/exporter.py", "_planted = 1  # type: ignore[attr-defined]\n", "unused-ignore"),
     # Only the pydantic plugin types model_construct(): this one checks the plugin is on.
-    ("daemon/auth.py", "from daemon.optimizer.models import ConfigChange\n"
-                       "_planted = ConfigChange.model_construct(parameter=1)\n", "arg-type"),
+    (
+        "daemon/auth.py",
+        "from daemon.optimizer.models import ConfigChange\n"
+        "_planted = ConfigChange.model_construct(parameter=1)\n",
+        "arg-type",
+    ),
 ]
 
 
 def mypy(root: Path) -> subprocess.CompletedProcess[str]:
     # The cache lives in the copy: a copy of a checked tree starts warm, and nothing is written to the repo.
-    return subprocess.run([str(MYPY), "--cache-dir", str(root / ".mypy_cache")], cwd=root, capture_output=True,
-                          text=True, timeout=600)
+    return subprocess.run(
+        [str(MYPY), "--cache-dir", str(root / ".mypy_cache")],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 @pytest.fixture(scope="module")
 def checked_tree(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
     root = tmp_path_factory.mktemp("typing") / "tree"
-    for package in ("daemon", "compiler"):
+    for package in ("daemon", "compiler", "executor", "testkit"):  # [tool.mypy] files
         shutil.copytree(REPO / package, root / package, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(REPO / "pyproject.toml", root / "pyproject.toml")
     return root, mypy(root)
@@ -59,6 +68,9 @@ def test_planted_type_errors_fail_the_check(
     assert run.returncode != 0, run.stdout
     errors = [ln for ln in run.stdout.splitlines() if ": error: " in ln]
     for module, _, code in PLANTED:
-        assert any(ln.startswith(f"{module}:") and ln.endswith(f"[{code}]") for ln in errors), (module, run.stdout)
+        assert any(ln.startswith(f"{module}:") and ln.endswith(f"[{code}]") for ln in errors), (
+            module,
+            run.stdout,
+        )
     # Nothing else: each plant is reported where it was planted, and only there.
     assert all(ln.split(":")[0] in {m for m, _, _ in PLANTED} for ln in errors), run.stdout

@@ -28,7 +28,9 @@ async def wait_for(predicate, timeout: float = 120.0, every: float = 0.2):  # no
     raise AssertionError(f"condition not met within {timeout} s")
 
 
-async def test_daemon_polls_vllm_and_recompiles_agents_on_save(vllm_server, tmp_path: Path, monkeypatch) -> None:
+async def test_daemon_polls_vllm_and_recompiles_agents_on_save(
+    vllm_server, tmp_path: Path, monkeypatch
+) -> None:
     agents = tmp_path / "agents"
     agents.mkdir()
     shutil.copy(REPO / "data" / "agents" / "document_processor.py", agents / "document_processor.py")
@@ -47,8 +49,10 @@ async def test_daemon_polls_vllm_and_recompiles_agents_on_save(vllm_server, tmp_
         store = service.store.store
         # Traffic, so the window has something to measure.
         async with httpx.AsyncClient(timeout=120) as client:
-            await client.post(f"{vllm_server.url}/v1/completions",
-                              json={"model": vllm_server.model, "prompt": "hello " * 50, "max_tokens": 2})
+            await client.post(
+                f"{vllm_server.url}/v1/completions",
+                json={"model": vllm_server.model, "prompt": "hello " * 50, "max_tokens": 2},
+            )
         samples = await wait_for(lambda: store.all(MetricSample, MetricSample.instance == "kit-vllm"))
         assert samples[-1].engine == "vllm"
         instance = await wait_for(

@@ -4,9 +4,10 @@ daemon degraded (daemon/supervisor.py), in the real DaemonService with its real 
 from __future__ import annotations
 
 import asyncio
+import sys
 
 from daemon.bus import Bus
-from daemon.supervisor import HEALTH_TOPIC, DaemonHealth, Supervisor
+from daemon.supervisor import HEALTH_TOPIC, DaemonHealth, Supervisor, cancel_and_wait, until_stopped
 
 
 async def test_a_crashing_loop_is_restarted_counted_and_marks_the_daemon_degraded() -> None:
@@ -21,7 +22,9 @@ async def test_a_crashing_loop_is_restarted_counted_and_marks_the_daemon_degrade
     async def flaky(stop: asyncio.Event) -> None:
         runs["flaky"] += 1
         if runs["flaky"] <= 3:
-            raise OverflowError("int too large to convert to SQLite INTEGER")  # the message that killed it once
+            raise OverflowError(
+                "int too large to convert to SQLite INTEGER"
+            )  # the message that killed it once
         await stop.wait()
 
     async def steady(stop: asyncio.Event) -> None:
@@ -38,7 +41,9 @@ async def test_a_crashing_loop_is_restarted_counted_and_marks_the_daemon_degrade
 
     assert crashes == ["flaky"] * 3, "each crash counted once, under the loop's name"
     loop = sup.health.loops["flaky"]
-    assert loop.crashes == 3 and loop.last_error == "OverflowError: int too large to convert to SQLite INTEGER"
+    assert (
+        loop.crashes == 3 and loop.last_error == "OverflowError: int too large to convert to SQLite INTEGER"
+    )
     assert loop.degraded and sup.health.status == "degraded", "three crashes in five minutes: degraded"
     assert degraded[-1] is True and degraded[0] is False, "the first crash alone does not degrade the daemon"
     assert [r.loops["flaky"].crashes for r in reports if r.loops["flaky"].restarting] == [1, 2, 3]
@@ -63,3 +68,41 @@ async def test_cancellation_is_not_a_crash() -> None:
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     assert task.cancelled() and crashes == [], "stopping the daemon still cancels loops; nothing restarts"
+
+
+async def test_cancel_and_wait_ends_a_task_whose_cancellation_wait_for_dropped() -> None:
+    """Python 3.11's `asyncio.wait_for` returns its result, dropping the cancellation, when the cancel
+    lands as its inner future completes; the task then waits on at its next await. A shutdown that
+    cancels once and gathers hangs forever there (it did, in the MQTT bridge): this one cancels again."""
+    inner = asyncio.get_running_loop().create_future()
+    went_on = asyncio.Event()
+
+    async def publisher() -> None:
+        await asyncio.wait_for(inner, 10)  # aiomqtt's publish waits so for its confirmation
+        went_on.set()
+        await asyncio.sleep(3600)  # the next `outbox.get()`
+
+    task = asyncio.create_task(publisher())
+    await asyncio.sleep(0)
+    inner.set_result(None)
+    await asyncio.wait_for(cancel_and_wait([task]), 10)
+    assert task.cancelled()
+    if sys.version_info < (3, 12):
+        assert went_on.is_set(), "the first cancellation was dropped, as this test means to show"
+
+
+async def test_until_stopped_cancels_the_work_when_stop_comes_first() -> None:
+    stop = asyncio.Event()
+    cancelled = asyncio.Event()
+
+    async def long_step() -> None:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    asyncio.get_running_loop().call_later(0.05, stop.set)
+    assert await asyncio.wait_for(until_stopped(long_step(), stop), 10) is False
+    assert cancelled.is_set()
+    assert await until_stopped(asyncio.sleep(0), asyncio.Event()) is True

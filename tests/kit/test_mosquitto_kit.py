@@ -10,7 +10,7 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from daemon.testkit.mosquitto import MosquittoBroker, MosquittoMissing, find_mosquitto, start_mosquitto
+from testkit.mosquitto import MosquittoBroker, MosquittoMissing, find_mosquitto, start_mosquitto
 
 pytestmark = pytest.mark.mqtt
 

@@ -16,8 +16,8 @@ import tritonclient.http as httpclient
 from prometheus_client.parser import text_string_to_metric_families
 from tritonclient.utils import InferenceServerException
 
-from daemon.testkit.ports import StartupError
-from daemon.testkit.triton import (
+from testkit.ports import StartupError
+from testkit.triton import (
     BUILD_HINT,
     TEST_MODEL,
     TritonKit,

@@ -36,7 +36,9 @@ class Handler(BaseHTTPRequestHandler):
             body = json.dumps({"data": [{"id": "stub", "max_model_len": 256}]}).encode()
             kind = "application/json"
         elif self.path == "/env":
-            body = json.dumps({"HF_TOKEN": os.environ.get("HF_TOKEN"), "max_num_seqs": args.max_num_seqs}).encode()
+            body = json.dumps(
+                {"HF_TOKEN": os.environ.get("HF_TOKEN"), "max_num_seqs": args.max_num_seqs}
+            ).encode()
             kind = "application/json"
         else:
             self.send_error(404)

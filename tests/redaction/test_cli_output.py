@@ -18,7 +18,7 @@ from daemon.redaction import MASK
 from daemon.rollouts import commands as cmd
 from daemon.rollouts.repo import RolloutRepo
 from daemon.store import Store
-from daemon.testkit.ports import free_port
+from testkit.ports import free_port
 
 CHARTER = Path(sys.executable).parent / "charter-tui"
 HF = "hf_SECRETtoken0123456789"
@@ -48,8 +48,9 @@ allow_root = true
 
 
 def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(CHARTER), *args], capture_output=True, text=True, env={**os.environ, **env},
-                          timeout=60)
+    return subprocess.run(
+        [str(CHARTER), *args], capture_output=True, text=True, env={**os.environ, **env}, timeout=60
+    )
 
 
 def assert_clean(text: str) -> None:
@@ -87,22 +88,36 @@ def test_rollouts_json_shows_the_public_view(tmp_path: Path) -> None:
     from daemon.config import load_config
 
     loaded = load_config(config)
-    row = cmd.propose(repo, loaded.config, targets=["a"], changes=[{"param": "max_num_seqs", "value": 16}],
-                      actor="alice")
+    row = cmd.propose(
+        repo, loaded.config, targets=["a"], changes=[{"param": "max_num_seqs", "value": 16}], actor="alice"
+    )
 
     def record(d) -> None:  # noqa: ANN001 - a Draft
-        d.previous_config["a"] = {"argv": ["vllm", "--api-key", "sk-SECRET-5"], "env": {"HF_TOKEN": HF},
-                                  "flags": {"max_num_seqs": 8}}
+        d.previous_config["a"] = {
+            "argv": ["vllm", "--api-key", "sk-SECRET-5"],
+            "env": {"HF_TOKEN": HF},
+            "flags": {"max_num_seqs": 8},
+        }
 
-    repo.mutate(row.id, record, actor="daemon", action="snapshot",
-                comment="GET http://alice:urlpw-SECRET-3@127.0.0.1:9/health refused")
+    repo.mutate(
+        row.id,
+        record,
+        actor="daemon",
+        action="snapshot",
+        comment="GET http://alice:urlpw-SECRET-3@127.0.0.1:9/health refused",
+    )
     env = {"CHARTER_TUI_DATABASE_URL": db}
-    for args in (["rollouts", "list", "--json"], ["rollouts", "show", str(row.id), "--json"],
-                 ["rollouts", "show", str(row.id)]):
+    for args in (
+        ["rollouts", "list", "--json"],
+        ["rollouts", "show", str(row.id), "--json"],
+        ["rollouts", "show", str(row.id)],
+    ):
         result = run_cli("--config", str(config), *args, env=env)
         assert result.returncode == 0, result.stderr
         assert_clean(result.stdout + result.stderr)
-    shown = json.loads(run_cli("--config", str(config), "rollouts", "show", str(row.id), "--json", env=env).stdout)
+    shown = json.loads(
+        run_cli("--config", str(config), "rollouts", "show", str(row.id), "--json", env=env).stdout
+    )
     assert shown["rollout"]["previous_config"]["a"]["env"] == {"HF_TOKEN": MASK}
     assert shown["rollout"]["previous_config"]["a"]["flags"] == {"max_num_seqs": 8}
     assert repo.get(row.id).previous_config["a"]["env"] == {"HF_TOKEN": HF}, "the stored row is untouched"
@@ -126,12 +141,18 @@ def test_daemon_start_lines_and_log_file_carry_no_password(tmp_path: Path) -> No
     log = tmp_path / "daemon.log"
     config = write_config(tmp_path / "c.toml", target_port=free_port())  # nothing listens: DOWN, logged
     env = {**os.environ, "CHARTER_TUI_DATABASE_URL": db, "CHARTER_TUI_LOG_FILE": str(log)}
-    proc = subprocess.Popen([str(CHARTER), "--config", str(config), "daemon"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [str(CHARTER), "--config", str(config), "daemon"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not (log.exists() and "daemon running" in log.read_text()
-                                                   and "target a is" in log.read_text()):
+        while time.monotonic() < deadline and not (
+            log.exists() and "daemon running" in log.read_text() and "target a is" in log.read_text()
+        ):
             assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
             time.sleep(0.2)
         proc.send_signal(signal.SIGTERM)

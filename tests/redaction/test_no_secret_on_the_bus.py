@@ -34,8 +34,8 @@ from daemon.rollouts import commands as cmd
 from daemon.rollouts.repo import RolloutRepo, stage_of
 from daemon.service import DaemonService
 from daemon.store import Store
-from daemon.testkit.mosquitto import start_mosquitto
-from daemon.testkit.ports import free_port
+from testkit.mosquitto import start_mosquitto
+from testkit.ports import free_port
 from tests.rollouts.helpers import events
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.slow]
@@ -61,7 +61,9 @@ async def wait_for(predicate, timeout: float, what: str, detail=lambda: ""):  # 
 
 def applied(repo: RolloutRepo, rollout_id: int) -> bool:
     row = repo.get(rollout_id)
-    assert row.state not in ("FAILED", "ROLLED_BACK"), [(e.action, e.comment) for e in events(repo.store, rollout_id)]
+    assert row.state not in ("FAILED", "ROLLED_BACK"), [
+        (e.action, e.comment) for e in events(repo.store, rollout_id)
+    ]
     progress = stage_of(row).progress.get("stub")
     return progress is not None and progress.status == "applied"
 
@@ -77,8 +79,13 @@ def stub_server(tmp_path: Path):  # noqa: ANN201
     port = free_port()
     argv = [sys.executable, str(STUB), "--port", str(port), "--max-num-seqs", "8", "--api-key", API_KEY]
     with open(tmp_path / "stub.log", "wb") as log:
-        process = subprocess.Popen(argv, env={**os.environ, "HF_TOKEN": HF_TOKEN}, stdout=log,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            argv,
+            env={**os.environ, "HF_TOKEN": HF_TOKEN},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         for _ in range(100):
             try:
@@ -110,19 +117,21 @@ async def test_no_secret_reaches_the_broker_and_rollback_restores_the_real_env(
     with start_mosquitto(users={"charter": BROKER_PASSWORD}, keep_dir=tmp_path) as broker:
         config_file = tmp_path / "c.toml"
         config_file.write_text(
-            f'[daemon]\nmetrics_port = 0\npoll_interval_s = 0.5\n'
+            f"[daemon]\nmetrics_port = 0\npoll_interval_s = 0.5\n"
             f'[mqtt]\nenabled = true\nhost = "{broker.host}"\nport = {broker.port}\n'
             f'username = "charter"\npassword = "{BROKER_PASSWORD}"\n'
-            f'[rollouts]\nwarmup_s = 0.0\ncanary_window_s = 600.0\nstep_interval_s = 0.2\n'
-            f'apply_timeout_s = 60.0\nstop_grace_s = 5.0\n'
+            f"[rollouts]\nwarmup_s = 0.0\ncanary_window_s = 600.0\nstep_interval_s = 0.2\n"
+            f"apply_timeout_s = 60.0\nstop_grace_s = 5.0\n"
             f'[[targets]]\nname = "stub"\nurl = "http://alice:{URL_PASSWORD}@127.0.0.1:{port}"\nengine = "vllm"\n'
             f'[targets.launch]\nargv = {json.dumps(argv)}\nenv = {{ HF_TOKEN = "{HF_TOKEN}" }}\n'
-            'allow_root = true\n'  # tests run as root here; the actuator launches as root only on purpose
+            "allow_root = true\n"  # tests run as root here; the actuator launches as root only on purpose
         )
         loaded = load_config(config_file)
         messages: list[tuple[str, bytes]] = []
 
-        async with aiomqtt.Client(broker.host, broker.port, username="charter", password=BROKER_PASSWORD) as remote:
+        async with aiomqtt.Client(
+            broker.host, broker.port, username="charter", password=BROKER_PASSWORD
+        ) as remote:
             await remote.subscribe("#")
 
             async def record() -> None:
@@ -136,25 +145,48 @@ async def test_no_secret_reaches_the_broker_and_rollback_restores_the_real_env(
             task = asyncio.create_task(service.run(stop))
             try:
                 await asyncio.wait_for(service.ready.wait(), 60)
-                await wait_for(lambda: any("/instance/stub" in t for t, _ in messages), 60, "an instance message")
+                await wait_for(
+                    lambda: any("/instance/stub" in t for t, _ in messages), 60, "an instance message"
+                )
 
                 repo = RolloutRepo(Store(db))
-                row = cmd.propose(repo, loaded.config, targets=["stub"],
-                                  changes=[{"param": "max_num_seqs", "value": 16}], actor="alice")
+                row = cmd.propose(
+                    repo,
+                    loaded.config,
+                    targets=["stub"],
+                    changes=[{"param": "max_num_seqs", "value": 16}],
+                    actor="alice",
+                )
                 cmd.apply_command(repo, "approve", row.id, actor="bob")
-                await wait_for(lambda: applied(repo, row.id), 120, "the canary applied", lambda: [(e.action, e.comment) for e in events(repo.store, row.id)])
-                assert stub_env(port) == {"HF_TOKEN": HF_TOKEN, "max_num_seqs": 16}, "relaunched with the change"
+                await wait_for(
+                    lambda: applied(repo, row.id),
+                    120,
+                    "the canary applied",
+                    lambda: [(e.action, e.comment) for e in events(repo.store, row.id)],
+                )
+                assert stub_env(port) == {"HF_TOKEN": HF_TOKEN, "max_num_seqs": 16}, (
+                    "relaunched with the change"
+                )
 
                 cmd.apply_command(repo, "rollback", row.id, actor="bob")
-                await wait_for(lambda: repo.get(row.id).state == "ROLLED_BACK", 120, "the rollback",
-                               lambda: [(e.action, e.comment) for e in events(repo.store, row.id)])
+                await wait_for(
+                    lambda: repo.get(row.id).state == "ROLLED_BACK",
+                    120,
+                    "the rollback",
+                    lambda: [(e.action, e.comment) for e in events(repo.store, row.id)],
+                )
                 # The rollback relaunched the recorded argv with the recorded, real, environment.
                 assert stub_env(port) == {"HF_TOKEN": HF_TOKEN, "max_num_seqs": 8}
                 stored = repo.get(row.id).previous_config["stub"]
-                assert API_KEY in stored["argv"], "the stored previous config is the real one, kept for rollbacks"
+                assert API_KEY in stored["argv"], (
+                    "the stored previous config is the real one, kept for rollbacks"
+                )
                 assert stored.get("env", {"HF_TOKEN": HF_TOKEN}) == {"HF_TOKEN": HF_TOKEN}
-                await wait_for(lambda: any(b'"ROLLED_BACK"' in p and "/rollout/" in t for t, p in messages), 30,
-                               "the final rollout message")
+                await wait_for(
+                    lambda: any(b'"ROLLED_BACK"' in p and "/rollout/" in t for t, p in messages),
+                    30,
+                    "the final rollout message",
+                )
             finally:
                 stop.set()
                 await asyncio.wait_for(task, 30)
@@ -180,7 +212,9 @@ async def test_no_secret_reaches_the_broker_and_rollback_restores_the_real_env(
         seen.append(in_process.queue.get_nowait().payload)
     with_config = [r for r in seen if isinstance(r, Rollout) and r.previous_config]
     assert with_config and all(API_KEY not in json.dumps(r.previous_config) for r in with_config)
-    assert all(r.previous_config["stub"].get("env", {"HF_TOKEN": MASK}) == {"HF_TOKEN": MASK} for r in with_config)
+    assert all(
+        r.previous_config["stub"].get("env", {"HF_TOKEN": MASK}) == {"HF_TOKEN": MASK} for r in with_config
+    )
     # And the instance row stored for display carries no credentials either.
     assert {i.url for i in Store(db).all(Instance)} == {f"http://alice:{MASK}@127.0.0.1:{port}"}
 
@@ -200,10 +234,22 @@ async def test_the_bridge_redacts_whatever_is_published(tmp_path: Path) -> None:
                 async with aiomqtt.Client(broker.host, broker.port) as remote:
                     await remote.subscribe("#")
                     url = f"http://alice:{URL_PASSWORD}@127.0.0.1:1"
-                    bus.publish(topic("rollout", "1"), Rollout(id=1, state="CANARY", previous_config={
-                        "a": {"env": {"HF_TOKEN": HF_TOKEN}, "argv": ["vllm", "--api-key", API_KEY]}}))
-                    bus.publish(topic("instance", "a"), Instance(name="a", url=url, state_reason=f"refused ({url})"))
-                    bus.publish(topic("daemon", "error"), {"loop": "x", "error": f"login with {HF_TOKEN} failed"})
+                    bus.publish(
+                        topic("rollout", "1"),
+                        Rollout(
+                            id=1,
+                            state="CANARY",
+                            previous_config={
+                                "a": {"env": {"HF_TOKEN": HF_TOKEN}, "argv": ["vllm", "--api-key", API_KEY]}
+                            },
+                        ),
+                    )
+                    bus.publish(
+                        topic("instance", "a"), Instance(name="a", url=url, state_reason=f"refused ({url})")
+                    )
+                    bus.publish(
+                        topic("daemon", "error"), {"loop": "x", "error": f"login with {HF_TOKEN} failed"}
+                    )
                     got: dict[str, bytes] = {}
 
                     async def three() -> None:

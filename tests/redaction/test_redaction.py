@@ -56,7 +56,10 @@ def _forget() -> None:
     ("url", "shown"),
     [
         ("postgresql://user:pw@db/x", f"postgresql://user:{MASK}@db/x"),
-        ("postgresql://user:p@ss:w@db:5432/x?sslmode=require", f"postgresql://user:{MASK}@db:5432/x?sslmode=require"),
+        (
+            "postgresql://user:p@ss:w@db:5432/x?sslmode=require",
+            f"postgresql://user:{MASK}@db:5432/x?sslmode=require",
+        ),
         ("https://TOKEN123@host/x", f"https://{MASK}@host/x"),  # a bare user part is how tokens are passed
         ("mqtt://u:p@broker:1883", f"mqtt://u:{MASK}@broker:1883"),
         ("http://h/x?token=abc&n=1", f"http://h/x?token={MASK}&n=1"),
@@ -71,9 +74,11 @@ def test_redact_url(url: str, shown: str) -> None:
 
 def test_redact_text_masks_credentials_in_free_text_but_not_token_counts() -> None:
     remember(["s3cr3t-value"])
-    text = ("connect to postgresql://u:pw1@h/db failed; HF_TOKEN=hf_x1 {'api_key': 'k1'} "
-            "argv ['vllm', '--api-key', 'k2'] --hf-token=k3 Authorization: Bearer abcdefgh12 echoed s3cr3t-value; "
-            "prompt_tokens=12 max_tokens: 3 first token: 4")
+    text = (
+        "connect to postgresql://u:pw1@h/db failed; HF_TOKEN=hf_x1 {'api_key': 'k1'} "
+        "argv ['vllm', '--api-key', 'k2'] --hf-token=k3 Authorization: Bearer abcdefgh12 echoed s3cr3t-value; "
+        "prompt_tokens=12 max_tokens: 3 first token: 4"
+    )
     out = redact_text(text)
     for secret in ("pw1", "hf_x1", "k1", "k2", "k3", "abcdefgh12", "s3cr3t-value"):
         assert secret not in out, out
@@ -88,16 +93,33 @@ def test_short_remembered_values_do_not_blank_out_text() -> None:
 
 def test_redact_argv_masks_credential_flags_only() -> None:
     argv = ["vllm", "--api-key", "k", "--hf-token=t", "--max-num-seqs", "8", "--port=80"]
-    assert redact_argv(argv) == ["vllm", "--api-key", MASK, f"--hf-token={MASK}", "--max-num-seqs", "8", "--port=80"]
+    assert redact_argv(argv) == [
+        "vllm",
+        "--api-key",
+        MASK,
+        f"--hf-token={MASK}",
+        "--max-num-seqs",
+        "8",
+        "--port=80",
+    ]
 
 
 def test_redact_data_env_keys_urls_and_depth() -> None:
-    data = {"previous_config": {"a": {"env": {"HF_TOKEN": HF, "X": "1"}, "argv": ["v", "--api-key", "k"],
-                                      "cwd": "/srv"}},
-            "url": "http://u:pw@h", "hf_token": "t1", "prompt_tokens": 5, "generation_tokens_per_s": 2.0}
+    data = {
+        "previous_config": {
+            "a": {"env": {"HF_TOKEN": HF, "X": "1"}, "argv": ["v", "--api-key", "k"], "cwd": "/srv"}
+        },
+        "url": "http://u:pw@h",
+        "hf_token": "t1",
+        "prompt_tokens": 5,
+        "generation_tokens_per_s": 2.0,
+    }
     out = redact_data(data)
-    assert out["previous_config"]["a"] == {"env": {"HF_TOKEN": MASK, "X": MASK}, "argv": ["v", "--api-key", MASK],
-                                           "cwd": "/srv"}
+    assert out["previous_config"]["a"] == {
+        "env": {"HF_TOKEN": MASK, "X": MASK},
+        "argv": ["v", "--api-key", MASK],
+        "cwd": "/srv",
+    }
     assert out["url"] == f"http://u:{MASK}@h" and out["hf_token"] == MASK
     assert out["prompt_tokens"] == 5 and out["generation_tokens_per_s"] == 2.0
     assert data["previous_config"]["a"]["env"]["HF_TOKEN"] == HF, "a copy: the input is not changed"
@@ -163,22 +185,42 @@ def test_filter_survives_a_bad_format_string() -> None:
 
 
 def test_public_view_masks_what_is_shown_and_leaves_the_row_alone() -> None:
-    row = Rollout(id=7, state="CANARY", title="max_num_seqs=16 on a", targets=["a"],
-                  changes=[{"param": "max_num_seqs", "value": 16, "model": None}],
-                  previous_config={"a": {"argv": ["vllm", "--api-key", "sk-1"], "env": {"HF_TOKEN": HF},
-                                         "flags": {"max_num_seqs": 8}}},
-                  stage_detail={"order": ["a"], "failure_reason": "the process runs ['vllm', '--api-key', 'sk-1']",
-                                "progress": {"a": {"status": "applied", "readback": {"argv": ["--api-key", "sk-1"]}}}})
+    row = Rollout(
+        id=7,
+        state="CANARY",
+        title="max_num_seqs=16 on a",
+        targets=["a"],
+        changes=[{"param": "max_num_seqs", "value": 16, "model": None}],
+        previous_config={
+            "a": {
+                "argv": ["vllm", "--api-key", "sk-1"],
+                "env": {"HF_TOKEN": HF},
+                "flags": {"max_num_seqs": 8},
+            }
+        },
+        stage_detail={
+            "order": ["a"],
+            "failure_reason": "the process runs ['vllm', '--api-key', 'sk-1']",
+            "progress": {"a": {"status": "applied", "readback": {"argv": ["--api-key", "sk-1"]}}},
+        },
+    )
     view = public_view(row)
     dumped = view.model_dump_json()
     assert "sk-1" not in dumped and HF not in dumped
     assert view.previous_config["a"]["env"] == {"HF_TOKEN": MASK}
     assert view.previous_config["a"]["flags"] == {"max_num_seqs": 8}, "what is not secret is shown as it is"
     assert view.id == 7 and view.changes == row.changes and view.state == "CANARY"
-    assert row.previous_config["a"]["env"]["HF_TOKEN"] == HF and row.previous_config["a"]["argv"][-1] == "sk-1"
+    assert (
+        row.previous_config["a"]["env"]["HF_TOKEN"] == HF and row.previous_config["a"]["argv"][-1] == "sk-1"
+    )
 
-    event = AuditEvent(actor="daemon", entity="rollout", entity_id="7", action="failed",
-                       comment="applying failed: GET http://u:pw-9@h/health refused")
+    event = AuditEvent(
+        actor="daemon",
+        entity="rollout",
+        entity_id="7",
+        action="failed",
+        comment="applying failed: GET http://u:pw-9@h/health refused",
+    )
     assert "pw-9" not in (public_event(event).comment or "") and "pw-9" in (event.comment or "")
 
 

@@ -35,10 +35,19 @@ def knob_config(tmp: Path, names: Iterable[str], **rollouts: object) -> tuple[Co
         state.write_text(json.dumps({"batch": "8"}))
         states[name] = state
         targets.append(TargetConfig(name=name, url=f"http://127.0.0.1:{9 + i}"))
-    settings = dict(warmup_s=0.0, canary_window_s=1.0, baseline_window_s=60.0, min_samples=3,
-                    default_signals=["ttft_p95_s"], step_interval_s=0.05)
+    settings = dict(
+        warmup_s=0.0,
+        canary_window_s=1.0,
+        baseline_window_s=60.0,
+        min_samples=3,
+        default_signals=["ttft_p95_s"],
+        step_interval_s=0.05,
+    )
     settings.update(rollouts)
-    cfg = Config(targets=targets, rollouts=RolloutConfig(commands={n: knob_commands(s) for n, s in states.items()}, **settings))
+    cfg = Config(
+        targets=targets,
+        rollouts=RolloutConfig(commands={n: knob_commands(s) for n, s in states.items()}, **settings),
+    )
     return cfg, states
 
 
@@ -52,7 +61,9 @@ def knob_sets(state: Path) -> list[list[str]]:
     return [c for c in calls if c[0] == "set"]
 
 
-async def drive(manager: RolloutManager, rollout_id: int, until: set[RolloutState], timeout_s: float = 90.0) -> Rollout:
+async def drive(
+    manager: RolloutManager, rollout_id: int, until: set[RolloutState], timeout_s: float = 90.0
+) -> Rollout:
     """Step the manager (as its loop would) until the rollout reaches one of `until`."""
     deadline = time.monotonic() + timeout_s
     while True:
@@ -60,13 +71,22 @@ async def drive(manager: RolloutManager, rollout_id: int, until: set[RolloutStat
         if RolloutState(row.state) in until:
             return row
         if time.monotonic() > deadline:
-            raise AssertionError(f"rollout {rollout_id} stuck in {row.state}; events: {trail(manager.repo.store, rollout_id)}")
+            raise AssertionError(
+                f"rollout {rollout_id} stuck in {row.state}; events: {trail(manager.repo.store, rollout_id)}"
+            )
         await manager.step_all()
         await asyncio.sleep(0.05)
 
 
-async def run_until(manager: RolloutManager, rollout_id: int, until: set[RolloutState], *, timeout_s: float,
-                    poll_s: float, stop_timeout_s: float) -> Rollout:
+async def run_until(
+    manager: RolloutManager,
+    rollout_id: int,
+    until: set[RolloutState],
+    *,
+    timeout_s: float,
+    poll_s: float,
+    stop_timeout_s: float,
+) -> Rollout:
     """Run the manager's own loop (as the daemon does) until the rollout reaches one of `until`;
     then stop it, allowing `stop_timeout_s` for a step in flight (a relaunch) to finish."""
     stop = asyncio.Event()
@@ -76,7 +96,9 @@ async def run_until(manager: RolloutManager, rollout_id: int, until: set[Rollout
         while (row := manager.repo.get(rollout_id)).state not in {s.value for s in until}:
             if task.done():
                 task.result()
-            assert time.monotonic() < deadline, f"stuck in {row.state}: {trail(manager.repo.store, rollout_id)}"
+            assert time.monotonic() < deadline, (
+                f"stuck in {row.state}: {trail(manager.repo.store, rollout_id)}"
+            )
             await asyncio.sleep(poll_s)
         return row
     finally:
@@ -85,8 +107,12 @@ async def run_until(manager: RolloutManager, rollout_id: int, until: set[Rollout
 
 
 def events(store: Store, rollout_id: int) -> list[AuditEvent]:
-    return store.all(AuditEvent, AuditEvent.entity == "rollout", AuditEvent.entity_id == str(rollout_id),
-                     order_by=AuditEvent.id)
+    return store.all(
+        AuditEvent,
+        AuditEvent.entity == "rollout",
+        AuditEvent.entity_id == str(rollout_id),
+        order_by=AuditEvent.id,
+    )
 
 
 def trail(store: Store, rollout_id: int) -> list[tuple[str, str | None, str | None]]:

@@ -30,7 +30,9 @@ def main() -> None:
         f'vllm:cache_config_info{{enable_prefix_caching="{args.enable_prefix_caching}",block_size="16"}} 1.0\n'
         f"mini_vllm_max_num_seqs {args.max_num_seqs}\n"
     ).encode()
-    models = json.dumps({"data": [{"id": args.served_model_name, "max_model_len": args.max_model_len}]}).encode()
+    models = json.dumps(
+        {"data": [{"id": args.served_model_name, "max_model_len": args.max_model_len}]}
+    ).encode()
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - http.server's naming

@@ -37,7 +37,9 @@ def main() -> int:
             print(f"crashing at {name} (rollout {rollout_id})", file=sys.stderr, flush=True)
             os.kill(os.getpid(), signal.SIGKILL)
 
-    manager = RolloutManager(config, Store(args.database_url), state_dir=Path(args.state_dir), checkpoint=checkpoint)
+    manager = RolloutManager(
+        config, Store(args.database_url), state_dir=Path(args.state_dir), checkpoint=checkpoint
+    )
     stop = asyncio.Event()
 
     async def run() -> None:

@@ -21,11 +21,15 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path, st
     state.write_text(json.dumps({"batch": "8"}))
     config = {
         "targets": [{"name": "knob", "url": "http://127.0.0.1:9"}],
-        "rollouts": {"commands": {"knob": {
-            "apply": [sys.executable, str(KNOB), str(state), "set", "{param}", "{value}"],
-            "read": [sys.executable, str(KNOB), str(state), "get", "{param}"],
-            "params": {"batch": {"type": "int", "min": 1, "max": 512}},
-        }}},
+        "rollouts": {
+            "commands": {
+                "knob": {
+                    "apply": [sys.executable, str(KNOB), str(state), "set", "{param}", "{value}"],
+                    "read": [sys.executable, str(KNOB), str(state), "get", "{param}"],
+                    "params": {"batch": {"type": "int", "min": 1, "max": 512}},
+                }
+            }
+        },
     }
     path = tmp_path / "config.toml"
     path.write_text(tomli_w.dumps(config))
@@ -40,7 +44,9 @@ def cli(config: Path, *argv: str) -> int:
 
 def test_propose_approve_show_and_refusals(env, capsys: pytest.CaptureFixture[str]) -> None:
     config, state, url = env
-    assert cli(config, "rollouts", "propose", "--target", "knob", "--set", "batch=16", "--reason", "queue") == 0
+    assert (
+        cli(config, "rollouts", "propose", "--target", "knob", "--set", "batch=16", "--reason", "queue") == 0
+    )
     out = capsys.readouterr().out
     assert "rollout 1 proposed: batch=16 on knob" in out
     assert cli(config, "rollouts", "list") == 0
@@ -60,10 +66,16 @@ def test_propose_approve_show_and_refusals(env, capsys: pytest.CaptureFixture[st
 
 @pytest.mark.parametrize(
     ("value", "message"),
-    [("8; rm -rf /", "shell characters"), ("8\nx", "shell characters"), ("0", "below the minimum"),
-     ("1e9", "not an integer")],
+    [
+        ("8; rm -rf /", "shell characters"),
+        ("8\nx", "shell characters"),
+        ("0", "below the minimum"),
+        ("1e9", "not an integer"),
+    ],
 )
-def test_injection_and_range_are_refused_before_anything_is_stored(env, capsys, value: str, message: str) -> None:
+def test_injection_and_range_are_refused_before_anything_is_stored(
+    env, capsys, value: str, message: str
+) -> None:
     config, state, url = env
     assert cli(config, "rollouts", "propose", "--target", "knob", "--set", f"batch={value}") == 2
     assert message in capsys.readouterr().err
@@ -78,8 +90,14 @@ def test_injection_and_range_are_refused_before_anything_is_stored(env, capsys, 
 def test_readonly_refuses_every_mutation(env, capsys) -> None:
     config, _, _ = env
     assert cli(config, "rollouts", "propose", "--target", "knob", "--set", "batch=16") == 0
-    for argv in (["approve", "1"], ["reject", "1"], ["pause", "1"], ["resume", "1"], ["rollback", "1"],
-                 ["propose", "--target", "knob", "--set", "batch=2"]):
+    for argv in (
+        ["approve", "1"],
+        ["reject", "1"],
+        ["pause", "1"],
+        ["resume", "1"],
+        ["rollback", "1"],
+        ["propose", "--target", "knob", "--set", "batch=2"],
+    ):
         assert cli(config, "--readonly", "rollouts", *argv) == 2, argv
         assert "read-only" in capsys.readouterr().err
         assert main(["--readonly", "--config", str(config), "rollouts", *argv]) == 2

@@ -17,12 +17,27 @@ from daemon.rollouts.machine import (
 from daemon.rollouts.model import ACTIVE_STATES, TERMINAL_STATES, RolloutState as S
 
 EXPECTED_EDGES = {
-    (S.PENDING_APPROVAL, S.APPROVED), (S.PENDING_APPROVAL, S.REJECTED),
-    (S.APPROVED, S.CANARY), (S.CANARY, S.VALIDATING), (S.VALIDATING, S.ROLLING_OUT), (S.ROLLING_OUT, S.COMPLETED),
-    (S.APPROVED, S.PAUSED), (S.CANARY, S.PAUSED), (S.VALIDATING, S.PAUSED), (S.ROLLING_OUT, S.PAUSED),
-    (S.PAUSED, S.APPROVED), (S.PAUSED, S.CANARY), (S.PAUSED, S.VALIDATING), (S.PAUSED, S.ROLLING_OUT),
-    (S.APPROVED, S.FAILED), (S.CANARY, S.FAILED), (S.VALIDATING, S.FAILED), (S.ROLLING_OUT, S.FAILED),
-    (S.PAUSED, S.FAILED), (S.COMPLETED, S.FAILED), (S.FAILED, S.ROLLED_BACK),
+    (S.PENDING_APPROVAL, S.APPROVED),
+    (S.PENDING_APPROVAL, S.REJECTED),
+    (S.APPROVED, S.CANARY),
+    (S.CANARY, S.VALIDATING),
+    (S.VALIDATING, S.ROLLING_OUT),
+    (S.ROLLING_OUT, S.COMPLETED),
+    (S.APPROVED, S.PAUSED),
+    (S.CANARY, S.PAUSED),
+    (S.VALIDATING, S.PAUSED),
+    (S.ROLLING_OUT, S.PAUSED),
+    (S.PAUSED, S.APPROVED),
+    (S.PAUSED, S.CANARY),
+    (S.PAUSED, S.VALIDATING),
+    (S.PAUSED, S.ROLLING_OUT),
+    (S.APPROVED, S.FAILED),
+    (S.CANARY, S.FAILED),
+    (S.VALIDATING, S.FAILED),
+    (S.ROLLING_OUT, S.FAILED),
+    (S.PAUSED, S.FAILED),
+    (S.COMPLETED, S.FAILED),
+    (S.FAILED, S.ROLLED_BACK),
 }
 
 
@@ -51,7 +66,9 @@ def test_terminal_states_have_no_way_out_and_every_active_state_can_fail() -> No
 
 def test_second_approval_is_refused_with_a_reason() -> None:
     check_command("approve", S.PENDING_APPROVAL, 7)
-    with pytest.raises(IllegalTransition, match=r"cannot approve rollout 7: it is APPROVED \(it was already approved\)"):
+    with pytest.raises(
+        IllegalTransition, match=r"cannot approve rollout 7: it is APPROVED \(it was already approved\)"
+    ):
         check_command("approve", S.APPROVED, 7)
     with pytest.raises(IllegalTransition, match="it is final"):
         check_command("reject", S.ROLLED_BACK, 7)
@@ -94,15 +111,29 @@ def test_a_refused_transition_lists_what_the_state_allows() -> None:
     assert str(err.value) == "cannot go from REJECTED to APPROVED: REJECTED allows nothing (it is final)"
 
 
-@pytest.mark.parametrize(("action", "state", "message"), [
-    ("reject", S.REJECTED, "cannot reject rollout 5: it is REJECTED (it was already rejected)"),
-    ("rollback", S.ROLLED_BACK, "cannot rollback rollout 5: it is ROLLED_BACK (it was already rolled back)"),
-    ("rollback", S.FAILED, "cannot rollback rollout 5: it is FAILED (its rollback is already under way)"),
-    ("approve", S.REJECTED, "cannot approve rollout 5: it is REJECTED (it is final)"),
-    ("reject", S.CANARY, "cannot reject rollout 5: it is CANARY (it was already approved; `rollback` undoes it)"),
-    ("pause", S.PENDING_APPROVAL,
-     "cannot pause rollout 5: it is PENDING_APPROVAL (pause needs APPROVED, CANARY, ROLLING_OUT, VALIDATING)"),
-])
+@pytest.mark.parametrize(
+    ("action", "state", "message"),
+    [
+        ("reject", S.REJECTED, "cannot reject rollout 5: it is REJECTED (it was already rejected)"),
+        (
+            "rollback",
+            S.ROLLED_BACK,
+            "cannot rollback rollout 5: it is ROLLED_BACK (it was already rolled back)",
+        ),
+        ("rollback", S.FAILED, "cannot rollback rollout 5: it is FAILED (its rollback is already under way)"),
+        ("approve", S.REJECTED, "cannot approve rollout 5: it is REJECTED (it is final)"),
+        (
+            "reject",
+            S.CANARY,
+            "cannot reject rollout 5: it is CANARY (it was already approved; `rollback` undoes it)",
+        ),
+        (
+            "pause",
+            S.PENDING_APPROVAL,
+            "cannot pause rollout 5: it is PENDING_APPROVAL (pause needs APPROVED, CANARY, ROLLING_OUT, VALIDATING)",
+        ),
+    ],
+)
 def test_each_refusal_says_exactly_why(action: str, state: S, message: str) -> None:
     """The whole message, as the CLI and the TUI show it: each hint belongs to its own action and state."""
     with pytest.raises(IllegalTransition) as err:
@@ -124,8 +155,13 @@ def test_allowed_actions_are_exactly_what_apply_command_accepts(tmp_path, state:
     store = Store(f"sqlite:///{tmp_path / 'c.db'}")
     repo = RolloutRepo(store)
     for action in ACTIONS:
-        row = Rollout(title="t", state=state.value, targets=["a"], changes=[{"param": "batch", "value": 8}],
-                      stage_detail={"progress": {"a": {"status": progress}}, "paused_from": "CANARY"})
+        row = Rollout(
+            title="t",
+            state=state.value,
+            targets=["a"],
+            changes=[{"param": "batch", "value": 8}],
+            stage_detail={"progress": {"a": {"status": progress}}, "paused_from": "CANARY"},
+        )
         row = store.merge(row)
         offered = action in cmd.allowed_actions(row)
         try:

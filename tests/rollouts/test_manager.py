@@ -6,6 +6,7 @@ a target that goes down, commands from people, the bus, read-only, and crash rec
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from pathlib import Path
@@ -36,8 +37,12 @@ def store(sqlite_url: str) -> Store:
 
 
 def write_samples(store: Store, instance: str, values: list[float], start: float) -> None:
-    store.add_all([MetricSample(instance=instance, ts=start + i * 0.01, window_s=0.0, ttft_p95_s=v)
-                   for i, v in enumerate(values)])
+    store.add_all(
+        [
+            MetricSample(instance=instance, ts=start + i * 0.01, window_s=0.0, ttft_p95_s=v)
+            for i, v in enumerate(values)
+        ]
+    )
 
 
 class Traffic:
@@ -59,7 +64,9 @@ class Traffic:
                 values = {t: self.value(t) for t in self.targets}
             except (OSError, ValueError, KeyError):  # the target's state file is down or being replaced
                 continue
-            self.store.add_all([MetricSample(instance=t, ts=now, window_s=0.0, ttft_p95_s=v) for t, v in values.items()])
+            self.store.add_all(
+                [MetricSample(instance=t, ts=now, window_s=0.0, ttft_p95_s=v) for t, v in values.items()]
+            )
 
     async def __aenter__(self) -> Traffic:
         self._thread.start()
@@ -73,8 +80,14 @@ class Traffic:
 async def test_two_targets_canary_then_rollout_completes(tmp_path: Path, store: Store) -> None:
     config, states = knob_config(tmp_path, ["a", "b"])
     manager = RolloutManager(config, store, state_dir=tmp_path)
-    row = cmd.propose(manager.repo, config, targets=["a", "b"], changes=[{"param": "batch", "value": "16"}],
-                      actor="alice", reason="queue builds up")
+    row = cmd.propose(
+        manager.repo,
+        config,
+        targets=["a", "b"],
+        changes=[{"param": "batch", "value": "16"}],
+        actor="alice",
+        reason="queue builds up",
+    )
     assert row.state == "PENDING_APPROVAL" and row.changes == [{"param": "batch", "value": 16, "model": None}]
     await manager.step_all()
     assert knob_value(states["a"]) == "8", "nothing runs before approval"
@@ -86,9 +99,17 @@ async def test_two_targets_canary_then_rollout_completes(tmp_path: Path, store: 
     assert knob_value(states["a"]) == knob_value(states["b"]) == "16"
     assert final.previous_config == {"a": {"values": {"batch": "8"}}, "b": {"values": {"batch": "8"}}}
     assert final.comparison["verdict"] == "PASS"
-    assert final.comparison["baseline"]["kind"] == "peers" and final.comparison["baseline"]["targets"] == ["b"]
+    assert final.comparison["baseline"]["kind"] == "peers" and final.comparison["baseline"]["targets"] == [
+        "b"
+    ]
     assert states_visited(store, row.id) == [
-        "PENDING_APPROVAL", "APPROVED", "CANARY", "VALIDATING", "ROLLING_OUT", "COMPLETED"]
+        "PENDING_APPROVAL",
+        "APPROVED",
+        "CANARY",
+        "VALIDATING",
+        "ROLLING_OUT",
+        "COMPLETED",
+    ]
     evs = events(store, row.id)
     assert (evs[0].actor, evs[0].action) == ("alice", "propose")
     approve = next(e for e in evs if e.action == "approve")
@@ -99,10 +120,14 @@ async def test_two_targets_canary_then_rollout_completes(tmp_path: Path, store: 
     assert len(knob_sets(states["a"])) == len(knob_sets(states["b"])) == 1, "each target changed exactly once"
 
 
-async def test_regressing_canary_is_rolled_back_and_the_others_never_touched(tmp_path: Path, store: Store) -> None:
+async def test_regressing_canary_is_rolled_back_and_the_others_never_touched(
+    tmp_path: Path, store: Store
+) -> None:
     config, states = knob_config(tmp_path, ["a", "b"])
     manager = RolloutManager(config, store, state_dir=tmp_path)
-    row = cmd.propose(manager.repo, config, targets=["a", "b"], changes=[{"param": "batch", "value": "64"}], actor="alice")
+    row = cmd.propose(
+        manager.repo, config, targets=["a", "b"], changes=[{"param": "batch", "value": "64"}], actor="alice"
+    )
     cmd.apply_command(manager.repo, "approve", row.id, actor="bob")
 
     def latency(target: str) -> float:  # the canary (a) serves the new value, and is slow with it
@@ -120,16 +145,23 @@ async def test_regressing_canary_is_rolled_back_and_the_others_never_touched(tmp
     assert states_visited(store, row.id)[-3:] == ["VALIDATING", "FAILED", "ROLLED_BACK"]
 
 
-async def test_single_target_judged_against_its_own_baseline_and_pauses_without_data(tmp_path: Path, store: Store) -> None:
+async def test_single_target_judged_against_its_own_baseline_and_pauses_without_data(
+    tmp_path: Path, store: Store
+) -> None:
     config, states = knob_config(tmp_path, ["a"])
     manager = RolloutManager(config, store, state_dir=tmp_path)
     write_samples(store, "a", [0.1, 0.1, 0.1], time.time() - 5)  # baseline exists, canary gets no traffic
-    row = cmd.propose(manager.repo, config, targets=["a"], changes=[{"param": "batch", "value": "32"}], actor="alice")
+    row = cmd.propose(
+        manager.repo, config, targets=["a"], changes=[{"param": "batch", "value": "32"}], actor="alice"
+    )
     cmd.apply_command(manager.repo, "approve", row.id, actor="bob")
     paused = await drive(manager, row.id, FINAL)
     assert paused.state == "PAUSED"
     assert paused.comparison["verdict"] == "INCONCLUSIVE"
-    assert paused.comparison["baseline"]["kind"] == "self-before" and paused.comparison["baseline"]["samples"] == 3
+    assert (
+        paused.comparison["baseline"]["kind"] == "self-before"
+        and paused.comparison["baseline"]["samples"] == 3
+    )
     assert knob_value(states["a"]) == "32", "a pause neither promotes nor rolls back"
     for _ in range(3):
         await manager.step_all()
@@ -144,7 +176,9 @@ async def test_an_apply_the_target_refuses_fails_and_restores(tmp_path: Path, st
     config, states = knob_config(tmp_path, ["a"])
     states["a"].write_text('{"batch": "8", "refuse_set": true}')
     manager = RolloutManager(config, store, state_dir=tmp_path)
-    row = cmd.propose(manager.repo, config, targets=["a"], changes=[{"param": "batch", "value": "16"}], actor="alice")
+    row = cmd.propose(
+        manager.repo, config, targets=["a"], changes=[{"param": "batch", "value": "16"}], actor="alice"
+    )
     cmd.apply_command(manager.repo, "approve", row.id, actor="bob")
     final = await drive(manager, row.id, FINAL)
     assert final.state == "ROLLED_BACK"
@@ -154,10 +188,14 @@ async def test_an_apply_the_target_refuses_fails_and_restores(tmp_path: Path, st
     assert any(e.action == "restored" and "already" in (e.comment or "") for e in events(store, row.id))
 
 
-async def test_a_canary_that_goes_down_fails_and_is_restored_when_it_returns(tmp_path: Path, store: Store) -> None:
+async def test_a_canary_that_goes_down_fails_and_is_restored_when_it_returns(
+    tmp_path: Path, store: Store
+) -> None:
     config, states = knob_config(tmp_path, ["a"], canary_window_s=30.0, max_restore_attempts=50)
     manager = RolloutManager(config, store, state_dir=tmp_path)
-    row = cmd.propose(manager.repo, config, targets=["a"], changes=[{"param": "batch", "value": "16"}], actor="alice")
+    row = cmd.propose(
+        manager.repo, config, targets=["a"], changes=[{"param": "batch", "value": "16"}], actor="alice"
+    )
     cmd.apply_command(manager.repo, "approve", row.id, actor="bob")
     await drive(manager, row.id, {S.CANARY})
     while stage_of(manager.repo.get(row.id)).progress["a"].status != "applied":
@@ -178,10 +216,14 @@ async def test_a_canary_that_goes_down_fails_and_is_restored_when_it_returns(tmp
     assert [e.action for e in events(store, row.id)].count("restore-failed") >= 1
 
 
-async def test_person_can_pause_resume_and_roll_back_a_completed_rollout(tmp_path: Path, store: Store) -> None:
+async def test_person_can_pause_resume_and_roll_back_a_completed_rollout(
+    tmp_path: Path, store: Store
+) -> None:
     config, states = knob_config(tmp_path, ["a", "b"], canary_window_s=1.0)
     manager = RolloutManager(config, store, state_dir=tmp_path)
-    row = cmd.propose(manager.repo, config, targets=["a", "b"], changes=[{"param": "batch", "value": "16"}], actor="alice")
+    row = cmd.propose(
+        manager.repo, config, targets=["a", "b"], changes=[{"param": "batch", "value": "16"}], actor="alice"
+    )
     cmd.apply_command(manager.repo, "approve", row.id, actor="bob")
     await drive(manager, row.id, {S.CANARY})
     cmd.apply_command(manager.repo, "pause", row.id, actor="carol", comment="lunch")
@@ -204,8 +246,12 @@ async def test_person_can_pause_resume_and_roll_back_a_completed_rollout(tmp_pat
 async def test_no_approval_twice_and_one_rollout_per_target(tmp_path: Path, store: Store) -> None:
     config, _ = knob_config(tmp_path, ["a"])
     manager = RolloutManager(config, store, state_dir=tmp_path)
-    first = cmd.propose(manager.repo, config, targets=["a"], changes=[{"param": "batch", "value": "16"}], actor="x")
-    second = cmd.propose(manager.repo, config, targets=["a"], changes=[{"param": "batch", "value": "32"}], actor="x")
+    first = cmd.propose(
+        manager.repo, config, targets=["a"], changes=[{"param": "batch", "value": "16"}], actor="x"
+    )
+    second = cmd.propose(
+        manager.repo, config, targets=["a"], changes=[{"param": "batch", "value": "32"}], actor="x"
+    )
     cmd.apply_command(manager.repo, "approve", first.id, actor="bob")
     with pytest.raises(IllegalTransition, match="already approved"):
         cmd.apply_command(manager.repo, "approve", first.id, actor="eve")
@@ -221,12 +267,21 @@ async def test_no_approval_twice_and_one_rollout_per_target(tmp_path: Path, stor
 async def test_readonly_refuses_every_mutating_command(tmp_path: Path, store: Store) -> None:
     config, _ = knob_config(tmp_path, ["a"])
     manager = RolloutManager(config, store, state_dir=tmp_path)
-    row = cmd.propose(manager.repo, config, targets=["a"], changes=[{"param": "batch", "value": "16"}], actor="x")
+    row = cmd.propose(
+        manager.repo, config, targets=["a"], changes=[{"param": "batch", "value": "16"}], actor="x"
+    )
     for action in ("approve", "reject", "pause", "resume", "rollback"):
         with pytest.raises(cmd.ReadOnly):
             cmd.apply_command(manager.repo, action, row.id, actor="x", readonly=True)
     with pytest.raises(cmd.ReadOnly):
-        cmd.propose(manager.repo, config, targets=["a"], changes=[{"param": "batch", "value": "2"}], actor="x", readonly=True)
+        cmd.propose(
+            manager.repo,
+            config,
+            targets=["a"],
+            changes=[{"param": "batch", "value": "2"}],
+            actor="x",
+            readonly=True,
+        )
     assert manager.repo.get(row.id).state == "PENDING_APPROVAL"
 
 
@@ -234,7 +289,9 @@ async def test_readonly_daemon_carries_out_no_approval_made_elsewhere(tmp_path: 
     """The CLI (another process) approves in the store; a read-only daemon must not act on it, nor on recovery."""
     config, states = knob_config(tmp_path, ["a"])
     readonly = RolloutManager(config, store, state_dir=tmp_path, readonly=True)
-    row = cmd.propose(readonly.repo, config, targets=["a"], changes=[{"param": "batch", "value": "16"}], actor="alice")
+    row = cmd.propose(
+        readonly.repo, config, targets=["a"], changes=[{"param": "batch", "value": "16"}], actor="alice"
+    )
     cmd.apply_command(readonly.repo, "approve", row.id, actor="bob")  # as `charter-tui rollouts approve` does
     await readonly.recover()
     for _ in range(20):
@@ -260,14 +317,22 @@ async def test_bus_commands_approve_and_report_refusals(tmp_path: Path, store: S
     stop = asyncio.Event()
     task = asyncio.create_task(manager.run(stop))
     try:
-        send(bus, "mqtt:tui", action="propose", targets=["a"], changes=[{"param": "batch", "value": "12"}],
-             request_id="p1")
+        send(
+            bus,
+            "mqtt:tui",
+            action="propose",
+            targets=["a"],
+            changes=[{"param": "batch", "value": "12"}],
+            request_id="p1",
+        )
         reply = (await asyncio.wait_for(results.get(), 30)).payload
         assert reply.ok and reply.request_id == "p1"
         rollout_id = reply.rollout["id"]
         # A bare dict on a command topic claims an actor nobody verified: refused, nothing changes.
-        bus.publish(command_topic("approve"), {"action": "approve", "id": rollout_id, "actor": "bob",
-                                               "request_id": "forged"})
+        bus.publish(
+            command_topic("approve"),
+            {"action": "approve", "id": rollout_id, "actor": "bob", "request_id": "forged"},
+        )
         forged = (await asyncio.wait_for(results.get(), 30)).payload
         assert (forged.ok, forged.request_id) == (False, "forged") and "unauthenticated" in forged.error
         assert manager.repo.get(rollout_id).state == "PENDING_APPROVAL"
@@ -278,7 +343,13 @@ async def test_bus_commands_approve_and_report_refusals(tmp_path: Path, store: S
         send(bus, "tui:alice", action="approve", id=rollout_id, request_id="dup")
         dup = (await asyncio.wait_for(results.get(), 30)).payload
         assert (dup.ok, dup.request_id) == (False, "dup") and "already approved" in dup.error
-        send(bus, "tui:alice", action="propose", targets=["a"], changes=[{"param": "batch", "value": "8; rm -rf /"}])
+        send(
+            bus,
+            "tui:alice",
+            action="propose",
+            targets=["a"],
+            changes=[{"param": "batch", "value": "8; rm -rf /"}],
+        )
         bad = (await asyncio.wait_for(results.get(), 30)).payload
         assert not bad.ok and "shell characters" in bad.error
         refusals = [e for e in events_of(store, "command") if e.action == "refused"]
@@ -296,10 +367,43 @@ async def test_bus_commands_approve_and_report_refusals(tmp_path: Path, store: S
         await asyncio.wait_for(task, 10)
 
 
+async def test_stopping_the_loop_cancels_a_change_in_progress_and_a_restart_resumes_it(
+    tmp_path: Path, store: Store
+) -> None:
+    """SIGTERM during a step that takes minutes (a relaunched server loading) must not wait for it."""
+    config, states = knob_config(tmp_path, ["a"])
+    states["a"].write_text(json.dumps({"batch": "8", "slow_set": 120}))
+    manager = RolloutManager(config, store, Bus(), state_dir=tmp_path)
+    row = cmd.propose(
+        manager.repo, config, targets=["a"], changes=[{"param": "batch", "value": "16"}], actor="al"
+    )
+    async with Traffic(store, ["a"], lambda t: 0.1):
+        await asyncio.sleep(0.5)  # a baseline before the change
+        cmd.apply_command(manager.repo, "approve", row.id, actor="bob")
+        stop = asyncio.Event()
+        task = asyncio.create_task(manager.run(stop))
+        deadline = time.monotonic() + 60
+        while not knob_sets(states["a"]):  # the slow `set` has started
+            assert time.monotonic() < deadline and not task.done()
+            await asyncio.sleep(0.05)
+        stop.set()
+        started = time.monotonic()
+        await asyncio.wait_for(task, 10)
+        assert time.monotonic() - started < 10  # neither the 120 s the change takes nor its 20 s timeout
+        assert stage_of(manager.repo.get(row.id)).progress["a"].status == "applying"
+        # The next start asks the target what it runs (still 8: the set never finished) and applies again.
+        states["a"].write_text(json.dumps({"batch": "8"}))
+        final = await drive(RolloutManager(config, store, state_dir=tmp_path), row.id, FINAL)
+    assert final.state == "COMPLETED", "\n".join(f"{e.action}: {e.comment}" for e in events(store, row.id))
+    assert knob_value(states["a"]) == "16" and len(knob_sets(states["a"])) == 2
+
+
 def send(bus: Bus, identity: str, *, topic_action: str | None = None, **fields) -> None:  # noqa: ANN003
     """Put a command on the bus as an authenticated path would (the bridge after verifying, the TUI locally)."""
     command = RolloutCommand.model_validate(fields)
-    bus.publish(command_topic(topic_action or command.action), AuthorizedCommand(command, identity, via="test"))
+    bus.publish(
+        command_topic(topic_action or command.action), AuthorizedCommand(command, identity, via="test")
+    )
 
 
 def events_of(store: Store, entity: str) -> list[AuditEvent]:
@@ -315,10 +419,22 @@ class Crash(BaseException):
 
 @pytest.mark.parametrize(
     "point",
-    ["state:CANARY", "before_apply", "after_apply", "state:VALIDATING", "state:ROLLING_OUT", "state:COMPLETED",
-     "state:FAILED", "before_restore", "after_restore", "state:ROLLED_BACK"],
+    [
+        "state:CANARY",
+        "before_apply",
+        "after_apply",
+        "state:VALIDATING",
+        "state:ROLLING_OUT",
+        "state:COMPLETED",
+        "state:FAILED",
+        "before_restore",
+        "after_restore",
+        "state:ROLLED_BACK",
+    ],
 )
-async def test_crash_at_each_point_recovers_to_a_consistent_end(tmp_path: Path, store: Store, point: str) -> None:
+async def test_crash_at_each_point_recovers_to_a_consistent_end(
+    tmp_path: Path, store: Store, point: str
+) -> None:
     config, states = knob_config(tmp_path, ["a", "b"])
     regress = point in ("state:FAILED", "before_restore", "after_restore", "state:ROLLED_BACK")
 
@@ -327,7 +443,9 @@ async def test_crash_at_each_point_recovers_to_a_consistent_end(tmp_path: Path, 
             raise Crash(name)
 
     first = RolloutManager(config, store, state_dir=tmp_path, checkpoint=crash_at)
-    row = cmd.propose(first.repo, config, targets=["a", "b"], changes=[{"param": "batch", "value": "16"}], actor="x")
+    row = cmd.propose(
+        first.repo, config, targets=["a", "b"], changes=[{"param": "batch", "value": "16"}], actor="x"
+    )
     cmd.apply_command(first.repo, "approve", row.id, actor="bob")
 
     def latency(target: str) -> float:
@@ -336,8 +454,13 @@ async def test_crash_at_each_point_recovers_to_a_consistent_end(tmp_path: Path, 
     async with Traffic(store, ["a", "b"], latency):
         try:
             await drive(first, row.id, FINAL)
-            if point not in ("state:COMPLETED", "state:ROLLED_BACK"):  # the end states are reached after the crash
-                pytest.fail(f"no crash at {point}: {trail(store, row.id)} {first.repo.get(row.id).comparison}")
+            if point not in (
+                "state:COMPLETED",
+                "state:ROLLED_BACK",
+            ):  # the end states are reached after the crash
+                pytest.fail(
+                    f"no crash at {point}: {trail(store, row.id)} {first.repo.get(row.id).comparison}"
+                )
         except Crash:
             pass
         second = RolloutManager(config, store, state_dir=tmp_path)
@@ -346,7 +469,9 @@ async def test_crash_at_each_point_recovers_to_a_consistent_end(tmp_path: Path, 
     want = "ROLLED_BACK" if regress else "COMPLETED"
     assert final.state == want, trail(store, row.id)
     expected = "8" if regress else "16"
-    assert knob_value(states["a"]) == expected and knob_value(states["b"]) == (expected if not regress else "8")
+    assert knob_value(states["a"]) == expected and knob_value(states["b"]) == (
+        expected if not regress else "8"
+    )
     assert [e.action for e in events(store, row.id)].count("approve") == 1
     assert len(knob_sets(states["a"])) <= 2, "the canary is changed once (and restored once at most)"
     if point not in ("state:COMPLETED", "state:ROLLED_BACK"):
@@ -357,12 +482,22 @@ def test_unknown_target_and_mixed_engines_are_refused(tmp_path: Path, store: Sto
     config, _ = knob_config(tmp_path, ["a"])
     manager = RolloutManager(config, store, state_dir=tmp_path)
     with pytest.raises(UserError, match="no target 'nope'"):
-        cmd.propose(manager.repo, config, targets=["nope"], changes=[{"param": "batch", "value": "2"}], actor="x")
+        cmd.propose(
+            manager.repo, config, targets=["nope"], changes=[{"param": "batch", "value": "2"}], actor="x"
+        )
     with pytest.raises(UserError, match="batch='999' is above the maximum 512"):
-        cmd.propose(manager.repo, config, targets=["a"], changes=[{"param": "batch", "value": "999"}], actor="x")
+        cmd.propose(
+            manager.repo, config, targets=["a"], changes=[{"param": "batch", "value": "999"}], actor="x"
+        )
     with pytest.raises(UserError, match="unknown signal"):
-        cmd.propose(manager.repo, config, targets=["a"], changes=[{"param": "batch", "value": "2"}], actor="x",
-                    signals=["vibes"])
+        cmd.propose(
+            manager.repo,
+            config,
+            targets=["a"],
+            changes=[{"param": "batch", "value": "2"}],
+            actor="x",
+            signals=["vibes"],
+        )
 
 
 def test_a_stored_recommendation_goes_through_the_same_gate(tmp_path: Path, store: Store) -> None:
@@ -370,9 +505,16 @@ def test_a_stored_recommendation_goes_through_the_same_gate(tmp_path: Path, stor
     from daemon.models import Recommendation
     from daemon.optimizer.models import ConfigChange, RecommendationSpec
 
-    config = knob_config(tmp_path, [])[0].model_copy(update={"targets": [
-        TargetConfig(name="v", url="http://127.0.0.1:8000", engine="vllm", launch=LaunchConfig(argv=["python"])),
-        TargetConfig(name="t", url="http://127.0.0.1:8001", engine="triton", models=["textgen"])]})
+    config = knob_config(tmp_path, [])[0].model_copy(
+        update={
+            "targets": [
+                TargetConfig(
+                    name="v", url="http://127.0.0.1:8000", engine="vllm", launch=LaunchConfig(argv=["python"])
+                ),
+                TargetConfig(name="t", url="http://127.0.0.1:8001", engine="triton", models=["textgen"]),
+            ]
+        }
+    )
     manager = RolloutManager(config, store, state_dir=tmp_path)
 
     def stored(spec: RecommendationSpec) -> int:
@@ -381,27 +523,59 @@ def test_a_stored_recommendation_goes_through_the_same_gate(tmp_path: Path, stor
         return store.all(Recommendation, Recommendation.fingerprint == row.fingerprint)[0].id
 
     common = dict(expected_impact="high", estimated_improvement="x", effort="low", effort_detail="restart")
-    vllm_rec = stored(RecommendationSpec(instance="v", engine="vllm", kind="batching", title="queue builds up",
-                                         description="", changes=[ConfigChange(parameter="--max-num-seqs",
-                                                                               recommended_value=64, reason="r")],
-                                         **common))
+    vllm_rec = stored(
+        RecommendationSpec(
+            instance="v",
+            engine="vllm",
+            kind="batching",
+            title="queue builds up",
+            description="",
+            changes=[ConfigChange(parameter="--max-num-seqs", recommended_value=64, reason="r")],
+            **common,
+        )
+    )
     rollout = cmd.propose_recommendation(manager.repo, config, vllm_rec, actor="alice")
     assert rollout.changes == [{"param": "max_num_seqs", "value": 64, "model": None}]
     assert rollout.recommendation_id == vllm_rec and rollout.targets == ["v"]
     assert stage_of(rollout).signals == ["ttft_p95_s", "itl_p95_s", "generation_tokens_per_s", "error_rate"]
     assert store.all(Recommendation, Recommendation.id == vllm_rec)[0].status == "PROPOSED"
 
-    triton_rec = stored(RecommendationSpec(instance="t", engine="triton", kind="kv_cache", title="reuse KV",
-                                           description="", changes=[ConfigChange(
-                                               parameter="parameters.enable_kv_cache_reuse", recommended_value=True,
-                                               reason="r", apply="reload")], **common))
+    triton_rec = stored(
+        RecommendationSpec(
+            instance="t",
+            engine="triton",
+            kind="kv_cache",
+            title="reuse KV",
+            description="",
+            changes=[
+                ConfigChange(
+                    parameter="parameters.enable_kv_cache_reuse",
+                    recommended_value=True,
+                    reason="r",
+                    apply="reload",
+                )
+            ],
+            **common,
+        )
+    )
     rollout = cmd.propose_recommendation(manager.repo, config, triton_rec, actor="alice")
     assert rollout.changes == [{"param": "enable_kv_cache_reuse", "value": True, "model": "textgen"}]
 
-    rebuild = stored(RecommendationSpec(instance="t", engine="triton", kind="quantization", title="fp8",
-                                        description="", changes=[ConfigChange(parameter="trtllm-build --qformat",
-                                                                              recommended_value="fp8", reason="r",
-                                                                              apply="rebuild")], **common))
+    rebuild = stored(
+        RecommendationSpec(
+            instance="t",
+            engine="triton",
+            kind="quantization",
+            title="fp8",
+            description="",
+            changes=[
+                ConfigChange(
+                    parameter="trtllm-build --qformat", recommended_value="fp8", reason="r", apply="rebuild"
+                )
+            ],
+            **common,
+        )
+    )
     with pytest.raises(UserError, match="needs an engine rebuild"):
         cmd.propose_recommendation(manager.repo, config, rebuild, actor="alice")
 
@@ -414,7 +588,9 @@ async def test_crash_while_paused_keeps_the_pause_and_its_reason(tmp_path: Path,
             raise Crash(name)
 
     first = RolloutManager(config, store, state_dir=tmp_path, checkpoint=crash_at)
-    row = cmd.propose(first.repo, config, targets=["a"], changes=[{"param": "batch", "value": "16"}], actor="x")
+    row = cmd.propose(
+        first.repo, config, targets=["a"], changes=[{"param": "batch", "value": "16"}], actor="x"
+    )
     cmd.apply_command(first.repo, "approve", row.id, actor="bob")
     with pytest.raises(Crash):
         await drive(first, row.id, FINAL)  # no samples at all: the validation cannot decide
@@ -437,7 +613,9 @@ async def test_changes_are_validated_again_when_they_run(tmp_path: Path, store: 
 
     config, states = knob_config(tmp_path, ["a"])
     manager = RolloutManager(config, store, state_dir=tmp_path)
-    row = cmd.propose(manager.repo, config, targets=["a"], changes=[{"param": "batch", "value": "16"}], actor="x")
+    row = cmd.propose(
+        manager.repo, config, targets=["a"], changes=[{"param": "batch", "value": "16"}], actor="x"
+    )
     cmd.apply_command(manager.repo, "approve", row.id, actor="bob")
     with store.session() as s:
         stored = s.get(Rollout, row.id)

@@ -37,7 +37,8 @@ def test_unknown_parameter_lists_the_known_ones_sorted() -> None:
     with pytest.raises(InvalidChange) as err:
         lookup(VLLM_PARAMS, "max-num-sequences", "vllm")
     assert str(err.value) == (
-        "unknown vllm parameter 'max-num-sequences'; known: " + ", ".join(sorted(VLLM_PARAMS)))
+        "unknown vllm parameter 'max-num-sequences'; known: " + ", ".join(sorted(VLLM_PARAMS))
+    )
 
 
 def test_triton_dotted_fields_are_found_as_written() -> None:
@@ -63,14 +64,17 @@ def test_vllm_specs_carry_their_real_flags() -> None:
         assert (spec.negative_flag is not None) == (spec.type == "bool")
 
 
-@pytest.mark.parametrize(("spec", "shown"), [
-    (ParamSpec("n", "int", "h", min=1, max=65536), "int in [1, 65536]"),
-    (ParamSpec("f", "float", "h", min=0.05), "float in [0.05, inf]"),
-    (ParamSpec("f", "float", "h", max=0.5), "float in [-inf, 0.5]"),
-    (ParamSpec("e", "enum", "h", choices=("a", "b")), "one of a|b"),
-    (ParamSpec("b", "bool", "h"), "bool"),
-    (ParamSpec("s", "string", "h"), "string"),
-])
+@pytest.mark.parametrize(
+    ("spec", "shown"),
+    [
+        (ParamSpec("n", "int", "h", min=1, max=65536), "int in [1, 65536]"),
+        (ParamSpec("f", "float", "h", min=0.05), "float in [0.05, inf]"),
+        (ParamSpec("f", "float", "h", max=0.5), "float in [-inf, 0.5]"),
+        (ParamSpec("e", "enum", "h", choices=("a", "b")), "one of a|b"),
+        (ParamSpec("b", "bool", "h"), "bool"),
+        (ParamSpec("s", "string", "h"), "string"),
+    ],
+)
 def test_describe_says_type_and_range(spec: ParamSpec, shown: str) -> None:
     assert spec.describe() == shown
 
@@ -84,25 +88,33 @@ TEXT = ParamSpec("variant", "string", "h")
 PATH = ParamSpec("config", "string", "h", pattern=r"[A-Za-z0-9_./-]{1,64}")
 
 
-@pytest.mark.parametrize(("spec", "raw", "message"), [
-    (INT, 0, "max_num_seqs=0 is below the minimum 1"),
-    (INT, "65537", "max_num_seqs='65537' is above the maximum 65536"),
-    (INT, "8.5", "max_num_seqs='8.5' is not an integer"),
-    (INT, "", "max_num_seqs='' must be 1-256 characters"),
-    (INT, "8;rm", "max_num_seqs='8;rm' contains whitespace, quotes, control or shell characters"),
-    (INT, [8], "max_num_seqs=[8] has type list; expected a string, number or boolean"),
-    (FLOAT, "x", "gpu_memory_utilization='x' is not a number"),
-    (FLOAT, "1e999", "gpu_memory_utilization='1e999' is not a finite number"),
-    (FLOAT, float("nan"), "gpu_memory_utilization=nan is not a finite number"),
-    (FLAG, "maybe", "enable_prefix_caching='maybe' is not a boolean (true/false)"),
-    (TEXT, "-x", "variant='-x' must not start with '-'"),
-    (ParamSpec("e", "enum", "h", choices=("a", "b")), "c", "e='c' is not one of a, b"),
-    (PATH, "a/../b", "config='a/../b' has a '..' path segment"),
-    (PATH, "/etc/passwd",
-     "config='/etc/passwd' is an absolute path (the rule does not set allow_absolute_paths)"),
-    (ParamSpec("s", "string", "h", pattern="("), "x", None),
-])
-def test_refusals_name_the_parameter_the_value_and_the_reason(spec: ParamSpec, raw, message: str | None) -> None:
+@pytest.mark.parametrize(
+    ("spec", "raw", "message"),
+    [
+        (INT, 0, "max_num_seqs=0 is below the minimum 1"),
+        (INT, "65537", "max_num_seqs='65537' is above the maximum 65536"),
+        (INT, "8.5", "max_num_seqs='8.5' is not an integer"),
+        (INT, "", "max_num_seqs='' must be 1-256 characters"),
+        (INT, "8;rm", "max_num_seqs='8;rm' contains whitespace, quotes, control or shell characters"),
+        (INT, [8], "max_num_seqs=[8] has type list; expected a string, number or boolean"),
+        (FLOAT, "x", "gpu_memory_utilization='x' is not a number"),
+        (FLOAT, "1e999", "gpu_memory_utilization='1e999' is not a finite number"),
+        (FLOAT, float("nan"), "gpu_memory_utilization=nan is not a finite number"),
+        (FLAG, "maybe", "enable_prefix_caching='maybe' is not a boolean (true/false)"),
+        (TEXT, "-x", "variant='-x' must not start with '-'"),
+        (ParamSpec("e", "enum", "h", choices=("a", "b")), "c", "e='c' is not one of a, b"),
+        (PATH, "a/../b", "config='a/../b' has a '..' path segment"),
+        (
+            PATH,
+            "/etc/passwd",
+            "config='/etc/passwd' is an absolute path (the rule does not set allow_absolute_paths)",
+        ),
+        (ParamSpec("s", "string", "h", pattern="("), "x", None),
+    ],
+)
+def test_refusals_name_the_parameter_the_value_and_the_reason(
+    spec: ParamSpec, raw, message: str | None
+) -> None:
     with pytest.raises(InvalidChange) as err:
         spec.coerce(raw)
     if message is None:  # an invalid pattern: the RE2 error text is its own
@@ -143,3 +155,28 @@ def test_a_long_value_is_shown_cut_to_60_characters() -> None:
     with pytest.raises(InvalidChange) as err:
         INT.coerce("9" * 59)  # 61 characters: cut
     assert str(err.value) == f"max_num_seqs={repr('9' * 59)[:57]}... is not an integer"
+
+
+def test_a_vllm_spec_is_built_with_the_flags_vllm_parses() -> None:
+    """`_vllm` called at test time, not only at import: the registry is built when the module is
+    imported, before a mutation run switches a mutant on, so only a call here checks the builder."""
+    from daemon.actuators.params import _vllm
+
+    assert _vllm("max_loras", "int", "adapters per batch", min=1, max=8) == ParamSpec(
+        name="max_loras",
+        type="int",
+        help="adapters per batch",
+        flag="--max-loras",
+        negative_flag=None,
+        min=1,
+        max=8,
+    )
+    # vLLM's BooleanOptionalAction: both spellings, the negative one with `no-` after the dashes.
+    assert _vllm("enforce_eager", "bool", "no CUDA graphs") == ParamSpec(
+        name="enforce_eager",
+        type="bool",
+        help="no CUDA graphs",
+        flag="--enforce-eager",
+        negative_flag="--no-enforce-eager",
+    )
+    assert _vllm("kv_cache_dtype", "enum", "dtype", choices=("auto", "fp8")).choices == ("auto", "fp8")

@@ -17,7 +17,9 @@ from daemon.actuators.vllm import argv_value, edit_argv
 from daemon.config import CommandActuatorConfig, CommandParamRule, LaunchConfig, RolloutConfig, TargetConfig
 from daemon.actuators.change import Change
 
-VLLM = TargetConfig(name="v", url="http://127.0.0.1:8000", engine="vllm", launch=LaunchConfig(argv=["python"]))
+VLLM = TargetConfig(
+    name="v", url="http://127.0.0.1:8000", engine="vllm", launch=LaunchConfig(argv=["python"])
+)
 TRITON = TargetConfig(name="t", url="http://127.0.0.1:8001", engine="triton", models=["textgen"])
 CFG = RolloutConfig()
 
@@ -59,12 +61,18 @@ def test_bad_values_are_refused(target: TargetConfig, param: str, value: object,
 def test_good_values_are_typed_and_names_normalized() -> None:
     changes = validate_changes(
         VLLM,
-        [{"param": "--max-num-seqs", "value": "16"}, {"param": "enable-prefix-caching", "value": "false"},
-         {"param": "gpu_memory_utilization", "value": "0.45"}],
+        [
+            {"param": "--max-num-seqs", "value": "16"},
+            {"param": "enable-prefix-caching", "value": "false"},
+            {"param": "gpu_memory_utilization", "value": "0.45"},
+        ],
         CFG,
     )
     assert [(c.param, c.value) for c in changes] == [
-        ("max_num_seqs", 16), ("enable_prefix_caching", False), ("gpu_memory_utilization", 0.45)]
+        ("max_num_seqs", 16),
+        ("enable_prefix_caching", False),
+        ("gpu_memory_utilization", 0.45),
+    ]
     triton = validate_changes(TRITON, [{"param": "delay_ms_per_token", "value": 40}], CFG)
     assert triton == [Change(param="delay_ms_per_token", value=40, model="textgen")]
 
@@ -73,7 +81,9 @@ def test_model_must_exist_and_a_change_may_not_repeat() -> None:
     with pytest.raises(InvalidChange, match="serves no model 'other'"):
         validate_changes(TRITON, [{"param": "variant", "value": "a", "model": "other"}], CFG)
     with pytest.raises(InvalidChange, match="set twice"):
-        validate_changes(VLLM, [{"param": "max_num_seqs", "value": 4}, {"param": "max-num-seqs", "value": 5}], CFG)
+        validate_changes(
+            VLLM, [{"param": "max_num_seqs", "value": 4}, {"param": "max-num-seqs", "value": 5}], CFG
+        )
     with pytest.raises(InvalidChange, match="only Triton targets take a model"):
         validate_changes(VLLM, [{"param": "max_num_seqs", "value": 4, "model": "m"}], CFG)
 
@@ -97,7 +107,17 @@ def test_no_accepted_value_contains_unsafe_characters(text: str) -> None:
 
 
 def test_edit_argv_replaces_every_spelling_and_reads_back() -> None:
-    argv = ["python", "-m", "vllm", "--max-num-seqs", "256", "--max_num_seqs=128", "--enable-prefix-caching", "--port", "8"]
+    argv = [
+        "python",
+        "-m",
+        "vllm",
+        "--max-num-seqs",
+        "256",
+        "--max_num_seqs=128",
+        "--enable-prefix-caching",
+        "--port",
+        "8",
+    ]
     out = edit_argv(argv, Change(param="max_num_seqs", value=4))
     assert out == ["python", "-m", "vllm", "--enable-prefix-caching", "--port", "8", "--max-num-seqs", "4"]
     out = edit_argv(out, Change(param="enable_prefix_caching", value=False))
@@ -108,18 +128,34 @@ def test_edit_argv_replaces_every_spelling_and_reads_back() -> None:
 
 
 def test_triton_override_is_built_from_the_current_config() -> None:
-    current = {"name": "m", "parameters": {"variant": {"string_value": "a"}}, "instance_group": [{"kind": "KIND_CPU", "count": 1}]}
+    current = {
+        "name": "m",
+        "parameters": {"variant": {"string_value": "a"}},
+        "instance_group": [{"kind": "KIND_CPU", "count": 1}],
+    }
     out = apply_to_config(current, Change(param="enable_kv_cache_reuse", value=True, model="m"))
     out = apply_to_config(out, Change(param="instance_group.count", value=2, model="m"))
-    assert out["parameters"] == {"variant": {"string_value": "a"}, "enable_kv_cache_reuse": {"string_value": "true"}}
+    assert out["parameters"] == {
+        "variant": {"string_value": "a"},
+        "enable_kv_cache_reuse": {"string_value": "true"},
+    }
     assert out["instance_group"] == [{"kind": "KIND_CPU", "count": 2}]
-    assert current["parameters"] == {"variant": {"string_value": "a"}}, "the snapshot itself is never modified"
+    assert current["parameters"] == {"variant": {"string_value": "a"}}, (
+        "the snapshot itself is never modified"
+    )
     for name, spec in TRITON_PARAMS.items():  # every registry entry has a way into a config
-        sample = {"int": spec.min or 1, "float": 0.5, "bool": True, "enum": (spec.choices or ("x",))[0], "string": "x"}[spec.type]
+        sample = {
+            "int": spec.min or 1,
+            "float": 0.5,
+            "bool": True,
+            "enum": (spec.choices or ("x",))[0],
+            "string": "x",
+        }[spec.type]
         apply_to_config(current, Change(param=name, value=sample, model="m"))
 
 
 # --- command actuator rules: linear-time patterns, path confinement (issue 13) -------------------
+
 
 def _command_target(rule: CommandParamRule) -> tuple[TargetConfig, RolloutConfig]:
     target = TargetConfig(name="k", url="http://127.0.0.1:9")
@@ -133,11 +169,18 @@ def _command_target(rule: CommandParamRule) -> tuple[TargetConfig, RolloutConfig
         (CommandParamRule(type="string"), "../../../etc/passwd", "does not match"),
         (CommandParamRule(type="string"), "/etc/passwd", "does not match"),
         (CommandParamRule(type="string"), "..", "does not match"),
-        (CommandParamRule(type="string", pattern="[a-z./]{1,64}"), "../../../etc/passwd", "'..' path segment"),
+        (
+            CommandParamRule(type="string", pattern="[a-z./]{1,64}"),
+            "../../../etc/passwd",
+            "'..' path segment",
+        ),
         (CommandParamRule(type="string", pattern="[a-z./]{1,64}"), "a/b/..", "'..' path segment"),
         (CommandParamRule(type="string", pattern="[a-z./]{1,64}"), "/etc/passwd", "absolute path"),
-        (CommandParamRule(type="string", pattern="[a-z./]{1,64}", allow_absolute_paths=True), "/a/../etc",
-         "'..' path segment"),
+        (
+            CommandParamRule(type="string", pattern="[a-z./]{1,64}", allow_absolute_paths=True),
+            "/a/../etc",
+            "'..' path segment",
+        ),
     ],
 )
 def test_command_string_values_are_confined(rule: CommandParamRule, value: str, why: str) -> None:
@@ -148,11 +191,21 @@ def test_command_string_values_are_confined(rule: CommandParamRule, value: str, 
 
 def test_confined_rules_still_take_what_they_allow() -> None:
     target, cfg = _command_target(CommandParamRule(type="string"))
-    assert validate_changes(target, [{"param": "p", "value": "model-v2:q4@x+y"}], cfg)[0].value == "model-v2:q4@x+y"
+    assert (
+        validate_changes(target, [{"param": "p", "value": "model-v2:q4@x+y"}], cfg)[0].value
+        == "model-v2:q4@x+y"
+    )
     target, cfg = _command_target(CommandParamRule(type="string", pattern="[a-z./]{1,64}"))
-    assert validate_changes(target, [{"param": "p", "value": "models/a..b/c.d"}], cfg)[0].value == "models/a..b/c.d"
-    target, cfg = _command_target(CommandParamRule(type="string", pattern="[a-z./]{1,64}", allow_absolute_paths=True))
-    assert validate_changes(target, [{"param": "p", "value": "/srv/models/a"}], cfg)[0].value == "/srv/models/a"
+    assert (
+        validate_changes(target, [{"param": "p", "value": "models/a..b/c.d"}], cfg)[0].value
+        == "models/a..b/c.d"
+    )
+    target, cfg = _command_target(
+        CommandParamRule(type="string", pattern="[a-z./]{1,64}", allow_absolute_paths=True)
+    )
+    assert (
+        validate_changes(target, [{"param": "p", "value": "/srv/models/a"}], cfg)[0].value == "/srv/models/a"
+    )
 
 
 def test_a_backtracking_rule_pattern_is_matched_in_linear_time() -> None:
@@ -162,8 +215,15 @@ def test_a_backtracking_rule_pattern_is_matched_in_linear_time() -> None:
         validate_changes(target, [{"param": "p", "value": "a" * 40 + "b"}], cfg)
 
 
-@pytest.mark.parametrize(("pattern", "why"), [("((", "missing \\)"), ("(a)\\1", "invalid escape"),
-                                              ("(?=a)a", "invalid perl operator"), ("a" * 257, "max 256")])
+@pytest.mark.parametrize(
+    ("pattern", "why"),
+    [
+        ("((", "missing \\)"),
+        ("(a)\\1", "invalid escape"),
+        ("(?=a)a", "invalid perl operator"),
+        ("a" * 257, "max 256"),
+    ],
+)
 def test_rule_patterns_are_checked_when_the_config_loads(pattern: str, why: str) -> None:
     with pytest.raises(ValidationError, match=why):
         CommandParamRule(type="string", pattern=pattern)
@@ -173,8 +233,11 @@ async def test_command_actuator_never_applies_a_value_outside_its_rule(tmp_path)
     # A restore applies the value `read` printed before the change: a script's output is checked too.
     target, cfg = _command_target(CommandParamRule(type="string"))
     log = tmp_path / "applied"
-    commands = CommandActuatorConfig(apply=["sh", "-c", f'echo "$0" >> {log}', "{value}"],
-                                     read=["echo", "old"], params={"p": CommandParamRule(type="string")})
+    commands = CommandActuatorConfig(
+        apply=["sh", "-c", f'echo "$0" >> {log}', "{value}"],
+        read=["echo", "old"],
+        params={"p": CommandParamRule(type="string")},
+    )
     actuator = CommandActuator(target, [Change(param="p", value="new")], commands)
     with pytest.raises(ActuatorError, match="refusing to apply p='../../etc/passwd'"):
         await actuator.converge({"values": {"p": "../../etc/passwd"}})

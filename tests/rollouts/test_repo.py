@@ -16,7 +16,14 @@ from daemon.models import AuditEvent, Rollout
 from daemon.rollouts.machine import TRANSITIONS, IllegalTransition
 from daemon.actuators.change import Change
 from daemon.rollouts.model import RolloutState as S
-from daemon.rollouts.repo import RolloutNotFound, RolloutRepo, StateChanged, changes_of, public_event, public_view
+from daemon.rollouts.repo import (
+    RolloutNotFound,
+    RolloutRepo,
+    StateChanged,
+    changes_of,
+    public_event,
+    public_view,
+)
 from daemon.store import Store
 
 PAIRS = sorted(itertools.product(S, S))
@@ -33,7 +40,9 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RolloutRepo]:
 
 
 def rollout_in(repo: RolloutRepo, state: S) -> int:
-    row = repo.create(title="t", targets=["a"], changes=[Change(param="max_num_seqs", value="8")], actor="test")
+    row = repo.create(
+        title="t", targets=["a"], changes=[Change(param="max_num_seqs", value="8")], actor="test"
+    )
     # Put it straight into `state` (as if earlier steps had happened), bypassing the repository.
     with repo.store.session() as s:
         s.execute(sa.update(Rollout).where(Rollout.id == row.id).values(state=state.value))
@@ -46,7 +55,9 @@ def test_the_lists_cover_the_machine() -> None:
 
 
 @pytest.mark.parametrize(("a", "b"), ILLEGAL, ids=[f"{a.value}->{b.value}" for a, b in ILLEGAL])
-def test_illegal_transition_through_the_repo_is_refused_and_writes_nothing(repo: RolloutRepo, a: S, b: S) -> None:
+def test_illegal_transition_through_the_repo_is_refused_and_writes_nothing(
+    repo: RolloutRepo, a: S, b: S
+) -> None:
     rid = rollout_in(repo, a)
     events_before = len(repo.events(rid))
     called: list[bool] = []
@@ -64,7 +75,12 @@ def test_legal_transition_writes_the_row_and_its_audit_event(repo: RolloutRepo, 
     assert row.state == b.value and repo.get(rid).state == b.value
     last = repo.events(rid)[-1]
     assert (last.actor, last.action, last.from_state, last.to_state, last.comment) == (
-        "alice", "step", a.value, b.value, "why")
+        "alice",
+        "step",
+        a.value,
+        b.value,
+        "why",
+    )
 
 
 def test_expect_is_checked_before_anything_runs(repo: RolloutRepo) -> None:
@@ -100,7 +116,12 @@ def test_audit_records_an_event_without_changing_the_row(repo: RolloutRepo) -> N
     repo.audit(rid, "bob", "refused", comment="rollback needs ...")
     last = repo.events(rid)[-1]
     assert (last.actor, last.action, last.from_state, last.to_state, last.comment) == (
-        "bob", "refused", "CANARY", "CANARY", "rollback needs ...")
+        "bob",
+        "refused",
+        "CANARY",
+        "CANARY",
+        "rollback needs ...",
+    )
     after = repo.get(rid)
     assert (after.state, after.updated_at) == (before.state, before.updated_at)
 
@@ -134,12 +155,18 @@ def test_list_filters_by_state_newest_first(repo: RolloutRepo) -> None:
 
 
 def test_public_view_masks_secrets_and_leaves_the_stored_row_alone(repo: RolloutRepo) -> None:
-    row = repo.create(title="relaunch with --api-key sk-live-123", targets=["a"],
-                      changes=[Change(param="max_num_seqs", value="8")], actor="test")
+    row = repo.create(
+        title="relaunch with --api-key sk-live-123",
+        targets=["a"],
+        changes=[Change(param="max_num_seqs", value="8")],
+        actor="test",
+    )
 
     def remember_config(d) -> None:
-        d.previous_config = {"argv": ["vllm", "serve", "--api-key", "sk-live-123"],
-                             "env": {"HF_TOKEN": "hf_abc"}}
+        d.previous_config = {
+            "argv": ["vllm", "serve", "--api-key", "sk-live-123"],
+            "env": {"HF_TOKEN": "hf_abc"},
+        }
 
     repo.mutate(row.id, remember_config, actor="m", action="snapshot")
     stored = repo.get(row.id)
@@ -150,7 +177,10 @@ def test_public_view_masks_secrets_and_leaves_the_stored_row_alone(repo: Rollout
     assert changes_of(shown) == changes_of(stored) == [Change(param="max_num_seqs", value="8")]
     # What a rollback restores is untouched.
     again = repo.get(row.id)
-    assert again.previous_config["argv"][-1] == "sk-live-123" and again.previous_config["env"]["HF_TOKEN"] == "hf_abc"
+    assert (
+        again.previous_config["argv"][-1] == "sk-live-123"
+        and again.previous_config["env"]["HF_TOKEN"] == "hf_abc"
+    )
 
 
 def test_public_event_masks_the_comment_only(repo: RolloutRepo) -> None:
@@ -166,17 +196,33 @@ def test_public_event_masks_the_comment_only(repo: RolloutRepo) -> None:
 
 
 def test_create_stores_the_proposal_and_its_audit_event(repo: RolloutRepo) -> None:
-    row = repo.create(title="more seqs", targets=["a", "b"], changes=[Change(param="max_num_seqs", value=64)],
-                      actor="optimizer", reason="queue builds up", signals=["QUEUE_BUILDUP"], recommendation_id=None)
+    row = repo.create(
+        title="more seqs",
+        targets=["a", "b"],
+        changes=[Change(param="max_num_seqs", value=64)],
+        actor="optimizer",
+        reason="queue builds up",
+        signals=["QUEUE_BUILDUP"],
+        recommendation_id=None,
+    )
     stored = repo.get(row.id)
     assert (stored.state, stored.title, stored.targets) == ("PENDING_APPROVAL", "more seqs", ["a", "b"])
     assert changes_of(stored) == [Change(param="max_num_seqs", value=64)]
     stage = stored.stage_detail
-    assert (stage["signals"], stage["reason"], stage["proposed_by"]) == (["QUEUE_BUILDUP"], "queue builds up",
-                                                                         "optimizer")
+    assert (stage["signals"], stage["reason"], stage["proposed_by"]) == (
+        ["QUEUE_BUILDUP"],
+        "queue builds up",
+        "optimizer",
+    )
     [event] = repo.events(row.id)
     assert (event.actor, event.action, event.from_state, event.to_state, event.comment, event.entity_id) == (
-        "optimizer", "propose", None, "PENDING_APPROVAL", "queue builds up", str(row.id))
+        "optimizer",
+        "propose",
+        None,
+        "PENDING_APPROVAL",
+        "queue builds up",
+        str(row.id),
+    )
 
 
 def test_events_come_back_in_the_order_they_happened(repo: RolloutRepo) -> None:
@@ -230,8 +276,13 @@ def test_events_are_only_this_rollouts(repo: RolloutRepo) -> None:
 
 
 def test_recommendation_id_is_kept_and_unknown_ids_are_named(repo: RolloutRepo) -> None:
-    row = repo.create(title="t", targets=["a"], changes=[Change(param="max_num_seqs", value="8")], actor="o",
-                      recommendation_id=42)
+    row = repo.create(
+        title="t",
+        targets=["a"],
+        changes=[Change(param="max_num_seqs", value="8")],
+        actor="o",
+        recommendation_id=42,
+    )
     assert repo.get(row.id).recommendation_id == 42
     with pytest.raises(RolloutNotFound, match="^no rollout 777777$"):
         repo.get(777777)

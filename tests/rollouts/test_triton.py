@@ -25,7 +25,7 @@ from daemon.rollouts.manager import RolloutManager
 from daemon.rollouts.model import RolloutState as S
 from daemon.rollouts.repo import RolloutRepo, stage_of
 from daemon.store import Store
-from daemon.testkit.triton import TEST_MODEL, TritonKit, TritonServer, start_triton
+from testkit.triton import TEST_MODEL, TritonKit, TritonServer, start_triton
 from tests.rollouts import helpers
 from tests.rollouts.helpers import events, states_visited, trail
 from tests.rollouts.traffic import LoadSampler, triton_request
@@ -37,20 +37,31 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 def triton_config(servers: dict[str, TritonServer], **overrides: Any) -> Config:
     settings: dict[str, Any] = dict(
-        warmup_s=0.5, canary_window_s=4.0, baseline_window_s=6.0, min_samples=4,
-        default_signals=["e2e_p95_s", "error_rate"], step_interval_s=0.2, apply_timeout_s=60.0,
+        warmup_s=0.5,
+        canary_window_s=4.0,
+        baseline_window_s=6.0,
+        min_samples=4,
+        default_signals=["e2e_p95_s", "error_rate"],
+        step_interval_s=0.2,
+        apply_timeout_s=60.0,
         # Latency on a shared, loaded 2-core box is noisy: the regression under test is ~20x and +380 ms
         # (100 ms per token, 4 tokens), so only a 3x and +250 ms change counts.
         thresholds={"e2e_p95_s": SignalThreshold(max_regression=3.0, min_abs_change=0.25)},
     )
     settings.update(overrides)
-    targets = [TargetConfig(name=name, url=s.http_url, metrics_url=s.metrics_url, engine="triton", models=[TEST_MODEL])
-               for name, s in servers.items()]
+    targets = [
+        TargetConfig(
+            name=name, url=s.http_url, metrics_url=s.metrics_url, engine="triton", models=[TEST_MODEL]
+        )
+        for name, s in servers.items()
+    ]
     return Config(daemon=DaemonConfig(metrics_port=0), targets=targets, rollouts=RolloutConfig(**settings))
 
 
 async def run_until(manager: RolloutManager, rollout_id: int, until: set[S]) -> Any:
-    return await helpers.run_until(manager, rollout_id, until, timeout_s=120.0, poll_s=0.1, stop_timeout_s=300)
+    return await helpers.run_until(
+        manager, rollout_id, until, timeout_s=120.0, poll_s=0.1, stop_timeout_s=300
+    )
 
 
 def params(server: TritonServer) -> dict[str, str]:
@@ -64,7 +75,9 @@ def reset(server: TritonServer, baseline: dict[str, Any]) -> None:
 
 @pytest.fixture(scope="module")
 def second_triton(triton_kit_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonServer]:
-    with start_triton(triton_kit_dir, load=[TEST_MODEL], log_dir=tmp_path_factory.mktemp("triton-b")) as server:
+    with start_triton(
+        triton_kit_dir, load=[TEST_MODEL], log_dir=tmp_path_factory.mktemp("triton-b")
+    ) as server:
         yield server
 
 
@@ -75,15 +88,24 @@ def store(sqlite_url: str) -> Iterator[Store]:
     s.close()
 
 
-async def test_approved_change_passes_validation_and_is_read_back(triton_textgen, textgen_baseline_config,
-                                                                  store, tmp_path) -> None:
+async def test_approved_change_passes_validation_and_is_read_back(
+    triton_textgen, textgen_baseline_config, store, tmp_path
+) -> None:
     config = triton_config({"triton-a": triton_textgen})
     manager = RolloutManager(config, store, state_dir=tmp_path)
     with LoadSampler(store, {"triton-a": triton_request(triton_textgen.http_url)}):
         await asyncio.sleep(3.5)  # a baseline of measured samples before the change
-        row = cmd.propose(manager.repo, config, targets=["triton-a"], actor="alice", reason="try the canary variant",
-                          changes=[{"param": "variant", "value": "canary-a"},
-                                   {"param": "delay_ms_per_token", "value": "1"}])
+        row = cmd.propose(
+            manager.repo,
+            config,
+            targets=["triton-a"],
+            actor="alice",
+            reason="try the canary variant",
+            changes=[
+                {"param": "variant", "value": "canary-a"},
+                {"param": "delay_ms_per_token", "value": "1"},
+            ],
+        )
         cmd.apply_command(manager.repo, "approve", row.id, actor="bob")
         final = await run_until(manager, row.id, FINAL)
     assert final.state == "COMPLETED", (final.comparison, stage_of(final).failure_reason)
@@ -98,18 +120,30 @@ async def test_approved_change_passes_validation_and_is_read_back(triton_textgen
     assert answer["text_output"].startswith("[canary-a]")
     # The recorded previous config is exactly what the server ran before.
     assert final.previous_config["triton-a"]["models"][TEST_MODEL] == textgen_baseline_config
-    assert states_visited(store, row.id) == ["PENDING_APPROVAL", "APPROVED", "CANARY", "VALIDATING", "ROLLING_OUT",
-                                             "COMPLETED"]
+    assert states_visited(store, row.id) == [
+        "PENDING_APPROVAL",
+        "APPROVED",
+        "CANARY",
+        "VALIDATING",
+        "ROLLING_OUT",
+        "COMPLETED",
+    ]
 
 
-async def test_regressing_change_is_rolled_back_to_the_recorded_config(triton_textgen, textgen_baseline_config,
-                                                                      store, tmp_path) -> None:
+async def test_regressing_change_is_rolled_back_to_the_recorded_config(
+    triton_textgen, textgen_baseline_config, store, tmp_path
+) -> None:
     config = triton_config({"triton-a": triton_textgen})
     manager = RolloutManager(config, store, state_dir=tmp_path)
     with LoadSampler(store, {"triton-a": triton_request(triton_textgen.http_url)}):
         await asyncio.sleep(3.5)
-        row = cmd.propose(manager.repo, config, targets=["triton-a"], actor="alice",
-                          changes=[{"param": "delay_ms_per_token", "value": "100"}])
+        row = cmd.propose(
+            manager.repo,
+            config,
+            targets=["triton-a"],
+            actor="alice",
+            changes=[{"param": "delay_ms_per_token", "value": "100"}],
+        )
         cmd.apply_command(manager.repo, "approve", row.id, actor="bob")
         final = await run_until(manager, row.id, FINAL)
     assert final.state == "ROLLED_BACK", (trail(store, row.id), final.comparison)
@@ -121,14 +155,21 @@ async def test_regressing_change_is_rolled_back_to_the_recorded_config(triton_te
     assert states_visited(store, row.id)[-3:] == ["VALIDATING", "FAILED", "ROLLED_BACK"]
 
 
-async def test_canary_then_the_rest_follow(triton_textgen, second_triton, textgen_baseline_config, store, tmp_path) -> None:
+async def test_canary_then_the_rest_follow(
+    triton_textgen, second_triton, textgen_baseline_config, store, tmp_path
+) -> None:
     reset(second_triton, textgen_baseline_config)
     servers = {"triton-a": triton_textgen, "triton-b": second_triton}
     config = triton_config(servers)
     manager = RolloutManager(config, store, state_dir=tmp_path)
     with LoadSampler(store, {n: triton_request(s.http_url) for n, s in servers.items()}):
-        row = cmd.propose(manager.repo, config, targets=list(servers), actor="alice",
-                          changes=[{"param": "variant", "value": "fleet-b"}])
+        row = cmd.propose(
+            manager.repo,
+            config,
+            targets=list(servers),
+            actor="alice",
+            changes=[{"param": "variant", "value": "fleet-b"}],
+        )
         cmd.apply_command(manager.repo, "approve", row.id, actor="bob")
         canary_seen = False
         stop = asyncio.Event()
@@ -147,26 +188,36 @@ async def test_canary_then_the_rest_follow(triton_textgen, second_triton, textge
             await task
     assert canary_seen
     assert current.state == "COMPLETED", (current.comparison, trail(store, row.id))
-    assert current.comparison["baseline"]["kind"] == "peers" and current.comparison["baseline"]["targets"] == ["triton-b"]
+    assert current.comparison["baseline"]["kind"] == "peers" and current.comparison["baseline"][
+        "targets"
+    ] == ["triton-b"]
     assert params(triton_textgen)["variant"] == params(second_triton)["variant"] == "fleet-b"
     assert set(current.previous_config) == {"triton-a", "triton-b"}
 
 
-async def test_target_that_dies_during_canary_is_restored_when_it_returns(triton_kit_dir, textgen_baseline_config,
-                                                                         store, tmp_path) -> None:
+async def test_target_that_dies_during_canary_is_restored_when_it_returns(
+    triton_kit_dir, textgen_baseline_config, store, tmp_path
+) -> None:
     relaunched: subprocess.Popen[bytes] | None = None
     with start_triton(triton_kit_dir, load=[TEST_MODEL], log_dir=tmp_path) as server:
         config = triton_config({"dying": server}, canary_window_s=60.0, max_restore_attempts=100)
         manager = RolloutManager(config, store, state_dir=tmp_path)
-        row = cmd.propose(manager.repo, config, targets=["dying"], actor="alice",
-                          changes=[{"param": "variant", "value": "doomed"}])
+        row = cmd.propose(
+            manager.repo,
+            config,
+            targets=["dying"],
+            actor="alice",
+            changes=[{"param": "variant", "value": "doomed"}],
+        )
         cmd.apply_command(manager.repo, "approve", row.id, actor="bob")
         stop = asyncio.Event()
         task = asyncio.create_task(manager.run(stop))
         try:
             deadline = time.monotonic() + 60
-            while stage_of(manager.repo.get(row.id)).progress.get("dying") is None or \
-                    stage_of(manager.repo.get(row.id)).progress["dying"].status != "applied":
+            while (
+                stage_of(manager.repo.get(row.id)).progress.get("dying") is None
+                or stage_of(manager.repo.get(row.id)).progress["dying"].status != "applied"
+            ):
                 assert time.monotonic() < deadline
                 await asyncio.sleep(0.1)
             assert server.generate(TEST_MODEL, {"text_input": "q"})["text_output"].startswith("[doomed]")
@@ -182,8 +233,13 @@ async def test_target_that_dies_during_canary_is_restored_when_it_returns(triton
             # Its supervisor brings it back: same argv, same ports; explicit mode loads nothing by itself.
             kit = TritonKit.locate(triton_kit_dir)
             with open(tmp_path / "relaunched.log", "wb") as log:
-                relaunched = subprocess.Popen(server.argv, stdout=log, stderr=subprocess.STDOUT, env=kit.environment(),
-                                              start_new_session=True)
+                relaunched = subprocess.Popen(
+                    server.argv,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=kit.environment(),
+                    start_new_session=True,
+                )
             manager.clock = lambda: time.time() + 3600  # skip the restore backoff
             while manager.repo.get(row.id).state != "ROLLED_BACK":
                 assert relaunched.poll() is None, (tmp_path / "relaunched.log").read_text()[-2000:]
@@ -218,7 +274,9 @@ CRASH_POINTS = [
 ]
 
 
-def spawn(config_path: Path, url: str, state_dir: Path, log: Path, crash_at: str | None = None) -> subprocess.Popen[bytes]:
+def spawn(
+    config_path: Path, url: str, state_dir: Path, log: Path, crash_at: str | None = None
+) -> subprocess.Popen[bytes]:
     argv = [sys.executable, "-m", "tests.rollouts.run_manager", str(config_path), url, str(state_dir)]
     if crash_at:
         argv += ["--crash-at", crash_at]
@@ -231,8 +289,9 @@ def loads_of(server: TritonServer, variant: str) -> int:
 
 
 @pytest.mark.parametrize(("point", "outcome"), CRASH_POINTS)
-def test_sigkill_of_the_manager_process_at_each_point(point, outcome, triton_textgen, second_triton,
-                                                      textgen_baseline_config, sqlite_url, tmp_path) -> None:
+def test_sigkill_of_the_manager_process_at_each_point(
+    point, outcome, triton_textgen, second_triton, textgen_baseline_config, sqlite_url, tmp_path
+) -> None:
     reset(second_triton, textgen_baseline_config)
     servers = {"triton-a": triton_textgen, "triton-b": second_triton}
     regress = outcome == "ROLLED_BACK"
@@ -272,27 +331,36 @@ def test_sigkill_of_the_manager_process_at_each_point(point, outcome, triton_tex
         # Each server loaded the change exactly once, crash or not: nothing was applied twice.
         assert loads_of(triton_textgen, variant) == 1 and loads_of(second_triton, variant) == 1
     else:
-        assert triton_textgen.model_config(TEST_MODEL) == final.previous_config["triton-a"]["models"][TEST_MODEL]
+        assert (
+            triton_textgen.model_config(TEST_MODEL) == final.previous_config["triton-a"]["models"][TEST_MODEL]
+        )
         assert triton_textgen.model_config(TEST_MODEL) == textgen_baseline_config
         assert params(second_triton)["variant"] == "baseline" and loads_of(second_triton, variant) == 0
         assert loads_of(triton_textgen, variant) == 1
     store.close()
 
 
-async def test_judged_on_the_daemons_own_poller_samples(triton_textgen, textgen_baseline_config, sqlite_url,
-                                                        tmp_path) -> None:
+async def test_judged_on_the_daemons_own_poller_samples(
+    triton_textgen, textgen_baseline_config, sqlite_url, tmp_path
+) -> None:
     """The production path: the poller scrapes Triton's /metrics into the store (window-mean latency from
     its duration counters), and the manager judges the canary on those samples alone."""
     from daemon.config import ThresholdConfig
     from daemon.poller import Poller
     from daemon.store import AsyncStore
 
-    base = triton_config({"triton-a": triton_textgen}, default_signals=["e2e_mean_s"], canary_window_s=5.0,
-                         thresholds={"e2e_mean_s": SignalThreshold(max_regression=3.0, min_abs_change=0.25)})
-    config = base.model_copy(update={
-        "daemon": DaemonConfig(metrics_port=0, poll_interval_s=0.5),
-        "thresholds": ThresholdConfig(window_s=2.0),
-    })
+    base = triton_config(
+        {"triton-a": triton_textgen},
+        default_signals=["e2e_mean_s"],
+        canary_window_s=5.0,
+        thresholds={"e2e_mean_s": SignalThreshold(max_regression=3.0, min_abs_change=0.25)},
+    )
+    config = base.model_copy(
+        update={
+            "daemon": DaemonConfig(metrics_port=0, poll_interval_s=0.5),
+            "thresholds": ThresholdConfig(window_s=2.0),
+        }
+    )
     store = Store(sqlite_url)
     poller = Poller(config, AsyncStore(store))
     manager = RolloutManager(config, store, state_dir=tmp_path)
@@ -302,8 +370,13 @@ async def test_judged_on_the_daemons_own_poller_samples(triton_textgen, textgen_
         # Traffic only: its own client-side samples go to another instance name and are not judged.
         with LoadSampler(store, {"client": triton_request(triton_textgen.http_url)}):
             await asyncio.sleep(5)
-            row = cmd.propose(manager.repo, config, targets=["triton-a"], actor="alice",
-                              changes=[{"param": "delay_ms_per_token", "value": "100"}])
+            row = cmd.propose(
+                manager.repo,
+                config,
+                targets=["triton-a"],
+                actor="alice",
+                changes=[{"param": "delay_ms_per_token", "value": "100"}],
+            )
             cmd.apply_command(manager.repo, "approve", row.id, actor="bob")
             final = await run_until(manager, row.id, FINAL)
     finally:

@@ -9,8 +9,13 @@ from daemon.rollouts.validation import baseline_samples, canary_samples, compare
 CFG = RolloutConfig(min_samples=3)
 
 
-def samples(values: list[float], *, start: float = 100.0, signal: str = "ttft_p95_s", **extra: float) -> list[MetricSample]:
-    return [MetricSample(instance="a", ts=start + i, window_s=1.0, **{signal: v}, **extra) for i, v in enumerate(values)]
+def samples(
+    values: list[float], *, start: float = 100.0, signal: str = "ttft_p95_s", **extra: float
+) -> list[MetricSample]:
+    return [
+        MetricSample(instance="a", ts=start + i, window_s=1.0, **{signal: v}, **extra)
+        for i, v in enumerate(values)
+    ]
 
 
 def test_latency_regression_beyond_both_thresholds_fails() -> None:
@@ -25,18 +30,32 @@ def test_latency_regression_beyond_both_thresholds_fails() -> None:
 def test_small_absolute_change_is_noise_even_if_relative_is_large() -> None:
     # +50% but only 0.5 ms: under the 5 ms floor of ttft_p95_s.
     assert compare(samples([0.001] * 3), samples([0.0015] * 3), ["ttft_p95_s"], CFG).verdict == "PASS"
-    strict = RolloutConfig(min_samples=3, thresholds={"ttft_p95_s": SignalThreshold(max_regression=0.1, min_abs_change=0)})
+    strict = RolloutConfig(
+        min_samples=3, thresholds={"ttft_p95_s": SignalThreshold(max_regression=0.1, min_abs_change=0)}
+    )
     assert compare(samples([0.001] * 3), samples([0.0015] * 3), ["ttft_p95_s"], strict).verdict == "FAIL"
 
 
 def test_direction_matters_for_throughput_and_hit_rate() -> None:
-    up = compare(samples([100, 100, 100], signal="generation_tokens_per_s"),
-                 samples([150, 150, 150], signal="generation_tokens_per_s"), ["generation_tokens_per_s"], CFG)
-    down = compare(samples([100, 100, 100], signal="generation_tokens_per_s"),
-                   samples([50, 50, 50], signal="generation_tokens_per_s"), ["generation_tokens_per_s"], CFG)
+    up = compare(
+        samples([100, 100, 100], signal="generation_tokens_per_s"),
+        samples([150, 150, 150], signal="generation_tokens_per_s"),
+        ["generation_tokens_per_s"],
+        CFG,
+    )
+    down = compare(
+        samples([100, 100, 100], signal="generation_tokens_per_s"),
+        samples([50, 50, 50], signal="generation_tokens_per_s"),
+        ["generation_tokens_per_s"],
+        CFG,
+    )
     assert (up.verdict, down.verdict) == ("PASS", "FAIL")
-    hit = compare(samples([0.8] * 3, signal="prefix_hit_rate"), samples([0.2] * 3, signal="prefix_hit_rate"),
-                  ["prefix_hit_rate"], CFG)
+    hit = compare(
+        samples([0.8] * 3, signal="prefix_hit_rate"),
+        samples([0.2] * 3, signal="prefix_hit_rate"),
+        ["prefix_hit_rate"],
+        CFG,
+    )
     assert hit.verdict == "FAIL"
 
 
@@ -62,7 +81,12 @@ def test_a_regression_fails_even_when_another_signal_lacks_data() -> None:
 def test_error_rate_is_failures_over_all_requests() -> None:
     s = MetricSample(instance="a", requests_success_per_s=9.0, requests_failure_per_s=1.0)
     assert signal_value(s, "error_rate") == 0.1
-    assert signal_value(MetricSample(instance="a", requests_success_per_s=0.0, requests_failure_per_s=0.0), "error_rate") is None
+    assert (
+        signal_value(
+            MetricSample(instance="a", requests_success_per_s=0.0, requests_failure_per_s=0.0), "error_rate"
+        )
+        is None
+    )
     ok = samples([1.0] * 3, signal="requests_success_per_s", requests_failure_per_s=0.0)
     bad = samples([1.0] * 3, signal="requests_success_per_s", requests_failure_per_s=1.0)
     assert compare(ok, bad, ["error_rate"], CFG).verdict == "FAIL"
@@ -82,7 +106,11 @@ def test_window_selection_excludes_straddling_and_reset_samples() -> None:
 
 def test_window_means_judge_engines_without_histograms() -> None:
     # Triton core exports request duration as counters: the collector stores the window mean.
-    result = compare(samples([0.02] * 3, signal="e2e_mean_s"), samples([0.40] * 3, signal="e2e_mean_s"),
-                     ["e2e_mean_s", "ttft_p95_s"], CFG)
+    result = compare(
+        samples([0.02] * 3, signal="e2e_mean_s"),
+        samples([0.40] * 3, signal="e2e_mean_s"),
+        ["e2e_mean_s", "ttft_p95_s"],
+        CFG,
+    )
     assert result.verdict == "FAIL"
     assert [s["verdict"] for s in result.signals] == ["fail", "unavailable"]

@@ -39,7 +39,7 @@ from daemon.actuators.change import Change
 from daemon.rollouts.model import RolloutState as S
 from daemon.rollouts.repo import stage_of
 from daemon.store import Store
-from daemon.testkit.ports import free_port
+from testkit.ports import free_port
 from tests.rollouts.helpers import drive, events, trail
 
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -84,8 +84,15 @@ def configured_argv(port: int) -> list[str]:
 def start(argv: list[str], port: int, *, user: str | None) -> subprocess.Popen[bytes]:
     """Start a listener as `user` (None: as the test, root) and wait until it holds the port."""
     account = {"user": user, "group": pwd.getpwnam(user).pw_gid, "extra_groups": []} if user else {}
-    process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               cwd="/", start_new_session=True, **account)
+    process = subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd="/",
+        start_new_session=True,
+        **account,
+    )
     deadline = time.monotonic() + 60
     while procs.server_pid(port) != process.pid:
         assert process.poll() is None, f"{argv} exited with {process.returncode}"
@@ -107,11 +114,23 @@ def started() -> Iterator[list[subprocess.Popen[bytes]]]:
 def mini_config(port: int, **launch: object) -> Config:
     settings: dict[str, object] = dict(argv=configured_argv(port), env={"HF_TOKEN": SECRET}, user="nobody")
     settings.update(launch)
-    target = TargetConfig(name="mini", url=f"http://127.0.0.1:{port}", engine="vllm", timeout_s=5.0,
-                          launch=LaunchConfig(**settings))
-    rollouts = RolloutConfig(warmup_s=0.0, canary_window_s=1.0, baseline_window_s=60.0, min_samples=3,
-                             default_signals=["ttft_p95_s"], step_interval_s=0.05, apply_timeout_s=60.0,
-                             stop_grace_s=5.0)
+    target = TargetConfig(
+        name="mini",
+        url=f"http://127.0.0.1:{port}",
+        engine="vllm",
+        timeout_s=5.0,
+        launch=LaunchConfig(**settings),
+    )
+    rollouts = RolloutConfig(
+        warmup_s=0.0,
+        canary_window_s=1.0,
+        baseline_window_s=60.0,
+        min_samples=3,
+        default_signals=["ttft_p95_s"],
+        step_interval_s=0.05,
+        apply_timeout_s=60.0,
+        stop_grace_s=5.0,
+    )
     return Config(daemon=DaemonConfig(metrics_port=0), targets=[target], rollouts=rollouts)
 
 
@@ -137,8 +156,10 @@ class Samples:
 
 
 async def approve_and_run(manager: RolloutManager, config: Config, **param: str) -> object:
-    (name, value), = param.items()
-    row = cmd.propose(manager.repo, config, targets=["mini"], actor="alice", changes=[{"param": name, "value": value}])
+    ((name, value),) = param.items()
+    row = cmd.propose(
+        manager.repo, config, targets=["mini"], actor="alice", changes=[{"param": name, "value": value}]
+    )
     cmd.apply_command(manager.repo, "approve", row.id, actor="bob")
     return await drive(manager, row.id, FINAL, timeout_s=120)
 
@@ -166,7 +187,11 @@ async def test_foreign_process_on_the_port_is_refused_and_left_running(
     """Another user's process on the port (or the configured argv run by the wrong account): the
     approved change is refused naming it, nothing is stopped or launched, the rollout rolls back clean."""
     if foreign == "other-program-as-nobody":
-        argv, user, who = [SYSTEM_PYTHON, "-m", "http.server", "--bind", "127.0.0.1", str(port)], "nobody", "nobody"
+        argv, user, who = (
+            [SYSTEM_PYTHON, "-m", "http.server", "--bind", "127.0.0.1", str(port)],
+            "nobody",
+            "nobody",
+        )
     else:
         argv, user, who = configured_argv(port), None, "root"
     process = start(argv, port, user=user)
@@ -191,8 +216,12 @@ async def test_foreign_process_on_the_port_is_refused_and_left_running(
 
 
 async def test_configured_server_is_relaunched_with_the_configured_argv_as_the_configured_user(
-    port: int, started: list[subprocess.Popen[bytes]], store: Store, tmp_path: Path,
-    nobody: pwd.struct_passwd, monkeypatch: pytest.MonkeyPatch,
+    port: int,
+    started: list[subprocess.Popen[bytes]],
+    store: Store,
+    tmp_path: Path,
+    nobody: pwd.struct_passwd,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The configured server, started by hand with an extra argument: the change relaunches the
     configured argv plus the flag (the extra is not carried over), as `nobody`, with only the configured
@@ -238,13 +267,24 @@ async def test_launch_record_pointing_at_a_recycled_pid_is_not_trusted(
 ) -> None:
     """The launch record names the pid now held by a foreign listener, but the process recorded there
     started earlier (another start time): a recycled pid. It is not taken for the launched server."""
-    foreign = start([SYSTEM_PYTHON, "-m", "http.server", "--bind", "127.0.0.1", str(port)], port, user="nobody")
+    foreign = start(
+        [SYSTEM_PYTHON, "-m", "http.server", "--bind", "127.0.0.1", str(port)], port, user="nobody"
+    )
     started.append(foreign)
     record = tmp_path / "launch" / "mini.json"
     record.parent.mkdir()
     earlier = procs.start_time(foreign.pid) - 100  # the recorded process started a second before this one
-    record.write_text(json.dumps({"argv": configured_argv(port), "flags": {}, "pid": foreign.pid,
-                                  "start_time": earlier, "written_at": time.time() - 60}))
+    record.write_text(
+        json.dumps(
+            {
+                "argv": configured_argv(port),
+                "flags": {},
+                "pid": foreign.pid,
+                "start_time": earlier,
+                "written_at": time.time() - 60,
+            }
+        )
+    )
     config = mini_config(port)
     manager = RolloutManager(config, store, state_dir=tmp_path)
 
@@ -265,11 +305,25 @@ async def test_leftover_launch_record_with_a_recycled_pid_is_neither_waited_for_
     started.append(bystander)
     record = tmp_path / "launch" / "mini.json"
     record.parent.mkdir()
-    record.write_text(json.dumps({"argv": configured_argv(port), "flags": {}, "pid": bystander.pid,
-                                  "start_time": procs.start_time(bystander.pid) - 100, "written_at": time.time()}))
+    record.write_text(
+        json.dumps(
+            {
+                "argv": configured_argv(port),
+                "flags": {},
+                "pid": bystander.pid,
+                "start_time": procs.start_time(bystander.pid) - 100,
+                "written_at": time.time(),
+            }
+        )
+    )
     config = mini_config(port)
-    actuator = VllmRelaunchActuator(config.targets[0], [Change(param="max_num_seqs", value=8)],
-                                    state_dir=tmp_path, startup_timeout_s=60.0, stop_grace_s=5.0)
+    actuator = VllmRelaunchActuator(
+        config.targets[0],
+        [Change(param="max_num_seqs", value=8)],
+        state_dir=tmp_path,
+        startup_timeout_s=60.0,
+        stop_grace_s=5.0,
+    )
 
     result = await asyncio.wait_for(actuator.converge({"flags": {"max_num_seqs": 4}}), 120)
 
@@ -298,8 +352,12 @@ async def test_root_daemon_without_a_user_does_not_start_the_server_as_root(
     assert not launched_anything(tmp_path)
 
 
-MANGLED = {"garbage": b"not json", "a list": b"[]", "wrong types": b'{"pid": "1", "start_time": [], "argv": 7}',
-           "a megabyte": b"{" * (1 << 20)}
+MANGLED = {
+    "garbage": b"not json",
+    "a list": b"[]",
+    "wrong types": b'{"pid": "1", "start_time": [], "argv": 7}',
+    "a megabyte": b"{" * (1 << 20),
+}
 
 
 @pytest.mark.parametrize("mangled", list(MANGLED))
@@ -308,12 +366,19 @@ async def test_a_mangled_launch_record_names_nobody(
 ) -> None:
     """A launch record that is not one (garbage, a wrong shape, a megabyte) trusts no process: the
     foreign listener is refused with a one-line reason, and nothing raises anything else."""
-    foreign = start([SYSTEM_PYTHON, "-m", "http.server", "--bind", "127.0.0.1", str(port)], port, user="nobody")
+    foreign = start(
+        [SYSTEM_PYTHON, "-m", "http.server", "--bind", "127.0.0.1", str(port)], port, user="nobody"
+    )
     started.append(foreign)
     (tmp_path / "launch").mkdir()
     (tmp_path / "launch" / "mini.json").write_bytes(MANGLED[mangled])
-    actuator = VllmRelaunchActuator(mini_config(port).targets[0], [Change(param="max_num_seqs", value=8)],
-                                    state_dir=tmp_path, startup_timeout_s=10.0, stop_grace_s=5.0)
+    actuator = VllmRelaunchActuator(
+        mini_config(port).targets[0],
+        [Change(param="max_num_seqs", value=8)],
+        state_dir=tmp_path,
+        startup_timeout_s=10.0,
+        stop_grace_s=5.0,
+    )
     with pytest.raises(ForeignProcess) as refused:
         await actuator.converge({"flags": {"max_num_seqs": 8}})
     assert f"pid {foreign.pid} (user nobody" in str(refused.value) and "\n" not in str(refused.value)
@@ -321,19 +386,27 @@ async def test_a_mangled_launch_record_names_nobody(
     assert foreign.poll() is None and procs.server_pid(port) == foreign.pid
 
 
-@pytest.mark.parametrize(("launch", "reason"), [
-    ({"user": "no-such-account-here"}, "user 'no-such-account-here' does not exist"),
-    ({"user": "root"}, "would run as root"),
-    ({"cwd": "/no/such/dir"}, "cwd '/no/such/dir' is not a directory"),
-    ({"argv": ["/no/such/program", "--port", "1"]}, "is not an executable file"),
-])
+@pytest.mark.parametrize(
+    ("launch", "reason"),
+    [
+        ({"user": "no-such-account-here"}, "user 'no-such-account-here' does not exist"),
+        ({"user": "root"}, "would run as root"),
+        ({"cwd": "/no/such/dir"}, "cwd '/no/such/dir' is not a directory"),
+        ({"argv": ["/no/such/program", "--port", "1"]}, "is not an executable file"),
+    ],
+)
 async def test_a_launch_that_cannot_be_done_as_configured_is_refused_before_anything_is_stopped(
     launch: dict[str, object], reason: str, port: int, started: list[subprocess.Popen[bytes]], tmp_path: Path
 ) -> None:
     running = start(configured_argv(port), port, user="nobody")
     started.append(running)
-    actuator = VllmRelaunchActuator(mini_config(port, **launch).targets[0], [Change(param="max_num_seqs", value=8)],
-                                    state_dir=tmp_path, startup_timeout_s=10.0, stop_grace_s=5.0)
+    actuator = VllmRelaunchActuator(
+        mini_config(port, **launch).targets[0],
+        [Change(param="max_num_seqs", value=8)],
+        state_dir=tmp_path,
+        startup_timeout_s=10.0,
+        stop_grace_s=5.0,
+    )
     with pytest.raises(ActuatorError, match=reason):
         await actuator.converge({"flags": {"max_num_seqs": 8}})
     assert running.poll() is None and procs.server_pid(port) == running.pid

@@ -24,24 +24,34 @@ Request = Callable[[httpx.Client], None]
 
 def triton_request(url: str, max_tokens: int = 4) -> Request:
     def send(client: httpx.Client) -> None:
-        r = client.post(f"{url}/v2/models/textgen/generate", json={"text_input": "a b c d", "max_tokens": max_tokens},
-                        timeout=30)
+        r = client.post(
+            f"{url}/v2/models/textgen/generate",
+            json={"text_input": "a b c d", "max_tokens": max_tokens},
+            timeout=30,
+        )
         r.raise_for_status()
+
     return send
 
 
 def vllm_request(url: str, model: str = "tiny") -> Request:
     def send(client: httpx.Client) -> None:
-        r = client.post(f"{url}/v1/completions", json={"model": model, "prompt": "charter test " * 8,
-                                                       "max_tokens": 4, "temperature": 0}, timeout=60)
+        r = client.post(
+            f"{url}/v1/completions",
+            json={"model": model, "prompt": "charter test " * 8, "max_tokens": 4, "temperature": 0},
+            timeout=60,
+        )
         r.raise_for_status()
+
     return send
 
 
 class LoadSampler:
     """`concurrency` client threads per target; every `window_s` one sample per target is stored."""
 
-    def __init__(self, store: Store, targets: dict[str, Request], *, window_s: float = 0.5, concurrency: int = 2) -> None:
+    def __init__(
+        self, store: Store, targets: dict[str, Request], *, window_s: float = 0.5, concurrency: int = 2
+    ) -> None:
         self.store, self.targets, self.window_s, self.concurrency = store, targets, window_s, concurrency
         self._lock = threading.Lock()
         self._latencies: dict[str, list[float]] = {t: [] for t in targets}
@@ -72,9 +82,14 @@ class LoadSampler:
                 self._failures = {t: 0 for t in self.targets}
             rows = []
             for name, (lat, failed) in taken.items():
-                row = MetricSample(instance=name, ts=now, engine="client", window_s=self.window_s,
-                                   requests_success_per_s=len(lat) / self.window_s,
-                                   requests_failure_per_s=failed / self.window_s)
+                row = MetricSample(
+                    instance=name,
+                    ts=now,
+                    engine="client",
+                    window_s=self.window_s,
+                    requests_success_per_s=len(lat) / self.window_s,
+                    requests_failure_per_s=failed / self.window_s,
+                )
                 if lat:
                     ordered = sorted(lat)
                     row.e2e_p50_s = statistics.median(ordered)
@@ -86,7 +101,9 @@ class LoadSampler:
     def __enter__(self) -> LoadSampler:
         for name, send in self.targets.items():
             for _ in range(self.concurrency):
-                self._threads.append(threading.Thread(target=self._client_loop, args=(name, send), daemon=True))
+                self._threads.append(
+                    threading.Thread(target=self._client_loop, args=(name, send), daemon=True)
+                )
         self._threads.append(threading.Thread(target=self._window_loop, daemon=True))
         for t in self._threads:
             t.start()

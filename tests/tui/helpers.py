@@ -19,8 +19,16 @@ def write_config(tmp_path: Path, body: str = "") -> Path:
 def screen_text(app: App) -> str:
     """The whole screen as plain text, as a user would read it (modals over their background)."""
     width, height = app.size
-    console = Console(width=width, height=height, file=io.StringIO(), force_terminal=True,
-                      color_system="truecolor", record=True, legacy_windows=False, safe_box=False)
+    console = Console(
+        width=width,
+        height=height,
+        file=io.StringIO(),
+        force_terminal=True,
+        color_system="truecolor",
+        record=True,
+        legacy_windows=False,
+        safe_box=False,
+    )
     console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
     return console.export_text()
 
@@ -64,5 +72,7 @@ async def wait_until(app, pilot, check, timeout: float = 30.0, what: str = "") -
         except Exception:  # noqa: BLE001 - a widget not mounted yet is "not yet", not a failure
             pass
         if time.monotonic() - start > timeout:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what or check}:\n{screen_text(app)}")
+            raise AssertionError(
+                f"timed out after {timeout:.0f} s waiting for {what or check}:\n{screen_text(app)}"
+            )
         await pilot.pause(0.05)

@@ -44,4 +44,6 @@ async def test_shows_targets_and_watched_files_then_quits_on_q(loaded, tmp_path:
     assert app.return_code == 0
     with sqlite3.connect(tmp_path / "tui.db") as conn:
         actions = [r[0] for r in conn.execute("SELECT action FROM audit_event ORDER BY id")]
-    assert actions[0] == "start" and actions[-1] == "stop", "the embedded daemon started and shut down cleanly"
+    assert actions[0] == "start" and actions[-1] == "stop", (
+        "the embedded daemon started and shut down cleanly"
+    )

@@ -11,7 +11,7 @@ from charter_tui.render.bench import bench_row, target_label
 from charter_tui.state import DaemonState
 from daemon.views import read_snapshot
 from daemon.bus import Event, topic
-from daemon.executor.records import BenchRun, BenchRunView
+from daemon.bench.records import BenchRun, BenchRunView
 from daemon.mqtt_bridge import encode
 from daemon.store import AsyncStore, Store
 from tests.tui import fixtures as fx
@@ -34,7 +34,17 @@ async def test_cache_screen_shows_the_latest_bench_run_per_agent_and_target(make
         rows = table_rows(app, "#cache-bench")
         assert list(rows) == [RESEARCH, DOCS], "newest first"
         # naive 895/2886, optimized 2540/2886, ceiling 2655/2886; makespan 4.26 s vs 3.00 s.
-        assert rows[RESEARCH] == ["research_agent.py", "vllm-a", "5m", "31%", "88%", "92%", "96%", "1.42×", ""]
+        assert rows[RESEARCH] == [
+            "research_agent.py",
+            "vllm-a",
+            "5m",
+            "31%",
+            "88%",
+            "92%",
+            "96%",
+            "1.42×",
+            "",
+        ]
         # Naive only and failed: no optimized hit and no speedup; the error is shown and marked.
         assert rows[DOCS][:8] == ["✗ document_processor.py", "triton-b", "2h", "45%", "-", "92%", "49%", "-"]
         assert rows[DOCS][8] == "naive run 1, call c3 (inputs.jsonl:2): timed out after 120 s"
@@ -49,7 +59,9 @@ async def test_cache_screen_shows_the_latest_bench_run_per_agent_and_target(make
                 break
         assert table_rows(app, "#cache-bench")[RESEARCH][2:8] == ["30s", "20%", "70%", "92%", "76%", "1.42×"]
         # An older one arriving late (the start-up snapshot repeating it) does not.
-        app.source.bus.publish(topic("bench", fx.AGENT_PATH), fx.bench_view(fx.bench_result(at=fx.NOW - 900), 0))
+        app.source.bus.publish(
+            topic("bench", fx.AGENT_PATH), fx.bench_view(fx.bench_result(at=fx.NOW - 900), 0)
+        )
         await settle(app, pilot)
         assert table_rows(app, "#cache-bench")[RESEARCH][3:5] == ["20%", "70%"]
 
@@ -104,7 +116,9 @@ def test_bench_events_decode_from_mqtt_json_and_update_state() -> None:
 
 
 def test_bench_row_labels_an_unconfigured_target_by_host_and_colours_the_result() -> None:
-    run = fx.bench_view(fx.bench_result(target="http://10.0.0.7:8000/", naive_hits=2000, optimized_hits=1000), 4)
+    run = fx.bench_view(
+        fx.bench_result(target="http://10.0.0.7:8000/", naive_hits=2000, optimized_hits=1000), 4
+    )
     assert target_label(run.target, fx.instances()) == "10.0.0.7:8000"
     assert target_label("http://127.0.0.1:8000/", fx.instances()) == "vllm-a"
     _, cells = bench_row(run, fx.instances(), fx.NOW)

@@ -38,8 +38,16 @@ def fill(store: Store, running: bool = True) -> None:
     store.add_all([r for r in fx.rollouts() if running or r.state in ("PENDING_APPROVAL", "ROLLED_BACK")])
     store.add_all(fx.recommendations())
     store.add_all(fx.audit())
-    store.add_all([MetricAggregate(instance="vllm-a", minute=int(fx.NOW - 7200) // 60 * 60, samples=60,
-                                   values={"ttft_p95_s": 0.5, "prefix_hit_rate": 0.4})])
+    store.add_all(
+        [
+            MetricAggregate(
+                instance="vllm-a",
+                minute=int(fx.NOW - 7200) // 60 * 60,
+                samples=60,
+                values={"ttft_p95_s": 0.5, "prefix_hit_rate": 0.4},
+            )
+        ]
+    )
 
 
 async def test_snapshot_reads_what_the_daemon_already_stored(store: AsyncStore) -> None:
@@ -69,7 +77,9 @@ async def test_commands_are_published_and_readonly_refuses() -> None:
     assert isinstance(event.payload, AuthorizedCommand)
     assert (event.payload.identity, event.payload.via) == ("alice", "local")
     command = event.payload.command
-    assert (command.action, command.id, command.comment) == ("approve", 4, "ok") and len(command.request_id) == 32
+    assert (command.action, command.id, command.comment) == ("approve", 4, "ok") and len(
+        command.request_id
+    ) == 32
     with pytest.raises(ReadOnlyError):
         await BusSource(bus, readonly=True).send_command(4, "approve", actor="alice")
     with pytest.raises(ValueError):
@@ -107,8 +117,10 @@ async def test_app_with_embedded_daemon_starts_from_the_store(make_loaded, tmp_p
         assert list(table_rows(app, "#queue")) == ["11"] and list(table_rows(app, "#history")) == ["9"]
         assert "daemon   propose - → PENDING_APPROVAL" in (await _detail_of(app, pilot))
         # A live update after the snapshot still lands.
-        app.source.bus.publish(topic("rollout", "11"), Rollout(id=11, state="REJECTED", updated_at=fx.NOW + 1,
-                                                               created_at=fx.NOW - 45, title="x"))
+        app.source.bus.publish(
+            topic("rollout", "11"),
+            Rollout(id=11, state="REJECTED", updated_at=fx.NOW + 1, created_at=fx.NOW - 45, title="x"),
+        )
         await settle(app, pilot)
         assert list(table_rows(app, "#queue")) == []
         await pilot.press("q")

@@ -44,8 +44,9 @@ class Tmux:
         # COLUMNS/LINES from the test process (pytest's terminal) would pin the TUI at that size,
         # whatever the tmux window is: the server must not inherit them.
         env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "TMUX")}
-        return subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True, text=True, check=check,
-                              env=env)
+        return subprocess.run(
+            ["tmux", "-L", self.socket, *args], capture_output=True, text=True, check=check, env=env
+        )
 
     def start(self, command: str, env: dict[str, str]) -> None:
         flags = [x for k, v in env.items() for x in ("-e", f"{k}={v}")]
@@ -123,9 +124,24 @@ def test_installed_charter_tui_in_tmux(vllm_server, tmux: Tmux, tmp_path: Path, 
         "COLORTERM": "",  # 256 colours, as over a plain SSH session
     }
     proposed = subprocess.run(
-        [str(CHARTER_TUI), "--config", str(config), "rollouts", "propose", "--target", "knob", "--set", "batch=16",
-         "--reason", "e2e: bigger batches", "--json"],
-        capture_output=True, text=True, env={**os.environ, **env}, timeout=60,
+        [
+            str(CHARTER_TUI),
+            "--config",
+            str(config),
+            "rollouts",
+            "propose",
+            "--target",
+            "knob",
+            "--set",
+            "batch=16",
+            "--reason",
+            "e2e: bigger batches",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=60,
     )
     assert proposed.returncode == 0, proposed.stderr
     exit_file = tmp_path / "exit-code"
@@ -136,8 +152,11 @@ def test_installed_charter_tui_in_tmux(vllm_server, tmux: Tmux, tmp_path: Path, 
     worker.start()
     try:
         # 1. It starts and shows the real target's live numbers.
-        pane = tmux.wait("instances-live", lambda t: bool(re.search(r"vllm-kit\s+● UP\s+vllm.*\d+(ms|\.\d+s)", t)),
-                         timeout=120)
+        pane = tmux.wait(
+            "instances-live",
+            lambda t: bool(re.search(r"vllm-kit\s+● UP\s+vllm.*\d+(ms|\.\d+s)", t)),
+            timeout=120,
+        )
         assert "1 Instances" in pane and "knob" in pane
         # 2. The DAG, then a save: the new call appears.
         tmux.keys("2")
@@ -153,12 +172,24 @@ def test_installed_charter_tui_in_tmux(vllm_server, tmux: Tmux, tmp_path: Path, 
         tmux.wait("rollouts-confirm", lambda t: "Approve rollout #" in t and "No (n)" in t)
         tmux.keys("y")
         # The manager takes it from there (approved, canary, ...): the row leaves PENDING.
-        tmux.wait("rollouts-approved", lambda t: re.search(r"\b1\s+(APPROVED|CANARY|VALIDATING|PAUSED|ROLLING|"
-                                                           r"COMPLETED|FAILED|ROLLED_BACK)\b", t) is not None,
-                  timeout=30)
+        tmux.wait(
+            "rollouts-approved",
+            lambda t: (
+                re.search(
+                    r"\b1\s+(APPROVED|CANARY|VALIDATING|PAUSED|ROLLING|"
+                    r"COMPLETED|FAILED|ROLLED_BACK)\b",
+                    t,
+                )
+                is not None
+            ),
+            timeout=30,
+        )
         # 4. Other screens render with real data, then `q`.
-        for key, label, marker in (("3", "cache", "measured prefix-cache hit rate"),
-                                   ("4", "bottlenecks", "Recommendations"), ("1", "instances", "TTFT p95")):
+        for key, label, marker in (
+            ("3", "cache", "measured prefix-cache hit rate"),
+            ("4", "bottlenecks", "Recommendations"),
+            ("1", "instances", "TTFT p95"),
+        ):
             tmux.keys(key)
             tmux.wait(label, lambda t, m=marker: m in t and "vllm-kit" in t)
         tmux.keys("down")  # the live target's sparklines in the panel
@@ -181,6 +212,8 @@ def test_installed_charter_tui_in_tmux(vllm_server, tmux: Tmux, tmp_path: Path, 
     log = (tmp_path / "charter-tui.log").read_text()
     assert "daemon running" in log, "logs went to the file under the state dir, not the terminal"
     with sqlite3.connect(tmp_path / "e2e.db") as db:
-        trail = db.execute("SELECT actor, action, from_state, to_state, comment FROM audit_event "
-                           "WHERE entity = 'rollout' AND action = 'approve'").fetchall()
+        trail = db.execute(
+            "SELECT actor, action, from_state, to_state, comment FROM audit_event "
+            "WHERE entity = 'rollout' AND action = 'approve'"
+        ).fetchall()
     assert len(trail) == 1 and trail[0][2:] == ("PENDING_APPROVAL", "APPROVED", "from charter-tui"), trail

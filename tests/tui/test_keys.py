@@ -34,7 +34,13 @@ async def test_number_keys_switch_screens_and_the_top_bar_follows(make_app) -> N
     app: CharterApp = make_app()
     async with app.run_test(size=(120, 30)) as pilot:
         await settle(app, pilot)
-        expected = {"1": "#instances", "2": "#files", "3": "#cache-targets", "4": "#bottlenecks", "5": "#queue"}
+        expected = {
+            "1": "#instances",
+            "2": "#files",
+            "3": "#cache-targets",
+            "4": "#bottlenecks",
+            "5": "#queue",
+        }
         for key, widget in [*expected.items(), ("1", "#instances")]:
             await pilot.press(key)
             await settle(app, pilot)
@@ -42,6 +48,16 @@ async def test_number_keys_switch_screens_and_the_top_bar_follows(make_app) -> N
         assert app.current_mode == "instances"
         top = screen_text(app).splitlines()[0]
         assert "4 Bottlenecks(2)" in top and "5 Rollouts(1)" in top, "badges count open work"
+
+
+async def test_a_redraw_tick_with_no_screen_on_the_stack_draws_nothing(make_app) -> None:
+    """The refresh timer can fire while the current mode's stack is empty (a mode being entered for the
+    first time, or the app shutting down); CI once failed test_number_keys_... with ScreenStackError."""
+    app: CharterApp = make_app()
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle(app, pilot)
+    assert not app.screen_stack, "run_test's exit empties the stack"
+    app.flush_now()  # raised ScreenStackError before the guard
 
 
 async def test_help_lists_every_binding_with_its_current_key(make_app) -> None:
@@ -52,9 +68,23 @@ async def test_help_lists_every_binding_with_its_current_key(make_app) -> None:
         await settle(app, pilot)
         assert isinstance(app.screen, HelpScreen)
         rows = {r[3]: r for r in table_rows(app, "#help-table").values()}
-        for bid in ("screen.instances", "screen.rollouts", "help", "palette", "quit", "filter", "back",
-                    "instances.detail", "detail.window", "rollouts.approve", "rollouts.reject",
-                    "rollouts.rollback", "rollouts.pause", "confirm.yes", "confirm.no"):
+        for bid in (
+            "screen.instances",
+            "screen.rollouts",
+            "help",
+            "palette",
+            "quit",
+            "filter",
+            "back",
+            "instances.detail",
+            "detail.window",
+            "rollouts.approve",
+            "rollouts.reject",
+            "rollouts.rollback",
+            "rollouts.pause",
+            "confirm.yes",
+            "confirm.no",
+        ):
             assert bid in rows, f"help lists {bid}"
         assert rows["rollouts.approve"][1] == "A", "help shows the remapped key"
         assert rows["help"][1] == "?" and rows["filter"][1] == "/"
@@ -128,9 +158,17 @@ async def test_approve_asks_yes_no_and_publishes_the_command(make_app) -> None:
         assert sent[0].payload.identity and sent[0].payload.command.comment == "from charter-tui"
         assert "⏳ approve sent; waiting for the rollout manager" in static_text(app, "#rollout")
         # The manager's answer replaces the pending marker.
-        app.source.bus.publish(topic("rollout", "11"), Rollout(
-            id=11, state="CANARY", created_at=NOW - 45, updated_at=NOW + 5, title="Raise --gpu-memory-utilization on vllm-a",
-            targets=["vllm-a"]))
+        app.source.bus.publish(
+            topic("rollout", "11"),
+            Rollout(
+                id=11,
+                state="CANARY",
+                created_at=NOW - 45,
+                updated_at=NOW + 5,
+                title="Raise --gpu-memory-utilization on vllm-a",
+                targets=["vllm-a"],
+            ),
+        )
         await settle(app, pilot)
         assert table_rows(app, "#queue")["11"][1] == " CANARY "
         assert "⏳" not in static_text(app, "#rollout")
@@ -162,7 +200,9 @@ async def test_rollback_and_pause_apply_to_running_rollouts_only(make_app) -> No
         await pilot.press("5")
         await settle(app, pilot)
         # #11 is awaiting approval: b and p do not apply (dimmed), nothing is sent.
-        assert app.screen.check_action("rollback", ()) is None and app.screen.check_action("pause", ()) is None
+        assert (
+            app.screen.check_action("rollback", ()) is None and app.screen.check_action("pause", ()) is None
+        )
         await pilot.press("p", "b")
         await settle(app, pilot)
         assert drain(app) == [] and not isinstance(app.screen, ConfirmScreen)
@@ -177,42 +217,67 @@ async def test_rollback_and_pause_apply_to_running_rollouts_only(make_app) -> No
         await pilot.press("y")
         await settle(app, pilot)
         assert [(e.topic, e.payload.command.id) for e in drain(app)] == [
-            ("charter/v1/command/rollout/pause", 10), ("charter/v1/command/rollout/rollback", 10)]
-        app.source.bus.publish(topic("rollout", "10"), Rollout(
-            id=10, state="PAUSED", created_at=NOW - 900, updated_at=NOW + 1, title="Enable prefix caching on triton-b",
-            targets=["triton-b"]))
+            ("charter/v1/command/rollout/pause", 10),
+            ("charter/v1/command/rollout/rollback", 10),
+        ]
+        app.source.bus.publish(
+            topic("rollout", "10"),
+            Rollout(
+                id=10,
+                state="PAUSED",
+                created_at=NOW - 900,
+                updated_at=NOW + 1,
+                title="Enable prefix caching on triton-b",
+                targets=["triton-b"],
+            ),
+        )
         await settle(app, pilot)
         await pilot.press("p")
         await settle(app, pilot)
-        assert [e.payload.command.action for e in drain(app)] == ["resume"], "p on a paused rollout resumes it"
+        assert [e.payload.command.action for e in drain(app)] == ["resume"], (
+            "p on a paused rollout resumes it"
+        )
 
 
 async def test_a_failed_rollout_is_shown_as_running_and_offers_rollback_only_when_the_daemon_takes_it(
-        make_app) -> None:
+    make_app,
+) -> None:
     """FAILED means the manager is rolling back: it is not history, and `b` is offered only where the state
     machine accepts it (a restore that gave up can be retried), never where the daemon would refuse it."""
     from daemon.rollouts import commands as cmd
 
     app: CharterApp = make_app()
     command_log(app)
-    failed = Rollout(id=10, state="FAILED", created_at=NOW - 900, updated_at=NOW + 1, title="Enable prefix caching",
-                     targets=["triton-b"], stage_detail={"progress": {"triton-b": {"status": "restoring"}}})
+    failed = Rollout(
+        id=10,
+        state="FAILED",
+        created_at=NOW - 900,
+        updated_at=NOW + 1,
+        title="Enable prefix caching",
+        targets=["triton-b"],
+        stage_detail={"progress": {"triton-b": {"status": "restoring"}}},
+    )
     async with app.run_test(size=(120, 30)) as pilot:
         await pilot.press("5")
         await settle(app, pilot)
         app.source.bus.publish(topic("rollout", "10"), failed)
         await settle(app, pilot)
-        assert 10 in [r.id for r in app.state.pending_rollouts()] and 10 not in [r.id for r in app.state.rollout_history()]
+        assert 10 in [r.id for r in app.state.pending_rollouts()] and 10 not in [
+            r.id for r in app.state.rollout_history()
+        ]
         await pilot.press("down")  # #10
         await settle(app, pilot)
         assert app.screen.selected().id == 10
         assert "rollback" not in cmd.allowed_actions(failed)
-        assert app.screen.check_action("rollback", ()) is None, "the daemon would refuse: its rollback is under way"
+        assert app.screen.check_action("rollback", ()) is None, (
+            "the daemon would refuse: its rollback is under way"
+        )
         await pilot.press("b")
         await settle(app, pilot)
         assert drain(app) == [] and not isinstance(app.screen, ConfirmScreen)
-        gave_up = failed.model_copy(update={"updated_at": NOW + 2,
-                                            "stage_detail": {"progress": {"triton-b": {"status": "failed"}}}})
+        gave_up = failed.model_copy(
+            update={"updated_at": NOW + 2, "stage_detail": {"progress": {"triton-b": {"status": "failed"}}}}
+        )
         app.source.bus.publish(topic("rollout", "10"), gave_up)
         await settle(app, pilot)
         assert app.screen.check_action("rollback", ()) is True, "retrying a restore that gave up is allowed"
@@ -299,7 +364,9 @@ async def test_live_refresh_pauses_while_a_modal_is_open(make_app) -> None:
         before = table_rows(app, "#cache-targets")["vllm-a"][2]
         await pilot.press("question_mark")
         await settle(app, pilot)
-        app.source.bus.publish(topic("sample", "vllm-a"), MetricSample(instance="vllm-a", ts=NOW + 1, prefix_hit_rate=0.01))
+        app.source.bus.publish(
+            topic("sample", "vllm-a"), MetricSample(instance="vllm-a", ts=NOW + 1, prefix_hit_rate=0.01)
+        )
         await pilot.pause(1.3)  # longer than the once-a-second sample redraw
         cache = app.get_screen_stack("cache")[0]
         assert table_rows_of(cache, "#cache-targets")["vllm-a"][2] == before, "no redraw under the modal"
@@ -318,7 +385,9 @@ async def test_instances_is_kept_drawn_under_a_modal_and_shows_in_one_frame(make
         home = app.screen
         await pilot.press("question_mark")
         await settle(app, pilot)
-        app.source.bus.publish(topic("sample", "vllm-a"), MetricSample(instance="vllm-a", ts=NOW + 1, ttft_p95_s=3.0))
+        app.source.bus.publish(
+            topic("sample", "vllm-a"), MetricSample(instance="vllm-a", ts=NOW + 1, ttft_p95_s=3.0)
+        )
         for _ in range(30):  # the app's own ticks only (settle would force a redraw)
             await pilot.pause(0.1)
             if table_rows_of(home, "#instances")["vllm-a"][4].split()[0] == "3.00s":
@@ -345,7 +414,9 @@ async def test_hidden_screens_are_not_redrawn(make_app) -> None:
         agents = app._screen_stacks["agents"][0]
         calls = []
         agents.draw = lambda changed: calls.append(changed)  # type: ignore[method-assign]
-        app.source.bus.publish(topic("sample", "vllm-a"), MetricSample(instance="vllm-a", ts=NOW + 1, ttft_p95_s=3.0))
+        app.source.bus.publish(
+            topic("sample", "vllm-a"), MetricSample(instance="vllm-a", ts=NOW + 1, ttft_p95_s=3.0)
+        )
         await pilot.pause(0.6)
         assert calls == []
         await pilot.press("2")
@@ -363,8 +434,10 @@ async def test_a_burst_of_samples_costs_one_redraw(make_app) -> None:
         screen.draw = lambda changed: (draws.append(set(changed)), original(changed))  # type: ignore[method-assign]
         started = time.monotonic()
         for i in range(500):
-            app.source.bus.publish(topic("sample", "vllm-a"), MetricSample(
-                instance="vllm-a", ts=NOW + 1 + i, ttft_p95_s=1.0 + i / 1000))
+            app.source.bus.publish(
+                topic("sample", "vllm-a"),
+                MetricSample(instance="vllm-a", ts=NOW + 1 + i, ttft_p95_s=1.0 + i / 1000),
+            )
         # Wait on the state (the latest value shown) with the app's own ticks only: `settle` would
         # force redraws. However long a loaded machine takes, samples redraw at most once per
         # SAMPLE_REDRAW_S, so the bound follows the time it took, not a fixed count.
@@ -373,7 +446,9 @@ async def test_a_burst_of_samples_costs_one_redraw(make_app) -> None:
             assert time.monotonic() < deadline, "the latest sample was never shown"
             await pilot.pause(0.1)
         elapsed = time.monotonic() - started
-        assert draws and len(draws) <= 1 + elapsed / SAMPLE_REDRAW_S, f"500 samples, {len(draws)} redraws in {elapsed:.1f} s"
+        assert draws and len(draws) <= 1 + elapsed / SAMPLE_REDRAW_S, (
+            f"500 samples, {len(draws)} redraws in {elapsed:.1f} s"
+        )
         assert all(changed <= ROUTINE for changed in draws), draws
 
 
@@ -390,11 +465,15 @@ async def test_a_steady_stream_of_samples_redraws_at_most_once_a_second(make_app
         i = 0
         while time.monotonic() - started < 2.5:  # long enough for several ticks; the count is not timed
             i += 1
-            app.source.bus.publish(topic("sample", "vllm-a"), MetricSample(
-                instance="vllm-a", ts=NOW + 1 + i, ttft_p95_s=1.0 + i / 1000))
+            app.source.bus.publish(
+                topic("sample", "vllm-a"),
+                MetricSample(instance="vllm-a", ts=NOW + 1 + i, ttft_p95_s=1.0 + i / 1000),
+            )
             await pilot.pause(0.1)
         elapsed = time.monotonic() - started
-        assert draws and len(draws) <= 1 + elapsed / SAMPLE_REDRAW_S, f"{i} samples, {len(draws)} redraws in {elapsed:.1f} s"
+        assert draws and len(draws) <= 1 + elapsed / SAMPLE_REDRAW_S, (
+            f"{i} samples, {len(draws)} redraws in {elapsed:.1f} s"
+        )
 
 
 def table_rows_of(screen, selector: str) -> dict[str, list[str]]:  # type: ignore[no-untyped-def]

@@ -99,8 +99,10 @@ def assert_same_view(app: TwoTables, step: str) -> None:
     assert live.has_focus == stock.has_focus, f"{step}: same focus state"
     got, want = lines(live), lines(stock)
     for y, (g, w) in enumerate(zip(got, want, strict=True)):
-        assert g == w, (f"{step}: line {y} differs\n live:  {''.join(t for t, _ in g)!r}\n"
-                        f" stock: {''.join(t for t, _ in w)!r}\n live:  {g}\n stock: {w}")
+        assert g == w, (
+            f"{step}: line {y} differs\n live:  {''.join(t for t, _ in g)!r}\n"
+            f" stock: {''.join(t for t, _ in w)!r}\n live:  {g}\n stock: {w}"
+        )
 
 
 async def assert_same_all_focus_states(app: TwoTables, pilot: Pilot, step: str) -> None:
@@ -114,8 +116,10 @@ async def assert_same_all_focus_states(app: TwoTables, pilot: Pilot, step: str) 
     await settle(pilot)
     stock_focused = lines(app.stock)
     for y, (g, w) in enumerate(zip(live_focused, stock_focused, strict=True)):
-        assert g == w, (f"{step} (focused): line {y} differs\n live:  {''.join(t for t, _ in g)!r}\n"
-                        f" stock: {''.join(t for t, _ in w)!r}")
+        assert g == w, (
+            f"{step} (focused): line {y} differs\n live:  {''.join(t for t, _ in g)!r}\n"
+            f" stock: {''.join(t for t, _ in w)!r}"
+        )
     app.query_one("#holder", Input).focus()
     await settle(pilot)
     assert_same_view(app, f"{step} (unfocused again)")
@@ -137,6 +141,7 @@ async def test_livetable_draws_every_visible_line_like_a_stock_datatable_after_e
             for i in (0, 1, 5):
                 for (_, key), value in zip(COLUMNS, row_cells(i)):
                     t.update_cell(f"k{i}", key, value)
+
         both(app, same)
         await settle(pilot)
         await assert_same_all_focus_states(app, pilot, "same values rewritten")
@@ -148,6 +153,7 @@ async def test_livetable_draws_every_visible_line_like_a_stock_datatable_after_e
                     t.update_cell(f"k{i}", key, value)
             t.update_cell("k3", "state", Text("● STALE", style="bold yellow"))
             t.update_cell_at(Coordinate(4, 3), "coord-at")  # as wide as the column: not cropped
+
         both(app, different)
         await settle(pilot)
         assert any("coord-at" in line for line in text_of(app.live)), "the written value is on screen"
@@ -156,8 +162,10 @@ async def test_livetable_draws_every_visible_line_like_a_stock_datatable_after_e
         # Longer values that widen their columns.
         def longer(t: DataTable) -> None:
             t.update_cell("k1", "note", "a much longer plain value", update_width=True)
-            t.update_cell("k6", "name", Text("vllm-006-with-a-long-name", style="italic magenta"),
-                          update_width=True)
+            t.update_cell(
+                "k6", "name", Text("vllm-006-with-a-long-name", style="italic magenta"), update_width=True
+            )
+
         both(app, longer)
         await settle(pilot)
         await assert_same_all_focus_states(app, pilot, "longer values, wider columns")
@@ -182,6 +190,7 @@ async def test_livetable_draws_every_visible_line_like_a_stock_datatable_after_e
             for i in range(40, 46):
                 t.add_row(*row_cells(i, salt="+"), key=f"k{i}")
             t.move_cursor(row=44, animate=False)
+
         both(app, add)
         await settle(pilot)
         await assert_same_all_focus_states(app, pilot, "rows added")
@@ -195,6 +204,7 @@ async def test_livetable_draws_every_visible_line_like_a_stock_datatable_after_e
             t.remove_row("k45")
             t.add_row(*row_cells(45, salt="!"), key="k45")
             t.move_cursor(row=45, animate=False)
+
         both(app, readd)
         await settle(pilot)
         assert any("DOWN!" in line for line in text_of(app.live)), "the row's new values are on screen"
@@ -224,6 +234,7 @@ async def test_livetable_draws_every_visible_line_like_a_stock_datatable_after_e
             for i in range(30):
                 t.add_row(*row_cells(i, salt="~"), key=f"k{i}")
             t.move_cursor(row=2, animate=False)
+
         both(app, refill)
         await settle(pilot)
         assert any("~" in line for line in text_of(app.live)), "the refilled values are on screen"
@@ -236,6 +247,7 @@ async def test_livetable_draws_every_visible_line_like_a_stock_datatable_after_e
                 t.add_column(label.upper(), key=key)
             for i in range(25):
                 t.add_row(*reversed(row_cells(i, salt="#")), key=f"k{i}")
+
         both(app, rebuild)
         await settle(pilot)
         await assert_same_all_focus_states(app, pilot, "columns rebuilt with the same keys")
@@ -260,15 +272,25 @@ async def test_a_focus_change_rerenders_only_the_cursor_rows_cells(monkeypatch: 
         # Every body cell LiveTable renders (on a cache miss) goes through _render_text_cell first.
         render_text_cell = LiveTable._render_text_cell
 
-        def spy(self: LiveTable, row_index: int, column_index: int, base_style: Any, width: int,
-                cursor: bool = False, hover: bool = False) -> Any:
+        def spy(
+            self: LiveTable,
+            row_index: int,
+            column_index: int,
+            base_style: Any,
+            width: int,
+            cursor: bool = False,
+            hover: bool = False,
+        ) -> Any:
             if self is app.live:
                 calls.append((row_index, column_index, cursor or hover))
             return render_text_cell(self, row_index, column_index, base_style, width, cursor, hover)
 
         monkeypatch.setattr(LiveTable, "_render_text_cell", spy)
-        for step, widget in [("focus in", app.live), ("focus out", app.query_one("#holder", Input)),
-                             ("focus in again", app.live)]:
+        for step, widget in [
+            ("focus in", app.live),
+            ("focus out", app.query_one("#holder", Input)),
+            ("focus in again", app.live),
+        ]:
             calls.clear()
             widget.focus()
             await settle(pilot)
@@ -278,9 +300,11 @@ async def test_a_focus_change_rerenders_only_the_cursor_rows_cells(monkeypatch: 
             # DataTable's hover cell defaults to (0, 0) before the mouse moves, so row 0 counts as
             # the hover row (rendered with hover=True, kept with the cursor's cells).
             assert all(styled and r in (4, 0) for r, _, styled in body), (
-                f"{step}: only the cursor's (and hover's) cells are re-rendered, got {sorted(set(body))}")
+                f"{step}: only the cursor's (and hover's) cells are re-rendered, got {sorted(set(body))}"
+            )
             assert {c for r, c, _ in body if r == 4} == set(range(len(COLUMNS))), (
-                f"{step}: every cell of the cursor row was re-rendered")
+                f"{step}: every cell of the cursor row was re-rendered"
+            )
         app.stock.focus()  # and what the cached cells show is right: compare with the stock table focused
         await settle(pilot)
         stock_focused = lines(app.stock)
@@ -329,7 +353,10 @@ FAST_PATH_CELLS: list[str | Text] = [
     "",
     Text(""),
     Text("a-long-model-name-that-does-not-fit-its-column", style="italic magenta"),
-    Text("plain then ").append("red", style="red").append(" then ", style="").append("reverse", style="reverse"),
+    Text("plain then ")
+    .append("red", style="red")
+    .append(" then ", style="")
+    .append("reverse", style="reverse"),
     Text("日本語のモデル名"),
     Text("tab\there"),
     Text("two\nlines"),
@@ -367,6 +394,8 @@ async def test_the_text_cell_fast_path_renders_the_segments_datatable_would() ->
                         if got is None:
                             continue
                         fast += 1
-                        assert got == want, f"row {row} ({FAST_PATH_CELLS[row]!r}) column {column} width {width}"
+                        assert got == want, (
+                            f"row {row} ({FAST_PATH_CELLS[row]!r}) column {column} width {width}"
+                        )
         plain_rows = len(FAST_PATH_CELLS) - 3  # wide characters, a tab, two lines: stock path
         assert fast == plain_rows * 3 * 3 * 2, f"the fast path took {fast} of {compared} cells"

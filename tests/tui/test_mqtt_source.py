@@ -31,14 +31,17 @@ def test_parse_connect() -> None:
         parse_connect("host:http", 1883)
 
 
-async def test_remote_tui_over_mqtt_shows_daemon_data_and_sends_commands(mosquitto_broker, make_loaded,
-                                                                         tmp_path) -> None:
+async def test_remote_tui_over_mqtt_shows_daemon_data_and_sends_commands(
+    mosquitto_broker, make_loaded, tmp_path
+) -> None:
     cfg = MqttConfig(enabled=True, host=mosquitto_broker.host, port=mosquitto_broker.port)
     key = tmp_path / "alice.key"
     key.write_text("alice-secret-0123456789abcdef")
     key.chmod(0o600)
-    auth = AuthConfig(identities=[IdentityConfig(name="alice", secret_file=str(key), actions=["approve"])],
-                      client={"identity": "alice", "secret_file": str(key)})
+    auth = AuthConfig(
+        identities=[IdentityConfig(name="alice", secret_file=str(key), actions=["approve"])],
+        client={"identity": "alice", "secret_file": str(key)},
+    )
     daemon_bus = Bus()
     bridge = MqttBridge(daemon_bus, cfg, client_id="daemon-under-test", verifier=CommandVerifier(auth))
     commands = daemon_bus.subscribe("charter/v1/command/#")
@@ -52,12 +55,19 @@ async def test_remote_tui_over_mqtt_shows_daemon_data_and_sends_commands(mosquit
             await asyncio.wait_for(source.connected.wait(), 10)
             await asyncio.sleep(0.3)  # the subscription is live once connected; give the broker a beat
             fx.publish_all(daemon_bus, with_samples=True)
-            await wait_until(app, pilot, lambda: "vllm-a" in table_rows(app, "#instances"), timeout=15,
-                             what="instances over MQTT")
+            await wait_until(
+                app,
+                pilot,
+                lambda: "vllm-a" in table_rows(app, "#instances"),
+                timeout=15,
+                what="instances over MQTT",
+            )
             row = table_rows(app, "#instances")["vllm-a"]
             assert row[1:4] == ["● UP", "vllm", "tiny-llama"] and row[4].split()[0] == "162ms"
             await pilot.press("5")
-            await wait_until(app, pilot, lambda: list(table_rows(app, "#queue")) == ["11", "10"], what="rollouts")
+            await wait_until(
+                app, pilot, lambda: list(table_rows(app, "#queue")) == ["11", "10"], what="rollouts"
+            )
             await pilot.press("a")
             await settle(app, pilot)
             await pilot.press("y")
@@ -68,12 +78,20 @@ async def test_remote_tui_over_mqtt_shows_daemon_data_and_sends_commands(mosquit
             assert (command.action, command.id) == ("approve", 11)
             assert command.request_id.startswith(source.client_id)
             await pilot.press("2")
-            await wait_until(app, pilot, lambda: "c4 write_report:41" in str(app.screen.query_one("#dag").content),
-                             what="the DAG from a CompileRecord sent as JSON")
+            await wait_until(
+                app,
+                pilot,
+                lambda: "c4 write_report:41" in str(app.screen.query_one("#dag").content),
+                what="the DAG from a CompileRecord sent as JSON",
+            )
             await pilot.press("3")
             research = f"{fx.AGENT_PATH}@http://127.0.0.1:8000"
-            await wait_until(app, pilot, lambda: research in table_rows(app, "#cache-bench"),
-                             what="a bench run sent as JSON")
+            await wait_until(
+                app,
+                pilot,
+                lambda: research in table_rows(app, "#cache-bench"),
+                what="a bench run sent as JSON",
+            )
             assert table_rows(app, "#cache-bench")[research][3:8] == ["31%", "88%", "92%", "96%", "1.42×"]
     finally:
         stop.set()
@@ -86,8 +104,8 @@ async def test_source_refuses_commands_while_away_and_reconnects_when_the_broker
     comes back on the same port: the same `events()` stream carries on."""
     from daemon.models import Instance
     from daemon.mqtt_bridge import encode
-    from daemon.testkit.mosquitto import start_mosquitto
-    from daemon.testkit.ports import free_port
+    from testkit.mosquitto import start_mosquitto
+    from testkit.ports import free_port
 
     import aiomqtt
 
@@ -102,7 +120,9 @@ async def test_source_refuses_commands_while_away_and_reconnects_when_the_broker
 
     async def publish_instance(name: str) -> None:
         async with aiomqtt.Client("127.0.0.1", port, identifier=f"fake-daemon-{name}") as daemon:
-            await daemon.publish(f"{cfg.topic_prefix}/instance/{name}", encode(Instance(name=name, url="http://x:1")))
+            await daemon.publish(
+                f"{cfg.topic_prefix}/instance/{name}", encode(Instance(name=name, url="http://x:1"))
+            )
 
     consumer = asyncio.create_task(consume())
     try:

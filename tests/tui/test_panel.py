@@ -72,7 +72,8 @@ async def test_panel_update_with_equal_content_does_not_refresh(monkeypatch: pyt
 
 
 async def test_panel_update_with_the_same_shape_refreshes_without_layout(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     app = PanelApp()
     async with app.run_test(size=(60, 10)) as pilot:
         await pilot.pause()
@@ -90,7 +91,8 @@ async def test_panel_update_with_the_same_shape_refreshes_without_layout(
 
 
 async def test_panel_update_with_another_line_count_refreshes_with_layout(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     app = PanelApp()
     async with app.run_test(size=(60, 10)) as pilot:
         await pilot.pause()
@@ -110,7 +112,8 @@ async def test_panel_update_with_another_line_count_refreshes_with_layout(
 
 
 async def test_panel_update_with_a_line_wider_than_the_panel_refreshes_with_layout(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     app = PanelApp()
     async with app.run_test(size=(60, 10)) as pilot:
         await pilot.pause()
@@ -128,7 +131,8 @@ async def test_panel_update_with_a_line_wider_than_the_panel_refreshes_with_layo
 
 
 async def test_panel_update_with_another_renderable_or_an_explicit_layout(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     app = PanelApp()
     async with app.run_test(size=(60, 10)) as pilot:
         await pilot.pause()

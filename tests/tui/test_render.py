@@ -33,12 +33,18 @@ def test_dag_draws_boxes_arrows_labels_and_highlights_the_selected_call() -> Non
 
 def test_dag_survives_cycles_and_self_loops_and_empty_files() -> None:
     result = compile_result()
-    result.edges += [Edge(source="c4", target="c1", variables=["feedback"]), Edge(source="c2", target="c2", variables=["notes"])]
+    result.edges += [
+        Edge(source="c4", target="c1", variables=["feedback"]),
+        Edge(source="c2", target="c2", variables=["notes"]),
+    ]
     plain = render_dag(result).plain
-    assert "c1 plan:14" in plain and "feedback" not in plain, "a back edge is shown as a loop badge, not drawn"
+    assert "c1 plan:14" in plain and "feedback" not in plain, (
+        "a back edge is shown as a loop badge, not drawn"
+    )
     assert "↻notes" in plain
-    empty = CompileResult.model_validate({**compile_result().model_dump(), "calls": [], "edges": [], "order": [],
-                                          "patterns": [], "fixes": []})
+    empty = CompileResult.model_validate(
+        {**compile_result().model_dump(), "calls": [], "edges": [], "order": [], "patterns": [], "fixes": []}
+    )
     assert render_dag(empty).plain == "no LLM calls found in this file"
 
 
@@ -50,7 +56,9 @@ def test_sparkline_shows_gaps_and_fixed_scales() -> None:
 
 
 def test_plot_axis_and_ceiling() -> None:
-    out = plot([0.2, 0.4, None, 0.3], 30, 4, lo=0.0, hi=1.0, ceiling=0.8, label=numbers.percent).plain.splitlines()
+    out = plot(
+        [0.2, 0.4, None, 0.3], 30, 4, lo=0.0, hi=1.0, ceiling=0.8, label=numbers.percent
+    ).plain.splitlines()
     assert out[0].startswith("100% │") and out[-1].startswith("  0% │")
     assert sum("╌" in line for line in out) == 1
 
@@ -69,15 +77,20 @@ def test_prompt_marks_static_and_dynamic_segments() -> None:
 def test_config_changes_reads_manager_and_optimizer_shapes() -> None:
     manager = config_changes([{"param": "--max-num-seqs", "value": 128}], {"--max-num-seqs": 64}).plain
     assert manager == "- --max-num-seqs = 64\n+ --max-num-seqs = 128"
-    optimizer = config_changes([{"parameter": "kv", "current_value": 0.5, "recommended_value": 0.8,
-                                 "apply": "restart"}]).plain
+    optimizer = config_changes(
+        [{"parameter": "kv", "current_value": 0.5, "recommended_value": 0.8, "apply": "restart"}]
+    ).plain
     assert optimizer == "- kv = 0.5\n+ kv = 0.8   (restart)"
     triton = config_changes([{"param": "max_batch_size", "value": 8, "model": "textgen"}]).plain
     assert triton.startswith("- textgen:max_batch_size = (current)")
 
 
 def test_numbers() -> None:
-    assert numbers.seconds(0.1234) == "123ms" and numbers.seconds(2.5) == "2.50s" and numbers.seconds(None) == "-"
+    assert (
+        numbers.seconds(0.1234) == "123ms"
+        and numbers.seconds(2.5) == "2.50s"
+        and numbers.seconds(None) == "-"
+    )
     assert numbers.rate(1234.0) == "1.2k" and numbers.rate(12.34) == "12.3" and numbers.rate(3.0) == "3"
     assert numbers.percent(0.876) == "88%"
     assert numbers.age(100.0, 104.0) == "4s" and numbers.age(0.0, 7200.0) == "2h"

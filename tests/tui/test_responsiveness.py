@@ -132,8 +132,12 @@ async def test_switching_back_shows_samples_that_arrived_while_hidden(make_app) 
         home = app.get_screen_stack("instances")[0]
         hidden = home.query_one("#instances", DataTable)
         assert hidden.get_row("vllm-a")[5].plain.split()[0] != "4.3k"
-        app.source.bus.publish(topic("sample", "vllm-a"), MetricSample(
-            instance="vllm-a", ts=NOW + 5, engine="vllm", window_s=1.0, generation_tokens_per_s=4321.0))
+        app.source.bus.publish(
+            topic("sample", "vllm-a"),
+            MetricSample(
+                instance="vllm-a", ts=NOW + 5, engine="vllm", window_s=1.0, generation_tokens_per_s=4321.0
+            ),
+        )
         for _ in range(30):  # the app's own ticks only (settle would force a redraw)
             await pilot.pause(0.1)
             if hidden.get_row("vllm-a")[5].plain.split()[0] == "4.3k":

@@ -28,9 +28,11 @@ async def wait_for(pilot, app: CharterApp, check, timeout: float = 20.0) -> None
         if check():
             return
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out; focus {app.focused} table {getattr(app.screen, '_table', None)}; "
-                                 f"{table_rows(app, '#queue')} {app.state.rollouts} "
-                                 f"screen:\n{static_text(app, '#rollout')}")
+            raise AssertionError(
+                f"timed out; focus {app.focused} table {getattr(app.screen, '_table', None)}; "
+                f"{table_rows(app, '#queue')} {app.state.rollouts} "
+                f"screen:\n{static_text(app, '#rollout')}"
+            )
         await pilot.pause(0.1)
 
 
@@ -40,8 +42,14 @@ async def test_approve_with_a_then_y_drives_the_real_manager(make_loaded, tmp_pa
     store = Store(loaded.database_url)
     app = pinned_app(loaded.model_copy(update={"config": config}))
     manager = RolloutManager(config, store, app.source.bus, state_dir=tmp_path)
-    row = cmd.propose(manager.repo, config, targets=["a"], changes=[{"param": "batch", "value": "16"}],
-                      actor="optimizer", reason="queue builds up on a")
+    row = cmd.propose(
+        manager.repo,
+        config,
+        targets=["a"],
+        changes=[{"param": "batch", "value": "16"}],
+        actor="optimizer",
+        reason="queue builds up on a",
+    )
     stop = asyncio.Event()
     task = asyncio.create_task(manager.run(stop))
     try:
@@ -55,8 +63,13 @@ async def test_approve_with_a_then_y_drives_the_real_manager(make_loaded, tmp_pa
             await settle(app, pilot)
             await pilot.press("y")
             # The manager approves, then starts the canary on its own.
-            await wait_for(pilot, app, lambda: "CANARY" in static_text(app, "#rollout")
-                           or str(row.id) in table_rows(app, "#history"))
+            await wait_for(
+                pilot,
+                app,
+                lambda: (
+                    "CANARY" in static_text(app, "#rollout") or str(row.id) in table_rows(app, "#history")
+                ),
+            )
             detail = static_text(app, "#rollout")
             assert "approve PENDING_APPROVAL → APPROVED  “from charter-tui”" in detail
             assert "canary   a" in detail
@@ -64,7 +77,9 @@ async def test_approve_with_a_then_y_drives_the_real_manager(make_loaded, tmp_pa
             app.send_rollout_command(row.id, "approve")
             await wait_for(pilot, app, lambda: any("refused" in str(n.message) for n in app._notifications))
             message = next(str(n.message) for n in app._notifications if "refused" in str(n.message))
-            assert message.startswith(f"approve of rollout #{row.id} refused: cannot approve rollout {row.id}")
+            assert message.startswith(
+                f"approve of rollout #{row.id} refused: cannot approve rollout {row.id}"
+            )
             await pilot.press("q")
         assert knob_value(states["a"]) in ("8", "16")
     finally:
@@ -80,8 +95,12 @@ async def test_reject_resume_and_rollback_keys_against_the_real_manager(make_loa
     store = Store(loaded.database_url)
     app = pinned_app(loaded.model_copy(update={"config": config}))
     manager = RolloutManager(config, store, app.source.bus, state_dir=tmp_path)
-    first = cmd.propose(manager.repo, config, targets=["a"], changes=[{"param": "batch", "value": "16"}], actor="x")
-    second = cmd.propose(manager.repo, config, targets=["b"], changes=[{"param": "batch", "value": "32"}], actor="x")
+    first = cmd.propose(
+        manager.repo, config, targets=["a"], changes=[{"param": "batch", "value": "16"}], actor="x"
+    )
+    second = cmd.propose(
+        manager.repo, config, targets=["b"], changes=[{"param": "batch", "value": "32"}], actor="x"
+    )
     stop = asyncio.Event()
     task = asyncio.create_task(manager.run(stop))
 
@@ -95,7 +114,9 @@ async def test_reject_resume_and_rollback_keys_against_the_real_manager(make_loa
     try:
         async with app.run_test(size=(160, 48)) as pilot:
             await pilot.press("5")
-            await wait_for(pilot, app, lambda: list(table_rows(app, "#queue")) == [str(first.id), str(second.id)])
+            await wait_for(
+                pilot, app, lambda: list(table_rows(app, "#queue")) == [str(first.id), str(second.id)]
+            )
             # r, then n: nothing happens; r, then y: rejected, into the history.
             await pilot.press("r")
             await settle(app, pilot)
@@ -110,8 +131,15 @@ async def test_reject_resume_and_rollback_keys_against_the_real_manager(make_loa
             await pilot.press("a")
             await settle(app, pilot)
             await pilot.press("y")
-            await wait_for(pilot, app, lambda: state_of(second.id) == "CANARY"
-                           and "  b               applied" in static_text(app, "#rollout"), timeout=30)
+            await wait_for(
+                pilot,
+                app,
+                lambda: (
+                    state_of(second.id) == "CANARY"
+                    and "  b               applied" in static_text(app, "#rollout")
+                ),
+                timeout=30,
+            )
             # p pauses (no dialog: reversible), p again resumes where it was.
             await pilot.press("p")
             await wait_for(pilot, app, lambda: state_of(second.id) == "PAUSED")
@@ -126,8 +154,12 @@ async def test_reject_resume_and_rollback_keys_against_the_real_manager(make_loa
             await pilot.press("tab", "up")  # the history, newest first: the rolled-back one is above
             await wait_for(pilot, app, lambda: static_text(app, "#rollout").startswith(f"#{second.id} "))
             detail = static_text(app, "#rollout")
-            for line in ("approve PENDING_APPROVAL → APPROVED", "pause CANARY → PAUSED", "resume PAUSED → CANARY",
-                         "rollback CANARY → FAILED"):
+            for line in (
+                "approve PENDING_APPROVAL → APPROVED",
+                "pause CANARY → PAUSED",
+                "resume PAUSED → CANARY",
+                "rollback CANARY → FAILED",
+            ):
                 assert line in detail, line
             await pilot.press("q")
         assert knob_value(states["a"]) == "8", "the rejected change never ran"

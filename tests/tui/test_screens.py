@@ -51,9 +51,18 @@ async def test_instances_panel_follows_the_cursor_and_updates_live(make_app) -> 
         assert _line(panel, "TTFT p95").split()[2] == "162ms"
         assert "▁" in panel or "▇" in panel or "█" in panel, "the panel draws sparklines"
         # A new poll arrives: the row and the panel show it after the next refresh tick.
-        app.source.bus.publish(topic("sample", "vllm-a"), MetricSample(
-            instance="vllm-a", ts=NOW + 1, ttft_p95_s=2.5, generation_tokens_per_s=12.0,
-            kv_cache_usage=0.97, prefix_hit_rate=0.05, waiting=14))
+        app.source.bus.publish(
+            topic("sample", "vllm-a"),
+            MetricSample(
+                instance="vllm-a",
+                ts=NOW + 1,
+                ttft_p95_s=2.5,
+                generation_tokens_per_s=12.0,
+                kv_cache_usage=0.97,
+                prefix_hit_rate=0.05,
+                waiting=14,
+            ),
+        )
         # Samples redraw at most once a second, by the app's own refresh tick.
         await wait_until_live(pilot, lambda: table_rows(app, "#instances")["vllm-a"][4].split()[0] == "2.50s")
         row = table_rows(app, "#instances")["vllm-a"]
@@ -65,8 +74,16 @@ async def test_instance_state_change_is_shown(make_app) -> None:
     app: CharterApp = make_app()
     async with app.run_test(size=(120, 30)) as pilot:
         await settle(app, pilot)
-        app.source.bus.publish(topic("instance", "sglang-c"), Instance(
-            name="sglang-c", url="http://127.0.0.1:30000", engine="sglang", model="qwen", state=InstanceState.UP))
+        app.source.bus.publish(
+            topic("instance", "sglang-c"),
+            Instance(
+                name="sglang-c",
+                url="http://127.0.0.1:30000",
+                engine="sglang",
+                model="qwen",
+                state=InstanceState.UP,
+            ),
+        )
         await settle(app, pilot)
         assert table_rows(app, "#instances")["sglang-c"][1:4] == ["● UP", "sglang", "qwen"]
         assert "● 2/3 up" in screen_text(app).splitlines()[0]
@@ -109,7 +126,9 @@ async def test_agents_dag_prompt_plan_and_diff(make_app) -> None:
         assert "[!DP]" in dag and "[SP]" in dag and "×3" in dag and "↻topic" in dag
         assert "▼ plan" in dag and "▼ notes, outline" in dag, "edges carry their variables"
         lines = dag.splitlines()
-        row_of = {name: next(i for i, line in enumerate(lines) if name in line) for name in ("c1 ", "c2 ", "c4 ")}
+        row_of = {
+            name: next(i for i, line in enumerate(lines) if name in line) for name in ("c1 ", "c2 ", "c4 ")
+        }
         assert row_of["c1 "] < row_of["c2 "] < row_of["c4 "], "layers go top-down in data-flow order"
         assert "dynamic prefix (anti-pattern)" in static_text(app, "#legend")
         prompt = static_text(app, "#prompt")
@@ -117,7 +136,10 @@ async def test_agents_dag_prompt_plan_and_diff(make_app) -> None:
         assert "block  16: ceiling 58% (1680/2886 tok) -> 72% after fixes" in static_text(app, "#plan")
         fixes = static_text(app, "#fixes")
         assert "cacheable share 0% -> 89%" in fixes
-        assert '+        {"role": "user", "content": f"Plan the research for: {question} [{request_id}]"},' in fixes
+        assert (
+            '+        {"role": "user", "content": f"Plan the research for: {question} [{request_id}]"},'
+            in fixes
+        )
         # Select another call: the prompt follows and the box is highlighted.
         await pilot.press("tab", "down", "down")
         await settle(app, pilot)
@@ -153,11 +175,20 @@ async def test_cache_screen_measured_vs_ceiling(make_app) -> None:
         assert rows["vllm-a"][:6] == ["vllm-a", "vllm", "49%", "38%", "58% b16", "-9pt"]
         assert rows["sglang-c"][2] == "-" and rows["sglang-c"][4] == "-"
         agents = table_rows(app, "#cache-agents")
-        assert agents[f"{AGENT_PATH}#vllm16"] == ["research_agent.py", "vllm", "16", "58%", "72%", "1680/2886"]
+        assert agents[f"{AGENT_PATH}#vllm16"] == [
+            "research_agent.py",
+            "vllm",
+            "16",
+            "58%",
+            "72%",
+            "1680/2886",
+        ]
         await pilot.press("down", "down")
         await settle(app, pilot)
         plot = static_text(app, "#cache-plot")
-        assert plot.startswith("vllm-a hit rate, last 120 polls   ╌ ceiling 58% (research_agent.py, block 16)")
+        assert plot.startswith(
+            "vllm-a hit rate, last 120 polls   ╌ ceiling 58% (research_agent.py, block 16)"
+        )
         ceiling_rows = [line for line in plot.splitlines()[1:] if "╌" in line]
         assert len(ceiling_rows) == 1 and ceiling_rows[0].count("╌") > 50, "the ceiling is one dashed line"
 
@@ -169,7 +200,13 @@ async def test_bottlenecks_and_recommendations_with_evidence(make_app) -> None:
         await settle(app, pilot)
         rows = table_rows(app, "#bottlenecks")
         assert list(rows) == ["2", "1", "3"], "critical first, then warning, cleared last"
-        assert rows["2"] == [" CRITICAL ", "vllm-a", "QUEUE_BUILDUP", "1m", "12 requests waiting (threshold 8)"]
+        assert rows["2"] == [
+            " CRITICAL ",
+            "vllm-a",
+            "QUEUE_BUILDUP",
+            "1m",
+            "12 requests waiting (threshold 8)",
+        ]
         assert rows["3"][0] == "cleared" and rows["3"][3] == "50m ago"
         evidence = static_text(app, "#evidence")
         assert "QUEUE_BUILDUP on vllm-a" in evidence
@@ -185,9 +222,19 @@ async def test_bottlenecks_and_recommendations_with_evidence(make_app) -> None:
         assert "- --gpu-memory-utilization = 0.5\n+ --gpu-memory-utilization = 0.8   (restart)" in evidence
         assert "OOM if another process" in evidence and "estimated_improvement  queue wait -60%" in evidence
         # A bottleneck clearing moves it down and changes its badge.
-        app.source.bus.publish(topic("bottleneck", "vllm-a"), Bottleneck(
-            id=2, instance="vllm-a", kind="QUEUE_BUILDUP", severity=Severity.CRITICAL, active=False,
-            started_at=NOW - 60, cleared_at=NOW - 5, summary="12 requests waiting (threshold 8)"))
+        app.source.bus.publish(
+            topic("bottleneck", "vllm-a"),
+            Bottleneck(
+                id=2,
+                instance="vllm-a",
+                kind="QUEUE_BUILDUP",
+                severity=Severity.CRITICAL,
+                active=False,
+                started_at=NOW - 60,
+                cleared_at=NOW - 5,
+                summary="12 requests waiting (threshold 8)",
+            ),
+        )
         await settle(app, pilot)
         rows = table_rows(app, "#bottlenecks")
         assert list(rows)[0] == "1" and rows["2"][0] == "cleared"
@@ -204,7 +251,9 @@ async def test_rollouts_queue_history_and_detail(make_app) -> None:
         assert table_rows(app, "#history")["9"][1] == " ROLLED_BACK "
         detail = static_text(app, "#rollout")
         assert detail.startswith("#11 Raise --gpu-memory-utilization on vllm-a")
-        assert "- --max-num-seqs = 64\n+ --max-num-seqs = 128" in detail, "current values come from the optimizer"
+        assert "- --max-num-seqs = 64\n+ --max-num-seqs = 128" in detail, (
+            "current values come from the optimizer"
+        )
         assert "expected impact  high — queue wait -60%, KV 93% -> 58%" in detail
         assert "why              QUEUE_BUILDUP on vllm-a" in detail
         assert "risks            OOM if another process uses the GPU" in detail
@@ -228,9 +277,17 @@ async def test_rollouts_queue_history_and_detail(make_app) -> None:
         assert "failure_reason  validation failed: ttft_p95_s worse by 0.65 (+217%)" in detail
         assert " FAIL " in detail and "+217%  fail" in detail
         # The manager reports a state change: the rollout moves from the queue to the history.
-        app.source.bus.publish(topic("rollout", "10"), Rollout(
-            id=10, state="COMPLETED", created_at=NOW - 900, updated_at=NOW, title="Enable prefix caching on triton-b",
-            targets=["triton-b"]))
+        app.source.bus.publish(
+            topic("rollout", "10"),
+            Rollout(
+                id=10,
+                state="COMPLETED",
+                created_at=NOW - 900,
+                updated_at=NOW,
+                title="Enable prefix caching on triton-b",
+                targets=["triton-b"],
+            ),
+        )
         await settle(app, pilot)
         assert list(table_rows(app, "#queue")) == ["11"]
         assert list(table_rows(app, "#history")) == ["10", "9"]
@@ -270,8 +327,16 @@ async def test_top_bar_shows_a_crashing_daemon_loop(make_app) -> None:
     async with app.run_test(size=(120, 30)) as pilot:
         await settle(app, pilot)
         assert "● 1/3 up" in screen_text(app).splitlines()[0]
-        app.source.bus.publish(HEALTH_TOPIC, DaemonHealth(status="degraded", loops={
-            "rollouts": LoopHealth(crashes=3, restarting=True, degraded=True), "poller": LoopHealth()}))
+        app.source.bus.publish(
+            HEALTH_TOPIC,
+            DaemonHealth(
+                status="degraded",
+                loops={
+                    "rollouts": LoopHealth(crashes=3, restarting=True, degraded=True),
+                    "poller": LoopHealth(),
+                },
+            ),
+        )
         await settle(app, pilot)
         assert screen_text(app).splitlines()[0].rstrip().endswith("▲ degraded: rollouts")
         app.source.bus.publish(HEALTH_TOPIC, DaemonHealth(loops={"rollouts": LoopHealth(crashes=3)}))
@@ -285,9 +350,17 @@ async def test_markup_in_titles_and_names_is_shown_as_written(make_app) -> None:
     app: CharterApp = make_app()
     async with app.run_test(size=(160, 40)) as pilot:
         await settle(app, pilot)
-        app.source.bus.publish(topic("rollout", "77"), Rollout(
-            id=77, state="PENDING_APPROVAL", created_at=NOW, updated_at=NOW + 5, title="[reverse]batch[/] 64",
-            targets=["vllm-a"]))
+        app.source.bus.publish(
+            topic("rollout", "77"),
+            Rollout(
+                id=77,
+                state="PENDING_APPROVAL",
+                created_at=NOW,
+                updated_at=NOW + 5,
+                title="[reverse]batch[/] 64",
+                targets=["vllm-a"],
+            ),
+        )
         await pilot.press("5")
         await settle(app, pilot)
         assert "[reverse]batch[/] 64" in screen_text(app)

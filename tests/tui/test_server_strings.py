@@ -33,17 +33,30 @@ def server():  # type: ignore[no-untyped-def]
         yield s
 
 
-async def test_hostile_model_name_shows_a_placeholder(server: MetricsServer, tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_hostile_model_name_shows_a_placeholder(
+    server: MetricsServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("CHARTER_TUI_DATABASE_URL", f"sqlite:///{tmp_path / 'live.db'}")
-    config = write_config(tmp_path, f'poll_interval_s = 0.5\n[[targets]]\nname = "evil"\nurl = "{server.url}"\n'
-                                    'engine = "vllm"\n')
+    config = write_config(
+        tmp_path,
+        f'poll_interval_s = 0.5\n[[targets]]\nname = "evil"\nurl = "{server.url}"\nengine = "vllm"\n',
+    )
     app = embedded_app(load_config(config))
     async with app.run_test(size=(160, 48)) as pilot:
-        await wait_until(app, pilot, lambda: table_rows(app, "#instances")["evil"][1] == "● UP",
-                         timeout=60, what="the hostile server UP")
-        await wait_until(app, pilot, lambda: table_rows(app, "#instances")["evil"][3].startswith("tiny"),
-                         timeout=60, what="its model name")
+        await wait_until(
+            app,
+            pilot,
+            lambda: table_rows(app, "#instances")["evil"][1] == "● UP",
+            timeout=60,
+            what="the hostile server UP",
+        )
+        await wait_until(
+            app,
+            pilot,
+            lambda: table_rows(app, "#instances")["evil"][3].startswith("tiny"),
+            timeout=60,
+            what="its model name",
+        )
         model = table_rows(app, "#instances")["evil"][3]
         assert PLACEHOLDER in model and is_clean(model), repr(model)
         shown = screen_text(app)
@@ -51,8 +64,12 @@ async def test_hostile_model_name_shows_a_placeholder(server: MetricsServer, tmp
         assert "\x1b[2J" not in shown and "52;c;" not in shown and "\x07" not in shown
         assert PLACEHOLDER in shown
         await pilot.press("enter")
-        await wait_until(app, pilot, lambda: static_text(app, "#detail-header").startswith("evil"),
-                         what="the detail header")
+        await wait_until(
+            app,
+            pilot,
+            lambda: static_text(app, "#detail-header").startswith("evil"),
+            what="the detail header",
+        )
         header = static_text(app, "#detail-header")
         assert PLACEHOLDER in header and "\x1b" not in header and "\r" not in header and "\x07" not in header
         await pilot.press("q")

@@ -62,7 +62,9 @@ def test_sample_ring_is_bounded_and_monotonic() -> None:
     s = DaemonState()
     for i in range(RING_SIZE + 50):
         s.apply(Event(topic("sample", "a"), MetricSample(instance="a", ts=float(i), ttft_p95_s=float(i))))
-    s.apply(Event(topic("sample", "a"), MetricSample(instance="a", ts=3.0, ttft_p95_s=-1.0)))  # a late duplicate
+    s.apply(
+        Event(topic("sample", "a"), MetricSample(instance="a", ts=3.0, ttft_p95_s=-1.0))
+    )  # a late duplicate
     series = s.series["a"]
     assert len(series.ts) == RING_SIZE and series.ts[-1] == RING_SIZE + 49
     assert series.column("ttft_p95_s")[-1] == RING_SIZE + 49

@@ -154,9 +154,18 @@ N_TARGETS = 60
 
 
 def sample(name: str, i: int, ts: float, tok_s: float) -> MetricSample:
-    return MetricSample(instance=name, ts=ts, engine="vllm", window_s=1.0, ttft_p95_s=0.1 + i / 1000,
-                        generation_tokens_per_s=tok_s, kv_cache_usage=0.5, prefix_hit_rate=0.6,
-                        waiting=float(i % 5), running=8.0)
+    return MetricSample(
+        instance=name,
+        ts=ts,
+        engine="vllm",
+        window_s=1.0,
+        ttft_p95_s=0.1 + i / 1000,
+        generation_tokens_per_s=tok_s,
+        kv_cache_usage=0.5,
+        prefix_hit_rate=0.6,
+        waiting=float(i % 5),
+        running=8.0,
+    )
 
 
 def tok_s_cell(table: LiveTable, name: str) -> str:
@@ -170,7 +179,8 @@ async def scroll_to_bottom(pilot: Pilot, table: LiveTable) -> None:
 
 
 async def test_instances_screen_shows_new_values_in_rows_scrolled_into_view(
-        make_app: Callable[..., CharterApp]) -> None:
+    make_app: Callable[..., CharterApp],
+) -> None:
     """60 targets (more than fit at 80x24), new samples for all, then scroll to the bottom: the
     bottom row shows its new tok/s, redrawn by LiveTable.Scrolled before any routine redraw."""
     app: CharterApp = make_app(data=False)
@@ -178,9 +188,17 @@ async def test_instances_screen_shows_new_values_in_rows_scrolled_into_view(
     names = [f"vllm-{i:03d}" for i in range(N_TARGETS)]
     async with app.run_test(size=(80, 24)) as pilot:
         for i, name in enumerate(names):
-            bus.publish(topic("instance", name), Instance(name=name, url=f"http://10.0.0.{i + 1}:8000",
-                                                          engine="vllm", model="llama-3-8b",
-                                                          state=InstanceState.UP, last_seen=NOW - 1))
+            bus.publish(
+                topic("instance", name),
+                Instance(
+                    name=name,
+                    url=f"http://10.0.0.{i + 1}:8000",
+                    engine="vllm",
+                    model="llama-3-8b",
+                    state=InstanceState.UP,
+                    last_seen=NOW - 1,
+                ),
+            )
             bus.publish(topic("sample", name), sample(name, i, NOW - 1, tok_s=111.0))
         await settle(app, pilot)
         table = app.screen.query_one("#instances", LiveTable)

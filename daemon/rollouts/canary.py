@@ -1,0 +1,56 @@
+"""Which samples judge a canary: the windows the VALIDATING step compares, read from the store.
+
+`validation` judges two lists of samples and knows nothing of time; choosing the lists is a rule of its own,
+kept here so it can be read (and changed) in one place:
+- the canary window starts `warmup_s` after the change was verified on the canary and lasts
+  `canary_window_s`;
+- with other targets in the rollout (still on the old config), the baseline is their samples over the same
+  window: same time, same traffic;
+- with one target, the baseline is its own samples from the `baseline_window_s` before the change (recorded
+  when the change was applied, `stage.baseline`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from daemon.config import RolloutConfig
+from daemon.models import MetricSample, Rollout
+from daemon.rollouts.model import Comparison
+from daemon.rollouts.repo import stage_of
+from daemon.rollouts.validation import baseline_samples, canary_samples, compare
+from daemon.store import Store
+
+
+def compare_canary(
+    store: Store, row: Rollout, cfg: RolloutConfig, *, clock: Callable[[], float]
+) -> Comparison:
+    """The canary's window against its baseline, on the rollout's signals (blocking: reads the store)."""
+    stage = stage_of(row)
+    assert stage.canary is not None and stage.canary_since is not None
+    since = stage.canary_since + cfg.warmup_s
+    until = since + cfg.canary_window_s
+    canary = canary_samples(store.samples(stage.canary, since - 3600, until + 1), since, until)
+    others = [t for t in stage.order if t != stage.canary]
+    baseline: list[MetricSample]
+    info: dict[str, Any]
+    if others:  # the rest still run the old config: judge the canary against them, same time, same traffic
+        baseline = [
+            s for t in others for s in baseline_samples(store.samples(t, since, until + 1), since, until)
+        ]
+        info = {"targets": others, "since": since, "until": until, "kind": "peers"}
+    else:  # one target: against its own samples from before the change
+        b = stage.baseline or {}
+        b_since, b_until = b.get("since", since - cfg.baseline_window_s), b.get("until", stage.canary_since)
+        baseline = baseline_samples(store.samples(stage.canary, b_since, b_until), b_since, b_until)
+        info = {"targets": [stage.canary], "since": b_since, "until": b_until, "kind": "self-before"}
+    return compare(
+        baseline,
+        canary,
+        stage.signals or cfg.default_signals,
+        cfg,
+        baseline_info=info,
+        canary_info={"target": stage.canary, "since": since, "until": until},
+        now=clock(),
+    )

@@ -1,0 +1,86 @@
+"""GROWING_HISTORY's figures and boundaries, worked out by hand (token counts: `hand_counts`)."""
+
+from __future__ import annotations
+
+from compiler.export import to_dot, to_mermaid, to_text
+from compiler.model import PatternKind
+from compiler.tokens import SMALL_VALUE_TOKENS
+
+from .hand_counts import compiled, findings, line_of, words
+
+GROWING = PatternKind.GROWING_HISTORY
+
+
+def test_a_log_that_gains_one_item_per_iteration() -> None:
+    """First prompt: the rubric (40) and one item (a run-time value, 40 assumed); each iteration adds an
+    item. Over the 10 assumed iterations the prompts are 80, 120, ..., 440 tokens (2,600), and each one
+    after the first starts with the whole previous prompt: 80 + ... + 400 = 2,160 reusable, 83.08%."""
+    source = f'''
+RUBRIC = "{words(40)}"
+
+def chat(items, call_generate):
+    log = RUBRIC
+    for item in items:
+        log = log + item
+        call_generate(log, max_tokens=30)
+'''
+    [f] = findings(source, GROWING)
+    assert SMALL_VALUE_TOKENS == 40
+    assert f.calls == ["c1"] and f.line == line_of(source, "call_generate(log")
+    assert f.figures == {
+        "loop_line": line_of(source, "for item in"),
+        "carried": [],
+        "first_prompt_tokens": 80,
+        "added_tokens_per_iteration": 40,
+        "iterations": 10,
+        "last_prompt_tokens": 440,
+        "reused_share": round(2160 / 2600, 4),
+    }
+    assert "adds ~40 tokens per iteration" in f.message and "83%" in f.message
+    assert findings(source, PatternKind.LOOP_INVARIANT) == [], "a prompt that grows is not invariant"
+
+
+def test_the_output_fed_back_is_a_carried_edge_of_the_call_to_itself() -> None:
+    """`s += generate(s)`: each iteration adds its output (max_tokens=30) and the next question (40)."""
+    source = f'''
+def multi_turn(s, questions, generate):
+    s += "{words(50)}"
+    for q in questions:
+        s += q
+        s += generate(s, max_tokens=30)
+    return s
+'''
+    result = compiled(source)
+    [f] = [p for p in result.patterns if p.kind is GROWING]
+    assert [(e.source, e.target, e.variables, e.kind) for e in result.edges] == [
+        ("c1", "c1", ["output"], "carried")
+    ]
+    assert f.figures["carried"] == ["output"]
+    assert "c1 -> c1  via output  (carried into a later iteration)" in to_text(result)
+    assert "c1 -.->" in to_mermaid(result) and "c1 -> c1 [" in to_dot(result)
+    # `s` (40 assumed), the instructions (50), `q` (40); then the output (30) and the next `q` (40)
+    assert (f.figures["first_prompt_tokens"], f.figures["added_tokens_per_iteration"]) == (130, 70)
+
+
+def test_a_sliding_window_is_not_append_only() -> None:
+    """Keeping the last messages drops the front: the next prompt does not start with the previous one,
+    so the prefix cache cannot reuse it, and no growing history is claimed."""
+    source = f'''
+def chat(turns, call_generate):
+    window = ["{words(40)}"]
+    for t in turns:
+        window = window[-4:] + [t]
+        reply = call_generate("\\n".join(window), max_tokens=30)
+        window = window + [reply]
+'''
+    assert findings(source, GROWING) == []
+
+
+def test_a_loop_without_growth_is_no_history() -> None:
+    source = f'''
+def each(items, call_generate):
+    for item in items:
+        call_generate("{words(40)}" + item)
+'''
+    assert findings(source, GROWING) == []
+    assert [f.kind for f in compiled(source).patterns] == [PatternKind.LOOP_INVARIANT]
