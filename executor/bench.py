@@ -8,6 +8,9 @@ Order of work, and why:
 - each round runs every mode over all inputs, resetting the server's prefix cache before each mode so
   neither inherits the other's cache (rounds alternate naive/optimized, so drift hits both alike);
 - runs within a mode share the cache, as consecutive requests to a real agent would;
+- before anything is sent, the compiler's estimate for this very traffic (`executor.estimate`: the
+  optimized plan's prompts for these records, outputs modelled), so the report sets it beside what
+  the server then measures;
 - a failure stops the benchmark with the error naming mode, run, call and input line, and every run
   finished before it is kept in the result (and so in the store and the report).
 """
@@ -26,6 +29,7 @@ from daemon.errors import UserError
 from executor.binding import Binder, BindOptions
 from executor.ceiling import CeilingTracker
 from executor.errors import BindingError, ExecutionError
+from executor.estimate import estimate_traffic
 from executor.inputs import InputRecord
 from daemon.bench.records import BenchResult, Mode
 from executor.runner import RunOptions, run_workload
@@ -126,6 +130,20 @@ async def run_bench(
     result.compiler_ceiling, result.compiler_ceiling_after_fixes = compiler_ceiling(
         compiled.naive, target.block_size
     )
+    if target.block_size:
+        try:
+            estimate = await estimate_traffic(
+                compiled.optimized,
+                records,
+                block_size=target.block_size,
+                bind=options.bind,
+                via=target if target.engine == "vllm" else None,
+            )
+        except BindingError as exc:
+            result.notes.append(f"no estimate for this traffic: {exc}")
+        else:
+            result.traffic_estimate, result.traffic_ceiling = estimate.estimate, estimate.ceiling
+            result.traffic_assumptions = estimate.assumptions
     binders = {
         "naive": Binder(compiled.naive, options.bind),
         "optimized": Binder(compiled.optimized, options.bind),

@@ -126,12 +126,15 @@ def markdown(result: BenchResult, chart_dir: str = ".") -> str:
         "",
         f"- target: {result.target} ({result.engine}, model `{result.model}`, block size {result.block_size})",
         f"- inputs: `{result.inputs}`; started {when}",
-        f"- compiler's estimated hit share at this block size: {pct(result.compiler_ceiling)}"
+        f"- compiler's one-request figure (cold cache, assumed sizes): {pct(result.compiler_ceiling)}"
         + (
             f" (after its fixes: {pct(result.compiler_ceiling_after_fixes)})"
             if result.compiler_ceiling_after_fixes is not None
             else ""
         ),
+        f"- compiler's estimate for this traffic (optimized plan, these inputs): {pct(result.traffic_estimate)}"
+        f" at block size {result.block_size}, ceiling {pct(result.traffic_ceiling)} at token level"
+        + (f"; modelled: {'; '.join(result.traffic_assumptions[:2])}" if result.traffic_assumptions else ""),
         f"- restructurings applied in optimized mode: {', '.join(result.fixes_applied) or 'none'}",
         f"- prefill-only warm-ups sent: {result.warmups}",
         "",

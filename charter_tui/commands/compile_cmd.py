@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from daemon.watcher import AgentWatcher
     from compiler.project import Project
     from daemon.project_files import ProjectFiles
+    from executor.inputs import InputRecord
 
 _EPILOG = """\
 what it finds: every LLM call (OpenAI/AsyncOpenAI SDK, litellm, LangChain .invoke/.batch,
@@ -54,6 +55,7 @@ examples:
   charter-tui compile data/agents/document_processor.py --diff
   charter-tui compile agents/ --format json > plan.json
   charter-tui compile agent.py --engine trtllm --target http://127.0.0.1:8000
+  charter-tui compile agent.py --inputs requests.jsonl --requests 100 --block-size 32
 """
 
 
@@ -97,6 +99,27 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="compile each file alone; by default imports of the project's own modules (prompts.py, "
         "helpers) are followed, the project being the nearest directory with pyproject.toml, setup.py, "
         "setup.cfg or .git above the file",
+    )
+    p.add_argument(
+        "--inputs",
+        type=Path,
+        metavar="FILE",
+        help="a sample of real inputs (JSONL, one record per request, as `bench` takes): also estimate "
+        "the hit share for that traffic — every request's prompts built from its record, the cache "
+        "carried from one request to the next — beside the one-request figure",
+    )
+    p.add_argument(
+        "--requests",
+        type=int,
+        metavar="N",
+        help="with --inputs: this many requests, the records taken in turn (default: one per record)",
+    )
+    p.add_argument(
+        "--block-size",
+        type=int,
+        default=16,
+        metavar="N",
+        help="with --inputs: the engine's KV block size in tokens (default 16, vLLM's)",
     )
     p.add_argument(
         "--fix",
@@ -249,6 +272,19 @@ def run_compile(args: argparse.Namespace) -> int:
     options = _options(args)
     fail_on = _fail_on(args.fail_on)
     files = _files(args.paths)
+    records: list[InputRecord] = []
+    if args.inputs is not None:
+        if len(files) != 1 or args.format != "text" or args.fix:
+            raise UserError(
+                "--inputs estimates one agent's traffic: give exactly one agent file, text format"
+            )
+        if args.block_size < 1 or (args.requests is not None and args.requests < 1):
+            raise UserError("--block-size and --requests must be at least 1")
+        from executor.inputs import load_inputs
+
+        records = load_inputs(args.inputs)  # before compiling: a bad file is one line naming it
+        if args.requests is not None:
+            records = [records[i % len(records)] for i in range(args.requests)]
     counter = _counter(args)
     projects = _Projects(enabled=not args.single_file)
     results: list[CompileResult] = []
@@ -271,6 +307,8 @@ def run_compile(args: argparse.Namespace) -> int:
         results.append(result)
         if args.format != "json":
             sys.stdout.write(render(result, args.format, args.engine, show_diff=args.diff))
+        if args.inputs is not None and args.format == "text":
+            sys.stdout.write(_traffic_section(args, result, records))
     if args.format == "json":
         payload = [json.loads(r.model_dump_json()) for r in results]
         sys.stdout.write(json.dumps(payload[0] if len(files) == 1 else payload, indent=2) + "\n")
@@ -285,6 +323,36 @@ def run_compile(args: argparse.Namespace) -> int:
     for hit in hits:
         print(f"charter-tui: --fail-on: {hit}", file=sys.stderr)
     return 1 if hits else 0
+
+
+def _traffic_section(args: argparse.Namespace, result: CompileResult, records: list[InputRecord]) -> str:
+    """The estimate for the traffic of `--inputs` (`executor.estimate`), as a section of the text output."""
+    from executor.errors import BindingError
+    from executor.estimate import estimate_traffic
+    from executor.targets import connect_target
+
+    async def run():  # type: ignore[no-untyped-def]
+        via = await connect_target(args.target, model=args.model) if args.target else None
+        try:
+            return await estimate_traffic(result, records, block_size=args.block_size, via=via)
+        finally:
+            if via is not None:
+                await via.aclose()
+
+    try:
+        e = asyncio.run(run())
+    except BindingError as exc:
+        raise UserError(f"{args.inputs}: {exc}") from None
+    lines = [
+        "",
+        f"traffic: {e.requests} request(s) from {args.inputs}, block size {e.block_size}, cache carried "
+        "between requests",
+        f"  estimate {e.estimate:.1%} of {e.prompt_tokens} prompt tokens (first request alone "
+        f"{e.first_request_share:.1%}); ceiling {e.ceiling:.1%} at token level",
+        *(f"  modelled: {a}" for a in e.assumptions),
+        "",
+    ]
+    return "\n".join(lines)
 
 
 def _fail_on(spec: str | None) -> set[str]:

@@ -179,6 +179,15 @@ class BenchResult(BaseModel):
         "hit share at this block size, from the CompileResult's plan",
     )
     compiler_ceiling_after_fixes: float | None = None
+    traffic_estimate: float | None = Field(
+        default=None,
+        description="the compiler's estimate for this traffic: the block-level hit share of the prompts "
+        "the optimized plan would send for these input records, outputs modelled (executor/estimate.py)",
+    )
+    traffic_ceiling: float | None = Field(
+        default=None, description="the same prompts at token granularity: a share no engine can beat"
+    )
+    traffic_assumptions: list[str] = Field(default_factory=list)
     fixes_applied: list[str] = Field(default_factory=list)
     warmups: int = 0
     runs: list[RunResult] = Field(default_factory=list)

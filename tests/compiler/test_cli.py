@@ -207,3 +207,38 @@ def test_compile_follows_the_projects_imports_unless_single_file(capsys, tmp_pat
     data = json.loads(out)
     assert code == 0 and data["modules"] == []
     assert not any("Acme Cloud" in s["text"] for s in data["calls"][0]["segments"])
+
+
+def test_inputs_estimate_the_traffic_beside_the_one_request_figure(capsys, tmp_path: Path) -> None:
+    from tests.executor.test_estimate import ONE_CALL
+
+    agent = tmp_path / "agent.py"
+    agent.write_text(ONE_CALL)
+    inputs = tmp_path / "requests.jsonl"
+    inputs.write_text('{"question": "q a b"}\n{"question": "q c d"}\n')
+    code, out, err = _run(capsys, "compile", str(agent), "--inputs", str(inputs), "--block-size", "4")
+    assert code == 0, err
+    # Worked by hand in tests/executor/test_estimate.py: 12 of 30 tokens in whole blocks, 13 at token level.
+    assert "traffic: 2 request(s) from" in out
+    assert (
+        "estimate 40.0% of 30 prompt tokens (first request alone 0.0%); ceiling 43.3% at token level" in out
+    )
+    code, out, _ = _run(
+        capsys, "compile", str(agent), "--inputs", str(inputs), "--block-size", "4", "--requests", "3"
+    )
+    assert "traffic: 3 request(s)" in out and "of 45 prompt tokens" in out  # the records taken in turn
+
+
+def test_inputs_that_miss_a_variable_or_do_not_parse_are_one_line_each(capsys, tmp_path: Path) -> None:
+    from tests.executor.test_estimate import ONE_CALL
+
+    agent = tmp_path / "agent.py"
+    agent.write_text(ONE_CALL)
+    wrong = tmp_path / "wrong.jsonl"
+    wrong.write_text('{"query": "the variable is called question"}\n')
+    code, out, err = _run(capsys, "compile", str(agent), "--inputs", str(wrong))
+    assert code == 2 and "question" in err and "Traceback" not in err
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text("{not json\n")
+    code, out, err = _run(capsys, "compile", str(agent), "--inputs", str(broken))
+    assert code == 2 and f"{broken}:1: not JSON" in err and out == ""  # refused before compiling

@@ -69,6 +69,11 @@ def test_cli_optimized_beats_naive_on_hit_share_and_reaches_the_ceiling(
         return hits / queries
 
     assert share("optimized", "hits") > share("naive", "hits") + 0.2
+    # The compiler's estimate for this traffic, made before anything was sent (issue 14): within 5
+    # points of what the server then counted, and its token-level ceiling never below it.
+    measured = share("optimized", "hits")
+    assert abs(result["traffic_estimate"] - measured) <= 0.05, (result["traffic_estimate"], measured)
+    assert result["traffic_ceiling"] >= measured
     assert share("optimized", "hits") >= 0.95 * share("optimized", "ceiling")
     for r in result["runs"]:
         # The window holds exactly this run's requests: nothing before or after leaked into it.
