@@ -118,6 +118,9 @@ class DaemonConfig(_Strict):
     # The daemon's own Prometheus metrics, served on loopback; 0 turns the exporter off.
     metrics_port: int = Field(default=9477, ge=0, le=65535)
     readonly: bool = False
+    # With no [[targets]] configured, poll the inference servers found listening on this machine
+    # (daemon/discovery.py); `charter-tui discover --write` keeps them in the config.
+    discover: bool = True
     max_response_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
     # A /metrics with more lines is refused unparsed (counted at C speed); real servers emit a few
     # thousand at most, see daemon/prom.py DEFAULT_MAX_LINES.

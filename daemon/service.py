@@ -82,6 +82,7 @@ class DaemonService:
         self.stall_watchdog = LoopStallWatchdog(on_stall=self._count_stall)
         try:
             async with self.stall_watchdog.running():
+                await self._discover_if_unconfigured()
                 await self._register_targets()
                 await self.store.add_all(
                     [AuditEvent(actor="daemon", entity="daemon", entity_id="-", action="start")]
@@ -178,6 +179,24 @@ class DaemonService:
 
     def configured_instances(self) -> list[Instance]:
         return configured_instances(self.config)
+
+    async def _discover_if_unconfigured(self) -> None:
+        """No targets configured: poll the servers found on this box (kept in memory, not written)."""
+        if self.config.targets or not self.config.daemon.discover:
+            return
+        from daemon.discovery import discover, found_targets
+
+        targets = found_targets(await discover(exclude_ports=[self.config.daemon.metrics_port]))
+        if targets:
+            self.config = self.config.model_copy(update={"targets": targets})
+            log.info(
+                "no targets configured; polling the %d found on this machine: %s "
+                "(`charter-tui discover --write` keeps them)",
+                len(targets),
+                ", ".join(f"{t.name} {t.url}" for t in targets),
+            )
+        else:
+            log.info("no targets configured and no inference server found listening on this machine")
 
     async def _register_targets(self) -> None:
         assert self.store is not None
