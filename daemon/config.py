@@ -22,7 +22,7 @@ from pydantic_core import ErrorDetails
 
 from daemon.contract import CommandAction
 from daemon.errors import ConfigError, shown
-from daemon.paths import ENV_DATABASE_URL, ENV_LOG_FILE, Locations, check_path, locations
+from daemon.paths import ENV_DATABASE_URL, ENV_DISCOVER, ENV_LOG_FILE, Locations, check_path, locations
 from daemon.safe_regex import compile_pattern
 from daemon.redaction import SECRET, SECRET_VALUES, remember, secret_values, url_password
 
@@ -519,6 +519,12 @@ def load_config(config_override: str | os.PathLike[str] | None = None) -> Loaded
         raise ConfigError(str(path), "", "no such file (run `charter-tui config init` to write one)")
     else:
         config, source = Config(), None
+    discover = os.environ.get(ENV_DISCOVER)
+    if discover is not None:
+        if discover.lower() not in ("0", "1", "false", "true", "no", "yes", "off", "on"):
+            raise ConfigError(f"${ENV_DISCOVER}", "", f"{discover[:20]!r} is not a boolean (0/1, true/false)")
+        daemon = config.daemon.model_copy(update={"discover": discover.lower() in ("1", "true", "yes", "on")})
+        config = config.model_copy(update={"daemon": daemon})
     database_url = os.environ.get(ENV_DATABASE_URL) or config.storage.url or locs.default_database_url
     log_file = Path(os.environ.get(ENV_LOG_FILE) or locs.default_log_file)
     # Known from here on, so any log line or message that quotes one is redacted (daemon/redaction.py).

@@ -19,6 +19,7 @@ _dirs = PlatformDirs(APP_NAME, appauthor=False)
 ENV_CONFIG = "CHARTER_TUI_CONFIG"
 ENV_DATABASE_URL = "CHARTER_TUI_DATABASE_URL"
 ENV_LOG_FILE = "CHARTER_TUI_LOG_FILE"
+ENV_DISCOVER = "CHARTER_TUI_DISCOVER"  # overrides [daemon] discover (0/1)
 
 # Linux's limits (PATH_MAX counts the NUL, NAME_MAX is per component): past them every call fails
 # with ENAMETOOLONG, so say so once, up front, instead of from whichever call meets it first.

@@ -69,3 +69,6 @@ def _isolated_xdg(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
         monkeypatch.setenv(var, str(home / sub))
     for var in ("CHARTER_TUI_CONFIG", "CHARTER_TUI_DATABASE_URL", "CHARTER_TUI_LOG_FILE"):
         monkeypatch.delenv(var, raising=False)
+    # A daemon started with no targets would poll whatever servers other tests have listening;
+    # tests/daemon/test_discovery.py turns discovery back on where it is the subject.
+    monkeypatch.setenv("CHARTER_TUI_DISCOVER", "0")

@@ -118,8 +118,9 @@ def test_names_stay_unique_against_the_configured_ones() -> None:
 
 
 def test_a_daemon_with_no_targets_polls_the_servers_of_this_box_within_10_s(
-    vllm_server, triton_server, tmp_path: Path
+    vllm_server, triton_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("CHARTER_TUI_DISCOVER", "1")  # the test isolation turns it off
     config = tmp_path / "config.toml"
     config.write_text(f'[storage]\nurl = "sqlite:///{tmp_path / "charter.db"}"\n[daemon]\nmetrics_port = 0\n')
     loaded = load_config(str(config))
@@ -149,3 +150,17 @@ def test_a_daemon_with_no_targets_polls_the_servers_of_this_box_within_10_s(
     assert rows[vllm_server.url].state == InstanceState.UP, rows.get(vllm_server.url)
     assert rows[triton_server.http_url].state == InstanceState.UP, rows.get(triton_server.http_url)
     assert (rows[vllm_server.url].engine, rows[triton_server.http_url].engine) == ("vllm", "triton")
+
+
+def test_the_environment_turns_discovery_off_and_a_bad_value_is_named(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from daemon.errors import ConfigError
+
+    monkeypatch.setenv("CHARTER_TUI_DISCOVER", "1")
+    assert load_config().config.daemon.discover is True
+    monkeypatch.setenv("CHARTER_TUI_DISCOVER", "off")
+    assert load_config().config.daemon.discover is False
+    monkeypatch.setenv("CHARTER_TUI_DISCOVER", "maybe")
+    with pytest.raises(ConfigError, match="CHARTER_TUI_DISCOVER.*not a boolean"):
+        load_config()
