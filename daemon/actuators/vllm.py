@@ -43,6 +43,7 @@ from daemon.actuators.base import Actuator, ActuatorError, ForeignProcess, Snaps
 from daemon.actuators.params import VLLM_PARAMS, InvalidChange, ParamSpec, Value
 from daemon.config import TargetConfig
 from daemon.actuators.change import Change
+from daemon.actuators.server_log import RELAUNCH_MARKER, last_lines, root_cause
 
 # Processes this daemon started, so they can be reaped (no zombies) when a later relaunch stops them.
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
@@ -427,7 +428,7 @@ class VllmRelaunchActuator(Actuator):
         log_path = self.state_dir / f"{self.target.name}.log"
         fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "ab") as log:
-            log.write(f"\n--- charter-tui relaunch at {time.ctime()} as {run_as.name}: {argv}\n".encode())
+            log.write(f"\n{RELAUNCH_MARKER}{time.ctime()} as {run_as.name}: {argv}\n".encode())
             log.flush()
             try:
                 process = subprocess.Popen(
@@ -461,9 +462,13 @@ class VllmRelaunchActuator(Actuator):
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 _CHILDREN.pop(process.pid, None)
+                log_text = self._relaunch_log()
+                cause = root_cause(log_text)
                 raise ActuatorError(
                     f"{self.target.name}: the relaunched server exited with code {process.returncode} "
-                    f"before /health answered; last log lines:\n{self._log_tail()}"
+                    f"before /health answered"
+                    + (f"; root cause: {cause}" if cause else "")
+                    + f"; last log lines:\n{last_lines(log_text, 15)}"
                 )
             ok, _ = await self.healthy()
             if ok:
@@ -473,15 +478,16 @@ class VllmRelaunchActuator(Actuator):
             f"{self.target.name}: /health not OK {self.startup_timeout_s:.0f} s after relaunch"
         )
 
-    def _log_tail(self, lines: int = 15) -> str:
+    def _relaunch_log(self) -> str:
+        """The server log since the last relaunch marker (its last 64 KiB at most)."""
         try:
             with open(self.state_dir / f"{self.target.name}.log", "rb") as f:
                 f.seek(0, os.SEEK_END)
-                f.seek(max(0, f.tell() - 16 * 1024))
+                f.seek(max(0, f.tell() - 64 * 1024))
                 text = f.read().decode(errors="replace")
         except OSError:
             return "(no log)"
-        return "\n".join(text.splitlines()[-lines:])
+        return text.rpartition(RELAUNCH_MARKER)[2] if RELAUNCH_MARKER in text else text
 
     async def _readback(self, pid: int, flags: dict[str, Value], *, relaunched: bool) -> dict[str, Any]:
         """What the server on the port runs now, checked: it must be the identified server (for a

@@ -209,6 +209,10 @@ async def test_relaunch_that_cannot_come_up_is_rolled_back(
     assert final.state == "ROLLED_BACK", trail(store, row.id)
     reason = stage_of(final).failure_reason
     assert "exited with code" in reason and "before /health answered" in reason
+    # The cause is quoted from the server's log, not left to the last lines (issue 15 item 5).
+    assert "root cause: " in reason and "max_model_len" in reason.split("root cause: ")[1].split("\n")[0], (
+        reason
+    )
     assert live_argv(server) == original_argv == final.previous_config["vllm-a"]["argv"]
     assert httpx.get(f"{server.url}/health", timeout=10).status_code == 200
     assert [e.action for e in events(store, row.id)].count("restored") == 1
