@@ -44,8 +44,8 @@ RING_SIZE = 600  # ten minutes at the default 1 Hz poll
 AUDIT_KEEP = 2000
 
 # Rollout states that need a human (the approve/reject queue) and that are over (history).
-# The rollout states are the daemon's (daemon/rollouts/model.py); the TUI only groups them. FAILED is not
-# history: the manager is still rolling it back.
+# The rollout states are the daemon's (daemon/rollouts/model.py); the TUI only groups them. FAILED and
+# ROLLING_BACK are not history: the manager is still restoring the targets.
 PENDING_STATES = frozenset({RolloutState.PENDING_APPROVAL.value})
 TERMINAL_STATES = frozenset(s.value for s in DAEMON_TERMINAL_STATES)
 

@@ -207,7 +207,7 @@ def _next_step(row: Rollout) -> str | None:
         stage = stage_of(row)
         verb = "promote it" if stage.pause_reason == "inconclusive" else "continue"
         return f"charter-tui rollouts resume {rid} ({verb})  |  charter-tui rollouts rollback {rid}"
-    if row.state == RolloutState.FAILED.value and any(
+    if row.state in (RolloutState.FAILED.value, RolloutState.ROLLING_BACK.value) and any(
         p.status == "failed" for p in stage_of(row).progress.values()
     ):
         return f"restoring gave up; fix the target, then: charter-tui rollouts rollback {rid} (retries)"

@@ -37,13 +37,19 @@ STATE_STYLE = {
     "PAUSED": "bold black on cyan",
     "ROLLED_BACK": "bold white on red",
     "FAILED": "bold white on red",
+    "ROLLING_BACK": "bold black on yellow",  # asked for: not a failure
     "REJECTED": "dim",
     "COMPLETED": "bold green",
 }
 
 
 # Table cells use short names so titles keep room at 80 columns; the detail shows the full state.
-SHORT_STATE = {"PENDING_APPROVAL": "PENDING", "ROLLING_OUT": "ROLLING", "ROLLED_BACK": "ROLLED_BACK"}
+SHORT_STATE = {
+    "PENDING_APPROVAL": "PENDING",
+    "ROLLING_OUT": "ROLLING",
+    "ROLLING_BACK": "UNDOING",
+    "ROLLED_BACK": "ROLLED_BACK",
+}
 
 
 def state_badge(state: str, short: bool = False) -> Text:

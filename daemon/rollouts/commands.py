@@ -169,7 +169,8 @@ def allowed_actions(row: Rollout) -> frozenset[Action]:
     clash with another rollout), so a UI offers no key the daemon refuses."""
     state = RolloutState(row.state)
     allowed = {action for action, states in COMMAND_FROM.items() if state in states}
-    if state == RolloutState.FAILED and any(p.status == "failed" for p in stage_of(row).progress.values()):
+    restoring = state in (RolloutState.FAILED, RolloutState.ROLLING_BACK)
+    if restoring and any(p.status == "failed" for p in stage_of(row).progress.values()):
         allowed.add("rollback")  # a restore that gave up can be retried (see `_retry_restore`)
     return frozenset(allowed)
 
@@ -201,7 +202,7 @@ def apply_command(
     row = repo.get(rollout_id)
     current = RolloutState(row.state)
 
-    if action == "rollback" and current == RolloutState.FAILED:
+    if action == "rollback" and current in (RolloutState.FAILED, RolloutState.ROLLING_BACK):
         return _retry_restore(repo, rollout_id, actor, comment)
     check_command(action, current, rollout_id)
 
@@ -270,14 +271,15 @@ def apply_command(
         rollback,
         actor=actor,
         action="rollback",
-        to_state=RolloutState.FAILED,
+        to_state=RolloutState.ROLLING_BACK,  # asked for: not a failure, restored the same way
         expect={current},
         comment=comment,
     )
 
 
 def _retry_restore(repo: RolloutRepo, rollout_id: int, actor: str, comment: str | None) -> Rollout:
-    """`rollback` on a FAILED rollout whose restore gave up: try again (a person fixed the target)."""
+    """`rollback` on a FAILED or ROLLING_BACK rollout whose restore gave up: try again (a person fixed
+    the target)."""
 
     def retry(d: Draft) -> None:
         stuck = [n for n, p in d.stage.progress.items() if p.status == "failed"]

@@ -93,7 +93,7 @@ class Journal:
             d.stage.failure_reason, d.stage.failed_from = reason, d.state
 
         current = S((await asyncio.to_thread(self.repo.get, row_id(row))).state)
-        if current in (S.FAILED, S.ROLLED_BACK, S.COMPLETED):
+        if current in (S.FAILED, S.ROLLING_BACK, S.ROLLED_BACK, S.COMPLETED):
             return
         await self.transition(row, S.FAILED, record, comment=reason[:2000], expect=None)
 

@@ -2,11 +2,13 @@
 
 PENDING_APPROVAL -> APPROVED | REJECTED
 APPROVED -> CANARY -> VALIDATING -> ROLLING_OUT -> COMPLETED
-any active state -> FAILED -> ROLLED_BACK
+any active state -> FAILED -> ROLLED_BACK (the manager found a fault: restore)
+any active state or COMPLETED -> ROLLING_BACK -> ROLLED_BACK (a person asked for the rollback: restore)
 APPROVED/CANARY/VALIDATING/ROLLING_OUT -> PAUSED (a person, or a validation that cannot decide)
 PAUSED -> the state it was paused from (resume), or ROLLING_OUT (resume after an inconclusive validation:
           the person's judgement replaces the missing data, as `argo rollouts promote` does)
-COMPLETED -> FAILED only by a person's rollback: a finished change can still be undone, configuration included.
+COMPLETED -> ROLLING_BACK only by a person's rollback: a finished change can still be undone, configuration
+included. FAILED -> ROLLING_BACK never: a failed rollout's restore is already under way.
 """
 
 from __future__ import annotations
@@ -18,13 +20,14 @@ from daemon.rollouts.model import RolloutState as S
 
 TRANSITIONS: dict[S, frozenset[S]] = {
     S.PENDING_APPROVAL: frozenset({S.APPROVED, S.REJECTED}),
-    S.APPROVED: frozenset({S.CANARY, S.PAUSED, S.FAILED}),
-    S.CANARY: frozenset({S.VALIDATING, S.PAUSED, S.FAILED}),
-    S.VALIDATING: frozenset({S.ROLLING_OUT, S.PAUSED, S.FAILED}),
-    S.ROLLING_OUT: frozenset({S.COMPLETED, S.PAUSED, S.FAILED}),
-    S.PAUSED: frozenset({S.APPROVED, S.CANARY, S.VALIDATING, S.ROLLING_OUT, S.FAILED}),
-    S.COMPLETED: frozenset({S.FAILED}),
+    S.APPROVED: frozenset({S.CANARY, S.PAUSED, S.FAILED, S.ROLLING_BACK}),
+    S.CANARY: frozenset({S.VALIDATING, S.PAUSED, S.FAILED, S.ROLLING_BACK}),
+    S.VALIDATING: frozenset({S.ROLLING_OUT, S.PAUSED, S.FAILED, S.ROLLING_BACK}),
+    S.ROLLING_OUT: frozenset({S.COMPLETED, S.PAUSED, S.FAILED, S.ROLLING_BACK}),
+    S.PAUSED: frozenset({S.APPROVED, S.CANARY, S.VALIDATING, S.ROLLING_OUT, S.FAILED, S.ROLLING_BACK}),
+    S.COMPLETED: frozenset({S.ROLLING_BACK}),
     S.FAILED: frozenset({S.ROLLED_BACK}),
+    S.ROLLING_BACK: frozenset({S.ROLLED_BACK}),
     S.REJECTED: frozenset(),
     S.ROLLED_BACK: frozenset(),
 }
@@ -63,6 +66,7 @@ def check_command(action: Action, current: S, rollout_id: int) -> None:
         ("reject", S.REJECTED): "it was already rejected",
         ("rollback", S.ROLLED_BACK): "it was already rolled back",
         ("rollback", S.FAILED): "its rollback is already under way",
+        ("rollback", S.ROLLING_BACK): "its rollback is already under way",
     }
     # Past approval but not final: say so, rather than listing states.
     approved = current not in (S.PENDING_APPROVAL, S.REJECTED) and bool(TRANSITIONS[current])

@@ -9,7 +9,7 @@ Each step does one small, persisted piece of work and writes what it did before 
   target is marked `applying`; only after the change is read back is it marked `applied`;
 - on start, `recovery.recover` asks every target marked `applying`/`applied` what it really runs (the rules
   are in its docstring);
-- the FAILED handler is idempotent: a target already running its recorded config is not touched again.
+- the FAILED/ROLLING_BACK handler is idempotent: a target already running its recorded config is not touched again.
 Commands from people arrive as database transitions (CLI, TUI) or over the bus, where `command_handler`
 verifies, audits and answers them between steps. Which samples the VALIDATING step compares is `canary`.
 """
@@ -172,7 +172,7 @@ class RolloutManager:
             await self._validate(row)
         elif state == S.ROLLING_OUT:
             await self._roll_out(row)
-        elif state == S.FAILED:
+        elif state in (S.FAILED, S.ROLLING_BACK):
             await self._roll_back(row)
 
     async def _start(self, row: Rollout) -> None:

@@ -22,7 +22,8 @@ class RolloutState(str, enum.Enum):
     ROLLING_OUT = "ROLLING_OUT"
     COMPLETED = "COMPLETED"
     PAUSED = "PAUSED"
-    FAILED = "FAILED"
+    FAILED = "FAILED"  # something went wrong; the manager restores every target it changed
+    ROLLING_BACK = "ROLLING_BACK"  # a person asked for the rollback: restored the same way, not a failure
     ROLLED_BACK = "ROLLED_BACK"
 
 
@@ -35,6 +36,7 @@ ACTIVE_STATES: frozenset[RolloutState] = frozenset(
         RolloutState.ROLLING_OUT,
         RolloutState.PAUSED,
         RolloutState.FAILED,
+        RolloutState.ROLLING_BACK,
     }
 )
 TERMINAL_STATES: frozenset[RolloutState] = frozenset(

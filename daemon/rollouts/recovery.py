@@ -85,5 +85,5 @@ async def recover_one(row: Rollout, journal: Journal, actuator_for: ActuatorFor)
 
     comment = "; ".join(findings + drift) or "nothing applied yet"
     row = await journal.mutate(row, note, action="recover", comment=comment)
-    if drift and S(row.state) != S.FAILED:
+    if drift and S(row.state) not in (S.FAILED, S.ROLLING_BACK):
         await journal.fail(row, "after a restart: " + "; ".join(drift))

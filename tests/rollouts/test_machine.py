@@ -36,8 +36,15 @@ EXPECTED_EDGES = {
     (S.VALIDATING, S.FAILED),
     (S.ROLLING_OUT, S.FAILED),
     (S.PAUSED, S.FAILED),
-    (S.COMPLETED, S.FAILED),
     (S.FAILED, S.ROLLED_BACK),
+    # A rollback a person asked for is its own state, not a failure (issue 15 item 4).
+    (S.APPROVED, S.ROLLING_BACK),
+    (S.CANARY, S.ROLLING_BACK),
+    (S.VALIDATING, S.ROLLING_BACK),
+    (S.ROLLING_OUT, S.ROLLING_BACK),
+    (S.PAUSED, S.ROLLING_BACK),
+    (S.COMPLETED, S.ROLLING_BACK),
+    (S.ROLLING_BACK, S.ROLLED_BACK),
 }
 
 
@@ -59,8 +66,8 @@ def test_check_transition_allows_only_edges(a: S, b: S) -> None:
 def test_terminal_states_have_no_way_out_and_every_active_state_can_fail() -> None:
     for state in (S.REJECTED, S.ROLLED_BACK):
         assert TRANSITIONS[state] == frozenset()
-    for state in ACTIVE_STATES - {S.FAILED}:
-        assert S.FAILED in TRANSITIONS[state], state
+    for state in ACTIVE_STATES - {S.FAILED, S.ROLLING_BACK}:
+        assert S.FAILED in TRANSITIONS[state] and S.ROLLING_BACK in TRANSITIONS[state], state
     assert S.COMPLETED in TERMINAL_STATES
 
 
@@ -75,7 +82,12 @@ def test_second_approval_is_refused_with_a_reason() -> None:
 
 
 def test_commands_only_lead_along_edges() -> None:
-    destinations = {"approve": S.APPROVED, "reject": S.REJECTED, "pause": S.PAUSED, "rollback": S.FAILED}
+    destinations = {
+        "approve": S.APPROVED,
+        "reject": S.REJECTED,
+        "pause": S.PAUSED,
+        "rollback": S.ROLLING_BACK,
+    }
     for action, sources in COMMAND_FROM.items():
         if action == "resume":
             continue
@@ -105,7 +117,9 @@ def test_refusals_after_approval_say_what_happened() -> None:
 def test_a_refused_transition_lists_what_the_state_allows() -> None:
     with pytest.raises(IllegalTransition) as err:
         check_transition(S.CANARY, S.COMPLETED)
-    assert str(err.value) == "cannot go from CANARY to COMPLETED: CANARY allows FAILED, PAUSED, VALIDATING"
+    assert str(err.value) == (
+        "cannot go from CANARY to COMPLETED: CANARY allows FAILED, PAUSED, ROLLING_BACK, VALIDATING"
+    )
     with pytest.raises(IllegalTransition) as err:
         check_transition(S.REJECTED, S.APPROVED)
     assert str(err.value) == "cannot go from REJECTED to APPROVED: REJECTED allows nothing (it is final)"

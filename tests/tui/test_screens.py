@@ -180,9 +180,21 @@ async def test_cache_screen_measured_vs_ceiling(make_app) -> None:
             "vllm",
             "16",
             "58%",
+            "-",  # the pinned plan has no steady-state figure
             "72%",
             "1680/2886",
         ]
+        # Where the plan has one, a live server is compared with the steady state (a request on the cache
+        # the one before it left), not with one request on an empty cache, which traffic beats.
+        steady = compile_record()
+        for share in steady.result["plan"]["block_shares"]:
+            share["steady_state_share"] = 0.81
+        app.source.bus.publish(topic("compile", AGENT_PATH), steady)
+        await settle(app, pilot)
+        assert table_rows(app, "#cache-targets")["vllm-a"][4:6] == ["81% b16", "-32pt"]
+        assert table_rows(app, "#cache-agents")[f"{AGENT_PATH}#vllm16"][3:5] == ["58%", "81%"]
+        app.source.bus.publish(topic("compile", AGENT_PATH), compile_record())
+        await settle(app, pilot)
         await pilot.press("down", "down")
         await settle(app, pilot)
         plot = static_text(app, "#cache-plot")
