@@ -64,6 +64,9 @@ class CallStyle(StrEnum):
     ANTHROPIC = "anthropic"
     GOOGLE_GENAI = "google_genai"
     OPENAI_AGENTS = "openai_agents"
+    LANGGRAPH = "langgraph"  # a prebuilt LangGraph agent's run (`create_react_agent(...).invoke`)
+    DSPY = "dspy"
+    LLAMA_INDEX = "llama_index"
     ADAPTER = "adapter"  # a user's own adapter (`compiler.adapters.base.Adapter`)
     NAMED_FUNCTION = "named_function"  # `llm_*`, `call_llm`, ... (user-configurable patterns)
     CALLABLE_PARAMETER = "callable_parameter"  # e.g. `call_generate(s, n=4)` received as a parameter

@@ -2,7 +2,8 @@
 
 - Objects: chat models and LLMs by constructor (`ChatOpenAI`, `init_chat_model`, ...); a model with a
   modifier applied (`with_structured_output(M)`, `bind_tools(...)`, `bind(...)`, `with_retry()`) is still
-  that model; `ChatPromptTemplate.from_messages`, `PromptTemplate(.from_template)` and the message
+  that model (on an unknown receiver named like a model, `reflection_llm.with_structured_output(M)`, a
+  model too); `ChatPromptTemplate.from_messages`, `PromptTemplate(.from_template)` and the message
   classes; a legacy `LLMChain(llm=..., prompt=...)` is its template bound to a model. The `|` of LCEL
   (`prompt | llm | parser`) is an operator: the interpreter (`expressions._binop`) makes it a template
   bound to a model.
@@ -31,6 +32,8 @@ CONSTRUCTORS = frozenset(
         "langchain.chat_models.ChatOpenAI",
         "langchain.llms.OpenAI",
         "langchain_ollama.ChatOllama",
+        "langchain_google_genai.ChatGoogleGenerativeAI",
+        "langchain_google_vertexai.ChatVertexAI",
         "langchain.chat_models.init_chat_model",
     }
 )
@@ -57,6 +60,14 @@ class LangChainAdapter(Adapter):
         receiver = call.receiver
         if call.method in MODIFIERS and _bound(receiver):
             return receiver  # `llm.with_structured_output(Answer)` sends what `llm` sends
+        if call.method in MODIFIERS and (receiver is None or isinstance(receiver, Opaque)):
+            # A model of a class we do not know, named like one (`reflection_llm.with_structured_output(M)`):
+            # `invoke` is recognised on such a name, and must be on the modified model too (its name is `()`).
+            from compiler.interpreter.nodes import dotted_name
+
+            parts = dotted_name(call.node.func).split(".")
+            if len(parts) >= 2 and any(parts[-2].lower().endswith(h) for h in RECEIVER_HINTS):
+                return Client("langchain", call.method)
         qualified = call.qualified
         if qualified is None:
             return None

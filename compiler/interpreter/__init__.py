@@ -28,6 +28,7 @@ One class, `Interpreter`, assembled from parts, one module each:
 - `calls`        calls: Python's own text operations, inlining the module's functions, recording;
 - `sdk`          client-SDK knowledge (objects SDKs build, volatile sources, prompt readers):
                  where framework adapters plug in;
+- `drive`        agent code a framework runs (a LangGraph graph's nodes), run through an adapter;
 - `nodes`        positions and labels of `ast` nodes.
 """
 

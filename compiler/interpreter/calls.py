@@ -7,7 +7,9 @@ values so prompts are followed across functions; an LLM call (`sdk.recognise`), 
 `Occurrence` with what `sdk.read_request` reads from its arguments; else a call the interpreter knows
 nothing about, whose result carries the data of everything passed in.
 
-A wrapper that makes exactly one LLM call is reported at the wrapper's call site (`_inline`).
+A wrapper that makes exactly one LLM call is reported at the wrapper's call site (`_inline`). The
+calls an adapter says a recognised call may go on to make (`Adapter.follow_ups`) are recorded with it
+(`_record`), as arms of a choice at its call site.
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ import ast
 from dataclasses import replace
 
 from compiler.callsites import CallMatch, match_name
-from compiler.interpreter.frames import Frame, FunctionInfo, local_key
-from compiler.interpreter.nodes import dotted_name, label, loc_of, short_name
-from compiler.adapters.base import SdkCall
+from compiler.interpreter.frames import BranchFrame, Frame, FunctionInfo, local_key
+from compiler.interpreter.nodes import dotted_name, label, loc_of, short_name, short_source
+from compiler.adapters.base import SdkCall, static_text
 from compiler.interpreter.sdk import construct, is_volatile, read_request, recognise
 from compiler.interpreter.state import DRIVER_FUNCTIONS, State
 from compiler.model import CallStyle, SourceKind
@@ -32,6 +34,7 @@ from compiler.values import (
     Occurrence,
     Opaque,
     Seq,
+    Static,
     Text,
     Value,
     merge_values,
@@ -92,7 +95,10 @@ class Calls(State):
         )
         call = SdkCall(node, qualified, method, receiver, func_value, args, kwargs, star, awaited)
 
-        built = construct(call, self.adapters)
+        driven = self._drive(call, fr)  # a framework running agent code (`drive.py`)
+        if driven is not None:
+            return driven
+        built = construct(self._classes_described(call), self.adapters)
         if built is not None:
             return built
         if is_volatile(call):
@@ -122,6 +128,53 @@ class Calls(State):
         if match is not None:
             return self._record(match, call, fr)
         return self._generic_call(call, fr)
+
+    def _classes_described(self, call: SdkCall) -> SdkCall:
+        """The call as an adapter's `construct` sees it: a project class handed to a library callable
+        (`dspy.Predict(QA)`) is its namespace, as the library reads it, not a bare reference."""
+        if call.qualified is None or not any(
+            isinstance(v, FuncRef) and v.qualname in self.classes for v in (*call.args, *call.kwargs.values())
+        ):
+            return call
+
+        def described(v: Value) -> Value:
+            return self._namespace(v.qualname) if isinstance(v, FuncRef) and v.qualname in self.classes else v
+
+        return replace(
+            call,
+            args=[described(a) for a in call.args],
+            kwargs={k: described(v) for k, v in call.kwargs.items()},
+        )
+
+    def _namespace(self, cls: str, seen: set[str] | None = None) -> Mapping:
+        """A class's `__name__`, `__doc__`, `__annotations__` (as source text) and `__bases__` (project
+        bases described in turn, once each, others by name as written), then its attributes in order."""
+        seen = seen if seen is not None else set()
+        seen.add(cls)  # a base reached twice (a diamond, a cycle) is named, not described again
+        node = self.classes[cls]
+        doc = ast.get_docstring(node)
+        annotations = tuple(
+            (st.target.id, Text((Static(short_source(st.annotation, 200)),)))
+            for st in node.body
+            if isinstance(st, ast.AnnAssign) and isinstance(st.target, ast.Name)
+        )
+        prefix = cls.partition(":")[0] + ":" if ":" in cls else ""
+        bases: list[Value] = []
+        for base in self.class_bases.get(cls, []):
+            found = base if base in self.classes else prefix + base  # as `scopes._class_attr` resolves it
+            if found in self.classes and found not in seen:
+                bases.append(self._namespace(found, seen))
+            else:
+                bases.append(Text((Static(base),)))
+        return Mapping(
+            (
+                ("__name__", Text((Static(node.name),))),
+                ("__doc__", Text((Static(doc),)) if doc is not None else Const(None)),
+                ("__annotations__", Mapping(annotations)),
+                ("__bases__", Seq(tuple(bases))),
+                *self.class_attrs.get(cls, {}).items(),
+            )
+        )
 
     def _builtin_call(self, call: SdkCall, fr: Frame) -> Value | None:
         """Python's own operations whose effect on text we model: str methods, textwrap, list and dict mutation."""
@@ -158,6 +211,10 @@ class Calls(State):
         if method in _LIST_MUTATORS and isinstance(node.func, ast.Attribute):
             self._mutate_list(node.func.value, method, args, fr)
             return Const(None)
+        if method == "get" and isinstance(receiver, Mapping) and args and static_text(args[0]) is not None:
+            # `d.get("k", default)` on a dict we know: its value for a literal key, else the default
+            found = receiver.get(static_text(args[0]) or "")
+            return found if found is not None else (args[1] if len(args) > 1 else Const(None))
         if method == "update" and isinstance(receiver, Mapping) and args and isinstance(args[0], Mapping):
             target = node.func.value if isinstance(node.func, ast.Attribute) else None
             if target is not None:
@@ -318,7 +375,12 @@ class Calls(State):
             # The wrapper's own call stands for the LLM call: its arguments, no receiver.
             call = SdkCall(node, None, "", None, None, args, call_kwargs, None, False)
             return self._record(match, call, fr)
-        if node is not None and len(new) == 1 and len(new[0].loops) == depth_loops:
+        if (
+            node is not None
+            and len(new) == 1
+            and len(new[0].loops) == depth_loops
+            and new[0].id not in self.driven  # a call a framework made is not this function's (`drive.py`)
+        ):
             occ = new[0]
             occ.via.append(occ.key)
             occ.key = loc_of(node)
@@ -389,7 +451,7 @@ class Calls(State):
             )
         )
         varies = frozenset(l.id for l in self.loops)
-        return Opaque(
+        output = Opaque(
             "output",
             SourceKind.CALL_OUTPUT,
             frozenset({occ_id}),
@@ -397,3 +459,41 @@ class Calls(State):
             varies,
             fanout=request.fanout,
         )
+        adapter = next((a for a in self.adapters if a.NAME == match.kind), None)
+        if adapter is None:
+            return output
+        first = self.occurrences[occ_id]
+        line, col, end_line, end_col = first.key
+        steps = adapter.follow_ups(match, call, output)
+        origins = output.origins
+        try:
+            step = next(steps)
+            while True:
+                # The model picks these at run time: each is an arm of a choice made at the call site,
+                # weighed like a `match` case (`prefix.branch_weights`). The calls happen inside the
+                # recognised call, so they sit at its place, told apart by a shifted end column.
+                key = (line, col, end_line, end_col + len(self.occurrences) - occ_id)
+                arm = BranchFrame(line, ast.Name(id=step.arm), "case")
+                follow = replace(
+                    first,
+                    id=len(self.occurrences),
+                    key=key,
+                    site=key,
+                    callee=step.callee,
+                    prompt=step.prompt,
+                    branches=(*first.branches, arm),
+                    fanout=None,
+                    max_tokens=None,
+                    output_var=None,
+                    via=[],
+                )
+                self.occurrences.append(follow)
+                out = Opaque(
+                    "output", SourceKind.CALL_OUTPUT, frozenset({follow.id}), f"call:{follow.id}", varies
+                )
+                origins |= out.origins
+                step = steps.send(out)
+        except StopIteration:
+            pass
+        # The recognised call returns after its follow-ups: its result may be any of their outputs.
+        return replace(output, origins=origins)

@@ -11,6 +11,7 @@ import re
 
 from compiler.callsites import match_name
 from compiler.interpreter.calls import Calls
+from compiler.interpreter.drive import Drive
 from compiler.interpreter.expressions import Expressions
 from compiler.interpreter.frames import Frame, FunctionInfo
 from compiler.interpreter.nodes import short_name
@@ -25,7 +26,7 @@ _CALLED = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*\(")
 _DEFINED = re.compile(r"\bdef\s+([A-Za-z_][A-Za-z0-9_]*)\s*\(")
 
 
-class Interpreter(Statements, Expressions, Calls, Scopes):
+class Interpreter(Statements, Expressions, Calls, Scopes, Drive):
     """Runs a parsed module symbolically, once; `run()` returns every LLM call reached (`Occurrence`s)."""
 
     def run(self) -> list[Occurrence]:
@@ -43,8 +44,11 @@ class Interpreter(Statements, Expressions, Calls, Scopes):
         self._find_relevant()
         module = Frame("<module>", None, self.module_env, driver=True)
         self._exec_block(self.tree.body, module)
-        # Functions nothing in the module calls are entry points of a library-style agent.
-        for qualname, info in list(self.functions.items()):
+        # Functions nothing in the module calls are entry points of a library-style agent. Those that
+        # hint at driving agent code (`Adapter.DRIVES`: building a graph) go first, so the functions a
+        # framework runs are run with its inputs before they could be analysed alone.
+        roots = sorted(self.functions.items(), key=lambda item: item[0] not in self.drive_roots)
+        for qualname, info in roots:
             if info.module or qualname in self.analysed or self.budget <= 0:
                 continue  # another project module's functions are followed where this file calls them
             short = qualname.rsplit(".", 1)[-1]
@@ -70,12 +74,16 @@ class Interpreter(Statements, Expressions, Calls, Scopes):
         lines = {key: scope.source.split("\n") for key, scope in self.scopes.items()}
         hints = [a.HINT for a in self.adapters if a.HINT]
         hint = re.compile("|".join([LLM_HINT.pattern, *hints])) if hints else LLM_HINT
+        drives = [a.DRIVES for a in self.adapters if a.DRIVES]
+        drive_hint = re.compile("|".join(drives)) if drives else None
         called: dict[str, set[str]] = {}
         for qual, info in self.functions.items():
             source = lines[info.module]
             text = "\n".join(source[info.node.lineno - 1 : info.node.end_lineno or info.node.lineno])
             names = set(_CALLED.findall(text))
             called[qual] = names
+            if drive_hint is not None and drive_hint.search(text):
+                self.drive_roots.add(qual)
             if hint.search(text) or any(match_name(n, self.patterns) for n in names):
                 self.relevant.add(qual)
         changed = True

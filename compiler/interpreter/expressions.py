@@ -165,6 +165,12 @@ class Expressions(State):
                 return found
         if isinstance(base, Client):
             return base
+        if isinstance(base, Mapping):
+            # An object built from named values (a graph's state, an SDK config): its attribute is the value
+            # by that name; a dict has no such attributes, so this only ever reads an object's fields.
+            found = base.get(node.attr)
+            if found is not None:
+                return found
         if isinstance(base, Opaque):
             return Opaque(
                 base.name + "." + node.attr,

@@ -17,6 +17,7 @@ from compiler.callsites import DEFAULT_NAME_PATTERNS
 from compiler.interpreter.frames import BranchFrame, Frame, FunctionInfo, LoopFrame, ModuleScope
 from compiler.model import Diagnostic
 from compiler.adapters import ADAPTERS, Adapter
+from compiler.adapters.base import SdkCall
 from compiler.project import Project
 from compiler.values import Loc, Occurrence, Value
 
@@ -72,6 +73,11 @@ class State(ABC):
         self._memo: dict[tuple[object, ...], Value] = {}
         self.referenced: set[str] = set()
         self._warned: set[tuple[int, str]] = set()
+        # Adapters that run agent code (`Adapter.drive`, `drive.py`), and what driving needs to keep.
+        self.drivers = tuple(a for a in adapters if a.drive is not Adapter.drive)
+        self.loop_frames: dict[int, LoopFrame] = {}  # loops an adapter may re-enter (`Host.loops`)
+        self.driven: set[int] = set()  # occurrences reached while an adapter drove agent code
+        self.drive_roots: set[str] = set()  # entry points that hint at driving (`Adapter.DRIVES`)
 
     def _diag(self, level: Literal["info", "warning"], line: int, message: str) -> None:
         if (line, message) in self._warned:
@@ -136,6 +142,12 @@ class State(ABC):
     @abstractmethod
     def _add(self, values: list[Value], loc: Loc | None, target: ast.AST | None) -> Value:
         """The value of `a + b + ...` (text concatenation, list concatenation, numbers)."""
+
+    # ----------------------------------------------------------------------------- drive.py
+
+    @abstractmethod
+    def _drive(self, call: SdkCall, fr: Frame) -> Value | None:
+        """The value of a call an adapter drives (agent code a framework runs), else None."""
 
     # ----------------------------------------------------------------------------- calls.py
 

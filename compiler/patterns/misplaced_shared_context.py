@@ -100,6 +100,8 @@ def detect(ctx: Context) -> list[Finding]:
         name, tokens = sizes[key]
         before_share = ctx.share_of(before, later)
         after_share = ctx.share_of(after, later)
+        if after_share <= before_share:
+            continue  # no claim without its evidence: the move would gain these calls nothing
         findings.append(
             Finding(
                 kind=KIND,

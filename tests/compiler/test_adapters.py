@@ -43,7 +43,7 @@ def test_invalid_example_yields_its_calls(adapter: type[Adapter], index: int, ca
 
 
 def test_the_openai_agents_chain_has_its_edges_and_instructions() -> None:
-    [case] = [a for a in ADAPTERS if a.NAME == "openai_agents"][0].INVALID
+    case = [a for a in ADAPTERS if a.NAME == "openai_agents"][0].INVALID[0]
     result = compile_source(case.code, "agents_chain.py")
     assert [(e.source, e.target, e.variables) for e in result.edges] == [
         ("c1", "c2", ["notes.final_output"]),

@@ -171,3 +171,19 @@ def refine(draft):
     )
     assert PatternKind.MAP_REDUCE.value not in kinds(result)
     assert result.calls[0].loop_carried == ["draft"]
+
+
+def test_no_misplaced_context_claim_when_moving_it_gains_nothing() -> None:
+    """The research graph's reviewer (in the search loop, its notes growing each round) and writer (after
+    the loop, the final notes) share no notes value a reorder could reuse: "0% to 0%" was claimed."""
+    from daemon.project_files import ProjectFiles
+    from tests.compiler.test_langgraph import SAMPLE
+
+    agent = SAMPLE / "research_graph" / "agent.py"
+    project = ProjectFiles(SAMPLE).project_for(agent)
+    result = compile_source(agent.read_text(), str(agent), project=project)
+    assert PatternKind.MISPLACED_SHARED_CONTEXT not in {f.kind for f in result.patterns}
+    for finding in result.patterns:
+        before = finding.figures.get("cacheable_share_before")
+        if before is not None:
+            assert finding.figures["cacheable_share_after"] > before, finding.message
