@@ -78,3 +78,38 @@ def test_a_users_adapter_is_consulted_when_passed_in_the_options() -> None:
     [call] = result.calls
     assert call.style is CallStyle.ADAPTER and call.api == "inhouse.echo.ask"
     assert "Reply in French: " in "".join(s.text for s in call.segments)
+
+
+# The first INVALID program of every adapter, with the edges and patterns it must yield exactly (issue 14:
+# "exact calls, edges and patterns for each adapter"). Each claim was read against its program: a chain
+# where a call's output feeds the next, a shared prefix where two calls open with the same text.
+DATAFLOW = {
+    "anthropic": ([("c1", "c2", ["first.content.text"])], [("SEQUENTIAL_CHAIN", ["c1", "c2"])]),
+    "dspy": (
+        [("c1", "c2", ["fetch.passages"]), ("c1", "c1", ["fetch.passages"])],
+        [("LOOP_INVARIANT", ["c1"]), ("SEQUENTIAL_CHAIN", ["c1", "c2"])],
+    ),
+    "google_genai": ([], []),  # two entry points, each one call: nothing flows, nothing is shared
+    "llama_index": (
+        [("c1", "c2", ["component.text"])],
+        [("SEQUENTIAL_CHAIN", ["c1", "c2"]), ("MISPLACED_SHARED_CONTEXT", ["c1", "c2"])],
+    ),
+    "langchain": ([("c1", "c2", ["verdict"])], [("SEQUENTIAL_CHAIN", ["c1", "c2"])]),
+    "langgraph": ([], [("SHARED_PREFIX", ["c1", "c2"])]),
+    "openai_agents": (
+        [("c1", "c2", ["notes.final_output"]), ("c2", "c3", ["draft.final_output"])],
+        [("SEQUENTIAL_CHAIN", ["c1", "c2", "c3"]), ("SHARED_PREFIX", ["c1", "c4"])],
+    ),
+}
+
+
+def test_every_adapter_is_pinned_to_its_edges_and_patterns() -> None:
+    assert set(DATAFLOW) == {a.NAME for a in ADAPTERS}
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS, ids=[a.NAME for a in ADAPTERS])
+def test_first_invalid_program_yields_exactly_its_edges_and_patterns(adapter: type[Adapter]) -> None:
+    edges, patterns = DATAFLOW[adapter.NAME]
+    result = compile_source(adapter.INVALID[0].code, f"{adapter.NAME}_dataflow.py")
+    assert [(e.source, e.target, e.variables) for e in result.edges] == edges
+    assert [(f.kind.value, f.calls) for f in result.patterns] == patterns
