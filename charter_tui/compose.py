@@ -26,7 +26,8 @@ def embedded_app(
 ) -> CharterApp:
     from daemon.service import DaemonService
 
-    daemon = DaemonService(loaded, readonly=readonly or loaded.config.daemon.readonly)
+    # Beside a `charter-tui daemon` that already acts on this database, the TUI's own daemon only watches.
+    daemon = DaemonService(loaded, readonly=readonly or loaded.config.daemon.readonly, watch_if_taken=True)
     # Subscribed now, before the daemon starts, so its first events are not missed.
     source = BusSource(daemon.bus, daemon, readonly=readonly)
     return CharterApp(loaded, source, daemon=daemon, readonly=readonly, clock=clock)

@@ -23,6 +23,7 @@ from daemon.models import AuditEvent, CompileRecord, Instance, InstanceState
 from daemon.redaction import redact_url
 from daemon.stall import LoopStallWatchdog
 from daemon.store import AsyncStore, Store
+from daemon.single import AnotherDaemon, DaemonLock
 from daemon.supervisor import Loop, Supervisor, cancel_and_wait
 from daemon.topics import DaemonReady
 from daemon.views import History, read_history, read_snapshot
@@ -53,10 +54,22 @@ def configured_instances(config: Config) -> list[Instance]:
 
 
 class DaemonService:
-    def __init__(self, loaded: LoadedConfig, bus: Bus | None = None, *, readonly: bool | None = None) -> None:
+    def __init__(
+        self,
+        loaded: LoadedConfig,
+        bus: Bus | None = None,
+        *,
+        readonly: bool | None = None,
+        watch_if_taken: bool = False,
+    ) -> None:
         self.loaded = loaded
         self.config = loaded.config
         self.readonly = self.config.daemon.readonly if readonly is None else readonly
+        # Another daemon already acts on the database (daemon/single.py): refuse to start, or (the TUI's
+        # embedded daemon) only watch, so the two never carry out the same rollout twice.
+        self.watch_if_taken = watch_if_taken
+        self.taken_by: str | None = None
+        self._lock: DaemonLock | None = None
         self.bus = bus or Bus()
         self.store: AsyncStore | None = None
         self.ready = asyncio.Event()
@@ -74,6 +87,16 @@ class DaemonService:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set; then shut down cleanly."""
+        if not self.readonly:
+            lock = DaemonLock(self.loaded.locations.state_dir, self.loaded.database_url)
+            try:
+                lock.acquire()
+                self._lock = lock
+            except AnotherDaemon as exc:
+                if not self.watch_if_taken:
+                    raise
+                self.readonly, self.taken_by = True, str(exc)
+                log.warning("%s: this one only watches (read-only)", exc)
         store = Store(self.loaded.database_url)
         self.store = AsyncStore(store)
         if store.migrated_from is not None:
@@ -309,3 +332,6 @@ class DaemonService:
             )
             self.store.close()
             log.info("daemon stopped")
+        if self._lock is not None:
+            self._lock.release()  # last: nothing of this daemon acts any more
+            self._lock = None
