@@ -223,3 +223,21 @@ def found_targets(found: Iterable[Found], taken: Iterable[str] = ()) -> list[Tar
         engine = cast(Engine, f.engine)  # detect_engine returns one of COLLECTORS, all of them Engine values
         out.append(TargetConfig(name=name, url=f.url, engine=engine, metrics_url=f.metrics_url))
     return out
+
+
+async def triton_metrics_for(api_url: str, timeout_s: float = 1.0) -> str | None:
+    """When `api_url` is a local Triton's HTTP API port, the URL of its `/metrics` (served on a port of
+    its own, 8002 by default): the same process's listening port whose metrics are Triton's. For `probe`,
+    which otherwise reports only "404" on the API port."""
+    parts = httpx.URL(api_url)
+    ports = listening_ports()
+    api = next((p for p in ports if p.port == parts.port), None)
+    if api is None:
+        return None
+    async with httpx.AsyncClient(follow_redirects=False, trust_env=False) as client:
+        if not await _answers_triton_api(client, api, timeout_s):
+            return None
+        siblings = [p for p in ports if p is not api and api.pid is not None and p.pid == api.pid]
+        engines = await asyncio.gather(*(_engine_at(client, p, timeout_s, 8 * 1024 * 1024) for p in siblings))
+    found = next((p for p, e in zip(siblings, engines, strict=True) if e == "triton"), None)
+    return _base(found) + "/metrics" if found is not None else None

@@ -109,6 +109,8 @@ def render(report: dict[str, Any]) -> str:
         f"engine   {report['engine'] or 'not detected'}",
         f"state    {report['state']}" + (f"  ({report['reason']})" if report["reason"] else ""),
     ]
+    if report.get("hint"):
+        lines.append(f"hint     {report['hint']}")
     health = report["health"]
     lines.append("health")
     for check in health["checks"]:
@@ -183,5 +185,13 @@ def run(args: argparse.Namespace) -> int:
     started = time.time()
     report = asyncio.run(probe(target, args.interval))
     report["took_s"] = round(time.time() - started, 3)
+    if not any(report["polls_ok"]) and "404" in (report["reason"] or "") and not target.metrics_url:
+        from daemon.discovery import triton_metrics_for
+
+        metrics = asyncio.run(triton_metrics_for(target.url))
+        if metrics is not None:  # the API port of a Triton, whose metrics live on their own port
+            report["hint"] = (
+                f"this is Triton's HTTP API port; its metrics are at {metrics}: add --metrics-url {metrics}"
+            )
     print(json.dumps(report, indent=2) if args.json else render(report))
     return 0 if all(report["polls_ok"]) else 1

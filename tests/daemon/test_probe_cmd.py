@@ -122,3 +122,19 @@ def test_probe_text_output_and_failure_exit_code(capsys) -> None:
 def test_probe_rejects_a_bad_url(capsys) -> None:
     assert main(["probe", "ftp://nowhere"]) == 2
     assert "probe:" in capsys.readouterr().err
+
+
+@pytest.mark.triton
+def test_probe_on_tritons_api_port_names_its_metrics_port(triton_server, capsys) -> None:
+    """Triton serves /metrics on a port of its own: probing the API port used to say only "DOWN 404"."""
+    code = main(["probe", triton_server.http_url, "--interval", "0.2"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert (
+        f"hint     this is Triton's HTTP API port; its metrics are at {triton_server.metrics_url}: "
+        f"add --metrics-url {triton_server.metrics_url}"
+    ) in out
+    code = main(
+        ["probe", triton_server.http_url, "--metrics-url", triton_server.metrics_url, "--interval", "0.2"]
+    )
+    assert code == 0 and "hint" not in capsys.readouterr().out
