@@ -141,3 +141,23 @@ def test_one_metrics_endpoint_rule_for_every_caller() -> None:
     assert metrics_endpoint("http://h:8000/v1/") == "http://h:8000/metrics", (
         "an OpenAI base URL's server root"
     )
+
+
+def test_the_commented_targets_uncommented_give_the_launch_to_the_vllm_target() -> None:
+    """`config init` had the vLLM `[targets.launch]` example under the Triton target: uncommented, it
+    would have launched Triton's target with vLLM's argv."""
+    import re
+
+    from daemon.config import parse_config
+    from daemon.paths import repo_data_dir
+
+    text = (repo_data_dir() / "config" / "default.toml").read_text()
+    head, marker, examples = text.partition("# One [[targets]] table per inference server.")
+    uncommented = "\n".join(
+        line[2:] if re.match(r"# (\[|\w+ = )", line) else line for line in examples.splitlines()
+    )
+    config = parse_config(head + marker + uncommented, "default.toml (targets uncommented)")
+    assert [(t.name, t.engine, t.launch is not None) for t in config.targets] == [
+        ("vllm-0", "auto", True),
+        ("triton-0", "triton", False),
+    ]
