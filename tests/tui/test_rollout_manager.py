@@ -158,7 +158,7 @@ async def test_reject_resume_and_rollback_keys_against_the_real_manager(make_loa
                 "approve PENDING_APPROVAL → APPROVED",
                 "pause CANARY → PAUSED",
                 "resume PAUSED → CANARY",
-                "rollback CANARY → FAILED",
+                "rollback CANARY → ROLLING_BACK",  # asked for: not a failure
             ):
                 assert line in detail, line
             await pilot.press("q")
