@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "charter_tui.commands.rollouts_cmd",
     "charter_tui.commands.bench_cmd",
     "charter_tui.commands.discover_cmd",
+    "charter_tui.commands.doctor_cmd",
 )
 
 

@@ -146,6 +146,9 @@ class TrafficEstimate:
     cached_tokens: int = 0  # block level: the estimate
     token_level_cached: int = 0  # no block flooring: the ceiling
     first_request_share: float = 0.0  # the first request alone, on an empty cache
+    working_set_tokens: int = (
+        0  # distinct tokens in reusable blocks: what a cache must hold to reach the estimate
+    )
     assumptions: list[str] = field(default_factory=list)
 
     @property
@@ -198,6 +201,7 @@ async def estimate_traffic(
     out.prompt_tokens = tracker.prompt_tokens
     out.cached_tokens = tracker.cached_tokens()
     out.token_level_cached = tracker.token_level.cached_tokens()
+    out.working_set_tokens = len(tracker.needed) * block_size
     out.assumptions.insert(
         0,
         "outputs are stand-ins of each call's max_tokens, the same for the same prompt (greedy decoding)",

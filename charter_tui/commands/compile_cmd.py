@@ -286,7 +286,7 @@ def run_compile(args: argparse.Namespace) -> int:
         if args.requests is not None:
             records = [records[i % len(records)] for i in range(args.requests)]
     counter = _counter(args)
-    projects = _Projects(enabled=not args.single_file)
+    projects = Projects(enabled=not args.single_file)
     results: list[CompileResult] = []
     failed = False
     for path in files:
@@ -372,7 +372,7 @@ def _fail_on(spec: str | None) -> set[str]:
     return out
 
 
-class _Projects:
+class Projects:
     """The project of each file compiled, read once per project root; files left out are said once."""
 
     def __init__(self, enabled: bool) -> None:
