@@ -58,6 +58,17 @@ def sqlite_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture(autouse=True)
+def _forget_remembered_secrets() -> Iterator[None]:
+    """The redactor's remembered secrets are process-wide (daemon/redaction.py): what one test's config made
+    it remember must not mask another test's text (a remembered "http://" once turned an expected
+    `http://alice:***@...` into `***alice:***@...` in tests/redaction, depending on which tests ran first)."""
+    yield
+    from daemon.redaction import forget_all
+
+    forget_all()
+
+
+@pytest.fixture(autouse=True)
 def _isolated_xdg(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Keep tests out of the user's real config, data and state dirs (the kit cache stays shared)."""
     home = tmp_path_factory.mktemp("xdg")
