@@ -71,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{args.target}: no samples in the last {args.window}; is the daemon polling it?")
     cache = (rows[0].info or {}).get("cache_config", {}) if rows else {}
     block_size = _int(cache.get("block_size")) or 16
-    estimate = _estimate(args, block_size, records)
+    target = next(t for t in loaded.config.targets if t.name == args.target)
+    estimate = _estimate(args, target, block_size, records)
     with_queries = [s for s in samples if s.prefix_queries]
     kv = [s.kv_cache_usage for s in samples if s.kv_cache_usage is not None]
     running = [s.running for s in samples if s.running is not None]
@@ -118,7 +119,7 @@ def _int(value: Any) -> int | None:
         return None
 
 
-def _estimate(args: argparse.Namespace, block_size: int, records: list[Any]) -> Any:
+def _estimate(args: argparse.Namespace, target: Any, block_size: int, records: list[Any]) -> Any:
     from charter_tui.commands.compile_cmd import Projects
     from compiler.api import CompileOptions
     from compiler.errors import CompileError
@@ -128,8 +129,6 @@ def _estimate(args: argparse.Namespace, block_size: int, records: list[Any]) -> 
     from executor.estimate import estimate_traffic
     from executor.targets import connect_target
 
-    loaded = load_config(args.config)
-    target = next(t for t in loaded.config.targets if t.name == args.target)
     try:
         result = compile_file(
             args.agent, CompileOptions(), None, MAX_SOURCE_BYTES, Projects(True).project_for(args.agent)
