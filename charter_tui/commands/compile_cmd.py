@@ -9,9 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,6 +26,7 @@ from compiler.model import (
     PatternKind,
 )
 from daemon.compile_worker import DEFAULT_COMPILE_TIMEOUT_S, CompileLimits
+from daemon.atomic_file import atomic_write
 from daemon.errors import UserError
 
 if TYPE_CHECKING:
@@ -409,8 +408,8 @@ def _fix_file(
         print(f"{path}: nothing to restructure automatically", file=sys.stderr)
         return result
     backup = _backup_path(path)
-    _atomic_write(backup, data)
-    _atomic_write(path, new.encode("utf-8"))
+    atomic_write(backup, data)
+    atomic_write(path, new.encode("utf-8"))
     names = ", ".join(f"{f.pattern.value}[{','.join(f.calls)}]" for f in result.fixes if f.diff)
     print(f"{path}: restructured ({names}); original saved as {backup}", file=sys.stderr)
     print(f"warning: {result.fixes[0].warning}", file=sys.stderr)
@@ -424,22 +423,6 @@ def _backup_path(path: Path) -> Path:
         candidate = path.with_name(f"{path.name}.bak.{n}")
         n += 1
     return candidate
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if path.exists():
-            os.chmod(tmp, path.stat().st_mode & 0o7777)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def run_watch(args: argparse.Namespace) -> int:

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
-from pathlib import Path
 
 import tomli_w
 
 from daemon.config import load_config
+from daemon.atomic_file import atomic_write
 from daemon.errors import UserError
 from daemon.paths import locations, repo_data_dir
 from daemon.redaction import redact_config, redact_url
@@ -87,18 +85,6 @@ def run_init(args: argparse.Namespace) -> int:
     target.parent.mkdir(parents=True, exist_ok=True)
     if target.exists():
         target.with_suffix(target.suffix + ".bak").write_bytes(target.read_bytes())
-    _atomic_write(target, text)
+    atomic_write(target, text)
     print(f"wrote {target}")
     return 0
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    """Write to a temp file in the same dir, then rename: a crash never leaves half a config."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -16,7 +16,7 @@ import sys
 
 import tomli_w
 
-from charter_tui.commands.config_cmd import _atomic_write
+from daemon.atomic_file import atomic_write
 from daemon.config import TargetConfig, load_config, parse_config, read_config_file
 from daemon.paths import locations, repo_data_dir
 from daemon.errors import UserError
@@ -83,5 +83,5 @@ def _append_targets(config_override: str | None, targets: list[TargetConfig]) ->
     new = text.rstrip("\n") + "\n\n# Found by `charter-tui discover`.\n" + tables
     parse_config(new, str(path))  # a ConfigError names the file and key; nothing is written then
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path, new)
+    atomic_write(path, new)
     return str(path)
