@@ -19,12 +19,13 @@ estimates.
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
 from collections.abc import Sequence
 
 from daemon.bench.records import Ceiling
 
 
-def _block_keys(tokens: Sequence[int], block_size: int) -> list[bytes]:
+def block_keys(tokens: Sequence[int], block_size: int) -> list[bytes]:
     keys: list[bytes] = []
     parent = b""
     for i in range(len(tokens) // block_size):
@@ -65,7 +66,7 @@ class CeilingTracker:
         before_cached, before_tokens = self.cached_tokens(), self.prompt_tokens
         for i, tokens in enumerate(prompts):
             extra = list(generated[i][:-1]) if generated is not None and generated[i] else []
-            keys = _block_keys([*tokens, *extra], self.block_size)
+            keys = block_keys([*tokens, *extra], self.block_size)
             hittable = max(0, len(tokens) - 1) // self.block_size
             self.hittable_total += hittable
             self.prompt_tokens += len(tokens)
@@ -81,3 +82,62 @@ class CeilingTracker:
 def block_ceiling(prompts: Sequence[Sequence[int]], block_size: int) -> Ceiling:
     """The ceiling of one sequence of prompts on a cache that starts empty."""
     return CeilingTracker(block_size).add(prompts)
+
+
+class LruTracker:
+    """The prefix-cache hits of the same prompts on a cache of `capacity_blocks`, evicting least recently
+    used blocks first: what the server's KV size allows for this order of requests.
+
+    As vLLM's block pool does: a request hits its leading cached blocks (up to its last token), then every
+    full block it computed, its generated text's included, stays cached; freed blocks are evicted oldest
+    first, and of one request's blocks the tail goes before the head (they are freed in reverse).
+    Requests are taken one at a time; `beside` requests running next to each one (the server's mean
+    concurrency less one) hold blocks of their own, taken as the mean request's, out of the capacity.
+    """
+
+    def __init__(self, block_size: int, capacity_blocks: int, beside: float = 0.0) -> None:
+        if block_size <= 0:
+            raise ValueError("block_size must be positive")
+        self.block_size = block_size
+        self.capacity = max(0, capacity_blocks)
+        self.beside = max(0.0, beside)
+        self.cache: OrderedDict[bytes, None] = OrderedDict()
+        self.prompt_tokens = 0
+        self.cached = 0
+        self.requests = 0
+        self.request_blocks = 0
+
+    def held_blocks(self) -> int:
+        """Blocks the requests running beside one hold (mean request size so far x `beside`)."""
+        if not self.requests:
+            return 0
+        return min(self.capacity, round(self.beside * self.request_blocks / self.requests))
+
+    def cached_tokens(self) -> int:
+        return self.cached
+
+    def add(
+        self, prompts: Sequence[Sequence[int]], generated: Sequence[Sequence[int]] | None = None
+    ) -> Ceiling:
+        before_cached, before_tokens = self.cached, self.prompt_tokens
+        for i, tokens in enumerate(prompts):
+            extra = list(generated[i][:-1]) if generated is not None and generated[i] else []
+            keys = block_keys([*tokens, *extra], self.block_size)
+            hittable = max(0, len(tokens) - 1) // self.block_size
+            hits = 0
+            while hits < hittable and keys[hits] in self.cache:
+                hits += 1
+            self.cached += hits * self.block_size
+            self.prompt_tokens += len(tokens)
+            self.requests += 1
+            self.request_blocks += len(keys)
+            for key in reversed(keys):  # the head ends most recent: the tail is evicted first
+                self.cache[key] = None
+                self.cache.move_to_end(key)
+            while self.cache and len(self.cache) > self.capacity - self.held_blocks():
+                self.cache.popitem(last=False)
+        return Ceiling(
+            block_size=self.block_size,
+            prompt_tokens=self.prompt_tokens - before_tokens,
+            cached_tokens=self.cached - before_cached,
+        )

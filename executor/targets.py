@@ -53,7 +53,9 @@ class Target(Protocol):
     ) -> Outcome: ...
     async def metrics_text(self) -> str: ...
     async def reset_prefix_cache(self) -> bool: ...
-    async def tokenize(self, text: str, messages: list[dict[str, str]] | None = None) -> list[int] | None: ...
+    async def tokenize(
+        self, text: str, messages: list[dict[str, str]] | None = None, continue_final: bool = False
+    ) -> list[int] | None: ...
     async def aclose(self) -> None: ...
 
 
@@ -210,12 +212,19 @@ class VllmTarget:
             await asyncio.sleep(0.25)
         return False
 
-    async def tokenize(self, text: str, messages: list[dict[str, str]] | None = None) -> list[int] | None:
+    async def tokenize(
+        self, text: str, messages: list[dict[str, str]] | None = None, continue_final: bool = False
+    ) -> list[int] | None:
         """The ids the server computes for this request (for a chat request: after its chat template,
-        with the generation prompt, as `/v1/chat/completions` renders it)."""
+        with the generation prompt, as `/v1/chat/completions` renders it; with `continue_final`, the
+        last message left open instead, as a chat warm-up renders it)."""
         body: dict[str, object] = {"model": self.model}
         if messages is not None:
-            body.update(messages=messages, add_generation_prompt=True)
+            body.update(
+                messages=messages,
+                add_generation_prompt=not continue_final,
+                continue_final_message=continue_final,
+            )
         else:
             body["prompt"] = text
         response = await self._http.post("/tokenize", json=body)
@@ -305,7 +314,9 @@ class TritonTarget:
     async def reset_prefix_cache(self) -> bool:
         return False
 
-    async def tokenize(self, text: str, messages: list[dict[str, str]] | None = None) -> list[int] | None:
+    async def tokenize(
+        self, text: str, messages: list[dict[str, str]] | None = None, continue_final: bool = False
+    ) -> list[int] | None:
         return None
 
     async def aclose(self) -> None:

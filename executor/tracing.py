@@ -72,6 +72,11 @@ class TraceRecord:
     cached_tokens: int | None = None
     cached_source: str | None = None  # "usage", "counters" or None
     error: str | None = None
+    # What the server tokenizes, for `charter-tui doctor --trace`: a chat call's messages (the server
+    # applies its own chat template, which `prompt` only imitates), and the server it went to.
+    messages: list[dict[str, str]] | None = None
+    continue_final: bool = False  # a chat warm-up: the last message left open, no generation prompt
+    replica: str = ""
 
 
 @dataclass
@@ -82,10 +87,14 @@ class Tracer:
     records: list[TraceRecord] = field(default_factory=list)
     warmed: set[str] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _sent: int = 0
 
     def next_seq(self) -> int:
+        """The request's number in the order sent (records are added as they finish, and concurrent
+        calls finish out of order)."""
         with self._lock:
-            return len(self.records)
+            self._sent += 1
+            return self._sent - 1
 
     def add(self, record: TraceRecord) -> None:
         with self._lock:
@@ -124,6 +133,15 @@ class Tracer:
             return None
         return next((w for w in self.plan.plan.warmups if w.before_call == call_id), None)
 
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """The records as JSON lines, in the order sent, for `charter-tui doctor --trace`. The prompts are
+        the agent's data: the file is the user's alone (0600), written whole or not at all."""
+        from executor.trace_file import write_trace
+
+        with self._lock:
+            records = sorted(self.records, key=lambda r: r.seq)
+        write_trace(path, records)
+
     def hit_share(self) -> float | None:
         known = [r for r in self.records if r.cached_tokens is not None and r.prompt_tokens]
         if not known:
@@ -131,17 +149,22 @@ class Tracer:
         return sum(r.cached_tokens or 0 for r in known) / sum(r.prompt_tokens or 0 for r in known)
 
 
-def flatten_messages(messages: Any) -> str:
-    """Chat messages as the prefix cache sees them: role header, content, in order (the test kit's
-    chat template, `<|role|>\\ncontent\\n`; other templates differ only in the header text)."""
-    out: list[str] = []
+def plain_messages(messages: Any) -> list[dict[str, str]]:
+    """Chat messages (dicts or SDK objects) as plain role/content text, content parts' text joined."""
+    out = []
     for m in messages or ():
         role = m.get("role", "user") if isinstance(m, dict) else getattr(m, "role", "user")
         content = m.get("content", "") if isinstance(m, dict) else getattr(m, "content", "")
         if isinstance(content, list):  # content parts: keep the text ones
             content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
-        out.append(f"<|{role}|>\n{content or ''}")
-    return "".join(out)
+        out.append({"role": str(role), "content": str(content or "")})
+    return out
+
+
+def flatten_messages(messages: Any) -> str:
+    """Chat messages as the prefix cache sees them: role header, content, in order (the test kit's
+    chat template, `<|role|>\\ncontent\\n`; other templates differ only in the header text)."""
+    return "".join(f"<|{m['role']}|>\n{m['content']}" for m in plain_messages(messages))
 
 
 def warmup_prefix(warmup: Warmup, prompt: str) -> str:
@@ -220,6 +243,10 @@ def _prompt_of(api: str, kwargs: dict[str, Any]) -> str:
         return flatten_messages(kwargs.get("messages"))
     prompt = kwargs.get("prompt", "")
     return prompt if isinstance(prompt, str) else "".join(map(str, prompt))
+
+
+def _messages_of(kwargs: dict[str, Any]) -> list[dict[str, str]] | None:
+    return plain_messages(kwargs.get("messages")) or None
 
 
 def _usage(response: Any) -> tuple[int | None, int | None]:
@@ -306,6 +333,9 @@ class TracingOpenAI(openai.OpenAI):
             api=warm_api,
             prompt=prefix,
             started_at=time.time(),
+            messages=_messages_of(body),
+            continue_final="extra_body" in body,
+            replica=str(self.base_url),
         )
         start = time.perf_counter()
         try:
@@ -332,6 +362,8 @@ class TracingOpenAI(openai.OpenAI):
             api=api,
             prompt=prompt,
             started_at=time.time(),
+            messages=_messages_of(kwargs) if api == "chat.completions" else None,
+            replica=str(self.base_url),
         )
         hits_before = self._probe.hits() if self._probe else None
         start = time.perf_counter()
@@ -429,6 +461,9 @@ class AsyncTracingOpenAI(openai.AsyncOpenAI):
             api=warm_api,
             prompt=prefix,
             started_at=time.time(),
+            messages=_messages_of(body),
+            continue_final="extra_body" in body,
+            replica=str(self.base_url),
         )
         start = time.perf_counter()
         try:
@@ -457,6 +492,8 @@ class AsyncTracingOpenAI(openai.AsyncOpenAI):
             api=api,
             prompt=prompt,
             started_at=time.time(),
+            messages=_messages_of(kwargs) if api == "chat.completions" else None,
+            replica=str(self.base_url),
         )
         start = time.perf_counter()
         try:
