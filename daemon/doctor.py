@@ -20,11 +20,15 @@ of the cross-request reuse. Each assumption is in the step's `evidence`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
-StepName = Literal["ceiling", "capacity", "resets", "routing", "eviction", "unexplained", "delivered"]
+StepName = Literal[
+    "ceiling", "order", "capacity", "resets", "routing", "eviction", "unexplained", "delivered"
+]
 KV_FULL = 0.95  # KV usage at or above this share counts as a full cache (evictions likely)
+MIB = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,13 @@ class DoctorInputs:
     queries: float  # the server's prefix-cache queries over the window (tokens)
     kv_capacity_tokens: int | None = None  # the server's KV cache size (vLLM: kv_cache_size_tokens)
     working_set_tokens: int | None = None  # the plan's shared prefixes + per-request tokens in flight
+    # The estimate's requests replayed in the order sent: on an unbounded cache (what the order allows),
+    # and on an LRU cache of the server's size less what the requests running beside each one hold
+    # (`bounded_cache_tokens`); `needed_tokens` is the smallest cache at which the two meet.
+    order_estimate: float | None = None
+    capacity_estimate: float | None = None
+    bounded_cache_tokens: int | None = None
+    needed_tokens: int | None = None
     concurrency: float | None = None  # mean requests running over the window
     queries_after_reset: float = 0.0  # queries in the first window after each restart or cache reset
     resets: int = 0
@@ -79,8 +90,50 @@ def waterfall(x: DoctorInputs) -> Waterfall:
     steps = [Step("ceiling", _pts(x.ceiling), x.ceiling_source, inferred=False)]
     level = x.ceiling
 
+    if x.order_estimate is not None:
+        lost = max(0.0, level - x.order_estimate)
+        steps.append(
+            Step(
+                "order",
+                _pts(lost),
+                f"in the order sent, {x.order_estimate:.1%} can hit even on an unbounded cache"
+                + (": some requests come before the one that computes their prefix" if lost > 0 else ""),
+                inferred=True,
+                lever="the plan's order and warm-ups (charter-tui bench shows them)" if lost > 0 else None,
+            )
+        )
+        level -= lost
+
     # Capacity: the working set against the cache, at the observed concurrency.
-    if x.kv_capacity_tokens and x.working_set_tokens:
+    if x.capacity_estimate is not None and x.kv_capacity_tokens:
+        lost = max(0.0, level - x.capacity_estimate)
+        bounded = x.bounded_cache_tokens if x.bounded_cache_tokens is not None else x.kv_capacity_tokens
+        held = x.kv_capacity_tokens - bounded
+        what = (
+            f"the same requests replayed in order on an LRU cache of {bounded:,} tokens"
+            + (
+                f" (the server's {x.kv_capacity_tokens:,}, less {held:,} held by the {x.concurrency:.1f} "
+                "requests running)"
+                if held and x.concurrency
+                else " (the server's KV cache)"
+            )
+            + f" hit {x.capacity_estimate:.1%}"
+            + (f"; working set {x.working_set_tokens:,} tokens" if x.working_set_tokens else "")
+            + (
+                f"; a cache of {x.needed_tokens:,} tokens would keep them all"
+                if lost > 0 and x.needed_tokens
+                else ""
+            )
+        )
+        lever = (
+            "more KV memory (--kv-cache-memory-bytes, --gpu-memory-utilization, --num-gpu-blocks-override; "
+            "VLLM_CPU_KVCACHE_SPACE)"
+            if lost > 0
+            else None
+        )
+        steps.append(Step("capacity", _pts(lost), what, inferred=True, lever=lever))
+        level -= lost
+    elif x.kv_capacity_tokens and x.working_set_tokens:
         fits = min(1.0, x.kv_capacity_tokens / x.working_set_tokens)
         lost = level * (1.0 - fits)
         what = (
@@ -162,3 +215,40 @@ def waterfall(x: DoctorInputs) -> Waterfall:
         Step("delivered", _pts(delivered), "the server's prefix-cache hits / queries", inferred=False)
     )
     return Waterfall(steps)
+
+
+HEADROOM = 1.25  # on top of the replay's need: traffic varies, and a cache run at its edge evicts
+
+
+def capacity_change(cache_config: dict[str, str], needed_tokens: int) -> tuple[str, int | float, str] | None:
+    """The engine setting that gives the KV cache `needed_tokens` (with headroom): (parameter, value, how it
+    was worked out), from what `vllm:cache_config_info` says sized the cache; None when it is big enough
+    or nothing says how it was sized."""
+
+    def number(key: str) -> float | None:
+        try:
+            return float(cache_config.get(key, ""))
+        except ValueError:
+            return None
+
+    size, block = number("kv_cache_size_tokens"), number("block_size")
+    want = math.ceil(needed_tokens * HEADROOM)
+    if not size or not block or want <= size:
+        return None
+    override = number("num_gpu_blocks_override")
+    if override:
+        blocks = math.ceil(want / block) + 1  # the pool keeps one null block back
+        return "num_gpu_blocks_override", blocks, f"{blocks} blocks of {block:.0f} tokens"
+    memory = number("kv_cache_memory_bytes")
+    if memory:
+        per_token = memory / size
+        value = math.ceil((want + block) * per_token / MIB) * MIB  # + the null block, whole MiB
+        return "kv_cache_memory_bytes", value, f"{per_token:,.0f} bytes per token x {want:,} tokens"
+    util = number("gpu_memory_utilization")
+    if util:
+        # KV memory is what is left of util x device after the weights: raising util by the same factor
+        # more than covers it (an upper bound; the weights do not grow).
+        share = round(min(0.95, util * want / size), 2)
+        if share > util:
+            return "gpu_memory_utilization", share, f"at most {want / size:.1f}x the KV memory"
+    return None

@@ -29,9 +29,9 @@ from daemon.errors import UserError
 from executor.binding import Binder, BindOptions
 from executor.ceiling import CeilingTracker
 from executor.errors import BindingError, ExecutionError
-from executor.estimate import estimate_traffic
+from executor.estimate import TrafficEstimate, estimate_traffic
 from executor.inputs import InputRecord
-from daemon.bench.records import BenchResult, Mode
+from daemon.bench.records import BenchResult, Mode, WaterfallStep
 from executor.runner import RunOptions, run_workload
 from executor.targets import Target
 
@@ -130,18 +130,28 @@ async def run_bench(
     result.compiler_ceiling, result.compiler_ceiling_after_fixes = compiler_ceiling(
         compiled.naive, target.block_size
     )
+    estimates: dict[Mode, TrafficEstimate] = {}
+    programs: list[tuple[Mode, CompileResult]] = [
+        ("optimized", compiled.optimized),
+        ("naive", compiled.naive),
+    ]
     if target.block_size:
         try:
-            estimate = await estimate_traffic(
-                compiled.optimized,
-                records,
-                block_size=target.block_size,
-                bind=options.bind,
-                via=target if target.engine == "vllm" else None,
-            )
+            for mode, program in programs:
+                if mode == "naive" and mode not in options.modes:
+                    continue
+                estimates[mode] = await estimate_traffic(
+                    program,
+                    records,
+                    block_size=target.block_size,
+                    mode=mode,
+                    bind=options.bind,
+                    via=target if target.engine == "vllm" else None,
+                )
         except BindingError as exc:
             result.notes.append(f"no estimate for this traffic: {exc}")
-        else:
+        if "optimized" in estimates:
+            estimate = estimates["optimized"]
             result.traffic_estimate, result.traffic_ceiling = estimate.estimate, estimate.ceiling
             result.traffic_assumptions = estimate.assumptions
     binders = {
@@ -210,4 +220,42 @@ async def run_bench(
     finally:
         result.warmups = sum(1 for r in result.runs for c in r.calls if c.kind == "warmup")
         result.finished_at = time.time()
+    result.waterfalls = waterfalls(result, estimates, getattr(target, "cache_config", {}) or {})
     return result
+
+
+def waterfalls(
+    result: BenchResult, estimates: dict[Mode, TrafficEstimate], cache_config: dict[str, str]
+) -> dict[str, list[WaterfallStep]]:
+    """The cache doctor's waterfall for each mode that ran, from that mode's estimate down to the hit
+    share the server delivered over its runs (each run starts on a reset cache, as the estimate does;
+    one target, so no routing step; runs one request at a time are replayed as such)."""
+    from daemon.doctor import DoctorInputs, waterfall
+
+    size = cache_config.get("kv_cache_size_tokens", "")
+    capacity = int(size) if size.isdigit() else None
+    out: dict[str, list[WaterfallStep]] = {}
+    for mode, estimate in estimates.items():
+        windows = [r.server for r in result.runs_of(mode) if r.server and r.server.prefix_queries]
+        if not windows:
+            continue
+        steps = waterfall(
+            DoctorInputs(
+                ceiling=estimate.estimate,
+                ceiling_source=f"the estimate for the {mode} traffic of {estimate.requests} record(s)",
+                hits=sum(w.prefix_hits or 0.0 for w in windows),
+                queries=sum(w.prefix_queries or 0.0 for w in windows),
+                kv_capacity_tokens=capacity,
+                working_set_tokens=estimate.working_set_tokens or None,
+                order_estimate=estimate.replay(None),
+                capacity_estimate=estimate.replay(capacity) if capacity else None,
+                needed_tokens=estimate.capacity_for() if capacity else None,
+            )
+        ).steps
+        out[mode] = [
+            WaterfallStep(
+                name=s.name, points=s.points, evidence=s.evidence, inferred=s.inferred, lever=s.lever
+            )
+            for s in steps
+        ]
+    return out

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from compiler.model import CompileResult
 from daemon.bench.records import Ceiling, Mode
 from executor.binding import Binder, BindOptions
-from executor.ceiling import CeilingTracker
+from executor.ceiling import CeilingTracker, LruTracker
 from executor.inputs import InputRecord
 from executor.runner import RunOptions, run_workload
 from executor.targets import Outcome, Target
@@ -73,9 +73,11 @@ class ModelledTarget:
         self.model = via.model if via is not None else "modelled"
         self._outputs: dict[tuple[int, ...], tuple[str, list[int]]] = {}
 
-    async def tokenize(self, text: str, messages: list[dict[str, str]] | None = None) -> list[int] | None:
+    async def tokenize(
+        self, text: str, messages: list[dict[str, str]] | None = None, continue_final: bool = False
+    ) -> list[int] | None:
         if self.via is not None:
-            return await self.via.tokenize(text, messages)
+            return await self.via.tokenize(text, messages, continue_final)
         return word_ids(chat_text(messages) if messages is not None else text)
 
     async def _ids(self, text: str) -> list[int]:
@@ -150,6 +152,44 @@ class TrafficEstimate:
         0  # distinct tokens in reusable blocks: what a cache must hold to reach the estimate
     )
     assumptions: list[str] = field(default_factory=list)
+    # What was sent, in order (prompt ids, generated ids): for replays on a bounded cache.
+    sent: list[tuple[list[int], list[int]]] = field(default_factory=list, repr=False, compare=False)
+
+    def replay(self, capacity_tokens: int | None, beside: float = 0.0) -> float:
+        """The hit share of the same requests in the same order on an LRU cache of `capacity_tokens`
+        (None: unbounded — what this order allows at best), `beside` requests running next to each one."""
+        if not self.prompt_tokens:
+            return 0.0
+        distinct = sum(len(p) + len(g) for p, g in self.sent) // self.block_size + 1
+        blocks = distinct if capacity_tokens is None else capacity_tokens // self.block_size
+        lru = LruTracker(self.block_size, blocks, 0.0 if capacity_tokens is None else beside)
+        for prompt, generated in self.sent:
+            lru.add([prompt], [generated])
+        return lru.cached_tokens() / self.prompt_tokens
+
+    def held_tokens(self, beside: float) -> int:
+        """What `beside` requests of the mean size hold (whole blocks, as the replay counts them)."""
+        if not self.sent:
+            return 0
+        blocks = sum(len(p) + max(0, len(g) - 1) for p, g in self.sent) // self.block_size / len(self.sent)
+        return round(beside * blocks) * self.block_size
+
+    def capacity_for(self, beside: float = 0.0, within: float = 0.005) -> int:
+        """The smallest KV size in tokens (whole blocks) at which the replay comes within `within` of the
+        unbounded one: what the server needs for this traffic, before any headroom."""
+        best = self.replay(None)
+        low, high = 0, self.block_size
+        while self.replay(high, beside) < best - within:
+            low, high = high, high * 2
+        while high - low > self.block_size:  # bisect on whole blocks
+            mid = (low + high) // 2 // self.block_size * self.block_size
+            if mid <= low:
+                break
+            if self.replay(mid, beside) >= best - within:
+                high = mid
+            else:
+                low = mid
+        return high
 
     @property
     def estimate(self) -> float:
@@ -167,11 +207,14 @@ class _BothLevels(CeilingTracker):
     def __init__(self, block_size: int) -> None:
         super().__init__(block_size)
         self.token_level = CeilingTracker(1)
+        self.sent: list[tuple[list[int], list[int]]] = []
 
     def add(
         self, prompts: Sequence[Sequence[int]], generated: Sequence[Sequence[int]] | None = None
     ) -> Ceiling:
         self.token_level.add(prompts, generated)
+        for i, prompt in enumerate(prompts):
+            self.sent.append((list(prompt), list(generated[i]) if generated is not None else []))
         return super().add(prompts, generated)
 
 
@@ -184,7 +227,8 @@ async def estimate_traffic(
     bind: BindOptions | None = None,
     via: Target | None = None,
 ) -> TrafficEstimate:
-    """The estimate and ceiling for `records` sent one after another on a cache that starts empty."""
+    """The estimate and ceiling for `records` sent one after another on a cache that starts empty, and
+    what was sent, in order, for replays on a cache of the server's size (`TrafficEstimate.replay`)."""
     target = ModelledTarget(block_size, via)
     binder = Binder(result, bind)
     tracker = _BothLevels(block_size)
@@ -202,6 +246,7 @@ async def estimate_traffic(
     out.cached_tokens = tracker.cached_tokens()
     out.token_level_cached = tracker.token_level.cached_tokens()
     out.working_set_tokens = len(tracker.needed) * block_size
+    out.sent = tracker.sent
     out.assumptions.insert(
         0,
         "outputs are stand-ins of each call's max_tokens, the same for the same prompt (greedy decoding)",

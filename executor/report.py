@@ -154,6 +154,7 @@ def markdown(result: BenchResult, chart_dir: str = ".") -> str:
     ]
     for name in charts(result):
         lines += [f"![{name[:-4]}]({chart_dir}/{name})", ""]
+    lines += waterfall_section(result)
     lines += [
         "## Runs",
         "",
@@ -177,6 +178,24 @@ def markdown(result: BenchResult, chart_dir: str = ".") -> str:
     if result.notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in result.notes]
     return "\n".join(lines) + "\n"
+
+
+def waterfall_section(result: BenchResult) -> list[str]:
+    """The cache doctor's steps per mode: where the points between the estimate and the delivered hit
+    share went (daemon/doctor.py); every step's evidence, the inferred ones marked."""
+    if not result.waterfalls:
+        return []
+    lines = ["## Where the hits went (cache doctor)", ""]
+    for mode, steps in result.waterfalls.items():
+        lines += [f"### {mode}", "", "| step | points | evidence |", "|---|---|---|"]
+        for s in steps:
+            level = s.name in ("ceiling", "delivered")
+            value = f"{s.points:.1f}%" if level else f"-{s.points:.1f} pt"
+            mark = " (inferred)" if s.inferred and not level else ""
+            lever = f" Lever: {s.lever}." if s.lever and s.points > 0 else ""
+            lines.append(f"| {s.name} | {value} | {s.evidence}{mark}.{lever} |")
+        lines.append("")
+    return lines
 
 
 def write_report(result: BenchResult, directory: str | Path) -> Path:

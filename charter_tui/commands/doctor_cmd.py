@@ -18,9 +18,22 @@ from pathlib import Path
 from typing import Any
 
 from daemon.config import load_config
+from daemon.doctor import HEADROOM, capacity_change
 from daemon.errors import UserError
 
-WINDOWS = {"5m": 300.0, "15m": 900.0, "1h": 3600.0, "6h": 21600.0, "24h": 86400.0}
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+MAX_WINDOW_S = 30 * 86400.0
+
+
+def window(text: str) -> float:
+    """`90s`, `5m`, `1h`, `2d`: seconds, up to 30 days (what the store keeps at most)."""
+    number, unit = text[:-1], text[-1:]
+    if unit not in _UNITS or not number.isdigit() or len(number) > 7:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration such as 90s, 5m, 1h or 2d")
+    seconds = int(number) * _UNITS[unit]
+    if not 0 < seconds <= MAX_WINDOW_S:
+        raise argparse.ArgumentTypeError(f"{text!r}: a window is 1s to 30d")
+    return seconds
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -31,38 +44,81 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "delivered over the window, each lost point with its evidence and the lever that recovers it.",
     )
     p.add_argument("target", help="a configured target's name")
+    p.add_argument("--agent", type=Path, metavar="FILE", help="the agent file sending the traffic")
     p.add_argument(
-        "--agent", type=Path, required=True, metavar="FILE", help="the agent file sending the traffic"
+        "--inputs", type=Path, metavar="FILE", help="a sample of its real inputs (JSONL, as bench takes)"
     )
     p.add_argument(
-        "--inputs",
+        "--trace",
         type=Path,
-        required=True,
         metavar="FILE",
-        help="a sample of its real inputs (JSONL, as bench takes)",
+        help="a traced run (client.tracer.save(FILE)): predicted vs delivered cached tokens per request, "
+        "each miss with its reason",
     )
-    p.add_argument("--window", choices=tuple(WINDOWS), default="1h", help="how far back to look (default 1h)")
+    p.add_argument(
+        "--mode",
+        choices=("optimized", "naive"),
+        default="optimized",
+        help="how the traffic was sent: through charter-tui's plan (optimized, the default) or as the agent is "
+        "written (naive: source order, one call at a time); decides the order the cache saw",
+    )
+    p.add_argument(
+        "--window",
+        default="1h",
+        metavar="DURATION",
+        help="how far back to look: 90s, 5m, 1h, 2d (default 1h)",
+    )
+    p.add_argument(
+        "--propose",
+        action="store_true",
+        help="when capacity costs points, propose the KV-cache change as a rollout (approve it as any other)",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if (args.agent is None) != (args.inputs is None):
+        raise UserError("--agent and --inputs go together: the ceiling is the agent's, for those inputs")
+    if args.agent is None and args.trace is None:
+        raise UserError(
+            "say what to explain: --agent FILE --inputs FILE (the waterfall), --trace FILE, or both"
+        )
+    loaded = load_config(args.config)
+    names = [t.name for t in loaded.config.targets]
+    if args.target not in names:
+        raise UserError(f"no target {args.target!r} in the config (configured: {', '.join(names) or 'none'})")
+    target = next(t for t in loaded.config.targets if t.name == args.target)
+    report: dict[str, Any] = {"target": args.target}
+    if args.agent is not None:
+        report.update(_waterfall(args, loaded, target))
+    if args.trace is not None:
+        from charter_tui.commands import doctor_trace
+
+        checked = asyncio.run(doctor_trace.check_trace(target.url, args.trace))
+        if args.json:
+            report["trace"] = doctor_trace.as_json(checked)
+        else:
+            print("\n".join(doctor_trace.render(checked)))
+    if args.json:
+        print(json.dumps(report, indent=2))
+    return 0
+
+
+def _waterfall(args: argparse.Namespace, loaded: Any, target: Any) -> dict[str, Any]:
+    """Prints the waterfall (or returns it, with --json)."""
     from daemon.doctor import DoctorInputs, waterfall
     from daemon.models import Instance
     from daemon.store import NoDatabaseYet, Store
     from executor.inputs import load_inputs
 
-    loaded = load_config(args.config)
-    names = [t.name for t in loaded.config.targets]
-    if args.target not in names:
-        raise UserError(f"no target {args.target!r} in the config (configured: {', '.join(names) or 'none'})")
     records = load_inputs(args.inputs)
     try:
         store = Store(loaded.database_url, readonly=True)
     except NoDatabaseYet as exc:
         raise UserError(str(exc)) from None
     try:
-        since = time.time() - WINDOWS[args.window]
+        since = time.time() - _window_s(args.window)
         samples = store.samples(args.target, since)
         rows = store.all(Instance, Instance.name == args.target)
     finally:
@@ -71,34 +127,48 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{args.target}: no samples in the last {args.window}; is the daemon polling it?")
     cache = (rows[0].info or {}).get("cache_config", {}) if rows else {}
     block_size = _int(cache.get("block_size")) or 16
-    target = next(t for t in loaded.config.targets if t.name == args.target)
-    estimate = _estimate(args, target, block_size, records)
     with_queries = [s for s in samples if s.prefix_queries]
     kv = [s.kv_cache_usage for s in samples if s.kv_cache_usage is not None]
-    running = [s.running for s in samples if s.running is not None]
+    running = [s.running for s in samples if s.running is not None and s.running > 0]
+    concurrency = sum(running) / len(running) if running else None
+    capacity = _int(cache.get("kv_cache_size_tokens"))
+    beside = max(0.0, (concurrency or 1.0) - 1.0)
+    estimate = _estimate(args, target, block_size, records)
+    held = estimate.held_tokens(beside)
+    needed = estimate.capacity_for(beside) + held if capacity else None
     inputs = DoctorInputs(
         ceiling=estimate.estimate,
         ceiling_source=f"the compiler's estimate for {estimate.requests} request(s) of {args.agent.name} "
         f"from {args.inputs.name} at block size {block_size}",
         hits=sum(s.prefix_hits or 0.0 for s in with_queries),
         queries=sum(s.prefix_queries or 0.0 for s in with_queries),
-        kv_capacity_tokens=_int(cache.get("kv_cache_size_tokens")),
+        kv_capacity_tokens=capacity,
         working_set_tokens=estimate.working_set_tokens or None,
-        concurrency=sum(running) / len(running) if running else None,
+        order_estimate=estimate.replay(None),
+        capacity_estimate=estimate.replay(capacity, beside) if capacity else None,
+        bounded_cache_tokens=max(0, capacity - held) if capacity else None,
+        needed_tokens=needed,
+        concurrency=concurrency,
         queries_after_reset=sum(s.prefix_queries or 0.0 for s in with_queries if s.counter_reset),
         resets=sum(1 for s in samples if s.counter_reset),
         kv_full_share=sum(1 for v in kv if v >= 0.95) / len(kv) if kv else None,
         preemptions=sum(s.preemptions or 0.0 for s in samples),
     )
     result = waterfall(inputs)
+    lost = next((s.points for s in result.steps if s.name == "capacity"), 0.0)
+    change = capacity_change(cache, needed) if needed and lost > 0 else None
+    proposal = _propose(args, loaded, change, lost) if args.propose and change else None
+    if args.propose and change is None:
+        print(f"{args.target}: nothing to propose: capacity costs no points here", file=sys.stderr)
     if args.json:
-        print(
-            json.dumps(
-                {"target": args.target, "window": args.window, "steps": [vars(s) for s in result.steps]},
-                indent=2,
-            )
-        )
-        return 0
+        return {
+            "window": args.window,
+            "steps": [vars(s) for s in result.steps],
+            "change": None
+            if change is None
+            else {"param": change[0], "value": change[1], "basis": change[2]},
+            "proposed": proposal,
+        }
     print(f"{args.target}: prefix-cache hits over the last {args.window} ({len(samples)} samples)")
     for step in result.steps:
         label = step.name if step.name in ("ceiling", "delivered") else f"- {step.name}"
@@ -107,9 +177,51 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {label:<14} {value}  {step.evidence}{mark}")
         if step.lever and step.points > 0:
             print(f"  {'':<14}          lever: {step.lever}")
+    if change is not None:
+        param, setting, basis = change
+        print(f"  change: {param} = {setting} ({basis}, {HEADROOM:.0%} of the replay's need)")
+        print(
+            f"    {'proposed as rollout ' + str(proposal) if proposal else 'propose it with'}: charter-tui "
+            + (f"rollouts approve {proposal}" if proposal else f"doctor {args.target} ... --propose")
+        )
     for note in estimate.assumptions[:2]:
         print(f"  modelled: {note}")
-    return 0
+    return {}
+
+
+def _propose(args: argparse.Namespace, loaded: Any, change: tuple[str, Any, str], lost: float) -> int:
+    """The capacity change as a pending rollout: the same gate as any other (approval, canary,
+    validation, rollback)."""
+    from daemon.auth import local_identity
+    from daemon.rollouts import commands as cmd
+    from daemon.rollouts.repo import RolloutRepo
+    from daemon.store import Store
+
+    if loaded.config.daemon.readonly:
+        raise UserError("read-only: --propose is refused")
+    param, value, basis = change
+    repo = RolloutRepo(Store(loaded.database_url))
+    try:
+        row = cmd.propose(
+            repo,
+            loaded.config,
+            targets=[args.target],
+            changes=[{"param": param, "value": str(value)}],
+            actor=local_identity(),
+            reason=f"cache doctor: capacity costs {lost:.1f} points of the prefix-cache hit rate ({basis})",
+            title=f"KV cache for {args.agent.name}: {param} = {value}",
+        )
+    finally:
+        repo.store.close()
+    assert row.id is not None
+    return row.id
+
+
+def _window_s(text: str) -> float:
+    try:
+        return window(text)
+    except argparse.ArgumentTypeError as exc:
+        raise UserError(f"--window: {exc}") from None
 
 
 def _int(value: Any) -> int | None:
@@ -145,7 +257,13 @@ def _estimate(args: argparse.Namespace, target: Any, block_size: int, records: l
         except TargetDown:
             print(f"{target.name}: not answering; tokens estimated, not counted", file=sys.stderr)
         try:
-            return await estimate_traffic(result, records, block_size=block_size, via=via)
+            return await estimate_traffic(
+                result,
+                records,
+                block_size=block_size,
+                mode=args.mode,
+                via=via,
+            )
         finally:
             if via is not None:
                 await via.aclose()

@@ -23,8 +23,9 @@ from textual.widgets import DataTable, Static
 from charter_tui.render import numbers
 from charter_tui.render.bench import COLUMNS as BENCH_COLUMNS
 from charter_tui.render.bench import HINT as BENCH_HINT
-from charter_tui.render.bench import bench_row, target_label
+from charter_tui.render.bench import bench_row, row_key, target_label
 from charter_tui.render.plot import plot, sparkline
+from charter_tui.render.waterfall import waterfall_text
 from charter_tui.state import parse_result
 from charter_tui.screens.base import ViewScreen
 from charter_tui.widgets.panel import Panel
@@ -85,6 +86,7 @@ class CacheScreen(ViewScreen):
             )
             yield LiveTable(id="cache-bench", cursor_type="row")
             yield Panel(BENCH_HINT, id="cache-bench-hint", classes="panel")
+            yield Panel(id="cache-waterfall", classes="panel")
 
     def on_mount(self) -> None:
         t = self.query_one("#cache-targets", DataTable)
@@ -145,6 +147,26 @@ class CacheScreen(ViewScreen):
             hint.update(
                 BENCH_HINT if not state.benches else Text("no benchmark runs match the filter", style="dim")
             )
+        self._draw_waterfall()
+
+    @on(DataTable.RowHighlighted, "#cache-bench")
+    def _bench_highlighted(self) -> None:
+        self._draw_waterfall()
+
+    def _draw_waterfall(self) -> None:
+        """The cache doctor's steps for the highlighted bench run (its optimized mode, else naive)."""
+        panel = self.query_one("#cache-waterfall", Static)
+        table = self.query_one("#cache-bench", DataTable)
+        key = selected_key(table) if table.display else None
+        run = next((r for r in self.charter.state.latest_benches() if row_key(r) == key), None)
+        mode = None if run is None else ("optimized" if "optimized" in run.summaries else "naive")
+        view = None if run is None or mode is None else run.summaries.get(mode)
+        panel.display = bool(view and view.waterfall)
+        if view is None or not view.waterfall or run is None:
+            return
+        width = max(40, (panel.size.width or self.size.width or 80) - 2)
+        title = Text(f"where the hits went: {Path(run.agent).name}, {mode}", style="bold")
+        panel.update(Text.assemble(title, "\n", waterfall_text(view.waterfall, width)))
 
     def _draw_live(self) -> None:
         state = self.charter.state

@@ -171,6 +171,21 @@ VLLM_PARAMS: dict[str, ParamSpec] = {
             choices=("sha256", "sha256_cbor", "xxhash", "xxhash_cbor"),
         ),
         _vllm("swap_space", "float", "CPU swap space per GPU in GiB", min=0, max=1024),
+        # The KV cache's size, stated directly (the cache doctor's capacity lever): bytes, or blocks.
+        _vllm(
+            "kv_cache_memory_bytes",
+            "int",
+            "KV-cache size in bytes per worker (instead of gpu_memory_utilization's share)",
+            min=1 << 20,
+            max=1 << 42,
+        ),
+        _vllm(
+            "num_gpu_blocks_override",
+            "int",
+            "KV-cache blocks, overriding the profiled count",
+            min=1,
+            max=1 << 24,
+        ),
     )
 }
 

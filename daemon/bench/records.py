@@ -164,6 +164,16 @@ def summarize(mode: Mode, runs: list[RunResult]) -> ModeSummary:
     )
 
 
+class WaterfallStep(BaseModel):
+    """One step of the cache doctor's waterfall (daemon/doctor.py `Step`), as stored and published."""
+
+    name: str
+    points: float
+    evidence: str
+    inferred: bool = True
+    lever: str | None = None
+
+
 class BenchResult(BaseModel):
     agent: str
     inputs: str
@@ -188,6 +198,11 @@ class BenchResult(BaseModel):
         default=None, description="the same prompts at token granularity: a share no engine can beat"
     )
     traffic_assumptions: list[str] = Field(default_factory=list)
+    waterfalls: dict[str, list[WaterfallStep]] = Field(
+        default_factory=dict,
+        description="per mode: the cache doctor's steps from the estimate for that mode's traffic to the hit "
+        "share the server delivered",
+    )
     fixes_applied: list[str] = Field(default_factory=list)
     warmups: int = 0
     runs: list[RunResult] = Field(default_factory=list)
@@ -257,6 +272,7 @@ class ModeView(BaseModel):
     ceiling_share: float | None = None
     makespan_median_s: float | None = None
     ttft_median_s: float | None = None
+    waterfall: list[WaterfallStep] = Field(default_factory=list)
 
 
 class BenchRunView(BaseModel):
@@ -296,6 +312,7 @@ class BenchRunView(BaseModel):
                     ceiling_share=s.ceiling_share,
                     makespan_median_s=s.makespan_median_s,
                     ttft_median_s=s.ttft_median_s,
+                    waterfall=result.waterfalls.get(mode, []),
                 )
         else:
             if row.naive_hit_share is not None:

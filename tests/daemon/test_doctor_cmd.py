@@ -22,7 +22,8 @@ def setup(tmp_path: Path) -> tuple[Path, Path, Path]:
     db = tmp_path / "charter.db"
     config = tmp_path / "config.toml"
     config.write_text(
-        f'[storage]\nurl = "sqlite:///{db}"\n[[targets]]\nname = "vllm-a"\nurl = "http://127.0.0.1:{free_port()}"\n'
+        f'[storage]\nurl = "sqlite:///{db}"\n[[targets]]\nname = "vllm-a"\nengine = "vllm"\nurl = "http://127.0.0.1:{free_port()}"\n'
+        '[targets.launch]\nargv = ["vllm", "serve", "m", "--kv-cache-memory-bytes", "32768"]\n'
     )
     agent = tmp_path / "agent.py"
     agent.write_text(ONE_CALL)
@@ -30,16 +31,24 @@ def setup(tmp_path: Path) -> tuple[Path, Path, Path]:
     inputs.write_text('{"question": "q a b"}\n{"question": "q c d"}\n')
     store = Store(f"sqlite:///{db}")
     now = time.time()
-    # Block size 4, a KV cache of 6 tokens: the two requests' estimate is 12 of 30 tokens (40%, by hand in
-    # tests/executor/test_estimate.py), from 3 distinct reusable blocks (the shared 12-word prefix) = 12
-    # tokens of working set: half of it fits.
+    # Block size 4, a KV cache of 8 tokens (2 blocks), one request running at a time: the two requests'
+    # estimate is 12 of 30 tokens (40%, by hand in tests/executor/test_estimate.py), from 3 distinct reusable
+    # blocks (the shared 12-word prefix) = 12 tokens of working set. Request 1 computes 4 full blocks
+    # (15 prompt + 3 generated tokens); freed tail first, the cache keeps its 2 head blocks, which request 2
+    # hits: 8 of 30 tokens (26.7%).
     store.merge(
         Instance(
             name="vllm-a",
             url="http://127.0.0.1:1",
             engine="vllm",
             state=InstanceState.UP,
-            info={"cache_config": {"block_size": "4", "kv_cache_size_tokens": "6"}},
+            info={
+                "cache_config": {
+                    "block_size": "4",
+                    "kv_cache_size_tokens": "8",
+                    "kv_cache_memory_bytes": "32768",
+                }
+            },
         )
     )
     store.add_all(
@@ -51,7 +60,7 @@ def setup(tmp_path: Path) -> tuple[Path, Path, Path]:
                 prefix_queries=100.0,
                 prefix_hits=10.0,
                 kv_cache_usage=0.99 if i < 5 else 0.5,
-                running=2.0,
+                running=1.0,
             )
             for i in range(10)
         ]
@@ -78,20 +87,28 @@ def test_doctor_names_capacity_first_with_its_numbers(setup, capsys) -> None:
     out, err = capsys.readouterr()
     assert code == 0, err
     steps = {s["name"]: s for s in json.loads(out)["steps"]}
-    # ceiling 40%; capacity keeps half of it: 20 lost; delivered 10%; the 10 points left show as eviction
-    # (KV usage at the top in half the window).
+    # ceiling 40%; the server's cache allows 26.7%: 13.3 lost; delivered 10%; the 16.7 points left show as
+    # eviction (KV usage at the top in half the window).
     assert [(n, s["points"]) for n, s in steps.items()] == [
         ("ceiling", 40.0),
-        ("capacity", 20.0),
+        ("order", 0.0),  # request 2 comes after request 1, which computes the shared prefix
+        ("capacity", 13.3),
         ("resets", 0.0),
         ("routing", 0.0),
-        ("eviction", 10.0),
+        ("eviction", 16.7),
         ("delivered", 10.0),
     ]
-    assert (
-        "working set 12 tokens at 2.0 requests running vs a KV cache of 6 tokens: 50% of it fits"
-        in (steps["capacity"]["evidence"])
+    assert steps["capacity"]["evidence"] == (
+        "the same requests replayed in order on an LRU cache of 8 tokens (the server's KV cache) hit 26.7%; "
+        "working set 12 tokens; a cache of 12 tokens would keep them all"
     )
+    # 12 tokens x 1.25 headroom = 15, + the null block = 19 tokens x 4,096 bytes: under 1 MiB, so 1 MiB.
+    assert json.loads(out)["change"] == {
+        "param": "kv_cache_memory_bytes",
+        "value": 1 << 20,
+        "basis": "4,096 bytes per token x 15 tokens",
+    }
+    assert json.loads(out)["proposed"] is None
     assert "not answering; tokens estimated" in err
 
 
@@ -102,8 +119,41 @@ def test_doctor_text_and_its_refusals(setup, capsys) -> None:
         == 0
     )
     out = capsys.readouterr().out
-    assert "  - capacity      20.0 pt  working set 12 tokens" in out and "lever: more KV memory" in out
+    assert "  - capacity      13.3 pt  the same requests replayed" in out and "lever: more KV memory" in out
     assert (
         main(["--config", str(config), "doctor", "nope", "--agent", str(agent), "--inputs", str(inputs)]) == 2
     )
     assert "no target 'nope' in the config (configured: vllm-a)" in capsys.readouterr().err
+
+
+def test_doctor_proposes_the_capacity_change_through_the_rollout_gate(setup, capsys) -> None:
+    config, agent, inputs = setup
+    args = ["--config", str(config), "doctor", "vllm-a", "--agent", str(agent), "--inputs", str(inputs)]
+    assert main([*args, "--propose"]) == 0
+    out = capsys.readouterr().out
+    assert "  change: kv_cache_memory_bytes = 1048576 (4,096 bytes per token x 15 tokens" in out
+    assert "proposed as rollout 1: charter-tui rollouts approve 1" in out
+    assert main(["--config", str(config), "rollouts", "show", "1", "--json"]) == 0
+    shown, events = (lambda d: (d["rollout"], d["events"]))(json.loads(capsys.readouterr().out))
+    assert shown["state"] == "PENDING_APPROVAL" and shown["targets"] == ["vllm-a"]
+    assert [(c["param"], c["value"]) for c in shown["changes"]] == [("kv_cache_memory_bytes", 1048576)]
+    assert shown["title"] == "KV cache for agent.py: kv_cache_memory_bytes = 1048576"
+    assert "cache doctor: capacity costs 13.3 points" in json.dumps(events[0])
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("90s", 90.0), ("5m", 300.0), ("1h", 3600.0), ("2d", 172800.0)]
+)
+def test_window_takes_durations(text: str, seconds: float) -> None:
+    from charter_tui.commands.doctor_cmd import window
+
+    assert window(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "5", "m", "-5m", "1.5h", "31d", "0s", "5w", "99999999s"])
+def test_window_refuses_what_is_not_a_duration_and_says_so(setup, capsys, text: str) -> None:
+    config, agent, inputs = setup
+    args = ["--config", str(config), "doctor", "vllm-a", "--agent", str(agent), "--inputs", str(inputs)]
+    assert main([*args, f"--window={text}"]) == 2
+    err = capsys.readouterr().err
+    assert "--window:" in err and repr(text) in err

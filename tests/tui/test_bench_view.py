@@ -124,3 +124,44 @@ def test_bench_row_labels_an_unconfigured_target_by_host_and_colours_the_result(
     _, cells = bench_row(run, fx.instances(), fx.NOW)
     assert [getattr(c, "plain", c) for c in cells[3:8]] == ["69%", "35%", "92%", "38%", "1.42×"]
     assert cells[6].style == "red" and cells[7].style == "green"
+
+
+async def test_the_highlighted_bench_run_shows_where_its_hits_went(make_app) -> None:
+    """The cache doctor's steps of a stored run (BenchResult.waterfalls), drawn as bars on the Cache screen."""
+    from daemon.bench.records import WaterfallStep
+
+    app: CharterApp = make_app(data=False)
+    fx.publish_all(app.source.bus, with_bench=False)
+    result = fx.bench_result()
+    result.waterfalls = {
+        "optimized": [
+            WaterfallStep(name="ceiling", points=92.0, evidence="the estimate for the optimized traffic"),
+            WaterfallStep(name="order", points=0.0, evidence="in the order sent, 92.0% can hit"),
+            WaterfallStep(name="capacity", points=50.0, evidence="an LRU cache of 1,024 tokens hit 42.0%"),
+            WaterfallStep(name="unexplained", points=4.0, evidence="the rest \x1b[31mof the gap"),
+            WaterfallStep(name="delivered", points=38.0, evidence="the server's hits / queries"),
+        ]
+    }
+    app.source.bus.publish(topic("bench", fx.AGENT_PATH), fx.bench_view(result, 5))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("3")
+        await settle(app, pilot)
+        app.screen.query_one("#cache-bench").focus()
+        await settle(app, pilot)
+        text = static_text(app, "#cache-waterfall")
+        lines = text.splitlines()
+        assert lines[0] == "where the hits went: research_agent.py, optimized"
+        assert [line.split()[0] for line in lines[1:]] == [
+            "ceiling",
+            "order",
+            "capacity",
+            "unexplained",
+            "delivered",
+        ]
+        assert " 92.0% the estimate" in lines[1] and "-50.0pt an LRU cache of 1,024 tokens" in lines[3]
+        assert "\x1b" not in text  # a server's text never reaches the terminal as an escape sequence
+        # The bars share one axis: capacity hangs from 92% down to 42%, the delivered bar ends at 38%.
+        bar = lambda line: line[12 : 12 + 40]  # noqa: E731
+        assert bar(lines[1]).count("█") == round(0.92 * 40)
+        assert bar(lines[3]).index("█") == round(0.42 * 40) and bar(lines[3]).rstrip().endswith("█")
+        assert bar(lines[5]).count("█") == round(0.38 * 40)
