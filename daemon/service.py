@@ -232,7 +232,8 @@ class DaemonService:
         await self.ready.wait()
         if self.store is None:
             return []
-        return await self.store.call(read_snapshot, self.store.store, time.time())
+        names = {t.name for t in self.config.targets}
+        return await self.store.call(read_snapshot, self.store.store, time.time(), names)
 
     async def history(self, instance: str, since: float, signals: Sequence[str]) -> History:
         """(ts, {signal: value}) rows of one target, oldest first: per-minute aggregates, then raw samples."""

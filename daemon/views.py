@@ -8,7 +8,7 @@ rollback needs, a screen never shows it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from pydantic import BaseModel
@@ -25,23 +25,36 @@ SNAPSHOT_SAMPLES_S = 600.0  # prime the sparklines with the last ten minutes fro
 History = list[tuple[float, dict[str, float | None]]]
 
 
-def read_snapshot(store: Store, now: float) -> list[Event]:
-    """Runs on the store thread: everything a freshly started TUI should show at once."""
+def read_snapshot(store: Store, now: float, targets: Collection[str] | None = None) -> list[Event]:
+    """Runs on the store thread: everything a freshly started TUI should show at once.
+
+    With `targets` (the names the daemon polls now), a target the database remembers from an earlier
+    config is left out with its samples, bottlenecks and recommendations: its last state ("UP") is
+    history, not the present, and a recommendation for it could not be carried out. Rollouts and the
+    audit log stay whole: they are the record of what was done.
+    """
     events: list[Event] = []
 
     def add(kind: str, key: Any, row: BaseModel) -> None:
         events.append(Event(topic(kind, str(key)), row))
 
+    def current(name: str | None) -> bool:
+        return targets is None or name is None or name in targets
+
     for inst in store.all(Instance):
+        if not current(inst.name):
+            continue
         add("instance", inst.name, inst)
         for sample in store.samples(inst.name, now - SNAPSHOT_SAMPLES_S):
             add("sample", inst.name, sample)
     for b in store.all(Bottleneck, order_by=col(Bottleneck.started_at).desc(), limit=200):
-        add("bottleneck", b.instance, b)
+        if current(b.instance):
+            add("bottleneck", b.instance, b)
     for rec in store.all(CompileRecord, order_by=CompileRecord.compiled_at):
         add("compile", rec.path, rec)
     for r in store.all(Recommendation, order_by=col(Recommendation.updated_at).desc(), limit=200):
-        add("recommendation", r.id, r)
+        if current(r.instance):
+            add("recommendation", r.id, r)
     for ro in store.all(Rollout, order_by=col(Rollout.updated_at).desc(), limit=200):
         add("rollout", ro.id, public_view(ro))  # shown, so redacted: the row keeps what a rollback needs
     for a in reversed(store.all(AuditEvent, order_by=col(AuditEvent.ts).desc(), limit=1000)):

@@ -111,7 +111,9 @@ async def test_app_with_embedded_daemon_starts_from_the_store(make_loaded, tmp_p
         await app.daemon.ready.wait()
         await asyncio.wait_for(app.snapshot_loaded.wait(), 10)
         await settle(app, pilot)
-        assert table_rows(app, "#instances")["vllm-a"][1] == "● UP"
+        # Nothing is configured (and discovery is off in tests): the targets the store remembers are an
+        # earlier config's, not shown as live (issue 15), while its rollouts and audit log are.
+        assert table_rows(app, "#instances") == {}
         await pilot.press("5")
         await settle(app, pilot)
         assert list(table_rows(app, "#queue")) == ["11"] and list(table_rows(app, "#history")) == ["9"]
@@ -131,3 +133,23 @@ async def _detail_of(app, pilot, *keys: str) -> str:  # type: ignore[no-untyped-
         await pilot.press(*keys)
     await settle(app, pilot)
     return static_text(app, "#rollout")
+
+
+async def test_snapshot_leaves_out_targets_no_longer_configured(store: AsyncStore) -> None:
+    """A target the database remembers from an earlier config (issue 15: the demo's `local-vllm`) is not
+    shown as "UP", counted, or recommended for; rollouts and the audit log stay whole."""
+    fill(store.store)
+    everything = await store.call(read_snapshot, store.store, time.time())
+    names = {e.payload.name for e in everything if e.topic.split("/")[2] == "instance"}
+    keep = sorted(names)[:1]
+    events = await store.call(read_snapshot, store.store, time.time(), set(keep))
+
+    def of(kind: str, items: list) -> list:  # type: ignore[type-arg]
+        return [e.payload for e in items if e.topic.split("/")[2] == kind]
+
+    assert [i.name for i in of("instance", events)] == keep and len(names) == 3
+    assert {b.instance for b in of("bottleneck", events)} <= set(keep)
+    assert all(r.instance in (None, *keep) for r in of("recommendation", events))
+    assert len(of("recommendation", events)) < len(of("recommendation", everything))
+    assert len(of("rollout", events)) == len(of("rollout", everything)) == 3
+    assert len(of("audit", events)) == len(of("audit", everything))
