@@ -157,6 +157,9 @@ def _waterfall(args: argparse.Namespace, loaded: Any, target: Any) -> dict[str, 
     result = waterfall(inputs)
     lost = next((s.points for s in result.steps if s.name == "capacity"), 0.0)
     change = capacity_change(cache, needed) if needed and lost > 0 else None
+    overridden = _overridden(target, change)
+    if overridden and args.propose:
+        raise UserError(f"{args.target}: not proposed: {overridden}")
     proposal = _propose(args, loaded, change, lost) if args.propose and change else None
     if args.propose and change is None:
         print(f"{args.target}: nothing to propose: capacity costs no points here", file=sys.stderr)
@@ -166,7 +169,7 @@ def _waterfall(args: argparse.Namespace, loaded: Any, target: Any) -> dict[str, 
             "steps": [vars(s) for s in result.steps],
             "change": None
             if change is None
-            else {"param": change[0], "value": change[1], "basis": change[2]},
+            else {"param": change[0], "value": change[1], "basis": change[2], "overridden": overridden},
             "proposed": proposal,
         }
     print(f"{args.target}: prefix-cache hits over the last {args.window} ({len(samples)} samples)")
@@ -180,6 +183,8 @@ def _waterfall(args: argparse.Namespace, loaded: Any, target: Any) -> dict[str, 
     if change is not None:
         param, setting, basis = change
         print(f"  change: {param} = {setting} ({basis}, {HEADROOM:.0%} of the replay's need)")
+        if overridden:
+            print(f"    but {overridden}")
         print(
             f"    {'proposed as rollout ' + str(proposal) if proposal else 'propose it with'}: charter-tui "
             + (f"rollouts approve {proposal}" if proposal else f"doctor {args.target} ... --propose")
@@ -215,6 +220,21 @@ def _propose(args: argparse.Namespace, loaded: Any, change: tuple[str, Any, str]
         repo.store.close()
     assert row.id is not None
     return row.id
+
+
+CPU_KV_ENV = "VLLM_CPU_KVCACHE_SPACE"
+
+
+def _overridden(target: Any, change: tuple[str, Any, str] | None) -> str | None:
+    """Why the change would not take effect, when the launch says so: vLLM's CPU backend applies its
+    legacy VLLM_CPU_KVCACHE_SPACE (whole GiB) over --kv-cache-memory-bytes (vLLM 0.32, platforms/cpu.py)."""
+    env = (target.launch.env or {}) if target.launch is not None else {}
+    if change is not None and change[0] == "kv_cache_memory_bytes" and env.get(CPU_KV_ENV):
+        return (
+            f"the launch env sets {CPU_KV_ENV}={env[CPU_KV_ENV]}, which vLLM's CPU backend applies over "
+            f"--kv-cache-memory-bytes: remove it from [targets.launch.env] first"
+        )
+    return None
 
 
 def _window_s(text: str) -> float:

@@ -107,6 +107,7 @@ def test_doctor_names_capacity_first_with_its_numbers(setup, capsys) -> None:
         "param": "kv_cache_memory_bytes",
         "value": 1 << 20,
         "basis": "4,096 bytes per token x 15 tokens",
+        "overridden": None,
     }
     assert json.loads(out)["proposed"] is None
     assert "not answering; tokens estimated" in err
@@ -157,3 +158,15 @@ def test_window_refuses_what_is_not_a_duration_and_says_so(setup, capsys, text: 
     assert main([*args, f"--window={text}"]) == 2
     err = capsys.readouterr().err
     assert "--window:" in err and repr(text) in err
+
+
+def test_a_change_the_cpu_backend_would_override_is_not_proposed(setup, capsys) -> None:
+    """vLLM's CPU backend applies VLLM_CPU_KVCACHE_SPACE over --kv-cache-memory-bytes (seen on the kit's
+    vLLM 0.32: a 4 MiB flag ran a 1 GiB cache): a proposal would relaunch for nothing."""
+    config, agent, inputs = setup
+    config.write_text(config.read_text() + '[targets.launch.env]\nVLLM_CPU_KVCACHE_SPACE = "1"\n')
+    args = ["--config", str(config), "doctor", "vllm-a", "--agent", str(agent), "--inputs", str(inputs)]
+    assert main(args) == 0
+    assert "but the launch env sets VLLM_CPU_KVCACHE_SPACE=1" in capsys.readouterr().out
+    assert main([*args, "--propose"]) == 2
+    assert "vllm-a: not proposed: the launch env sets VLLM_CPU_KVCACHE_SPACE=1" in capsys.readouterr().err
