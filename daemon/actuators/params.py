@@ -31,6 +31,14 @@ _INT = re.compile(r"[+-]?[0-9]{1,15}")
 _FLOAT = re.compile(r"[+-]?(?:[0-9]{1,15}(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,3})?")
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
+
+
+def as_bool(value: object) -> bool | None:
+    """A boolean written any way a config or a flag writes one (true/on/yes/1), else None."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    return True if text in _TRUE else False if text in _FALSE else None
 # Printable ASCII without whitespace, quotes or shell metacharacters. Checked before any parsing so
 # that a value like "8; rm -rf /" is refused for what it is, whatever the parameter's type.
 _SAFE_TEXT = re.compile(r"[A-Za-z0-9_.:/@+,=-]*")

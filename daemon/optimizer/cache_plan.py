@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from daemon.actuators.params import as_bool
 from daemon.optimizer.context import Context
 from daemon.optimizer.kv_cache import enable_prefix_caching
 from daemon.optimizer.models import Apply, ConfigChange, RecommendationSpec
@@ -48,6 +49,10 @@ def _parameter(setting: dict[str, Any]) -> str:
 
 
 def _same(current: Any, recommended: Any) -> bool:
+    """Equal as settings: `true` and `on` are one value (the plan writes "on", the server reports True)."""
+    a, b = as_bool(current), as_bool(recommended)
+    if a is not None and b is not None and not (isinstance(current, int) and not isinstance(current, bool)):
+        return a == b
     return str(current).strip().lower() == str(recommended).strip().lower()
 
 

@@ -206,6 +206,11 @@ def test_cache_plan_turns_into_recommendations() -> None:
     assert any(s.kind == "prompt_layout" and "5% -> 80%" in s.estimated_improvement for s in off)
     on = recommend_from_compile(result, ctx_for("vllm", vllm_info()))
     assert not any(c[0] == "--enable-prefix-caching" for c in changes(on))  # already on: nothing to enable
+    # The planner writes "on"; the server reports True: the same value, not a change (issue 15 item 2).
+    result["plan"]["settings"][0]["value"] = "on"
+    on = recommend_from_compile(result, ctx_for("vllm", vllm_info()))
+    flags = [c[0] for c in changes(on) if c[0].startswith("--")]
+    assert flags == ["--block-size"]
 
 
 def test_recommendations_are_deduplicated_and_dismissals_stick(sqlite_url: str) -> None:
