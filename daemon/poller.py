@@ -161,6 +161,7 @@ class Poller:
         }
         self.writer = SampleWriter(store, metrics)
         self._next_health: dict[str, float] = {}
+        self._wakes: dict[str, asyncio.Event] = {}
         self._health_tasks: dict[str, asyncio.Task[None]] = {}
 
     @property
@@ -237,7 +238,19 @@ class Poller:
         next_due = loop.time() + self.rng.uniform(0, min(interval, 1.0))
         while not stop.is_set():
             delay = next_due - loop.time()
-            if delay > 0:
+            if delay > interval:
+                # Backing off, or the circuit is open: `wake` (a rollout just relaunched the server) ends
+                # the wait, so a server that is back is polled at once, not up to 30 s later.
+                wake = self._wakes.setdefault(target.name, asyncio.Event())
+                try:
+                    await asyncio.wait_for(wake.wait(), delay)
+                    wake.clear()
+                    next_due = loop.time()
+                except TimeoutError:
+                    pass
+                if stop.is_set():
+                    return
+            elif delay > 0:
                 # A plain sleep: run() cancels this task when `stop` is set, so waiting on the
                 # event here (a new task and timer handle per poll) would buy nothing.
                 await asyncio.sleep(delay)
@@ -270,6 +283,15 @@ class Poller:
                         f"circuit open for {self.breaker.cooldown_s:g}s after {status.consecutive_failures} "
                         f"consecutive failures; last: {status.reason}",
                     )
+
+    def wake(self, name: str) -> None:
+        """Poll `name` now: its server was just changed on purpose (a relaunch, a reload), so the failures
+        that backed its polls off, or opened its circuit, say nothing about it any more."""
+        status = self.status.get(name)
+        if status is None:
+            return
+        self.breaker.succeeded(status)
+        self._wakes.setdefault(name, asyncio.Event()).set()
 
     async def poll_target(self, target: TargetConfig) -> bool:
         """Fetch, parse and window one target's metrics; record the outcome. Never raises for the

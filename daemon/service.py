@@ -162,6 +162,7 @@ class DaemonService:
             self.bus,
             state_dir=self.loaded.locations.state_dir / "rollouts",
             readonly=self.readonly,
+            on_converged=self.poller.wake,
         )
         self._spawn("rollouts", self.rollouts.run)
 

@@ -57,8 +57,12 @@ class RolloutManager:
         readonly: bool | None = None,
         checkpoint: Checkpoint | None = None,
         clock: Callable[[], float] = time.time,
+        on_converged: Callable[[str], None] | None = None,
     ) -> None:
         self.config = config
+        # Told the target's name each time an actuator has brought it to a config (the daemon wakes the
+        # target's poller: a relaunched server is measured at once, which the canary's window needs).
+        self.on_converged = on_converged
         self.cfg = config.rollouts
         self.repo = RolloutRepo(store)
         self.bus = bus or Bus()
@@ -255,11 +259,19 @@ class RolloutManager:
             row = await self.journal.mutate(row, mark, action="apply", comment=f"applying to {name}")
             self.checkpoint("before_apply", row_id(row))
             readback = await actuator.converge(desired)
+            self._converged(name)
             self.checkpoint("after_apply", row_id(row))
         except ActuatorError as exc:
             await self.journal.fail(row, f"applying to {name} failed: {exc}")
             return
         await self.journal.mark_applied(row, name, readback, canary=canary)
+
+    def _converged(self, name: str) -> None:
+        if self.on_converged is not None:
+            try:
+                self.on_converged(name)
+            except Exception:  # a listener's fault must not fail the rollout
+                log.exception("on_converged(%s) failed", name)
 
     async def _roll_back(self, row: Rollout) -> None:
         stage = stage_of(row)
@@ -312,6 +324,7 @@ class RolloutManager:
         except ActuatorError as exc:
             await self._restore_result(row, name, error=str(exc))
             return
+        self._converged(name)
         self.checkpoint("after_restore", row_id(row))
         await self._restore_result(row, name, readback=readback)
 

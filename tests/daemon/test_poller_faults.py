@@ -216,6 +216,31 @@ async def test_circuit_breaker_opens_then_recovers(sqlite_url: str) -> None:
         assert st.consecutive_failures == 0 and st.breaker_open_until is None
 
 
+async def test_wake_polls_a_server_that_is_back_without_waiting_out_the_circuit() -> None:
+    """A rollout that relaunched the server wakes its poller (issue 15 item 6: a relaunched vLLM showed DOWN
+    for up to the cooldown after it was healthy, and a canary window saw no samples)."""
+    state = {"fail": True}
+
+    def flaky(n: int, path: str) -> Response:
+        return text_response("down\n", 503) if state["fail"] else growing_vllm(n, path)
+
+    with MetricsServer(flaky) as server:
+        config = parse_config(config_for({"flaky": server.url}))
+        poller = Poller(config, None, rng=random.Random(2), breaker_threshold=3, breaker_cooldown_s=3600.0)
+        st = poller.status["flaky"]
+        stop = asyncio.Event()
+        task = asyncio.create_task(poller.run(stop))
+        await until(lambda: st.breaker_open_until is not None, "the circuit to open")
+        state["fail"] = False
+        assert st.state == InstanceState.DOWN
+        poller.wake("flaky")
+        poller.wake("not-a-target")  # unknown names are ignored
+        await until(lambda: st.state == InstanceState.UP, "the woken poll, an hour before the cooldown ends")
+        assert st.consecutive_failures == 0 and st.breaker_open_until is None
+        stop.set()
+        await task
+
+
 def test_backoff_grows_exponentially_with_bounded_jitter() -> None:
     rng = random.Random(3)
     for failures in range(1, 12):

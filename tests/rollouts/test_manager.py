@@ -79,7 +79,8 @@ class Traffic:
 
 async def test_two_targets_canary_then_rollout_completes(tmp_path: Path, store: Store) -> None:
     config, states = knob_config(tmp_path, ["a", "b"])
-    manager = RolloutManager(config, store, state_dir=tmp_path)
+    converged: list[str] = []  # the daemon wakes each target's poller from this hook
+    manager = RolloutManager(config, store, state_dir=tmp_path, on_converged=converged.append)
     row = cmd.propose(
         manager.repo,
         config,
@@ -96,6 +97,7 @@ async def test_two_targets_canary_then_rollout_completes(tmp_path: Path, store: 
     async with Traffic(store, ["a", "b"], lambda t: 0.1):
         final = await drive(manager, row.id, FINAL)
     assert final.state == "COMPLETED", final.comparison
+    assert converged == ["a", "b"], "the canary, then the rest: each told once its change converged"
     assert knob_value(states["a"]) == knob_value(states["b"]) == "16"
     assert final.previous_config == {"a": {"values": {"batch": "8"}}, "b": {"values": {"batch": "8"}}}
     assert final.comparison["verdict"] == "PASS"
