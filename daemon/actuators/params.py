@@ -39,6 +39,8 @@ def as_bool(value: object) -> bool | None:
         return value
     text = str(value).strip().lower()
     return True if text in _TRUE else False if text in _FALSE else None
+
+
 # Printable ASCII without whitespace, quotes or shell metacharacters. Checked before any parsing so
 # that a value like "8; rm -rf /" is refused for what it is, whatever the parameter's type.
 _SAFE_TEXT = re.compile(r"[A-Za-z0-9_.:/@+,=-]*")

@@ -84,3 +84,68 @@ def each(items, call_generate):
 '''
     assert findings(source, GROWING) == []
     assert [f.kind for f in compiled(source).patterns] == [PatternKind.LOOP_INVARIANT]
+
+
+def _growing(source: str, iterations: int = 10) -> list[dict[str, object]]:
+    from compiler.api import CompileOptions, compile_source
+
+    from .hand_counts import count_w
+
+    result = compile_source(
+        source,
+        "agent.py",
+        token_counter=count_w,
+        options=CompileOptions(with_fixes=False, iterations=iterations),
+    )
+    return [dict(p.figures, calls=p.calls) for p in result.patterns if p.kind is GROWING]
+
+
+ONE_TOKEN_OUTPUT = f'''
+def chat(s, gen):
+    s += "{words(40)}"
+    for _ in range(5):
+        s += gen(s, max_tokens=1)
+'''
+
+BESIDE_A_FLAT_CALL = f'''
+def chat(items, gen):
+    log = "{words(40)}"
+    for item in items:
+        gen("{words(20)}" + item, max_tokens=5)
+        log = log + item
+        gen(log, max_tokens=30)
+'''
+
+
+def test_one_token_per_iteration_is_still_growth() -> None:
+    """The smallest growth there is: a 1-token output fed back. Prompts 80 (40 words + `s`, 40 assumed),
+    81, ..., 89: 756 of 845 tokens are the previous prompt (89.47%)."""
+    [f] = _growing(ONE_TOKEN_OUTPUT)
+    assert f["added_tokens_per_iteration"] == 1 and f["last_prompt_tokens"] == 89
+    assert f["reused_share"] == round(756 / 845, 4) and f["carried"] == ["output"]
+
+
+def test_two_iterations_are_enough_and_one_is_not() -> None:
+    """c1 (flat) comes before the growing c2: the detector goes on past it. Two iterations: prompts 80 and
+    120, the second reuses the first: 80 / 200 = 40%. One iteration: nothing is ever re-sent."""
+    [f] = _growing(BESIDE_A_FLAT_CALL, iterations=2)
+    assert f["calls"] == ["c2"] and f["iterations"] == 2 and f["reused_share"] == 0.4
+    assert _growing(BESIDE_A_FLAT_CALL, iterations=1) == []
+
+
+def test_only_the_calls_own_output_counts_as_carried() -> None:
+    """`note` comes from c2 of the previous iteration (a carried edge c2 -> c1): it grows c1's history but is
+    not c1's own output fed back, so c1's `carried` stays empty."""
+    source = f'''
+def chat(items, gen):
+    log = "{words(40)}"
+    note = ""
+    for item in items:
+        log = log + note + item
+        gen(log, max_tokens=30)
+        note = gen("{words(20)}" + item, max_tokens=5)
+'''
+    result = compiled(source)
+    assert [(e.source, e.target, e.kind) for e in result.edges] == [("c2", "c1", "carried")]
+    [f] = _growing(source)
+    assert f["calls"] == ["c1"] and f["carried"] == []

@@ -185,3 +185,15 @@ def test_allowed_actions_are_exactly_what_apply_command_accepts(tmp_path, state:
             accepted = False
         assert offered == accepted, f"{action} on {state.value} (restore {progress}): offered={offered}"
     store.close()
+
+
+def test_a_second_rollback_says_the_first_is_under_way() -> None:
+    """A person's rollback goes through ROLLING_BACK (issue 15 item 4); asking again while it runs is
+    refused with what is happening, not a list of states (kills the survivors of `make mutation` on the
+    ROLLING_BACK hint)."""
+    for state in (S.ROLLING_BACK, S.FAILED):
+        with pytest.raises(
+            IllegalTransition,
+            match=rf"^cannot rollback rollout 5: it is {state.value} \(its rollback is already under way\)$",
+        ):
+            check_command("rollback", state, 5)

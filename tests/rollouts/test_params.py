@@ -244,3 +244,28 @@ async def test_command_actuator_never_applies_a_value_outside_its_rule(tmp_path)
     with pytest.raises(ActuatorError, match="refusing to apply p='--force'"):
         await actuator.converge({"values": {"p": "--force"}})
     assert not log.exists(), "nothing ran"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (True, True),
+        (False, False),
+        ("on", True),
+        (" Yes ", True),
+        ("1", True),
+        ("TRUE", True),
+        ("off", False),
+        ("No", False),
+        ("0", False),
+        (" false", False),
+        ("maybe", None),
+        ("", None),
+        (None, None),
+        (16, None),
+    ],
+)
+def test_as_bool_reads_a_boolean_written_any_way(value: object, expected: bool | None) -> None:
+    from daemon.actuators.params import as_bool
+
+    assert as_bool(value) is expected
