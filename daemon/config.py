@@ -100,6 +100,9 @@ class TargetConfig(_Strict):
     timeout_s: PositiveFloat = 2.0
     poll_interval_s: PositiveFloat | None = None  # default: [daemon].poll_interval_s
     launch: LaunchConfig | None = None
+    # What a million prompt tokens cost here, in any currency: the doctor turns the prefix cache's
+    # hits into money saved with it (daemon/savings.py). None: tokens and seconds only.
+    price_per_million_prompt_tokens: float | None = Field(default=None, gt=0, le=1e6)
 
     _url = field_validator("url")(classmethod(lambda cls, v: check_http_url(v)))
 

@@ -53,8 +53,14 @@ def _v3_to_v4(op: Operations) -> None:
         batch.add_column(sa.Column("suspect_reason", sa.String(), nullable=True))
 
 
+def _v4_to_v5(op: Operations) -> None:
+    # Schema 5: each window's prefill seconds, for what the prefix cache saved (daemon/savings.py).
+    with op.batch_alter_table("metric_sample") as batch:
+        batch.add_column(sa.Column("prefill_seconds", sa.Float(), nullable=True))
+
+
 # MIGRATIONS[n] upgrades a version-n database to version n+1.
-MIGRATIONS: dict[int, Migration] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
+MIGRATIONS: dict[int, Migration] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4, 4: _v4_to_v5}
 
 
 def upgrade(connection: Connection, from_version: int, to_version: int) -> list[int]:

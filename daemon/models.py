@@ -16,7 +16,7 @@ from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 # Bump with a migration in daemon/migrations.py whenever a table below changes.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 def now() -> float:
@@ -80,6 +80,7 @@ SIGNAL_FIELDS: tuple[str, ...] = (
     "queue_mean_s",
     "compute_mean_s",
     "paused_requests",
+    "prefill_seconds",
 )
 
 # Added in schema 3: window means, for engines that export sums and counts but no buckets (Triton's
@@ -131,6 +132,9 @@ class MetricSample(SQLModel, table=True):
     queue_mean_s: float | None = None
     compute_mean_s: float | None = None
     paused_requests: float | None = None  # TRT-LLM's gauge of paused (preempted) requests
+    # Schema 5: the window's total of per-request prefill time (vLLM's request_prefill_time_seconds
+    # sum delta), which with the cache's hits says what the cache saved in prefill seconds.
+    prefill_seconds: float | None = None
     counter_reset: bool = False  # the server restarted inside this window
     # Schema 4: the server reported a value its signal cannot take (NaN, Inf, KV usage -5%): that
     # value is left out (None) and the sample kept with the reasons, never read as data by the analysis.

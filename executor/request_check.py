@@ -142,6 +142,7 @@ def summary(checks: Sequence[RequestCheck]) -> dict[str, int]:
     out = {
         "requests": len(checks),
         "reported": len(known),
+        "prompt": sum(c.prompt_tokens for c in known),
         "predicted": sum(c.predicted for c in known),
         "delivered": sum(c.delivered or 0 for c in known),
         "misses": sum(1 for c in known if c.cause),

@@ -4,7 +4,8 @@ The waterfall of `daemon/doctor.py` for one configured target over a window of i
 compiler's estimate for the agent's traffic (`executor/estimate.py`, the inputs a sample of real
 requests) as the ceiling, then capacity (the estimate's working set against the server's KV size from
 `vllm:cache_config_info`), restarts, routing (one target: one replica) and eviction or the unexplained
-rest, down to the hit rate the server's own counters delivered.
+rest, down to the hit rate the server's own counters delivered. Below it, and alone when neither an
+agent nor a trace is given, what the cache saved over the window (`daemon/savings.py`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 from daemon.config import load_config
 from daemon.doctor import HEADROOM, capacity_change
 from daemon.errors import UserError
+from daemon.savings import Savings, savings
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 MAX_WINDOW_S = 30 * 86400.0
@@ -41,7 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "doctor",
         help="explain a target's prefix-cache hit rate: ceiling -> capacity -> restarts -> ... -> delivered",
         description="From the agent's ceiling for its traffic (--agent, --inputs) to the hit rate the target "
-        "delivered over the window, each lost point with its evidence and the lever that recovers it.",
+        "delivered over the window, each lost point with its evidence and the lever that recovers it; and what "
+        "the prefix cache saved there, in prefill tokens, prefill seconds and (with the target's "
+        "price_per_million_prompt_tokens) money per hour. With only TARGET: the savings alone.",
     )
     p.add_argument("target", help="a configured target's name")
     p.add_argument("--agent", type=Path, metavar="FILE", help="the agent file sending the traffic")
@@ -80,10 +84,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def run(args: argparse.Namespace) -> int:
     if (args.agent is None) != (args.inputs is None):
         raise UserError("--agent and --inputs go together: the ceiling is the agent's, for those inputs")
-    if args.agent is None and args.trace is None:
-        raise UserError(
-            "say what to explain: --agent FILE --inputs FILE (the waterfall), --trace FILE, or both"
-        )
     loaded = load_config(args.config)
     names = [t.name for t in loaded.config.targets]
     if args.target not in names:
@@ -92,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
     report: dict[str, Any] = {"target": args.target}
     if args.agent is not None:
         report.update(_waterfall(args, loaded, target))
+    elif args.trace is None:
+        report.update(_saved_only(args, loaded, target))
     if args.trace is not None:
         from charter_tui.commands import doctor_trace
 
@@ -99,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             report["trace"] = doctor_trace.as_json(checked)
         else:
-            print("\n".join(doctor_trace.render(checked)))
+            print("\n".join(doctor_trace.render(checked, target.price_per_million_prompt_tokens)))
     if args.json:
         print(json.dumps(report, indent=2))
     return 0
@@ -108,23 +110,14 @@ def run(args: argparse.Namespace) -> int:
 def _waterfall(args: argparse.Namespace, loaded: Any, target: Any) -> dict[str, Any]:
     """Prints the waterfall (or returns it, with --json)."""
     from daemon.doctor import DoctorInputs, waterfall
-    from daemon.models import Instance
-    from daemon.store import NoDatabaseYet, Store
     from executor.inputs import load_inputs
 
     records = load_inputs(args.inputs)
-    try:
-        store = Store(loaded.database_url, readonly=True)
-    except NoDatabaseYet as exc:
-        raise UserError(str(exc)) from None
-    try:
-        since = time.time() - _window_s(args.window)
-        samples = store.samples(args.target, since)
-        rows = store.all(Instance, Instance.name == args.target)
-    finally:
-        store.close()
+    samples, since = _samples(args, loaded)
+    rows = _instance(loaded, args.target)
     if not samples:
         raise UserError(f"{args.target}: no samples in the last {args.window}; is the daemon polling it?")
+    saved = savings(samples, since, target.price_per_million_prompt_tokens)
     cache = (rows[0].info or {}).get("cache_config", {}) if rows else {}
     block_size = _int(cache.get("block_size")) or 16
     with_queries = [s for s in samples if s.prefix_queries]
@@ -171,6 +164,7 @@ def _waterfall(args: argparse.Namespace, loaded: Any, target: Any) -> dict[str, 
             if change is None
             else {"param": change[0], "value": change[1], "basis": change[2], "overridden": overridden},
             "proposed": proposal,
+            "saved": saved_json(saved),
         }
     print(f"{args.target}: prefix-cache hits over the last {args.window} ({len(samples)} samples)")
     for step in result.steps:
@@ -191,7 +185,99 @@ def _waterfall(args: argparse.Namespace, loaded: Any, target: Any) -> dict[str, 
         )
     for note in estimate.assumptions[:2]:
         print(f"  modelled: {note}")
+    for line in saved_lines(saved):
+        print(f"  {line}")
     return {}
+
+
+def _saved_only(args: argparse.Namespace, loaded: Any, target: Any) -> dict[str, Any]:
+    """With no agent and no trace: what the target's prefix cache saved over the window."""
+    samples, since = _samples(args, loaded)
+    if not samples:
+        raise UserError(
+            f"{args.target}: no samples in the last {args.window}; is the daemon polling it? "
+            "(--agent FILE --inputs FILE explain its hit rate, --trace FILE a traced run)"
+        )
+    saved = savings(samples, since, target.price_per_million_prompt_tokens)
+    if args.json:
+        return {"window": args.window, "saved": saved_json(saved)}
+    print(f"{args.target}: what the prefix cache saved over the last {args.window} ({len(samples)} samples)")
+    for line in saved_lines(saved):
+        print(f"  {line}")
+    print(f"  why the hit rate is what it is: charter-tui doctor {args.target} --agent FILE --inputs FILE")
+    return {}
+
+
+def _instance(loaded: Any, name: str) -> list[Any]:
+    from daemon.models import Instance
+    from daemon.store import Store
+
+    store = Store(loaded.database_url, readonly=True)
+    try:
+        return store.all(Instance, Instance.name == name)
+    finally:
+        store.close()
+
+
+def _samples(args: argparse.Namespace, loaded: Any) -> tuple[list[Any], float]:
+    from daemon.store import NoDatabaseYet, Store
+
+    try:
+        store = Store(loaded.database_url, readonly=True)
+    except NoDatabaseYet as exc:
+        raise UserError(str(exc)) from None
+    try:
+        since = time.time() - _window_s(args.window)
+        return store.samples(args.target, since), since
+    finally:
+        store.close()
+
+
+def saved_json(saved: Savings) -> dict[str, Any]:
+    return {
+        "span_s": saved.span_s,
+        "cached_tokens": saved.cached_tokens,
+        "queried_tokens": saved.queried_tokens,
+        "cached_tokens_per_hour": saved.per_hour(saved.cached_tokens),
+        "prefill_s_per_token": saved.prefill_s_per_token,
+        "prefill_seconds_saved_per_hour": saved.per_hour(saved.prefill_seconds_saved),
+        "price_per_million_prompt_tokens": saved.price_per_million,
+        "money_saved_per_hour": saved.per_hour(saved.money_saved),
+    }
+
+
+def saved_lines(saved: Savings) -> list[str]:
+    """The savings as a reader budgets them; each figure says what it is measured from."""
+    if saved.queried_tokens <= 0 or saved.span_s <= 0:
+        return ["saved: no prompt tokens reached the cache in this window"]
+    share = saved.cached_tokens / saved.queried_tokens
+    lines = [
+        f"saved: {saved.per_hour(saved.cached_tokens):,.0f} prefill tokens/h from the cache "
+        f"({share:.1%} of {saved.per_hour(saved.queried_tokens):,.0f} prompt tokens/h, "
+        f"measured over {_span(saved.span_s)})"
+    ]
+    per_token, seconds = saved.prefill_s_per_token, saved.per_hour(saved.prefill_seconds_saved)
+    if per_token is not None and seconds is not None:
+        lines.append(
+            f"       {seconds:,.1f} prefill request-seconds/h at the server's {per_token * 1e3:.3g} ms per "
+            "computed token (requests prefilled together each count their time: an upper bound on GPU-seconds)"
+        )
+    else:
+        lines.append("       prefill seconds: this engine exports no per-request prefill time")
+    money = saved.per_hour(saved.money_saved)
+    if money is not None:
+        lines.append(f"       {money:,.4g}/h at {saved.price_per_million:g} per million prompt tokens")
+    else:
+        lines.append("       money: set price_per_million_prompt_tokens on the target to see it")
+    return lines
+
+
+def _span(seconds: float) -> str:
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    if seconds >= 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds:.0f} s"
 
 
 def _propose(args: argparse.Namespace, loaded: Any, change: tuple[str, Any, str], lost: float) -> int:

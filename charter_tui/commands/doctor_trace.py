@@ -94,7 +94,7 @@ def as_json(result: TraceCheck) -> dict[str, Any]:
     }
 
 
-def render(result: TraceCheck) -> list[str]:
+def render(result: TraceCheck, price_per_million: float | None = None) -> list[str]:
     total = summary(result.checks)
     lines = [
         f"predicted vs delivered cached tokens, per request ({result.path.name}: {total['requests']} requests, "
@@ -122,6 +122,16 @@ def render(result: TraceCheck) -> list[str]:
         f"{total['reported']} reporting request(s); {total['misses']} miss(es)"
         + (f" ({causes})" if causes else "")
     )
+    if total["prompt"]:
+        cost = (
+            f", {total['delivered'] * price_per_million / 1e6:,.4g} at {price_per_million:g} per million"
+            if price_per_million is not None
+            else ""
+        )
+        lines.append(
+            f"  saved on this run: {total['delivered']:,} of {total['prompt']:,} prompt tokens came from the "
+            f"cache ({total['delivered'] / total['prompt']:.1%}){cost}"
+        )
     if result.untokenized or result.failed:
         lines.append(
             f"  left out: {result.untokenized} the server would not tokenize, {result.failed} that failed"

@@ -49,6 +49,7 @@ ITL = "itl"
 E2E = "e2e"
 QUEUE = "queue"
 COMPUTE = "compute"
+PREFILL = "prefill"  # per-request prefill time: its window sum is the sample's prefill_seconds
 
 LATENCY_SIGNALS = (TTFT, ITL, E2E, QUEUE, COMPUTE)
 

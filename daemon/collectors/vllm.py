@@ -52,6 +52,7 @@ def read(expo: Exposition, ts: float) -> b.RawReading:
         (b.ITL, ("vllm:inter_token_latency_seconds", "vllm:time_per_output_token_seconds")),
         (b.E2E, ("vllm:e2e_request_latency_seconds",)),
         (b.QUEUE, ("vllm:request_queue_time_seconds",)),
+        (b.PREFILL, ("vllm:request_prefill_time_seconds",)),
     ):
         for name in names:
             h = b.read_histogram(expo, name)

@@ -191,6 +191,9 @@ def _build_sample(instance: str, cur: b.RawReading, base: b.RawReading | None, r
             histogram_quantile(0.95, h.buckets, old_buckets),
         )
         n = h.count - (old.count if old else 0.0)
+        if signal == b.PREFILL:
+            sample.prefill_seconds = max(h.sum - (old.sum if old else 0.0), 0.0)
+            continue
         if n > 0:
             extras[f"{signal}_mean_s"] = max(h.sum - (old.sum if old else 0.0), 0.0) / n
     for signal, (s_key, c_key) in cur.mean_pairs.items():

@@ -43,8 +43,9 @@ def test_vllm_capture_maps_every_signal() -> None:
     assert r.counters[b.PREFIX_QUERIES] == 6354.0 and r.counters[b.PREFIX_HITS] == 2304.0
     assert r.counters[b.PROMPT_TOKENS] == 5512.0 and r.counters[b.GENERATION_TOKENS] == 26.0
     assert r.counters[b.REQUESTS_SUCCESS] == 3.0 and r.counters[b.REQUESTS_FAILURE] == 0.0
-    assert set(r.histograms) == {b.TTFT, b.ITL, b.E2E, b.QUEUE}
+    assert set(r.histograms) == {b.TTFT, b.ITL, b.E2E, b.QUEUE, b.PREFILL}
     assert r.histograms[b.TTFT].count == 5.0
+    assert r.histograms[b.PREFILL].count == 3.0 and r.histograms[b.PREFILL].sum == pytest.approx(1.1109379)
     assert r.info["cache_config"]["enable_prefix_caching"] == "True"
     assert r.info["models"] == ["tiny"] and r.start_time == pytest.approx(1.7955146338e9)
 

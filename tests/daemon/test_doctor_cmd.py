@@ -170,3 +170,49 @@ def test_a_change_the_cpu_backend_would_override_is_not_proposed(setup, capsys) 
     assert "but the launch env sets VLLM_CPU_KVCACHE_SPACE=1" in capsys.readouterr().out
     assert main([*args, "--propose"]) == 2
     assert "vllm-a: not proposed: the launch env sets VLLM_CPU_KVCACHE_SPACE=1" in capsys.readouterr().err
+
+
+def test_doctor_with_only_a_target_says_what_the_cache_saved(tmp_path: Path, capsys) -> None:
+    db = tmp_path / "charter.db"
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[storage]\nurl = "sqlite:///{db}"\n[[targets]]\nname = "vllm-a"\nurl = "http://127.0.0.1:{free_port()}"\n'
+        "price_per_million_prompt_tokens = 0.5\n"
+    )
+    store = Store(f"sqlite:///{db}")
+    now = time.time()
+    # Polled each second over the last 10 minutes with a 60 s window: 20 cached of 50 queried tokens a second,
+    # and 3 s of prefill a window for its 1,800 computed tokens (1/600 s a token).
+    store.add_all(
+        [
+            MetricSample(
+                instance="vllm-a",
+                ts=now - 600 + i,
+                engine="vllm",
+                window_s=60.0,
+                prefix_queries=3000.0,
+                prefix_hits=1200.0,
+                prefill_seconds=3.0,
+            )
+            for i in range(600)
+        ]
+    )
+    store.close()
+    assert main(["--config", str(config), "doctor", "vllm-a", "--window", "1h", "--json"]) == 0
+    saved = json.loads(capsys.readouterr().out)["saved"]
+    # 659 s covered (the first sample's window reaches 59 s before it): 20 tokens/s is 72,000 an hour.
+    assert saved["cached_tokens_per_hour"] == pytest.approx(72_000.0)
+    assert saved["prefill_s_per_token"] == pytest.approx(1 / 600)
+    assert saved["prefill_seconds_saved_per_hour"] == pytest.approx(120.0)
+    assert saved["money_saved_per_hour"] == pytest.approx(0.036)
+    assert main(["--config", str(config), "doctor", "vllm-a", "--window", "1h"]) == 0
+    out = capsys.readouterr().out
+    assert "saved: 72,000 prefill tokens/h from the cache (40.0% of 180,000 prompt tokens/h" in out
+    assert "120.0 prefill request-seconds/h at the server's 1.67 ms per computed token" in out
+    assert "0.036/h at 0.5 per million prompt tokens" in out
+
+
+def test_doctor_with_only_a_target_and_no_samples_says_how_to_get_them(setup, capsys) -> None:
+    config, _, _ = setup
+    assert main(["--config", str(config), "doctor", "vllm-a", "--window", "5s"]) == 2
+    assert "vllm-a: no samples in the last 5s; is the daemon polling it?" in capsys.readouterr().err

@@ -109,3 +109,18 @@ def test_first_reading_has_gauges_but_no_rates() -> None:
     s = CounterWindow("x", 60).update(r).sample
     assert s.running == 2 and s.waiting == 1
     assert s.window_s is None and s.prefix_hit_rate is None and s.prompt_tokens_per_s is None
+
+
+def test_prefill_seconds_are_the_window_delta_of_the_prefill_sum() -> None:
+    def at(ts: float, total_s: float, count: float) -> b.RawReading:
+        r = _reading(ts, queries=1000 + ts, hits=ts)
+        r.histograms[b.PREFILL] = b.Histogram(buckets={INF: count}, count=count, sum=total_s)
+        return r
+
+    w = CounterWindow("x", window_s=60)
+    assert w.update(at(0, 4.0, 10)).sample.prefill_seconds is None  # no base yet
+    res = w.update(at(10, 5.5, 13))
+    assert res.sample.prefill_seconds == pytest.approx(1.5)
+    # Not a latency with a percentile or a mean column: only the window's seconds are kept.
+    assert "prefill_mean_s" not in res.extras
+    assert w.update(at(20, 5.5, 13)).sample.prefill_seconds == pytest.approx(1.5)  # base still t=0

@@ -94,6 +94,7 @@ def test_summary_counts_what_was_reported_and_misses_by_cause():
     assert summary(checks) == {
         "requests": 4,
         "reported": 3,
+        "prompt": 27,  # the three that reported: 8 system tokens and their own one
         "predicted": 24,
         "delivered": 8,
         "misses": 2,
@@ -105,3 +106,18 @@ def test_summary_counts_what_was_reported_and_misses_by_cause():
 def test_block_size_must_be_positive():
     with pytest.raises(ValueError):
         check_requests([], 0)
+
+
+def test_the_trace_report_says_what_the_run_saved_and_at_what_price() -> None:
+    from pathlib import Path
+
+    from charter_tui.commands.doctor_trace import TraceCheck, render
+
+    checks = check_requests([sent(0, [1], 0, at=0.0), sent(1, [2], 8, at=1.0)], B)
+    traced = TraceCheck(Path("run.json"), B, None, checks, untokenized=0, failed=0)
+    assert "  saved on this run: 8 of 18 prompt tokens came from the cache (44.4%)" in render(traced)
+    priced = render(traced, price_per_million=3.0)
+    assert (
+        "  saved on this run: 8 of 18 prompt tokens came from the cache (44.4%), 2.4e-05 at 3 per million"
+        in priced
+    )

@@ -14,4 +14,6 @@ TEMPLATE = textwrap.dedent("""\
 
 
 def release_notes(version: str, pull_requests: str) -> str:
-    return openai.completions.create(model="default", prompt=TEMPLATE % (version, pull_requests)).choices[0].text
+    return (
+        openai.completions.create(model="default", prompt=TEMPLATE % (version, pull_requests)).choices[0].text
+    )
