@@ -51,15 +51,11 @@ class DeltaProcessor:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print(
-            'usage: delta_processor.py INPUTS.jsonl  (one {"template": ..., "variables": [...]} per line)',
-            file=sys.stderr,
-        )
+        print('usage: delta_processor.py INPUTS.jsonl  (one {"template": ..., "variables": [...]} per line)',
+              file=sys.stderr)
         return 2
-    client = OpenAI(
-        base_url=os.environ.get("OPENAI_BASE_URL", "http://127.0.0.1:8000/v1"),
-        api_key=os.environ.get("OPENAI_API_KEY", "EMPTY"),
-    )
+    client = OpenAI(base_url=os.environ.get("OPENAI_BASE_URL", "http://127.0.0.1:8000/v1"),
+                    api_key=os.environ.get("OPENAI_API_KEY", "EMPTY"))
     processor = DeltaProcessor(client, os.environ.get("CHARTER_MODEL", "default"))
     with open(args[0], encoding="utf-8") as fh:
         for line in fh:

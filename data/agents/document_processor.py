@@ -60,7 +60,9 @@ class DocumentProcessor:
 
     def process(self, document: str) -> ProcessingResult:
         # Stage 1: entity extraction
-        entities = self.llm_extract_entities(prompt=f"{SYSTEM_PROMPT}\nExtract entities from:\n{document}")
+        entities = self.llm_extract_entities(
+            prompt=f"{SYSTEM_PROMPT}\nExtract entities from:\n{document}"
+        )
         # Stage 2: validation, depends on the extraction
         validated = self.llm_validate_entities(
             prompt=f"{SYSTEM_PROMPT}\nValidate these entities:\n{entities}\nAgainst document:\n{document}"
@@ -75,12 +77,10 @@ class DocumentProcessor:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print('usage: document_processor.py INPUTS.jsonl  (one {"document": ...} per line)', file=sys.stderr)
+        print("usage: document_processor.py INPUTS.jsonl  (one {\"document\": ...} per line)", file=sys.stderr)
         return 2
-    client = OpenAI(
-        base_url=os.environ.get("OPENAI_BASE_URL", "http://127.0.0.1:8000/v1"),
-        api_key=os.environ.get("OPENAI_API_KEY", "EMPTY"),
-    )
+    client = OpenAI(base_url=os.environ.get("OPENAI_BASE_URL", "http://127.0.0.1:8000/v1"),
+                    api_key=os.environ.get("OPENAI_API_KEY", "EMPTY"))
     processor = DocumentProcessor(client, os.environ.get("CHARTER_MODEL", "default"))
     with open(args[0], encoding="utf-8") as fh:
         for line in fh:

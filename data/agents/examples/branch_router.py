@@ -7,11 +7,9 @@ ROUTER = "Classify the request as one of: refund, technical, sales. Answer with 
 
 
 def chat(prompt: str) -> str:
-    return (
-        client.chat.completions.create(model="default", messages=[{"role": "user", "content": prompt}])
-        .choices[0]
-        .message.content
-    )
+    return client.chat.completions.create(
+        model="default", messages=[{"role": "user", "content": prompt}]
+    ).choices[0].message.content
 
 
 def handle(request: str) -> str:

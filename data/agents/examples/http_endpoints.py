@@ -10,24 +10,16 @@ and nothing else; do not wrap the JSON in markdown and do not add comments or tr
 
 
 def grade(essay: str) -> dict:
-    scored = httpx.post(
-        f"{BASE}/v1/completions",
-        json={"model": "default", "prompt": RUBRIC + "\nEssay:\n" + essay, "max_tokens": 64},
-    )
+    scored = httpx.post(f"{BASE}/v1/completions",
+                        json={"model": "default", "prompt": RUBRIC + "\nEssay:\n" + essay, "max_tokens": 64})
     scores = scored.json()["choices"][0]["text"]
     feedback = requests.post(
         BASE + "/v1/chat/completions",
-        json={
-            "model": "default",
-            "messages": [
-                {"role": "system", "content": RUBRIC},
-                {"role": "user", "content": f"Explain these scores to the student: {scores}"},
-            ],
-        },
+        json={"model": "default",
+              "messages": [{"role": "system", "content": RUBRIC},
+                           {"role": "user", "content": f"Explain these scores to the student: {scores}"}]},
         timeout=30,
     )
-    tldr = requests.post(
-        f"{BASE}/v2/models/ensemble/generate",
-        json={"text_input": "One-line summary of: " + feedback.text, "max_tokens": 32},
-    )
+    tldr = requests.post(f"{BASE}/v2/models/ensemble/generate",
+                         json={"text_input": "One-line summary of: " + feedback.text, "max_tokens": 32})
     return {"scores": scores, "feedback": feedback.text, "tldr": tldr.json()["text_output"]}

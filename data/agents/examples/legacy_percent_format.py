@@ -14,6 +14,4 @@ TEMPLATE = textwrap.dedent("""\
 
 
 def release_notes(version: str, pull_requests: str) -> str:
-    return (
-        openai.completions.create(model="default", prompt=TEMPLATE % (version, pull_requests)).choices[0].text
-    )
+    return openai.completions.create(model="default", prompt=TEMPLATE % (version, pull_requests)).choices[0].text

@@ -11,17 +11,13 @@ Keep placeholders such as {user} or %s unchanged, and keep the markdown structur
 async def localise(text: str, language: str) -> str:
     draft = litellm.completion(
         model="openai/default",
-        messages=[
-            {"role": "system", "content": GLOSSARY},
-            {"role": "user", "content": f"Translate into {language}:\n{text}"},
-        ],
+        messages=[{"role": "system", "content": GLOSSARY},
+                  {"role": "user", "content": f"Translate into {language}:\n{text}"}],
     )
     draft_text = draft.choices[0].message.content
     checked = await acompletion(
         model="openai/default",
-        messages=[
-            {"role": "system", "content": GLOSSARY},
-            {"role": "user", "content": f"Proof-read this {language} translation:\n{draft_text}"},
-        ],
+        messages=[{"role": "system", "content": GLOSSARY},
+                  {"role": "user", "content": f"Proof-read this {language} translation:\n{draft_text}"}],
     )
     return checked.choices[0].message.content

@@ -9,17 +9,14 @@ the original wording of any decision. Do not invent owners or dates that the tra
 
 
 def summarise_chunk(chunk: str) -> str:
-    resp = client.completions.create(
-        model="default", prompt=MAP_INSTRUCTIONS + "\n\n" + chunk, max_tokens=200
-    )
+    resp = client.completions.create(model="default", prompt=MAP_INSTRUCTIONS + "\n\n" + chunk, max_tokens=200)
     return resp.choices[0].text
 
 
 def summarise(transcript: str) -> str:
-    chunks = [transcript[i : i + 4000] for i in range(0, len(transcript), 4000)]
+    chunks = [transcript[i:i + 4000] for i in range(0, len(transcript), 4000)]
     partials = [summarise_chunk(c) for c in chunks]
     joined = "\n".join(partials)
-    final = client.completions.create(
-        model="default", prompt="Merge these partial summaries into one list:\n" + joined
-    )
+    final = client.completions.create(model="default",
+                                      prompt="Merge these partial summaries into one list:\n" + joined)
     return final.choices[0].text

@@ -13,27 +13,19 @@ Never guess at causes that the ticket does not state. Use plain sentences and no
 
 
 def triage(ticket: str) -> dict:
-    summary = (
-        client.chat.completions.create(
-            model=MODEL,
-            messages=[
-                {"role": "system", "content": SYSTEM},
-                {"role": "user", "content": f"Summarise this ticket in three sentences:\n{ticket}"},
-            ],
-        )
-        .choices[0]
-        .message.content
-    )
-    title = (
-        client.chat.completions.create(
-            model=MODEL,
-            messages=[
-                {"role": "system", "content": SYSTEM},
-                {"role": "user", "content": f"Write a ticket title of at most eight words for:\n{summary}"},
-            ],
-            max_tokens=24,
-        )
-        .choices[0]
-        .message.content
-    )
+    summary = client.chat.completions.create(
+        model=MODEL,
+        messages=[
+            {"role": "system", "content": SYSTEM},
+            {"role": "user", "content": f"Summarise this ticket in three sentences:\n{ticket}"},
+        ],
+    ).choices[0].message.content
+    title = client.chat.completions.create(
+        model=MODEL,
+        messages=[
+            {"role": "system", "content": SYSTEM},
+            {"role": "user", "content": f"Write a ticket title of at most eight words for:\n{summary}"},
+        ],
+        max_tokens=24,
+    ).choices[0].message.content
     return {"summary": summary, "title": title}

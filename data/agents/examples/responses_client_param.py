@@ -8,13 +8,12 @@ formatting that a formatter would fix. End with a one-line verdict: approve, app
 
 
 def review(client: OpenAI, diff: str, author_notes: str) -> str:
-    first = client.responses.create(
-        model="default", instructions=REVIEW_RULES, input=f"Author notes: {author_notes}\n\nDiff:\n{diff}"
-    )
+    first = client.responses.create(model="default", instructions=REVIEW_RULES,
+                                    input=f"Author notes: {author_notes}\n\nDiff:\n{diff}")
     followup = client.responses.create(
         model="default",
         instructions=REVIEW_RULES,
         input=f"Author notes: {author_notes}\n\nDiff:\n{diff}\n\nYour review:\n{first.output_text}\n\n"
-        "List only the blocking issues.",
+              "List only the blocking issues.",
     )
     return followup.output_text

@@ -58,14 +58,8 @@ def search(state):
 def reflect(state: ResearchState, config: RunnableConfig):
     reviewer_llm = ChatGoogleGenerativeAI(model="gemini-2.0-flash")
     notes = "\n\n".join(state["notes"])
-    review = reviewer_llm.with_structured_output(Review).invoke(
-        REFLECT.format(topic=state["topic"], notes=notes)
-    )
-    return {
-        "complete": review.complete,
-        "follow_ups": review.follow_ups,
-        "rounds": state.get("rounds", 0) + 1,
-    }
+    review = reviewer_llm.with_structured_output(Review).invoke(REFLECT.format(topic=state["topic"], notes=notes))
+    return {"complete": review.complete, "follow_ups": review.follow_ups, "rounds": state.get("rounds", 0) + 1}
 
 
 def after_review(state: ResearchState):

@@ -9,19 +9,12 @@ POLICY = (
     "day. Keep a friendly, plain tone and never blame the customer."
 )
 
-TRIAGE_PROMPT = ChatPromptTemplate.from_messages(
-    [
-        ("system", POLICY),
-        (
-            "human",
-            "Classify this ticket as one of: outage, billing, how-to, bug, other.\n\nTicket:\n{ticket}",
-        ),
-    ]
-)
+TRIAGE_PROMPT = ChatPromptTemplate.from_messages([
+    ("system", POLICY),
+    ("human", "Classify this ticket as one of: outage, billing, how-to, bug, other.\n\nTicket:\n{ticket}"),
+])
 
-ANSWER_PROMPT = ChatPromptTemplate.from_messages(
-    [
-        ("system", POLICY),
-        ("human", "Category: {category}\n\nTicket:\n{ticket}\n\nWrite the reply to the customer."),
-    ]
-)
+ANSWER_PROMPT = ChatPromptTemplate.from_messages([
+    ("system", POLICY),
+    ("human", "Category: {category}\n\nTicket:\n{ticket}\n\nWrite the reply to the customer."),
+])
