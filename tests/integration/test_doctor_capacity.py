@@ -60,6 +60,13 @@ def test_capacity_is_found_fixed_through_the_gate_and_the_hit_rate_recovers(
     assert abs(ceiling - delivered) <= 5.0, after.losses()
     assert delivered - (before.step("delivered") or 0.0) >= 20.0
 
+    # What the cache saved, from the real server's counters: its prefill time per computed token is
+    # measured, and the bigger cache saves more prompt tokens of the same traffic.
+    saved_before, saved_after = before.doctor["saved"], after.doctor["saved"]
+    assert saved_before["prefill_s_per_token"] > 0 and saved_after["prefill_seconds_saved_per_hour"] > 0
+    share = [s["cached_tokens"] / s["queried_tokens"] for s in (saved_before, saved_after)]
+    assert share[1] - share[0] >= 0.15, share
+
     # Per request: predicted vs the server's cached_tokens, misses explained (evicted: the traffic in
     # between was more than the cache holds).
     trace = before.doctor["trace"]
