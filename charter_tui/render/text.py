@@ -122,6 +122,27 @@ def config_changes(changes: Iterable[Mapping[str, Any]], current: Mapping[str, A
     return out or Text("(no changes listed)", style="dim")
 
 
+DEFAULT = "(default)"  # a setting the target leaves to the engine
+
+
+def restored_changes(changes: Iterable[Mapping[str, Any]], before: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """What a rollback puts back, per touched target: each change's value -> the value recorded before it
+    (`StageDetail.before`, {target: {key: value}})."""
+    out = []
+    for target, values in before.items():
+        if not isinstance(values, Mapping):
+            continue
+        for ch in changes:
+            key = change_name(ch)
+            if key in values:
+                new = next((ch[k] for k in NEW_KEYS if k in ch), None)
+                old = values[key]
+                out.append(
+                    {"target": target, "param": key, "from": new, "to": DEFAULT if old is None else old}
+                )
+    return out
+
+
 def current_values(changes: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     """`{name: current value}` from changes that carry one (the optimizer's)."""
     out = {}

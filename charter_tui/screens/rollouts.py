@@ -268,14 +268,15 @@ class RolloutsScreen(ViewScreen):
 
     @staticmethod
     def current_config(ro: Rollout, rec_detail: dict[str, Any]) -> dict[str, Any]:
-        """Current values for the diff: what the optimizer read from the server, else the
-        manager's snapshot of the first target taken before it changed anything."""
+        """Current values for the diff: what the manager read from the first target it touched, before
+        changing it (the truth, once recorded), else what it read while the proposal was pending, else
+        what the optimizer read from the server."""
         current = render_text.current_values(rec_detail.get("changes") or [])
-        for snapshot in ro.previous_config.values():
-            if isinstance(snapshot, dict):
-                for k, v in snapshot.items():
-                    current.setdefault(k, v)
-                break
+        before = ro.stage_detail.get("before") or ro.stage_detail.get("pending_read") or {}
+        order = [t for t in ro.stage_detail.get("order") or [] if t in before] or list(before)
+        if order and isinstance(before[order[0]], dict):
+            for key, value in before[order[0]].items():
+                current[key] = render_text.DEFAULT if value is None else value
         return current
 
     # --- keys ------------------------------------------------------------------------------------
@@ -297,6 +298,13 @@ class RolloutsScreen(ViewScreen):
         rid = ro.id
         rec = self.charter.state.recommendations.get(ro.recommendation_id or -1)
         detail = render_text.config_changes(ro.changes, self.current_config(ro, rec.detail if rec else {}))
+        if action == "rollback":  # what will be restored, not the change itself
+            restored = render_text.restored_changes(ro.changes, ro.stage_detail.get("before") or {})
+            detail = (
+                render_text.config_changes(restored)
+                if restored
+                else Text("No target was changed yet: rolling back ends the rollout.", style="dim")
+            )
 
         def answered(yes: bool | None) -> None:
             if yes:

@@ -57,6 +57,23 @@ class Actuator(abc.ABC):
     @abc.abstractmethod
     async def healthy(self) -> tuple[bool, str]: ...
 
+    def value_in(self, snapshot: Snapshot, change: Change) -> Any:
+        """The value `change`'s setting has in `snapshot` (None: not set, the engine's default)."""
+        raise NotImplementedError
+
+    def values_in(self, snapshot: Snapshot) -> dict[str, str | None]:
+        """The changed settings as `snapshot` has them, as text, keyed as changes are (`model:param`): what
+        a diff shows as the current value and a rollback restores. A setting the snapshot cannot say is
+        left out rather than guessed."""
+        out: dict[str, str | None] = {}
+        for change in self.changes:
+            try:
+                value = self.value_in(snapshot, change)
+            except (KeyError, TypeError, IndexError, AttributeError, NotImplementedError):
+                continue
+            out[change.key()] = None if value is None else _text(value)
+        return out
+
     async def plan(self) -> dict[str, Any]:
         """Dry run: what would be applied, from the live current config. Touches nothing."""
         current = await self.snapshot()
@@ -71,3 +88,9 @@ class Actuator(abc.ABC):
 class ForeignProcess(ActuatorError):
     """The target's port is held by a process the actuator did not start and that is not the configured
     server: it is never stopped, and the change is refused (the message names it)."""
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

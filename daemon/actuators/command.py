@@ -88,6 +88,9 @@ class CommandActuator(Actuator):
     async def snapshot(self) -> Snapshot:
         return {"values": await self._read_all()}
 
+    def value_in(self, snapshot: Snapshot, change: Change) -> Any:
+        return snapshot["values"].get(change.param)
+
     def desired(self, snapshot: Snapshot) -> Snapshot:
         values = dict(snapshot["values"])
         for change in self.changes:

@@ -51,6 +51,20 @@ def apply_to_config(config: dict[str, Any], change: Change) -> dict[str, Any]:
     return out
 
 
+def read_from_config(config: dict[str, Any], change: Change) -> Any:
+    """The value `apply_to_config` would overwrite (None where the config leaves it to Triton)."""
+    spec = TRITON_PARAMS[change.param]
+    if spec.location == "parameters":
+        entry = (config.get("parameters") or {}).get(change.param)
+        return entry.get("string_value") if isinstance(entry, dict) else None
+    if change.param == "instance_group.count":
+        groups = config.get("instance_group") or []
+        return groups[0].get("count") if groups else None
+    if change.param == "dynamic_batching.max_queue_delay_microseconds":
+        return (config.get("dynamic_batching") or {}).get("max_queue_delay_microseconds")
+    raise KeyError(change.param)
+
+
 class TritonActuator(Actuator):
     kind = "triton"
 
@@ -121,6 +135,9 @@ class TritonActuator(Actuator):
                 f"{self.target.name}: model(s) {', '.join(missing)} not loaded: nothing to change"
             )
         return {"models": configs}
+
+    def value_in(self, snapshot: Snapshot, change: Change) -> Any:
+        return read_from_config(snapshot["models"][change.model or self.models[0]], change)
 
     def desired(self, snapshot: Snapshot) -> Snapshot:
         models = copy.deepcopy(snapshot["models"])

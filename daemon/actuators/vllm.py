@@ -330,6 +330,9 @@ class VllmRelaunchActuator(Actuator):
         # Recorded: the flags beyond the configured argv, and the argv they make (never the live argv).
         return {**self._config(holder.flags), "pid": holder.info.pid}
 
+    def value_in(self, snapshot: Snapshot, change: Change) -> Any:
+        return (snapshot.get("flags") or {}).get(change.param)  # absent: vLLM's default
+
     def desired(self, snapshot: Snapshot) -> Snapshot:
         flags: dict[str, Any] = dict(snapshot.get("flags") or {})
         for change in self.changes:

@@ -48,6 +48,10 @@ class Journal:
         self.clock = clock
         self._published: dict[int, float] = {}
         self._last_scan = 0.0
+        # The audit events this process published itself, and the newest event id seen in the store
+        # (None until the first scan: the TUI's snapshot already holds the events from before it).
+        self._published_events: set[int] = set()
+        self._last_event_id: int | None = None
 
     async def transition(
         self,
@@ -88,6 +92,16 @@ class Journal:
         self.publish(new, out[0] if out else None)
         return new
 
+    async def note(self, row: Rollout, fn: Callable[[Draft], None], *, expect: set[RolloutState]) -> Rollout:
+        """Change what the row records without an audit event (a reading, not a step), if it is still in
+        one of the `expect` states (StateChanged otherwise)."""
+        assert row.id is not None
+        new = await asyncio.to_thread(
+            self.repo.mutate, row.id, fn, actor=ACTOR, action="note", expect=expect, audit=False
+        )
+        self.publish(new)
+        return new
+
     async def fail(self, row: Rollout, reason: str) -> None:
         def record(d: Draft) -> None:
             d.stage.failure_reason, d.stage.failed_from = reason, d.state
@@ -120,14 +134,28 @@ class Journal:
         self._published[row.id or 0] = row.updated_at
         if event is not None:
             self.bus.publish(topic("audit", "rollout"), public_event(event))
+            if event.id is not None:
+                self._published_events.add(event.id)
 
     async def publish_changes(self) -> None:
-        """Publish rollouts changed by other processes (the CLI writes to the store directly)."""
+        """Publish rollouts changed by other processes (the CLI writes to the store directly), and their
+        audit events: a proposal or approval made with `charter-tui rollouts` shows in the TUI's log."""
         rows = await asyncio.to_thread(self.repo.changed_since, self._last_scan)
         for row in rows:
             if self._published.get(row.id or 0) != row.updated_at:
                 self.publish(row)
             self._last_scan = max(self._last_scan, row.updated_at)
+        if self._last_event_id is None:
+            self._last_event_id = await asyncio.to_thread(self.repo.last_event_id)
+            self._published_events.clear()  # all at or below that id: never read back
+            return
+        for event in await asyncio.to_thread(self.repo.events_after, self._last_event_id):
+            assert event.id is not None  # read from the store
+            self._last_event_id = event.id
+            if event.id in self._published_events:
+                self._published_events.discard(event.id)  # ours, already sent: forget it
+                continue
+            self.bus.publish(topic("audit", "rollout"), public_event(event))
 
 
 def clip(data: dict[str, Any], limit: int = 4000) -> dict[str, Any]:

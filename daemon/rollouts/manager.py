@@ -46,6 +46,10 @@ S = RolloutState
 COMMAND_TOPIC = COMMAND_PATTERN
 
 
+# A pending proposal's preview read must not hold up the rollout loop behind a hung target.
+PENDING_READ_TIMEOUT_S = 30.0
+
+
 class RolloutManager:
     def __init__(
         self,
@@ -72,6 +76,7 @@ class RolloutManager:
         self.commands = CommandHandler(config, self.journal, readonly=self.readonly)
         self.recovered = False
         self._noted_readonly: set[int | None] = set()
+        self._pending_read: set[int | None] = set()  # pending rollouts whose targets were read (once)
         # Subscribed now, not in run(): a command published while the daemon is still starting (or
         # recovering) waits in the queue instead of being lost.
         self._commands = self.bus.subscribe(COMMAND_TOPIC)
@@ -141,6 +146,7 @@ class RolloutManager:
             # store waits for a daemon that may act, instead of being carried out here.
             self._note_waiting(rows)
             return
+        await self._read_pending(await asyncio.to_thread(self.repo.list, {S.PENDING_APPROVAL}))
         for row in sorted(rows, key=lambda r: r.id or 0):
             try:
                 await self.advance(row)
@@ -154,6 +160,35 @@ class RolloutManager:
         for rollout_id in sorted(waiting - self._noted_readonly, key=lambda i: i or 0):
             log.warning("read-only daemon: rollout %s is active but will not be carried out here", rollout_id)
         self._noted_readonly = waiting
+
+    async def _read_pending(self, rows: list[Rollout]) -> None:
+        """Read, once per pending rollout, the settings it would change as its targets have them now, so
+        its diff shows real current values. Read only: nothing is applied, and a target that cannot be
+        read is left out (the diff then says "(current)", as before)."""
+        for row in rows:
+            if row.id in self._pending_read:
+                continue
+            self._pending_read.add(row.id)
+            if stage_of(row).pending_read:
+                continue
+            values: dict[str, dict[str, str | None]] = {}
+            for name in row.targets:
+                try:
+                    actuator = self._actuator(row, name)
+                    snapshot = await asyncio.wait_for(actuator.snapshot(), PENDING_READ_TIMEOUT_S)
+                    values[name] = actuator.values_in(snapshot)
+                except Exception as exc:  # noqa: BLE001 - a preview; the rollout itself reads again
+                    log.info("rollout %s: could not read %s's current config: %s", row.id, name, exc)
+            if not values:
+                continue
+
+            def record(d: Draft, values: dict[str, dict[str, str | None]] = values) -> None:
+                d.stage.pending_read = values
+
+            try:
+                await self.journal.note(row, record, expect={S.PENDING_APPROVAL})
+            except StateChanged:  # approved or rejected meanwhile: the reading is moot
+                pass
 
     async def refused(self, refused: CommandRefused, bus_topic: str) -> None:
         """A command the MQTT bridge refused before it reached the bus (`CommandHandler.refused`)."""
@@ -241,8 +276,11 @@ class RolloutManager:
             if name not in row.previous_config:
                 snapshot = await actuator.snapshot()
 
+                before = actuator.values_in(snapshot)
+
                 def record(d: Draft) -> None:
                     d.previous_config[name] = snapshot
+                    d.stage.before[name] = before
 
                 row = await self.journal.mutate(
                     row, record, action="snapshot", comment=f"recorded the config of {name}"

@@ -80,6 +80,13 @@ class StageDetail(_Model):
     reason: str | None = None  # why it was proposed
     proposed_by: str | None = None
     recoveries: int = 0
+    # The changed settings as each target had them before it was touched ({target: {key: value}}, None for
+    # the engine's default): what a diff shows as current and a rollback restores. Recorded with the
+    # snapshot; plain values only (the snapshot itself, with launch env and argv, stays private).
+    before: dict[str, dict[str, str | None]] = {}
+    # The same settings as read once while the proposal waited for approval: what the diff shows as
+    # current before anything is touched (a proposal made with the CLI carries no optimizer reading).
+    pending_read: dict[str, dict[str, str | None]] = {}
 
     def applied_targets(self) -> list[str]:
         """Targets that were changed or may have been (a crash mid-apply), in the order they were touched."""

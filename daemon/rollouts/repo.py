@@ -105,6 +105,20 @@ class RolloutRepo:
     def changed_since(self, ts: float, limit: int = 200) -> builtins.list[Rollout]:
         return self.store.all(Rollout, Rollout.updated_at > ts, order_by=Rollout.updated_at, limit=limit)
 
+    def events_after(self, event_id: int, limit: int = 500) -> builtins.list[AuditEvent]:
+        """Rollout audit events with an id above `event_id`, oldest first."""
+        return self.store.all(
+            AuditEvent,
+            AuditEvent.entity == ENTITY,
+            col(AuditEvent.id) > event_id,
+            order_by=AuditEvent.id,
+            limit=limit,
+        )
+
+    def last_event_id(self) -> int:
+        newest = self.store.all(AuditEvent, order_by=col(AuditEvent.id).desc(), limit=1)
+        return (newest[0].id or 0) if newest else 0
+
     def events(self, rollout_id: int) -> builtins.list[AuditEvent]:
         return self.store.all(
             AuditEvent,

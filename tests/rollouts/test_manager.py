@@ -100,6 +100,9 @@ async def test_two_targets_canary_then_rollout_completes(tmp_path: Path, store: 
     assert converged == ["a", "b"], "the canary, then the rest: each told once its change converged"
     assert knob_value(states["a"]) == knob_value(states["b"]) == "16"
     assert final.previous_config == {"a": {"values": {"batch": "8"}}, "b": {"values": {"batch": "8"}}}
+    assert stage_of(final).before == {"a": {"batch": "8"}, "b": {"batch": "8"}}, (
+        "what the diffs show as current"
+    )
     assert final.comparison["verdict"] == "PASS"
     assert final.comparison["baseline"]["kind"] == "peers" and final.comparison["baseline"]["targets"] == [
         "b"
@@ -312,6 +315,51 @@ async def test_readonly_daemon_carries_out_no_approval_made_elsewhere(tmp_path: 
             break
         await acting.step_all()
     assert knob_value(states["a"]) == "16"
+
+
+async def test_proposals_and_approvals_made_with_the_cli_reach_the_tuis_audit_log(
+    tmp_path: Path, store: Store
+) -> None:
+    """The CLI writes to the store from another process: the daemon publishes the audit events it finds
+    there, once each, and not the ones it published itself."""
+    config, _ = knob_config(tmp_path, ["a"])
+    bus = Bus()
+    manager = RolloutManager(config, store, bus, state_dir=tmp_path)
+    audit = bus.subscribe(topic("audit", "+"))
+    await manager.journal.publish_changes()  # the baseline: what the TUI's snapshot already holds
+    row = cmd.propose(
+        manager.repo, config, targets=["a"], changes=[{"param": "batch", "value": "16"}], actor="alice"
+    )
+    cmd.apply_command(manager.repo, "approve", row.id, actor="bob")  # as `charter-tui rollouts approve`
+    await manager.step_all()
+    await manager.step_all()
+    seen = []
+    while not audit.queue.empty():
+        ev = audit.queue.get_nowait().payload
+        seen.append((ev.id, ev.actor, ev.action))
+    ids = [i for i, _, _ in seen]
+    assert len(ids) == len(set(ids)), f"an event published twice: {seen}"
+    assert [(actor, action) for _, actor, action in seen][:2] == [("alice", "propose"), ("bob", "approve")]
+    assert any(actor == "daemon" for _, actor, _ in seen[2:]), seen  # the manager's own moves follow
+
+
+async def test_a_pending_proposal_is_read_once_for_its_current_values(tmp_path: Path, store: Store) -> None:
+    """A proposal made with the CLI carries no optimizer reading: the manager reads each target's setting
+    once while it waits, without touching it, so the TUI's diff shows "8 -> 16", not "(current) -> 16"."""
+    config, states = knob_config(tmp_path, ["a", "b"])
+    manager = RolloutManager(config, store, Bus(), state_dir=tmp_path)
+    row = cmd.propose(
+        manager.repo, config, targets=["a", "b"], changes=[{"param": "batch", "value": "16"}], actor="alice"
+    )
+    states["b"].write_text(json.dumps({"batch": "4"}))
+    await manager.step_all()
+    stage = stage_of(manager.repo.get(row.id))
+    assert stage.pending_read == {"a": {"batch": "8"}, "b": {"batch": "4"}}
+    assert [knob_value(states[n]) for n in "ab"] == ["8", "4"] and not knob_sets(states["a"])
+    assert [e.action for e in events(store, row.id)] == ["propose"]  # a reading, not a step
+    states["a"].write_text(json.dumps({"batch": "2"}))
+    await manager.step_all()  # read once: a later step does not read again
+    assert stage_of(manager.repo.get(row.id)).pending_read["a"] == {"batch": "8"}
 
 
 async def test_bus_commands_approve_and_report_refusals(tmp_path: Path, store: Store) -> None:

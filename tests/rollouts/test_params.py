@@ -12,7 +12,7 @@ from daemon.actuators import validate_changes
 from daemon.actuators.base import ActuatorError
 from daemon.actuators.command import CommandActuator
 from daemon.actuators.params import TRITON_PARAMS, VLLM_PARAMS, InvalidChange
-from daemon.actuators.triton import apply_to_config
+from daemon.actuators.triton import apply_to_config, read_from_config, triton_value
 from daemon.actuators.vllm import argv_value, edit_argv
 from daemon.config import CommandActuatorConfig, CommandParamRule, LaunchConfig, RolloutConfig, TargetConfig
 from daemon.actuators.change import Change
@@ -151,7 +151,12 @@ def test_triton_override_is_built_from_the_current_config() -> None:
             "enum": (spec.choices or ("x",))[0],
             "string": "x",
         }[spec.type]
-        apply_to_config(current, Change(param=name, value=sample, model="m"))
+        change = Change(param=name, value=sample, model="m")
+        # ... and reads back out of it as written: what a rollback's diff shows as restored.
+        written = triton_value(change)
+        expected = written["string_value"] if isinstance(written, dict) else sample
+        assert read_from_config(apply_to_config(current, change), change) == expected
+        assert read_from_config(current, change) == {"variant": "a", "instance_group.count": 1}.get(name)
 
 
 # --- command actuator rules: linear-time patterns, path confinement (issue 13) -------------------

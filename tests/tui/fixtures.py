@@ -515,8 +515,9 @@ def rollouts() -> list[Rollout]:
             title="Enable prefix caching on triton-b",
             targets=["triton-b", "triton-c"],
             changes=[{"param": "enable_kv_cache_reuse", "value": True, "model": "textgen"}],
-            previous_config={"triton-b": {"textgen:enable_kv_cache_reuse": False}},
+            previous_config={"triton-b": {"models": {"textgen": {"name": "textgen", "parameters": {}}}}},
             stage_detail={
+                "before": {"triton-b": {"textgen:enable_kv_cache_reuse": "false"}},
                 "canary": "triton-b",
                 "order": ["triton-b", "triton-c"],
                 "progress": {
@@ -555,7 +556,7 @@ def rollouts() -> list[Rollout]:
             title="max-num-batched-tokens 8192 on vllm-a",
             targets=["vllm-a"],
             changes=[{"param": "--max-num-batched-tokens", "value": 8192}],
-            previous_config={"vllm-a": {"--max-num-batched-tokens": 2048}},
+            previous_config={"vllm-a": {"flags": {"max_num_batched_tokens": 2048}, "pid": 4242}},
             comparison={
                 "verdict": "FAIL",
                 "summary": "ttft_p95_s worse by 0.65 (+217%) > 20% and 0.05",
@@ -573,6 +574,7 @@ def rollouts() -> list[Rollout]:
                 "canary": "vllm-a",
                 "order": ["vllm-a"],
                 "progress": {"vllm-a": {"status": "restored"}},
+                "before": {"vllm-a": {"--max-num-batched-tokens": "2048"}},
                 "failure_reason": "validation failed: ttft_p95_s worse by 0.65 (+217%)",
                 "failed_from": "VALIDATING",
             },

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import time
 
+from textual.widgets import DataTable
+
 from charter_tui.app import CharterApp
 from charter_tui.redraw import ROUTINE, SAMPLE_REDRAW_S
 from charter_tui.screens.confirm import ConfirmScreen
@@ -477,7 +479,6 @@ async def test_a_steady_stream_of_samples_redraws_at_most_once_a_second(make_app
 
 
 def table_rows_of(screen, selector: str) -> dict[str, list[str]]:  # type: ignore[no-untyped-def]
-    from textual.widgets import DataTable
 
     table = screen.query_one(selector, DataTable)
     return {k.value: [getattr(c, "plain", str(c)) for c in table.get_row(k)] for k in table.rows}
@@ -493,3 +494,69 @@ async def test_stray_prints_do_not_break_the_app(make_app) -> None:
         await pilot.press("2")
         await settle(app, pilot)
         assert app.current_mode == "agents"
+
+
+async def test_the_rollback_dialog_shows_what_will_be_restored_and_the_diff_the_values_read(make_app) -> None:
+    """Once the manager has read a target (`stage_detail.before`), the diff shows that value where it said
+    "(current)", and `b` asks about the restore (new -> recorded), not the forward change."""
+    app: CharterApp = make_app()
+    command_log(app)
+    canary = Rollout(
+        id=10,
+        state="CANARY",
+        created_at=NOW - 900,
+        updated_at=NOW + 1,
+        title="Bigger batches on vllm-a",
+        targets=["vllm-a", "vllm-b"],
+        changes=[{"param": "max_num_seqs", "value": 64}, {"param": "block_size", "value": 32}],
+        stage_detail={
+            "order": ["vllm-a", "vllm-b"],
+            "progress": {"vllm-a": {"status": "applied"}, "vllm-b": {"status": "pending"}},
+            "before": {"vllm-a": {"max_num_seqs": "16", "block_size": None}},
+        },
+    )
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("5")
+        await settle(app, pilot)
+        app.source.bus.publish(topic("rollout", "10"), canary)
+        await settle(app, pilot)
+        await pilot.press("down")
+        await settle(app, pilot)
+        panel = static_text(app, "#rollout")
+        assert "- max_num_seqs = 16" in panel and "- block_size = (default)" in panel
+        assert "(current)" not in panel
+        await pilot.press("b")
+        await settle(app, pilot)
+        assert isinstance(app.screen, ConfirmScreen)
+        restore = static_text(app, "#confirm-detail")
+        assert "@@ vllm-a" in restore and "vllm-b" not in restore, "only the touched target is restored"
+        assert "- max_num_seqs = 64" in restore and "+ max_num_seqs = 16" in restore
+        assert "- block_size = 32" in restore and "+ block_size = (default)" in restore
+
+
+async def test_a_pending_proposal_shows_the_values_the_manager_read(make_app) -> None:
+    """A proposal made with the CLI has no optimizer reading: the values the manager read while it waits
+    (`stage_detail.pending_read`) stand where the diff said "(current)"."""
+    app: CharterApp = make_app()
+    pending = Rollout(
+        id=12,
+        state="PENDING_APPROVAL",
+        created_at=NOW - 900,
+        updated_at=NOW + 1,
+        title="Bigger batches on vllm-a",
+        targets=["vllm-a"],
+        changes=[{"param": "max_num_seqs", "value": 64}, {"param": "block_size", "value": 32}],
+        stage_detail={"pending_read": {"vllm-a": {"max_num_seqs": "16", "block_size": None}}},
+    )
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("5")
+        await settle(app, pilot)
+        app.source.bus.publish(topic("rollout", "12"), pending)
+        await settle(app, pilot)
+        queue = app.screen.query_one("#queue", DataTable)
+        queue.move_cursor(row=queue.get_row_index("12"))
+        await settle(app, pilot)
+        panel = static_text(app, "#rollout")
+        assert "Bigger batches on vllm-a" in panel
+        assert "- max_num_seqs = 16" in panel and "- block_size = (default)" in panel
+        assert "(current)" not in panel
