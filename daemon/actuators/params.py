@@ -181,6 +181,9 @@ VLLM_PARAMS: dict[str, ParamSpec] = {
             choices=("sha256", "sha256_cbor", "xxhash", "xxhash_cbor"),
         ),
         _vllm("swap_space", "float", "CPU swap space per GPU in GiB", min=0, max=1024),
+        # `priority` serves the waiting queue by each request's priority: what the tracing client's
+        # priority hints need (executor/hints.py); vLLM refuses a non-zero priority under `fcfs`.
+        _vllm("scheduling_policy", "enum", "order of the waiting queue", choices=("fcfs", "priority")),
         # The KV cache's size, stated directly (the cache doctor's capacity lever): bytes, or blocks.
         _vllm(
             "kv_cache_memory_bytes",
@@ -248,8 +251,7 @@ REGISTRIES: dict[str, dict[str, ParamSpec]] = {"vllm": VLLM_PARAMS, "triton": TR
 
 
 def lookup(registry: dict[str, ParamSpec], raw_name: str, engine: str) -> ParamSpec:
-    name = normalize_name(raw_name)
-    spec = registry.get(name) or registry.get(raw_name)
+    spec = registry.get(normalize_name(raw_name))  # every registry key is in normal form
     if spec is None:
         known = ", ".join(sorted(registry))
         raise InvalidChange(f"unknown {engine} parameter {raw_name!r}; known: {known}")

@@ -116,8 +116,9 @@ class RolloutRepo:
         )
 
     def last_event_id(self) -> int:
-        newest = self.store.all(AuditEvent, order_by=col(AuditEvent.id).desc(), limit=1)
-        return (newest[0].id or 0) if newest else 0
+        """The newest audit event's id, of any entity (0 for an empty log)."""
+        with self.store.session() as s:
+            return s.exec(select(sa.func.max(AuditEvent.id))).one() or 0
 
     def events(self, rollout_id: int) -> builtins.list[AuditEvent]:
         return self.store.all(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from compiler.export import to_dot, to_mermaid, to_text
 from compiler.model import PatternKind
 from compiler.tokens import SMALL_VALUE_TOKENS
@@ -149,3 +151,35 @@ def chat(items, gen):
     assert [(e.source, e.target, e.kind) for e in result.edges] == [("c2", "c1", "carried")]
     [f] = _growing(source)
     assert f["calls"] == ["c1"] and f["carried"] == []
+
+
+@pytest.mark.parametrize(
+    ("update", "why"),
+    [
+        ({"added_tokens_per_iteration": 0}, "grows by nothing"),
+        ({"loops": []}, "not in a loop"),
+        ({"grows_per_iteration": False}, "does not grow"),
+    ],
+)
+def test_the_detector_checks_each_precondition_itself(
+    monkeypatch, update: dict[str, object], why: str
+) -> None:
+    """The DAG builder sets `added_tokens_per_iteration` only for a growing call and growth only inside a
+    loop, so no agent source reaches these cases; the detector still refuses each one on its own, and the
+    untouched call is found, so each refusal is that precondition's."""
+    import compiler.api as api
+    from compiler.patterns import growing_history
+
+    captured = []
+
+    def capture(*args: object, **kwargs: object):
+        captured.append(api_context(*args, **kwargs))
+        return captured[-1]
+
+    api_context = api.Context
+    monkeypatch.setattr(api, "Context", capture)
+    compiled(BESIDE_A_FLAT_CALL)
+    [ctx] = captured
+    assert [f.calls for f in growing_history.detect(ctx)] == [["c2"]]
+    ctx.calls = [c.model_copy(update=update) if c.id == "c2" else c for c in ctx.calls]
+    assert growing_history.detect(ctx) == [], why

@@ -77,6 +77,12 @@ def test_good_values_are_typed_and_names_normalized() -> None:
     assert triton == [Change(param="delay_ms_per_token", value=40, model="textgen")]
 
 
+def test_a_json_boolean_for_a_string_setting_is_written_in_lower_case() -> None:
+    """`true` from a JSON body lands in a string setting as the text Triton's parameters expect."""
+    on, off = (validate_changes(TRITON, [{"param": "variant", "value": v}], CFG)[0] for v in (True, False))
+    assert (on.value, off.value) == ("true", "false")
+
+
 def test_model_must_exist_and_a_change_may_not_repeat() -> None:
     with pytest.raises(InvalidChange, match="serves no model 'other'"):
         validate_changes(TRITON, [{"param": "variant", "value": "a", "model": "other"}], CFG)

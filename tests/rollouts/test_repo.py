@@ -7,6 +7,8 @@ no audit event, the callback never runs. Legal ones write the row and their even
 from __future__ import annotations
 
 import itertools
+import os
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -286,3 +288,78 @@ def test_recommendation_id_is_kept_and_unknown_ids_are_named(repo: RolloutRepo) 
     assert repo.get(row.id).recommendation_id == 42
     with pytest.raises(RolloutNotFound, match="^no rollout 777777$"):
         repo.get(777777)
+
+
+def test_events_after_an_id_are_the_rollouts_newer_ones_oldest_first(repo: RolloutRepo) -> None:
+    """What the daemon publishes of the audit log written by another process (the CLI): rollout events
+    only, strictly after the last one it saw, in the order they happened, a page at a time."""
+    rid = rollout_in(repo, S.CANARY)
+    seen = repo.last_event_id()
+    assert seen == max(e.id or 0 for e in repo.events(rid))  # the `create` event just written
+    repo.audit(rid, "alice", "first")
+    with repo.store.session() as s:  # another kind of entity's event, between the two
+        s.add(AuditEvent(actor="ops", entity="config", entity_id="1", action="reload"))
+        s.commit()
+    repo.audit(rid, "bob", "second")
+    repo.audit(rid, "carol", "third")
+    newer = repo.events_after(seen)
+    assert [(e.actor, e.action) for e in newer] == [("alice", "first"), ("bob", "second"), ("carol", "third")]
+    assert [e.id for e in newer] == sorted(e.id for e in newer) and all((e.id or 0) > seen for e in newer)
+    assert [e.action for e in repo.events_after(newer[0].id or 0)] == ["second", "third"]  # strictly after
+    assert [e.action for e in repo.events_after(seen, limit=2)] == ["first", "second"]
+    assert repo.last_event_id() == newer[-1].id and repo.events_after(repo.last_event_id()) == []
+
+
+def test_the_last_event_id_of_an_empty_log_is_zero(tmp_path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'empty.db'}")
+    try:
+        empty = RolloutRepo(store)
+        assert empty.last_event_id() == 0
+        rid = empty.create(title="t", targets=["a"], changes=[Change(param="x", value="1")], actor="a").id
+        [created] = empty.events(rid)
+        assert empty.last_event_id() == created.id
+    finally:
+        store.close()
+
+
+@pytest.fixture
+def pg_repo() -> Iterator[RolloutRepo]:
+    """The repository on PostgreSQL, in a schema of its own (dropped after)."""
+    url = os.environ.get("CHARTER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+    schema = f"charter_repo_{os.getpid()}_{time.time_ns()}"
+    admin = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    try:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    except sa.exc.OperationalError as exc:
+        pytest.fail(f"PostgreSQL at {url} is not reachable ({exc.orig})", pytrace=False)
+    store = Store(f"{url}?options=-csearch_path%3D{schema}")
+    try:
+        yield RolloutRepo(store)
+    finally:
+        store.close()
+        with admin.begin() as conn:
+            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+@pytest.mark.postgres
+def test_events_come_back_by_id_on_postgresql_whatever_order_they_were_stored_in(
+    pg_repo: RolloutRepo,
+) -> None:
+    """SQLite scans a table in id order, so a query without ORDER BY passes there by luck; PostgreSQL
+    returns rows in the order they were stored. Events stored with falling ids must still read back
+    oldest (lowest id) first, from `events` and from `events_after`."""
+    rid = pg_repo.create(title="t", targets=["a"], changes=[Change(param="x", value="1")], actor="a").id
+    first = pg_repo.last_event_id()
+    with pg_repo.store.session() as s:
+        for offset, action in ((3, "third"), (2, "second"), (1, "first")):
+            s.add(
+                AuditEvent(
+                    id=first + 100 + offset, actor="t", entity="rollout", entity_id=str(rid), action=action
+                )
+            )
+            s.commit()  # one by one: stored in this (falling) order
+    assert [e.action for e in pg_repo.events(rid)] == ["propose", "first", "second", "third"]
+    assert [e.action for e in pg_repo.events_after(first)] == ["first", "second", "third"]
+    assert pg_repo.last_event_id() == first + 103
