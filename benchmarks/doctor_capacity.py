@@ -27,7 +27,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -109,7 +109,9 @@ def cache_config(url: str) -> dict[str, str]:
 
 
 @contextmanager
-def launched_vllm(workdir: Path, kv_bytes: int) -> Iterator[tuple[str, int, list[str], dict[str, str]]]:
+def launched_vllm(
+    workdir: Path, kv_bytes: int, extra: Sequence[str] = ()
+) -> Iterator[tuple[str, int, list[str], dict[str, str]]]:
     """vLLM from an argv, as a user's [targets.launch] would start it; whatever runs on its port at the
     end (this process, or the actuator's relaunch) is stopped."""
     kit = VllmKit.locate()
@@ -123,6 +125,7 @@ def launched_vllm(workdir: Path, kv_bytes: int) -> Iterator[tuple[str, int, list
             "--max-model-len",
             "512",
             "--enable-prompt-tokens-details",
+            *extra,
         ],
     )
     # Not VLLM_CPU_KVCACHE_SPACE: vLLM's CPU backend applies that legacy variable over the flag.

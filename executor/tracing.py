@@ -24,6 +24,10 @@ Warm-ups: with a `plan` (a `CompileResult`), the first call from a call site tha
 the plan first sends the warm-up's prefix — the concrete prompt cut where the plan's prefix ends —
 as a prefill-only request (`max_tokens: 1`), once per distinct prefix. Concurrent async callers of the
 same site wait for that one warm-up instead of each prefilling the prefix.
+
+Priorities (`priority_hints=True`, for a vLLM started with `--scheduling-policy priority`): each request
+carries the time its prefix group (the plan's warm-up prefix, made concrete) was first seen, so a group's
+siblings are served together instead of behind other agents' requests (executor/hints.py).
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ except ModuleNotFoundError as exc:  # pragma: no cover - a clear message instead
 
 from compiler.model import CompileResult, Warmup
 from daemon.config import metrics_endpoint
+from executor.hints import PriorityLine, with_priority
 
 # A run-time value in the plan's warm-up text: `{template}`, `{param:f:doc}`, `{call:0}`, ... (a name or key
 # without spaces, so literal JSON such as `{"a": 1}` in a prompt is not mistaken for one).
@@ -86,6 +91,7 @@ class Tracer:
     plan: CompileResult | None = None
     records: list[TraceRecord] = field(default_factory=list)
     warmed: set[str] = field(default_factory=set)
+    priorities: PriorityLine | None = None  # set: each request carries vLLM's `priority` (hints.py)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _sent: int = 0
 
@@ -132,6 +138,14 @@ class Tracer:
         if self.plan is None or call_id is None:
             return None
         return next((w for w in self.plan.plan.warmups if w.before_call == call_id), None)
+
+    def hinted(self, call_id: str | None, kwargs: dict[str, Any], prompt: str) -> dict[str, Any]:
+        """`kwargs` with the request's place in line, when priority hints are on."""
+        if self.priorities is None:
+            return kwargs
+        warmup = self.warmup_for(call_id)
+        group = warmup_prefix(warmup, prompt) if warmup is not None else None
+        return with_priority(kwargs, self.priorities.place(group or None))
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """The records as JSON lines, in the order sent, for `charter-tui doctor --trace`. The prompts are
@@ -199,8 +213,11 @@ def warmup_body(api: str, kwargs: dict[str, Any], prefix: str) -> tuple[str, dic
     template is, which the compiler's flattened `<|role|>` text would not.
     """
     body: dict[str, Any] = {"model": kwargs.get("model", ""), "max_tokens": 1, "temperature": 0.0}
+    # The call's place in line, if it has one: a warm-up that jumped the queue would evict the prefixes
+    # of the groups ahead of it.
+    extra = {k: v for k, v in (kwargs.get("extra_body") or {}).items() if k == "priority"}
     if api != "chat.completions":
-        return "completions", {**body, "prompt": prefix}
+        return "completions", {**body, "prompt": prefix, **({"extra_body": extra} if extra else {})}
     warm: list[dict[str, Any]] = []
     used = 0
     for m in kwargs.get("messages") or ():
@@ -217,10 +234,12 @@ def warmup_body(api: str, kwargs: dict[str, Any], prefix: str) -> tuple[str, dic
             return "chat.completions", {
                 **body,
                 "messages": warm,
-                "extra_body": {"continue_final_message": True, "add_generation_prompt": False},
+                "extra_body": {**extra, "continue_final_message": True, "add_generation_prompt": False},
             }
         break
-    return ("chat.completions", {**body, "messages": warm}) if warm else None
+    if not warm:
+        return None
+    return "chat.completions", {**body, "messages": warm, **({"extra_body": extra} if extra else {})}
 
 
 def _caller_sites(limit: int = 12) -> list[str]:
@@ -297,10 +316,15 @@ class _Chat:
 
 class TracingOpenAI(openai.OpenAI):
     def __init__(
-        self, *args: Any, plan: CompileResult | None = None, counters: bool = True, **kwargs: Any
+        self,
+        *args: Any,
+        plan: CompileResult | None = None,
+        counters: bool = True,
+        priority_hints: bool = False,
+        **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
-        self.tracer = Tracer(plan=plan)
+        self.tracer = Tracer(plan=plan, priorities=PriorityLine() if priority_hints else None)
         self._probe = _CounterProbe(str(self.base_url)) if counters else None
         self._traced_chat = _Chat(super().chat, self, _SyncCreate)
         self._traced_completions = _SyncCreate(super().completions, "completions", self)
@@ -334,7 +358,7 @@ class TracingOpenAI(openai.OpenAI):
             prompt=prefix,
             started_at=time.time(),
             messages=_messages_of(body),
-            continue_final="extra_body" in body,
+            continue_final=bool((body.get("extra_body") or {}).get("continue_final_message")),
             replica=str(self.base_url),
         )
         start = time.perf_counter()
@@ -353,6 +377,7 @@ class TracingOpenAI(openai.OpenAI):
         site = sites[0] if sites else ""
         call_id = self.tracer.call_at(sites)
         prompt = _prompt_of(api, kwargs)
+        kwargs = self.tracer.hinted(call_id, kwargs, prompt)
         self._warm(call_id, api, kwargs, prompt)
         record = TraceRecord(
             seq=self.tracer.next_seq(),
@@ -424,9 +449,11 @@ class AsyncTracingOpenAI(openai.AsyncOpenAI):
     """The async twin: cached tokens come from `usage` only (calls overlap); warm-ups are shared
     between concurrent callers through one future per prefix."""
 
-    def __init__(self, *args: Any, plan: CompileResult | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, plan: CompileResult | None = None, priority_hints: bool = False, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
-        self.tracer = Tracer(plan=plan)
+        self.tracer = Tracer(plan=plan, priorities=PriorityLine() if priority_hints else None)
         self._warmups: dict[str, asyncio.Future[None]] = {}
         self._traced_chat = _Chat(super().chat, self, _AsyncCreate)
         self._traced_completions = _AsyncCreate(super().completions, "completions", self)
@@ -462,7 +489,7 @@ class AsyncTracingOpenAI(openai.AsyncOpenAI):
             prompt=prefix,
             started_at=time.time(),
             messages=_messages_of(body),
-            continue_final="extra_body" in body,
+            continue_final=bool((body.get("extra_body") or {}).get("continue_final_message")),
             replica=str(self.base_url),
         )
         start = time.perf_counter()
@@ -483,6 +510,7 @@ class AsyncTracingOpenAI(openai.AsyncOpenAI):
         site = sites[0] if sites else ""
         call_id = self.tracer.call_at(sites)
         prompt = _prompt_of(api, kwargs)
+        kwargs = self.tracer.hinted(call_id, kwargs, prompt)
         await self._warm(call_id, api, kwargs, prompt)
         record = TraceRecord(
             seq=self.tracer.next_seq(),

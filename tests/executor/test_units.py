@@ -432,3 +432,56 @@ def test_chat_warmups_send_the_messages_the_prefix_covers_with_the_last_one_left
     assert warmup_body("chat.completions", {"model": "m", "messages": messages}, "<|sys") is None
     api, body = warmup_body("completions", {"model": "m", "prompt": "P Q"}, "P ")  # type: ignore[misc]
     assert api == "completions" and body["prompt"] == "P "
+
+
+def test_a_prefix_groups_requests_share_the_place_its_first_request_took() -> None:
+    """vLLM serves by (priority, arrival): a later sibling gets its group's first-seen time, so it goes
+    before a request of a group seen after its own; a request in no group takes its own time."""
+    from executor.hints import PriorityLine
+
+    now = iter([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    line = PriorityLine(clock=lambda: next(now), remember=2)
+    assert line.place("report A") == 1000
+    assert line.place("report B") == 2000
+    assert line.place(None) == 3000  # no group: first come, first served
+    assert line.place("report A") == 1000  # a sibling joins its group's place
+    assert line.place("report C") == 4000  # B, the least recently used, is forgotten (remember=2)
+    assert line.place("report B") == 5000  # seen again after it was forgotten: a new place; A goes
+    assert line.place("report C") == 4000 and line.place("report A") == 6000
+
+
+def test_the_priority_goes_in_extra_body_unless_the_agent_set_one() -> None:
+    from executor.hints import with_priority
+
+    kwargs = {"model": "m", "extra_body": {"top_k": 5}}
+    assert with_priority(kwargs, 7) == {"model": "m", "extra_body": {"top_k": 5, "priority": 7}}
+    assert kwargs == {"model": "m", "extra_body": {"top_k": 5}}  # the agent's arguments are not edited
+    own = {"model": "m", "extra_body": {"priority": -1}}
+    assert with_priority(own, 7) is own
+
+
+def test_a_warm_up_keeps_its_calls_place_in_line() -> None:
+    """A warm-up sent with priority 0 would jump ahead of every hinted request and evict the prefixes of
+    the groups before it: it carries its call's priority, and nothing else of the call's extra_body."""
+    from executor.tracing import flatten_messages, warmup_body
+
+    messages = [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "Report: x y z"}]
+    flat = flatten_messages(messages)
+    extra = {"priority": 1234, "top_k": 3}
+    api, body = warmup_body(
+        "chat.completions", {"model": "m", "messages": messages, "extra_body": extra}, flat[:-2]
+    )  # type: ignore[misc]
+    assert body["extra_body"] == {
+        "priority": 1234,
+        "continue_final_message": True,
+        "add_generation_prompt": False,
+    }
+    api, body = warmup_body("completions", {"model": "m", "prompt": flat, "extra_body": extra}, flat[:10])  # type: ignore[misc]
+    assert body == {
+        "model": "m",
+        "max_tokens": 1,
+        "temperature": 0.0,
+        "prompt": flat[:10],
+        "extra_body": {"priority": 1234},
+    }
+    assert "extra_body" not in warmup_body("completions", {"model": "m"}, "abc")[1]  # type: ignore[index]
