@@ -83,6 +83,16 @@ def test_a_json_boolean_for_a_string_setting_is_written_in_lower_case() -> None:
     assert (on.value, off.value) == ("true", "false")
 
 
+def test_the_scheduling_policy_takes_vllms_two_policies_only() -> None:
+    """`priority` is what the tracing client's priority hints need (executor/hints.py)."""
+    [change] = validate_changes(VLLM, [{"param": "--scheduling-policy", "value": "priority"}], CFG)
+    assert (change.param, change.value) == ("scheduling_policy", "priority")
+    assert validate_changes(VLLM, [{"param": "scheduling_policy", "value": "fcfs"}], CFG)[0].value == "fcfs"
+    assert VLLM_PARAMS["scheduling_policy"].flag == "--scheduling-policy"
+    with pytest.raises(InvalidChange, match="not one of fcfs, priority"):
+        validate_changes(VLLM, [{"param": "scheduling_policy", "value": "lifo"}], CFG)
+
+
 def test_model_must_exist_and_a_change_may_not_repeat() -> None:
     with pytest.raises(InvalidChange, match="serves no model 'other'"):
         validate_changes(TRITON, [{"param": "variant", "value": "a", "model": "other"}], CFG)
