@@ -92,7 +92,10 @@ def recommend_from_compile(result: dict[str, Any], ctx: Context) -> list[Recomme
             continue
         parameter = _parameter(setting)
         current, where = ctx.settings.get(parameter)
-        if _same(current, setting.get("value")):
+        value, reason = setting.get("value"), str(setting.get("reason") or "")
+        if parameter == "--block-size" and ctx.engine == "vllm":
+            value, reason = _block_this_server_takes(ctx, value, reason)
+        if _same(current, value):
             continue
         if any(c.parameter == parameter for r in out for c in r.changes):
             continue  # already carried by the enable-caching recommendation
@@ -101,8 +104,8 @@ def recommend_from_compile(result: dict[str, Any], ctx: Context) -> list[Recomme
                 parameter=parameter,
                 current_value=current,
                 current_source=where,
-                recommended_value=setting.get("value"),
-                reason=str(setting.get("reason") or ""),
+                recommended_value=value,
+                reason=reason,
                 apply=_APPLY.get(str(setting.get("applies")), "restart"),
             )
         )
@@ -166,3 +169,16 @@ def recommend_from_compile(result: dict[str, Any], ctx: Context) -> list[Recomme
             )
         )
     return out
+
+
+def _block_this_server_takes(ctx: Context, value: Any, reason: str) -> tuple[Any, str]:
+    """The plan's block size, raised to the smallest this server's attention backend takes (a CPU vLLM
+    refuses 16-token blocks and fails to start: `Context.smallest_block`)."""
+    try:
+        planned = int(value)
+    except (TypeError, ValueError):
+        return value, reason
+    small = ctx.smallest_block()
+    if planned >= small:
+        return value, reason
+    return str(small), f"{reason} ({small}: the smallest block this server's attention backend takes)".strip()

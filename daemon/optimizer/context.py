@@ -9,6 +9,10 @@ from daemon.optimizer.models import Apply, ConfigChange
 from daemon.optimizer.settings import Settings
 
 
+GPU_SMALLEST_BLOCK = 16
+CPU_SMALLEST_BLOCK = 32
+
+
 @dataclass
 class Context:
     instance: str
@@ -34,6 +38,16 @@ class Context:
                 "parameters.gpt_model_path",
             )
         )
+
+    def smallest_block(self) -> int:
+        """The smallest KV block this vLLM's attention backend takes, as far as the server tells. vLLM's
+        CPU platform picks 128-token blocks itself where a GPU's default is 16, and its attention backend
+        takes only multiples of 32 (`cpu_attn.py`, vLLM 0.32; it refuses 16): a server that chose 128 on
+        its own is taken for that backend. Anything else is offered GPU's 16."""
+        chosen_by_user = self.settings.value("user_specified_block_size")
+        if self.settings.value("--block-size") == 128 and chosen_by_user is False:
+            return CPU_SMALLEST_BLOCK
+        return GPU_SMALLEST_BLOCK
 
     def change(
         self, parameter: str, recommended: object, reason: str, apply: Apply = "restart"

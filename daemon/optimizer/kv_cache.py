@@ -14,7 +14,6 @@ from daemon.models import Bottleneck
 from daemon.optimizer.context import Context
 from daemon.optimizer.models import RecommendationSpec
 
-SMALL_BLOCK = 16
 KV_FULL = 0.8
 
 
@@ -97,32 +96,33 @@ def _cache_inefficiency(ctx: Context, b: Bottleneck) -> list[RecommendationSpec]
         )
         return out
     block = ctx.settings.value("--block-size") if ctx.engine == "vllm" else None
-    if isinstance(block, int) and block > SMALL_BLOCK:
+    small = ctx.smallest_block()
+    if isinstance(block, int) and block > small:
         out.append(
             RecommendationSpec(
                 instance=ctx.instance,
                 engine=ctx.engine,
                 kind="kv_cache",
-                title=f"Use {SMALL_BLOCK}-token KV blocks",
+                title=f"Use {small}-token KV blocks",
                 description=f"Only full blocks are cached: with {block}-token blocks, up to {block - 1} tokens of every "
                 "shared prefix are recomputed, and prefixes shorter than a block never hit.",
                 changes=[
                     ctx.change(
                         "--block-size",
-                        SMALL_BLOCK,
+                        small,
                         f"{block}-token blocks waste the partial tail of each prefix",
                     )
                 ],
                 expected_impact="medium",
-                estimated_improvement=f"hits on prefixes of {SMALL_BLOCK}..{block} tokens; "
-                f"up to {block - SMALL_BLOCK} more cached tokens per request",
+                estimated_improvement=f"hits on prefixes of {small}..{block} tokens; "
+                f"up to {block - small} more cached tokens per request",
                 effort="medium",
                 effort_detail="vLLM restart with --block-size",
                 risks=[
                     "Some attention backends require a minimum block size (the CPU backend picks 128 itself)",
                     "More blocks means a larger block table and slightly more scheduling overhead",
                 ],
-                prerequisites=["An attention backend that supports 16-token blocks on this device"],
+                prerequisites=[f"An attention backend that supports {small}-token blocks on this device"],
                 source=ctx.source(b),
             )
         )

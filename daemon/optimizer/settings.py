@@ -113,7 +113,12 @@ def read_settings(target: TargetConfig | None, engine: str, info: dict[str, Any]
     ):
         if label in cache:
             s.values[param] = (_coerce(cache[label]), "vllm:cache_config_info")
-    for label in ("num_gpu_blocks", "kv_cache_memory_bytes", "kv_cache_size_tokens"):
+    for label in (
+        "num_gpu_blocks",
+        "kv_cache_memory_bytes",
+        "kv_cache_size_tokens",
+        "user_specified_block_size",
+    ):
         if label in cache:
             s.values[label] = (_coerce(cache[label]), "vllm:cache_config_info")
     for model, config in (info.get("model_configs") or {}).items():

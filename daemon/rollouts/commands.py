@@ -164,6 +164,29 @@ def propose_recommendation(
     return rollout
 
 
+def recommendation_refused(
+    repo: RolloutRepo, recommendation_id: int, *, rollout_id: int, target: str, reason: str, now: float
+) -> Recommendation | None:
+    """The server would not run a recommendation's change (its rollout failed while applying it): the
+    recommendation is dismissed with the server's reason, so the optimizer, which leaves dismissed
+    recommendations alone, stops offering a change this server has refused. A person can still propose
+    it by hand."""
+    with repo.store.session() as s:
+        rec = s.get(Recommendation, recommendation_id)
+        if rec is None or rec.status == RecommendationStatus.DISMISSED:
+            return None
+        rec.status = RecommendationStatus.DISMISSED
+        rec.detail = {
+            **rec.detail,
+            "refused": {"rollout": rollout_id, "target": target, "reason": reason[:1000], "at": now},
+        }
+        rec.updated_at = now
+        s.add(rec)
+        s.commit()
+        s.refresh(rec)
+        return rec
+
+
 def allowed_actions(row: Rollout) -> frozenset[Action]:
     """The commands a person may give this rollout now: exactly what `apply_command` would accept (bar a
     clash with another rollout), so a UI offers no key the daemon refuses."""

@@ -26,12 +26,12 @@ from typing import Any
 
 from daemon.actuators import Actuator, ActuatorError, make_actuator, validate_changes
 from daemon.auth import CommandRefused
-from daemon.bus import Bus
+from daemon.bus import Bus, topic
 from daemon.config import Config, TargetConfig
 from daemon.contract import COMMAND_PATTERN
 from daemon.errors import UserError
 from daemon.models import Rollout
-from daemon.rollouts import recovery
+from daemon.rollouts import commands, recovery
 from daemon.rollouts.canary import compare_canary
 from daemon.rollouts.command_handler import CommandHandler
 from daemon.rollouts.journal import Checkpoint, Journal, brief, clip, row_id
@@ -301,8 +301,31 @@ class RolloutManager:
             self.checkpoint("after_apply", row_id(row))
         except ActuatorError as exc:
             await self.journal.fail(row, f"applying to {name} failed: {exc}")
+            await self._refused(row, name, str(exc))
             return
         await self.journal.mark_applied(row, name, readback, canary=canary)
+
+    async def _refused(self, row: Rollout, name: str, reason: str) -> None:
+        """A recommendation whose change a target would not run is not offered again (`recommendation_refused`)."""
+        if row.recommendation_id is None:
+            return
+        try:
+            rec = await asyncio.to_thread(
+                commands.recommendation_refused,
+                self.repo,
+                row.recommendation_id,
+                rollout_id=row_id(row),
+                target=name,
+                reason=reason,
+                now=self.clock(),
+            )
+        except Exception:  # noqa: BLE001 - the rollout's own record is written; this is a courtesy
+            log.exception(
+                "rollout %s: could not mark recommendation %s refused", row.id, row.recommendation_id
+            )
+            return
+        if rec is not None:
+            self.bus.publish(topic("recommendation", str(rec.id)), rec.model_dump(mode="json"))
 
     def _converged(self, name: str) -> None:
         if self.on_converged is not None:

@@ -69,7 +69,9 @@ def test_low_hit_rate_with_room_is_a_layout_and_block_size_problem() -> None:
     specs = recommend(
         ctx_for("vllm", vllm_info(), bn("CACHE_INEFFICIENCY", prefix_hit_rate=0.02, kv_cache_usage=0.1))
     )
-    assert ("--block-size", "16") in changes(specs)
+    # The capture is the CPU vLLM's: 128-token blocks it chose itself; its backend refuses 16 (issue 15).
+    assert ("--block-size", "32") in changes(specs) and ("--block-size", "16") not in changes(specs)
+    assert any(s.title == "Use 32-token KV blocks" for s in specs)
     assert any(s.kind == "prompt_layout" for s in specs)
     assert not any(c[0] == "--enable-prefix-caching" for c in changes(specs))
 
@@ -202,7 +204,12 @@ def test_cache_plan_turns_into_recommendations() -> None:
     }
     off = recommend_from_compile(result, ctx_for("vllm", vllm_info(enable_prefix_caching="False")))
     assert off[0].title.startswith("Enable prefix caching") and "51%" in off[0].changes[0].reason  # block 128
-    assert ("--block-size", "16") in changes(off)
+    assert ("--block-size", "32") in changes(off)  # the plan's 16, raised to what the CPU backend takes
+    block = next(c for s in off for c in s.changes if c.parameter == "--block-size")
+    assert (
+        block.reason
+        == "prefixes end mid-block (32: the smallest block this server's attention backend takes)"
+    )
     assert any(s.kind == "prompt_layout" and "5% -> 80%" in s.estimated_improvement for s in off)
     on = recommend_from_compile(result, ctx_for("vllm", vllm_info()))
     assert not any(c[0] == "--enable-prefix-caching" for c in changes(on))  # already on: nothing to enable
@@ -233,3 +240,21 @@ def test_recommendations_are_deduplicated_and_dismissals_stick(sqlite_url: str) 
     upsert_recommendations(store, recommend(ctx2), now=3)
     assert store.all(Recommendation)[0].status == RecommendationStatus.DISMISSED
     store.close()
+
+
+def test_the_smallest_block_offered_is_the_one_the_servers_backend_takes() -> None:
+    """A GPU server (default 16-token blocks; 128 here chosen by the user) is offered 16; a server that
+    chose 128 itself, as vLLM's CPU platform does, is offered 32. A server its user started with 32 says
+    nothing of its device and is offered 16; if it refuses, the failed rollout dismisses the recommendation
+    (tests/rollouts/test_manager.py::test_a_recommendation_the_server_refused_is_not_offered_again)."""
+    low = bn("CACHE_INEFFICIENCY", prefix_hit_rate=0.02, kv_cache_usage=0.1)
+    gpu = recommend(ctx_for("vllm", vllm_info(user_specified_block_size="True"), low))
+    assert ("--block-size", "16") in changes(gpu)
+    cpu = recommend(ctx_for("vllm", vllm_info(), low))
+    assert ("--block-size", "32") in changes(cpu)
+    at_32 = recommend(ctx_for("vllm", vllm_info(block_size="32", user_specified_block_size="True"), low))
+    assert ("--block-size", "16") in changes(at_32)  # chosen by the user: a GPU backend may take 16
+    cpu_ctx = ctx_for("vllm", vllm_info(), low)
+    assert (
+        cpu_ctx.smallest_block() == 32 and ctx_for("vllm", vllm_info(block_size="16")).smallest_block() == 16
+    )

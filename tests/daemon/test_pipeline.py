@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from daemon.pipeline import PerformancePipeline
 from daemon.bus import Bus
@@ -38,7 +39,12 @@ async def test_queue_buildup_flows_to_a_stored_recommendation(sqlite_url: str) -
         pipeline.attach(poller)
         stop = asyncio.Event()
         task = asyncio.create_task(poller.run(stop))
-        await asyncio.sleep(1.2)
+        # Until the queue is found and acted on (a state, not a fixed sleep: a loaded machine polls late),
+        # then a few more samples that must not add a second recommendation.
+        deadline = time.monotonic() + 60
+        while not store.store.all(Recommendation) and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1.0)
         stop.set()
         await task
     (b,) = store.store.all(Bottleneck)

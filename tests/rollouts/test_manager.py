@@ -221,6 +221,56 @@ async def test_a_canary_that_goes_down_fails_and_is_restored_when_it_returns(
     assert [e.action for e in events(store, row.id)].count("restore-failed") >= 1
 
 
+async def test_a_recommendation_the_server_refused_is_not_offered_again(tmp_path: Path, store: Store) -> None:
+    """A change the target would not run (here the knob refuses every set; on the kit, the vLLM CPU
+    backend refusing `--block-size 16`) fails its rollout while applying: the recommendation it came from
+    is dismissed with the server's reason and published, and the optimizer's next pass leaves it dismissed."""
+    from daemon.models import Recommendation, RecommendationStatus
+    from daemon.optimizer.engine import upsert_recommendations
+    from daemon.optimizer.models import RecommendationSpec
+
+    config, states = knob_config(tmp_path, ["a"])
+    bus = Bus()
+    recs = bus.subscribe(topic("recommendation", "+"))
+    manager = RolloutManager(config, store, bus, state_dir=tmp_path)
+    spec = RecommendationSpec(
+        instance="a",
+        engine="generic",
+        kind="batching",
+        title="Batch 16 on a",
+        description="d",
+        changes=[],
+        expected_impact="low",
+        estimated_improvement="-",
+        effort="low",
+        effort_detail="-",
+    )
+    upsert_recommendations(store, [spec])
+    [rec] = store.all(Recommendation)
+    rec.detail = {**rec.detail, "changes": [{"param": "batch", "value": "16"}], "targets": ["a"]}
+    store.merge(rec)
+    row = cmd.propose_recommendation(manager.repo, config, rec.id, actor="alice")
+    cmd.apply_command(manager.repo, "approve", row.id, actor="bob")
+    states["a"].write_text(json.dumps({"batch": "8", "refuse_set": True}))
+    final = await drive(manager, row.id, {S.ROLLED_BACK})
+    assert "refusing to set" in stage_of(final).failure_reason
+    [after] = store.all(Recommendation)
+    assert after.status == RecommendationStatus.DISMISSED
+    refused = after.detail["refused"]
+    assert (refused["rollout"], refused["target"]) == (row.id, "a") and "refusing to set" in refused["reason"]
+    published = [e.payload for e in drain(recs)]
+    assert [(p["id"], p["status"]) for p in published] == [(rec.id, "DISMISSED")]
+    upsert_recommendations(store, [spec])  # the optimizer finds the same cause again
+    assert store.all(Recommendation)[0].status == RecommendationStatus.DISMISSED
+
+
+def drain(sub) -> list:
+    out = []
+    while not sub.queue.empty():
+        out.append(sub.queue.get_nowait())
+    return out
+
+
 async def test_person_can_pause_resume_and_roll_back_a_completed_rollout(
     tmp_path: Path, store: Store
 ) -> None:
