@@ -312,6 +312,10 @@ class RolloutConfig(_Strict):
     # prefix_hit_rate, error_rate, preemptions.
     default_signals: list[str] = ["ttft_p95_s", "itl_p95_s", "e2e_mean_s", "error_rate"]
     thresholds: dict[str, SignalThreshold] = Field(default_factory=_default_signal_thresholds)
+    # During the canary window, a signal already worse than this many times its `max_regression` (on at
+    # least `min_samples` samples each side) fails the canary at once instead of at the window's end: a
+    # gross regression is not left serving for minutes. 0 turns the early check off.
+    early_abort_factor: float = Field(default=3.0, ge=0)
     # A Triton load or a vLLM relaunch that does not report ready within this many seconds has failed.
     apply_timeout_s: PositiveFloat = 600.0
     # SIGTERM -> SIGKILL grace when a relaunch stops a server.

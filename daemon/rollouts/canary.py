@@ -24,13 +24,16 @@ from daemon.store import Store
 
 
 def compare_canary(
-    store: Store, row: Rollout, cfg: RolloutConfig, *, clock: Callable[[], float]
+    store: Store, row: Rollout, cfg: RolloutConfig, *, clock: Callable[[], float], so_far: bool = False
 ) -> Comparison:
-    """The canary's window against its baseline, on the rollout's signals (blocking: reads the store)."""
+    """The canary's window against its baseline, on the rollout's signals (blocking: reads the store).
+    `so_far`: the window up to now, for the early check while the canary still runs."""
     stage = stage_of(row)
     assert stage.canary is not None and stage.canary_since is not None
     since = stage.canary_since + cfg.warmup_s
     until = since + cfg.canary_window_s
+    if so_far:
+        until = min(until, clock())
     canary = canary_samples(store.samples(stage.canary, since - 3600, until + 1), since, until)
     others = [t for t in stage.order if t != stage.canary]
     baseline: list[MetricSample]

@@ -33,6 +33,7 @@ from daemon.errors import UserError
 from daemon.models import Rollout
 from daemon.rollouts import commands, recovery
 from daemon.rollouts.canary import compare_canary
+from daemon.rollouts.validation import gross_regressions
 from daemon.rollouts.command_handler import CommandHandler
 from daemon.rollouts.journal import Checkpoint, Journal, brief, clip, row_id
 from daemon.rollouts.model import ACTIVE_STATES, RolloutState, TargetProgress
@@ -46,6 +47,8 @@ S = RolloutState
 COMMAND_TOPIC = COMMAND_PATTERN
 
 
+# How often a running canary's window so far is checked for a gross regression (`_check_early`).
+EARLY_CHECK_S = 5.0
 # A pending proposal's preview read must not hold up the rollout loop behind a hung target.
 PENDING_READ_TIMEOUT_S = 30.0
 
@@ -77,6 +80,7 @@ class RolloutManager:
         self.recovered = False
         self._noted_readonly: set[int | None] = set()
         self._pending_read: set[int | None] = set()  # pending rollouts whose targets were read (once)
+        self._early_checked: dict[int | None, float] = {}  # canary -> when its window was last checked
         # Subscribed now, not in run(): a command published while the daemon is still starting (or
         # recovering) waits in the queue instead of being lost.
         self._commands = self.bus.subscribe(COMMAND_TOPIC)
@@ -242,6 +246,29 @@ class RolloutManager:
         assert stage.canary_since is not None
         if self.clock() >= stage.canary_since + self.cfg.warmup_s + self.cfg.canary_window_s:
             await self.journal.transition(row, S.VALIDATING, None, comment="canary window over")
+            return
+        await self._check_early(row)
+
+    async def _check_early(self, row: Rollout) -> None:
+        """Fail a canary whose regression is already gross, instead of leaving it to serve the whole
+        window (`early_abort_factor`); checked every EARLY_CHECK_S at most."""
+        now = self.clock()
+        if self.cfg.early_abort_factor <= 0 or now - self._early_checked.get(row.id, 0.0) < EARLY_CHECK_S:
+            return
+        self._early_checked[row.id] = now
+        so_far = await asyncio.to_thread(
+            compare_canary, self.repo.store, row, self.cfg, clock=self.clock, so_far=True
+        )
+        gross = gross_regressions(so_far, self.cfg.early_abort_factor)
+        if not gross:
+            return
+        reason = "stopped early: " + "; ".join(r["reason"] for r in gross)
+
+        def record(d: Draft) -> None:
+            d.comparison = so_far.model_dump(mode="json")
+            d.stage.failure_reason, d.stage.failed_from = reason, S.CANARY
+
+        await self.journal.transition(row, S.FAILED, record, comment=reason[:2000])
 
     async def _validate(self, row: Rollout) -> None:
         comparison = await asyncio.to_thread(compare_canary, self.repo.store, row, self.cfg, clock=self.clock)

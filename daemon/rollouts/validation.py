@@ -122,3 +122,16 @@ def compare(
         canary={**(canary_info or {}), "samples": len(canary)},
         decided_at=now,
     )
+
+
+def gross_regressions(comparison: Comparison, factor: float) -> list[dict[str, Any]]:
+    """The failed signals worse than `factor` times their threshold: reason enough to stop a canary before
+    its window ends (each judged on `min_samples` or more samples, as any failure is)."""
+    if factor <= 0:
+        return []
+    return [
+        r
+        for r in comparison.signals
+        if r.get("verdict") == "fail"
+        and float(r.get("relative") or 0.0) > factor * float(r["max_regression"])
+    ]

@@ -150,6 +150,38 @@ async def test_regressing_canary_is_rolled_back_and_the_others_never_touched(
     assert states_visited(store, row.id)[-3:] == ["VALIDATING", "FAILED", "ROLLED_BACK"]
 
 
+@pytest.mark.parametrize(("slow", "stopped"), [(0.5, True), (0.12, False)])
+async def test_a_gross_regression_stops_the_canary_before_its_window_ends(
+    tmp_path: Path, store: Store, monkeypatch, slow: float, stopped: bool
+) -> None:
+    """One server, a 10-minute canary window: five times slower (+400%, over 3 x the 10% threshold) fails
+    within seconds and is restored; +20% (a failure at the window's end, not a gross one) keeps serving."""
+    import daemon.rollouts.manager as manager_module
+
+    monkeypatch.setattr(manager_module, "EARLY_CHECK_S", 0.2)
+    config, states = knob_config(tmp_path, ["a"], canary_window_s=600.0)
+    manager = RolloutManager(config, store, state_dir=tmp_path)
+    write_samples(store, "a", [0.1] * 5, time.time() - 5)
+    row = cmd.propose(
+        manager.repo, config, targets=["a"], changes=[{"param": "batch", "value": "64"}], actor="alice"
+    )
+    cmd.apply_command(manager.repo, "approve", row.id, actor="bob")
+    async with Traffic(store, ["a"], lambda t: slow if knob_value(states[t]) == "64" else 0.1):
+        if stopped:
+            final = await drive(manager, row.id, {S.ROLLED_BACK}, timeout_s=60)
+            stage = stage_of(final)
+            assert stage.failure_reason.startswith("stopped early: ttft_p95_s worse by")
+            assert stage.failed_from == "CANARY" and final.comparison["verdict"] == "FAIL"
+            assert states_visited(store, row.id)[-3:] == ["CANARY", "FAILED", "ROLLED_BACK"]
+            assert knob_value(states["a"]) == "8"
+        else:
+            deadline = time.monotonic() + 3
+            while time.monotonic() < deadline:
+                await manager.step_all()
+                await asyncio.sleep(0.05)
+            assert manager.repo.get(row.id).state == "CANARY" and knob_value(states["a"]) == "64"
+
+
 async def test_single_target_judged_against_its_own_baseline_and_pauses_without_data(
     tmp_path: Path, store: Store
 ) -> None:

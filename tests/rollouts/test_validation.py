@@ -114,3 +114,22 @@ def test_window_means_judge_engines_without_histograms() -> None:
     )
     assert result.verdict == "FAIL"
     assert [s["verdict"] for s in result.signals] == ["fail", "unavailable"]
+
+
+def test_only_a_regression_beyond_factor_times_the_threshold_is_gross() -> None:
+    """ttft +35% (threshold 10%) is a failure and, at factor 3, gross, not at 4; +25% fails at the window's
+    end but is not gross; factor 0 turns the early check off; a passing signal is never gross."""
+    from daemon.rollouts.validation import gross_regressions
+
+    cfg = RolloutConfig(min_samples=2)
+
+    def comparison(canary_value: float):
+        base = [MetricSample(instance="a", ts=float(i), ttft_p95_s=0.1) for i in range(3)]
+        can = [MetricSample(instance="a", ts=float(i), ttft_p95_s=canary_value) for i in range(3)]
+        return compare(base, can, ["ttft_p95_s"], cfg)
+
+    worse = comparison(0.135)
+    assert worse.verdict == "FAIL" and [r["signal"] for r in gross_regressions(worse, 3.0)] == ["ttft_p95_s"]
+    assert gross_regressions(worse, 4.0) == [] and gross_regressions(worse, 0) == []
+    assert gross_regressions(comparison(0.125), 3.0) == []  # +25%: fails at the window's end, not gross
+    assert gross_regressions(comparison(0.1), 1.0) == []
