@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 import time
 from typing import Any
 
@@ -307,10 +308,13 @@ def _diff(a: Any, b: Any, path: str = "") -> list[str]:
 
 def run_command(args: argparse.Namespace) -> int:
     action = args.command_action
-    _, repo = _repo(args, mutating=action)
+    loaded, repo = _repo(args, mutating=action)
     row = cmd.apply_command(repo, action, args.id, actor=local_identity(), comment=args.comment)
     if args.json:
         print(json.dumps(row.model_dump(mode="json"), indent=2))
     else:
         print(f"rollout {row.id}: {row.state}" + (f" ({args.comment})" if args.comment else ""))
+    warning = cmd.outage_warning(loaded.config, row.targets) if action == "approve" else None
+    if warning:
+        print(f"note: {warning}", file=sys.stderr)
     return 0

@@ -29,7 +29,7 @@ from charter_tui.widgets.filterbar import matches
 from charter_tui.widgets.livetable import LiveTable
 from charter_tui.widgets.tables import selected_key, sync_rows
 from daemon.models import Rollout
-from daemon.rollouts.commands import allowed_actions
+from daemon.rollouts.commands import allowed_actions, outage_warning
 
 MUTATING_ACTIONS = frozenset({"approve", "reject", "rollback", "pause"})
 STATE_STYLE = {
@@ -305,6 +305,9 @@ class RolloutsScreen(ViewScreen):
                 if restored
                 else Text("No target was changed yet: rolling back ends the rollout.", style="dim")
             )
+        warning = outage_warning(self.charter.loaded.config, ro.targets) if action == "approve" else None
+        if warning:
+            detail = Text.assemble(detail, "\n\n", Text(warning, style="bold"))
 
         def answered(yes: bool | None) -> None:
             if yes:

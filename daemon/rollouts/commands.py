@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from daemon.actuators import make_actuator, validate_changes
+from daemon.actuators import actuator_kind, make_actuator, validate_changes
 from daemon.actuators.params import InvalidChange
 from daemon.config import Config, TargetConfig
 from daemon.errors import UserError
@@ -185,6 +185,26 @@ def recommendation_refused(
         s.commit()
         s.refresh(rec)
         return rec
+
+
+def outage_warning(config: Config, targets: Sequence[str]) -> str | None:
+    """What approving costs when the canary is the only server: a vLLM change is applied by relaunching
+    it, so nothing serves until the new process is ready and every request meanwhile is refused. Said
+    before the approval, by the TUI's dialog and the CLI, instead of found out from the clients."""
+    if len(targets) != 1:
+        return None
+    target = next((t for t in config.targets if t.name == targets[0]), None)
+    try:
+        kind = actuator_kind(target, config.rollouts) if target is not None else None
+    except InvalidChange:
+        return None
+    if target is None or kind != "vllm":
+        return None
+    return (
+        f"{target.name} is this rollout's only server: the change relaunches it, and nothing serves until "
+        f"the new vLLM is ready (up to {config.rollouts.apply_timeout_s:g} s); requests meanwhile are refused. "
+        "Add a second target to canary without an outage."
+    )
 
 
 def allowed_actions(row: Rollout) -> frozenset[Action]:

@@ -112,3 +112,26 @@ def test_dry_run_reads_the_current_value_and_stores_nothing(env, capsys) -> None
     assert json.loads(state.read_text())["batch"] == "8"
     assert cli(config, "rollouts", "list", "--all") == 0
     assert "no rollouts" in capsys.readouterr().out
+
+
+def test_approving_a_relaunch_of_the_only_server_warns_of_the_outage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        tomli_w.dumps(
+            {
+                "targets": [
+                    {"name": "v", "url": "http://127.0.0.1:9", "engine": "vllm", "launch": {"argv": ["vllm"]}}
+                ]
+            }
+        )
+    )
+    monkeypatch.setenv("CHARTER_TUI_DATABASE_URL", f"sqlite:///{tmp_path / 'c.db'}")
+    assert cli(config, "rollouts", "propose", "--target", "v", "--set", "max_num_seqs=8") == 0
+    capsys.readouterr()
+    assert cli(config, "rollouts", "approve", "1") == 0
+    out = capsys.readouterr()
+    assert "rollout 1: APPROVED" in out.out
+    assert out.err.startswith("note: v is this rollout's only server: the change relaunches it")
+    assert "up to 600 s" in out.err and "Add a second target" in out.err

@@ -560,3 +560,22 @@ async def test_a_pending_proposal_shows_the_values_the_manager_read(make_app) ->
         assert "Bigger batches on vllm-a" in panel
         assert "- max_num_seqs = 16" in panel and "- block_size = (default)" in panel
         assert "(current)" not in panel
+
+
+async def test_approving_a_relaunch_of_the_only_server_says_it_is_an_outage(make_app) -> None:
+    """#11 changes vllm-a alone: configured as a vLLM target, the approval dialog says that nothing will
+    serve during the relaunch; the same rollout without that target configured says nothing of it."""
+    config = '[[targets]]\nname = "vllm-a"\nurl = "http://127.0.0.1:9"\nengine = "vllm"\n'
+    for cfg, warned in ((config, True), ("", False)):
+        app: CharterApp = make_app(config=cfg)
+        async with app.run_test(size=(140, 40)) as pilot:
+            await pilot.press("5")
+            await settle(app, pilot)
+            await pilot.press("a")
+            await settle(app, pilot)
+            assert isinstance(app.screen, ConfirmScreen)
+            detail = static_text(app, "#confirm-detail")
+            assert "+ --gpu-memory-utilization = 0.8" in detail
+            assert ("vllm-a is this rollout's only server: the change relaunches it" in detail) is warned, (
+                detail
+            )
