@@ -107,7 +107,7 @@ class CharterApp(App[None]):
         self.watch_paths = list(loaded.config.watch.paths)
         self.keymap = dict(loaded.config.keymap.bindings)
         self.sent_commands: dict[int, tuple[str, float]] = {}
-        self._requests: dict[str, tuple[int, str]] = {}  # request id -> (rollout id, action)
+        self._requests: dict[str, tuple[int | None, str]] = {}  # request id -> (rollout id, action)
         # What changed since the active screen drew (paused while a dialog covers it) ...
         self._active = RedrawSchedule()
         # ... and since the Instances screen drew. Instances, the home screen, is kept drawn even
@@ -339,6 +339,28 @@ class CharterApp(App[None]):
         self.notify(f"{action} sent for rollout #{rollout_id}", timeout=4)
         self._mark("rollout")
 
+    def propose_recommendation(self, recommendation_id: int) -> None:
+        """Ask the rollout manager to turn a stored recommendation into a proposal (as `charter-tui rollouts
+        propose --from-recommendation` does); it then waits for approval on the Rollouts screen."""
+        self.run_worker(self._propose(recommendation_id), group="commands", exit_on_error=False)
+
+    async def _propose(self, recommendation_id: int) -> None:
+        try:
+            request_id = await self.source.send_command(
+                None,
+                "propose",
+                actor=local_identity(),
+                comment="from charter-tui",
+                recommendation_id=recommendation_id,
+            )
+        except (ReadOnlyError, RuntimeError, ValueError) as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self._requests[request_id] = (None, f"proposal of recommendation {recommendation_id}")
+        self.notify(
+            f"recommendation {recommendation_id} sent for proposal; approve it on Rollouts (5)", timeout=6
+        )
+
     def _command_result(self, payload: object) -> None:
         """The rollout manager's answer to a command: a refusal is shown (the state did not change)."""
         if isinstance(payload, dict):  # from MQTT, before decoding
@@ -353,12 +375,10 @@ class CharterApp(App[None]):
             return  # another client's command
         rollout_id, action = sent
         if not payload.ok:
-            self.sent_commands.pop(rollout_id, None)
-            self.notify(
-                f"{action} of rollout #{rollout_id} refused: {shown(payload.error or '', 300)}",
-                severity="error",
-                timeout=8,
-            )
+            what = action if rollout_id is None else f"{action} of rollout #{rollout_id}"
+            if rollout_id is not None:
+                self.sent_commands.pop(rollout_id, None)
+            self.notify(f"{what} refused: {shown(payload.error or '', 300)}", severity="error", timeout=8)
             self._mark("rollout")
 
 

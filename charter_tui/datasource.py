@@ -25,8 +25,13 @@ from daemon.views import History
 
 log = logging.getLogger(__name__)
 
-# What a key press can ask of an existing rollout (proposing is the CLI's and the optimizer's job).
+# What a key press can ask of an existing rollout; the one proposal a key makes is of a stored
+# recommendation (free-form proposals are the CLI's).
 COMMAND_ACTIONS = frozenset(a for a in CONTRACT_ACTIONS if a != "propose")
+
+
+def sendable(action: str, recommendation_id: int | None) -> bool:
+    return action in COMMAND_ACTIONS or (action == "propose" and recommendation_id is not None)
 
 
 class ReadOnlyError(RuntimeError):
@@ -70,7 +75,15 @@ class DataSource(Protocol):
         """(ts, {signal: value}) rows for the detail plots, oldest first."""
         ...
 
-    async def send_command(self, rollout_id: int, action: str, actor: str, comment: str = "") -> str:
+    async def send_command(
+        self,
+        rollout_id: int | None,
+        action: str,
+        actor: str,
+        comment: str = "",
+        *,
+        recommendation_id: int | None = None,
+    ) -> str:
         """Send a rollout command; returns its request id (the manager's result carries it back)."""
         ...
 
@@ -118,16 +131,30 @@ class BusSource:
             return []
         return await self.daemon.history(instance, since, LIVE_SIGNALS)
 
-    async def send_command(self, rollout_id: int, action: str, actor: str, comment: str = "") -> str:
+    async def send_command(
+        self,
+        rollout_id: int | None,
+        action: str,
+        actor: str,
+        comment: str = "",
+        *,
+        recommendation_id: int | None = None,
+    ) -> str:
         # Refused here as well as hidden in the UI: the read-only promise must not depend on
         # every screen remembering to check.
         if self.readonly:
             raise ReadOnlyError(f"read-only: refusing to {action} rollout {rollout_id}")
-        if action not in COMMAND_ACTIONS:
+        if not sendable(action, recommendation_id):
             raise ValueError(f"unknown rollout action {action!r}")
         request_id = uuid.uuid4().hex
         command = RolloutCommand.model_validate(
-            {"action": action, "id": rollout_id, "comment": comment or None, "request_id": request_id}
+            {
+                "action": action,
+                "id": rollout_id,
+                "comment": comment or None,
+                "request_id": request_id,
+                **({"recommendation_id": recommendation_id} if recommendation_id is not None else {}),
+            }
         )
         # In-process, the sender is this process's OS user: the embedded daemon trusts it as it trusts the CLI.
         self.bus.publish(command.topic, AuthorizedCommand(command, identity=actor, via="local"))

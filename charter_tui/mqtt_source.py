@@ -20,7 +20,7 @@ from typing import Any
 
 import aiomqtt
 
-from charter_tui.datasource import COMMAND_ACTIONS, ReadOnlyError, decode
+from charter_tui.datasource import ReadOnlyError, decode, sendable
 from charter_tui.state import topic_kind
 from daemon.bus import Event
 from daemon.config import MqttConfig
@@ -114,10 +114,18 @@ class MqttSource:
     async def history(self, instance: str, since: float) -> list[tuple[float, dict[str, float | None]]]:
         return []
 
-    async def send_command(self, rollout_id: int, action: str, actor: str, comment: str = "") -> str:
+    async def send_command(
+        self,
+        rollout_id: int | None,
+        action: str,
+        actor: str,
+        comment: str = "",
+        *,
+        recommendation_id: int | None = None,
+    ) -> str:
         if self.readonly:
             raise ReadOnlyError(f"read-only: refusing to {action} rollout {rollout_id}")
-        if action not in COMMAND_ACTIONS:
+        if not sendable(action, recommendation_id):
             raise ValueError(f"unknown rollout action {action!r}")
         if self.signer is None:
             raise NotSigned(
@@ -129,7 +137,13 @@ class MqttSource:
             raise NotConnected(f"not connected to {self.config.host}:{self.config.port}; {action} not sent")
         request_id = f"{self.client_id}-{random.getrandbits(48):012x}"
         command = RolloutCommand.model_validate(
-            {"action": action, "id": rollout_id, "comment": comment or None, "request_id": request_id}
+            {
+                "action": action,
+                "id": rollout_id,
+                "comment": comment or None,
+                "request_id": request_id,
+                **({"recommendation_id": recommendation_id} if recommendation_id is not None else {}),
+            }
         )
         # `actor` is not sent: the daemon records the identity whose signature it verified.
         await client.publish(to_mqtt_topic(self.config, command.topic), self.signer.encode(command), qos=1)

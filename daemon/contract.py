@@ -62,17 +62,23 @@ class RolloutCommand(BaseModel):
     changes: Annotated[list[dict[str, Any]], Field(max_length=64)] = []
     reason: ShortText | None = None
     signals: Annotated[list[Name], Field(max_length=32)] = []
+    # propose a stored recommendation: its targets, changes and signals are the stored ones
+    recommendation_id: RolloutId | None = None
 
     @model_validator(mode="after")
     def _id_matches_action(self) -> RolloutCommand:
         if self.action == "propose":
             if self.id is not None:
                 raise ValueError("propose creates a rollout; it takes no id")
+            if self.recommendation_id is not None and (self.targets or self.changes or self.signals):
+                raise ValueError("a recommendation's proposal takes its targets, changes and signals from it")
         else:
             if self.id is None:
                 raise ValueError(f"{self.action} needs the rollout id")
-            if self.targets or self.changes or self.signals or self.reason:
-                raise ValueError(f"{self.action} takes no targets, changes, signals or reason")
+            if self.targets or self.changes or self.signals or self.reason or self.recommendation_id:
+                raise ValueError(
+                    f"{self.action} takes no targets, changes, signals, reason or recommendation"
+                )
         return self
 
     @property

@@ -11,17 +11,22 @@ from __future__ import annotations
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import DataTable, Static
 
 from charter_tui.render import numbers
 from charter_tui.render import text as render_text
 from charter_tui.screens.base import ViewScreen
+from charter_tui.screens.confirm import ConfirmScreen
 from charter_tui.widgets.panel import Panel
 from charter_tui.state import bottleneck_key
 from charter_tui.widgets.filterbar import matches
 from charter_tui.widgets.livetable import LiveTable
 from charter_tui.widgets.tables import selected_key, sync_rows
+from daemon.actuators.params import InvalidChange
+from daemon.models import Recommendation, RecommendationStatus
+from daemon.rollouts.commands import recommendation_changes
 
 SEVERITY_STYLE = {
     "CRITICAL": "bold white on red",
@@ -33,6 +38,7 @@ SEVERITY_STYLE = {
 class BottlenecksScreen(ViewScreen):
     MODE = "bottlenecks"
     WATCHES = frozenset({"bottleneck", "recommendation", "clock"})
+    BINDINGS = [Binding("p", "propose", "Propose", id="bottlenecks.propose")]
 
     def compose_body(self) -> ComposeResult:
         with Vertical(id="body"):
@@ -96,6 +102,42 @@ class BottlenecksScreen(ViewScreen):
         if isinstance(focused, DataTable) and focused.id in ("bottlenecks", "recommendations"):
             self._last_focus = focused.id
             self._draw_evidence()
+
+    # --- proposing a recommendation ---------------------------------------------------------------
+    def selected_recommendation(self) -> Recommendation | None:
+        if getattr(self, "_last_focus", "bottlenecks") != "recommendations":
+            return None
+        key = selected_key(self.query_one("#recommendations", DataTable))
+        return self.charter.state.recommendations.get(int(key)) if key else None
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action != "propose":
+            return True
+        if self.charter.readonly:
+            return False  # hidden from the footer and refused
+        rec = self.selected_recommendation()
+        if rec is None or rec.status != RecommendationStatus.OPEN:
+            return None
+        try:
+            changes = recommendation_changes(rec)  # the daemon's rule: a code change or rebuild is no rollout
+        except InvalidChange:
+            return None
+        return True if changes else None
+
+    def action_propose(self) -> None:
+        rec = self.selected_recommendation()
+        if rec is None or rec.id is None or not self.check_action("propose", ()):
+            return
+        rid = rec.id
+        changes = rec.detail.get("changes") or []
+        detail = render_text.config_changes(changes, render_text.current_values(changes))
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.charter.propose_recommendation(rid)
+
+        title = Text(f"Propose recommendation #{rid} as a rollout: {rec.title}?", style="bold")
+        self.app.push_screen(ConfirmScreen(title, detail), answered)
 
     def _draw_evidence(self) -> None:
         panel = self.query_one("#evidence", Static)

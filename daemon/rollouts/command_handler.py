@@ -93,7 +93,20 @@ class CommandHandler:
         command, actor = authorized.command, authorized.identity
         if self.readonly:
             raise cmd.ReadOnly(f"read-only daemon: {command.action} is refused")
-        if command.action == "propose":
+        if command.action == "propose" and command.recommendation_id is not None:
+            rec = await asyncio.to_thread(cmd.recommendation_of, self.repo, command.recommendation_id)
+            _check_targets(authorized, cmd.recommendation_targets(rec))
+            row = await asyncio.to_thread(
+                cmd.propose_recommendation,
+                self.repo,
+                self.config,
+                command.recommendation_id,
+                actor=actor,
+                readonly=self.readonly,
+            )
+            proposed = await asyncio.to_thread(cmd.recommendation_of, self.repo, command.recommendation_id)
+            self.bus.publish(topic("recommendation", str(proposed.id)), proposed.model_dump(mode="json"))
+        elif command.action == "propose":
             _check_targets(authorized, command.targets)
             row = await asyncio.to_thread(
                 cmd.propose,

@@ -120,7 +120,7 @@ SIGNALS_BY_KIND: dict[str, list[str]] = {
 }
 
 
-def _recommendation_changes(rec: Recommendation) -> list[dict[str, Any]]:
+def recommendation_changes(rec: Recommendation) -> list[dict[str, Any]]:
     """The optimizer's `ConfigChange`s as raw changes. Changes a rollout cannot carry out (an engine
     rebuild, a code edit, "current + 1" replicas) are refused here with the reason, not half-applied."""
     out = []
@@ -139,20 +139,30 @@ def _recommendation_changes(rec: Recommendation) -> list[dict[str, Any]]:
     return out
 
 
-def propose_recommendation(
-    repo: RolloutRepo, config: Config, recommendation_id: int, *, actor: str, readonly: bool = False
-) -> Rollout:
-    """A stored recommendation through the same gate: its changes, targets and signals become a proposal."""
+def recommendation_of(repo: RolloutRepo, recommendation_id: int) -> Recommendation:
     with repo.store.session() as s:
         rec = s.get(Recommendation, recommendation_id)
     if rec is None:
         raise UserError(f"no recommendation {recommendation_id}")
-    targets = rec.detail.get("targets") or ([rec.instance] if rec.instance else [])
+    return rec
+
+
+def recommendation_targets(rec: Recommendation) -> list[str]:
+    """The targets a recommendation's changes are for."""
+    return list(rec.detail.get("targets") or ([rec.instance] if rec.instance else []))
+
+
+def propose_recommendation(
+    repo: RolloutRepo, config: Config, recommendation_id: int, *, actor: str, readonly: bool = False
+) -> Rollout:
+    """A stored recommendation through the same gate: its changes, targets and signals become a proposal."""
+    rec = recommendation_of(repo, recommendation_id)
+    targets = recommendation_targets(rec)
     rollout = propose(
         repo,
         config,
         targets=targets,
-        changes=_recommendation_changes(rec),
+        changes=recommendation_changes(rec),
         actor=actor,
         reason=rec.title,
         signals=rec.detail.get("signals") or SIGNALS_BY_KIND.get(rec.kind, []),

@@ -296,6 +296,63 @@ async def test_a_recommendation_the_server_refused_is_not_offered_again(tmp_path
     assert store.all(Recommendation)[0].status == RecommendationStatus.DISMISSED
 
 
+async def test_a_recommendation_proposed_from_the_tui_takes_its_stored_changes(
+    tmp_path: Path, store: Store
+) -> None:
+    """`p` on the Bottlenecks screen sends propose + recommendation_id: the manager proposes the stored
+    recommendation's changes for its targets, marks it PROPOSED and publishes it; an identity limited to
+    other targets is refused, and nothing is proposed."""
+    from daemon.models import Recommendation, RecommendationStatus
+
+    config, _ = knob_config(tmp_path, ["a"])
+    bus = Bus()
+    results = bus.subscribe(RESULT_TOPIC)
+    recs = bus.subscribe(topic("recommendation", "+"))
+    manager = RolloutManager(config, store, bus, state_dir=tmp_path)
+    store.add_all(
+        [
+            Recommendation(
+                fingerprint="a/batch",
+                instance="a",
+                kind="batching",
+                title="Batch 32 on a",
+                detail={"changes": [{"parameter": "batch", "recommended_value": "32"}], "targets": ["a"]},
+            )
+        ]
+    )
+    [rec] = store.all(Recommendation)
+    stop = asyncio.Event()
+    task = asyncio.create_task(manager.run(stop))
+    try:
+        limited = RolloutCommand.model_validate(
+            {"action": "propose", "recommendation_id": rec.id, "request_id": "r0"}
+        )
+        bus.publish(
+            command_topic("propose"), AuthorizedCommand(limited, "mqtt:bob", via="test", targets=("b*",))
+        )
+        refused = (await asyncio.wait_for(results.get(), 30)).payload
+        assert (refused.ok, refused.request_id) == (
+            False,
+            "r0",
+        ) and "may not act on target(s) a" in refused.error
+        assert manager.repo.list() == []
+        send(bus, "tui:alice", action="propose", recommendation_id=rec.id, request_id="r1")
+        reply = (await asyncio.wait_for(results.get(), 30)).payload
+        assert reply.ok and reply.request_id == "r1"
+        [row] = manager.repo.list()
+        assert (row.targets, row.changes, row.recommendation_id, row.title) == (
+            ["a"],
+            [{"param": "batch", "value": 32, "model": None}],
+            rec.id,
+            "batch=32 on a",
+        )
+        assert store.all(Recommendation)[0].status == RecommendationStatus.PROPOSED
+        assert [(e.payload["id"], e.payload["status"]) for e in drain(recs)] == [(rec.id, "PROPOSED")]
+    finally:
+        stop.set()
+        await task
+
+
 def drain(sub) -> list:
     out = []
     while not sub.queue.empty():

@@ -579,3 +579,58 @@ async def test_approving_a_relaunch_of_the_only_server_says_it_is_an_outage(make
             assert ("vllm-a is this rollout's only server: the change relaunches it" in detail) is warned, (
                 detail
             )
+
+
+async def test_p_on_an_open_recommendation_proposes_it_as_a_rollout(make_app) -> None:
+    """From the Bottlenecks screen: `p` on an open recommendation with changes asks, then sends a propose
+    command naming the recommendation (the daemon takes targets and changes from the stored one). A
+    proposed recommendation, or one whose change is a code edit, offers no `p`."""
+    from daemon.models import Recommendation, RecommendationStatus
+
+    app: CharterApp = make_app()
+    command_log(app)
+    rec = Recommendation(
+        id=9,
+        fingerprint="vllm-a/batch",
+        instance="vllm-a",
+        kind="batching",
+        priority=0,
+        title="Raise --max-num-seqs on vllm-a",
+        status=RecommendationStatus.OPEN,
+        created_at=NOW - 5,
+        updated_at=NOW - 5,
+        detail={
+            "changes": [
+                {
+                    "parameter": "--max-num-seqs",
+                    "current_value": 16,
+                    "recommended_value": 64,
+                    "apply": "restart",
+                }
+            ]
+        },
+    )
+    async with app.run_test(size=(140, 40)) as pilot:
+        await pilot.press("4")
+        await settle(app, pilot)
+        app.source.bus.publish(topic("recommendation", "9"), rec)
+        await settle(app, pilot)
+        recs = app.screen.query_one("#recommendations", DataTable)
+        recs.focus()
+        for rid, offered in (("7", None), ("8", None), ("9", True)):  # PROPOSED; a code change; open
+            recs.move_cursor(row=recs.get_row_index(rid))
+            await settle(app, pilot)
+            assert app.screen.check_action("propose", ()) is offered, rid
+        await pilot.press("p")
+        await settle(app, pilot)
+        assert isinstance(app.screen, ConfirmScreen)
+        assert "Propose recommendation #9 as a rollout" in screen_text(app)
+        shown = static_text(app, "#confirm-detail")
+        assert "- --max-num-seqs = 16" in shown and "+ --max-num-seqs = 64" in shown
+        await pilot.press("y")
+        await settle(app, pilot)
+        sent = drain(app)
+        assert [(e.topic, e.payload.command.recommendation_id) for e in sent] == [
+            ("charter/v1/command/rollout/propose", 9)
+        ]
+        assert sent[0].payload.command.targets == [] and sent[0].payload.command.id is None
