@@ -22,6 +22,10 @@ class FilterBar(Input):
     FilterBar.-active {
         display: block;
     }
+    FilterBar:focus {
+        /* Input's own focus style adds a tall border, which on a 1-line bar covers the typed text */
+        border: none;
+    }
     """
 
     def __init__(self, on_change: Callable[[str], None]) -> None:

@@ -14,6 +14,14 @@ from textual.screen import Screen
 from charter_tui.widgets.panel import Panel
 
 
+# Binding ids of the hints a narrow bar drops, first to last: each is on every screen and in `?`.
+DROPPED_FIRST = ("filter", "back", "palette")
+
+
+def _width(hints: list[tuple[str, str, bool, str | None]]) -> int:
+    return sum(len(key) + len(description) + 3 for key, description, _, _ in hints)
+
+
 class KeyBar(Panel):
     COMPONENT_CLASSES = {"keybar--key", "keybar--description", "keybar--disabled"}
     DEFAULT_CSS = """
@@ -57,18 +65,35 @@ class KeyBar(Panel):
 
     def hints(self) -> list[tuple[str, str, bool]]:
         """(key as displayed, description, enabled) of each shown binding, one per action."""
-        out: list[tuple[str, str, bool]] = []
+        return [(key, description, enabled) for key, description, enabled, _ in self._hints()]
+
+    def _hints(self) -> list[tuple[str, str, bool, str | None]]:
+        out: list[tuple[str, str, bool, str | None]] = []
         seen: set[str] = set()
         for active in self.screen.active_bindings.values():
             binding = active.binding
             if not binding.show or not binding.description or binding.action in seen:
                 continue
             seen.add(binding.action)
-            out.append((self.app.get_key_display(binding), binding.description, active.enabled))
+            out.append((self.app.get_key_display(binding), binding.description, active.enabled, binding.id))
         return out
 
+    def fitted(self, width: int) -> list[tuple[str, str, bool]]:
+        """The hints that fit in `width` columns: on a narrow terminal the generic ones (`/` filter, `esc`
+        back, `:` commands, in that order) give way first, so the screen's own keys and `q` Quit stay in
+        sight (`?` lists every key)."""
+        hints = self._hints()
+        for droppable in DROPPED_FIRST:
+            if width <= 0 or _width(hints) <= width:
+                break
+            hints = [h for h in hints if h[3] != droppable]
+        return [(key, description, enabled) for key, description, enabled, _ in hints]
+
+    def on_resize(self) -> None:
+        self.show_bindings()
+
     def show_bindings(self) -> None:
-        hints = self.hints()
+        hints = self.fitted(self.size.width)
         if hints == self._shown:
             return
         self._shown = hints
