@@ -14,6 +14,7 @@ contract, schema 1.x). Three outcomes, each only when the plan says it pays:
 
 from __future__ import annotations
 
+from pathlib import PurePath
 from typing import Any
 
 from daemon.actuators.params import as_bool
@@ -59,6 +60,9 @@ def _same(current: Any, recommended: Any) -> bool:
 def recommend_from_compile(result: dict[str, Any], ctx: Context) -> list[RecommendationSpec]:
     plan = result.get("plan") or {}
     path = str(result.get("path") or "?")
+    # Titles name the file, not its directory: a table row at 80 columns would show only the start of a
+    # long absolute path (the detail keeps the whole path).
+    name = PurePath(path).name or path
     plan_engine = _PLAN_ENGINE.get(ctx.engine)
     if plan_engine is None:
         return []
@@ -116,7 +120,7 @@ def recommend_from_compile(result: dict[str, Any], ctx: Context) -> list[Recomme
                 instance=ctx.instance,
                 engine=ctx.engine,
                 kind="kv_cache",
-                title=f"Apply the cache plan of {path}",
+                title=f"Apply the cache plan of {name}",
                 description="The compiler planned these engine settings for the agent's call graph; they differ from "
                 "what the target runs now.",
                 changes=changes,
@@ -147,7 +151,7 @@ def recommend_from_compile(result: dict[str, Any], ctx: Context) -> list[Recomme
                 instance=ctx.instance,
                 engine=ctx.engine,
                 kind="prompt_layout",
-                title=f"Restructure prompts in {path} ({fix.get('pattern')})",
+                title=f"Restructure prompts in {name} ({fix.get('pattern')})",
                 description=str(fix.get("description") or ""),
                 changes=[
                     ConfigChange(

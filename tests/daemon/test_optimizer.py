@@ -211,6 +211,11 @@ def test_cache_plan_turns_into_recommendations() -> None:
         == "prefixes end mid-block (32: the smallest block this server's attention backend takes)"
     )
     assert any(s.kind == "prompt_layout" and "5% -> 80%" in s.estimated_improvement for s in off)
+    # Titles name the file (a long absolute path left only its start in view at 80 columns).
+    result_abs = {**result, "path": "/home/ops/agents/very/deep/project/agents/support.py"}
+    titles = [s.title for s in recommend_from_compile(result_abs, ctx_for("vllm", vllm_info()))]
+    assert "Restructure prompts in support.py (DYNAMIC_PREFIX)" in titles, titles
+    assert "Apply the cache plan of support.py" in titles, titles
     on = recommend_from_compile(result, ctx_for("vllm", vllm_info()))
     assert not any(c[0] == "--enable-prefix-caching" for c in changes(on))  # already on: nothing to enable
     # The planner writes "on"; the server reports True: the same value, not a change (issue 15 item 2).
