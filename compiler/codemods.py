@@ -133,6 +133,16 @@ class _Operands:
     def is_text(self, item: cst.CSTNode) -> bool:
         return isinstance(item, cst.FormattedStringText)
 
+    def literal(self, item: cst.CSTNode) -> str | None:
+        """The source text of a literal part (f-string text, or a plain one-line "..." operand), else None."""
+        if isinstance(item, cst.FormattedStringText):
+            return item.value
+        if isinstance(item, cst.SimpleString) and not self.fstring:
+            v = item.value
+            if len(v) >= 2 and v[0] == v[-1] == '"' and not v.startswith('"""'):
+                return v[1:-1]
+        return None
+
     def text(self, raw: str) -> cst.CSTNode:
         if self.fstring:
             return cst.FormattedStringText(raw)
@@ -213,16 +223,48 @@ def _misplaced_edits(source: str, finding: Finding, prompts: dict[str, Text]) ->
     for loc, o, c in zip(locs, ops, codes):
         if name not in c:
             return []
-        moved = o.items[c.index(name)]
+        at = c.index(name)
+        moved = o.items[at]
         head = list(o.items[:k])
         rest = [i for i in o.items[k:] if i is not moved]
+        label = o.items[at - 1] if at > 0 else None
+        raw_label = o.literal(label) if label is not None and label in rest else None
+        if label is not None and raw_label is not None:
+            # The label that introduced the input ("Extract entities from:") stays where it was, so it now
+            # points back at the moved text instead of dangling at the end of the prompt.
+            rest[rest.index(label)] = o.text(_point_back(raw_label, name))
         if split and rest and o.is_text(rest[0]):
             raw = o.code(rest[0])
             head.append(o.text(raw[:split]))
             rest[0] = o.text(raw[split:])
-        new = o.rebuild(head + [moved, o.separator()] + rest)
+        new = o.rebuild(head + [o.text(_label_line(name)), moved, o.separator()] + rest)
         edits.append(Edit(loc, new))
     return edits
+
+
+# A label line at the end of source text: words ending in a colon, then line breaks (escapes or real).
+_LABEL = re.compile(r"(?P<label>[A-Za-z][^:\\\n]*?):(?P<trail>(?:\\n|\n|[ \t])*)$")
+
+
+def _label_line(name: str) -> str:
+    """The neutral label put before the moved input, the same in every call so the prefix stays shared:
+    `document_text` -> "Document text:" and a line break (as source text of a string literal)."""
+    words = name.replace("_", " ").strip() or "input"
+    return f"{words[0].upper()}{words[1:]}:\\n"
+
+
+def _point_back(raw: str, name: str) -> str:
+    """`raw` with a trailing label that introduced the moved input turned into a reference to it:
+    "Extract entities from:" -> "Extract entities from the document above.", "Classify document:" ->
+    "Classify document above.". Text without such a label is returned unchanged."""
+    m = _LABEL.search(raw)
+    if m is None:
+        return raw
+    label = m.group("label").rstrip()
+    words = name.replace("_", " ").strip()
+    named = label.lower().endswith((words.lower(), name.lower()))
+    refer = "above" if named else f"the {words} above"
+    return f"{raw[: m.start()]}{label} {refer}.{m.group('trail')}"
 
 
 def _word_cut(raw: str, n: int) -> int:

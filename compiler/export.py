@@ -162,10 +162,23 @@ def to_text(result: CompileResult, engine: str | None = None, show_diff: bool = 
                 f"  retention tokens [{r.token_start}, {r.token_end}) priority {r.priority} "
                 f"duration {r.duration_ms} ms for {', '.join(r.calls)}: {r.reason}"
             )
+    # One request's hit share before and after every fix, as the cache plan gives it: each fix line names
+    # its own calls' share and this one, so the two figures read as the parts of one gain.
+    whole = next(
+        (b for b in plan.block_shares if b.engine == engine and b.hit_share_after_fixes is not None), None
+    )
     for fix in result.fixes:
+        later = fix.pattern.value == "MISPLACED_SHARED_CONTEXT" and len(fix.calls) > 1
+        scope = ", ".join(fix.calls[1:] if later else fix.calls)
+        request = (
+            f"; the whole request {_pct(whole.hit_share)} -> {_pct(whole.hit_share_after_fixes)} "
+            f"({whole.engine} block {whole.block_size}, with every fix, as in the cache plan)"
+            if whole is not None
+            else ""
+        )
         out.append(
-            f"fix ({fix.pattern.value}): {fix.description}; cacheable share "
-            f"{_pct(fix.cacheable_share_before)} -> {_pct(fix.cacheable_share_after)}"
+            f"fix ({fix.pattern.value}): {fix.description}; cacheable share of {scope} "
+            f"{_pct(fix.cacheable_share_before)} -> {_pct(fix.cacheable_share_after)}{request}"
         )
         out.append(f"  warning: {fix.warning}")
         if show_diff and fix.diff:

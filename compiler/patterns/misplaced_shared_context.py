@@ -171,8 +171,8 @@ client = OpenAI()
 SYSTEM_PROMPT = "You are a careful contract reviewer."
 
 def review(contract):
-    parties = client.completions.create(model="m", prompt=f"{SYSTEM_PROMPT}\\n{contract}\\n\\nList the parties in:\\n")
-    risks = client.completions.create(model="m", prompt=f"{SYSTEM_PROMPT}\\n{contract}\\n\\nList the risks for {parties} in:\\n")
+    parties = client.completions.create(model="m", prompt=f"{SYSTEM_PROMPT}\\nContract:\\n{contract}\\n\\nList the parties in the contract above.\\n")
+    risks = client.completions.create(model="m", prompt=f"{SYSTEM_PROMPT}\\nContract:\\n{contract}\\n\\nList the risks for {parties} in the contract above.\\n")
     return risks
 """,
         ),

@@ -70,7 +70,9 @@ def test_diff_is_shown_but_nothing_is_written(capsys, doc_agent: Path):
     before = doc_agent.read_text()
     code, out, _ = _run(capsys, "compile", str(doc_agent), "--diff")
     assert code == 0
-    assert '+            prompt=f"{SYSTEM_PROMPT}\\n{document}\\n\\nValidate these entities:' in out
+    assert (
+        '+            prompt=f"{SYSTEM_PROMPT}\\nDocument:\\n{document}\\n\\nValidate these entities:' in out
+    )
     assert "warning: Reordering a prompt changes what the model sees" in out
     assert doc_agent.read_text() == before
     assert not list(doc_agent.parent.glob("*.bak*"))

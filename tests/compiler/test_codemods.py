@@ -25,9 +25,13 @@ def test_plus_chain_moves_the_shared_input_after_the_common_head():
     new, result = fixed_source(PLUS_CHAIN, "review.py")
     [fix] = result.fixes
     assert fix.pattern.value == "MISPLACED_SHARED_CONTEXT" and fix.diff
-    assert '"content": RULES + contract + "\\n\\n" + "\\nList the parties in:\\n"}' in new
     assert (
-        '"content": RULES + contract + "\\n\\n" + "\\nList the risks for " + str(parties) + " in:\\n"}' in new
+        '"content": RULES + "Contract:\\n" + contract + "\\n\\n" + "\\nList the parties in the contract above.\\n"}'
+        in new
+    )
+    assert (
+        '"content": RULES + "Contract:\\n" + contract + "\\n\\n" + "\\nList the risks for " + str(parties)'
+        ' + " in the contract above.\\n"}' in new
     )
     ast.parse(new)
     after = compile_source(new, "review.py")
@@ -64,7 +68,7 @@ def ask(contract):
     assert result.fixes and result.fixes[0].diff
     ast.parse(new)  # a split inside `\\\\n` would have produced an invalid or different literal
     # `\\n` here is an escaped backslash, not a newline: the shared text has no word boundary to cut at.
-    assert 'prompt=f"{SYSTEM}{contract}\\n\\n\\\\nParties of\\\\n"' in new
+    assert 'prompt=f"{SYSTEM}Contract:\\n{contract}\\n\\n\\\\nParties of\\\\n"' in new
     assert "Pa{contract}" not in new
 
 
@@ -93,5 +97,28 @@ def test_form_feed_and_crlf_do_not_shift_the_rewrite():
     new, result = fixed_source(source, "review.py")
     assert result.fixes[0].diff
     ast.parse(new)
-    assert 'RULES + contract + "\\n\\n" + "\\nList the parties in:\\n"' in new
+    assert (
+        'RULES + "Contract:\\n" + contract + "\\n\\n" + "\\nList the parties in the contract above.\\n"'
+        in new
+    )
     assert "\x0c" in new and new.count("\r\n") == source.count("\r\n")
+
+
+def test_the_label_that_introduced_the_moved_input_points_back_at_it():
+    """ "Extract entities from:" used to end the prompt with nothing after it once the document moved; it
+    now reads "... from the document above." (or "Classify document above." where the label already names
+    it), and every call starts with the same neutral "Document:" line, so the prefix stays shared. Text
+    that is no label ("List the risks for ") is left alone."""
+    from compiler.codemods import _point_back
+
+    assert (
+        _point_back("\\nExtract entities from:\\n", "document")
+        == "\\nExtract entities from the document above.\\n"
+    )
+    assert _point_back("\\nClassify document:\\n", "document") == "\\nClassify document above.\\n"
+    assert (
+        _point_back("Summary of the customer_note: ", "customer_note")
+        == "Summary of the customer_note above. "
+    )
+    assert _point_back("\\nList the risks for ", "contract") == "\\nList the risks for "
+    assert _point_back("ratio 3:4", "contract") == "ratio 3:4"

@@ -61,7 +61,11 @@ def test_document_is_misplaced_and_fix_reaches_spec_target(compiled):
     assert f.figures["cacheable_share_after"] >= 0.60  # the spec's 60-70% target for stages 2-3
     fix = r.fixes[0]
     assert fix.pattern is PatternKind.MISPLACED_SHARED_CONTEXT
-    assert '+            prompt=f"{SYSTEM_PROMPT}\\n{document}\\n\\nExtract entities from:\\n"' in fix.diff
+    # The label that introduced the document stays and points back at it; a neutral one goes before it.
+    assert (
+        '+            prompt=f"{SYSTEM_PROMPT}\\nDocument:\\n{document}\\n\\nExtract entities from the document above.\\n"'
+        in fix.diff
+    )
     assert (
         "prompt order changes what the model sees" in fix.warning.lower()
         or "changes what the model sees" in fix.warning
@@ -150,3 +154,21 @@ def test_driver_checks_are_not_agent_branches(compiled):
     assert all(c.branches == [] for c in r.calls)
     v16 = next(b for b in r.plan.block_shares if b.engine == "vllm")
     assert v16.prompt_tokens == sum(c.prompt_tokens for c in r.calls)
+
+
+def test_the_fix_line_names_the_scope_of_each_gain_and_matches_the_plan() -> None:
+    """`compile` quoted 10% -> 76% on the fix and 55% in the plan without saying they measure different
+    things: the fix line now names its calls and gives the whole request's figure from the plan."""
+    from compiler.export import to_text
+
+    path = AGENTS / "document_processor.py"
+    result = compile_source(path.read_text(), str(path))
+    [fix] = result.fixes
+    vllm16 = next(b for b in result.plan.block_shares if b.engine == "vllm" and b.block_size == 16)
+    [line] = [l for l in to_text(result).splitlines() if l.startswith("fix (MISPLACED_SHARED_CONTEXT)")]
+    pct = lambda x: f"{x:.0%}"  # noqa: E731
+    assert line.endswith(
+        f"; cacheable share of c2, c3 {pct(fix.cacheable_share_before)} -> {pct(fix.cacheable_share_after)}; "
+        f"the whole request {pct(vllm16.hit_share)} -> {pct(vllm16.hit_share_after_fixes)} "
+        "(vllm block 16, with every fix, as in the cache plan)"
+    ), line
