@@ -162,7 +162,10 @@ class VllmTarget:
                 for choice in chunk.get("choices") or ():
                     delta = choice.get("delta")
                     text = (delta.get("content") if isinstance(delta, dict) else choice.get("text")) or ""
-                    if text and ttft is None:
+                    # The first token, not the first visible text: a token can decode to nothing (a random
+                    # model's, or half of a multi-byte character), and waiting for text counted the whole
+                    # call as time to first token.
+                    if ttft is None and (text or choice.get("token_ids")):
                         ttft = time.perf_counter() - start
                     pieces.append(text)
                     if choice.get("prompt_token_ids"):

@@ -79,6 +79,8 @@ def test_cli_optimized_beats_naive_on_hit_share_and_reaches_the_ceiling(
         # The window holds exactly this run's requests: nothing before or after leaked into it.
         assert r["server"]["requests"] == len(r["calls"])
         assert r["server"]["prefix_queries"] == r["ceiling"]["prompt_tokens"]
+        for c in r["calls"]:  # the first token, not the first visible text, ends the TTFT (issue 15 item 8)
+            assert c["ttft_s"] is not None and c["ttft_s"] < c["latency_s"], c
     report = (tmp_path / "rep" / "report.md").read_text()
     assert "![hit_share](./hit_share.svg)" in report and (tmp_path / "rep" / "ttft.svg").exists()
 
