@@ -66,6 +66,32 @@ def summary_rows(result: BenchResult) -> list[list[str]]:
     return rows
 
 
+def time_to_first_token_share(result: BenchResult, mode: Mode) -> float | None:
+    """Of the calls' time in `mode`, the share spent before the first token (queueing and prefill): the
+    only part a prefix cache can shorten. The rest is decoding, which `max_tokens` sets."""
+    calls = [c for r in result.runs_of(mode) for c in r.calls if c.ttft_s is not None and c.latency_s > 0]
+    total = sum(c.latency_s for c in calls)
+    return sum(c.ttft_s or 0.0 for c in calls) / total if total else None
+
+
+def explanation(result: BenchResult) -> list[str]:
+    """Why the speed-up is what it is, in one line per compared mode."""
+    before = time_to_first_token_share(result, "naive") if result.runs_of("naive") else None
+    out = []
+    for mode in result.modes():
+        if mode in ("naive", "naive-nocache"):
+            continue
+        after = time_to_first_token_share(result, mode)
+        if before is None or after is None:
+            continue
+        out.append(
+            f"time to first token (queueing + prefill, what the cache can shorten): {before:.0%} of call time "
+            f"naive, {after:.0%} {mode}; the rest is decoding, which caching leaves as it is"
+            + (" (a decode-bound run: expect a small speed-up)" if before < 0.5 else "")
+        )
+    return out
+
+
 def text_table(rows: list[list[str]]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
@@ -150,6 +176,8 @@ def markdown(result: BenchResult, chart_dir: str = ".") -> str:
         "ceiling = the most hits the prompts that run sent could get at the server's block size "
         "(full blocks only, first miss ends the match, last token recomputed) on the server's own "
         "token ids.",
+        "",
+        *[f"- {line}" for line in explanation(result)],
         "",
     ]
     for name in charts(result):

@@ -134,7 +134,7 @@ async def _run(args: argparse.Namespace) -> int:
     from executor.bench import BenchOptions, compile_agent, run_bench
     from executor.binding import BindOptions
     from executor.inputs import load_inputs
-    from executor.report import summary_rows, text_table, write_report
+    from executor.report import explanation, summary_rows, text_table, write_report
     from executor.runner import RunOptions
     from executor.targets import connect_target
 
@@ -176,6 +176,8 @@ async def _run(args: argparse.Namespace) -> int:
         print(json.dumps(result.model_dump(mode="json"), indent=1))
     elif result.runs:
         print(text_table(summary_rows(result)))
+        for line in explanation(result):
+            print(line)
         for note in result.notes:
             print(f"note: {note}")
     if result.error:
