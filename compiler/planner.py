@@ -28,7 +28,16 @@ from compiler.patterns.base import Context, lcp_chars, readable
 from compiler.prefix import Unit, share
 from compiler.tokens import FILL_TOKENS
 
-ENGINE_BLOCKS: tuple[tuple[Engine, int], ...] = (("vllm", 16), ("trtllm", 32), ("trtllm", 64), ("sglang", 1))
+# The block sizes each engine's plan is computed at: vLLM's GPU default (16), and 32 and 128, what its CPU
+# backend takes (128 its own default), so a server is compared with the ceiling at the block it runs.
+ENGINE_BLOCKS: tuple[tuple[Engine, int], ...] = (
+    ("vllm", 16),
+    ("vllm", 32),
+    ("vllm", 128),
+    ("trtllm", 32),
+    ("trtllm", 64),
+    ("sglang", 1),
+)
 MIN_WARMUP_TOKENS = 16
 
 

@@ -183,8 +183,8 @@ def cache_plan(plan: CachePlan) -> Text:
     for b in plan.block_shares:
         after = (
             f" -> {percent(b.hit_share_after_fixes)} after fixes"
-            if b.hit_share_after_fixes is not None
-            else ""
+            if b.hit_share_after_fixes is not None and b.hit_share_after_fixes != b.hit_share
+            else ""  # no fix, or one that changes nothing at this block size: claim no gain
         )
         out.append(
             f"  block {b.block_size:>3}: ceiling {percent(b.hit_share)} "

@@ -28,6 +28,7 @@ from charter_tui.render.plot import plot, sparkline
 from charter_tui.render.waterfall import waterfall_text
 from charter_tui.state import parse_result
 from charter_tui.screens.base import ViewScreen
+from daemon.models import Instance
 from charter_tui.widgets.panel import Panel
 from charter_tui.widgets.filterbar import matches
 from charter_tui.widgets.livetable import LiveTable
@@ -66,6 +67,24 @@ def ceiling_for(
             if best is None or steady(b) > steady(best[0]):
                 best = (b, path)
     return best
+
+
+def served_cache(inst: Instance | None) -> tuple[int | None, bool]:
+    """(block size, whether the target has a prefix cache at all), as the server reports them: vLLM's
+    `cache_config_info` (a target at block 32 is compared with the agents' block-32 ceiling, not 16's);
+    a Triton model serves a prefix cache only through TensorRT-LLM (its KV-cache metrics show it)."""
+    info = (inst.info or {}) if inst is not None else {}
+    if inst is not None and inst.engine == "triton":
+        return None, info.get("backend") == "tensorrtllm"
+    cache = info.get("cache_config") or {}
+    raw = cache.get("block_size") if isinstance(cache, dict) else None
+    block = int(raw) if isinstance(raw, (int, str)) and str(raw).isdigit() else None
+    enabled = (
+        str(cache.get("enable_prefix_caching", "True")).lower() != "false"
+        if isinstance(cache, dict)
+        else True
+    )
+    return block, enabled
 
 
 class CacheScreen(ViewScreen):
@@ -182,15 +201,19 @@ class CacheScreen(ViewScreen):
             values = series.column("prefix_hit_rate") if series else []
             recent = series.column("prefix_hit_rate", since=now - 300) if series else []
             current = numbers.last_known(values)
-            block = (inst.info or {}).get("block_size") if inst else None
-            ceil = ceiling_for(engine, block if isinstance(block, int) else None, results)
+            block, has_cache = served_cache(inst)
+            ceil = ceiling_for(engine, block, results) if has_cache else None
             gap = Text("-")
             if ceil is not None and current is not None:
                 d = current - steady(ceil[0])
                 gap = Text(
                     f"{d * 100:+.0f}pt", style="green" if d >= -0.05 else "yellow" if d >= -0.2 else "red"
                 )
-            ceil_cell = f"{numbers.percent(steady(ceil[0]))} b{ceil[0].block_size}" if ceil else "-"
+            ceil_cell: str | Text = (
+                f"{numbers.percent(steady(ceil[0]))} b{ceil[0].block_size}"
+                if ceil
+                else ("-" if has_cache else Text("no prefix cache", style="dim"))
+            )
             rows.append(
                 (
                     name,
@@ -258,7 +281,8 @@ class CacheScreen(ViewScreen):
         series = state.series.get(name)
         values = series.column("prefix_hit_rate") if series else []
         inst = state.instances.get(name)
-        ceil = ceiling_for(inst.engine if inst else "?", None, self._results())
+        block, has_cache = served_cache(inst)
+        ceil = ceiling_for(inst.engine if inst else "?", block, self._results()) if has_cache else None
         title = Text(f"{name} hit rate, last {len(values)} polls", style="bold")
         if ceil is not None:
             title.append("   ╌ ceiling ", style="bold magenta")

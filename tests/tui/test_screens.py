@@ -376,3 +376,28 @@ async def test_markup_in_titles_and_names_is_shown_as_written(make_app) -> None:
         await pilot.press("5")
         await settle(app, pilot)
         assert "[reverse]batch[/] 64" in screen_text(app)
+
+
+async def test_each_target_is_compared_with_the_ceiling_at_its_own_block_and_cache(make_app) -> None:
+    """vLLM at block 32 (its `cache_config_info`) is compared with the agents' block-32 ceiling, not the
+    block-16 one every target used to get; a Triton model without TensorRT-LLM has no prefix cache and
+    no ceiling; a vLLM with prefix caching off has no ceiling either."""
+    from tests.tui.fixtures import instances
+
+    app: CharterApp = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("3")
+        await settle(app, pilot)
+        assert table_rows(app, "#cache-targets")["vllm-a"][4] == "58% b16"  # block not reported: 16
+        vllm, triton, _ = instances()
+        vllm.info = {"cache_config": {"block_size": "32", "enable_prefix_caching": "True"}}
+        app.source.bus.publish(topic("instance", "vllm-a"), vllm)
+        app.source.bus.publish(topic("instance", "triton-b"), triton)
+        await settle(app, pilot)
+        rows = table_rows(app, "#cache-targets")
+        assert rows["vllm-a"][4:6] == ["53% b32", "-4pt"]
+        assert rows["triton-b"][4:6] == ["no prefix cache", "-"]
+        vllm.info = {"cache_config": {"block_size": "32", "enable_prefix_caching": "False"}}
+        app.source.bus.publish(topic("instance", "vllm-a"), vllm.model_copy(update={"last_seen": NOW}))
+        await settle(app, pilot)
+        assert table_rows(app, "#cache-targets")["vllm-a"][4] == "no prefix cache"
