@@ -17,7 +17,7 @@ from textual.widgets import DataTable, Static
 
 from charter_tui.render import numbers
 from charter_tui.render.plot import sparkline
-from charter_tui.render.signals import SIGNAL_LABELS, SIGNAL_RANGE, state_badge
+from charter_tui.render.signals import FALLBACK_SIGNALS, SIGNAL_LABELS, SIGNAL_RANGE, state_badge
 from charter_tui.render.text import server_text
 from charter_tui.screens.base import ViewScreen
 from charter_tui.widgets.panel import Panel
@@ -137,7 +137,12 @@ class InstancesScreen(ViewScreen):
             ]
             for sig in LIVE_SIGNALS:
                 value = getattr(latest, sig) if latest else None
-                cell = Text(numbers.FORMATTERS[sig](value).rjust(6))
+                shown = numbers.FORMATTERS[sig](value)
+                if value is None and latest is not None and sig in FALLBACK_SIGNALS:
+                    other, mark = FALLBACK_SIGNALS[sig]
+                    if (fallback := getattr(latest, other, None)) is not None:
+                        shown = f"{numbers.FORMATTERS[sig](fallback)} {mark}"
+                cell = Text(shown.rjust(6))
                 if spark_w and series:
                     cell.append(" " + self._sparks.get(name, series, sig, spark_w), style="cyan")
                 cells.append(cell)

@@ -401,3 +401,29 @@ async def test_each_target_is_compared_with_the_ceiling_at_its_own_block_and_cac
         app.source.bus.publish(topic("instance", "vllm-a"), vllm.model_copy(update={"last_seen": NOW}))
         await settle(app, pilot)
         assert table_rows(app, "#cache-targets")["vllm-a"][4] == "no prefix cache"
+
+
+async def test_a_triton_row_shows_the_request_figures_its_core_exports(make_app) -> None:
+    """Triton's core exports request durations and counts, not token timings: its TTFT and tok/s cells
+    show the e2e mean and the request rate, marked as such, instead of "-" (issue 15 item 6)."""
+    from charter_tui.render import numbers
+
+    app: CharterApp = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(app, pilot)
+        app.source.bus.publish(
+            topic("sample", "triton-b"),
+            MetricSample(
+                instance="triton-b",
+                ts=NOW,
+                engine="triton",
+                e2e_mean_s=0.12,
+                requests_success_per_s=3.5,
+                waiting=1,
+            ),
+        )
+        await settle(app, pilot)
+        row = table_rows(app, "#instances")["triton-b"]
+        assert row[4].strip() == f"{numbers.seconds(0.12)} e2e", row
+        assert row[5].strip() == f"{numbers.rate(3.5)} rq/s", row
+        assert table_rows(app, "#instances")["vllm-a"][4].split()[0] == "162ms"  # its own TTFT, unmarked
