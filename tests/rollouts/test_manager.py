@@ -128,7 +128,9 @@ async def test_two_targets_canary_then_rollout_completes(tmp_path: Path, store: 
 async def test_regressing_canary_is_rolled_back_and_the_others_never_touched(
     tmp_path: Path, store: Store
 ) -> None:
-    config, states = knob_config(tmp_path, ["a", "b"])
+    # The validation step's own judgement: the early check (which would stop +400% sooner, see
+    # test_a_gross_regression_stops_the_canary_before_its_window_ends) is off here.
+    config, states = knob_config(tmp_path, ["a", "b"], early_abort_factor=0.0)
     manager = RolloutManager(config, store, state_dir=tmp_path)
     row = cmd.propose(
         manager.repo, config, targets=["a", "b"], changes=[{"param": "batch", "value": "64"}], actor="alice"
