@@ -57,9 +57,9 @@ class Actuator(abc.ABC):
     @abc.abstractmethod
     async def healthy(self) -> tuple[bool, str]: ...
 
+    @abc.abstractmethod
     def value_in(self, snapshot: Snapshot, change: Change) -> Any:
         """The value `change`'s setting has in `snapshot` (None: not set, the engine's default)."""
-        raise NotImplementedError
 
     def values_in(self, snapshot: Snapshot) -> dict[str, str | None]:
         """The changed settings as `snapshot` has them, as text, keyed as changes are (`model:param`): what
@@ -69,7 +69,7 @@ class Actuator(abc.ABC):
         for change in self.changes:
             try:
                 value = self.value_in(snapshot, change)
-            except (KeyError, TypeError, IndexError, AttributeError, NotImplementedError):
+            except (KeyError, TypeError, IndexError, AttributeError):
                 continue
             out[change.key()] = None if value is None else _text(value)
         return out
