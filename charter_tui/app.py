@@ -45,6 +45,7 @@ from daemon.contract import RESULT_TOPIC, CommandResult
 from daemon.config import LoadedConfig
 from daemon.redaction import redact_url
 from daemon.errors import shown
+from executor.demo_traffic import TrafficStatus
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,9 @@ class CharterApp(App[None]):
         Binding("question_mark", "help", "Help", id="help", key_display="?"),
         Binding("colon", "command_palette", "Commands", id="palette", key_display=":"),
         Binding("q", "quit", "Quit", id="quit"),
+        # Only with demo traffic (`charter-tui demo`); one of the two shows, as check_action says.
+        Binding("t", "pause_traffic", "Pause traffic", id="traffic.pause"),
+        Binding("t", "resume_traffic", "Send traffic", id="traffic.resume"),
     ]
     # The help screen lists these classes' bindings, in this order.
     HELP_SCOPES: ClassVar[tuple[tuple[str, type], ...]] = (
@@ -89,16 +93,19 @@ class CharterApp(App[None]):
         source: DataSource,
         *,
         daemon: Runnable | None = None,
+        traffic: TrafficControl | None = None,
         readonly: bool = False,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """`source` is where everything shown comes from; `daemon`, when given, is run by the app on its
-        own event loop (the embedded daemon). Both are built by the composition root, charter_tui/compose.py."""
+        own event loop (the embedded daemon), and so is `traffic` (the demo's synthetic requests, which
+        `t` pauses). All are built by the composition root, charter_tui/compose.py."""
         super().__init__()
         self.loaded = loaded
         self.readonly = readonly
         self.clock = clock
         self.daemon = daemon
+        self.traffic = traffic
         self.state = DaemonState()
         self.source = source
         self.source.readonly = readonly
@@ -127,9 +134,15 @@ class CharterApp(App[None]):
         if self.daemon is not None:
             self.run_worker(self.daemon.run(self._stop), name="daemon", group="daemon", exit_on_error=False)
         self.run_worker(self._pump(), name="pump", group="pump", exit_on_error=False)
+        if self.traffic is not None:
+            self.run_worker(
+                self._run_traffic(self.traffic), name="traffic", group="traffic", exit_on_error=False
+            )
         self.set_interval(REFRESH_S, self._refresh_tick, name="refresh")
         self.set_interval(CLOCK_S, self._tick, name="clock")
         self.switch_mode("instances")
+        if self.traffic is not None:  # once the first screen, which shows toasts, is up
+            self.call_after_refresh(self.notify, self.traffic.status.describe(), title="demo", timeout=12)
         # Full GC collections wait for a pause in typing (see idle_gc.py).
         self.idle_gc.start()
         self.set_interval(GC_CHECK_S, self.idle_gc.tick, name="gc")
@@ -254,6 +267,54 @@ class CharterApp(App[None]):
         else:
             self.switch_mode(mode)
 
+    # --- demo traffic ------------------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "pause_traffic":
+            return self.traffic is not None and not self.traffic.paused
+        if action == "resume_traffic":
+            return self.traffic is not None and self.traffic.paused
+        return True
+
+    def action_pause_traffic(self) -> None:
+        if self.traffic is not None:
+            self.traffic.pause()
+            self.notify("Demo traffic paused: nothing more is sent (t sends again).", timeout=5)
+            self._after_traffic_toggle()
+
+    def action_resume_traffic(self) -> None:
+        if self.traffic is not None:
+            self.traffic.resume()
+            self.notify("Demo traffic on again.", timeout=5)
+            self._after_traffic_toggle()
+
+    async def _run_traffic(self, traffic: TrafficControl) -> None:
+        try:
+            await traffic.run(self._stop)
+        except Exception as exc:  # the demo's traffic failing must not take the dashboard with it
+            log.exception("demo traffic crashed")
+            traffic.status.state, traffic.status.last_error = "failed", shown(exc)
+        if traffic.status.state == "failed":
+            self.notify(f"Demo traffic stopped: {traffic.status.last_error}", severity="error", timeout=15)
+            self._after_traffic_toggle()
+
+    def traffic_badge(self, width: int) -> str:
+        """The top bar's word on the demo traffic: what it is, and at 120 columns and more, how it goes."""
+        if self.traffic is None:
+            return ""
+        status = self.traffic.status
+        if width < 120:
+            return "DEMO" if status.state != "paused" else "DEMO paused"
+        if status.state == "failed":
+            return "DEMO traffic stopped"
+        if status.state == "paused":
+            return f"DEMO traffic paused · {status.runs} runs"
+        errors = f" · {status.failed_runs} failed" if status.failed_runs else ""
+        return f"DEMO traffic · {status.runs} runs{errors}"
+
+    def _after_traffic_toggle(self) -> None:
+        self.refresh_bindings()
+        self._mark("clock")  # the top bar's badge
+
     def delay_update(self, delay: float = 0.05) -> None:
         if self._switch_drawn:
             return
@@ -261,7 +322,12 @@ class CharterApp(App[None]):
 
     def action_help(self) -> None:
         readonly_ids = {f"rollouts.{a}" for a in MUTATING_ACTIONS} if self.readonly else set()
-        scopes: list[tuple[str, Iterable[Binding]]] = [("app", _bindings(self.BINDINGS))]
+        app_bindings = [
+            b
+            for b in _bindings(self.BINDINGS)
+            if self.traffic is not None or not (b.id or "").startswith("traffic.")
+        ]
+        scopes: list[tuple[str, Iterable[Binding]]] = [("app", app_bindings)]
         scopes += [(name, _bindings(cls.__dict__.get("BINDINGS", []))) for name, cls in self.HELP_SCOPES]
         rows = binding_rows(scopes, self.keymap, readonly_ids)
         self.push_screen(self._reusable("help", lambda: HelpScreen(rows)))
@@ -386,6 +452,17 @@ class Runnable(Protocol):
     """The embedded daemon as the app sees it: something to run until `stop` is set."""
 
     def run(self, stop: asyncio.Event) -> Coroutine[Any, Any, None]: ...
+
+
+class TrafficControl(Runnable, Protocol):
+    """Synthetic traffic the app runs and the user can pause (the demo's: executor/demo_traffic.py)."""
+
+    status: TrafficStatus
+
+    @property
+    def paused(self) -> bool: ...
+    def pause(self) -> None: ...
+    def resume(self) -> None: ...
 
 
 def _bindings(items: Iterable[BindingType]) -> list[Binding]:

@@ -1,6 +1,7 @@
 """The composition root: which daemon and which data source the TUI gets, decided in one place.
 
-    app = embedded_app(loaded, readonly=args.readonly)          # `charter-tui`, `charter-tui demo`
+    app = embedded_app(loaded, readonly=args.readonly)          # `charter-tui`
+    app = embedded_app(loaded, traffic=DemoTraffic(...))        # `charter-tui demo`
     app = remote_app(loaded, "gpu-box:1883", readonly=False)    # `charter-tui tui --connect`
 
 The app itself builds nothing: it is handed one `DataSource` (and, embedded, the daemon to run on its
@@ -13,7 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
-from charter_tui.app import CharterApp
+from charter_tui.app import CharterApp, TrafficControl
 from charter_tui.datasource import BusSource
 from daemon.bus import Bus, Event
 from daemon.config import LoadedConfig
@@ -22,7 +23,11 @@ from daemon.views import History
 
 
 def embedded_app(
-    loaded: LoadedConfig, *, readonly: bool = False, clock: Callable[[], float] = time.time
+    loaded: LoadedConfig,
+    *,
+    readonly: bool = False,
+    traffic: TrafficControl | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> CharterApp:
     from daemon.service import DaemonService
 
@@ -30,7 +35,7 @@ def embedded_app(
     daemon = DaemonService(loaded, readonly=readonly or loaded.config.daemon.readonly, watch_if_taken=True)
     # Subscribed now, before the daemon starts, so its first events are not missed.
     source = BusSource(daemon.bus, daemon, readonly=readonly)
-    return CharterApp(loaded, source, daemon=daemon, readonly=readonly, clock=clock)
+    return CharterApp(loaded, source, daemon=daemon, traffic=traffic, readonly=readonly, clock=clock)
 
 
 class ConfiguredTargets:

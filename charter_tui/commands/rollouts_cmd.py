@@ -100,6 +100,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         a.add_argument("id", type=int)
         a.add_argument("--comment", "-m", help="why (kept in the audit log)")
         a.add_argument("--json", action="store_true", help="machine-readable output")
+        if action == "approve":
+            a.add_argument(
+                "--yes",
+                "-y",
+                action="store_true",
+                help="approve without asking, even when it means an outage",
+            )
         a.set_defaults(func=run_command, command_action=action)
 
 
@@ -309,12 +316,32 @@ def _diff(a: Any, b: Any, path: str = "") -> list[str]:
 def run_command(args: argparse.Namespace) -> int:
     action = args.command_action
     loaded, repo = _repo(args, mutating=action)
+    if action == "approve" and not _outage_accepted(loaded, repo, args):
+        print(f"rollout {args.id}: not approved", file=sys.stderr)
+        return 1
     row = cmd.apply_command(repo, action, args.id, actor=local_identity(), comment=args.comment)
     if args.json:
         print(json.dumps(row.model_dump(mode="json"), indent=2))
     else:
         print(f"rollout {row.id}: {row.state}" + (f" ({args.comment})" if args.comment else ""))
-    warning = cmd.outage_warning(loaded.config, row.targets) if action == "approve" else None
-    if warning:
-        print(f"note: {warning}", file=sys.stderr)
     return 0
+
+
+def _outage_accepted(loaded: Any, repo: RolloutRepo, args: argparse.Namespace) -> bool:
+    """Said before approving a relaunch of the only server: what it costs (from the last relaunch on
+    record). At a terminal the user then chooses; a script (no terminal, or `--yes`) is told and goes on."""
+    try:
+        pending = repo.get(args.id)
+    except UserError:
+        return True  # apply_command refuses it with the reason
+    warning = cmd.outage_warning(loaded.config, pending.targets, repo.list())
+    if not warning:
+        return True
+    print(f"note: {warning}", file=sys.stderr)
+    if args.yes or not sys.stdin.isatty():
+        return True
+    try:
+        answer = input("Approve anyway? [y/N] ")
+    except EOFError:
+        return False
+    return answer.strip().lower() in ("y", "yes")

@@ -106,7 +106,9 @@ class ViewScreen(Screen[None]):
             status = f"▲ {health.summary()}"  # a loop crashed and restarts, or keeps crashing
         else:
             status = f"● {up}/{len(state.instances)} up"
-        self.query_one(TopBar).render_bar(self.MODE, status, self.charter.readonly, counts)
+        self.query_one(TopBar).render_bar(
+            self.MODE, status, self.charter.readonly, counts, self.charter.traffic_badge(self.size.width)
+        )
 
     def on_mount(self) -> None:
         # Runs after the subclass's on_mount (Textual dispatches along the MRO, subclass first).

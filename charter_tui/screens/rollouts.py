@@ -305,7 +305,11 @@ class RolloutsScreen(ViewScreen):
                 if restored
                 else Text("No target was changed yet: rolling back ends the rollout.", style="dim")
             )
-        warning = outage_warning(self.charter.loaded.config, ro.targets) if action == "approve" else None
+        warning = (
+            outage_warning(self.charter.loaded.config, ro.targets, self.charter.state.rollouts.values())
+            if action == "approve"
+            else None
+        )
         if warning:
             detail = Text.assemble(detail, "\n\n", Text(warning, style="bold"))
 

@@ -25,8 +25,11 @@ class TopBar(Panel):
     }
     """
 
-    def render_bar(self, current: str, status: str, readonly: bool, counts: dict[str, int]) -> None:
-        """`counts` adds a number after a screen's name (pending rollouts, active bottlenecks)."""
+    def render_bar(
+        self, current: str, status: str, readonly: bool, counts: dict[str, int], badge: str = ""
+    ) -> None:
+        """`counts` adds a number after a screen's name (pending rollouts, active bottlenecks);
+        `badge`, when given, is shown before the status (the demo's synthetic traffic)."""
         bar = Text(" charter ", style="bold reverse")
         for mode, key, label in SCREENS:
             style = "bold reverse" if mode == current else ""
@@ -38,6 +41,9 @@ class TopBar(Panel):
         right = Text()
         if readonly:
             right.append(" READ-ONLY ", style="bold white on dark_red")
+            right.append(" ")
+        if badge:
+            right.append(f" {badge} ", style="bold black on yellow")
             right.append(" ")
         right.append(status, style="green" if status.startswith("●") else "yellow")
         width = self.size.width or 80

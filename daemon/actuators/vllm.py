@@ -385,6 +385,7 @@ class VllmRelaunchActuator(Actuator):
             return await self._readback(holder.info.pid, flags, relaunched=False)
         leftover = self._pending_launch() if holder is None else None
         self._write_record(argv, flags)
+        out_of_service_from = time.monotonic()
         if holder is not None:
             how = await asyncio.to_thread(
                 procs.stop, holder.stop_pid, self.stop_grace_s, started=holder.stop_started
@@ -404,8 +405,12 @@ class VllmRelaunchActuator(Actuator):
         process = self._start(argv)
         self._write_record(argv, flags, pid=process.pid, started=procs.start_time(process.pid))
         await self._wait_healthy(process)
+        # From stopping the old server to the new one answering /health: what the next approval of a
+        # relaunch quotes as its expected outage (`rollouts.commands.last_relaunch_s`).
+        downtime_s = round(time.monotonic() - out_of_service_from, 1)
         result = await self._readback(process.pid, flags, relaunched=True)
         result["stopped_previous"] = how
+        result["downtime_s"] = downtime_s
         return result
 
     def _write_record(

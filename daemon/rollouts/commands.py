@@ -197,10 +197,26 @@ def recommendation_refused(
         return rec
 
 
-def outage_warning(config: Config, targets: Sequence[str]) -> str | None:
+def last_relaunch_s(rows: Iterable[Rollout], target: str) -> tuple[float, int] | None:
+    """How long `target` was out of service the last time a rollout relaunched it (the vLLM actuator's
+    `downtime_s`: old server stopped to new one healthy), and which rollout that was; None if never."""
+    seen: list[tuple[float, float, int]] = []
+    for row in rows:
+        progress = stage_of(row).progress.get(target)
+        downtime = (progress.readback or {}).get("downtime_s") if progress is not None else None
+        if isinstance(downtime, int | float) and not isinstance(downtime, bool) and progress is not None:
+            seen.append((progress.applied_at or 0.0, float(downtime), row.id or 0))
+    if not seen:
+        return None
+    _, downtime, rollout = max(seen)
+    return downtime, rollout
+
+
+def outage_warning(config: Config, targets: Sequence[str], history: Iterable[Rollout] = ()) -> str | None:
     """What approving costs when the canary is the only server: a vLLM change is applied by relaunching
     it, so nothing serves until the new process is ready and every request meanwhile is refused. Said
-    before the approval, by the TUI's dialog and the CLI, instead of found out from the clients."""
+    before the approval, by the TUI's dialog and the CLI, instead of found out from the clients; with
+    the last relaunch's measured outage from `history` (earlier rollouts) when there was one."""
     if len(targets) != 1:
         return None
     target = next((t for t in config.targets if t.name == targets[0]), None)
@@ -210,9 +226,15 @@ def outage_warning(config: Config, targets: Sequence[str]) -> str | None:
         return None
     if target is None or kind != "vllm":
         return None
+    last = last_relaunch_s(history, target.name)
+    expected = (
+        f"its last relaunch (rollout {last[1]}) left nothing serving for {last[0]:.0f} s"
+        if last is not None
+        else f"no relaunch of it is on record here; expect up to {config.rollouts.apply_timeout_s:g} s"
+    )
     return (
         f"{target.name} is this rollout's only server: the change relaunches it, and nothing serves until "
-        f"the new vLLM is ready (up to {config.rollouts.apply_timeout_s:g} s); requests meanwhile are refused. "
+        f"the new vLLM is ready ({expected}); requests meanwhile are refused. "
         "Add a second target to canary without an outage."
     )
 

@@ -10,7 +10,7 @@ import pytest
 import tomli_w
 
 from charter_tui.cli import main
-from daemon.models import AuditEvent
+from daemon.models import AuditEvent, Rollout
 from daemon.store import Store
 from tests.rollouts.helpers import KNOB
 
@@ -114,9 +114,8 @@ def test_dry_run_reads_the_current_value_and_stores_nothing(env, capsys) -> None
     assert "no rollouts" in capsys.readouterr().out
 
 
-def test_approving_a_relaunch_of_the_only_server_warns_of_the_outage(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+@pytest.fixture
+def single_vllm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, str]:
     config = tmp_path / "config.toml"
     config.write_text(
         tomli_w.dumps(
@@ -127,11 +126,89 @@ def test_approving_a_relaunch_of_the_only_server_warns_of_the_outage(
             }
         )
     )
-    monkeypatch.setenv("CHARTER_TUI_DATABASE_URL", f"sqlite:///{tmp_path / 'c.db'}")
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    monkeypatch.setenv("CHARTER_TUI_DATABASE_URL", url)
+    return config, url
+
+
+def test_approving_a_relaunch_of_the_only_server_warns_of_the_outage(
+    single_vllm: tuple[Path, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, _ = single_vllm
     assert cli(config, "rollouts", "propose", "--target", "v", "--set", "max_num_seqs=8") == 0
     capsys.readouterr()
-    assert cli(config, "rollouts", "approve", "1") == 0
+    assert cli(config, "rollouts", "approve", "1") == 0  # no terminal (a script): told, and it goes on
     out = capsys.readouterr()
     assert "rollout 1: APPROVED" in out.out
     assert out.err.startswith("note: v is this rollout's only server: the change relaunches it")
-    assert "up to 600 s" in out.err and "Add a second target" in out.err
+    assert "no relaunch of it is on record here; expect up to 600 s" in out.err
+    assert "Add a second target" in out.err
+
+
+def _relaunched_before(url: str, downtime_s: float) -> None:
+    """Rollout 1 relaunched `v` once, and the vLLM actuator measured how long nothing served."""
+    from daemon.rollouts.model import StageDetail, TargetProgress
+
+    stage = StageDetail(
+        order=["v"],
+        progress={
+            "v": TargetProgress(status="applied", applied_at=1000.0, readback={"downtime_s": downtime_s})
+        },
+    )
+    with Store(url).session() as s:
+        row = s.get(Rollout, 1)
+        assert row is not None
+        row.state, row.stage_detail = "COMPLETED", stage.model_dump(mode="json")
+        s.add(row)
+        s.commit()
+
+
+def test_the_outage_quoted_is_the_last_measured_relaunch_and_a_terminal_user_may_decline(
+    single_vllm: tuple[Path, str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config, url = single_vllm
+    assert cli(config, "rollouts", "propose", "--target", "v", "--set", "max_num_seqs=8") == 0
+    _relaunched_before(url, 54.4)
+    assert cli(config, "rollouts", "propose", "--target", "v", "--set", "max_num_seqs=16") == 0
+    capsys.readouterr()
+
+    class Terminal:  # stdin as a person's terminal: isatty, and what they type
+        def __init__(self, typed: str) -> None:
+            self.typed = typed
+
+        def isatty(self) -> bool:
+            return True
+
+        def readline(self) -> str:
+            return self.typed
+
+    monkeypatch.setattr(sys, "stdin", Terminal("n\n"))
+    assert cli(config, "rollouts", "approve", "2") == 1
+    out = capsys.readouterr()
+    assert "its last relaunch (rollout 1) left nothing serving for 54 s" in out.err
+    assert "Approve anyway? [y/N]" in out.out + out.err and "rollout 2: not approved" in out.err
+    with Store(url).session() as s:
+        row = s.get(Rollout, 2)
+        assert row is not None and row.state == "PENDING_APPROVAL"
+    monkeypatch.setattr(sys, "stdin", Terminal("y\n"))
+    assert cli(config, "rollouts", "approve", "2") == 0
+    assert "rollout 2: APPROVED" in capsys.readouterr().out
+
+
+def test_yes_approves_at_a_terminal_without_asking(
+    single_vllm: tuple[Path, str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config, _ = single_vllm
+    assert cli(config, "rollouts", "propose", "--target", "v", "--set", "max_num_seqs=8") == 0
+
+    class Unanswerable:
+        def isatty(self) -> bool:
+            return True
+
+        def readline(self) -> str:
+            raise AssertionError("asked although --yes was given")
+
+    monkeypatch.setattr(sys, "stdin", Unanswerable())
+    assert cli(config, "rollouts", "approve", "1", "--yes") == 0
+    out = capsys.readouterr()
+    assert "rollout 1: APPROVED" in out.out and out.err.startswith("note: v is this rollout's only server")

@@ -167,6 +167,14 @@ async def test_restart_only_flags_by_relaunch_then_rollback(
             readback["relaunched"] is True
             and readback["cache_config_info"]["enable_prefix_caching"] == "False"
         )
+        # How long nothing served, measured (stop to /health): a real vLLM CPU start takes seconds, not 0.
+        assert 2.0 < readback["downtime_s"] < 600
+        # ... and the next approval of a relaunch of this target quotes it (issue 15 item 3).
+        warning = cmd.outage_warning(config, ["vllm-a"], manager.repo.list())
+        assert (
+            warning
+            and f"(rollout {row.id}) left nothing serving for {readback['downtime_s']:.0f} s" in warning
+        )
         written = (tmp_path / "launch" / "vllm-a.json").read_text()
         assert '"--max-num-seqs", "4"' in written
 

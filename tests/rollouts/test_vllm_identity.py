@@ -328,6 +328,7 @@ async def test_leftover_launch_record_with_a_recycled_pid_is_neither_waited_for_
     result = await asyncio.wait_for(actuator.converge({"flags": {"max_num_seqs": 4}}), 120)
 
     assert result["relaunched"] is True and result["stopped_previous"] == "was not running"
+    assert isinstance(result["downtime_s"], float) and result["downtime_s"] >= 0
     assert bystander.poll() is None, "an unrelated process was stopped as a leftover launch"
     pid = procs.server_pid(port)
     assert pid is not None and procs.cmdline(pid) == [*configured_argv(port), "--max-num-seqs", "4"]

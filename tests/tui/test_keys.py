@@ -579,6 +579,46 @@ async def test_approving_a_relaunch_of_the_only_server_says_it_is_an_outage(make
             assert ("vllm-a is this rollout's only server: the change relaunches it" in detail) is warned, (
                 detail
             )
+            if warned:
+                assert "no relaunch of it is on record here" in detail
+
+
+async def test_the_approval_dialog_quotes_the_last_measured_relaunch(make_app) -> None:
+    """A finished rollout that relaunched vllm-a recorded how long nothing served (the actuator's
+    `downtime_s`): the next approval of a relaunch of vllm-a says that figure, not the timeout."""
+    from daemon.bus import topic
+    from daemon.models import Rollout
+    from daemon.rollouts.model import StageDetail, TargetProgress
+
+    config = '[[targets]]\nname = "vllm-a"\nurl = "http://127.0.0.1:9"\nengine = "vllm"\n'
+    app: CharterApp = make_app(config=config)
+    stage = StageDetail(
+        order=["vllm-a"],
+        progress={
+            "vllm-a": TargetProgress(status="applied", applied_at=NOW - 3600, readback={"downtime_s": 61.3})
+        },
+    )
+    earlier = Rollout(
+        id=4,
+        state="COMPLETED",
+        title="earlier relaunch",
+        targets=["vllm-a"],
+        created_at=NOW - 4000,
+        updated_at=NOW - 3500,
+        stage_detail=stage.model_dump(mode="json"),
+    )
+    app.source.bus.publish(topic("rollout", "4"), earlier)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await pilot.press("5")
+        await settle(app, pilot)
+        queue = app.screen.query_one("#queue", DataTable)
+        queue.move_cursor(row=queue.get_row_index("11"))
+        await settle(app, pilot)
+        await pilot.press("a")
+        await settle(app, pilot)
+        assert isinstance(app.screen, ConfirmScreen)
+        detail = static_text(app, "#confirm-detail")
+        assert "its last relaunch (rollout 4) left nothing serving for 61 s" in detail, detail
 
 
 async def test_p_on_an_open_recommendation_proposes_it_as_a_rollout(make_app) -> None:
