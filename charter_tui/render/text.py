@@ -9,7 +9,7 @@ from typing import Any
 
 from rich.text import Text
 
-from compiler.model import CachePlan, CallSite, CompileResult
+from compiler.model import CachePlan, CallSite, CompileResult, EngineSetting
 from charter_tui.render.numbers import percent
 from daemon.text import clean
 
@@ -177,7 +177,10 @@ def key_values(d: Mapping[str, Any], indent: int = 0) -> Text:
     return out
 
 
-def cache_plan(plan: CachePlan) -> Text:
+def cache_plan(plan: CachePlan, smallest_blocks: Mapping[str, int] | None = None) -> Text:
+    """The compiler's plan. `smallest_blocks` (vLLM target -> the smallest KV block its backend takes,
+    `daemon.optimizer.context.smallest_vllm_block`) turns the plan's generic `--block-size` advice into
+    a value each configured server accepts: the compiler knows the engine, not the server."""
     out = Text()
     out.append(f"engine {plan.engine}\n", style="bold")
     for b in plan.block_shares:
@@ -196,6 +199,9 @@ def cache_plan(plan: CachePlan) -> Text:
         mode = "concurrent" if st.concurrent else "serial"
         out.append(f"  stage {st.stage}: {', '.join(st.calls)} ({mode}) {st.note}\n")
     for s in plan.settings:
+        if s.engine == "vllm" and s.name == "--block-size" and smallest_blocks:
+            _block_size_lines(out, s, smallest_blocks)
+            continue
         out.append(f"  {s.where} {s.name}={s.value} ({s.applies}): {s.reason}\n", style="yellow")
     for r in plan.retention:
         out.append(
@@ -205,6 +211,23 @@ def cache_plan(plan: CachePlan) -> Text:
         out.append(f"  assumes: {a}\n", style="dim")
     out.rstrip()
     return out
+
+
+def _block_size_lines(out: Text, setting: EngineSetting, smallest_blocks: Mapping[str, int]) -> None:
+    advised = int(setting.value) if setting.value.isdigit() else 0
+    refusing = {name: floor for name, floor in smallest_blocks.items() if floor > advised}
+    if len(refusing) < len(smallest_blocks):
+        out.append(
+            f"  {setting.where} {setting.name}={setting.value} ({setting.applies}): {setting.reason}\n",
+            style="yellow",
+        )
+    for name, floor in sorted(refusing.items()):
+        out.append(
+            f"  {setting.where} {setting.name}={floor} for {name} ({setting.applies}): its attention backend "
+            f"takes no block under {floor} (it refuses {setting.value}); {floor} loses fewest tokens per "
+            "shared prefix there\n",
+            style="yellow",
+        )
 
 
 def fixes(result: CompileResult) -> Text:

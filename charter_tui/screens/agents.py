@@ -27,6 +27,8 @@ from charter_tui.state import parse_result
 from charter_tui.widgets.filterbar import matches
 from charter_tui.widgets.livetable import LiveTable
 from charter_tui.widgets.tables import selected_key, sync_rows
+from daemon.optimizer.context import smallest_vllm_block
+from daemon.optimizer.settings import read_settings
 
 # The watcher reports `file:line:col: message`; Python's own messages say `line N`.
 _FILE_POSITION = re.compile(r":(\d+):(\d+): ")
@@ -55,7 +57,7 @@ def watched_paths(configured: list[str]) -> list[str]:
 
 class AgentsScreen(ViewScreen):
     MODE = "agents"
-    WATCHES = frozenset({"compile"})
+    WATCHES = frozenset({"compile", "instance"})  # instance: a server's block size shapes the plan
     WATCH_RESCAN_S = 10.0
 
     def compose_body(self) -> ComposeResult:
@@ -199,11 +201,13 @@ class AgentsScreen(ViewScreen):
             )
         sync_rows(calls_table, call_rows)
         call_id = selected_key(calls_table)
+        blocks = self._smallest_blocks()
         key = (
             path,
             call_id,
             view.last_good.compiled_at if view and view.last_good else None,
             view.latest.content_hash if view else None,
+            tuple(sorted(blocks.items())),
         )
         if key == self._drawn:
             return  # the DAG is the costliest thing here; skip it when nothing it shows changed
@@ -225,8 +229,18 @@ class AgentsScreen(ViewScreen):
                         f"\n[{f.kind.value}] {f.message}", style="red" if f.anti_pattern else "green"
                     )
         self.query_one("#prompt", Static).update(prompt)
-        self.query_one("#plan", Static).update(render_text.cache_plan(result.plan))
+        self.query_one("#plan", Static).update(render_text.cache_plan(result.plan, blocks))
         self.query_one("#fixes", Static).update(render_text.fixes(result))
+
+    def _smallest_blocks(self) -> dict[str, int]:
+        """Each vLLM target's smallest KV block, from what its server reported (see `cache_plan`)."""
+        configured = {t.name: t for t in self.charter.loaded.config.targets}
+        out = {}
+        for name, inst in self.charter.state.instances.items():
+            if inst.engine == "vllm" and (inst.info or {}).get("cache_config"):
+                settings = read_settings(configured.get(name), "vllm", inst.info or {})
+                out[name] = smallest_vllm_block(settings)
+        return out
 
     def _clear_detail(self) -> None:
         self._drawn = None

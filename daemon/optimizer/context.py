@@ -13,6 +13,18 @@ GPU_SMALLEST_BLOCK = 16
 CPU_SMALLEST_BLOCK = 32
 
 
+def smallest_vllm_block(settings: Settings) -> int:
+    """The smallest KV block this vLLM's attention backend takes, as far as the server tells. vLLM's
+    CPU platform picks 128-token blocks itself where a GPU's default is 16, and its attention backend
+    takes only multiples of 32 (`cpu_attn.py`, vLLM 0.32; it refuses 16): a server that chose 128 on
+    its own is taken for that backend. Anything else is offered GPU's 16. (The optimizer's
+    recommendations and the Agents screen's cache plan both ask this.)"""
+    chosen_by_user = settings.value("user_specified_block_size")
+    if settings.value("--block-size") == 128 and chosen_by_user is False:
+        return CPU_SMALLEST_BLOCK
+    return GPU_SMALLEST_BLOCK
+
+
 @dataclass
 class Context:
     instance: str
@@ -40,14 +52,8 @@ class Context:
         )
 
     def smallest_block(self) -> int:
-        """The smallest KV block this vLLM's attention backend takes, as far as the server tells. vLLM's
-        CPU platform picks 128-token blocks itself where a GPU's default is 16, and its attention backend
-        takes only multiples of 32 (`cpu_attn.py`, vLLM 0.32; it refuses 16): a server that chose 128 on
-        its own is taken for that backend. Anything else is offered GPU's 16."""
-        chosen_by_user = self.settings.value("user_specified_block_size")
-        if self.settings.value("--block-size") == 128 and chosen_by_user is False:
-            return CPU_SMALLEST_BLOCK
-        return GPU_SMALLEST_BLOCK
+        """See `smallest_vllm_block`."""
+        return smallest_vllm_block(self.settings)
 
     def change(
         self, parameter: str, recommended: object, reason: str, apply: Apply = "restart"

@@ -146,6 +146,56 @@ async def test_agents_dag_prompt_plan_and_diff(make_app) -> None:
         assert static_text(app, "#prompt").startswith("c3 outline:33")
 
 
+async def test_the_plan_advises_each_vllm_server_a_block_size_it_accepts(make_app) -> None:
+    """Issue 15 item 2: the compiler's plan says `--block-size=16` (vLLM's GPU default), which a vLLM on
+    CPU refuses. Once vllm-a reports the 128-token blocks the CPU platform picks by itself (its real
+    `cache_config_info` labels), the Agents screen advises it 32 instead; a server at 16 keeps 16."""
+    from pathlib import Path
+
+    from compiler.api import compile_source
+    from daemon.models import CompileRecord
+
+    agent = Path(__file__).resolve().parents[2] / "data" / "agents" / "document_processor.py"
+    result = compile_source(agent.read_text(), AGENT_PATH)  # a real plan, with its --block-size advice
+    app: CharterApp = make_app()
+    app.source.bus.publish(
+        topic("compile", AGENT_PATH),
+        CompileRecord(
+            path=AGENT_PATH,
+            content_hash=result.source_sha256,
+            compiled_at=NOW,
+            ok=True,
+            result=result.model_dump(mode="json"),
+        ),
+    )
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("2")
+        await settle(app, pilot)
+        assert "flag --block-size=16 (restart)" in static_text(app, "#plan")
+        cpu = {"cache_config": {"block_size": "128", "user_specified_block_size": "False"}}
+        gpu = {"cache_config": {"block_size": "16", "user_specified_block_size": "False"}}
+        for name, info in (("vllm-a", cpu), ("vllm-gpu", gpu)):
+            inst = Instance(
+                name=name,
+                url="http://127.0.0.1:8000",
+                engine="vllm",
+                state=InstanceState.UP,
+                last_seen=NOW - 1,
+                info=info,
+            )
+            app.source.bus.publish(topic("instance", name), inst)
+        await settle(app, pilot)
+        plan = static_text(app, "#plan")
+        assert (
+            "flag --block-size=32 for vllm-a (restart): its attention backend takes no block under 32" in plan
+        )
+        assert "flag --block-size=16 (restart)" in plan  # still right for vllm-gpu
+        app.source.bus.publish(topic("instance", "vllm-gpu"), inst.model_copy(update={"info": cpu}))
+        await settle(app, pilot)
+        plan = static_text(app, "#plan")
+        assert "--block-size=32 for vllm-gpu" in plan and "flag --block-size=16 (restart)" not in plan
+
+
 async def test_agents_syntax_error_keeps_last_good_dag_and_redraws_on_recompile(make_app) -> None:
     app: CharterApp = make_app()
     async with app.run_test(size=(160, 48)) as pilot:
