@@ -95,3 +95,33 @@ def repo_data_dir() -> Path:
         if candidate.is_dir():
             return candidate
     raise FileNotFoundError("charter-tui's bundled data/ directory is missing from this installation")
+
+
+# File names that say little by themselves: an agent split over a package is often `agent.py` or
+# `main.py`, and two projects' `agent.py` must not read as one file.
+_GENERIC_NAMES = frozenset(
+    {
+        "agent.py",
+        "agents.py",
+        "main.py",
+        "app.py",
+        "run.py",
+        "graph.py",
+        "chain.py",
+        "pipeline.py",
+        "workflow.py",
+    }
+    | {"__init__.py", "__main__.py", "prompts.py"}
+)
+
+
+def agent_label(path: str) -> str:
+    """How an agent file is named where space is short (a table row, a recommendation's title): its
+    file name, with its directory when the name alone is generic (`research_graph/agent.py`). The whole
+    path is shown where there is room for it."""
+    pure = Path(path)
+    if not pure.name:
+        return path
+    if pure.name in _GENERIC_NAMES and pure.parent.name:
+        return f"{pure.parent.name}/{pure.name}"
+    return pure.name

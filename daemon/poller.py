@@ -50,6 +50,7 @@ from typing import Any
 import httpx
 
 from daemon import prom
+from daemon.actuators import procs
 from daemon.collectors import COLLECTORS, detect_engine, read, wanted_names
 from daemon.collectors.window import CounterWindow, WindowResult
 from daemon.config import Config, TargetConfig
@@ -66,6 +67,7 @@ from daemon.supervisor import cancel_and_wait
 log = logging.getLogger(__name__)
 
 HEALTH_EVERY_S = 60.0  # while the target answers /metrics (that alone proves liveness)
+PLATFORM_EVERY_S = 600.0  # a vLLM whose platform could not be read is tried again after this
 HEALTH_EVERY_FAILING_S = 15.0  # while it does not: the health view is what explains why
 REASON_CHARS = 512  # a state reason is one line on a screen, not a response body
 
@@ -161,6 +163,7 @@ class Poller:
         }
         self.writer = SampleWriter(store, metrics)
         self._next_health: dict[str, float] = {}
+        self._next_platform: dict[str, float] = {}
         self._wakes: dict[str, asyncio.Event] = {}
         self._health_tasks: dict[str, asyncio.Task[None]] = {}
 
@@ -439,7 +442,22 @@ class Poller:
             return
         if status.health.model_configs:
             status.info["model_configs"] = status.health.model_configs
+        await self._read_platform(target, status)
         self._mark_dirty(status)
+
+    async def _read_platform(self, target: TargetConfig, status: TargetStatus) -> None:
+        """CPU or GPU decides which KV block sizes a vLLM accepts, and its metrics do not say which: read
+        from the local server process (`procs.local_vllm_platform`), once it is known, and otherwise at
+        most every PLATFORM_EVERY_S (finding the process scans /proc)."""
+        if (status.engine or target.engine) != "vllm" or "platform" in status.info:
+            return
+        now = time.monotonic()
+        if now < self._next_platform.get(target.name, 0.0):
+            return
+        self._next_platform[target.name] = now + PLATFORM_EVERY_S
+        platform = await asyncio.to_thread(procs.local_vllm_platform, target.url)
+        if platform is not None:
+            status.info["platform"] = platform
 
     # --- state --------------------------------------------------------------------------------
     def _set_state(self, status: TargetStatus, state: InstanceState, reason: str | None) -> None:

@@ -8,12 +8,12 @@ speedup says what that was worth in makespan.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from urllib.parse import urlsplit
 
 from rich.text import Text
 
 from charter_tui.render import numbers
+from daemon.paths import agent_label
 from daemon.bench.records import BenchRunView
 from daemon.models import Instance
 from daemon.redaction import redact_text, redact_url
@@ -80,7 +80,7 @@ def bench_row(
     naive, opt, best = run.summaries.get("naive"), run.summaries.get("optimized"), run.best
     # A failed run is marked on the agent too: the error column may be scrolled off at 80 columns.
     agent = Text(
-        ("✗ " if run.error else "") + Path(run.agent).name, style="bold red" if run.error else "bold"
+        ("✗ " if run.error else "") + agent_label(run.agent), style="bold red" if run.error else "bold"
     )
     return row_key(run), [
         agent,

@@ -28,6 +28,7 @@ from charter_tui.widgets.filterbar import matches
 from charter_tui.widgets.livetable import LiveTable
 from charter_tui.widgets.tables import selected_key, sync_rows
 from daemon.optimizer.context import smallest_vllm_block
+from daemon.paths import agent_label
 from daemon.optimizer.settings import read_settings
 
 # The watcher reports `file:line:col: message`; Python's own messages say `line N`.
@@ -109,7 +110,7 @@ class AgentsScreen(ViewScreen):
         rows = []
         for path in self._paths():
             view = state.compiles.get(path)
-            name = Path(path).name
+            name = agent_label(path)
             if not matches(self.filter_text, path):
                 continue
             if view is None:

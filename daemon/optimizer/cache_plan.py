@@ -14,10 +14,10 @@ contract, schema 1.x). Three outcomes, each only when the plan says it pays:
 
 from __future__ import annotations
 
-from pathlib import PurePath
 from typing import Any
 
 from daemon.actuators.params import as_bool
+from daemon.paths import agent_label
 from daemon.optimizer.context import Context
 from daemon.optimizer.kv_cache import enable_prefix_caching
 from daemon.optimizer.models import Apply, ConfigChange, RecommendationSpec
@@ -62,7 +62,7 @@ def recommend_from_compile(result: dict[str, Any], ctx: Context) -> list[Recomme
     path = str(result.get("path") or "?")
     # Titles name the file, not its directory: a table row at 80 columns would show only the start of a
     # long absolute path (the detail keeps the whole path).
-    name = PurePath(path).name or path
+    name = agent_label(path)
     plan_engine = _PLAN_ENGINE.get(ctx.engine)
     if plan_engine is None:
         return []

@@ -15,10 +15,15 @@ CPU_SMALLEST_BLOCK = 32
 
 def smallest_vllm_block(settings: Settings) -> int:
     """The smallest KV block this vLLM's attention backend takes, as far as the server tells. vLLM's
-    CPU platform picks 128-token blocks itself where a GPU's default is 16, and its attention backend
-    takes only multiples of 32 (`cpu_attn.py`, vLLM 0.32; it refuses 16): a server that chose 128 on
-    its own is taken for that backend. Anything else is offered GPU's 16. (The optimizer's
-    recommendations and the Agents screen's cache plan both ask this.)"""
+    CPU attention backend takes only multiples of 32 (`cpu_attn.py`, vLLM 0.32; it refuses 16). The
+    platform is known when the server process is local (`procs.local_vllm_platform`); otherwise a
+    server that chose 128-token blocks itself is taken for the CPU platform, whose own default that is
+    (a GPU's is 16). Anything else is offered GPU's 16. (The optimizer's recommendations and the Agents
+    screen's cache plan both ask this.)"""
+    if settings.value("platform") == "cpu":
+        return CPU_SMALLEST_BLOCK
+    if settings.value("platform") == "gpu":
+        return GPU_SMALLEST_BLOCK
     chosen_by_user = settings.value("user_specified_block_size")
     if settings.value("--block-size") == 128 and chosen_by_user is False:
         return CPU_SMALLEST_BLOCK

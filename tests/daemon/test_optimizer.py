@@ -216,6 +216,11 @@ def test_cache_plan_turns_into_recommendations() -> None:
     titles = [s.title for s in recommend_from_compile(result_abs, ctx_for("vllm", vllm_info()))]
     assert "Restructure prompts in support.py (DYNAMIC_PREFIX)" in titles, titles
     assert "Apply the cache plan of support.py" in titles, titles
+    # ... with its directory when the name alone is generic: two projects' agent.py are two agents.
+    for project in ("research_graph", "support_desk"):
+        packaged = {**result, "path": f"/srv/agents/projects/{project}/agent.py"}
+        titles = [s.title for s in recommend_from_compile(packaged, ctx_for("vllm", vllm_info()))]
+        assert f"Apply the cache plan of {project}/agent.py" in titles, titles
     on = recommend_from_compile(result, ctx_for("vllm", vllm_info()))
     assert not any(c[0] == "--enable-prefix-caching" for c in changes(on))  # already on: nothing to enable
     # The planner writes "on"; the server reports True: the same value, not a change (issue 15 item 2).
@@ -263,3 +268,20 @@ def test_the_smallest_block_offered_is_the_one_the_servers_backend_takes() -> No
     assert (
         cpu_ctx.smallest_block() == 32 and ctx_for("vllm", vllm_info(block_size="16")).smallest_block() == 16
     )
+
+
+
+def test_a_server_whose_process_runs_on_cpu_is_never_offered_16_token_blocks() -> None:
+    """The test kit's vLLM: CPU platform, started with --block-size 32 (user-specified). Its metrics do not
+    say CPU; its process does (`info["platform"]`, read by the poller from the local server process). It
+    is offered no block change at all: 32 is already the smallest its backend takes, and a change to what
+    it runs is a no-op. The same server on a GPU is offered 16."""
+    low = bn("CACHE_INEFFICIENCY", prefix_hit_rate=0.02, kv_cache_usage=0.1)
+    at_32 = vllm_info(block_size="32", user_specified_block_size="True")
+    on_cpu = recommend(ctx_for("vllm", {**at_32, "platform": "cpu"}, low))
+    assert not [c for c in changes(on_cpu) if c[0] == "--block-size"], changes(on_cpu)
+    on_gpu = recommend(ctx_for("vllm", {**at_32, "platform": "gpu"}, low))
+    assert ("--block-size", "16") in changes(on_gpu)
+    # The platform read from the process wins over the metrics' hint (128 chosen by the server itself).
+    assert ctx_for("vllm", {**vllm_info(), "platform": "gpu"}).smallest_block() == 16
+    assert ctx_for("vllm", {**vllm_info(block_size="16"), "platform": "cpu"}).smallest_block() == 32
