@@ -270,7 +270,6 @@ def test_the_smallest_block_offered_is_the_one_the_servers_backend_takes() -> No
     )
 
 
-
 def test_a_server_whose_process_runs_on_cpu_is_never_offered_16_token_blocks() -> None:
     """The test kit's vLLM: CPU platform, started with --block-size 32 (user-specified). Its metrics do not
     say CPU; its process does (`info["platform"]`, read by the poller from the local server process). It
