@@ -103,8 +103,21 @@ class TargetConfig(_Strict):
     # What a million prompt tokens cost here, in any currency: the doctor turns the prefix cache's
     # hits into money saved with it (daemon/savings.py). None: tokens and seconds only.
     price_per_million_prompt_tokens: float | None = Field(default=None, gt=0, le=1e6)
+    # Send synthetic 1-token requests to this target while it is a rollout's canary, and count the failed
+    # ones as errors (daemon/rollouts/probes.py). Off by default: a production target has its own traffic,
+    # and synthetic requests show in its users' logs and bills. OpenAI-compatible servers only.
+    canary_probes: bool = False
 
     _url = field_validator("url")(classmethod(lambda cls, v: check_http_url(v)))
+
+    @model_validator(mode="after")
+    def _probes_need_openai_api(self) -> TargetConfig:
+        if self.canary_probes and self.engine == "triton":
+            raise ValueError(
+                "canary_probes needs an OpenAI-compatible server (/v1/completions); a Triton model's inputs are "
+                "its own, so it cannot be probed generically"
+            )
+        return self
 
     @property
     def metrics_endpoint(self) -> str:
@@ -316,6 +329,10 @@ class RolloutConfig(_Strict):
     # least `min_samples` samples each side) fails the canary at once instead of at the window's end: a
     # gross regression is not left serving for minutes. 0 turns the early check off.
     early_abort_factor: float = Field(default=3.0, ge=0)
+    # Targets with `canary_probes = true`: one probe request every this many seconds while canary, and
+    # how long one may take before it counts as failed.
+    probe_interval_s: PositiveFloat = 2.0
+    probe_timeout_s: PositiveFloat = 10.0
     # A Triton load or a vLLM relaunch that does not report ready within this many seconds has failed.
     apply_timeout_s: PositiveFloat = 600.0
     # SIGTERM -> SIGKILL grace when a relaunch stops a server.

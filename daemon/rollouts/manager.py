@@ -37,6 +37,13 @@ from daemon.rollouts.validation import gross_regressions
 from daemon.rollouts.command_handler import CommandHandler
 from daemon.rollouts.journal import Checkpoint, Journal, brief, clip, row_id
 from daemon.rollouts.model import ACTIVE_STATES, RolloutState, TargetProgress
+from daemon.rollouts.probes import (
+    PROBE_FAILURES_TO_STOP,
+    CanaryProbes,
+    failing_in_a_row,
+    judge_probes,
+    with_probes,
+)
 from daemon.rollouts.repo import Draft, RolloutRepo, StateChanged, changes_of, stage_of
 from daemon.store import Store
 from daemon.supervisor import until_stopped
@@ -81,6 +88,7 @@ class RolloutManager:
         self._noted_readonly: set[int | None] = set()
         self._pending_read: set[int | None] = set()  # pending rollouts whose targets were read (once)
         self._early_checked: dict[int | None, float] = {}  # canary -> when its window was last checked
+        self.probes = CanaryProbes(self.cfg.probe_interval_s, self.cfg.probe_timeout_s, lambda: self.clock())
         # Subscribed now, not in run(): a command published while the daemon is still starting (or
         # recovering) waits in the queue instead of being lost.
         self._commands = self.bus.subscribe(COMMAND_TOPIC)
@@ -113,6 +121,7 @@ class RolloutManager:
                 await self._wait_for_commands(sub, stop)
         finally:
             self.bus.unsubscribe(sub)
+            await self.probes.stop_all_but(set())
 
     async def run_forever(self) -> None:
         """The same loop for `DaemonService.extra_loops()`, whose loops run until cancelled.
@@ -151,6 +160,8 @@ class RolloutManager:
             self._note_waiting(rows)
             return
         await self._read_pending(await asyncio.to_thread(self.repo.list, {S.PENDING_APPROVAL}))
+        # Probes run while a rollout is canary; its validation reads them, then they stop.
+        await self.probes.stop_all_but({row_id(r) for r in rows if S(r.state) in (S.CANARY, S.VALIDATING)})
         for row in sorted(rows, key=lambda r: r.id or 0):
             try:
                 await self.advance(row)
@@ -244,10 +255,29 @@ class RolloutManager:
             )
             return
         assert stage.canary_since is not None
+        target = self._target(stage.canary)
+        if target is not None:
+            self.probes.ensure(row_id(row), target)
         if self.clock() >= stage.canary_since + self.cfg.warmup_s + self.cfg.canary_window_s:
             await self.journal.transition(row, S.VALIDATING, None, comment="canary window over")
             return
+        if await self._probes_failing(row, stage.canary_since):
+            return
         await self._check_early(row)
+
+    async def _probes_failing(self, row: Rollout, since: float) -> bool:
+        """Fail a canary whose probe requests failed PROBE_FAILURES_TO_STOP times in a row (it is not serving
+        them, whatever /health says); off with the early check (`early_abort_factor = 0`)."""
+        run = failing_in_a_row(self.probes.results(row_id(row), since))
+        if self.cfg.early_abort_factor <= 0 or len(run) < PROBE_FAILURES_TO_STOP:
+            return False
+        reason = f"stopped early: {len(run)} synthetic probes in a row failed (last: {run[-1].error})"
+
+        def record(d: Draft) -> None:
+            d.stage.failure_reason, d.stage.failed_from = reason, S.CANARY
+
+        await self.journal.transition(row, S.FAILED, record, comment=reason[:2000])
+        return True
 
     async def _check_early(self, row: Rollout) -> None:
         """Fail a canary whose regression is already gross, instead of leaving it to serve the whole
@@ -272,6 +302,13 @@ class RolloutManager:
 
     async def _validate(self, row: Rollout) -> None:
         comparison = await asyncio.to_thread(compare_canary, self.repo.store, row, self.cfg, clock=self.clock)
+        stage = stage_of(row)
+        target = self._target(stage.canary) if stage.canary is not None else None
+        if target is not None and target.canary_probes and stage.canary_since is not None:
+            since = stage.canary_since + self.cfg.warmup_s
+            results = self.probes.results(row_id(row), since, since + self.cfg.canary_window_s)
+            verdict = judge_probes(results, self.cfg.thresholds["error_rate"], self.cfg.min_samples)
+            comparison = with_probes(comparison, verdict)
 
         def record(d: Draft) -> None:
             d.comparison = comparison.model_dump(mode="json")
