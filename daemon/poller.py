@@ -7,7 +7,8 @@ Entry point for the daemon service:
     poller.status["vllm-a"]         # live TargetStatus: state, reason, engine, health, counters
 
 `on_sample(target_name, WindowResult)` is called (sync or async) for every successful poll, after
-the sample has been queued for storage; `on_status(TargetStatus)` whenever a target changes state.
+the sample has been queued for storage; `on_status(TargetStatus)` whenever a target changes state or
+a health check learns a new fact of it.
 
 This module is the scheduler and each target's state; a failing target's next poll is decided in
 `daemon/poll_breaker.py` and storage is `daemon/poll_writer.py`. Guarantees, each with a test in
@@ -67,6 +68,8 @@ from daemon.supervisor import cancel_and_wait
 log = logging.getLogger(__name__)
 
 HEALTH_EVERY_S = 60.0  # while the target answers /metrics (that alone proves liveness)
+# Instance facts learnt beside the polls (health checks), published to the screens when they change.
+STATIC_INFO = ("model_configs", "platform")
 PLATFORM_EVERY_S = 600.0  # a vLLM whose platform could not be read is tried again after this
 HEALTH_EVERY_FAILING_S = 15.0  # while it does not: the health view is what explains why
 REASON_CHARS = 512  # a state reason is one line on a screen, not a response body
@@ -440,10 +443,15 @@ class Poller:
         except Exception:  # check_health reports a sick server in its view; this is a bug, not a fault
             log.exception("health check of %s failed", target.name)
             return
+        before = {k: status.info.get(k) for k in STATIC_INFO}
         if status.health.model_configs:
             status.info["model_configs"] = status.health.model_configs
         await self._read_platform(target, status)
         self._mark_dirty(status)
+        if any(status.info.get(k) != v for k, v in before.items()):
+            # Facts the screens and the optimizer read (a Triton model's config, a vLLM's platform) are
+            # published when they are learnt, not only at the target's next change of state.
+            self._report(status)
 
     async def _read_platform(self, target: TargetConfig, status: TargetStatus) -> None:
         """CPU or GPU decides which KV block sizes a vLLM accepts, and its metrics do not say which: read
@@ -473,11 +481,14 @@ class Poller:
             if self.metrics:
                 self.metrics.set_state(status.name, state.value)
             self._mark_dirty(status)
-            if self.on_status is not None:
-                try:
-                    self.on_status(status)
-                except Exception:
-                    log.exception("on_status callback failed for %s", status.name)
+            self._report(status)
+
+    def _report(self, status: TargetStatus) -> None:
+        if self.on_status is not None:
+            try:
+                self.on_status(status)
+            except Exception:
+                log.exception("on_status callback failed for %s", status.name)
 
     def _mark_dirty(self, status: TargetStatus) -> None:
         self.writer.set_instance(status.instance_row())

@@ -74,12 +74,16 @@ async def test_the_poller_reads_the_kit_servers_platform_from_its_process(
     assert procs.local_vllm_platform(vllm_server.url) == "cpu"
     config = parse_config(f'[[targets]]\nname = "kit"\nurl = "{vllm_server.url}"\nengine = "vllm"\n')
     store = AsyncStore(Store(sqlite_url))
-    poller = Poller(config, store)
+    reported: list[dict] = []
+    poller = Poller(config, store, on_status=lambda st: reported.append(st.instance_row().info or {}))
     target = config.targets[0]
     try:
         assert await poller.poll_target(target), poller.status["kit"].reason
+        assert "platform" not in reported[-1]  # UP: published at once, before the health check
         await poller.check_health_if_due(target)
         assert poller.status["kit"].info["platform"] == "cpu"
         assert poller.status["kit"].info["cache_config"]["block_size"] == "32"
+        # Learnt beside the polls, and published then: the screens need not wait for a change of state.
+        assert reported[-1]["platform"] == "cpu"
     finally:
         store.close()
