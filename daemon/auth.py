@@ -42,7 +42,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from daemon.config import AuthConfig, ClientAuthConfig, IdentityConfig
+from daemon.config import AuthConfig, ClientAuthConfig, IdentityConfig, WebhookConfig
 from daemon.contract import MAX_COMMAND_BYTES, AuthorizedCommand, RolloutCommand, action_of_topic
 from daemon.errors import ConfigError, UserError, shown
 from daemon.redaction import remember
@@ -88,7 +88,7 @@ def local_identity() -> str:
         return f"uid:{os.getuid()}"
 
 
-def read_secret(source: IdentityConfig | ClientAuthConfig, owner: str) -> bytes:
+def read_secret(source: IdentityConfig | ClientAuthConfig | WebhookConfig, owner: str) -> bytes:
     """The secret bytes of `source`, refused unless they are private and long enough."""
     if source.secret_env:
         value = os.environ.get(source.secret_env)

@@ -411,6 +411,37 @@ class AuthConfig(_Strict):
         return v
 
 
+WebhookEvent = Literal["approval_needed", "promoted", "failed", "rolled_back"]
+WEBHOOK_EVENTS: tuple[WebhookEvent, ...] = ("approval_needed", "promoted", "failed", "rolled_back")
+
+
+class WebhookConfig(_Strict):
+    """A URL told when a rollout waits for approval, is promoted, fails or is rolled back (daemon/webhooks.py).
+
+    `format = "slack"` posts `{"text": ...}`, which Slack and Mattermost incoming webhooks both take;
+    `"json"` posts the event with the rollout's id, state, targets and reason, for an orchestrator.
+    With `secret_file` or `secret_env`, each request carries `X-Charter-Timestamp` and
+    `X-Charter-Signature: sha256=HMAC(secret, "<timestamp>.<body>")` so the receiver can check it.
+    """
+
+    url: Annotated[str, SECRET]  # Slack and Mattermost webhook URLs carry their token in the path
+    format: Literal["slack", "json"] = "slack"
+    events: list[WebhookEvent] = Field(default=list(WEBHOOK_EVENTS), min_length=1)
+    secret_file: str | None = None
+    secret_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+    timeout_s: PositiveFloat = 10.0
+    # Connection errors, timeouts, 429 and 5xx are retried with backoff (1 s, 2 s, 4 s, ... up to 60 s).
+    max_attempts: int = Field(default=5, ge=1, le=20)
+
+    _url = field_validator("url")(classmethod(lambda cls, v: check_http_url(v)))
+
+    @model_validator(mode="after")
+    def _one_secret_source(self) -> WebhookConfig:
+        if self.secret_file is not None and self.secret_env is not None:
+            raise ValueError("give at most one of secret_file and secret_env")
+        return self
+
+
 class Config(_Strict):
     daemon: DaemonConfig = DaemonConfig()
     auth: AuthConfig = AuthConfig()
@@ -421,6 +452,7 @@ class Config(_Strict):
     thresholds: ThresholdConfig = ThresholdConfig()
     keymap: KeymapConfig = KeymapConfig()
     rollouts: RolloutConfig = RolloutConfig()
+    webhooks: list[WebhookConfig] = []
     targets: list[TargetConfig] = []
 
     @field_validator("targets")

@@ -165,6 +165,16 @@ class DaemonService:
             on_converged=self.poller.wake,
         )
         self._spawn("rollouts", self.rollouts.run)
+        if self.config.webhooks and not self.readonly:  # only the daemon that acts tells: no duplicates
+            from daemon.auth import read_secret
+            from daemon.webhooks import WebhookNotifier
+
+            secrets = {
+                i: read_secret(hook, f"webhooks[{i}]")
+                for i, hook in enumerate(self.config.webhooks)
+                if hook.secret_file or hook.secret_env
+            }
+            self._spawn("webhooks", WebhookNotifier(self.config.webhooks, self.bus, secrets=secrets).run)
 
         if self.config.watch.paths:
             self._spawn("watcher", self._watch_loop)
