@@ -28,13 +28,14 @@ import getpass
 import hashlib
 import hmac
 import json
+import logging
 import math
 import os
 import secrets
 import stat
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -47,6 +48,7 @@ from daemon.contract import MAX_COMMAND_BYTES, AuthorizedCommand, RolloutCommand
 from daemon.errors import ConfigError, UserError, shown
 from daemon.redaction import remember
 
+log = logging.getLogger(__name__)
 ENVELOPE_KEYS = frozenset({"identity", "ts", "nonce", "command", "sig"})
 MIN_SECRET_BYTES = 16
 MAX_SECRET_BYTES = 4096
@@ -333,3 +335,39 @@ def _request_id(data: dict[str, Any]) -> str | None:
     command = data.get("command")
     rid = command.get("request_id") if isinstance(command, dict) else data.get("request_id")
     return rid if isinstance(rid, str) and len(rid) <= 128 and rid.isprintable() else None
+
+
+OnRefused = Callable[[CommandRefused, str], Awaitable[None]]
+MAX_AUDITED_REFUSALS_PER_MIN = 60
+
+
+class RefusalAudit:
+    """Refused commands told to the sender and the audit log (`on_refused`), at a bounded rate: a flood of
+    junk on the broker or the HTTP API must not fill the database. Beyond the bound, a count per minute."""
+
+    def __init__(
+        self, channel: str, on_refused: OnRefused | None, *, clock: Callable[[], float] = time.monotonic
+    ):
+        self.channel, self.on_refused, self.clock = channel, on_refused, clock
+        self._window_start = clock()
+        self._in_window = 0
+        self._unreported = 0
+
+    async def report(self, refused: CommandRefused, bus_topic: str) -> None:
+        now = self.clock()
+        if now - self._window_start >= 60.0:
+            if self._unreported:
+                log.warning(
+                    "%s: %d more refused command(s) in the last minute were not audited one by one",
+                    self.channel,
+                    self._unreported,
+                )
+            self._window_start, self._in_window, self._unreported = now, 0, 0
+        self._in_window += 1
+        if self._in_window > MAX_AUDITED_REFUSALS_PER_MIN:
+            self._unreported += 1
+            return
+        if self.on_refused is not None:
+            await self.on_refused(refused, bus_topic)
+        else:
+            log.warning("%s: command on %s refused: %s", self.channel, shown(bus_topic, 120), refused.reason)

@@ -143,6 +143,15 @@ class DaemonConfig(_Strict):
     max_exposition_lines: int = Field(default=50_000, gt=0)
 
 
+class HttpApiConfig(_Strict):
+    """The daemon's HTTP API (daemon/http_api.py): reads for orchestrators, signed rollout commands."""
+
+    # 0: off. The API answers on this port when set (e.g. 9478).
+    port: int = Field(default=0, ge=0, le=65535)
+    # Loopback by default: anything wider belongs behind a reverse proxy that terminates TLS.
+    host: str = Field(default="127.0.0.1", min_length=1, max_length=255, pattern=r"^[A-Za-z0-9.:_-]+$")
+
+
 class StorageConfig(_Strict):
     url: str = ""  # any SQLAlchemy URL; empty means the SQLite file in the XDG data dir
     raw_retention_hours: PositiveFloat = 24.0
@@ -453,6 +462,7 @@ class Config(_Strict):
     keymap: KeymapConfig = KeymapConfig()
     rollouts: RolloutConfig = RolloutConfig()
     webhooks: list[WebhookConfig] = []
+    http: HttpApiConfig = HttpApiConfig()
     targets: list[TargetConfig] = []
 
     @field_validator("targets")

@@ -16,17 +16,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiomqtt
 from pydantic import BaseModel
 
-from daemon.auth import CommandRefused, CommandVerifier
+from daemon.auth import CommandRefused, CommandVerifier, OnRefused, RefusalAudit
 from daemon.bus import TOPIC_VERSION, Bus
 from daemon.config import MqttConfig
-from daemon.errors import shown
 from daemon.mqtt_session import keep_connected, to_bus_topic, to_mqtt_topic
 from daemon.redaction import redact_data
 from daemon.supervisor import cancel_and_wait
@@ -34,8 +31,6 @@ from daemon.supervisor import cancel_and_wait
 log = logging.getLogger(__name__)
 
 COMMAND_KIND = "command"
-MAX_AUDITED_REFUSALS_PER_MIN = 60
-OnRefused = Callable[[CommandRefused, str], Awaitable[None]]
 
 
 def encode(payload: Any) -> bytes:
@@ -66,9 +61,7 @@ class MqttBridge:
         self.published = 0
         self.received = 0
         self.refused = 0
-        self._refusal_window_start = time.monotonic()
-        self._refusals_in_window = 0
-        self._refusals_unreported = 0
+        self.audit = RefusalAudit("MQTT", on_refused)
 
     async def run(self, stop: asyncio.Event) -> None:
         # Subscribed for the whole run, so events published while the broker is away are queued
@@ -119,26 +112,7 @@ class MqttBridge:
                 authorized = self.verifier.verify(bus_topic, raw, retained=bool(message.retain))
             except CommandRefused as refused:
                 self.refused += 1
-                await self._report_refusal(refused, bus_topic)
+                await self.audit.report(refused, bus_topic)
                 continue
             self.received += 1
             self.bus.publish(authorized.command.topic, authorized)
-
-    async def _report_refusal(self, refused: CommandRefused, bus_topic: str) -> None:
-        """Tell the sender and the audit log, at a bounded rate: a flood of junk must not fill the database."""
-        now = time.monotonic()
-        if now - self._refusal_window_start >= 60.0:
-            if self._refusals_unreported:
-                log.warning(
-                    "MQTT: %d more refused command(s) in the last minute were not audited one by one",
-                    self._refusals_unreported,
-                )
-            self._refusal_window_start, self._refusals_in_window, self._refusals_unreported = now, 0, 0
-        self._refusals_in_window += 1
-        if self._refusals_in_window > MAX_AUDITED_REFUSALS_PER_MIN:
-            self._refusals_unreported += 1
-            return
-        if self.on_refused is not None:
-            await self.on_refused(refused, bus_topic)
-        else:
-            log.warning("MQTT: command on %s refused: %s", shown(bus_topic, 120), refused.reason)

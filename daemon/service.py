@@ -185,14 +185,30 @@ class DaemonService:
         bench = BenchPublisher(self.store, self.bus)
         await bench.start()  # before `ready`, so the TUI's snapshot holds every run it will not publish
         self._spawn("bench", bench.run)
-        if self.config.mqtt.enabled:
+        # Commands from outside (MQTT, HTTP) must be signed by a configured identity; with none, all are
+        # refused. One verifier for both: a nonce used on one channel cannot be replayed on the other.
+        verifier = None
+        if self.config.auth.identities and (self.config.http.port or self.config.mqtt.enabled):
             from daemon.auth import CommandVerifier
+
+            verifier = CommandVerifier(self.config.auth)
+        if self.config.http.port:
+            from daemon.http_api import HttpApi, build_app
+
+            api = build_app(
+                self.config,
+                self.store,
+                self.bus,
+                verifier=verifier,
+                on_refused=self.rollouts.refused,
+                configured=self.configured_instances,
+            )
+            self._spawn("http", HttpApi(self.config.http, api).run)
+        if self.config.mqtt.enabled:
             from daemon.mqtt_bridge import MqttBridge
             from daemon.mqtt_session import broker_options
 
             broker_options(self.config.mqtt)  # a bad password or TLS file stops the start with its reason
-            # Commands over MQTT must be signed by a configured identity; with none, all are refused.
-            verifier = CommandVerifier(self.config.auth) if self.config.auth.identities else None
             bridge = MqttBridge(
                 self.bus, self.config.mqtt, verifier=verifier, on_refused=self.rollouts.refused
             )

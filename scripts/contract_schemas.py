@@ -1,4 +1,4 @@
-"""Write the JSON schemas of the daemon <-> UI contract to docs/contract/ (from daemon/topics.py).
+"""Write the JSON schemas of the daemon <-> UI contract to docs/contract/ (daemon/topics.py, daemon/http_api.py).
 
     .venv/bin/python scripts/contract_schemas.py          # regenerate
     .venv/bin/python scripts/contract_schemas.py --check  # exit 1 if the committed files are out of date
@@ -42,6 +42,7 @@ def render() -> dict[str, str]:
             "On the broker the `charter/v1` prefix is `[mqtt] topic_prefix`. Payloads are JSON of the models below.",
             "Commands (`in`) must be signed envelopes (daemon/auth.py, docs/security.md); the command inside is a",
             "[`RolloutCommand`](RolloutCommand.schema.json), answered on `charter/v1/command_result/rollout`.",
+            "The same reads and signed commands over HTTP (`[http] port`): [`openapi.json`](openapi.json).",
             "",
             "| topic | direction | payload | published when |",
             "| --- | --- | --- | --- |",
@@ -49,7 +50,23 @@ def render() -> dict[str, str]:
             "",
         ]
     )
+    files["openapi.json"] = json.dumps(openapi(), indent=2, sort_keys=True) + "\n"
     return files
+
+
+def openapi() -> dict[str, object]:
+    """The HTTP API's OpenAPI document, from the app itself (nothing is served or stored)."""
+    from daemon.bus import Bus
+    from daemon.config import Config
+    from daemon.http_api import build_app
+    from daemon.store import AsyncStore, Store
+
+    store = AsyncStore(Store("sqlite://"))
+    try:
+        app = build_app(Config(), store, Bus(), verifier=None, on_refused=None, configured=lambda: [])
+        return app.openapi()
+    finally:
+        store.close()
 
 
 def main() -> int:
