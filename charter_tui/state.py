@@ -21,6 +21,7 @@ from daemon.rollouts.model import TERMINAL_STATES as DAEMON_TERMINAL_STATES
 from daemon.rollouts.model import RolloutState
 from daemon.supervisor import DaemonHealth
 from daemon.bench.records import BenchRunView
+from daemon.gpu import GpuStatus
 from daemon.models import (
     AuditEvent,
     Bottleneck,
@@ -94,6 +95,7 @@ class DaemonState:
     benches: dict[tuple[str, str], BenchRunView] = field(default_factory=dict)  # (agent, target) -> newest
     daemon_status: str = "starting"
     daemon_health: DaemonHealth | None = None  # supervised loops: crashes, restarts, degraded
+    gpu: GpuStatus | None = None  # the daemon machine's GPUs (NVML), or why there are none
     events_applied: int = 0
 
     # --- applying events ------------------------------------------------------------------
@@ -155,6 +157,11 @@ class DaemonState:
         old = self.benches.get(key)
         if old is None or (run.started_at, run.id) >= (old.started_at, old.id):
             self.benches[key] = run
+
+    def _gpu(self, _topic: str, status: Any) -> None:
+        status = status if isinstance(status, GpuStatus) else GpuStatus.model_validate(status)
+        if self.gpu is None or status.ts >= self.gpu.ts:
+            self.gpu = status
 
     def _daemon(self, topic: str, payload: Any) -> None:
         what = topic.rsplit("/", 1)[-1]
@@ -240,6 +247,7 @@ _HANDLERS = {
     "audit": DaemonState._audit,
     "bench": DaemonState._bench,
     "daemon": DaemonState._daemon,
+    "gpu": DaemonState._gpu,
 }
 
 

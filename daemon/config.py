@@ -152,6 +152,13 @@ class HttpApiConfig(_Strict):
     host: str = Field(default="127.0.0.1", min_length=1, max_length=255, pattern=r"^[A-Za-z0-9.:_-]+$")
 
 
+class GpuConfig(_Strict):
+    """The daemon machine's NVIDIA GPUs, read with NVML (daemon/gpu.py); without the driver, one line says so."""
+
+    enabled: bool = True
+    poll_interval_s: float = Field(default=2.0, ge=0.2, le=3600)
+
+
 class StorageConfig(_Strict):
     url: str = ""  # any SQLAlchemy URL; empty means the SQLite file in the XDG data dir
     raw_retention_hours: PositiveFloat = 24.0
@@ -463,6 +470,7 @@ class Config(_Strict):
     rollouts: RolloutConfig = RolloutConfig()
     webhooks: list[WebhookConfig] = []
     http: HttpApiConfig = HttpApiConfig()
+    gpu: GpuConfig = GpuConfig()
     targets: list[TargetConfig] = []
 
     @field_validator("targets")

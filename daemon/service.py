@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from daemon.bus import Bus, Event, topic
+from daemon.gpu import GPU_TOPIC
 from daemon.config import Config, LoadedConfig
 from daemon.models import AuditEvent, CompileRecord, Instance, InstanceState
 from daemon.redaction import redact_url
@@ -34,6 +35,7 @@ if TYPE_CHECKING:  # the parts are imported where they start (_start_parts, _wat
 
     from daemon.pipeline import PerformancePipeline
     from daemon.exporter import DaemonMetrics
+    from daemon.gpu import GpuMonitor
     from daemon.poller import Poller
     from daemon.rollouts.manager import RolloutManager
     from daemon.watcher import AgentWatcher
@@ -75,6 +77,7 @@ class DaemonService:
         self.ready = asyncio.Event()
         # Set by _start_parts / _watch_loop; None until then (and for the watcher, with no watch paths).
         self.poller: Poller | None = None
+        self.gpus: GpuMonitor | None = None
         self.pipeline: PerformancePipeline | None = None
         self.rollouts: RolloutManager | None = None
         self.watcher: AgentWatcher | None = None
@@ -179,6 +182,13 @@ class DaemonService:
         if self.config.watch.paths:
             self._spawn("watcher", self._watch_loop)
         self._spawn("retention", self._retention_loop)
+        if self.config.gpu.enabled:
+            from daemon.gpu import GpuMonitor
+
+            self.gpus = GpuMonitor(
+                self.bus, [(t.name, t.url) for t in self.config.targets], self.config.gpu.poll_interval_s
+            )
+            self._spawn("gpu", self.gpus.run)
         self._spawn("gauges", self._gauges_loop)
         # `charter-tui bench` runs in its own process and only writes the store; this carries its
         # results onto the bus (and so to the TUI and over MQTT).
@@ -260,7 +270,10 @@ class DaemonService:
         if self.store is None:
             return []
         names = {t.name for t in self.config.targets}
-        return await self.store.call(read_snapshot, self.store.store, time.time(), names)
+        events = await self.store.call(read_snapshot, self.store.store, time.time(), names)
+        if self.gpus is not None and self.gpus.latest is not None:  # not stored: the latest reading
+            events.append(Event(GPU_TOPIC, self.gpus.latest))
+        return events
 
     async def history(self, instance: str, since: float, signals: Sequence[str]) -> History:
         """(ts, {signal: value}) rows of one target, oldest first: per-minute aggregates, then raw samples."""

@@ -18,6 +18,7 @@ from daemon.auth import SignedEnvelope
 from daemon.bus import TOPIC_VERSION, topic_matches
 from daemon.contract import COMMAND_PATTERN, RESULT_TOPIC, CommandResult, RolloutCommand
 from daemon.bench.records import BenchRunView
+from daemon.gpu import GPU_TOPIC, GpuStatus
 from daemon.models import (
     AuditEvent,
     Bottleneck,
@@ -63,6 +64,7 @@ TOPICS: tuple[TopicSpec, ...] = (
     ),
     TopicSpec(f"{TOPIC_VERSION}/bench/#", BenchRunView, "out", "a `charter-tui bench` run was stored"),
     TopicSpec(f"{TOPIC_VERSION}/daemon/ready", DaemonReady, "out", "the daemon finished starting"),
+    TopicSpec(GPU_TOPIC, GpuStatus, "out", "every GPU poll (NVML), or once: why there is no GPU to show"),
     TopicSpec(HEALTH_TOPIC, DaemonHealth, "out", "a daemon loop crashed, restarted or recovered"),
     TopicSpec(RESULT_TOPIC, CommandResult, "out", "the answer to each command (ok, or the reason refused)"),
     TopicSpec(

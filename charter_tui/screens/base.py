@@ -39,6 +39,7 @@ ALL = frozenset(
         "daemon",
         "clock",
         "bench",
+        "gpu",
     }
 )
 

@@ -2,7 +2,9 @@
 
 5 min comes from the live ring buffer (so it moves every poll); 1 h and 24 h are read from the
 store on a worker (per-minute aggregates past the raw retention) and re-read every
-`HISTORY_REFRESH_S`, never on the UI thread.
+`HISTORY_REFRESH_S`, never on the UI thread. The plots share one time axis (columns are time, so a
+silent server is a gap where it was silent) and carry the target's rollout and bottleneck events as
+annotation lines, explained in the legend under them (render/annotations.py).
 """
 
 from __future__ import annotations
@@ -17,20 +19,22 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from charter_tui.render import numbers
-from charter_tui.render.plot import plot
+from charter_tui.render.annotations import annotations_for, columns_of, legend
+from charter_tui.render.plot import plot, time_axis
 from charter_tui.render.text import server_text
 from charter_tui.screens.base import ViewScreen
 from charter_tui.widgets.panel import Panel
 from charter_tui.render.signals import SIGNAL_LABELS, SIGNAL_RANGE, state_badge
 from charter_tui.state import LIVE_SIGNALS
 
+AXIS_W = 8  # the y-axis labels' width, the same on every plot so their columns line up in time
 WINDOWS: tuple[tuple[str, float], ...] = (("5m", 300.0), ("1h", 3600.0), ("24h", 86400.0))
 HISTORY_REFRESH_S = 15.0
 
 
 class InstanceDetailScreen(ViewScreen):
     MODE = "instances"
-    WATCHES = frozenset({"instance", "sample", "clock"})
+    WATCHES = frozenset({"instance", "sample", "clock", "rollout", "audit", "bottleneck"})
     BINDINGS = [Binding("w", "cycle_window", "Window", id="detail.window")]
 
     def __init__(self, name: str) -> None:
@@ -49,6 +53,7 @@ class InstanceDetailScreen(ViewScreen):
         with VerticalScroll(id="plots"):
             for sig in LIVE_SIGNALS:
                 yield Panel(id=f"plot-{sig}", classes="plot")
+            yield Panel(id="plot-time", classes="plot")
 
     def on_mount(self) -> None:
         self.query_one("#plots").focus()
@@ -63,15 +68,21 @@ class InstanceDetailScreen(ViewScreen):
         self._history_at = 0.0
         self.refresh_view({"sample"})
 
-    def _columns(self) -> dict[str, list[float | None]]:
+    def _columns(self) -> tuple[list[float], dict[str, list[float | None]]]:
+        """The window's sample times and, per signal, its values at those times."""
         label, span = self.window
         now = self.charter.clock()
         if label == "5m" or self._history is None:
             series = self.charter.state.series.get(self.instance_name)
             if series is None:
-                return {sig: [] for sig in LIVE_SIGNALS}
-            return {sig: series.column(sig, since=now - span) for sig in LIVE_SIGNALS}
-        return {sig: [row.get(sig) for _, row in self._history] for sig in LIVE_SIGNALS}
+                return [], {sig: [] for sig in LIVE_SIGNALS}
+            since = now - span
+            return [t for t in series.ts if t >= since], {
+                sig: series.column(sig, since=since) for sig in LIVE_SIGNALS
+            }
+        return [ts for ts, _ in self._history], {
+            sig: [row.get(sig) for _, row in self._history] for sig in LIVE_SIGNALS
+        }
 
     def draw(self, changed: set[str] | frozenset[str]) -> None:
         label, span = self.window
@@ -95,12 +106,17 @@ class InstanceDetailScreen(ViewScreen):
         header.append(f"  (w cycles; {source})", style="dim")
         self.query_one("#detail-header", Static).update(header)
 
-        columns = self._columns()
+        times, columns = self._columns()
         plots = self.query_one("#plots")
         width = max(20, (plots.size.width or self.size.width or 80) - 2)
-        # Fit all five plots on screen when possible: title row + plot rows each.
-        avail = plots.size.height or max(10, (self.size.height or 24) - 6)
+        # Fit all five plots on screen when possible: title row + plot rows each, and the axis's 2.
+        avail = (plots.size.height or max(10, (self.size.height or 24) - 6)) - 2
         height = max(2, min(8, avail // len(LIVE_SIGNALS) - 1))
+        end = self.charter.clock()
+        start = end - span
+        plot_w = max(1, width - AXIS_W - 1)
+        events = annotations_for(state, self.instance_name, start, end)
+        marks = columns_of(events, start, end, plot_w)
         for sig in LIVE_SIGNALS:
             values = columns[sig]
             fmt = numbers.FORMATTERS[sig]
@@ -111,11 +127,24 @@ class InstanceDetailScreen(ViewScreen):
                 title.append(f"  min {fmt(min(known))}  max {fmt(max(known))}  n={len(known)}", style="dim")
             lo, hi = SIGNAL_RANGE.get(sig, (None, None))
             body = (
-                plot(values, width, height, lo=lo, hi=hi, label=fmt)
+                plot(
+                    values,
+                    width,
+                    height,
+                    lo=lo,
+                    hi=hi,
+                    label=fmt,
+                    axis_width=AXIS_W,
+                    times=times,
+                    window=(start, end),
+                    marks=marks,
+                )
                 if known
                 else Text("no data", style="dim")
             )
             self.query_one(f"#plot-{sig}", Static).update(Text.assemble(title, "\n", body))
+        axis = time_axis(start, end, plot_w, AXIS_W)
+        self.query_one("#plot-time", Static).update(Text.assemble(axis, "\n", legend(events)))
 
     @work(exclusive=True, group="history", exit_on_error=False)
     async def load_history(self, span: float) -> None:

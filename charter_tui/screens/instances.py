@@ -17,6 +17,7 @@ from textual.widgets import DataTable, Static
 
 from charter_tui.render import numbers
 from charter_tui.render.plot import sparkline
+from charter_tui.render.gpu import gpu_strip
 from charter_tui.render.signals import FALLBACK_SIGNALS, SIGNAL_LABELS, SIGNAL_RANGE, state_badge
 from charter_tui.render.text import server_text
 from charter_tui.screens.base import ViewScreen
@@ -77,11 +78,12 @@ class TargetTable(LiveTable):
 
 class InstancesScreen(ViewScreen):
     MODE = "instances"
-    WATCHES = frozenset({"instance", "sample", "bottleneck", "clock"})
+    WATCHES = frozenset({"instance", "sample", "bottleneck", "clock", "gpu"})
     BINDINGS = [Binding("enter", "open_detail", "Detail", id="instances.detail", key_display="⏎")]
 
     def compose_body(self) -> ComposeResult:
         with Vertical(id="body"):
+            yield Panel(id="gpu-strip")
             yield TargetTable(id="instances", cursor_type="row", zebra_stripes=True)
             yield Panel(id="instance-panel", classes="panel")
 
@@ -115,6 +117,8 @@ class InstancesScreen(ViewScreen):
 
     def draw(self, changed: set[str] | frozenset[str]) -> None:
         state = self.charter.state
+        if "gpu" in changed:
+            self._draw_gpus()
         now = self.charter.clock()
         table = self.query_one("#instances", DataTable)
         spark_w = self._spark_width()
@@ -167,6 +171,12 @@ class InstancesScreen(ViewScreen):
             table.move_cursor(row=keys.index(self._restore), animate=False)
         self._restore = None
         self._draw_panel()
+
+    def _draw_gpus(self) -> None:
+        strip = self.query_one("#gpu-strip", Static)
+        text = gpu_strip(self.charter.state.gpu, self.size.width or 80)
+        strip.display = bool(text.plain)
+        strip.update(text)
 
     def warm(self) -> None:
         # Render the table's lines now, while hidden: LiveTable keeps each row's line until the

@@ -56,3 +56,30 @@ def test_agents_syntax_error(snap_compare, make_app) -> None:
     app = make_app()
     app.source.bus.publish(topic("compile", AGENT_PATH), syntax_error_record())
     assert snap_compare(app, terminal_size=(80, 24), run_before=_before("2"))
+
+
+def _gpu_app(make_app, available: bool = True):  # type: ignore[no-untyped-def]
+    """The pinned app plus a GPU reading: the H200 under load as NVML reported it (tests/nvml_replay.py),
+    its one process matched to vllm-a; or the no-driver line this machine gets from the real library."""
+    from daemon.gpu import GPU_TOPIC, GpuStatus, read_gpus
+    from tests.nvml_replay import RecordedNvml, recording
+    from tests.tui.fixtures import NOW
+
+    app = make_app()
+    if available:
+        status = read_gpus(RecordedNvml(recording()["snapshots"][1]), NOW - 1)
+        status.devices[0].processes[0].target = "vllm-a"
+    else:
+        reason = "no NVIDIA GPU to show: NVML could not start (NVML Shared Library Not Found)"
+        status = GpuStatus(ts=NOW - 1, available=False, reason=reason)
+    app.source.bus.publish(GPU_TOPIC, status)
+    return app
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_gpu_strip(snap_compare, make_app, size: tuple[int, int]) -> None:
+    assert snap_compare(_gpu_app(make_app), terminal_size=size, run_before=_before("down", "down"))
+
+
+def test_gpu_strip_without_a_driver(snap_compare, make_app) -> None:
+    assert snap_compare(_gpu_app(make_app, available=False), terminal_size=(80, 24), run_before=_before())

@@ -1,0 +1,35 @@
+"""What the GPU strip says (issue 16 item 1), read as text at both sizes, from the recorded H200 reading."""
+
+from __future__ import annotations
+
+from charter_tui.app import CharterApp
+from tests.tui.helpers import screen_text, settle
+from tests.tui.test_snapshots import _gpu_app
+
+
+async def test_the_strip_reads_like_nvitops_header_and_names_the_target_holding_memory(make_app) -> None:
+    for width, height in ((160, 48), (80, 24)):
+        app: CharterApp = _gpu_app(make_app)
+        async with app.run_test(size=(width, height)) as pilot:
+            await settle(app, pilot)
+            line = screen_text(app).splitlines()[1]
+            assert line.startswith(" GPU0 NVIDIA H200"), line
+            assert "util 100%" in line and "mem  21.6/140.4 GiB" in line and "54°C" in line
+            if width == 160:
+                assert "693/700 W power cap" in line and "SM 1485 MHz" in line
+                assert "vllm-a 21.0 GiB" in line  # the process, matched to its target
+            # The table follows the strip.
+            assert screen_text(app).splitlines()[2].lstrip().startswith("target")
+
+
+async def test_without_a_driver_one_line_and_nothing_else_changes(make_app) -> None:
+    app: CharterApp = _gpu_app(make_app, available=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        lines = screen_text(app).splitlines()
+        assert lines[1].strip().startswith("GPU: no NVIDIA GPU to show: NVML could not start")
+        assert lines[2].lstrip().startswith("target")
+    plain: CharterApp = make_app()  # before the daemon says anything of GPUs: no strip at all
+    async with plain.run_test(size=(80, 24)) as pilot:
+        await settle(plain, pilot)
+        assert screen_text(plain).splitlines()[1].lstrip().startswith("target")
