@@ -18,7 +18,14 @@ def test_columns_are_time_and_a_silence_stays_a_gap() -> None:
     assert cols[12:] == [6.0, 7.0]
     sparse = time_columns([0, 30], [1.0, 2.0], 0.0, 30.0, 30)  # one poll per 30 columns: filled between
     assert None not in sparse
-    assert [ago(s) for s in (300, 150, 0, 3600, 5400, 86400)] == ["-5m", "-2m30s", "now", "-1h", "-1h30m", "-24h"]
+    assert [ago(s) for s in (300, 150, 0, 3600, 5400, 86400)] == [
+        "-5m",
+        "-2m30s",
+        "now",
+        "-1h",
+        "-1h30m",
+        "-24h",
+    ]
 
 
 async def test_the_detail_shows_its_events_on_the_time_axis(make_app) -> None:
