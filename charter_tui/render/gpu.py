@@ -73,3 +73,19 @@ def gpu_strip(status: GpuStatus | None, width: int) -> Text:
             out.append("\n")
         out.append_text(device_line(d, width))
     return out
+
+
+def target_gpus(status: GpuStatus | None, target: str, width: int) -> Text:
+    """The lines of the GPUs on which `target`'s processes hold memory (the instance detail's GPU rows)."""
+    out = Text()
+    if status is None or not status.available:
+        return out
+    for d in status.devices:
+        held = sum(p.used_bytes or 0 for p in d.processes if p.target == target)
+        if not any(p.target == target for p in d.processes):
+            continue
+        if out.plain:
+            out.append("\n")
+        out.append_text(device_line(d, width))
+        out.append(f"  ({target} holds {_gib(held)} GiB)", style="magenta")
+    return out

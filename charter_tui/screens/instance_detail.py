@@ -20,6 +20,7 @@ from textual.widgets import Static
 
 from charter_tui.render import numbers
 from charter_tui.render.annotations import annotations_for, columns_of, legend
+from charter_tui.render.gpu import target_gpus
 from charter_tui.render.plot import plot, time_axis
 from charter_tui.render.text import server_text
 from charter_tui.screens.base import ViewScreen
@@ -34,7 +35,7 @@ HISTORY_REFRESH_S = 15.0
 
 class InstanceDetailScreen(ViewScreen):
     MODE = "instances"
-    WATCHES = frozenset({"instance", "sample", "clock", "rollout", "audit", "bottleneck"})
+    WATCHES = frozenset({"instance", "sample", "clock", "rollout", "audit", "bottleneck", "gpu"})
     BINDINGS = [Binding("w", "cycle_window", "Window", id="detail.window")]
 
     def __init__(self, name: str) -> None:
@@ -99,6 +100,10 @@ class InstanceDetailScreen(ViewScreen):
             header.append_text(state_badge(inst.state.value))
             if inst.state_reason:
                 header.append_text(server_text(f" ({inst.state_reason})", style="yellow"))
+        gpus = target_gpus(state.gpu, self.instance_name, self.size.width or 80)
+        if gpus.plain:
+            header.append("\n")
+            header.append_text(gpus)
         header.append("\nwindow: ")
         for i, (name, _) in enumerate(WINDOWS):
             header.append(f" {name} ", style="bold reverse" if i == self.window_index else "dim")

@@ -33,3 +33,18 @@ async def test_without_a_driver_one_line_and_nothing_else_changes(make_app) -> N
     async with plain.run_test(size=(80, 24)) as pilot:
         await settle(plain, pilot)
         assert screen_text(plain).splitlines()[1].lstrip().startswith("target")
+
+
+async def test_the_detail_of_the_target_holding_gpu_memory_shows_that_gpu(make_app) -> None:
+    from tests.tui.helpers import static_text
+
+    app: CharterApp = _gpu_app(make_app)  # the H200's one process is vllm-a's
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(app, pilot)
+        app.show_instance_detail("vllm-a")
+        await settle(app, pilot)
+        header = static_text(app, "#detail-header")
+        assert "GPU0 NVIDIA H200" in header and "(vllm-a holds 21.0 GiB)" in header
+        app.show_instance_detail("triton-b")  # holds no GPU memory here: no GPU rows
+        await settle(app, pilot)
+        assert "GPU0" not in static_text(app, "#detail-header")
