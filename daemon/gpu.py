@@ -221,6 +221,21 @@ class GpuMonitor:
         self.nvml = nvml
         self.latest: GpuStatus | None = None
 
+    def memory_of(self, target: str) -> tuple[int, int] | None:
+        """(used, total) bytes of the fullest GPU on which `target`'s processes hold memory, per the latest
+        reading (None when it holds none, or no GPU is read)."""
+        status = self.latest
+        if status is None or not status.available:
+            return None
+        held = [
+            (d.memory_used_bytes, d.memory_total_bytes)
+            for d in status.devices
+            if d.memory_used_bytes is not None
+            and d.memory_total_bytes
+            and any(p.target == target for p in d.processes)
+        ]
+        return max(held, key=lambda h: h[0] / h[1]) if held else None
+
     def _module(self) -> Any:
         if self.nvml is None:
             import pynvml

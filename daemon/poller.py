@@ -142,8 +142,13 @@ class Poller:
         rng: random.Random | None = None,
         breaker_threshold: int = BREAKER_THRESHOLD,
         breaker_cooldown_s: float = BREAKER_COOLDOWN_S,
+        device_memory: Callable[[str], tuple[int, int] | None] | None = None,
     ) -> None:
         self.config = config
+        # (used, total) bytes of the GPU a target's processes hold memory on, from NVML (daemon/gpu.py):
+        # fills the sample's device memory where the engine exports none (vLLM), so MEMORY_PRESSURE sees
+        # the device too, and the figure is stored and downsampled with the rest of the sample.
+        self.device_memory = device_memory
         self.breaker = Breaker(breaker_threshold, breaker_cooldown_s)
         self.store = store
         self.on_sample = on_sample
@@ -335,6 +340,10 @@ class Poller:
         status.last_seen = result.sample.ts
         if self.metrics:
             self.metrics.observe_scrape(target.name, duration)
+        if result.sample.gpu_memory_used_bytes is None and self.device_memory is not None:
+            held = self.device_memory(target.name)
+            if held is not None:
+                result.sample.gpu_memory_used_bytes, result.sample.gpu_memory_total_bytes = held
         self.writer.add_sample(result.sample)
         status.info["latest_extras"] = result.extras
         changed = status.state != InstanceState.UP

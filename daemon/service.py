@@ -149,12 +149,20 @@ class DaemonService:
 
         self.pipeline = PerformancePipeline(self.config, self.store, bus=self.bus, metrics=self.metrics)
         await self.pipeline.restore()
+        if self.config.gpu.enabled:
+            from daemon.gpu import GpuMonitor
+
+            self.gpus = GpuMonitor(
+                self.bus, [(t.name, t.url) for t in self.config.targets], self.config.gpu.poll_interval_s
+            )
+            self._spawn("gpu", self.gpus.run)
         self.poller = Poller(
             self.config,
             self.store,
             on_sample=self.pipeline.on_sample,
             on_status=self.pipeline.on_status,
             metrics=self.metrics,
+            device_memory=self.gpus.memory_of if self.gpus is not None else None,
         )
         self.pipeline.attach(self.poller)
         self._spawn("poller", self.poller.run)
@@ -182,13 +190,6 @@ class DaemonService:
         if self.config.watch.paths:
             self._spawn("watcher", self._watch_loop)
         self._spawn("retention", self._retention_loop)
-        if self.config.gpu.enabled:
-            from daemon.gpu import GpuMonitor
-
-            self.gpus = GpuMonitor(
-                self.bus, [(t.name, t.url) for t in self.config.targets], self.config.gpu.poll_interval_s
-            )
-            self._spawn("gpu", self.gpus.run)
         self._spawn("gauges", self._gauges_loop)
         # `charter-tui bench` runs in its own process and only writes the store; this carries its
         # results onto the bus (and so to the TUI and over MQTT).

@@ -77,3 +77,42 @@ def test_a_gpu_process_is_matched_to_the_target_whose_server_it_is_or_descends_f
     assert owners == {501: "vllm-a"}
     # The real /proc: this test process descends from its parent.
     assert owners_of([os.getpid()], {"parent": os.getppid()}) == {os.getpid(): "parent"}
+
+
+async def test_device_memory_from_nvml_fills_the_targets_samples_and_memory_pressure_sees_it(
+    sqlite_url: str,
+) -> None:
+    """vLLM exports no device memory; the GPU its engine holds memory on does. The poller puts NVML's
+    figure in the target's sample (stored like the rest), and MEMORY_PRESSURE fires on a device 98% full
+    even though vLLM's own KV gauge is low."""
+    from daemon.analysis.rules import memory_pressure
+    from daemon.config import ThresholdConfig, SloConfig, parse_config
+    from daemon.models import MetricSample
+    from daemon.poller import Poller
+    from daemon.store import AsyncStore, Store
+    from tests.daemon.helpers import VLLM_LOAD, MetricsServer, text_response
+
+    load = recording()["snapshots"][1]
+    monitor = GpuMonitor(Bus(), [], nvml=RecordedNvml(load))
+    monitor.latest = read_gpus(RecordedNvml(load), 0.0)
+    monitor.latest.devices[0].processes[0].target = "kit"  # pid 429, matched to the target's server
+    assert monitor.memory_of("kit") == (23179689984, 150754820096) and monitor.memory_of("other") is None
+
+    with MetricsServer(lambda n, path: text_response(VLLM_LOAD)) as server:
+        config = parse_config(f'[[targets]]\nname = "kit"\nurl = "{server.url}"\nengine = "vllm"\n')
+        store = AsyncStore(Store(sqlite_url))
+        poller = Poller(config, store, device_memory=monitor.memory_of)
+        try:
+            for _ in range(2):
+                assert await poller.poll_target(config.targets[0]), poller.status["kit"].reason
+            await poller.flush()
+            stored = store.store.all(MetricSample, MetricSample.instance == "kit")
+        finally:
+            store.close()
+    assert stored and stored[-1].gpu_memory_used_bytes == 23179689984
+    assert stored[-1].gpu_memory_total_bytes == 150754820096
+
+    full = stored[-1].model_copy(update={"gpu_memory_used_bytes": 0.98 * 150754820096, "kv_cache_usage": 0.1})
+    found = memory_pressure(full, {}, ThresholdConfig(), SloConfig())
+    assert found is not None and found.value >= 1.0 and found.summary == "device memory near full"
+    assert found.evidence["driver"] == "gpu_memory"
