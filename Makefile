@@ -30,6 +30,7 @@ install: $(BIN)/charter-tui
 testkit:
 	bash scripts/build-vllm-kit.sh
 	@if [ -f scripts/build-triton-kit.sh ]; then bash scripts/build-triton-kit.sh; fi
+	bash scripts/build-prometheus-kit.sh >/dev/null
 
 LINT_PATHS := charter_tui executor testkit daemon compiler benchmarks tests scripts
 

@@ -61,6 +61,13 @@ class DaemonMetrics:
             "charter_recommendations_pending", "Open recommendations", registry=r
         )
         self.rollouts = Gauge("charter_rollouts", "Rollouts by state", ["state"], registry=r)
+        self.ceiling = Gauge(
+            "charter_prefix_cache_ceiling",
+            "The watched agents' best steady-state prefix-cache hit share at the target's block size, as the "
+            "compiler computed it (absent: no agent compiled, or the target has no prefix cache)",
+            ["target"],
+            registry=r,
+        )
         self.slo_compliance = Gauge(
             "charter_slo_compliance",
             "Share of the window's samples meeting every SLO (absent: no traffic)",
@@ -99,10 +106,21 @@ class DaemonMetrics:
                 self.bottlenecks_active.labels(kind, severity).set(n)
 
     def set_rollouts(self, counts: Mapping[str, int]) -> None:
+        from daemon.rollouts.model import RolloutState
+
         with self._lock:
             self.rollouts.clear()
-            for state, n in counts.items():
-                self.rollouts.labels(state).set(n)
+            # Every state, zeros included: a dashboard's "rollouts by state" and its annotations need the
+            # series to exist before the first rollout, and to drop to 0 rather than vanish.
+            for state in sorted({s.value for s in RolloutState} | set(counts)):
+                self.rollouts.labels(state).set(counts.get(state, 0))
+
+    def set_ceilings(self, ceilings: Mapping[str, float | None]) -> None:
+        with self._lock:
+            self.ceiling.clear()
+            for target, value in ceilings.items():
+                if value is not None:
+                    self.ceiling.labels(target).set(value)
 
     def set_slo(self, target: str, compliance: Mapping[str, float | None]) -> None:
         """`{window: compliance}` for one target; a window without traffic drops its series."""

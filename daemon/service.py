@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # the parts are imported where they start (_start_parts, _wat
 
     from daemon.pipeline import PerformancePipeline
     from daemon.exporter import DaemonMetrics
+    from compiler.model import CompileResult
     from daemon.gpu import GpuMonitor
     from daemon.poller import Poller
     from daemon.rollouts.manager import RolloutManager
@@ -78,6 +79,7 @@ class DaemonService:
         # Set by _start_parts / _watch_loop; None until then (and for the watcher, with no watch paths).
         self.poller: Poller | None = None
         self.gpus: GpuMonitor | None = None
+        self.compiled: dict[str, CompileResult] = {}  # the latest good compile of each watched agent
         self.pipeline: PerformancePipeline | None = None
         self.rollouts: RolloutManager | None = None
         self.watcher: AgentWatcher | None = None
@@ -318,8 +320,10 @@ class DaemonService:
             )
             await self.store.add_all([record])
             self.bus.publish(topic("compile", str(event.path)), record)
-            if event.error is None and event.result is not None and self.pipeline is not None:
-                await self.pipeline.on_compile(record.result)
+            if event.error is None and event.result is not None:
+                self.compiled[str(event.path)] = event.result
+                if self.pipeline is not None:
+                    await self.pipeline.on_compile(record.result)
 
     async def _retention_loop(self, stop: asyncio.Event) -> None:
         assert self.store is not None
@@ -336,10 +340,12 @@ class DaemonService:
                 await asyncio.wait_for(stop.wait(), RETENTION_EVERY_S)
 
     async def _gauges_loop(self, stop: asyncio.Event) -> None:
-        """Rollouts by state for the daemon's own /metrics (the manager's loop stays free of exporting)."""
+        """Rollouts by state and each target's compiler ceiling for the daemon's own /metrics (the manager's
+        loop stays free of exporting)."""
         from sqlalchemy import func
         from sqlmodel import select
 
+        from daemon.ceiling import target_ceiling
         from daemon.models import Rollout
 
         assert self.store is not None and self.metrics is not None
@@ -351,6 +357,13 @@ class DaemonService:
 
         while not stop.is_set():
             self.metrics.set_rollouts(await self.store.call(count_by_state))
+            if self.poller is not None:  # the ceiling beside each target's hit rate (Grafana, docs/grafana)
+                self.metrics.set_ceilings(
+                    {
+                        name: target_ceiling(status.instance_row(), self.compiled)
+                        for name, status in self.poller.status.items()
+                    }
+                )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), GAUGES_EVERY_S)
 

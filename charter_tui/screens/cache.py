@@ -27,16 +27,14 @@ from charter_tui.render.plot import plot, sparkline
 from charter_tui.render.waterfall import waterfall_text
 from charter_tui.state import parse_result
 from charter_tui.screens.base import ViewScreen
+from daemon.ceiling import ceiling_for, served_cache, steady
 from daemon.paths import agent_label
-from daemon.models import Instance
 from charter_tui.widgets.panel import Panel
 from charter_tui.widgets.filterbar import matches
 from charter_tui.widgets.livetable import LiveTable
 from charter_tui.widgets.tables import selected_key, sync_rows
-from compiler.model import BlockShare, CompileResult
+from compiler.model import CompileResult
 
-# The compiler plans for these engines; a target's engine maps onto one of them.
-PLAN_ENGINE = {"vllm": "vllm", "triton": "trtllm", "trtllm": "trtllm", "sglang": "sglang"}
 # What redraws which part: the live tables and plot follow samples; the bench table follows stored
 # runs, and the clock (its "when" ages), which alone must not redraw the plot every second.
 LIVE_KINDS = frozenset({"instance", "sample", "compile"})
@@ -46,45 +44,6 @@ BENCH_KINDS = frozenset({"bench", "clock", "instance"})
 def mean(values: list[float | None]) -> float | None:
     known = [v for v in values if v is not None]
     return sum(known) / len(known) if known else None
-
-
-def steady(share: BlockShare) -> float:
-    """The share a server with traffic can reach: the steady state where the plan computed it."""
-    return share.steady_state_share if share.steady_state_share is not None else share.hit_share
-
-
-def ceiling_for(
-    engine: str, block_size: int | None, results: dict[str, CompileResult]
-) -> tuple[BlockShare, str] | None:
-    """The highest agent ceiling for the target's engine, at its block size when known."""
-    plan_engine = PLAN_ENGINE.get(engine)
-    best: tuple[BlockShare, str] | None = None
-    for path, result in results.items():
-        shares = [b for b in result.plan.block_shares if b.engine == plan_engine]
-        if block_size is not None:
-            shares = [b for b in shares if b.block_size == block_size] or shares
-        for b in shares[:1] if block_size is None else shares:
-            if best is None or steady(b) > steady(best[0]):
-                best = (b, path)
-    return best
-
-
-def served_cache(inst: Instance | None) -> tuple[int | None, bool]:
-    """(block size, whether the target has a prefix cache at all), as the server reports them: vLLM's
-    `cache_config_info` (a target at block 32 is compared with the agents' block-32 ceiling, not 16's);
-    a Triton model serves a prefix cache only through TensorRT-LLM (its KV-cache metrics show it)."""
-    info = (inst.info or {}) if inst is not None else {}
-    if inst is not None and inst.engine == "triton":
-        return None, info.get("backend") == "tensorrtllm"
-    cache = info.get("cache_config") or {}
-    raw = cache.get("block_size") if isinstance(cache, dict) else None
-    block = int(raw) if isinstance(raw, (int, str)) and str(raw).isdigit() else None
-    enabled = (
-        str(cache.get("enable_prefix_caching", "True")).lower() != "false"
-        if isinstance(cache, dict)
-        else True
-    )
-    return block, enabled
 
 
 class CacheScreen(ViewScreen):

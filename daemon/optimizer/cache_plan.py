@@ -17,13 +17,13 @@ from __future__ import annotations
 from typing import Any
 
 from daemon.actuators.params import as_bool
+from daemon.ceiling import PLAN_ENGINE
 from daemon.paths import agent_label
 from daemon.optimizer.context import Context
 from daemon.optimizer.kv_cache import enable_prefix_caching
 from daemon.optimizer.models import Apply, ConfigChange, RecommendationSpec
 
 MIN_HIT_SHARE = 0.2  # below this, caching would not change much for this agent
-_PLAN_ENGINE = {"vllm": "vllm", "triton": "trtllm", "sglang": "sglang"}
 _APPLY: dict[str, Apply] = {"restart": "restart", "model_reload": "reload", "engine_rebuild": "rebuild"}
 
 
@@ -63,7 +63,7 @@ def recommend_from_compile(result: dict[str, Any], ctx: Context) -> list[Recomme
     # Titles name the file, not its directory: a table row at 80 columns would show only the start of a
     # long absolute path (the detail keeps the whole path).
     name = agent_label(path)
-    plan_engine = _PLAN_ENGINE.get(ctx.engine)
+    plan_engine = PLAN_ENGINE.get(ctx.engine)
     if plan_engine is None:
         return []
     block = (
