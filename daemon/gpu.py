@@ -24,6 +24,7 @@ from pydantic import BaseModel, Field
 
 from daemon.actuators import procs
 from daemon.bus import Bus, topic
+from daemon.models import MetricSample
 from daemon.text import clean
 
 log = logging.getLogger(__name__)
@@ -221,20 +222,21 @@ class GpuMonitor:
         self.nvml = nvml
         self.latest: GpuStatus | None = None
 
-    def memory_of(self, target: str) -> tuple[int, int] | None:
-        """(used, total) bytes of the fullest GPU on which `target`'s processes hold memory, per the latest
-        reading (None when it holds none, or no GPU is read)."""
+    def device_of(self, target: str) -> GpuDevice | None:
+        """The fullest GPU on which `target`'s processes hold memory, per the latest reading (None when it
+        holds none, or no GPU is read)."""
         status = self.latest
         if status is None or not status.available:
             return None
-        held = [
-            (d.memory_used_bytes, d.memory_total_bytes)
-            for d in status.devices
-            if d.memory_used_bytes is not None
-            and d.memory_total_bytes
-            and any(p.target == target for p in d.processes)
-        ]
-        return max(held, key=lambda h: h[0] / h[1]) if held else None
+        held = [d for d in status.devices if any(p.target == target for p in d.processes)]
+        return max(held, key=lambda d: d.memory_share or 0.0) if held else None
+
+    def memory_of(self, target: str) -> tuple[int, int] | None:
+        """(used, total) bytes of `device_of(target)`."""
+        d = self.device_of(target)
+        if d is None or d.memory_used_bytes is None or not d.memory_total_bytes:
+            return None
+        return d.memory_used_bytes, d.memory_total_bytes
 
     def _module(self) -> Any:
         if self.nvml is None:
@@ -271,3 +273,23 @@ class GpuMonitor:
                     pass
         finally:
             _call(self.nvml, "nvmlShutdown")
+
+
+def fill_sample(sample: MetricSample, device: GpuDevice | None) -> None:
+    """Put a target's GPU reading into its sample where the engine exported none of it (vLLM exports no
+    device figures; Triton exports its own memory, which is kept)."""
+    if device is None:
+        return
+    if (
+        sample.gpu_memory_used_bytes is None
+        and device.memory_used_bytes is not None
+        and device.memory_total_bytes
+    ):
+        sample.gpu_memory_used_bytes = float(device.memory_used_bytes)
+        sample.gpu_memory_total_bytes = float(device.memory_total_bytes)
+    if sample.gpu_utilization is None and device.utilization_pct is not None:
+        sample.gpu_utilization = device.utilization_pct / 100
+    if sample.gpu_temperature_c is None:
+        sample.gpu_temperature_c = device.temperature_c
+    if sample.gpu_power_w is None:
+        sample.gpu_power_w = device.power_w

@@ -59,8 +59,16 @@ def _v4_to_v5(op: Operations) -> None:
         batch.add_column(sa.Column("prefill_seconds", sa.Float(), nullable=True))
 
 
+def _v5_to_v6(op: Operations) -> None:
+    # Schema 6: the GPU a target's processes run on, from NVML (daemon/gpu.py), with each sample.
+    with op.batch_alter_table("metric_sample") as batch:
+        batch.add_column(sa.Column("gpu_utilization", sa.Float(), nullable=True))
+        batch.add_column(sa.Column("gpu_temperature_c", sa.Float(), nullable=True))
+        batch.add_column(sa.Column("gpu_power_w", sa.Float(), nullable=True))
+
+
 # MIGRATIONS[n] upgrades a version-n database to version n+1.
-MIGRATIONS: dict[int, Migration] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4, 4: _v4_to_v5}
+MIGRATIONS: dict[int, Migration] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4, 4: _v4_to_v5, 5: _v5_to_v6}
 
 
 def upgrade(connection: Connection, from_version: int, to_version: int) -> list[int]:

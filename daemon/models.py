@@ -16,7 +16,7 @@ from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 # Bump with a migration in daemon/migrations.py whenever a table below changes.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 
 def now() -> float:
@@ -81,6 +81,9 @@ SIGNAL_FIELDS: tuple[str, ...] = (
     "compute_mean_s",
     "paused_requests",
     "prefill_seconds",
+    "gpu_utilization",
+    "gpu_temperature_c",
+    "gpu_power_w",
 )
 
 # Added in schema 3: window means, for engines that export sums and counts but no buckets (Triton's
@@ -124,6 +127,11 @@ class MetricSample(SQLModel, table=True):
     preemptions: float | None = None
     gpu_memory_used_bytes: float | None = None
     gpu_memory_total_bytes: float | None = None
+    # Schema 6: the GPU the target's processes hold memory on, from NVML (daemon/gpu.py), when the engine
+    # exports none of it: utilization 0-1, temperature, power draw.
+    gpu_utilization: float | None = None
+    gpu_temperature_c: float | None = None
+    gpu_power_w: float | None = None
     requests_success_per_s: float | None = None
     requests_failure_per_s: float | None = None
     ttft_mean_s: float | None = None

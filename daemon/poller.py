@@ -52,6 +52,7 @@ import httpx
 
 from daemon import prom
 from daemon.actuators import procs
+from daemon.gpu import GpuDevice, fill_sample
 from daemon.collectors import COLLECTORS, detect_engine, read, wanted_names
 from daemon.collectors.window import CounterWindow, WindowResult
 from daemon.config import Config, TargetConfig
@@ -142,13 +143,13 @@ class Poller:
         rng: random.Random | None = None,
         breaker_threshold: int = BREAKER_THRESHOLD,
         breaker_cooldown_s: float = BREAKER_COOLDOWN_S,
-        device_memory: Callable[[str], tuple[int, int] | None] | None = None,
+        device_of: Callable[[str], GpuDevice | None] | None = None,
     ) -> None:
         self.config = config
-        # (used, total) bytes of the GPU a target's processes hold memory on, from NVML (daemon/gpu.py):
-        # fills the sample's device memory where the engine exports none (vLLM), so MEMORY_PRESSURE sees
-        # the device too, and the figure is stored and downsampled with the rest of the sample.
-        self.device_memory = device_memory
+        # The GPU a target's processes hold memory on, from NVML (daemon/gpu.py): its memory, utilization,
+        # temperature and power go into the target's samples where the engine exports none (vLLM), so they
+        # are stored and downsampled with the rest, and MEMORY_PRESSURE sees the device too.
+        self.device_of = device_of
         self.breaker = Breaker(breaker_threshold, breaker_cooldown_s)
         self.store = store
         self.on_sample = on_sample
@@ -340,10 +341,8 @@ class Poller:
         status.last_seen = result.sample.ts
         if self.metrics:
             self.metrics.observe_scrape(target.name, duration)
-        if result.sample.gpu_memory_used_bytes is None and self.device_memory is not None:
-            held = self.device_memory(target.name)
-            if held is not None:
-                result.sample.gpu_memory_used_bytes, result.sample.gpu_memory_total_bytes = held
+        if self.device_of is not None:
+            fill_sample(result.sample, self.device_of(target.name))
         self.writer.add_sample(result.sample)
         status.info["latest_extras"] = result.extras
         changed = status.state != InstanceState.UP

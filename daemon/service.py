@@ -164,7 +164,7 @@ class DaemonService:
             on_sample=self.pipeline.on_sample,
             on_status=self.pipeline.on_status,
             metrics=self.metrics,
-            device_memory=self.gpus.memory_of if self.gpus is not None else None,
+            device_of=self.gpus.device_of if self.gpus is not None else None,
         )
         self.pipeline.attach(self.poller)
         self._spawn("poller", self.poller.run)

@@ -18,10 +18,17 @@ import argparse
 import sys
 from pathlib import Path
 
+from grafana_foundation_sdk.builders.common import VizLegendOptions, VizTooltipOptions
 from grafana_foundation_sdk.builders.dashboard import AnnotationQuery, Dashboard, DatasourceVariable, Row
 from grafana_foundation_sdk.builders.prometheus import Dataquery
 from grafana_foundation_sdk.builders.timeseries import Panel as Timeseries
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models.common import (
+    LegendDisplayMode,
+    LegendPlacement,
+    SortOrder,
+    TooltipDisplayMode,
+)
 from grafana_foundation_sdk.models.dashboard import DataSourceRef
 
 OUT = Path(__file__).resolve().parent.parent / "docs" / "grafana" / "charter-tui.json"
@@ -219,6 +226,13 @@ def build() -> Dashboard:
         for title, unit, description, targets, lo, hi in panels:
             panel = Timeseries().title(title).description(description).unit(unit).datasource(DATASOURCE)
             panel = panel.height(8).span(8)
+            # Options set explicitly: the SDK writes `"options": null` otherwise, which it cannot read back.
+            panel = panel.legend(
+                VizLegendOptions()
+                .display_mode(LegendDisplayMode.LIST)
+                .placement(LegendPlacement.BOTTOM)
+                .show_legend(True)
+            ).tooltip(VizTooltipOptions().mode(TooltipDisplayMode.MULTI).sort(SortOrder.DESCENDING))
             if lo is not None:
                 panel = panel.min(lo)
             if hi is not None:

@@ -101,7 +101,7 @@ async def test_device_memory_from_nvml_fills_the_targets_samples_and_memory_pres
     with MetricsServer(lambda n, path: text_response(VLLM_LOAD)) as server:
         config = parse_config(f'[[targets]]\nname = "kit"\nurl = "{server.url}"\nengine = "vllm"\n')
         store = AsyncStore(Store(sqlite_url))
-        poller = Poller(config, store, device_memory=monitor.memory_of)
+        poller = Poller(config, store, device_of=monitor.device_of)
         try:
             for _ in range(2):
                 assert await poller.poll_target(config.targets[0]), poller.status["kit"].reason
@@ -111,6 +111,9 @@ async def test_device_memory_from_nvml_fills_the_targets_samples_and_memory_pres
             store.close()
     assert stored and stored[-1].gpu_memory_used_bytes == 23179689984
     assert stored[-1].gpu_memory_total_bytes == 150754820096
+    # Utilization, temperature and power are stored with the sample too (schema 6), and so downsampled.
+    assert stored[-1].gpu_utilization == 1.0 and stored[-1].gpu_temperature_c == 54
+    assert stored[-1].gpu_power_w == 693.043
 
     full = stored[-1].model_copy(update={"gpu_memory_used_bytes": 0.98 * 150754820096, "kv_cache_usage": 0.1})
     found = memory_pressure(full, {}, ThresholdConfig(), SloConfig())
