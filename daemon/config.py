@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
+from daemon.collectors.promql import PROMQL_ENGINES, parse_selector
 from daemon.contract import CommandAction
 from daemon.errors import ConfigError, shown
 from daemon.paths import ENV_DATABASE_URL, ENV_DISCOVER, ENV_LOG_FILE, Locations, check_path, locations
@@ -91,6 +92,23 @@ class LaunchConfig(_Strict):
     allow_root: bool = False
 
 
+class PrometheusSourceConfig(_Strict):
+    """Where a `source = "prometheus"` target's metrics are read: a PromQL server already scraping it."""
+
+    # Prometheus, VictoriaMetrics, Thanos Query or Mimir's Prometheus API base (queries go to <url>/api/v1/query).
+    url: str
+    # Label matchers that pick this one server's series there, e.g. {job="vllm", instance="gpu-1:8000"}.
+    selector: str = Field(min_length=2)
+
+    _url = field_validator("url")(classmethod(lambda cls, v: check_http_url(v)))
+
+    @field_validator("selector")
+    @classmethod
+    def _selector(cls, v: str) -> str:
+        parse_selector(v)  # raises SelectorError (a ValueError) saying why it is not one
+        return v
+
+
 class TargetConfig(_Strict):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     url: str
@@ -107,8 +125,33 @@ class TargetConfig(_Strict):
     # ones as errors (daemon/rollouts/probes.py). Off by default: a production target has its own traffic,
     # and synthetic requests show in its users' logs and bills. OpenAI-compatible servers only.
     canary_probes: bool = False
+    # "scrape": the daemon reads the server's /metrics itself. "prometheus": it asks a PromQL server that
+    # already scrapes it ([targets.prometheus]), so a fleet needs no second scraper (daemon/prometheus_source.py).
+    source: Literal["scrape", "prometheus"] = "scrape"
+    prometheus: PrometheusSourceConfig | None = None
 
     _url = field_validator("url")(classmethod(lambda cls, v: check_http_url(v)))
+
+    @model_validator(mode="after")
+    def _source_has_its_settings(self) -> TargetConfig:
+        if self.source == "prometheus":
+            if self.prometheus is None:
+                raise ValueError(
+                    'source = "prometheus" needs a [targets.prometheus] table with the PromQL server\'s url and '
+                    "the selector of this server's series"
+                )
+            if self.engine not in ("auto", *PROMQL_ENGINES):
+                raise ValueError(
+                    f"a {self.engine} target cannot be read through PromQL yet ({', '.join(PROMQL_ENGINES)} can); "
+                    'use source = "scrape"'
+                )
+            if self.metrics_url is not None:
+                raise ValueError('metrics_url is not read with source = "prometheus"; remove one of them')
+        elif self.prometheus is not None:
+            raise ValueError(
+                '[targets.prometheus] is only read with source = "prometheus"; add it or remove the table'
+            )
+        return self
 
     @model_validator(mode="after")
     def _probes_need_openai_api(self) -> TargetConfig:

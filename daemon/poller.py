@@ -54,6 +54,7 @@ from daemon import prom
 from daemon.actuators import procs
 from daemon.gpu import GpuDevice, fill_sample
 from daemon.collectors import COLLECTORS, detect_engine, read, wanted_names
+from daemon.collectors.promql import PromqlError
 from daemon.collectors.window import CounterWindow, WindowResult
 from daemon.config import Config, TargetConfig
 from daemon.fetch import FetchError, MetricsFetcher
@@ -61,6 +62,7 @@ from daemon.health import HealthView, check_health
 from daemon.models import Instance, InstanceState
 from daemon.poll_breaker import BREAKER_COOLDOWN_S, BREAKER_THRESHOLD, Breaker
 from daemon.poll_writer import SampleWriter
+from daemon.prometheus_source import PromqlReader
 from daemon.redaction import redact_text, redact_url
 from daemon.store import AsyncStore
 from daemon.text import clean
@@ -159,6 +161,7 @@ class Poller:
         self._clients: dict[str, httpx.AsyncClient] = {}
         self._ssl: ssl.SSLContext | None = None
         self._fetchers: dict[str, MetricsFetcher] = {}  # the poll path: one kept-alive connection each
+        self._promql: dict[str, PromqlReader] = {}  # targets read through PromQL (`source = "prometheus"`)
         self.rng = rng or random.Random()
         self.max_bytes = config.daemon.max_response_bytes
         self.max_lines = config.daemon.max_exposition_lines
@@ -361,6 +364,8 @@ class Poller:
         return True
 
     async def _poll(self, target: TargetConfig, status: TargetStatus) -> WindowResult:
+        if target.source == "prometheus":
+            return await self._poll_promql(target, status)
         url = target.metrics_endpoint
         fetcher = self._fetchers.get(target.name)
         if fetcher is None:
@@ -424,6 +429,20 @@ class Poller:
         if reading.info:
             status.info.update(reading.info)
         return self.windows[target.name].update(reading)
+
+    async def _poll_promql(self, target: TargetConfig, status: TargetStatus) -> WindowResult:
+        reader = self._promql.get(target.name)
+        if reader is None:
+            reader = self._promql[target.name] = PromqlReader(
+                target, self.config.thresholds.window_s, self.max_bytes
+            )
+        try:
+            result = await reader.read(self.client_for(target.name))
+        except PromqlError as exc:
+            raise PollError(exc.kind, str(exc)) from None
+        status.engine = reader.engine
+        status.info.update(reader.info)
+        return result
 
     def _spawn_health_check(self, target: TargetConfig) -> None:
         """Health checks run beside the polls, one at a time per target, so a slow /health or

@@ -157,7 +157,7 @@ def _build_sample(instance: str, cur: b.RawReading, base: b.RawReading | None, r
 
     dt = cur.ts - base.ts if base is not None else 0.0
     if base is None or dt <= 0:
-        _store_extras(sample, extras)
+        store_extras(sample, extras)
         return WindowResult(sample=sample, extras=extras, reading=cur)
     sample.window_s = dt
 
@@ -200,11 +200,11 @@ def _build_sample(instance: str, cur: b.RawReading, base: b.RawReading | None, r
         calls, total = delta(c_key), delta(s_key)
         if calls and total is not None:
             extras[f"{signal}_mean_s"] = total / calls
-    _store_extras(sample, extras)
+    store_extras(sample, extras)
     return WindowResult(sample=sample, extras=extras, reading=cur)
 
 
-def _store_extras(sample: MetricSample, extras: dict[str, float]) -> None:
+def store_extras(sample: MetricSample, extras: dict[str, float]) -> None:
     """Extras that have a column (schema 3: window means, paused requests) are stored with the sample."""
     for key in (*MEAN_FIELDS, b.PAUSED):
         if key in extras:

@@ -38,6 +38,7 @@ class MetricsServer:
         self.responder = responder
         self.requests = 0
         self.release = threading.Event()  # lets hanging handlers go at teardown
+        self.posted: list[bytes] = []  # POST bodies, in order
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -53,6 +54,10 @@ class MetricsServer:
                         self.wfile.write(chunk)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the poller hung up on purpose (size cap, timeout)
+
+            def do_POST(self) -> None:  # noqa: N802 - a PromQL query: its form is read (and kept), then answered alike
+                outer.posted.append(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+                self.do_GET()
 
             def log_message(self, *args: Any) -> None:
                 pass
