@@ -157,7 +157,8 @@ def test_the_commented_targets_uncommented_give_the_launch_to_the_vllm_target() 
         line[2:] if re.match(r"# (\[|\w+ = )", line) else line for line in examples.splitlines()
     )
     config = parse_config(head + marker + uncommented, "default.toml (targets uncommented)")
-    assert [(t.name, t.engine, t.launch is not None) for t in config.targets] == [
-        ("vllm-0", "auto", True),
-        ("triton-0", "triton", False),
+    assert [(t.name, t.engine, t.launch is not None, t.source) for t in config.targets] == [
+        ("vllm-0", "auto", True, "scrape"),
+        ("triton-0", "triton", False, "scrape"),
+        ("gpu-1", "auto", False, "prometheus"),
     ]
