@@ -213,6 +213,9 @@ class MqttConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=1883, ge=1, le=65535)
     topic_prefix: str = Field(default="charter/v1", pattern=r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
+    # Events kept for the broker while it is away, sent on reconnect; past this the oldest are dropped, counted
+    # and reported (retained state is re-sent whole anyway, so only stream events are really lost).
+    outbox_events: int = Field(default=5000, ge=10, le=1_000_000)
     username: str | None = None
     password: Annotated[str | None, SECRET] = None
     # The broker password from a file (mode 0600), so it need not sit in the config; wins over `password`.

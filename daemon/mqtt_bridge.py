@@ -8,7 +8,10 @@ the rollout manager picks it up like a local key press. A refused one is answere
 bounded rate) by `on_refused`; nothing of it reaches the manager. Retained messages are never commands.
 Commands are never echoed back out, so two bridged daemons cannot loop a command between them.
 The bridge reconnects with capped exponential backoff (daemon/mqtt_session.py); a broker outage
-never stops the daemon.
+never stops the daemon. State topics (`TopicSpec.retained`: instances, rollouts, compile results, bottlenecks,
+recommendations, GPU, health) go out retained at QoS 1, so a UI that connects late has the current state at
+once; streams (samples, audit, SLO) at QoS 0. While the broker is away events wait in a bounded outbox
+(`[mqtt] outbox_events`); the overflow drops the oldest, is counted (`dropped`) and is reported on reconnect.
 """
 
 from __future__ import annotations
@@ -22,11 +25,12 @@ import aiomqtt
 from pydantic import BaseModel
 
 from daemon.auth import CommandRefused, CommandVerifier, OnRefused, RefusalAudit
-from daemon.bus import TOPIC_VERSION, Bus
+from daemon.bus import TOPIC_VERSION, Bus, Subscription
 from daemon.config import MqttConfig
 from daemon.mqtt_session import keep_connected, to_bus_topic, to_mqtt_topic
 from daemon.redaction import redact_data
 from daemon.supervisor import cancel_and_wait
+from daemon.topics import is_retained
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +66,18 @@ class MqttBridge:
         self.received = 0
         self.refused = 0
         self.audit = RefusalAudit("MQTT", on_refused)
+        self.outbox: Subscription | None = None
+        self._reported_dropped = 0
+
+    @property
+    def dropped(self) -> int:
+        """Events dropped from the outbox (oldest first) while the broker was away or slow."""
+        return self.outbox.dropped if self.outbox is not None else 0
 
     async def run(self, stop: asyncio.Event) -> None:
         # Subscribed for the whole run, so events published while the broker is away are queued
         # (up to the subscription's bound) and go out on reconnect.
-        outbox = self.bus.subscribe(f"{TOPIC_VERSION}/#", maxsize=5000)
+        outbox = self.outbox = self.bus.subscribe(f"{TOPIC_VERSION}/#", maxsize=self.config.outbox_events)
         try:
             await keep_connected(
                 self.config,
@@ -81,6 +92,16 @@ class MqttBridge:
             self.bus.unsubscribe(outbox)
 
     async def _session(self, client: aiomqtt.Client, outbox: Any) -> None:
+        if self.dropped > self._reported_dropped:
+            log.warning(
+                "MQTT: %d events did not fit the outbox (%d) while the broker was away and were dropped, oldest "
+                "first (%d in all); a state topic whose newest event was among them shows its previous retained "
+                "value until the entity changes again",
+                self.dropped - self._reported_dropped,
+                self.config.outbox_events,
+                self.dropped,
+            )
+            self._reported_dropped = self.dropped
         tasks = [
             asyncio.create_task(self._forward_out(client, outbox)),
             asyncio.create_task(self._forward_in(client)),
@@ -97,7 +118,13 @@ class MqttBridge:
             event = await outbox.get()
             if event.topic.startswith(f"{TOPIC_VERSION}/{COMMAND_KIND}/"):
                 continue  # commands flow in only
-            await client.publish(to_mqtt_topic(self.config, event.topic), encode(event.payload), qos=0)
+            retained = is_retained(event.topic)
+            await client.publish(
+                to_mqtt_topic(self.config, event.topic),
+                encode(event.payload),
+                qos=1 if retained else 0,
+                retain=retained,
+            )
             self.published += 1
 
     async def _forward_in(self, client: aiomqtt.Client) -> None:

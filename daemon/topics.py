@@ -43,6 +43,9 @@ class TopicSpec:
     model: type[BaseModel]
     direction: Literal["out", "in"]  # out: the daemon publishes; in: a UI sends
     when: str
+    # Current state, kept by the broker (MQTT retained, QoS 1): a UI that connects late gets the latest of
+    # each key at once instead of waiting for the next change. Streams (samples, audit, SLO) are not.
+    retained: bool = False
 
     @property
     def name(self) -> str:
@@ -50,22 +53,52 @@ class TopicSpec:
 
 
 TOPICS: tuple[TopicSpec, ...] = (
-    TopicSpec(f"{TOPIC_VERSION}/instance/+", Instance, "out", "a target's state, engine or model changed"),
+    TopicSpec(
+        f"{TOPIC_VERSION}/instance/+",
+        Instance,
+        "out",
+        "a target's state, engine or model changed",
+        retained=True,
+    ),
     TopicSpec(f"{TOPIC_VERSION}/sample/+", MetricSample, "out", "each successful poll (a windowed sample)"),
-    TopicSpec(f"{TOPIC_VERSION}/bottleneck/+", Bottleneck, "out", "a bottleneck opens, updates or clears"),
-    TopicSpec(f"{TOPIC_VERSION}/compile/#", CompileRecord, "out", "a watched agent file was (re)compiled"),
+    TopicSpec(
+        f"{TOPIC_VERSION}/bottleneck/+",
+        Bottleneck,
+        "out",
+        "a bottleneck opens, updates or clears",
+        retained=True,
+    ),
+    TopicSpec(
+        f"{TOPIC_VERSION}/compile/#",
+        CompileRecord,
+        "out",
+        "a watched agent file was (re)compiled",
+        retained=True,
+    ),
     TopicSpec(f"{TOPIC_VERSION}/slo/+", SloUpdate, "out", "SLO compliance, every few seconds per target"),
     TopicSpec(
-        f"{TOPIC_VERSION}/recommendation/+", Recommendation, "out", "a recommendation is made or changes"
+        f"{TOPIC_VERSION}/recommendation/+",
+        Recommendation,
+        "out",
+        "a recommendation is made or changes",
+        retained=True,
     ),
-    TopicSpec(f"{TOPIC_VERSION}/rollout/+", Rollout, "out", "a rollout changes state"),
+    TopicSpec(f"{TOPIC_VERSION}/rollout/+", Rollout, "out", "a rollout changes state", retained=True),
     TopicSpec(
         f"{TOPIC_VERSION}/audit/+", AuditEvent, "out", "an audited action (including refused commands)"
     ),
     TopicSpec(f"{TOPIC_VERSION}/bench/#", BenchRunView, "out", "a `charter-tui bench` run was stored"),
     TopicSpec(f"{TOPIC_VERSION}/daemon/ready", DaemonReady, "out", "the daemon finished starting"),
-    TopicSpec(GPU_TOPIC, GpuStatus, "out", "every GPU poll (NVML), or once: why there is no GPU to show"),
-    TopicSpec(HEALTH_TOPIC, DaemonHealth, "out", "a daemon loop crashed, restarted or recovered"),
+    TopicSpec(
+        GPU_TOPIC,
+        GpuStatus,
+        "out",
+        "every GPU poll (NVML), or once: why there is no GPU to show",
+        retained=True,
+    ),
+    TopicSpec(
+        HEALTH_TOPIC, DaemonHealth, "out", "a daemon loop crashed, restarted or recovered", retained=True
+    ),
     TopicSpec(RESULT_TOPIC, CommandResult, "out", "the answer to each command (ok, or the reason refused)"),
     TopicSpec(
         COMMAND_PATTERN,
@@ -82,6 +115,12 @@ EXTRA_SCHEMAS: dict[str, type[BaseModel]] = {"RolloutCommand": RolloutCommand}
 
 def spec_for(name: str) -> TopicSpec | None:
     return next((spec for spec in TOPICS if topic_matches(spec.pattern, name)), None)
+
+
+def is_retained(name: str) -> bool:
+    """Whether the broker keeps the latest message of this topic (`TopicSpec.retained`)."""
+    spec = spec_for(name)
+    return spec is not None and spec.retained
 
 
 def model_for(name: str) -> type[BaseModel] | None:

@@ -29,7 +29,10 @@ def render() -> dict[str, str]:
         files[f"{name}.schema.json"] = (
             json.dumps(spec.model.model_json_schema(mode="serialization"), indent=2, sort_keys=True) + "\n"
         )
-        rows.append(f"| `{spec.pattern}` | {spec.direction} | [`{name}`]({name}.schema.json) | {spec.when} |")
+        kept = "retained, QoS 1" if spec.retained else ("QoS 1" if spec.direction == "in" else "QoS 0")
+        rows.append(
+            f"| `{spec.pattern}` | {spec.direction} | {kept} | [`{name}`]({name}.schema.json) | {spec.when} |"
+        )
     for name, model in EXTRA_SCHEMAS.items():
         files[f"{name}.schema.json"] = (
             json.dumps(model.model_json_schema(mode="serialization"), indent=2, sort_keys=True) + "\n"
@@ -44,8 +47,10 @@ def render() -> dict[str, str]:
             "[`RolloutCommand`](RolloutCommand.schema.json), answered on `charter/v1/command_result/rollout`.",
             "The same reads and signed commands over HTTP (`[http] port`): [`openapi.json`](openapi.json).",
             "",
-            "| topic | direction | payload | published when |",
-            "| --- | --- | --- | --- |",
+            "State topics are retained by the broker: a UI that connects late receives the current state at once.",
+            "",
+            "| topic | direction | on the broker | payload | published when |",
+            "| --- | --- | --- | --- | --- |",
             *rows,
             "",
         ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 
 import aiomqtt
@@ -12,7 +13,7 @@ from daemon.auth import CommandSigner, CommandVerifier
 from daemon.bus import Bus, topic
 from daemon.config import AuthConfig, IdentityConfig, MqttConfig
 from daemon.contract import AuthorizedCommand, RolloutCommand
-from daemon.models import MetricSample
+from daemon.models import Instance, InstanceState, MetricSample
 from daemon.mqtt_bridge import MqttBridge
 from testkit.mosquitto import start_mosquitto
 from testkit.ports import free_port
@@ -112,6 +113,44 @@ async def test_reconnects_when_the_broker_comes_up_later(tmp_path) -> None:
         assert not bridge.connected.is_set()
         with start_mosquitto(port=port, keep_dir=tmp_path):
             await asyncio.wait_for(bridge.connected.wait(), 20)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+
+async def test_events_published_while_the_broker_is_away_wait_bounded_and_state_is_retained(tmp_path) -> None:
+    """Issue 17 items 1 and 3: the broker is away while 15 targets change state with an outbox of 10. The
+    oldest 5 are dropped and counted; on reconnect the 10 newest go out retained (QoS 1), so a UI that
+    subscribes only afterwards receives exactly them at once; a sample (a stream) is not retained."""
+    port = free_port()
+    bus = Bus()
+    bridge = MqttBridge(bus, MqttConfig(enabled=True, host="127.0.0.1", port=port, outbox_events=10))
+    stop = asyncio.Event()
+    task = asyncio.create_task(bridge.run(stop))
+    try:
+        await asyncio.sleep(0.5)
+        assert not bridge.connected.is_set()
+        for i in range(15):
+            bus.publish(
+                topic("instance", f"t{i}"),
+                Instance(name=f"t{i}", url="http://127.0.0.1:9", state=InstanceState.UP),
+            )
+        assert bridge.dropped == 5
+        with start_mosquitto(port=port, keep_dir=tmp_path):
+            await asyncio.wait_for(bridge.connected.wait(), 30)
+            bus.publish(topic("sample", "t14"), MetricSample(instance="t14", ts=1.0, waiting=3))
+            deadline = asyncio.get_running_loop().time() + 10
+            while bridge.published < 11 and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.05)
+            assert bridge.published == 11
+            async with aiomqtt.Client("127.0.0.1", port) as late:  # joins after everything was published
+                await late.subscribe("charter/v1/#")
+                seen: dict[str, bool] = {}
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(2):
+                        async for message in late.messages:
+                            seen[str(message.topic)] = bool(message.retain)
+        assert seen == {f"charter/v1/instance/t{i}": True for i in range(5, 15)}
     finally:
         stop.set()
         await asyncio.wait_for(task, 10)
