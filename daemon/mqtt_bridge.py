@@ -30,7 +30,7 @@ from daemon.config import MqttConfig
 from daemon.mqtt_session import keep_connected, to_bus_topic, to_mqtt_topic
 from daemon.redaction import redact_data
 from daemon.supervisor import cancel_and_wait
-from daemon.topics import is_retained
+from daemon.topics import LIVENESS_TOPIC, DaemonOnline, is_retained
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,7 @@ class MqttBridge:
         # (up to the subscription's bound) and go out on reconnect.
         outbox = self.outbox = self.bus.subscribe(f"{TOPIC_VERSION}/#", maxsize=self.config.outbox_events)
         try:
+            liveness = to_mqtt_topic(self.config, LIVENESS_TOPIC)
             await keep_connected(
                 self.config,
                 self.client_id,
@@ -87,11 +88,23 @@ class MqttBridge:
                 lambda client: self._session(client, outbox),
                 stop,
                 self.connected,
+                will=aiomqtt.Will(
+                    liveness, encode(DaemonOnline(online=False, reason="connection lost")), qos=1, retain=True
+                ),
+                on_stop=lambda client: client.publish(
+                    liveness, encode(DaemonOnline(online=False, reason="stopped")), qos=1, retain=True
+                ),
             )
         finally:
             self.bus.unsubscribe(outbox)
 
     async def _session(self, client: aiomqtt.Client, outbox: Any) -> None:
+        await client.publish(
+            to_mqtt_topic(self.config, LIVENESS_TOPIC),
+            encode(DaemonOnline(online=True, reason="connected")),
+            qos=1,
+            retain=True,
+        )
         if self.dropped > self._reported_dropped:
             log.warning(
                 "MQTT: %d events did not fit the outbox (%d) while the broker was away and were dropped, oldest "

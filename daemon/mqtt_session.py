@@ -10,6 +10,7 @@ can publish and be heard.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import ssl
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 
 RETRY_FIRST_S = 0.5
 RETRY_MAX_S = 30.0
+GOODBYE_TIMEOUT_S = 2.0  # a stopping daemon waits this long at most to say it is going offline
 
 Session = Callable[[aiomqtt.Client], Awaitable[None]]
 
@@ -85,23 +87,31 @@ async def keep_connected(
     session: Session,
     stop: asyncio.Event,
     connected: asyncio.Event,
+    *,
+    will: aiomqtt.Will | None = None,
+    on_stop: Session | None = None,
 ) -> None:
     """Until `stop` is set: connect, subscribe to `subscribe`, set `connected`, run `session(client)`.
 
     A session ends when it returns or raises `aiomqtt.MqttError` (the connection went); then
     `connected` is cleared and, after the backoff, it starts again on a new connection. Any other
-    exception is a bug and propagates.
+    exception is a bug and propagates. `will` is the broker's Last Will (sent for us if the connection dies
+    without a goodbye); `on_stop(client)` runs, bounded, when `stop` ends a live session: the goodbye.
     """
     options = broker_options(config)  # a bad CA or key file is a config error, not a retry loop
     delay = RETRY_FIRST_S
     while not stop.is_set():
         try:
-            async with aiomqtt.Client(config.host, config.port, identifier=client_id, **options) as client:
+            async with aiomqtt.Client(
+                config.host, config.port, identifier=client_id, will=will, **options
+            ) as client:
                 await client.subscribe(subscribe, qos=qos)
                 connected.set()
                 delay = RETRY_FIRST_S
                 log.info("MQTT %s connected to %s:%s", client_id, config.host, config.port)
-                await until_stopped(session(client), stop)
+                if not await until_stopped(session(client), stop) and on_stop is not None:
+                    with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
+                        await asyncio.wait_for(on_stop(client), GOODBYE_TIMEOUT_S)
         except aiomqtt.MqttError as exc:
             log.warning("MQTT %s:%s: %s; retrying in %.1f s", config.host, config.port, exc, delay)
         finally:

@@ -37,6 +37,17 @@ class DaemonReady(BaseModel):
     targets: int
 
 
+LIVENESS_TOPIC = f"{TOPIC_VERSION}/daemon/online"
+
+
+class DaemonOnline(BaseModel):
+    """`charter/v1/daemon/online` (retained): whether the daemon is connected to the broker. The broker itself
+    publishes `online: false` (the daemon's MQTT Last Will) when the connection dies without a goodbye."""
+
+    online: bool
+    reason: Literal["connected", "stopped", "connection lost"]
+
+
 @dataclass(frozen=True)
 class TopicSpec:
     pattern: str  # MQTT wildcards, under charter/v1 (the prefix is `[mqtt] topic_prefix` on the broker)
@@ -89,6 +100,13 @@ TOPICS: tuple[TopicSpec, ...] = (
     ),
     TopicSpec(f"{TOPIC_VERSION}/bench/#", BenchRunView, "out", "a `charter-tui bench` run was stored"),
     TopicSpec(f"{TOPIC_VERSION}/daemon/ready", DaemonReady, "out", "the daemon finished starting"),
+    TopicSpec(
+        LIVENESS_TOPIC,
+        DaemonOnline,
+        "out",
+        "the bridge connects or stops; the broker sends `online: false` itself (Last Will) if it dies",
+        retained=True,
+    ),
     TopicSpec(
         GPU_TOPIC,
         GpuStatus,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import json
 
 import aiomqtt
@@ -22,9 +23,12 @@ pytestmark = pytest.mark.mqtt
 
 
 async def _next_message(client: aiomqtt.Client, timeout: float = 5.0) -> aiomqtt.Message:
+    """The next message other than the daemon's retained online status (its own test is below)."""
+
     async def first() -> aiomqtt.Message:
         async for message in client.messages:
-            return message
+            if not str(message.topic).endswith("/daemon/online"):
+                return message
         raise AssertionError("subscription ended")
 
     return await asyncio.wait_for(first(), timeout)
@@ -138,11 +142,15 @@ async def test_events_published_while_the_broker_is_away_wait_bounded_and_state_
         assert bridge.dropped == 5
         with start_mosquitto(port=port, keep_dir=tmp_path):
             await asyncio.wait_for(bridge.connected.wait(), 30)
+
+            async def published(n: int) -> None:
+                while bridge.published < n:
+                    await asyncio.sleep(0.05)
+
+            await asyncio.wait_for(published(10), 10)
             bus.publish(topic("sample", "t14"), MetricSample(instance="t14", ts=1.0, waiting=3))
-            deadline = asyncio.get_running_loop().time() + 10
-            while bridge.published < 11 and asyncio.get_running_loop().time() < deadline:
-                await asyncio.sleep(0.05)
-            assert bridge.published == 11
+            await asyncio.wait_for(published(11), 10)
+            assert bridge.dropped == 5
             async with aiomqtt.Client("127.0.0.1", port) as late:  # joins after everything was published
                 await late.subscribe("charter/v1/#")
                 seen: dict[str, bool] = {}
@@ -150,7 +158,78 @@ async def test_events_published_while_the_broker_is_away_wait_bounded_and_state_
                     async with asyncio.timeout(2):
                         async for message in late.messages:
                             seen[str(message.topic)] = bool(message.retain)
-        assert seen == {f"charter/v1/instance/t{i}": True for i in range(5, 15)}
+        assert seen == {
+            **{f"charter/v1/instance/t{i}": True for i in range(5, 15)},
+            "charter/v1/daemon/online": True,
+        }
     finally:
         stop.set()
         await asyncio.wait_for(task, 10)
+
+
+LIVENESS_SCRIPT = """
+import asyncio, sys
+from daemon.bus import Bus
+from daemon.config import MqttConfig
+from daemon.mqtt_bridge import MqttBridge
+
+async def main() -> None:
+    bridge = MqttBridge(Bus(), MqttConfig(enabled=True, host="127.0.0.1", port=int(sys.argv[1])))
+    task = asyncio.create_task(bridge.run(asyncio.Event()))
+    await bridge.connected.wait()
+    print("connected", flush=True)
+    await task
+
+asyncio.run(main())
+"""
+
+
+async def _liveness(port: int) -> dict[str, object]:
+    async with aiomqtt.Client("127.0.0.1", port) as late:
+        await late.subscribe("charter/v1/daemon/online")
+        return json.loads(bytes((await _any_message(late)).payload))
+
+
+async def _any_message(client: aiomqtt.Client) -> aiomqtt.Message:
+    async def first() -> aiomqtt.Message:
+        async for message in client.messages:
+            return message
+        raise AssertionError("subscription ended")
+
+    return await asyncio.wait_for(first(), 10)
+
+
+async def test_liveness_is_retained_said_on_a_clean_stop_and_sent_by_the_broker_when_the_daemon_dies(
+    tmp_path,
+) -> None:
+    """Issue 17 item 1: `daemon/online` is retained; a clean stop says "stopped"; a SIGKILLed daemon's
+    connection dies without a goodbye and the broker publishes its Last Will, "connection lost"."""
+    with start_mosquitto(keep_dir=tmp_path) as broker:
+        bus = Bus()
+        bridge = MqttBridge(bus, MqttConfig(enabled=True, host=broker.host, port=broker.port))
+        stop = asyncio.Event()
+        task = asyncio.create_task(bridge.run(stop))
+        await asyncio.wait_for(bridge.connected.wait(), 30)
+        await asyncio.sleep(0.2)
+        assert await _liveness(broker.port) == {"online": True, "reason": "connected"}
+        stop.set()
+        await asyncio.wait_for(task, 10)
+        assert await _liveness(broker.port) == {"online": False, "reason": "stopped"}
+
+        daemon = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", LIVENESS_SCRIPT, str(broker.port), stdout=asyncio.subprocess.PIPE
+        )
+        try:
+            assert daemon.stdout is not None
+            assert (await asyncio.wait_for(daemon.stdout.readline(), 60)).strip() == b"connected"
+            await asyncio.sleep(0.2)
+            assert await _liveness(broker.port) == {"online": True, "reason": "connected"}
+        finally:
+            daemon.kill()
+            await daemon.wait()
+        deadline = asyncio.get_running_loop().time() + 10
+        while (state := await _liveness(broker.port))[
+            "online"
+        ] and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.1)
+        assert state == {"online": False, "reason": "connection lost"}
