@@ -13,7 +13,7 @@ default: the metrics name every target, which is not something to publish on all
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
@@ -78,6 +78,12 @@ class DaemonMetrics:
             "charter_daemon_loop_crashes", "Daemon loops that raised and were restarted", ["loop"], registry=r
         )
         self.degraded = Gauge("charter_daemon_degraded", "1 while a daemon loop keeps crashing", registry=r)
+        # Read from the MQTT bridge at scrape time (`watch_mqtt_outbox`): a gauge, as it is a count kept elsewhere.
+        self.mqtt_outbox_dropped = Gauge(
+            "charter_mqtt_outbox_dropped_events",
+            "Events dropped (oldest first) from the bounded MQTT outbox while the broker was away, since start",
+            registry=r,
+        )
         self.loop_stalls = Histogram(
             "charter_daemon_loop_stall_seconds",
             "Times the daemon's event loop was held past the stall threshold, by length",
@@ -85,6 +91,9 @@ class DaemonMetrics:
             registry=r,
         )
         self._lock = threading.Lock()
+
+    def watch_mqtt_outbox(self, dropped: Callable[[], int]) -> None:
+        self.mqtt_outbox_dropped.set_function(dropped)
 
     # --- called by the poller -------------------------------------------------------------
     def observe_scrape(self, target: str, seconds: float, error_kind: str | None = None) -> None:

@@ -225,6 +225,8 @@ class DaemonService:
             bridge = MqttBridge(
                 self.bus, self.config.mqtt, verifier=verifier, on_refused=self.rollouts.refused
             )
+            if self.metrics is not None:
+                self.metrics.watch_mqtt_outbox(lambda: bridge.dropped)
             self._spawn("mqtt", bridge.run)
 
     def _spawn(self, name: str, loop: Loop) -> None:

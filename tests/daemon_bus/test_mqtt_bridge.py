@@ -16,6 +16,8 @@ from daemon.config import AuthConfig, IdentityConfig, MqttConfig
 from daemon.contract import AuthorizedCommand, RolloutCommand
 from daemon.models import Instance, InstanceState, MetricSample
 from daemon.mqtt_bridge import MqttBridge
+from daemon.exporter import DaemonMetrics
+from prometheus_client import CollectorRegistry, generate_latest
 from testkit.mosquitto import start_mosquitto
 from testkit.ports import free_port
 
@@ -140,6 +142,9 @@ async def test_events_published_while_the_broker_is_away_wait_bounded_and_state_
                 Instance(name=f"t{i}", url="http://127.0.0.1:9", state=InstanceState.UP),
             )
         assert bridge.dropped == 5
+        metrics = DaemonMetrics(registry=CollectorRegistry())
+        metrics.watch_mqtt_outbox(lambda: bridge.dropped)  # as the service wires it
+        assert b"charter_mqtt_outbox_dropped_events 5.0" in generate_latest(metrics.registry)
         with start_mosquitto(port=port, keep_dir=tmp_path):
             await asyncio.wait_for(bridge.connected.wait(), 30)
 
@@ -172,6 +177,8 @@ import asyncio, sys
 from daemon.bus import Bus
 from daemon.config import MqttConfig
 from daemon.mqtt_bridge import MqttBridge
+from daemon.exporter import DaemonMetrics
+from prometheus_client import CollectorRegistry, generate_latest
 
 async def main() -> None:
     bridge = MqttBridge(Bus(), MqttConfig(enabled=True, host="127.0.0.1", port=int(sys.argv[1])))
