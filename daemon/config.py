@@ -172,7 +172,14 @@ class TargetConfig(_Strict):
         return None if v is None else check_http_url(v)
 
 
+# A daemon's id is one MQTT topic level and a lease holder's name: letters, digits, '.', '_', '-'.
+DAEMON_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+
+
 class DaemonConfig(_Strict):
+    # This daemon's name in a fleet (its topics are charter/v1/<id>/..., its rollout leases carry it); unset: the
+    # host name (daemon/identity.py). Two daemons on one broker need two ids.
+    id: str | None = Field(default=None, pattern=DAEMON_ID_PATTERN)
     poll_interval_s: PositiveFloat = 1.0
     # The daemon's own Prometheus metrics, served on loopback; 0 turns the exporter off.
     metrics_port: int = Field(default=9477, ge=0, le=65535)
@@ -401,6 +408,10 @@ class RolloutConfig(_Strict):
     stop_grace_s: PositiveFloat = 30.0
     # Seconds between two steps of the rollout loop.
     step_interval_s: PositiveFloat = 1.0
+    # Daemons sharing one database (PostgreSQL) lease each rollout they drive for this long, renewing it a few
+    # times per lease; when a daemon dies, another one whose config has the rollout's targets takes it over
+    # once the lease has expired (daemon/rollouts/lease.py).
+    lease_s: float = Field(default=30.0, ge=1.0, le=3600.0)
     # Give up restoring a target after this many failed attempts (the rollout stays FAILED, for a person).
     max_restore_attempts: int = Field(default=20, ge=1)
     # Targets changed by generic commands: [rollouts.commands.<target name>].

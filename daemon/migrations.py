@@ -67,8 +67,27 @@ def _v5_to_v6(op: Operations) -> None:
         batch.add_column(sa.Column("gpu_power_w", sa.Float(), nullable=True))
 
 
+def _v6_to_v7(op: Operations) -> None:
+    # Schema 7: rollout leases, so that of the daemons sharing a database exactly one drives each rollout.
+    op.create_table(
+        "rollout_lease",
+        sa.Column("rollout_id", sa.Integer(), primary_key=True, autoincrement=False),
+        sa.Column("holder", sa.String(), nullable=False),
+        sa.Column("expires_at", sa.Float(), nullable=False),
+        sa.Column("acquired_at", sa.Float(), nullable=False),
+        sa.Column("takeovers", sa.Integer(), nullable=False, server_default="0"),
+    )
+
+
 # MIGRATIONS[n] upgrades a version-n database to version n+1.
-MIGRATIONS: dict[int, Migration] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4, 4: _v4_to_v5, 5: _v5_to_v6}
+MIGRATIONS: dict[int, Migration] = {
+    1: _v1_to_v2,
+    2: _v2_to_v3,
+    3: _v3_to_v4,
+    4: _v4_to_v5,
+    5: _v5_to_v6,
+    6: _v6_to_v7,
+}
 
 
 def upgrade(connection: Connection, from_version: int, to_version: int) -> list[int]:

@@ -16,7 +16,7 @@ from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 # Bump with a migration in daemon/migrations.py whenever a table below changes.
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 
 def now() -> float:
@@ -229,6 +229,20 @@ class Rollout(SQLModel, table=True):
     previous_config: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
     comparison: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
     stage_detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+
+
+class RolloutLease(SQLModel, table=True):
+    """Which daemon drives an active rollout, until when (daemon/rollouts/lease.py). A fleet's daemons share one
+    database: the holder renews its lease while it lives; another daemon takes the rollout over once it expires."""
+
+    __tablename__ = "rollout_lease"
+    rollout_id: int = Field(primary_key=True)
+    holder: (
+        str  # "<daemon id>/<process nonce>": two daemons with one id (one host name) are still two holders
+    )
+    expires_at: float  # the database's clock (PostgreSQL's), so daemons on machines with skewed clocks agree
+    acquired_at: float
+    takeovers: int = 0
 
 
 class AuditEvent(SQLModel, table=True):

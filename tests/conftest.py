@@ -83,3 +83,31 @@ def _isolated_xdg(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
     # A daemon started with no targets would poll whatever servers other tests have listening;
     # tests/daemon/test_discovery.py turns discovery back on where it is the subject.
     monkeypatch.setenv("CHARTER_TUI_DISCOVER", "0")
+
+
+POSTGRES_URL = os.environ.get("CHARTER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A URL of the machine's PostgreSQL (database `test`) whose search path is a schema of this test's own,
+    dropped after it: tests (and processes they start) share a database the way a fleet does, alone."""
+    import sqlalchemy as sa
+
+    schema = f"charter_t{os.getpid()}_{os.urandom(4).hex()}"
+    admin = sa.create_engine(POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://"))
+    try:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    except sa.exc.OperationalError as exc:
+        pytest.fail(
+            f"PostgreSQL at {POSTGRES_URL} is not reachable ({exc.orig}); start it with "
+            "'pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start'",
+            pytrace=False,
+        )
+    try:
+        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from daemon.bus import Bus, topic
 from daemon.models import AuditEvent, Rollout
 from daemon.rollouts.model import RolloutState
-from daemon.rollouts.repo import Draft, RolloutRepo, public_event, public_view
+from daemon.rollouts.repo import Draft, Fence, RolloutRepo, public_event, public_view
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,9 @@ class Journal:
         # Test hook: called at named points (e.g. "after_apply") so fault tests can SIGKILL exactly there.
         self.checkpoint: Checkpoint = checkpoint or (lambda _name, _id: None)
         self.clock = clock
+        # Set by a manager that shares its database with other daemons: a write to a rollout another daemon
+        # holds the live lease of is refused (daemon/rollouts/lease.py).
+        self.fence: Fence | None = None
         self._published: dict[int, float] = {}
         self._last_scan = 0.0
         # The audit events this process published itself, and the newest event id seen in the store
@@ -75,6 +78,7 @@ class Journal:
             expect=expected,
             comment=comment,
             events_out=out,
+            fence=self.fence,
         )
         self.publish(new, out[0] if out else None)
         log.info("rollout %s: %s -> %s: %s", row.id, row.state, to.value, comment)
@@ -87,7 +91,14 @@ class Journal:
         assert row.id is not None
         out: list[AuditEvent] = []
         new = await asyncio.to_thread(
-            self.repo.mutate, row.id, fn, actor=ACTOR, action=action, comment=comment, events_out=out
+            self.repo.mutate,
+            row.id,
+            fn,
+            actor=ACTOR,
+            action=action,
+            comment=comment,
+            events_out=out,
+            fence=self.fence,
         )
         self.publish(new, out[0] if out else None)
         return new
@@ -97,7 +108,14 @@ class Journal:
         one of the `expect` states (StateChanged otherwise)."""
         assert row.id is not None
         new = await asyncio.to_thread(
-            self.repo.mutate, row.id, fn, actor=ACTOR, action="note", expect=expect, audit=False
+            self.repo.mutate,
+            row.id,
+            fn,
+            actor=ACTOR,
+            action="note",
+            expect=expect,
+            audit=False,
+            fence=self.fence,
         )
         self.publish(new)
         return new

@@ -35,7 +35,9 @@ from daemon.rollouts import commands, recovery
 from daemon.rollouts.canary import compare_canary
 from daemon.rollouts.validation import gross_regressions
 from daemon.rollouts.command_handler import CommandHandler
-from daemon.rollouts.journal import Checkpoint, Journal, brief, clip, row_id
+from daemon.identity import daemon_id
+from daemon.rollouts.journal import ACTOR, Checkpoint, Journal, brief, clip, row_id
+from daemon.rollouts.lease import Leases, daemon_of
 from daemon.rollouts.model import ACTIVE_STATES, RolloutState, TargetProgress
 from daemon.rollouts.probes import (
     PROBE_FAILURES_TO_STOP,
@@ -84,6 +86,11 @@ class RolloutManager:
         self.readonly = config.daemon.readonly if readonly is None else readonly
         self.journal = Journal(self.repo, self.bus, checkpoint=checkpoint, clock=clock)
         self.commands = CommandHandler(config, self.journal, readonly=self.readonly)
+        self.leases = Leases(store, daemon_id(config.daemon), self.cfg.lease_s)
+        if self.leases.shared:
+            self.journal.fence = self.leases.fence
+        self._not_driving: dict[int, str] = {}  # rollout -> why another daemon drives it (logged once)
+        self._leased: set[int] = set()  # rollouts this daemon took a lease on, released once they are over
         self.recovered = False
         self._noted_readonly: set[int | None] = set()
         self._pending_read: set[int | None] = set()  # pending rollouts whose targets were read (once)
@@ -112,6 +119,7 @@ class RolloutManager:
         if self._commands not in self.bus.subscriptions:  # restarted by the supervisor after a crash
             self._commands = self.bus.subscribe(COMMAND_TOPIC)
         sub = self._commands
+        renewal = asyncio.create_task(self._renew_leases())
         try:
             # A step can take minutes (a relaunched server loading): stopping cancels it, which is
             # safe — the target was marked `applying` first and the next start's recover() asks it.
@@ -120,8 +128,22 @@ class RolloutManager:
             while not stop.is_set() and await until_stopped(self.step_all(), stop):
                 await self._wait_for_commands(sub, stop)
         finally:
+            renewal.cancel()
             self.bus.unsubscribe(sub)
             await self.probes.stop_all_but(set())
+            # A clean stop hands this daemon's rollouts on at once instead of after the lease runs out.
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(self.leases.release)
+
+    async def _renew_leases(self) -> None:
+        """Keep this daemon's leases alive while a step runs for minutes (a relaunch): renewed three times per
+        lease, so two missed renewals still leave it held."""
+        while True:
+            await asyncio.sleep(self.cfg.lease_s / 3)
+            try:
+                await asyncio.to_thread(self.leases.renew_all)
+            except Exception:  # noqa: BLE001 - the database away: the next step's acquire says more
+                log.warning("renewing rollout leases failed", exc_info=True)
 
     async def run_forever(self) -> None:
         """The same loop for `DaemonService.extra_loops()`, whose loops run until cancelled.
@@ -162,8 +184,15 @@ class RolloutManager:
         await self._read_pending(await asyncio.to_thread(self.repo.list, {S.PENDING_APPROVAL}))
         # Probes run while a rollout is canary; its validation reads them, then they stop.
         await self.probes.stop_all_but({row_id(r) for r in rows if S(r.state) in (S.CANARY, S.VALIDATING)})
+        if over := self._leased - {row_id(r) for r in rows}:  # completed, rolled back: no one drives them
+            for rid in over:
+                await asyncio.to_thread(self.leases.release, rid)
+            self._leased -= over
         for row in sorted(rows, key=lambda r: r.id or 0):
             try:
+                if not await self.may_drive(row, recover=True):
+                    continue
+                row = await asyncio.to_thread(self.repo.get, row_id(row))  # as it is now we hold it
                 await self.advance(row)
             except StateChanged as exc:  # a person's command landed between our read and write
                 log.info("rollout %s: %s; re-reading on the next step", row.id, exc)
@@ -212,8 +241,48 @@ class RolloutManager:
     async def recover(self) -> None:
         """After a (re)start: reconcile every active rollout with what its targets really run (`recovery`)."""
         if not self.readonly:  # reconciling may change targets and rows; a read-only daemon only watches
-            await recovery.recover(self.journal, self._actuator)
+            await recovery.recover(
+                self.journal, self._actuator, lambda row: self.may_drive(row, recover=False)
+            )
         self.recovered = True
+
+    # --- leases: which daemon drives a rollout (daemon/rollouts/lease.py) -------------------------
+    async def may_drive(self, row: Rollout, *, recover: bool) -> bool:
+        """Whether this daemon drives `row` now: its targets are all configured here and it holds the lease.
+
+        On a takeover (the previous holder's lease expired: it died or lost the database) the rollout is first
+        reconciled with what its targets run (`recover`), as after a restart. Every refusal is logged once."""
+        rid = row_id(row)
+        missing = [t for t in row.targets if self._target(t) is None]
+        if missing and self.leases.shared:
+            # In a fleet a rollout belongs to the daemons that have its targets; on a database of its own a
+            # daemon fails it instead (a target removed from the config), as `_actuator` says.
+            return self._waiting(rid, f"its targets {', '.join(missing)} are not in this daemon's config")
+        grant = await asyncio.to_thread(self.leases.acquire, rid)
+        if not grant.held:
+            return self._waiting(rid, f"driven by {daemon_of(grant.holder) or 'nobody yet'}")
+        self._not_driving.pop(rid, None)
+        self._leased.add(rid)
+        if grant.taken_from is not None:
+            comment = (
+                f"{daemon_of(self.leases.holder)} took over from {daemon_of(grant.taken_from)}, whose lease had "
+                "expired; reconciling with what the targets run"
+            )
+            log.warning("rollout %s: %s", rid, comment)
+            await asyncio.to_thread(self.repo.audit, rid, ACTOR, "takeover", comment)
+            if recover:
+                await recovery.recover_one(row, self.journal, self._actuator)
+        elif grant.new and self.leases.shared:
+            await asyncio.to_thread(
+                self.repo.audit, rid, ACTOR, "lease", f"driven by {daemon_of(grant.holder)}"
+            )
+        return True
+
+    def _waiting(self, rollout_id: int, why: str) -> bool:
+        if self._not_driving.get(rollout_id) != why:
+            log.info("rollout %s: not driven here: %s", rollout_id, why)
+            self._not_driving[rollout_id] = why
+        return False
 
     # --- one step of one rollout --------------------------------------------------------------
     async def advance(self, row: Rollout) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from daemon.actuators import Actuator, ActuatorError
 from daemon.models import Rollout
@@ -28,13 +28,18 @@ log = logging.getLogger(__name__)
 
 S = RolloutState
 ActuatorFor = Callable[[Rollout, str], Actuator]
+# Whether this daemon may act on the rollout now (its lease, daemon/rollouts/lease.py).
+MayDrive = Callable[[Rollout], Awaitable[bool]]
 
 
-async def recover(journal: Journal, actuator_for: ActuatorFor) -> None:
-    """Reconcile each active rollout; one that cannot be reconciled is stepped as stored."""
+async def recover(journal: Journal, actuator_for: ActuatorFor, may_drive: MayDrive | None = None) -> None:
+    """Reconcile each active rollout this daemon may drive; one that cannot be reconciled is stepped as stored.
+    Another daemon's rollouts are its own to reconcile (or, if it died, whoever takes its lease over)."""
     rows = await asyncio.to_thread(journal.repo.list, ACTIVE_STATES)
     for row in rows:
         try:
+            if may_drive is not None and not await may_drive(row):
+                continue
             await recover_one(row, journal, actuator_for)
         except Exception:  # noqa: BLE001
             log.exception("rollout %s: recovery failed; it will be stepped as stored", row.id)

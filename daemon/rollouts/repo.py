@@ -32,6 +32,9 @@ from daemon.store import Store
 
 ENTITY = "rollout"
 
+# Called inside a write's transaction; raises to refuse the write (daemon/rollouts/lease.py).
+Fence = Callable[[Session, int], None]
+
 
 class RolloutNotFound(UserError):
     pass
@@ -169,14 +172,18 @@ class RolloutRepo:
         comment: str | None = None,
         audit: bool = True,
         events_out: builtins.list[AuditEvent] | None = None,
+        fence: Fence | None = None,
     ) -> Rollout:
         """Lock the row, check `expect` and the transition, run `fn` on it, write it and its audit event.
 
         `fn` may raise to abort: nothing is written. With `to_state`, the transition is checked
-        against the state machine *under the lock*, so of two racing commands only one wins.
+        against the state machine *under the lock*, so of two racing commands only one wins. `fence` runs in
+        the same transaction before anything is written and may refuse it (a daemon's lease, lease.py).
         """
         with self.store.session() as s:
             row = self._lock(s, rollout_id)
+            if fence is not None:
+                fence(s, rollout_id)
             current = RolloutState(row.state)
             if expect is not None and current not in set(expect):
                 raise StateChanged(

@@ -7,8 +7,6 @@ no audit event, the callback never runs. Legal ones write the row and their even
 from __future__ import annotations
 
 import itertools
-import os
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -323,24 +321,13 @@ def test_the_last_event_id_of_an_empty_log_is_zero(tmp_path) -> None:
 
 
 @pytest.fixture
-def pg_repo() -> Iterator[RolloutRepo]:
-    """The repository on PostgreSQL, in a schema of its own (dropped after)."""
-    url = os.environ.get("CHARTER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-    schema = f"charter_repo_{os.getpid()}_{time.time_ns()}"
-    admin = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
-    try:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
-    except sa.exc.OperationalError as exc:
-        pytest.fail(f"PostgreSQL at {url} is not reachable ({exc.orig})", pytrace=False)
-    store = Store(f"{url}?options=-csearch_path%3D{schema}")
+def pg_repo(postgres_url: str) -> Iterator[RolloutRepo]:
+    """The repository on PostgreSQL, in a schema of its own (tests/conftest.py)."""
+    store = Store(postgres_url)
     try:
         yield RolloutRepo(store)
     finally:
         store.close()
-        with admin.begin() as conn:
-            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
 
 
 @pytest.mark.postgres
