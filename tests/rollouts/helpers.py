@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
 
 from daemon.config import CommandActuatorConfig, CommandParamRule, Config, RolloutConfig, TargetConfig
-from daemon.models import AuditEvent, Rollout
+from daemon.models import AuditEvent, MetricSample, Rollout
 from daemon.rollouts.manager import RolloutManager
 from daemon.rollouts.model import RolloutState
 from daemon.store import Store
@@ -125,3 +126,35 @@ def states_visited(store: Store, rollout_id: int) -> list[str]:
         if e.to_state and (not out or out[-1] != e.to_state):
             out.append(e.to_state)
     return out
+
+
+class Traffic:
+    """Writes a sample per target every 20 ms while a rollout runs; `value(target)` decides the latency.
+
+    A thread, not a task: a sample write that waits on SQLite's lock must not stall the event loop the
+    manager runs on (nor the manager starve the writer, which would leave a canary window empty).
+    """
+
+    def __init__(self, store: Store, targets: list[str], value) -> None:  # noqa: ANN001
+        self.store, self.targets, self.value = store, targets, value
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            now = time.time()
+            try:
+                values = {t: self.value(t) for t in self.targets}
+            except (OSError, ValueError, KeyError):  # the target's state file is down or being replaced
+                continue
+            self.store.add_all(
+                [MetricSample(instance=t, ts=now, window_s=0.0, ttft_p95_s=v) for t, v in values.items()]
+            )
+
+    async def __aenter__(self) -> Traffic:
+        self._thread.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._stop.set()
+        await asyncio.to_thread(self._thread.join, 30)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 from pathlib import Path
 
@@ -24,7 +23,16 @@ from daemon.rollouts.manager import RolloutManager
 from daemon.rollouts.model import RolloutState as S
 from daemon.rollouts.repo import stage_of
 from daemon.store import Store
-from tests.rollouts.helpers import drive, events, knob_config, knob_sets, knob_value, states_visited, trail
+from tests.rollouts.helpers import (
+    Traffic,
+    drive,
+    events,
+    knob_config,
+    knob_sets,
+    knob_value,
+    states_visited,
+    trail,
+)
 
 FINAL = {S.COMPLETED, S.ROLLED_BACK, S.PAUSED, S.REJECTED}
 
@@ -43,38 +51,6 @@ def write_samples(store: Store, instance: str, values: list[float], start: float
             for i, v in enumerate(values)
         ]
     )
-
-
-class Traffic:
-    """Writes a sample per target every 20 ms while a rollout runs; `value(target)` decides the latency.
-
-    A thread, not a task: a sample write that waits on SQLite's lock must not stall the event loop the
-    manager runs on (nor the manager starve the writer, which would leave a canary window empty).
-    """
-
-    def __init__(self, store: Store, targets: list[str], value) -> None:  # noqa: ANN001
-        self.store, self.targets, self.value = store, targets, value
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.02):
-            now = time.time()
-            try:
-                values = {t: self.value(t) for t in self.targets}
-            except (OSError, ValueError, KeyError):  # the target's state file is down or being replaced
-                continue
-            self.store.add_all(
-                [MetricSample(instance=t, ts=now, window_s=0.0, ttft_p95_s=v) for t, v in values.items()]
-            )
-
-    async def __aenter__(self) -> Traffic:
-        self._thread.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self._stop.set()
-        await asyncio.to_thread(self._thread.join, 30)
 
 
 async def test_two_targets_canary_then_rollout_completes(tmp_path: Path, store: Store) -> None:

@@ -1,0 +1,152 @@
+"""Two daemons sharing the machine's PostgreSQL: one rollout is driven by exactly one of them, and when that
+one is SIGKILLed the other takes it over once the lease has expired (issue 17's "Done when").
+
+Each daemon is its own process (`tests/rollouts/run_manager.py`, the manager exactly as the daemon runs it)
+with its own `[daemon] id`; both have the same two targets, real settings changed by the generic command
+actuator (`knob.py`: a JSON file changed by commands, every call logged). Samples are written to the shared
+store as a poller would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from daemon.config import Config, DaemonConfig
+from daemon.models import RolloutLease
+from daemon.rollouts import commands as cmd
+from daemon.rollouts.lease import daemon_of
+from daemon.rollouts.model import RolloutState as S
+from daemon.rollouts.repo import RolloutRepo, stage_of
+from daemon.store import Store
+from tests.rollouts.helpers import Traffic, events, knob_config, knob_sets, knob_value
+
+pytestmark = pytest.mark.postgres
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+LEASE_S = 3.0
+
+
+def spawn(config: Config, daemon_id: str, url: str, tmp: Path) -> tuple[subprocess.Popen[bytes], Path]:
+    own = config.model_copy(update={"daemon": DaemonConfig(id=daemon_id)})
+    config_path = tmp / f"{daemon_id}.json"
+    config_path.write_text(own.model_dump_json())
+    state_dir = tmp / f"{daemon_id}-state"
+    state_dir.mkdir()
+    log = tmp / f"{daemon_id}.log"
+    argv = [sys.executable, "-m", "tests.rollouts.run_manager", str(config_path), url, str(state_dir)]
+    with open(log, "ab") as out:
+        return subprocess.Popen(argv, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT), log
+
+
+def lease_of(store: Store, rollout_id: int) -> RolloutLease | None:
+    with store.session() as s:
+        return s.get(RolloutLease, rollout_id)
+
+
+async def wait_for(what: str, check, timeout_s: float, logs: list[Path]):  # noqa: ANN001, ANN201
+    deadline = time.monotonic() + timeout_s
+    while not (result := check()):
+        if time.monotonic() > deadline:
+            tails = "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-2500:]}" for p in logs)
+            raise AssertionError(f"timed out waiting for {what}\n{tails}")
+        await asyncio.sleep(0.1)
+    return result
+
+
+async def test_one_daemon_drives_a_rollout_and_the_other_takes_it_over_after_a_sigkill(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    config, states = knob_config(
+        tmp_path, ["a", "b"], canary_window_s=6.0, step_interval_s=0.1, lease_s=LEASE_S
+    )
+    store = Store(postgres_url)
+    repo = RolloutRepo(store)
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    logs: dict[str, Path] = {}
+    try:
+        async with Traffic(store, ["a", "b"], lambda _t: 0.1):
+            row = cmd.propose(
+                repo, config, targets=["a", "b"], changes=[{"param": "batch", "value": "16"}], actor="alice"
+            )
+            assert row.id is not None
+            rid = row.id
+            cmd.apply_command(repo, "approve", rid, actor="bob")
+            for daemon_id in ("box-a", "box-b"):
+                procs[daemon_id], logs[daemon_id] = spawn(config, daemon_id, postgres_url, tmp_path)
+            all_logs = list(logs.values())
+
+            # One of them leases it and carries the canary out; the other waits, saying who drives it.
+            def canary_applied() -> bool:
+                now = repo.get(rid)
+                return S(now.state) == S.CANARY and stage_of(now).progress["a"].status == "applied"
+
+            await wait_for("the canary on a", canary_applied, 60, all_logs)
+            lease = lease_of(store, rid)
+            assert lease is not None
+            holder = daemon_of(lease.holder)
+            other = "box-b" if holder == "box-a" else "box-a"
+            await wait_for(
+                f"{other} to say {holder} drives the rollout",
+                lambda: f"not driven here: driven by {holder}" in logs[other].read_text(errors="replace"),
+                30,
+                all_logs,
+            )
+            assert [
+                (e.action, e.comment) for e in events(store, rid) if e.action in ("lease", "takeover")
+            ] == [("lease", f"driven by {holder}")]
+            assert knob_value(states["a"]) == "16" and knob_value(states["b"]) == "8"  # canary only, once
+            assert len(knob_sets(states["a"])) == 1 and knob_sets(states["b"]) == []
+
+            # The holder dies mid-canary: no clean stop, its lease is left to expire.
+            lease = lease_of(store, rid)
+            assert lease is not None
+            expires_at = lease.expires_at
+            procs[holder].send_signal(signal.SIGKILL)
+            assert procs[holder].wait(10) == -signal.SIGKILL
+            killed_at = time.time()
+
+            done = await wait_for(
+                "the rollout to complete",
+                lambda: (
+                    (now := repo.get(rid)).state in (S.COMPLETED.value, S.FAILED.value, S.ROLLED_BACK.value)
+                    and now
+                ),
+                60,
+                all_logs,
+            )
+            assert done.state == S.COMPLETED.value, [(e.action, e.comment) for e in events(store, rid)]
+
+        trail = events(store, rid)
+        [takeover] = [e for e in trail if e.action == "takeover"]
+        assert takeover.comment is not None and takeover.comment.startswith(
+            f"{other} took over from {holder}"
+        )
+        # Not before the dead holder's lease ran out (the lease's clock is PostgreSQL's, on this machine too).
+        assert takeover.ts >= expires_at - 0.2, (takeover.ts, expires_at, killed_at)
+        assert takeover.ts - killed_at < LEASE_S + 5.0
+        # The survivor reconciled first (the canary runs the change: carried on, not applied again), then
+        # finished the rollout: every setting changed exactly once, by one daemon or the other.
+        after = [
+            e.action for e in trail if e.id is not None and takeover.id is not None and e.id > takeover.id
+        ]
+        assert after[0] == "recover", after
+        assert knob_value(states["a"]) == "16" and knob_value(states["b"]) == "16"
+        assert len(knob_sets(states["a"])) == 1 and len(knob_sets(states["b"])) == 1
+        # Released by the survivor's next step once the rollout is over.
+        await wait_for("the lease's release", lambda: lease_of(store, rid) is None, 10, list(logs.values()))
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+        store.close()
