@@ -25,6 +25,7 @@ from hypothesis import strategies as st  # noqa: E402
 from daemon.auth import CommandRefused, CommandVerifier  # noqa: E402
 from daemon.config import AuthConfig, IdentityConfig  # noqa: E402
 from tests.daemon_bus.command_fuzz import (  # noqa: E402
+    DAEMON_ID,
     IDENTITY,
     SECRET,
     commands,
@@ -59,7 +60,7 @@ def main() -> int:
                 )
             ]
         )
-        verifier = CommandVerifier(auth, clock=lambda: NOW)
+        verifier = CommandVerifier(auth, DAEMON_ID, clock=lambda: NOW)
 
     rng = random.Random(args.seed)
     raw_bytes = st.binary(max_size=400)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import replace
 from collections.abc import AsyncIterator, Sequence
 from typing import Protocol
 
@@ -43,7 +44,7 @@ def decode(event: Event) -> Event:
     model = model_for(event.topic)
     if model is None or isinstance(event.payload, model) or not isinstance(event.payload, dict):
         return event
-    return Event(event.topic, model.model_validate(event.payload))
+    return replace(event, payload=model.model_validate(event.payload))
 
 
 class DaemonViews(Protocol):
@@ -83,8 +84,10 @@ class DataSource(Protocol):
         comment: str = "",
         *,
         recommendation_id: int | None = None,
+        daemon: str | None = None,
     ) -> str:
-        """Send a rollout command; returns its request id (the manager's result carries it back)."""
+        """Send a rollout command to `daemon` (None: the one daemon there is); returns its request id (the
+        manager's result carries it back)."""
         ...
 
     def close(self) -> None: ...
@@ -139,6 +142,7 @@ class BusSource:
         comment: str = "",
         *,
         recommendation_id: int | None = None,
+        daemon: str | None = None,  # in-process there is one daemon, the embedded one
     ) -> str:
         # Refused here as well as hidden in the UI: the read-only promise must not depend on
         # every screen remembering to check.

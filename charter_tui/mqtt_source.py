@@ -1,7 +1,9 @@
-"""A `DataSource` over MQTT: the TUI attached to a remote daemon (`charter-tui tui --connect HOST[:PORT]`).
+"""A `DataSource` over MQTT: the TUI attached to remote daemons (`charter-tui tui --connect HOST[:PORT]`).
 
-The daemon's `MqttBridge` publishes every bus event as JSON under `<prefix>/...` and turns messages
-on `<prefix>/command/#` into bus commands; this source is the other end of that bridge. Only where
+Each daemon's `MqttBridge` publishes every bus event as JSON under `<prefix>/<daemon-id>/...` and turns
+signed messages on `<prefix>/<daemon-id>/command/#` into bus commands; this source is the other end of
+those bridges, for every daemon on the broker or only those named (`--daemon ID`). Each event carries the
+daemon it came from, and a command goes to the daemon that owns its rollout, signed for that daemon only. Only where
 events come from changes: `decode` gives the screens the same models as the in-process source.
 It reconnects with capped backoff (daemon/mqtt_session.py: a broker restart must not end the session), and while it is
 disconnected commands are refused with a clear error instead of being silently dropped.
@@ -26,7 +28,7 @@ from daemon.bus import Event
 from daemon.config import MqttConfig
 from daemon.auth import CommandSigner
 from daemon.contract import RolloutCommand
-from daemon.mqtt_session import keep_connected, to_bus_topic, to_mqtt_topic
+from daemon.mqtt_session import daemon_filter, keep_connected, to_bus_topic, to_mqtt_topic
 from daemon.supervisor import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,10 @@ class NotSigned(RuntimeError):
     """No [auth.client] identity: the remote daemon would refuse the command, so it is not sent."""
 
 
+class WhichDaemon(RuntimeError):
+    """A command without a daemon while several are in view: it is not guessed."""
+
+
 class MqttSource:
     def __init__(
         self,
@@ -48,8 +54,11 @@ class MqttSource:
         readonly: bool = False,
         client_id: str | None = None,
         signer: CommandSigner | None = None,
+        daemons: tuple[str, ...] = (),
     ) -> None:
         self.config = config
+        self.daemons = daemons  # only these daemons' topics (`--daemon`); empty: every daemon on the broker
+        self.seen: set[str] = set(daemons)  # the daemons heard from (or named), for commands without one
         self.readonly = readonly
         self.signer = signer  # the daemon refuses unsigned commands, so without one none are sent
         self.client_id = client_id or f"charter-tui-{random.getrandbits(32):08x}"
@@ -81,7 +90,7 @@ class MqttSource:
             keep_connected(
                 self.config,
                 self.client_id,
-                f"{self.config.topic_prefix}/#",
+                [daemon_filter(self.config, d) for d in self.daemons] or daemon_filter(self.config, None),
                 0,
                 session,
                 self._closed,
@@ -101,12 +110,16 @@ class MqttSource:
             await cancel_and_wait([connection])
 
     def _event(self, mqtt_topic: str, raw: Any) -> Event | None:
-        name = to_bus_topic(self.config, mqtt_topic)
-        if topic_kind(name) == "command":
+        addressed = to_bus_topic(self.config, mqtt_topic)
+        if addressed is None:
+            return None
+        daemon, name = addressed
+        if topic_kind(name) == "command" or (self.daemons and daemon not in self.daemons):
             return None  # commands (ours or another client's) are not state
+        self.seen.add(daemon)
         try:
             payload = json.loads(raw if isinstance(raw, (bytes, str)) else b"")
-            return decode(Event(name, payload))
+            return decode(Event(name, payload, daemon=daemon))
         except ValueError:  # not JSON, or JSON that is not the contract's model: skip, keep the stream
             log.warning("MQTT: ignoring an undecodable message on %s", mqtt_topic)
             return None
@@ -122,6 +135,7 @@ class MqttSource:
         comment: str = "",
         *,
         recommendation_id: int | None = None,
+        daemon: str | None = None,
     ) -> str:
         if self.readonly:
             raise ReadOnlyError(f"read-only: refusing to {action} rollout {rollout_id}")
@@ -135,6 +149,14 @@ class MqttSource:
         client = self._client
         if client is None:
             raise NotConnected(f"not connected to {self.config.host}:{self.config.port}; {action} not sent")
+        if daemon is None:
+            if len(self.seen) != 1:
+                raise WhichDaemon(
+                    f"{action} not sent: say which daemon it is for ("
+                    + (", ".join(sorted(self.seen)) or "none has been heard from yet")
+                    + ")"
+                )
+            daemon = next(iter(self.seen))
         request_id = f"{self.client_id}-{random.getrandbits(48):012x}"
         command = RolloutCommand.model_validate(
             {
@@ -146,7 +168,9 @@ class MqttSource:
             }
         )
         # `actor` is not sent: the daemon records the identity whose signature it verified.
-        await client.publish(to_mqtt_topic(self.config, command.topic), self.signer.encode(command), qos=1)
+        await client.publish(
+            to_mqtt_topic(self.config, daemon, command.topic), self.signer.encode(command, daemon), qos=1
+        )
         return request_id
 
     def close(self) -> None:

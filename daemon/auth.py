@@ -8,8 +8,10 @@ command on MQTT is a signed envelope::
      "sig": "<64 hex>"}
 
 `sig` is HMAC-SHA256, under the identity's secret, of the canonical JSON (sorted keys, no spaces) of
-the other four fields plus the bus topic it was published on. Signing the topic means topic and
-payload must agree: a valid approval of rollout 3 cannot be re-published under another action.
+the other four fields plus the topic it is addressed to, `charter/v1/<daemon-id>/command/<action>` (the
+same over HTTP). Signing the topic means topic and payload must agree: a valid approval of rollout 3
+cannot be re-published under another action, nor replayed to another daemon of the fleet (whose
+rollout 3 is another rollout).
 
 `CommandVerifier.verify` refuses, with the reason, a message that is retained, too large, not JSON
 or nested too deep, malformed, unsigned or badly signed, from an unknown identity, stale (outside
@@ -43,6 +45,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from daemon.bus import daemon_topic
 from daemon.config import AuthConfig, ClientAuthConfig, IdentityConfig, WebhookConfig
 from daemon.contract import MAX_COMMAND_BYTES, AuthorizedCommand, RolloutCommand, action_of_topic
 from daemon.errors import ConfigError, UserError, shown
@@ -158,14 +161,16 @@ class CommandSigner:
             return None
         return cls(client.identity, read_secret(client, owner))
 
-    def envelope(self, command: RolloutCommand) -> dict[str, Any]:
+    def envelope(self, command: RolloutCommand, daemon_id: str) -> dict[str, Any]:
+        """The signed envelope of `command` for the daemon `daemon_id` (no other daemon accepts it)."""
         body = command.model_dump(mode="json", exclude_none=True)
         ts, nonce = round(self.clock(), 6), secrets.token_hex(16)
-        sig = signature(self.secret, canonical(command.topic, self.identity, ts, nonce, body))
+        addressed = daemon_topic(daemon_id, command.topic)
+        sig = signature(self.secret, canonical(addressed, self.identity, ts, nonce, body))
         return {"identity": self.identity, "ts": ts, "nonce": nonce, "command": body, "sig": sig}
 
-    def encode(self, command: RolloutCommand) -> bytes:
-        return json.dumps(self.envelope(command), separators=(",", ":")).encode()
+    def encode(self, command: RolloutCommand, daemon_id: str) -> bytes:
+        return json.dumps(self.envelope(command, daemon_id), separators=(",", ":")).encode()
 
 
 @dataclass(frozen=True)
@@ -178,7 +183,9 @@ class _Grant:
 class CommandVerifier:
     """The receiving end (the daemon's MQTT bridge): bytes on a command topic -> an AuthorizedCommand."""
 
-    def __init__(self, auth: AuthConfig, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, auth: AuthConfig, daemon_id: str, *, clock: Callable[[], float] = time.time) -> None:
+        # Signatures name the daemon a command is for: one signed for another daemon fails here.
+        self.daemon_id = daemon_id
         self.max_skew_s = auth.max_skew_s
         self.clock = clock
         # Anything signed before this daemon started may be a capture replayed after a restart (the
@@ -233,15 +240,16 @@ class CommandVerifier:
                 request_id=request_id,
             )
         try:
-            expected = signature(grant.secret, canonical(bus_topic, identity, float(ts), nonce, command))
+            addressed = daemon_topic(self.daemon_id, bus_topic)
+            expected = signature(grant.secret, canonical(addressed, identity, float(ts), nonce, command))
         except ValueError as exc:  # e.g. NaN somewhere in the command: cannot be canonical
             raise CommandRefused(
                 f"command cannot be signed canonically: {exc}", identity=identity, request_id=request_id
             ) from None
         if not hmac.compare_digest(expected, sig):
             raise CommandRefused(
-                f"bad signature for identity {identity!r} (wrong secret, or the topic or payload "
-                "was changed)",
+                f"bad signature for identity {identity!r} (wrong secret, the topic or payload was "
+                f"changed, or it was signed for another daemon than {self.daemon_id!r})",
                 identity=identity,
                 request_id=request_id,
             )

@@ -26,6 +26,8 @@ TOPIC_VERSION = "charter/v1"
 class Event:
     topic: str
     payload: Any  # a model instance in-process; its JSON on MQTT
+    # Which daemon published it, for a TUI attached to a fleet over MQTT (None: the one daemon there is).
+    daemon: str | None = None
 
 
 @dataclass
@@ -64,6 +66,21 @@ class Bus:
 
 def topic(kind: str, key: str = "") -> str:
     return f"{TOPIC_VERSION}/{kind}/{key}" if key else f"{TOPIC_VERSION}/{kind}"
+
+
+def daemon_topic(daemon_id: str, bus_topic: str) -> str:
+    """`charter/v1/sample/x` -> `charter/v1/<daemon-id>/sample/x`: a topic as a fleet names it, on the broker
+    (under `[mqtt] topic_prefix`) and in a command's signature (so a command is for one daemon only)."""
+    return f"{TOPIC_VERSION}/{daemon_id}{bus_topic.removeprefix(TOPIC_VERSION)}"
+
+
+def split_daemon_topic(name: str) -> tuple[str, str] | None:
+    """`charter/v1/<daemon-id>/sample/x` -> (`<daemon-id>`, `charter/v1/sample/x`); None if it is not one."""
+    rest = name.removeprefix(TOPIC_VERSION + "/")
+    if rest == name or "/" not in rest:
+        return None
+    daemon_id, kind = rest.split("/", 1)
+    return (daemon_id, f"{TOPIC_VERSION}/{kind}") if daemon_id and kind else None
 
 
 def topic_matches(pattern: str, name: str) -> bool:

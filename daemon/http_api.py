@@ -4,6 +4,8 @@ FastAPI under uvicorn, on the daemon's own event loop (`HttpApi.run`, a supervis
 default (`[http] host`; put it behind your reverse proxy for anything else). The OpenAPI document is at
 `/openapi.json` (and committed as docs/contract/openapi.json).
 
+- Who: `GET /v1/daemon` names this daemon (`[daemon] id`): a command is signed for the topic
+  `charter/v1/<that id>/command/<action>` (daemon/auth.py), so it is valid for this daemon alone.
 - Reads: `GET /v1/targets`, `/v1/targets/{name}/samples`, `/v1/bottlenecks`, `/v1/recommendations`,
   `/v1/rollouts`, `/v1/rollouts/{id}` — the store's rows as the TUI gets them (URLs, argv and env masked).
 - Commands: `POST /v1/commands/{action}` with the signed envelope MQTT takes (daemon/auth.py): verified
@@ -31,6 +33,7 @@ from daemon.auth import CommandRefused, CommandVerifier, OnRefused, RefusalAudit
 from daemon.bus import Bus
 from daemon.config import Config, HttpApiConfig
 from daemon.contract import RESULT_TOPIC, CommandAction, CommandResult, command_topic
+from daemon.identity import daemon_id
 from daemon.models import Bottleneck, Instance, MetricSample, Recommendation, Rollout
 from daemon.rollouts.model import TERMINAL_STATES, RolloutState
 from daemon.rollouts.repo import RolloutRepo, public_view
@@ -64,6 +67,12 @@ def build_app(
 
     def rows(model: type, *where: Any, limit: int = 200, order: Any = None) -> Any:
         return store.call(store.store.all, model, *where, order_by=order, limit=limit)
+
+    @app.get(
+        "/v1/daemon", summary="This daemon's id: commands are signed for charter/v1/<id>/command/<action>"
+    )
+    async def daemon() -> dict[str, str]:
+        return {"id": daemon_id(config.daemon)}
 
     @app.get("/v1/targets", response_model=list[Instance], summary="The configured targets and their state")
     async def targets() -> list[Instance]:

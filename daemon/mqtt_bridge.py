@@ -1,8 +1,9 @@
 """Bridge the daemon's bus to an MQTT broker (aiomqtt), for remote TUIs and fleets.
 
-Out: every bus event except commands is published as JSON under the same versioned topic
-(`charter/v1/...`, the prefix from `[mqtt] topic_prefix`). In: messages on `<prefix>/command/#`
-must be signed commands (daemon/auth.py): each is verified -- signature, identity, freshness, nonce,
+Out: every bus event except commands is published as JSON under the daemon's own branch of the versioned
+topic tree (`charter/v1/<daemon-id>/...`, the prefix from `[mqtt] topic_prefix`, the id from `[daemon] id`),
+so the daemons of a fleet share one broker. In: messages on `<prefix>/<daemon-id>/command/#`
+must be signed commands, signed for this daemon (daemon/auth.py): each is verified -- signature, identity, freshness, nonce,
 permission, topic and payload agreeing -- and only then put on the bus as an `AuthorizedCommand`, where
 the rollout manager picks it up like a local key press. A refused one is answered and audited (at a
 bounded rate) by `on_refused`; nothing of it reaches the manager. Retained messages are never commands.
@@ -27,7 +28,7 @@ from pydantic import BaseModel
 from daemon.auth import CommandRefused, CommandVerifier, OnRefused, RefusalAudit
 from daemon.bus import TOPIC_VERSION, Bus, Subscription
 from daemon.config import MqttConfig
-from daemon.mqtt_session import keep_connected, to_bus_topic, to_mqtt_topic
+from daemon.mqtt_session import daemon_filter, keep_connected, to_bus_topic, to_mqtt_topic
 from daemon.redaction import redact_data
 from daemon.supervisor import cancel_and_wait
 from daemon.topics import LIVENESS_TOPIC, DaemonOnline, is_retained
@@ -50,14 +51,17 @@ class MqttBridge:
         self,
         bus: Bus,
         config: MqttConfig,
-        client_id: str = "charter-daemon",
+        daemon_id: str,
+        client_id: str | None = None,
         *,
         verifier: CommandVerifier | None = None,
         on_refused: OnRefused | None = None,
     ) -> None:
         self.bus = bus
         self.config = config
-        self.client_id = client_id
+        self.daemon_id = daemon_id
+        # One client id per daemon: a broker disconnects the older of two clients with one id.
+        self.client_id = client_id or f"charter-daemon-{daemon_id}"
         # No verifier: every command is refused (signatures are how a broker message proves its sender).
         self.verifier = verifier
         self.on_refused = on_refused
@@ -79,11 +83,11 @@ class MqttBridge:
         # (up to the subscription's bound) and go out on reconnect.
         outbox = self.outbox = self.bus.subscribe(f"{TOPIC_VERSION}/#", maxsize=self.config.outbox_events)
         try:
-            liveness = to_mqtt_topic(self.config, LIVENESS_TOPIC)
+            liveness = self._topic(LIVENESS_TOPIC)
             await keep_connected(
                 self.config,
                 self.client_id,
-                f"{self.config.topic_prefix}/{COMMAND_KIND}/#",
+                daemon_filter(self.config, self.daemon_id, f"{COMMAND_KIND}/#"),
                 1,
                 lambda client: self._session(client, outbox),
                 stop,
@@ -100,7 +104,7 @@ class MqttBridge:
 
     async def _session(self, client: aiomqtt.Client, outbox: Any) -> None:
         await client.publish(
-            to_mqtt_topic(self.config, LIVENESS_TOPIC),
+            self._topic(LIVENESS_TOPIC),
             encode(DaemonOnline(online=True, reason="connected")),
             qos=1,
             retain=True,
@@ -133,16 +137,21 @@ class MqttBridge:
                 continue  # commands flow in only
             retained = is_retained(event.topic)
             await client.publish(
-                to_mqtt_topic(self.config, event.topic),
+                self._topic(event.topic),
                 encode(event.payload),
                 qos=1 if retained else 0,
                 retain=retained,
             )
             self.published += 1
 
+    def _topic(self, bus_topic: str) -> str:
+        return to_mqtt_topic(self.config, self.daemon_id, bus_topic)
+
     async def _forward_in(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
-            bus_topic = to_bus_topic(self.config, str(message.topic))
+            # Subscribed to this daemon's command branch only, so the id is ours.
+            addressed = to_bus_topic(self.config, str(message.topic))
+            bus_topic = addressed[1] if addressed is not None else str(message.topic)
             raw = message.payload if isinstance(message.payload, (bytes, str)) else b""
             try:
                 if self.verifier is None:

@@ -14,13 +14,13 @@ import contextlib
 import logging
 import random
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import aiomqtt
 
-from daemon.bus import TOPIC_VERSION
+from daemon.bus import TOPIC_VERSION, daemon_topic, split_daemon_topic
 from daemon.config import MqttConfig
 from daemon.errors import ConfigError
 from daemon.redaction import remember
@@ -35,14 +35,21 @@ GOODBYE_TIMEOUT_S = 2.0  # a stopping daemon waits this long at most to say it i
 Session = Callable[[aiomqtt.Client], Awaitable[None]]
 
 
-def to_mqtt_topic(config: MqttConfig, bus_topic: str) -> str:
-    """`charter/v1/sample/x` -> `<prefix>/sample/x`."""
-    return config.topic_prefix + bus_topic.removeprefix(TOPIC_VERSION)
+def to_mqtt_topic(config: MqttConfig, daemon_id: str, bus_topic: str) -> str:
+    """`charter/v1/sample/x` of daemon `box` -> `<prefix>/box/sample/x`."""
+    return config.topic_prefix + daemon_topic(daemon_id, bus_topic).removeprefix(TOPIC_VERSION)
 
 
-def to_bus_topic(config: MqttConfig, mqtt_topic: str) -> str:
-    """`<prefix>/sample/x` -> `charter/v1/sample/x`."""
-    return TOPIC_VERSION + mqtt_topic.removeprefix(config.topic_prefix)
+def to_bus_topic(config: MqttConfig, mqtt_topic: str) -> tuple[str, str] | None:
+    """`<prefix>/box/sample/x` -> (`box`, `charter/v1/sample/x`); None for a topic outside the prefix."""
+    if not mqtt_topic.startswith(config.topic_prefix + "/"):
+        return None
+    return split_daemon_topic(TOPIC_VERSION + mqtt_topic.removeprefix(config.topic_prefix))
+
+
+def daemon_filter(config: MqttConfig, daemon_id: str | None, rest: str = "#") -> str:
+    """The subscription for one daemon's topics (`<prefix>/box/#`), or every daemon's (`<prefix>/+/#`)."""
+    return f"{config.topic_prefix}/{daemon_id or '+'}/{rest}"
 
 
 def broker_options(config: MqttConfig) -> dict[str, Any]:
@@ -82,7 +89,7 @@ def _broker_password(config: MqttConfig) -> str | None:
 async def keep_connected(
     config: MqttConfig,
     client_id: str,
-    subscribe: str,
+    subscribe: str | Sequence[str],
     qos: int,
     session: Session,
     stop: asyncio.Event,
@@ -91,7 +98,7 @@ async def keep_connected(
     will: aiomqtt.Will | None = None,
     on_stop: Session | None = None,
 ) -> None:
-    """Until `stop` is set: connect, subscribe to `subscribe`, set `connected`, run `session(client)`.
+    """Until `stop` is set: connect, subscribe to `subscribe` (one filter or several), set `connected`, run `session(client)`.
 
     A session ends when it returns or raises `aiomqtt.MqttError` (the connection went); then
     `connected` is cleared and, after the backoff, it starts again on a new connection. Any other
@@ -105,7 +112,8 @@ async def keep_connected(
             async with aiomqtt.Client(
                 config.host, config.port, identifier=client_id, will=will, **options
             ) as client:
-                await client.subscribe(subscribe, qos=qos)
+                for topic_filter in [subscribe] if isinstance(subscribe, str) else subscribe:
+                    await client.subscribe(topic_filter, qos=qos)
                 connected.set()
                 delay = RETRY_FIRST_S
                 log.info("MQTT %s connected to %s:%s", client_id, config.host, config.port)

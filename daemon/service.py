@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from daemon.identity import daemon_id
 from daemon.bus import Bus, Event, topic
 from daemon.gpu import GPU_TOPIC
 from daemon.config import Config, LoadedConfig
@@ -204,7 +205,7 @@ class DaemonService:
         if self.config.auth.identities and (self.config.http.port or self.config.mqtt.enabled):
             from daemon.auth import CommandVerifier
 
-            verifier = CommandVerifier(self.config.auth)
+            verifier = CommandVerifier(self.config.auth, daemon_id(self.config.daemon))
         if self.config.http.port:
             from daemon.http_api import HttpApi, build_app
 
@@ -223,7 +224,11 @@ class DaemonService:
 
             broker_options(self.config.mqtt)  # a bad password or TLS file stops the start with its reason
             bridge = MqttBridge(
-                self.bus, self.config.mqtt, verifier=verifier, on_refused=self.rollouts.refused
+                self.bus,
+                self.config.mqtt,
+                daemon_id(self.config.daemon),
+                verifier=verifier,
+                on_refused=self.rollouts.refused,
             )
             if self.metrics is not None:
                 self.metrics.watch_mqtt_outbox(lambda: bridge.dropped)

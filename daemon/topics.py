@@ -41,7 +41,7 @@ LIVENESS_TOPIC = f"{TOPIC_VERSION}/daemon/online"
 
 
 class DaemonOnline(BaseModel):
-    """`charter/v1/daemon/online` (retained): whether the daemon is connected to the broker. The broker itself
+    """`charter/v1/<daemon-id>/daemon/online` (retained): whether the daemon is connected to the broker. The broker itself
     publishes `online: false` (the daemon's MQTT Last Will) when the connection dies without a goodbye."""
 
     online: bool

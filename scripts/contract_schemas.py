@@ -16,6 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from daemon.bus import daemon_topic  # noqa: E402
 from daemon.topics import EXTRA_SCHEMAS, TOPICS  # noqa: E402
 
 OUT = Path(__file__).resolve().parent.parent / "docs" / "contract"
@@ -31,7 +32,7 @@ def render() -> dict[str, str]:
         )
         kept = "retained, QoS 1" if spec.retained else ("QoS 1" if spec.direction == "in" else "QoS 0")
         rows.append(
-            f"| `{spec.pattern}` | {spec.direction} | {kept} | [`{name}`]({name}.schema.json) | {spec.when} |"
+            f"| `{daemon_topic('<daemon-id>', spec.pattern)}` | {spec.direction} | {kept} | [`{name}`]({name}.schema.json) | {spec.when} |"
         )
     for name, model in EXTRA_SCHEMAS.items():
         files[f"{name}.schema.json"] = (
@@ -42,9 +43,14 @@ def render() -> dict[str, str]:
             "# The daemon <-> UI contract",
             "",
             "Generated from `daemon/topics.py` by `scripts/contract_schemas.py`; do not edit by hand.",
-            "On the broker the `charter/v1` prefix is `[mqtt] topic_prefix`. Payloads are JSON of the models below.",
-            "Commands (`in`) must be signed envelopes (daemon/auth.py, docs/security.md); the command inside is a",
-            "[`RolloutCommand`](RolloutCommand.schema.json), answered on `charter/v1/command_result/rollout`.",
+            "Every daemon of a fleet publishes under its own id (`[daemon] id`, default the host name), so one broker",
+            "carries many daemons; in-process the bus has the same topics without the id. On the broker the `charter/v1`",
+            "prefix is `[mqtt] topic_prefix`. Payloads are JSON of the models below.",
+            "Commands (`in`) must be signed envelopes (daemon/auth.py, docs/security.md), signed for the daemon's topic",
+            "(`charter/v1/<daemon-id>/command/rollout/<action>`: valid for that daemon only); the command inside is a",
+            "[`RolloutCommand`](RolloutCommand.schema.json), answered on `charter/v1/<daemon-id>/command_result/rollout`.",
+            "Liveness: `charter/v1/<daemon-id>/daemon/online` is retained; the broker publishes the daemon's Last Will",
+            "(`online: false`) when its connection dies without a goodbye.",
             "The same reads and signed commands over HTTP (`[http] port`): [`openapi.json`](openapi.json).",
             "",
             "State topics are retained by the broker: a UI that connects late receives the current state at once.",

@@ -19,17 +19,21 @@ from typing import Any
 import aiomqtt
 
 from daemon.auth import CommandSigner
+from daemon.bus import daemon_topic
 from daemon.contract import RESULT_TOPIC, CommandResult, RolloutCommand, command_topic
 
 from benchmarks.soak.rig import BROKER_USERS, CHARTER, KNOBS, SECRETS, Broker, DaemonProc
 
 PREFIX = "charter/v1"  # the default topic prefix (the config sets no other)
+DAEMON_ID = (
+    "soak-box"  # the rig's [daemon] id (benchmarks/soak/rig.py): its topics and what commands are signed for
+)
 FINAL = {"COMPLETED", "ROLLED_BACK", "REJECTED"}
 VALUES = ("4", "16", "32", "64", "128")  # 64 halves the knob target's token rate: a regression
 
 
 def mqtt_topic(bus_topic: str) -> str:
-    return PREFIX + bus_topic.removeprefix("charter/v1")
+    return PREFIX + daemon_topic(DAEMON_ID, bus_topic).removeprefix("charter/v1")
 
 
 def knob_value(workdir: Path, target: str) -> str:
@@ -152,7 +156,7 @@ class Driver:
                 reason="soak",
                 request_id=rid,
             )
-            result = await self.mqtt(signer.encode(cmd), "propose", rid, user=signer.identity)
+            result = await self.mqtt(signer.encode(cmd, DAEMON_ID), "propose", rid, user=signer.identity)
             if result is not None and result.ok and result.rollout:
                 self.stats.proposed["mqtt"] += 1
                 return int(result.rollout["id"]), "mqtt"
@@ -180,7 +184,7 @@ class Driver:
         """approve/reject/resume/rollback through MQTT or the CLI; the CLI when MQTT got no answer."""
         if self.rng.random() < 0.5 and self.broker.up and self.daemon.up:
             rid = f"{action[:3]}-{uuid.uuid4().hex[:12]}"
-            payload = self.ops.encode(RolloutCommand(action=action, id=rollout_id, request_id=rid))  # type: ignore[arg-type]
+            payload = self.ops.encode(RolloutCommand(action=action, id=rollout_id, request_id=rid), DAEMON_ID)  # type: ignore[arg-type]
             result = await self.mqtt(payload, action, rid)
             if result is not None:
                 self._count(f"{action}/mqtt")
@@ -279,17 +283,17 @@ class Driver:
         if kind == "unsigned":
             payload = json.dumps(approve.model_dump(mode="json", exclude_none=True)).encode()
         elif kind == "forged":
-            payload = CommandSigner("ops", b"not-the-ops-secret-at-all-000000").encode(approve)
+            payload = CommandSigner("ops", b"not-the-ops-secret-at-all-000000").encode(approve, DAEMON_ID)
         elif kind == "stranger":
-            payload = CommandSigner("mallory", b"mallory-secret-0123456789abcdef").encode(approve)
+            payload = CommandSigner("mallory", b"mallory-secret-0123456789abcdef").encode(approve, DAEMON_ID)
         elif kind == "team-approve":
-            payload = self.team.encode(approve)
+            payload = self.team.encode(approve, DAEMON_ID)
         elif kind == "garbage":
             payload, rid = bytes(self.rng.getrandbits(8) for _ in range(200)), None
         elif kind == "oversized":
             payload, rid = b'{"identity":"ops","pad":"' + b"x" * 20_000 + b'"}', None
         elif kind == "actor":
-            body = self.ops.envelope(approve)
+            body = self.ops.envelope(approve, DAEMON_ID)
             body["command"]["actor"] = "mallory"
             payload = json.dumps(body).encode()
         else:  # replay of a command that was carried out

@@ -257,6 +257,7 @@ def write_config(
     ops, team = write_secret(workdir, "ops"), write_secret(workdir, "team")
     lines = [
         "[daemon]",
+        'id = "soak-box"',
         f"poll_interval_s = {poll_interval_s}",
         f"metrics_port = {metrics_port}",
         "",

@@ -43,7 +43,7 @@ async def api(
     port = free_port()
     config = tmp_path / "c.toml"
     config.write_text(
-        f"[daemon]\nmetrics_port = 0\n[http]\nport = {port}\n"
+        f'[daemon]\nid = "gpu-box-7"\nmetrics_port = 0\n[http]\nport = {port}\n'
         f'[[auth.identities]]\nname = "ops"\nsecret_file = "{secret_file(tmp_path, "ops", OPS)}"\n'
         'actions = ["propose", "approve", "reject", "pause", "resume", "rollback"]\n'
         f'[[auth.identities]]\nname = "dev"\nsecret_file = "{secret_file(tmp_path, "dev", DEV)}"\n'
@@ -81,10 +81,12 @@ async def test_a_signed_approval_is_carried_out_and_forgeries_are_refused_and_au
     url, service, _ = api
     ops, dev = CommandSigner("ops", OPS), CommandSigner("dev", DEV)
     async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        me = (await client.get("/v1/daemon")).json()["id"]  # commands are signed for this daemon
+        assert me == "gpu-box-7"
         propose = RolloutCommand(
             action="propose", targets=["knob"], changes=[{"param": "batch", "value": "16"}], request_id="p1"
         )
-        r = await client.post("/v1/commands/propose", content=ops.encode(propose))
+        r = await client.post("/v1/commands/propose", content=ops.encode(propose, me))
         assert r.status_code == 200 and r.json()["ok"] is True, r.text
         rollout_id = r.json()["rollout"]["id"]
         rollouts = (await client.get("/v1/rollouts")).json()
@@ -92,10 +94,10 @@ async def test_a_signed_approval_is_carried_out_and_forgeries_are_refused_and_au
 
         approve = RolloutCommand(action="approve", id=rollout_id, request_id="a1")
         # dev may only propose: refused, with the reason, before anything changes.
-        r = await client.post("/v1/commands/approve", content=dev.encode(approve))
+        r = await client.post("/v1/commands/approve", content=dev.encode(approve, me))
         assert r.status_code == 403 and "'dev' may not approve" in r.json()["refused"], r.text
         # A bad signature: ops's envelope, one byte of its signature changed.
-        forged = ops.envelope(approve)
+        forged = ops.envelope(approve, me)
         forged["sig"] = ("0" if forged["sig"][0] != "0" else "1") + forged["sig"][1:]
         r = await client.post("/v1/commands/approve", content=json.dumps(forged))
         assert r.status_code == 403 and "signature" in r.json()["refused"]
@@ -104,8 +106,13 @@ async def test_a_signed_approval_is_carried_out_and_forgeries_are_refused_and_au
         assert r.status_code == 403 and "unsigned or malformed" in r.json()["refused"]
         assert (await client.get(f"/v1/rollouts/{rollout_id}")).json()["state"] == "PENDING_APPROVAL"
 
+        # Signed by ops, but for another daemon of the fleet (whose rollout of this id is another one).
+        r = await client.post("/v1/commands/approve", content=ops.encode(approve, "another-box"))
+        assert r.status_code == 403 and "signed for another daemon" in r.json()["refused"], r.text
+        assert (await client.get(f"/v1/rollouts/{rollout_id}")).json()["state"] == "PENDING_APPROVAL"
+
         # The real thing, then the same bytes again: applied once, the replay refused.
-        signed = ops.encode(approve)
+        signed = ops.encode(approve, me)
         r = await client.post("/v1/commands/approve", content=signed)
         assert r.status_code == 200 and r.json()["ok"] is True, r.text
         r = await client.post("/v1/commands/approve", content=signed)
@@ -114,7 +121,7 @@ async def test_a_signed_approval_is_carried_out_and_forgeries_are_refused_and_au
         assert state not in ("PENDING_APPROVAL", "REJECTED"), state
 
     audited = refusals(service)
-    assert len(audited) == 4, [(e.actor, e.comment) for e in audited]
+    assert len(audited) == 5, [(e.actor, e.comment) for e in audited]
     assert {e.actor for e in audited} == {"dev", "ops", "unverified"}
 
 

@@ -23,6 +23,7 @@ from daemon.contract import COMMAND_ACTIONS, COMMAND_PREFIX, RolloutCommand
 
 SECRET = b"fuzz-secret-0123456789abcdef"
 IDENTITY = "ops"
+DAEMON_ID = "fuzz-box"  # the daemon the commands are signed for (the verifier\'s id)
 
 json_scalars = st.one_of(
     st.none(),
@@ -70,8 +71,8 @@ def _command(action: str, rid: int, comment: str | None, request_id: str | None)
     )
 
 
-def signed(command: RolloutCommand, clock: float) -> dict[str, Any]:
-    return CommandSigner(IDENTITY, SECRET, clock=lambda: clock).envelope(command)
+def signed(command: RolloutCommand, clock: float, daemon_id: str = DAEMON_ID) -> dict[str, Any]:
+    return CommandSigner(IDENTITY, SECRET, clock=lambda: clock).envelope(command, daemon_id)
 
 
 mutations = st.sampled_from(

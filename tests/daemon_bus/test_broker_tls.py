@@ -93,17 +93,19 @@ async def test_bridge_connects_over_tls_with_a_client_certificate_and_nothing_el
             key_file=str(client[1]),
         )
         bus = Bus()
-        bridge = MqttBridge(bus, cfg)
+        bridge = MqttBridge(bus, cfg, "box-1")
         stop = asyncio.Event()
         task = asyncio.create_task(bridge.run(stop))
         try:
             await asyncio.wait_for(bridge.connected.wait(), 15)
             async with aiomqtt.Client(broker.host, broker.port, **broker_options(cfg)) as watcher:
-                await watcher.subscribe("charter/v1/sample/+")
+                await watcher.subscribe("charter/v1/box-1/sample/+")
                 await asyncio.sleep(0.2)
                 bus.publish(topic("sample", "a"), MetricSample(instance="a", ts=1.0, waiting=3))
                 message = await asyncio.wait_for(anext(aiter(watcher.messages)), 10)
-                assert str(message.topic) == "charter/v1/sample/a", "events flow over the TLS connection"
+                assert str(message.topic) == "charter/v1/box-1/sample/a", (
+                    "events flow over the TLS connection"
+                )
 
             # Plain TCP to the TLS listener, and TLS without a client certificate, are both refused.
             with pytest.raises(aiomqtt.MqttError):

@@ -59,8 +59,8 @@ class Rig:
     broker: object
     mqtt: MqttConfig
 
-    def signer(self, name: str, **kw: object) -> CommandSigner:
-        return CommandSigner(name, SECRETS[name].encode(), **kw)  # type: ignore[arg-type]
+    def signer(self, name: str, **kw: object) -> ForDaemon:
+        return ForDaemon(CommandSigner(name, SECRETS[name].encode(), **kw))  # type: ignore[arg-type]
 
     def rollouts(self) -> list[Rollout]:
         with self.store.session() as s:
@@ -69,6 +69,22 @@ class Rig:
     def refusals(self) -> list[AuditEvent]:
         with self.store.session() as s:
             return list(s.exec(select(AuditEvent).where(AuditEvent.action == "refused")).all())
+
+
+DAEMON_ID = "box-1"
+
+
+@dataclass
+class ForDaemon:
+    """A signer for the rig's daemon (commands are signed for one daemon: daemon/auth.py)."""
+
+    signer: CommandSigner
+
+    def encode(self, command: RolloutCommand) -> bytes:
+        return self.signer.encode(command, DAEMON_ID)
+
+    def envelope(self, command: RolloutCommand) -> dict[str, object]:
+        return self.signer.envelope(command, DAEMON_ID)
 
 
 @asynccontextmanager
@@ -100,7 +116,9 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
         store = Store(f"sqlite:///{tmp_path / 'charter.db'}")
         bus = Bus()
         manager = RolloutManager(config, store, bus, state_dir=tmp_path / "rollouts")
-        bridge = MqttBridge(bus, mqtt, verifier=CommandVerifier(auth), on_refused=manager.refused)
+        bridge = MqttBridge(
+            bus, mqtt, DAEMON_ID, verifier=CommandVerifier(auth, DAEMON_ID), on_refused=manager.refused
+        )
         stop = asyncio.Event()
         tasks = [asyncio.create_task(manager.run(stop)), asyncio.create_task(bridge.run(stop))]
         try:
@@ -115,7 +133,7 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
 @asynccontextmanager
 async def operator(r: Rig, user: str = "ops") -> AsyncIterator[aiomqtt.Client]:
     async with aiomqtt.Client(r.mqtt.host, r.mqtt.port, username=user, password=PASSWORDS[user]) as client:
-        await client.subscribe(to_mqtt_topic(r.mqtt, RESULT_TOPIC), qos=1)
+        await client.subscribe(to_mqtt_topic(r.mqtt, DAEMON_ID, RESULT_TOPIC), qos=1)
         yield client
 
 
@@ -135,7 +153,7 @@ async def send(
 
 
 def topic_of(r: Rig, action: str) -> str:
-    return to_mqtt_topic(r.mqtt, command_topic(action))  # type: ignore[arg-type]
+    return to_mqtt_topic(r.mqtt, DAEMON_ID, command_topic(action))  # type: ignore[arg-type]
 
 
 def propose(**kw: object) -> RolloutCommand:
@@ -174,13 +192,13 @@ async def test_unsigned_forged_and_foreign_commands_are_refused_and_audited(tmp_
 
         # Signed with a secret the daemon does not hold for that identity.
         forger = CommandSigner("ops", b"not-the-ops-secret-at-all-0000")
-        await send(client, r, topic_of(r, "propose"), forger.encode(propose(request_id="forged")))
+        await send(client, r, topic_of(r, "propose"), forger.encode(propose(request_id="forged"), DAEMON_ID))
         reply = await answer(client)
         assert not reply.ok and "bad signature" in reply.error and reply.identity == "ops"
 
         # An identity nobody configured.
         stranger = CommandSigner("mallory", b"mallory-secret-0123456789abcdef")
-        await send(client, r, topic_of(r, "propose"), stranger.encode(propose()))
+        await send(client, r, topic_of(r, "propose"), stranger.encode(propose(), DAEMON_ID))
         assert "unknown identity" in (await answer(client)).error
 
         # An `actor` in the payload is not a thing a sender can set.
@@ -254,7 +272,12 @@ async def test_retained_command_is_never_accepted(tmp_path: Path) -> None:
         )
         await answer(ops)  # delivered live once: a retained flag is not set on live delivery
         second_bridge = MqttBridge(
-            Bus(), r.mqtt, client_id="reconnected", verifier=r.bridge.verifier, on_refused=r.manager.refused
+            Bus(),
+            r.mqtt,
+            DAEMON_ID,
+            client_id="reconnected",
+            verifier=r.bridge.verifier,
+            on_refused=r.manager.refused,
         )
         stop = asyncio.Event()
         task = asyncio.create_task(second_bridge.run(stop))
@@ -271,7 +294,9 @@ async def test_hostile_topics_and_payloads_do_not_stop_the_loops(tmp_path: Path)
     """The messages that once killed the rollouts loop (OverflowError) and the MQTT loop (RecursionError)."""
     async with rig(tmp_path) as r, operator(r) as ops:
         prefix = r.mqtt.topic_prefix
-        await send(ops, r, f"{prefix}/command/rollout/99999999999999999999", b'{"action": "approve"}')
+        await send(
+            ops, r, f"{prefix}/{DAEMON_ID}/command/rollout/99999999999999999999", b'{"action": "approve"}'
+        )
         assert "not a command topic" in (await answer(ops)).error
         deep = b'{"a":' * 80_000 + b"1" + b"}" * 80_000  # 400 KB of nesting
         await send(ops, r, topic_of(r, "approve"), deep)

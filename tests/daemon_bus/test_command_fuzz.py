@@ -14,6 +14,7 @@ from daemon.auth import CommandRefused, CommandVerifier
 from daemon.config import AuthConfig, IdentityConfig
 from daemon.contract import AuthorizedCommand, RolloutCommand
 from tests.daemon_bus.command_fuzz import (
+    DAEMON_ID,
     IDENTITY,
     SECRET,
     commands,
@@ -42,7 +43,7 @@ def verifier(tmp_path_factory: pytest.TempPathFactory) -> CommandVerifier:
             )
         ]
     )
-    return CommandVerifier(auth, clock=lambda: NOW)
+    return CommandVerifier(auth, DAEMON_ID, clock=lambda: NOW)
 
 
 def verdict(verifier: CommandVerifier, topic: str, raw: bytes) -> AuthorizedCommand | CommandRefused:
@@ -90,6 +91,7 @@ def test_deep_and_large_payloads_are_refused_with_the_reason(verifier: CommandVe
 def test_a_signer_cannot_put_one_action_under_another_actions_topic(verifier: CommandVerifier) -> None:
     """Even signed by a real identity, a reject published (and signed) for the approve topic is refused."""
     from daemon.auth import canonical, signature
+    from daemon.bus import daemon_topic
 
     command = {"action": "reject", "id": 3}
     ts, nonce, topic = NOW, "ab" * 16, "charter/v1/command/rollout/approve"
@@ -98,10 +100,24 @@ def test_a_signer_cannot_put_one_action_under_another_actions_topic(verifier: Co
         "ts": ts,
         "nonce": nonce,
         "command": command,
-        "sig": signature(SECRET, canonical(topic, IDENTITY, ts, nonce, command)),
+        "sig": signature(SECRET, canonical(daemon_topic(DAEMON_ID, topic), IDENTITY, ts, nonce, command)),
     }
     refused = verdict(verifier, topic, json.dumps(envelope).encode())
     assert (
         isinstance(refused, CommandRefused)
         and "topic says approve but the command says reject" in refused.reason
     )
+
+
+@FUZZ
+@given(command=commands, other=st.from_regex(r"[A-Za-z0-9_.-]{1,20}", fullmatch=True))
+def test_a_command_signed_for_another_daemon_is_refused(
+    verifier: CommandVerifier, command: RolloutCommand, other: str
+) -> None:
+    """A fleet's daemons may share identities; a command signed for one (its rollout 3) replayed to another
+    (whose rollout 3 is another rollout) must not pass."""
+    result = verdict(verifier, command.topic, json.dumps(signed(command, NOW, other)).encode())
+    if other == DAEMON_ID:
+        assert isinstance(result, AuthorizedCommand)
+    else:
+        assert isinstance(result, CommandRefused) and "signed for another daemon" in result.reason

@@ -52,7 +52,7 @@ async def test_events_go_out_and_commands_come_in_with_auth(tmp_path) -> None:
             username="charter",
             password="s3cret",
         )
-        bridge = MqttBridge(bus, cfg, client_id="test-daemon", verifier=CommandVerifier(auth))
+        bridge = MqttBridge(bus, cfg, "box-1", verifier=CommandVerifier(auth, "box-1"))
         stop = asyncio.Event()
         task = asyncio.create_task(bridge.run(stop))
         try:
@@ -61,17 +61,27 @@ async def test_events_go_out_and_commands_come_in_with_auth(tmp_path) -> None:
                 broker.host, broker.port, username="charter", password="s3cret"
             ) as remote:
                 await remote.subscribe(
-                    "site/charter/v1/+/+"
+                    "site/charter/v1/+/+/+"
                 )  # events, not the command/rollout/<action> level
                 bus.publish(topic("sample", "vllm-a"), MetricSample(instance="vllm-a", ts=1.0, waiting=7))
                 message = await _next_message(remote)
-                assert str(message.topic) == "site/charter/v1/sample/vllm-a"
+                assert str(message.topic) == "site/charter/v1/box-1/sample/vllm-a"
                 body = json.loads(message.payload)
                 assert body["instance"] == "vllm-a" and body["waiting"] == 7
 
                 signer = CommandSigner("ops", b"ops-secret-0123456789abcdef")
                 approve = RolloutCommand(action="approve", id=3, comment="go")
-                await remote.publish("site/charter/v1/command/rollout/approve", signer.encode(approve), qos=1)
+                # Signed for another daemon, on this daemon's topic: refused (a replay across the fleet).
+                await remote.publish(
+                    "site/charter/v1/box-1/command/rollout/approve", signer.encode(approve, "box-2"), qos=1
+                )
+                # On another daemon's topic: not this bridge's business at all (not even received).
+                await remote.publish(
+                    "site/charter/v1/box-2/command/rollout/approve", signer.encode(approve, "box-2"), qos=1
+                )
+                await remote.publish(
+                    "site/charter/v1/box-1/command/rollout/approve", signer.encode(approve, "box-1"), qos=1
+                )
                 event = await asyncio.wait_for(commands.get(), 5)
                 assert event.topic == "charter/v1/command/rollout/approve"
                 assert isinstance(event.payload, AuthorizedCommand)
@@ -82,11 +92,11 @@ async def test_events_go_out_and_commands_come_in_with_auth(tmp_path) -> None:
                 )
 
                 # A command is not echoed back out; garbage is refused without killing the bridge.
-                await remote.publish("site/charter/v1/command/rollout/approve", b"\xff not json", qos=1)
+                await remote.publish("site/charter/v1/box-1/command/rollout/approve", b"\xff not json", qos=1)
                 bus.publish(topic("rollout", "3"), {"id": 3, "state": "APPROVED"})
                 message = await _next_message(remote)
-                assert str(message.topic) == "site/charter/v1/rollout/3"
-            assert (bridge.received, bridge.refused) == (1, 1)
+                assert str(message.topic) == "site/charter/v1/box-1/rollout/3"
+            assert (bridge.received, bridge.refused) == (1, 2)
             assert bridge.published == 2, "the sample and the rollout went out; the command was not echoed"
         finally:
             stop.set()
@@ -99,7 +109,7 @@ async def test_wrong_password_is_retried_not_fatal(tmp_path) -> None:
         cfg = MqttConfig(
             enabled=True, host=broker.host, port=broker.port, username="charter", password="wrong"
         )
-        bridge = MqttBridge(bus, cfg)
+        bridge = MqttBridge(bus, cfg, "box-1")
         stop = asyncio.Event()
         task = asyncio.create_task(bridge.run(stop))
         await asyncio.sleep(1.5)
@@ -111,7 +121,7 @@ async def test_wrong_password_is_retried_not_fatal(tmp_path) -> None:
 async def test_reconnects_when_the_broker_comes_up_later(tmp_path) -> None:
     port = free_port()
     bus = Bus()
-    bridge = MqttBridge(bus, MqttConfig(enabled=True, host="127.0.0.1", port=port))
+    bridge = MqttBridge(bus, MqttConfig(enabled=True, host="127.0.0.1", port=port), "box-1")
     stop = asyncio.Event()
     task = asyncio.create_task(bridge.run(stop))
     try:
@@ -130,7 +140,7 @@ async def test_events_published_while_the_broker_is_away_wait_bounded_and_state_
     subscribes only afterwards receives exactly them at once; a sample (a stream) is not retained."""
     port = free_port()
     bus = Bus()
-    bridge = MqttBridge(bus, MqttConfig(enabled=True, host="127.0.0.1", port=port, outbox_events=10))
+    bridge = MqttBridge(bus, MqttConfig(enabled=True, host="127.0.0.1", port=port, outbox_events=10), "box-1")
     stop = asyncio.Event()
     task = asyncio.create_task(bridge.run(stop))
     try:
@@ -164,8 +174,8 @@ async def test_events_published_while_the_broker_is_away_wait_bounded_and_state_
                         async for message in late.messages:
                             seen[str(message.topic)] = bool(message.retain)
         assert seen == {
-            **{f"charter/v1/instance/t{i}": True for i in range(5, 15)},
-            "charter/v1/daemon/online": True,
+            **{f"charter/v1/box-1/instance/t{i}": True for i in range(5, 15)},
+            "charter/v1/box-1/daemon/online": True,
         }
     finally:
         stop.set()
@@ -181,7 +191,7 @@ from daemon.exporter import DaemonMetrics
 from prometheus_client import CollectorRegistry, generate_latest
 
 async def main() -> None:
-    bridge = MqttBridge(Bus(), MqttConfig(enabled=True, host="127.0.0.1", port=int(sys.argv[1])))
+    bridge = MqttBridge(Bus(), MqttConfig(enabled=True, host="127.0.0.1", port=int(sys.argv[1])), "box-1")
     task = asyncio.create_task(bridge.run(asyncio.Event()))
     await bridge.connected.wait()
     print("connected", flush=True)
@@ -193,7 +203,7 @@ asyncio.run(main())
 
 async def _liveness(port: int) -> dict[str, object]:
     async with aiomqtt.Client("127.0.0.1", port) as late:
-        await late.subscribe("charter/v1/daemon/online")
+        await late.subscribe("charter/v1/box-1/daemon/online")
         return json.loads(bytes((await _any_message(late)).payload))
 
 
@@ -213,7 +223,7 @@ async def test_liveness_is_retained_said_on_a_clean_stop_and_sent_by_the_broker_
     connection dies without a goodbye and the broker publishes its Last Will, "connection lost"."""
     with start_mosquitto(keep_dir=tmp_path) as broker:
         bus = Bus()
-        bridge = MqttBridge(bus, MqttConfig(enabled=True, host=broker.host, port=broker.port))
+        bridge = MqttBridge(bus, MqttConfig(enabled=True, host=broker.host, port=broker.port), "box-1")
         stop = asyncio.Event()
         task = asyncio.create_task(bridge.run(stop))
         await asyncio.wait_for(bridge.connected.wait(), 30)

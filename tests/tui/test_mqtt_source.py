@@ -43,7 +43,9 @@ async def test_remote_tui_over_mqtt_shows_daemon_data_and_sends_commands(
         client={"identity": "alice", "secret_file": str(key)},
     )
     daemon_bus = Bus()
-    bridge = MqttBridge(daemon_bus, cfg, client_id="daemon-under-test", verifier=CommandVerifier(auth))
+    bridge = MqttBridge(
+        daemon_bus, cfg, "box-1", client_id="daemon-under-test", verifier=CommandVerifier(auth, "box-1")
+    )
     commands = daemon_bus.subscribe("charter/v1/command/#")
     stop = asyncio.Event()
     bridge_task = asyncio.create_task(bridge.run(stop))
@@ -121,7 +123,7 @@ async def test_source_refuses_commands_while_away_and_reconnects_when_the_broker
     async def publish_instance(name: str) -> None:
         async with aiomqtt.Client("127.0.0.1", port, identifier=f"fake-daemon-{name}") as daemon:
             await daemon.publish(
-                f"{cfg.topic_prefix}/instance/{name}", encode(Instance(name=name, url="http://x:1"))
+                f"{cfg.topic_prefix}/box-1/instance/{name}", encode(Instance(name=name, url="http://x:1"))
             )
 
     consumer = asyncio.create_task(consume())
@@ -136,6 +138,7 @@ async def test_source_refuses_commands_while_away_and_reconnects_when_the_broker
                 await publish_instance(round_)
                 event = await asyncio.wait_for(received.get(), 10)
                 assert event.topic == f"charter/v1/instance/{round_}" and isinstance(event.payload, Instance)
+                assert event.daemon == "box-1"
             await asyncio.sleep(0.5)
             assert not source.connected.is_set(), "the broker went: disconnected, retrying"
         assert not consumer.done(), "the stream survives the broker going away"
