@@ -26,6 +26,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import ModalScreen, Screen
 
 from charter_tui.datasource import DataSource, ReadOnlyError
+from charter_tui.fleet import Fleet
 from charter_tui.idle_gc import IdleCollector
 from charter_tui.screens.agents import AgentsScreen
 from charter_tui.screens.base import ALL, ViewScreen
@@ -74,6 +75,8 @@ class CharterApp(App[None]):
         Binding("question_mark", "help", "Help", id="help", key_display="?"),
         Binding("colon", "command_palette", "Commands", id="palette", key_display=":"),
         Binding("q", "quit", "Quit", id="quit"),
+        # Only attached to several daemons (`tui --connect`): which one Agents, Cache, Bottlenecks and Rollouts show.
+        Binding("d", "next_daemon", "Next daemon", id="daemon.next"),
         # Only with demo traffic (`charter-tui demo`); one of the two shows, as check_action says.
         Binding("t", "pause_traffic", "Pause traffic", id="traffic.pause"),
         Binding("t", "resume_traffic", "Send traffic", id="traffic.resume"),
@@ -106,11 +109,11 @@ class CharterApp(App[None]):
         self.clock = clock
         self.daemon = daemon
         self.traffic = traffic
-        self.state = DaemonState()
+        self.fleet = Fleet()
         self.source = source
         self.source.readonly = readonly
         for event in source.placeholders():
-            self.state.apply(event)
+            self.fleet.apply(event)
         self.watch_paths = list(loaded.config.watch.paths)
         self.keymap = dict(loaded.config.keymap.bindings)
         self.sent_commands: dict[int, tuple[str, float]] = {}
@@ -125,6 +128,11 @@ class CharterApp(App[None]):
         self._switch_drawn = False  # see action_show
         self.idle_gc = IdleCollector()
         self.snapshot_loaded = asyncio.Event()
+
+    @property
+    def state(self) -> DaemonState:
+        """The selected daemon's state (the only one in-process): what the per-daemon screens show."""
+        return self.fleet.current
 
     # --- start and stop ------------------------------------------------------------------------
     def on_mount(self) -> None:
@@ -168,7 +176,7 @@ class CharterApp(App[None]):
             self._command_result(event.payload)
             return
         try:
-            kind = self.state.apply(event)
+            kind = self.fleet.apply(event)
         except Exception:  # one malformed payload must not stop the live view
             log.exception("could not apply %s", event.topic)
             return
@@ -267,8 +275,28 @@ class CharterApp(App[None]):
         else:
             self.switch_mode(mode)
 
+    # --- the fleet ----------------------------------------------------------------------------------
+    def action_next_daemon(self) -> None:
+        if self.select_daemon(self.fleet.select_next()):
+            self.notify(f"showing daemon {self.fleet.current_id}", timeout=3)
+
+    def select_daemon(self, daemon: str | None) -> bool:
+        """Show `daemon` on the per-daemon screens; True if that changed what they show."""
+        if daemon is None:
+            return False
+        before = self.fleet.current_id
+        self.fleet.select(daemon)
+        if self.fleet.current_id == before:
+            return False
+        for schedule in (self._active, self._home):
+            schedule.dirty |= set(ALL)
+        self.refresh_bindings()
+        return True
+
     # --- demo traffic ------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "next_daemon":
+            return self.fleet.is_fleet
         if action == "pause_traffic":
             return self.traffic is not None and not self.traffic.paused
         if action == "resume_traffic":
@@ -325,7 +353,8 @@ class CharterApp(App[None]):
         app_bindings = [
             b
             for b in _bindings(self.BINDINGS)
-            if self.traffic is not None or not (b.id or "").startswith("traffic.")
+            if (self.traffic is not None or not (b.id or "").startswith("traffic."))
+            and (self.fleet.is_fleet or not (b.id or "").startswith("daemon."))
         ]
         scopes: list[tuple[str, Iterable[Binding]]] = [("app", app_bindings)]
         scopes += [(name, _bindings(cls.__dict__.get("BINDINGS", []))) for name, cls in self.HELP_SCOPES]
@@ -395,7 +424,11 @@ class CharterApp(App[None]):
     async def _send(self, rollout_id: int, action: str) -> None:
         try:
             request_id = await self.source.send_command(
-                rollout_id, action, actor=local_identity(), comment="from charter-tui"
+                rollout_id,
+                action,
+                actor=local_identity(),
+                comment="from charter-tui",
+                daemon=self.fleet.current_id,  # the daemon whose rollouts are on screen
             )
         except (ReadOnlyError, RuntimeError, ValueError) as exc:  # read-only, disconnected, bad action
             self.notify(str(exc), severity="error")
@@ -418,6 +451,7 @@ class CharterApp(App[None]):
                 actor=local_identity(),
                 comment="from charter-tui",
                 recommendation_id=recommendation_id,
+                daemon=self.fleet.current_id,
             )
         except (ReadOnlyError, RuntimeError, ValueError) as exc:
             self.notify(str(exc), severity="error")

@@ -90,6 +90,11 @@ class DataSource(Protocol):
         manager's result carries it back)."""
         ...
 
+    def link_down_since(self) -> float | None:
+        """Since when (Unix time) nothing can arrive because the link to the daemons is down; None while up.
+        The screens then say their data may be stale."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -163,6 +168,9 @@ class BusSource:
         # In-process, the sender is this process's OS user: the embedded daemon trusts it as it trusts the CLI.
         self.bus.publish(command.topic, AuthorizedCommand(command, identity=actor, via="local"))
         return request_id
+
+    def link_down_since(self) -> float | None:
+        return None  # in-process: the bus cannot be away
 
     def close(self) -> None:
         self.bus.unsubscribe(self.subscription)

@@ -17,6 +17,7 @@ import asyncio
 import json
 import logging
 import random
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -65,6 +66,7 @@ class MqttSource:
         self.connected = asyncio.Event()
         self._client: aiomqtt.Client | None = None
         self._closed = asyncio.Event()
+        self._down_since: float | None = time.time()  # not connected yet
 
     def placeholders(self) -> list[Event]:
         return []  # the remote daemon's targets are its own; they show as it publishes them
@@ -78,6 +80,7 @@ class MqttSource:
 
         async def session(client: aiomqtt.Client) -> None:
             self._client = client
+            self._down_since = None
             try:
                 async for message in client.messages:
                     event = self._event(str(message.topic), message.payload)
@@ -85,6 +88,7 @@ class MqttSource:
                         received.put_nowait(event)
             finally:
                 self._client = None
+                self._down_since = time.time()
 
         connection = asyncio.create_task(
             keep_connected(
@@ -172,6 +176,9 @@ class MqttSource:
             to_mqtt_topic(self.config, daemon, command.topic), self.signer.encode(command, daemon), qos=1
         )
         return request_id
+
+    def link_down_since(self) -> float | None:
+        return self._down_since
 
     def close(self) -> None:
         self._closed.set()

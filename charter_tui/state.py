@@ -22,6 +22,7 @@ from daemon.rollouts.model import RolloutState
 from daemon.supervisor import DaemonHealth
 from daemon.bench.records import BenchRunView
 from daemon.gpu import GpuStatus
+from daemon.topics import DaemonOnline
 from daemon.models import (
     AuditEvent,
     Bottleneck,
@@ -96,6 +97,7 @@ class DaemonState:
     daemon_status: str = "starting"
     daemon_health: DaemonHealth | None = None  # supervised loops: crashes, restarts, degraded
     gpu: GpuStatus | None = None  # the daemon machine's GPUs (NVML), or why there are none
+    online: DaemonOnline | None = None  # the daemon's link to the broker (remote TUI only; its Last Will)
     events_applied: int = 0
 
     # --- applying events ------------------------------------------------------------------
@@ -165,6 +167,11 @@ class DaemonState:
 
     def _daemon(self, topic: str, payload: Any) -> None:
         what = topic.rsplit("/", 1)[-1]
+        if what == "online":  # liveness, not a status: `online: false` is the broker saying it went
+            self.online = (
+                payload if isinstance(payload, DaemonOnline) else DaemonOnline.model_validate(payload)
+            )
+            return
         if what == "health":
             self.daemon_health = (
                 payload if isinstance(payload, DaemonHealth) else DaemonHealth.model_validate(payload)

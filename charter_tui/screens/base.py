@@ -22,6 +22,7 @@ from textual.widgets import DataTable, Input
 
 from charter_tui.widgets.filterbar import FilterBar
 from charter_tui.widgets.keybar import KeyBar
+from charter_tui.render import numbers
 from charter_tui.widgets.topbar import TopBar
 
 if TYPE_CHECKING:
@@ -40,6 +41,7 @@ ALL = frozenset(
         "clock",
         "bench",
         "gpu",
+        "fleet",
     }
 )
 
@@ -107,9 +109,26 @@ class ViewScreen(Screen[None]):
             status = f"▲ {health.summary()}"  # a loop crashed and restarts, or keeps crashing
         else:
             status = f"● {up}/{len(state.instances)} up"
+        status = self._remote_status(status)
         self.query_one(TopBar).render_bar(
             self.MODE, status, self.charter.readonly, counts, self.charter.traffic_badge(self.size.width)
         )
+
+    def _remote_status(self, status: str) -> str:
+        """Attached over MQTT: which daemon the screen shows, and whether what it shows can be stale."""
+        fleet, now = self.charter.fleet, self.charter.clock()
+        down_since = self.charter.source.link_down_since()
+        daemon = fleet.current_id
+        if down_since is not None:  # the broker is away: nothing new arrives, from any daemon
+            return f"▲ broker unreachable for {numbers.age(down_since, now)}: data may be stale; reconnecting"
+        if daemon is None:
+            return status
+        online = self.charter.state.online
+        if online is not None and not online.online:
+            status = f"▲ {daemon} offline ({online.reason})"
+        ids = fleet.ids()
+        where = f"{daemon} {ids.index(daemon) + 1}/{len(ids)}" if fleet.is_fleet else daemon
+        return f"{where} · {status}"
 
     def on_mount(self) -> None:
         # Runs after the subclass's on_mount (Textual dispatches along the MRO, subclass first).

@@ -22,7 +22,8 @@ from charter_tui.render.signals import FALLBACK_SIGNALS, SIGNAL_LABELS, SIGNAL_R
 from charter_tui.render.text import server_text
 from charter_tui.screens.base import ViewScreen
 from charter_tui.widgets.panel import Panel
-from charter_tui.state import LIVE_SIGNALS, Series
+from charter_tui.fleet import row_key, split_row_key
+from charter_tui.state import LIVE_SIGNALS, DaemonState, Series
 from daemon.models import Instance, MetricSample
 from daemon.text import clean
 from charter_tui.widgets.filterbar import matches
@@ -77,8 +78,12 @@ class TargetTable(LiveTable):
 
 
 class InstancesScreen(ViewScreen):
+    """Attached to several daemons (`tui --connect`), the rows are grouped by daemon: a summary row per box
+    (its link, targets up, open bottlenecks, rollouts waiting), then its targets; opening a row shows that
+    daemon on the other screens too."""
+
     MODE = "instances"
-    WATCHES = frozenset({"instance", "sample", "bottleneck", "clock", "gpu"})
+    WATCHES = frozenset({"instance", "sample", "bottleneck", "clock", "gpu", "fleet", "daemon", "rollout"})
     BINDINGS = [Binding("enter", "open_detail", "Detail", id="instances.detail", key_display="⏎")]
 
     def compose_body(self) -> ComposeResult:
@@ -115,22 +120,63 @@ class InstancesScreen(ViewScreen):
         self._columns_for = spark_w
         self._restore = keep
 
+    def _target(self, key: str) -> tuple[DaemonState, str]:
+        """The state a row's target lives in, and its name there."""
+        fleet = self.charter.fleet
+        if not fleet.is_fleet:
+            return self.charter.state, key
+        daemon, name = split_row_key(key)
+        return fleet.state_of(daemon), name
+
+    def _row_keys(self) -> list[str]:
+        fleet = self.charter.fleet
+        if not fleet.is_fleet:
+            return self._matching(self.charter.state)
+        keys: list[str] = []
+        for daemon in fleet.ids():
+            names = self._matching(fleet.state_of(daemon))
+            if names or not self.filter_text or matches(self.filter_text, daemon):
+                keys.append(row_key(daemon))
+                keys += [row_key(daemon, name) for name in names]
+        return keys
+
+    def _matching(self, state: DaemonState) -> list[str]:
+        return [
+            name
+            for name in state.instance_names()
+            if matches(
+                self.filter_text,
+                name,
+                _engine(state.instances.get(name), state.latest.get(name)),
+                _model(state.instances.get(name)),
+                _state(state.instances.get(name)),
+            )
+        ]
+
     def draw(self, changed: set[str] | frozenset[str]) -> None:
-        state = self.charter.state
         if "gpu" in changed:
             self._draw_gpus()
         now = self.charter.clock()
         table = self.query_one("#instances", DataTable)
         spark_w = self._spark_width()
         self._ensure_columns(table, spark_w)
-        active = {b.instance for b in state.bottlenecks.values() if b.active}
+        fleet = self.charter.fleet
+        flagged: dict[int, set[str]] = {}  # per state: targets with an open bottleneck (computed once a draw)
 
-        def cells_for(name: str) -> list[str | Text]:
+        def bottlenecked(state: DaemonState) -> set[str]:
+            if id(state) not in flagged:
+                flagged[id(state)] = {b.instance for b in state.bottlenecks.values() if b.active}
+            return flagged[id(state)]
+
+        def cells_for(key: str) -> list[str | Text]:
+            state, name = self._target(key)
+            if fleet.is_fleet and not name:
+                return self._daemon_cells(split_row_key(key)[0], state, now)
             inst = state.instances.get(name)
             latest = state.latest.get(name)
             series = state.series.get(name)
-            label = Text(name, style="bold")
-            if name in active:
+            label = Text(("  " if fleet.is_fleet else "") + name, style="bold")
+            if name in bottlenecked(state):
                 label.append(" ▲", style="bold red")  # an open bottleneck; details on screen 4
             # Server strings as Text: DataTable would parse a str cell as markup.
             cells: list[str | Text] = [
@@ -148,29 +194,47 @@ class InstancesScreen(ViewScreen):
                         shown = f"{numbers.FORMATTERS[sig](fallback)} {mark}"
                 cell = Text(shown.rjust(6))
                 if spark_w and series:
-                    cell.append(" " + self._sparks.get(name, series, sig, spark_w), style="cyan")
+                    cell.append(" " + self._sparks.get(key, series, sig, spark_w), style="cyan")
                 cells.append(cell)
             cells.append(numbers.age(inst.last_seen if inst else (latest.ts if latest else None), now))
             return cells
 
-        keys = []
-        for name in state.instance_names():
-            inst = state.instances.get(name)
-            if matches(
-                self.filter_text, name, _engine(inst, state.latest.get(name)), _model(inst), _state(inst)
-            ):
-                keys.append(name)
+        keys = self._row_keys()
         sync_visible_rows(table, keys, cells_for)
         if not self._placed and keys:
             # Start on the first target with data, not on whichever name sorts first.
             self._placed = True
-            live = [k for k in keys if k in state.latest]
+            live = [k for k in keys if (t := self._target(k))[1] and t[1] in t[0].latest]
             if live and self._restore is None:
                 self._restore = live[0]
         if self._restore in keys:
             table.move_cursor(row=keys.index(self._restore), animate=False)
         self._restore = None
         self._draw_panel()
+
+    def _daemon_cells(self, daemon: str, state: DaemonState, now: float) -> list[str | Text]:
+        """A daemon's summary row: its link to the broker, targets up, open bottlenecks, rollouts waiting."""
+        online = state.online
+        link = (
+            Text("● online", style="green")
+            if online is None or online.online
+            else Text(f"○ {online.reason}", style="bold red")
+        )
+        up = sum(1 for i in state.instances.values() if i.state.value == "UP")
+        open_ = sum(1 for b in state.bottlenecks.values() if b.active)
+        waiting = sum(1 for r in state.pending_rollouts() if r.state == "PENDING_APPROVAL")
+        label = Text("▾ ", style="dim")
+        label.append(server_text(daemon, style="bold reverse"))
+        summary = [f"{up}/{len(state.instances)} up"]
+        if open_:
+            summary.append(f"{open_} ▲")
+        if waiting:
+            summary.append(f"{waiting} to approve")
+        latest = max((i.last_seen or 0.0 for i in state.instances.values()), default=0.0) or None
+        cells: list[str | Text] = [label, link, Text(" · ".join(summary), style="bold"), Text("")]
+        cells += [Text("") for _ in LIVE_SIGNALS]
+        cells.append(numbers.age(latest, now))
+        return cells
 
     def _draw_gpus(self) -> None:
         strip = self.query_one("#gpu-strip", Static)
@@ -196,8 +260,17 @@ class InstancesScreen(ViewScreen):
 
     def _draw_panel(self) -> None:
         panel = self.query_one("#instance-panel", Static)
-        name = selected_key(self.query_one("#instances", DataTable))
-        state = self.charter.state
+        key = selected_key(self.query_one("#instances", DataTable))
+        state, name = self._target(key) if key is not None else (self.charter.state, None)
+        if name == "" and key is not None:
+            panel.update(
+                Text(
+                    f"daemon {split_row_key(key)[0]}: ⏎ shows it on the Agents, Cache, Bottlenecks and "
+                    "Rollouts screens (d: the next daemon)",
+                    style="dim",
+                )
+            )
+            return
         if name is None:
             panel.update(
                 Text(
@@ -223,9 +296,17 @@ class InstancesScreen(ViewScreen):
         panel.update(out)
 
     def action_open_detail(self) -> None:
-        name = selected_key(self.query_one("#instances", DataTable))
-        if name is not None:
-            self.charter.show_instance_detail(name)
+        key = selected_key(self.query_one("#instances", DataTable))
+        if key is None:
+            return
+        if self.charter.fleet.is_fleet:
+            daemon, name = split_row_key(key)
+            self.charter.select_daemon(daemon)  # its detail, and the other screens, show that daemon
+            if not name:
+                self.charter.notify(f"showing daemon {daemon}", timeout=3)
+                return
+            key = name
+        self.charter.show_instance_detail(key)
 
     @on(DataTable.RowSelected, "#instances")
     def _selected(self) -> None:
