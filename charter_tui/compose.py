@@ -2,7 +2,7 @@
 
     app = embedded_app(loaded, readonly=args.readonly)          # `charter-tui`
     app = embedded_app(loaded, traffic=DemoTraffic(...))        # `charter-tui demo`
-    app = remote_app(loaded, "gpu-box:1883", readonly=False)    # `charter-tui tui --connect`
+    app = remote_app(loaded, "mqtt://ops@broker:1883")          # `charter-tui tui --connect`
 
 The app itself builds nothing: it is handed one `DataSource` (and, embedded, the daemon to run on its
 event loop). A read-only TUI embeds a read-only daemon, so `--readonly` holds for every path, not only for
@@ -65,14 +65,18 @@ def pinned_app(
     )
 
 
-def remote_app(loaded: LoadedConfig, connect: str, *, readonly: bool = False) -> CharterApp:
-    """The TUI over a remote daemon's MQTT bridge; commands are signed with `[auth.client]`."""
-    from charter_tui.commands.tui import parse_connect
+def remote_app(
+    loaded: LoadedConfig, connect: str, *, daemons: tuple[str, ...] = (), readonly: bool = False
+) -> CharterApp:
+    """The TUI over remote daemons' MQTT bridges (every daemon on the broker, or `daemons`); commands are
+    signed with `[auth.client]`, for the daemon they go to."""
+    from charter_tui.commands.tui import connect_config
     from charter_tui.mqtt_source import MqttSource
     from daemon.auth import CommandSigner
 
-    host, port = parse_connect(connect, loaded.config.mqtt.port)
-    mqtt = loaded.config.mqtt.model_copy(update={"host": host, "port": port})
+    mqtt = connect_config(connect, loaded.config.mqtt)
     # Without [auth.client] the TUI only watches: the daemon would refuse an unsigned command anyway.
-    source = MqttSource(mqtt, readonly=readonly, signer=CommandSigner.from_config(loaded.config.auth))
+    source = MqttSource(
+        mqtt, readonly=readonly, signer=CommandSigner.from_config(loaded.config.auth), daemons=daemons
+    )
     return CharterApp(loaded, source, readonly=readonly)

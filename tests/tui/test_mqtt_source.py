@@ -11,7 +11,7 @@ import asyncio
 import pytest
 
 from charter_tui.app import CharterApp
-from charter_tui.commands.tui import parse_connect
+from charter_tui.commands.tui import connect_config
 from charter_tui.mqtt_source import MqttSource
 from daemon.auth import CommandSigner, CommandVerifier
 from daemon.bus import Bus
@@ -24,11 +24,27 @@ from tests.tui.helpers import settle, table_rows, wait_until
 pytestmark = pytest.mark.mqtt
 
 
-def test_parse_connect() -> None:
-    assert parse_connect("broker.lan", 1883) == ("broker.lan", 1883)
-    assert parse_connect("10.0.0.5:2883", 1883) == ("10.0.0.5", 2883)
-    with pytest.raises(UserError):
-        parse_connect("host:http", 1883)
+def test_connect_names_the_broker_as_a_url_or_host_and_port() -> None:
+    base = MqttConfig(username="from-config", password="pw")
+
+    def broker(value: str) -> tuple[str, int, str | None, bool]:
+        c = connect_config(value, base)
+        return c.host, c.port, c.username, c.uses_tls
+
+    assert broker("broker.lan") == ("broker.lan", 1883, "from-config", False)
+    assert broker("10.0.0.5:2883") == ("10.0.0.5", 2883, "from-config", False)
+    assert broker("mqtt://ops@broker.lan:1884") == ("broker.lan", 1884, "ops", False)
+    assert broker("mqtts://broker.lan") == ("broker.lan", 8883, "from-config", True)
+    assert connect_config("mqtt://ops@broker.lan", base).password == "pw"  # the password stays the config's
+    for bad, why in (
+        ("host:http", "port"),
+        ("mqtt://ops:hunter2@broker.lan", "password_file"),
+        ("http://broker.lan", "scheme"),
+        ("mqtt://broker.lan:99999", "port"),
+        ("mqtt://broker.lan/charter", "no path"),
+    ):
+        with pytest.raises(UserError, match=why):
+            connect_config(bad, base)
 
 
 async def test_remote_tui_over_mqtt_shows_daemon_data_and_sends_commands(
