@@ -67,6 +67,7 @@ class MqttSource:
         self._client: aiomqtt.Client | None = None
         self._closed = asyncio.Event()
         self._down_since: float | None = time.time()  # not connected yet
+        self.connected_at: float | None = None  # time.monotonic() of the latest connection
 
     def placeholders(self) -> list[Event]:
         return []  # the remote daemon's targets are its own; they show as it publishes them
@@ -81,6 +82,7 @@ class MqttSource:
         async def session(client: aiomqtt.Client) -> None:
             self._client = client
             self._down_since = None
+            self.connected_at = time.monotonic()
             try:
                 async for message in client.messages:
                     event = self._event(str(message.topic), message.payload)

@@ -1,0 +1,305 @@
+"""Two daemons, one broker, one TUI (issue 17's first "Done when").
+
+A private Mosquitto with a password file and the shipped ACL plus one block per daemon (each daemon's broker
+user may write only under its own id). Two real `charter-tui daemon` processes on loopback, `box-1` and
+`box-2`, each polling its own replayed vLLM (the real capture in ../shared/fixtures/metrics, served over HTTP);
+box-2 also has a `knob` target whose setting the generic command actuator changes (tests/rollouts/knob.py).
+One TUI (Pilot, the real composition root `remote_app`, signing as `ops`) shows both daemons, approves the
+rollout waiting on box-2, and box-2 carries it out; a TUI that connects afterwards has the current state
+from retained messages within a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiomqtt
+import pytest
+
+from charter_tui.compose import remote_app
+from charter_tui.mqtt_source import MqttSource
+from daemon.config import load_config
+from daemon.models import Instance
+from daemon.mqtt_bridge import encode
+from daemon.paths import repo_data_dir
+from daemon.store import Store
+from testkit.mosquitto import start_mosquitto
+from tests.daemon.helpers import MetricsServer
+from tests.rollouts.helpers import KNOB, Traffic, knob_value
+from tests.tui.helpers import settle, table_rows, wait_until
+
+pytestmark = pytest.mark.mqtt
+
+REPO = Path(__file__).resolve().parents[2]
+CAPTURE = REPO.parent / "shared" / "fixtures" / "metrics" / "vllm-0.32.0-cpu.prom"
+PASSWORDS = {"box-1": "box-1-pw", "box-2": "box-2-pw", "ops": "ops-pw"}
+OPS_SECRET = "ops-signing-secret-0123456789abcdef"
+
+
+def fleet_acl() -> str:
+    """The shipped ACL with its commented per-daemon block filled in for the two boxes."""
+    shipped = (repo_data_dir() / "mosquitto" / "charter.acl").read_text()
+    blocks = "".join(f"\nuser {d}\ntopic readwrite charter/v1/{d}/#\n" for d in ("box-1", "box-2"))
+    return shipped + blocks
+
+
+def private(path: Path, text: str) -> Path:
+    path.write_text(text)
+    path.chmod(0o600)
+    return path
+
+
+def replay() -> MetricsServer:
+    body = CAPTURE.read_bytes()
+    return MetricsServer(lambda _n, _path: (200, {"Content-Type": "text/plain; version=0.0.4"}, [body]))
+
+
+def daemon_config(
+    tmp: Path, daemon: str, port: int, targets: dict[str, str], knob_state: Path | None
+) -> Path:
+    key = private(tmp / "ops.key", OPS_SECRET)
+    lines = [
+        "[daemon]",
+        f'id = "{daemon}"',
+        "metrics_port = 0",
+        "poll_interval_s = 0.5",
+        "[storage]",
+        f'url = "sqlite:///{tmp / f"{daemon}.db"}"',
+        "[mqtt]",
+        "enabled = true",
+        'host = "127.0.0.1"',
+        f"port = {port}",
+        f'username = "{daemon}"',
+        f'password_file = "{private(tmp / f"{daemon}.pw", PASSWORDS[daemon])}"',
+        "[[auth.identities]]",
+        'name = "ops"',
+        f'secret_file = "{key}"',
+        'actions = ["propose", "approve", "reject", "pause", "resume", "rollback"]',
+    ]
+    for name, url in targets.items():
+        lines += ["[[targets]]", f'name = "{name}"', f'url = "{url}"']
+    if knob_state is not None:
+        knob = f'"{sys.executable}", "{KNOB}", "{knob_state}"'
+        lines += [
+            "[rollouts]",
+            "warmup_s = 0.0",
+            "canary_window_s = 2.0",
+            "baseline_window_s = 60.0",
+            "min_samples = 3",
+            'default_signals = ["ttft_p95_s"]',
+            "step_interval_s = 0.2",
+            "[rollouts.commands.knob]",
+            f'apply = [{knob}, "set", "{{param}}", "{{value}}"]',
+            f'read = [{knob}, "get", "{{param}}"]',
+            "[rollouts.commands.knob.params.batch]",
+            'type = "int"',
+            "min = 1",
+            "max = 512",
+        ]
+    path = tmp / f"{daemon}.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def tui_config(tmp: Path, port: int) -> Path:
+    path = tmp / "tui.toml"
+    path.write_text(
+        "[mqtt]\n"
+        f"port = {port}\n"
+        f'password_file = "{private(tmp / "ops.pw", PASSWORDS["ops"])}"\n'
+        "[auth.client]\n"
+        'identity = "ops"\n'
+        f'secret_file = "{tmp / "ops.key"}"\n'
+    )
+    return path
+
+
+def cli(config: Path, *args: str, tmp: Path, daemon: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "charter_tui", "--config", str(config), *args],
+        cwd=REPO,
+        env=daemon_env(tmp, daemon),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def daemon_env(tmp: Path, daemon: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHARTER_TUI_")}
+    state = tmp / f"{daemon}-xdg"
+    return env | {
+        "XDG_STATE_HOME": str(state / "state"),
+        "XDG_DATA_HOME": str(state / "data"),
+        "XDG_CONFIG_HOME": str(state / "config"),
+        "CHARTER_TUI_DISCOVER": "0",
+    }
+
+
+@pytest.fixture
+def fleet(tmp_path: Path) -> Iterator[dict[str, object]]:
+    with (
+        start_mosquitto(users=PASSWORDS, acl=fleet_acl(), keep_dir=tmp_path / "broker") as broker,
+        replay() as vllm_1,
+        replay() as vllm_2,
+        replay() as knob_metrics,
+    ):
+        knob_state = tmp_path / "knob.json"
+        knob_state.write_text(json.dumps({"batch": "8"}))
+        configs = {
+            "box-1": daemon_config(tmp_path, "box-1", broker.port, {"vllm-1": vllm_1.url}, None),
+            "box-2": daemon_config(
+                tmp_path, "box-2", broker.port, {"vllm-2": vllm_2.url, "knob": knob_metrics.url}, knob_state
+            ),
+        }
+        procs = {}
+        try:
+            for daemon, config in configs.items():
+                log = open(tmp_path / f"{daemon}.log", "wb")  # noqa: SIM115 - closed with the process
+                procs[daemon] = subprocess.Popen(
+                    [sys.executable, "-m", "charter_tui", "--config", str(config), "daemon"],
+                    cwd=REPO,
+                    env=daemon_env(tmp_path, daemon),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            yield {
+                "broker": broker,
+                "configs": configs,
+                "procs": procs,
+                "knob_state": knob_state,
+                "tmp": tmp_path,
+            }
+        finally:
+            for proc in procs.values():
+                proc.terminate()
+            for proc in procs.values():
+                try:
+                    proc.wait(20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+
+
+def logs(tmp: Path) -> str:
+    return "\n".join(
+        f"--- {d}.log\n{(tmp / f'{d}.log').read_text(errors='replace')[-3000:]}" for d in ("box-1", "box-2")
+    )
+
+
+async def test_one_tui_shows_two_daemons_approves_on_the_second_and_a_late_tui_sees_it_at_once(
+    fleet: dict[str, object],
+) -> None:
+    tmp: Path = fleet["tmp"]  # type: ignore[assignment]
+    broker = fleet["broker"]
+    configs: dict[str, Path] = fleet["configs"]  # type: ignore[assignment]
+    knob_state: Path = fleet["knob_state"]  # type: ignore[assignment]
+    port: int = broker.port  # type: ignore[attr-defined]
+    loaded = load_config(str(tui_config(tmp, port)))
+
+    # A rollout waits for approval on box-2 (proposed with the CLI on that box, as its operator would).
+    proposed = cli(
+        configs["box-2"],
+        "rollouts",
+        "propose",
+        "--target",
+        "knob",
+        "--set",
+        "batch=16",
+        "--json",
+        tmp=tmp,
+        daemon="box-2",
+    )
+    assert proposed.returncode == 0, proposed.stderr
+    rollout_id = json.loads(proposed.stdout)["id"]
+
+    store = Store(f"sqlite:///{tmp / 'box-2.db'}")  # box-2's knob samples, as traffic would make them
+    app = remote_app(loaded, f"mqtt://ops@127.0.0.1:{port}")
+    try:
+        async with Traffic(store, ["knob"], lambda _t: 0.1), app.run_test(size=(160, 48)) as pilot:
+            both = ["box-1/", "box-1/vllm-1", "box-2/", "box-2/knob", "box-2/vllm-2"]
+            try:
+                await wait_until(
+                    app,
+                    pilot,
+                    lambda: (
+                        all(k in table_rows(app, "#instances") for k in both)
+                        and table_rows(app, "#instances")["box-2/vllm-2"][1] == "● UP"
+                    ),
+                    timeout=60,
+                    what="both daemons' targets, grouped",
+                )
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}\n{logs(tmp)}") from None
+            rows = table_rows(app, "#instances")
+            assert list(rows)[: len(both)] == both, list(rows)  # grouped: each daemon, then its targets
+            assert rows["box-1/"][1] == "● online" and rows["box-2/"][2].startswith("2/2 up")
+            assert "1 to approve" in rows["box-2/"][2]
+
+            # Show box-2 (its summary row, enter), then approve its rollout: a command signed for box-2.
+            table = app.screen.query_one("#instances")
+            table.move_cursor(row=list(rows).index("box-2/"))  # type: ignore[attr-defined]
+            await pilot.press("enter")
+            await settle(app, pilot)
+            assert app.fleet.current_id == "box-2"
+            await pilot.press("5")
+            await wait_until(
+                app, pilot, lambda: str(rollout_id) in table_rows(app, "#queue"), what="box-2's rollout"
+            )
+            await pilot.press("a")
+            await settle(app, pilot)
+            await pilot.press("y")
+            try:
+                await wait_until(
+                    app,
+                    pilot,
+                    lambda: app.fleet.state_of("box-2").rollouts[rollout_id].state == "COMPLETED",
+                    timeout=60,
+                    what="box-2 to carry the rollout out",
+                )
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}\n{logs(tmp)}") from None
+            assert knob_value(knob_state) == "16"
+            assert app.fleet.state_of("box-1").rollouts == {}  # nothing of it on box-1
+    finally:
+        store.close()
+
+    # The broker ACL: box-1's broker user cannot speak for box-2.
+    async with aiomqtt.Client("127.0.0.1", port, username="ops", password=PASSWORDS["ops"]) as watcher:
+        await watcher.subscribe("charter/v1/box-2/instance/forged")
+        async with aiomqtt.Client("127.0.0.1", port, username="box-1", password=PASSWORDS["box-1"]) as box_1:
+            await box_1.publish(
+                "charter/v1/box-2/instance/forged", encode(Instance(name="forged", url="http://x:1")), qos=1
+            )
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(1.5):
+                async for _ in watcher.messages:
+                    break
+
+    # A TUI that connects now: everything current at once, from the broker's retained messages.
+    late = remote_app(loaded, f"mqtt://ops@127.0.0.1:{port}")
+    source: MqttSource = late.source  # type: ignore[assignment]
+    async with late.run_test(size=(160, 48)) as pilot:
+        await asyncio.wait_for(source.connected.wait(), 10)
+        await wait_until(
+            late,
+            pilot,
+            lambda: (
+                all(k in table_rows(late, "#instances") for k in both)
+                and late.fleet.state_of("box-2").rollouts[rollout_id].state == "COMPLETED"
+            ),
+            timeout=10,
+            what="the retained state",
+        )
+        assert source.connected_at is not None
+        took = time.monotonic() - source.connected_at
+        print(
+            f"late TUI: both daemons' targets and the completed rollout on screen {took:.2f} s after connecting"
+        )
+        assert took < 1.0, f"the retained state took {took:.2f} s"
