@@ -29,7 +29,9 @@ from daemon.supervisor import until_stopped
 log = logging.getLogger(__name__)
 
 RETRY_FIRST_S = 0.5
-RETRY_MAX_S = 30.0
+# A broker back after an outage is found within this (times the jitter, 0.5-1.5): a TUI user waits no longer
+# than that for the live view, and a fleet of clients still spreads its reconnects.
+RETRY_MAX_S = 10.0
 GOODBYE_TIMEOUT_S = 2.0  # a stopping daemon waits this long at most to say it is going offline
 
 Session = Callable[[aiomqtt.Client], Awaitable[None]]

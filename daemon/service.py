@@ -38,6 +38,7 @@ if TYPE_CHECKING:  # the parts are imported where they start (_start_parts, _wat
     from daemon.exporter import DaemonMetrics
     from compiler.model import CompileResult
     from daemon.gpu import GpuMonitor
+    from daemon.mqtt_bridge import MqttBridge
     from daemon.poller import Poller
     from daemon.rollouts.manager import RolloutManager
     from daemon.watcher import AgentWatcher
@@ -84,6 +85,7 @@ class DaemonService:
         self.pipeline: PerformancePipeline | None = None
         self.rollouts: RolloutManager | None = None
         self.watcher: AgentWatcher | None = None
+        self.mqtt_bridge: MqttBridge | None = None  # with [mqtt] enabled
         self.metrics: DaemonMetrics | None = None
         self._stop_loops = asyncio.Event()
         self.supervisor: Supervisor | None = None
@@ -223,7 +225,7 @@ class DaemonService:
             from daemon.mqtt_session import broker_options
 
             broker_options(self.config.mqtt)  # a bad password or TLS file stops the start with its reason
-            bridge = MqttBridge(
+            bridge = self.mqtt_bridge = MqttBridge(
                 self.bus,
                 self.config.mqtt,
                 daemon_id(self.config.daemon),

@@ -85,3 +85,8 @@ def closed_port_url() -> str:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     return f"http://127.0.0.1:{port}"
+
+
+def replaying(body: str = VLLM_IDLE) -> MetricsServer:
+    """A server answering every scrape with one recorded exposition (a replayed target)."""
+    return MetricsServer(lambda _n, _path: text_response(body))

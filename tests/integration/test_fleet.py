@@ -2,7 +2,7 @@
 
 A private Mosquitto with a password file and the shipped ACL plus one block per daemon (each daemon's broker
 user may write only under its own id). Two real `charter-tui daemon` processes on loopback, `box-1` and
-`box-2`, each polling its own replayed vLLM (the real capture in ../shared/fixtures/metrics, served over HTTP);
+`box-2`, each polling its own replayed vLLM (a real capture, tests/daemon/fixtures, served over HTTP);
 box-2 also has a `knob` target whose setting the generic command actuator changes (tests/rollouts/knob.py).
 One TUI (Pilot, the real composition root `remote_app`, signing as `ops`) shows both daemons, approves the
 rollout waiting on box-2, and box-2 carries it out; a TUI that connects afterwards has the current state
@@ -31,14 +31,13 @@ from daemon.mqtt_bridge import encode
 from daemon.paths import repo_data_dir
 from daemon.store import Store
 from testkit.mosquitto import start_mosquitto
-from tests.daemon.helpers import MetricsServer
+from tests.daemon.helpers import replaying
 from tests.rollouts.helpers import KNOB, Traffic, knob_value
 from tests.tui.helpers import settle, table_rows, wait_until
 
 pytestmark = pytest.mark.mqtt
 
 REPO = Path(__file__).resolve().parents[2]
-CAPTURE = REPO.parent / "shared" / "fixtures" / "metrics" / "vllm-0.32.0-cpu.prom"
 PASSWORDS = {"box-1": "box-1-pw", "box-2": "box-2-pw", "ops": "ops-pw"}
 OPS_SECRET = "ops-signing-secret-0123456789abcdef"
 
@@ -54,11 +53,6 @@ def private(path: Path, text: str) -> Path:
     path.write_text(text)
     path.chmod(0o600)
     return path
-
-
-def replay() -> MetricsServer:
-    body = CAPTURE.read_bytes()
-    return MetricsServer(lambda _n, _path: (200, {"Content-Type": "text/plain; version=0.0.4"}, [body]))
 
 
 def daemon_config(
@@ -147,9 +141,9 @@ def daemon_env(tmp: Path, daemon: str) -> dict[str, str]:
 def fleet(tmp_path: Path) -> Iterator[dict[str, object]]:
     with (
         start_mosquitto(users=PASSWORDS, acl=fleet_acl(), keep_dir=tmp_path / "broker") as broker,
-        replay() as vllm_1,
-        replay() as vllm_2,
-        replay() as knob_metrics,
+        replaying() as vllm_1,
+        replaying() as vllm_2,
+        replaying() as knob_metrics,
     ):
         knob_state = tmp_path / "knob.json"
         knob_state.write_text(json.dumps({"batch": "8"}))
