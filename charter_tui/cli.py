@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "charter_tui.commands.bench_cmd",
     "charter_tui.commands.discover_cmd",
     "charter_tui.commands.doctor_cmd",
+    "charter_tui.commands.fleet_cmd",
 )
 
 

@@ -147,22 +147,14 @@ class MqttSource:
             raise ReadOnlyError(f"read-only: refusing to {action} rollout {rollout_id}")
         if not sendable(action, recommendation_id):
             raise ValueError(f"unknown rollout action {action!r}")
-        if self.signer is None:
-            raise NotSigned(
-                f"{action} not sent: commands to a remote daemon must be signed; set [auth.client] "
-                "identity and secret_file in the config"
-            )
-        client = self._client
-        if client is None:
-            raise NotConnected(f"not connected to {self.config.host}:{self.config.port}; {action} not sent")
         if daemon is None:
-            if len(self.seen) != 1:
+            if self._client is not None and len(self.seen) != 1:
                 raise WhichDaemon(
                     f"{action} not sent: say which daemon it is for ("
                     + (", ".join(sorted(self.seen)) or "none has been heard from yet")
                     + ")"
                 )
-            daemon = next(iter(self.seen))
+            daemon = next(iter(self.seen), "")
         request_id = f"{self.client_id}-{random.getrandbits(48):012x}"
         command = RolloutCommand.model_validate(
             {
@@ -174,10 +166,26 @@ class MqttSource:
             }
         )
         # `actor` is not sent: the daemon records the identity whose signature it verified.
+        await self.publish_command(command, daemon)
+        return request_id
+
+    async def publish_command(self, command: RolloutCommand, daemon: str) -> None:
+        """Sign `command` for `daemon` and publish it on that daemon's command topic (QoS 1)."""
+        if self.readonly:
+            raise ReadOnlyError(f"read-only: refusing to {command.action}")
+        if self.signer is None:
+            raise NotSigned(
+                f"{command.action} not sent: commands to a remote daemon must be signed; set [auth.client] "
+                "identity and secret_file in the config"
+            )
+        client = self._client
+        if client is None:
+            raise NotConnected(
+                f"not connected to {self.config.host}:{self.config.port}; {command.action} not sent"
+            )
         await client.publish(
             to_mqtt_topic(self.config, daemon, command.topic), self.signer.encode(command, daemon), qos=1
         )
-        return request_id
 
     def link_down_since(self) -> float | None:
         return self._down_since

@@ -3,7 +3,7 @@
 A private Mosquitto with a password file and the shipped ACL plus one block per daemon (each daemon's broker
 user may write only under its own id). Two real `charter-tui daemon` processes on loopback, `box-1` and
 `box-2`, each polling its own replayed vLLM (a real capture, tests/daemon/fixtures, served over HTTP);
-box-2 also has a `knob` target whose setting the generic command actuator changes (tests/rollouts/knob.py).
+each also has a `knob` target whose setting the generic command actuator changes (tests/rollouts/knob.py).
 One TUI (Pilot, the real composition root `remote_app`, signing as `ops`) shows both daemons, approves the
 rollout waiting on box-2, and box-2 carries it out; a TUI that connects afterwards has the current state
 from retained messages within a second.
@@ -26,7 +26,7 @@ import pytest
 from charter_tui.compose import remote_app
 from charter_tui.mqtt_source import MqttSource
 from daemon.config import load_config
-from daemon.models import Instance
+from daemon.models import AuditEvent, Instance
 from daemon.mqtt_bridge import encode
 from daemon.paths import repo_data_dir
 from daemon.store import Store
@@ -56,7 +56,7 @@ def private(path: Path, text: str) -> Path:
 
 
 def daemon_config(
-    tmp: Path, daemon: str, port: int, targets: dict[str, str], knob_state: Path | None
+    tmp: Path, daemon: str, port: int, targets: dict[str, str], knob: str, knob_state: Path
 ) -> Path:
     key = private(tmp / "ops.key", OPS_SECRET)
     lines = [
@@ -79,24 +79,23 @@ def daemon_config(
     ]
     for name, url in targets.items():
         lines += ["[[targets]]", f'name = "{name}"', f'url = "{url}"']
-    if knob_state is not None:
-        knob = f'"{sys.executable}", "{KNOB}", "{knob_state}"'
-        lines += [
-            "[rollouts]",
-            "warmup_s = 0.0",
-            "canary_window_s = 2.0",
-            "baseline_window_s = 60.0",
-            "min_samples = 3",
-            'default_signals = ["ttft_p95_s"]',
-            "step_interval_s = 0.2",
-            "[rollouts.commands.knob]",
-            f'apply = [{knob}, "set", "{{param}}", "{{value}}"]',
-            f'read = [{knob}, "get", "{{param}}"]',
-            "[rollouts.commands.knob.params.batch]",
-            'type = "int"',
-            "min = 1",
-            "max = 512",
-        ]
+    argv = f'"{sys.executable}", "{KNOB}", "{knob_state}"'
+    lines += [
+        "[rollouts]",
+        "warmup_s = 0.0",
+        "canary_window_s = 2.0",
+        "baseline_window_s = 60.0",
+        "min_samples = 3",
+        'default_signals = ["ttft_p95_s"]',
+        "step_interval_s = 0.2",
+        f"[rollouts.commands.{knob}]",
+        f'apply = [{argv}, "set", "{{param}}", "{{value}}"]',
+        f'read = [{argv}, "get", "{{param}}"]',
+        f"[rollouts.commands.{knob}.params.batch]",
+        'type = "int"',
+        "min = 1",
+        "max = 512",
+    ]
     path = tmp / f"{daemon}.toml"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -139,20 +138,22 @@ def daemon_env(tmp: Path, daemon: str) -> dict[str, str]:
 
 @pytest.fixture
 def fleet(tmp_path: Path) -> Iterator[dict[str, object]]:
+    """The broker and two daemon processes; each daemon has a replayed vLLM and a knob (knob-1, knob-2)."""
     with (
         start_mosquitto(users=PASSWORDS, acl=fleet_acl(), keep_dir=tmp_path / "broker") as broker,
         replaying() as vllm_1,
         replaying() as vllm_2,
         replaying() as knob_metrics,
     ):
-        knob_state = tmp_path / "knob.json"
-        knob_state.write_text(json.dumps({"batch": "8"}))
-        configs = {
-            "box-1": daemon_config(tmp_path, "box-1", broker.port, {"vllm-1": vllm_1.url}, None),
-            "box-2": daemon_config(
-                tmp_path, "box-2", broker.port, {"vllm-2": vllm_2.url, "knob": knob_metrics.url}, knob_state
-            ),
-        }
+        knobs = {}
+        configs = {}
+        for n, (daemon, vllm) in enumerate((("box-1", vllm_1), ("box-2", vllm_2)), start=1):
+            knobs[daemon] = tmp_path / f"knob-{n}.json"
+            knobs[daemon].write_text(json.dumps({"batch": "8"}))
+            targets = {f"vllm-{n}": vllm.url, f"knob-{n}": knob_metrics.url}
+            configs[daemon] = daemon_config(
+                tmp_path, daemon, broker.port, targets, f"knob-{n}", knobs[daemon]
+            )
         procs = {}
         try:
             for daemon, config in configs.items():
@@ -164,13 +165,7 @@ def fleet(tmp_path: Path) -> Iterator[dict[str, object]]:
                     stdout=log,
                     stderr=subprocess.STDOUT,
                 )
-            yield {
-                "broker": broker,
-                "configs": configs,
-                "procs": procs,
-                "knob_state": knob_state,
-                "tmp": tmp_path,
-            }
+            yield {"broker": broker, "configs": configs, "procs": procs, "knobs": knobs, "tmp": tmp_path}
         finally:
             for proc in procs.values():
                 proc.terminate()
@@ -193,7 +188,7 @@ async def test_one_tui_shows_two_daemons_approves_on_the_second_and_a_late_tui_s
     tmp: Path = fleet["tmp"]  # type: ignore[assignment]
     broker = fleet["broker"]
     configs: dict[str, Path] = fleet["configs"]  # type: ignore[assignment]
-    knob_state: Path = fleet["knob_state"]  # type: ignore[assignment]
+    knob_state: Path = fleet["knobs"]["box-2"]  # type: ignore[index]
     port: int = broker.port  # type: ignore[attr-defined]
     loaded = load_config(str(tui_config(tmp, port)))
 
@@ -203,7 +198,7 @@ async def test_one_tui_shows_two_daemons_approves_on_the_second_and_a_late_tui_s
         "rollouts",
         "propose",
         "--target",
-        "knob",
+        "knob-2",
         "--set",
         "batch=16",
         "--json",
@@ -216,8 +211,8 @@ async def test_one_tui_shows_two_daemons_approves_on_the_second_and_a_late_tui_s
     store = Store(f"sqlite:///{tmp / 'box-2.db'}")  # box-2's knob samples, as traffic would make them
     app = remote_app(loaded, f"mqtt://ops@127.0.0.1:{port}")
     try:
-        async with Traffic(store, ["knob"], lambda _t: 0.1), app.run_test(size=(160, 48)) as pilot:
-            both = ["box-1/", "box-1/vllm-1", "box-2/", "box-2/knob", "box-2/vllm-2"]
+        async with Traffic(store, ["knob-2"], lambda _t: 0.1), app.run_test(size=(160, 48)) as pilot:
+            both = ["box-1/", "box-1/knob-1", "box-1/vllm-1", "box-2/", "box-2/knob-2", "box-2/vllm-2"]
             try:
                 await wait_until(
                     app,
@@ -297,3 +292,91 @@ async def test_one_tui_shows_two_daemons_approves_on_the_second_and_a_late_tui_s
             f"late TUI: both daemons' targets and the completed rollout on screen {took:.2f} s after connecting"
         )
         assert took < 1.0, f"the retained state took {took:.2f} s"
+
+
+def audit(db: Path, rollout_id: int) -> list[tuple[float, str, str | None, str]]:
+    store = Store(f"sqlite:///{db}")
+    try:
+        return [
+            (e.ts, e.action, e.to_state, e.actor)
+            for e in store.all(
+                AuditEvent, AuditEvent.entity == "rollout", AuditEvent.entity_id == str(rollout_id)
+            )
+        ]
+    finally:
+        store.close()
+
+
+async def test_a_fleet_rollout_canaries_on_one_daemon_then_the_other_and_a_regression_rolls_back_both(
+    fleet: dict[str, object],
+) -> None:
+    """`charter-tui fleet rollout`: box-1's knob-1 first (the canary stage), then box-2's knob-2, where the change
+    makes latency 10x worse: box-2 rolls its stage back by itself, and the coordinator rolls back box-1's
+    completed stage; both knobs end where they started, and each daemon's store tells its part."""
+    tmp: Path = fleet["tmp"]  # type: ignore[assignment]
+    knobs: dict[str, Path] = fleet["knobs"]  # type: ignore[assignment]
+    port: int = fleet["broker"].port  # type: ignore[attr-defined]
+    stores = {d: Store(f"sqlite:///{tmp / f'{d}.db'}") for d in ("box-1", "box-2")}
+
+    def slower_at_16(_target: str) -> float:
+        return 1.0 if knob_value(knobs["box-2"]) == "16" else 0.1
+
+    try:
+        async with (
+            Traffic(stores["box-1"], ["knob-1"], lambda _t: 0.1),
+            Traffic(stores["box-2"], ["knob-2"], slower_at_16),
+        ):
+            await asyncio.sleep(2.0)  # a baseline before the change
+            run = await asyncio.to_thread(
+                subprocess.run,
+                [
+                    sys.executable,
+                    "-m",
+                    "charter_tui",
+                    "--config",
+                    str(tui_config(tmp, port)),
+                    "fleet",
+                    "rollout",
+                    "--connect",
+                    f"mqtt://ops@127.0.0.1:{port}",
+                    "--stage",
+                    "box-1:knob-1",
+                    "--stage",
+                    "box-2:knob-2",
+                    "--set",
+                    "batch=16",
+                    "--reason",
+                    "fleet test",
+                    "--stage-timeout",
+                    "90",
+                    "--json",
+                ],
+                cwd=REPO,
+                env=daemon_env(tmp, "tui"),
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+    finally:
+        for store in stores.values():
+            store.close()
+    assert run.returncode == 1, f"{run.stdout}\n{run.stderr}\n{logs(tmp)}"
+    outcome = json.loads(run.stdout)
+    print(run.stderr)
+    first, second = outcome["stages"]
+    assert (first["daemon"], second["daemon"]) == ("box-1", "box-2")
+    assert second["state"] == "ROLLED_BACK", outcome  # box-2 rolled its own stage back (the regression)
+    assert first["state"] == "ROLLED_BACK" and outcome["rolled_back"] == ["box-1"], outcome
+    assert knob_value(knobs["box-1"]) == "8" and knob_value(knobs["box-2"]) == "8"
+
+    # Each daemon's store: box-1 completed its stage before box-2's was even proposed, then was rolled back.
+    box_1 = audit(tmp / "box-1.db", first["rollout_id"])
+    box_2 = audit(tmp / "box-2.db", second["rollout_id"])
+    completed = next(ts for ts, _a, to, _who in box_1 if to == "COMPLETED")
+    proposed = next(ts for ts, action, _to, _who in box_2 if action == "propose")
+    assert completed < proposed, (box_1, box_2)
+    assert [to for _ts, _a, to, _who in box_1 if to][-2:] == ["ROLLING_BACK", "ROLLED_BACK"]
+    assert {
+        who for _ts, action, _to, who in box_1 + box_2 if action in ("propose", "approve", "rollback")
+    } == {"ops"}  # the verified signer, on both boxes
+    assert "FAILED" in [to for _ts, _a, to, _who in box_2]
