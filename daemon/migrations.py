@@ -68,7 +68,13 @@ def _v5_to_v6(op: Operations) -> None:
 
 
 def _v6_to_v7(op: Operations) -> None:
-    # Schema 7: rollout leases, so that of the daemons sharing a database exactly one drives each rollout.
+    # Schema 7, the fleet: rollout leases, so that of the daemons sharing a database exactly one drives each
+    # rollout; and which daemon a target and a rollout belong to.
+    with op.batch_alter_table("instance") as batch:
+        batch.add_column(sa.Column("daemon", sa.String(), nullable=True))
+    with op.batch_alter_table("rollout") as batch:
+        batch.add_column(sa.Column("daemon", sa.String(), nullable=True))
+        batch.create_index("ix_rollout_daemon", ["daemon"])
     op.create_table(
         "rollout_lease",
         sa.Column("rollout_id", sa.Integer(), primary_key=True, autoincrement=False),

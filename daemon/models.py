@@ -49,6 +49,8 @@ class Instance(SQLModel, table=True):
     state_reason: str | None = None
     last_seen: float | None = None
     info: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    # The daemon that polls it (`[daemon] id`): in a database a fleet shares, target names are one namespace.
+    daemon: str | None = None
 
 
 # The numeric signals of a sample, in one place so storage, downsampling and display agree.
@@ -229,6 +231,8 @@ class Rollout(SQLModel, table=True):
     previous_config: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
     comparison: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
     stage_detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    # The daemon whose targets it changes (the one it was proposed to); its lease says who drives it now.
+    daemon: str | None = Field(default=None, index=True)
 
 
 class RolloutLease(SQLModel, table=True):

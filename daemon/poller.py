@@ -56,6 +56,7 @@ from daemon.gpu import GpuDevice, fill_sample
 from daemon.collectors import COLLECTORS, detect_engine, read, wanted_names
 from daemon.collectors.promql import PromqlError
 from daemon.collectors.window import CounterWindow, WindowResult
+from daemon.identity import daemon_id
 from daemon.config import Config, TargetConfig
 from daemon.fetch import FetchError, MetricsFetcher
 from daemon.health import HealthView, check_health
@@ -82,6 +83,7 @@ REASON_CHARS = 512  # a state reason is one line on a screen, not a response bod
 class TargetStatus:
     name: str
     url: str
+    daemon: str | None = None  # the polling daemon's id, stamped on the stored row
     engine: str | None = None  # configured, or detected from the exposition
     state: InstanceState = InstanceState.UNKNOWN
     reason: str | None = None
@@ -110,6 +112,7 @@ class TargetStatus:
             state_reason=redact_text(self.reason) if self.reason else None,
             last_seen=self.last_seen,
             info=info,
+            daemon=self.daemon,
         )
 
 
@@ -167,7 +170,12 @@ class Poller:
         self.max_lines = config.daemon.max_exposition_lines
         self.targets: dict[str, TargetConfig] = {t.name: t for t in config.targets}
         self.status: dict[str, TargetStatus] = {
-            t.name: TargetStatus(name=t.name, url=t.url, engine=None if t.engine == "auto" else t.engine)
+            t.name: TargetStatus(
+                name=t.name,
+                url=t.url,
+                engine=None if t.engine == "auto" else t.engine,
+                daemon=daemon_id(config.daemon),
+            )
             for t in config.targets
         }
         self.windows: dict[str, CounterWindow] = {

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from daemon.errors import UserError
 from daemon.identity import daemon_id
 from daemon.bus import Bus, Event, topic
 from daemon.gpu import GPU_TOPIC
@@ -53,9 +54,36 @@ STOP_GRACE_S = 3.0  # well inside the 5 s a service manager allows between SIGTE
 def configured_instances(config: Config) -> list[Instance]:
     """One row per configured target, state UNKNOWN until polled (URLs redacted: rows are shown)."""
     return [
-        Instance(name=t.name, url=redact_url(t.url), engine=t.engine, state=InstanceState.UNKNOWN)
+        Instance(
+            name=t.name,
+            url=redact_url(t.url),
+            engine=t.engine,
+            state=InstanceState.UNKNOWN,
+            daemon=daemon_id(config.daemon),
+        )
         for t in config.targets
     ]
+
+
+# A target row another daemon of a shared database updated more recently than this is still that daemon's.
+CLAIM_FRESH_S = 600.0
+
+
+def claimed_by(existing: Instance | None, daemon: str | None, now: float) -> None:
+    """Refuse to poll a target whose name another live daemon of the shared database polls: their samples and
+    state would mix under one name. A daemon silent for `CLAIM_FRESH_S` has let it go."""
+    if existing is None or existing.daemon in (None, daemon):
+        return
+    seen = existing.last_seen
+    if seen is not None and now - seen < CLAIM_FRESH_S:
+        raise UserError(
+            f"target {existing.name!r} is polled by daemon {existing.daemon!r} in this shared database (last seen "
+            f"{now - seen:.0f} s ago); target names are one namespace there: rename this daemon's target "
+            "(e.g. prefix it with the box) or give the other one another database"
+        )
+    log.warning(
+        "target %s: taking it over from daemon %s, silent since %s", existing.name, existing.daemon, seen
+    )
 
 
 class DaemonService:
@@ -272,8 +300,12 @@ class DaemonService:
 
     async def _register_targets(self) -> None:
         assert self.store is not None
+        store = self.store.store
         for instance in self.configured_instances():
-            await self.store.call(self.store.store.merge, instance)
+            if store.shared:
+                found = await self.store.call(store.all, Instance, Instance.name == instance.name, limit=1)
+                claimed_by(found[0] if found else None, instance.daemon, time.time())
+            await self.store.call(store.merge, instance)
 
     # --- what a UI reads (daemon/views.py) --------------------------------------------------
     async def snapshot(self) -> list[Event]:

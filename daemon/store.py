@@ -252,6 +252,11 @@ class Store:
             return s.exec(select(SchemaInfo.version)).one()
 
     # --- generic access ---------------------------------------------------------------------
+    @property
+    def shared(self) -> bool:
+        """A database several daemons may share (PostgreSQL); a SQLite file is one machine's, one daemon's."""
+        return self.engine.dialect.name == "postgresql"
+
     @contextmanager
     def session(self) -> Iterator[Session]:
         with Session(self.engine, expire_on_commit=False) as session:

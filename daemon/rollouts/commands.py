@@ -15,6 +15,7 @@ from typing import Any
 
 from daemon.actuators import actuator_kind, make_actuator, validate_changes
 from daemon.actuators.params import InvalidChange
+from daemon.identity import daemon_id
 from daemon.config import Config, TargetConfig
 from daemon.errors import UserError
 from daemon.models import Recommendation, RecommendationStatus, Rollout
@@ -109,6 +110,7 @@ def propose(
         reason=reason,
         signals=signals,
         recommendation_id=recommendation_id,
+        daemon=daemon_id(config.daemon),
     )
 
 

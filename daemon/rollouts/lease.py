@@ -62,7 +62,7 @@ class Leases:
         # A SQLite file is one machine's, and one acting daemon per database there is the local lock's rule
         # (daemon/single.py): a restarted daemon is its own successor and resumes at once. A shared database
         # may have two daemons with one id (the default host name): there each process is its own holder.
-        self.shared = store.engine.dialect.name == "postgresql"
+        self.shared = store.shared
         self.holder = f"{daemon_id}/{secrets.token_hex(6)}" if self.shared else daemon_id
         self.lease_s = lease_s
 

@@ -142,6 +142,7 @@ class RolloutRepo:
         reason: str | None = None,
         signals: Sequence[str] = (),
         recommendation_id: int | None = None,
+        daemon: str | None = None,
     ) -> Rollout:
         stage = StageDetail(signals=list(signals), reason=reason, proposed_by=actor)
         row = Rollout(
@@ -151,6 +152,7 @@ class RolloutRepo:
             targets=list(targets),
             changes=[c.model_dump(mode="json") for c in changes],
             stage_detail=stage.model_dump(mode="json"),
+            daemon=daemon,
         )
         with self.store.session() as s:
             s.add(row)

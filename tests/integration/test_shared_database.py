@@ -1,0 +1,96 @@
+"""Daemons sharing the machine's PostgreSQL: the rows they share say whose they are, and a target name one live
+daemon polls is refused to another (their samples would mix under one name)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from daemon.config import load_config
+from daemon.errors import UserError
+from daemon.models import Instance, Rollout
+from daemon.rollouts import commands as cmd
+from daemon.rollouts.repo import RolloutRepo
+from daemon.service import DaemonService, claimed_by
+from tests.daemon.helpers import replaying
+from tests.rollouts.helpers import knob_commands
+
+pytestmark = pytest.mark.postgres
+
+
+def test_a_target_claimed_by_a_live_daemon_is_refused_and_a_silent_ones_is_taken_over() -> None:
+    row = Instance(name="vllm", url="http://x:1", daemon="box-a", last_seen=1000.0)
+    claimed_by(row, "box-a", 1001.0)  # its own
+    claimed_by(None, "box-b", 1001.0)  # nobody's
+    claimed_by(Instance(name="vllm", url="http://x:1"), "box-b", 1001.0)  # a row from before fleets
+    with pytest.raises(UserError, match="polled by daemon 'box-a'.*rename this daemon's target"):
+        claimed_by(row, "box-b", 1030.0)
+    claimed_by(row, "box-b", 1000.0 + 3600)  # box-a silent for an hour: let go
+
+
+async def test_two_daemons_on_one_postgresql_keep_their_targets_apart(
+    tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with replaying() as vllm:
+
+        def config(daemon: str, target: str) -> Path:
+            path = tmp_path / f"{daemon}-{target}.toml"
+            path.write_text(
+                f'[daemon]\nid = "{daemon}"\nmetrics_port = 0\npoll_interval_s = 0.3\n'
+                f'[storage]\nurl = "{postgres_url}"\n[[targets]]\nname = "{target}"\nurl = "{vllm.url}"\n'
+            )
+            monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / f"{daemon}-state"))  # each box its own
+            return path
+
+        first = DaemonService(load_config(str(config("box-a", "vllm"))))
+        stop = asyncio.Event()
+        task = asyncio.create_task(first.run(stop))
+        try:
+            await asyncio.wait_for(first.ready.wait(), 30)
+            assert first.store is not None
+            store = first.store.store
+            for _ in range(100):
+                [row] = store.all(Instance, Instance.name == "vllm")
+                if row.last_seen is not None:
+                    break
+                await asyncio.sleep(0.1)
+            assert row.daemon == "box-a" and row.last_seen is not None
+
+            with pytest.raises(UserError, match="'vllm' is polled by daemon 'box-a'"):
+                await DaemonService(load_config(str(config("box-b", "vllm")))).run(asyncio.Event())
+
+            second = DaemonService(load_config(str(config("box-b", "vllm-b"))))
+            stop_b = asyncio.Event()
+            task_b = asyncio.create_task(second.run(stop_b))
+            await asyncio.wait_for(second.ready.wait(), 30)
+            stop_b.set()
+            await asyncio.wait_for(task_b, 30)
+            assert {(i.name, i.daemon) for i in store.all(Instance)} == {
+                ("vllm", "box-a"),
+                ("vllm-b", "box-b"),
+            }
+
+            # A rollout is recorded as the proposing daemon's.
+            knob = tmp_path / "knob.json"
+            knob.write_text('{"batch": "8"}')
+            loaded = load_config(str(config("box-b", "vllm-b")))
+            with_knob = loaded.config.model_copy(
+                update={
+                    "rollouts": loaded.config.rollouts.model_copy(
+                        update={"commands": {"vllm-b": knob_commands(knob)}}
+                    )
+                }
+            )
+            row = cmd.propose(
+                RolloutRepo(store),
+                with_knob,
+                targets=["vllm-b"],
+                changes=[{"param": "batch", "value": "16"}],
+                actor="x",
+            )
+            assert store.all(Rollout, Rollout.id == row.id)[0].daemon == "box-b"
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 30)
