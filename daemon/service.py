@@ -69,21 +69,21 @@ def configured_instances(config: Config) -> list[Instance]:
 CLAIM_FRESH_S = 600.0
 
 
-def claimed_by(existing: Instance | None, daemon: str | None, now: float) -> None:
-    """Refuse to poll a target whose name another live daemon of the shared database polls: their samples and
-    state would mix under one name. A daemon silent for `CLAIM_FRESH_S` has let it go."""
-    if existing is None or existing.daemon in (None, daemon):
+def claimed_by(existing: Instance | None, mine: Instance, now: float) -> None:
+    """Refuse to poll a target whose name another live daemon of the shared database gives to another server:
+    their samples and state would mix under one name. The same name for the same server is a standby pair
+    (both daemons may drive its rollouts, daemon/rollouts/lease.py) and is allowed. A daemon silent for
+    `CLAIM_FRESH_S` has let its name go."""
+    if existing is None or existing.daemon in (None, mine.daemon) or existing.url == mine.url:
         return
     seen = existing.last_seen
     if seen is not None and now - seen < CLAIM_FRESH_S:
         raise UserError(
-            f"target {existing.name!r} is polled by daemon {existing.daemon!r} in this shared database (last seen "
-            f"{now - seen:.0f} s ago); target names are one namespace there: rename this daemon's target "
-            "(e.g. prefix it with the box) or give the other one another database"
+            f"target {existing.name!r} is {existing.url} for daemon {existing.daemon!r} in this shared database "
+            f"(last seen {now - seen:.0f} s ago), {mine.url} here; target names are one namespace there: rename "
+            "this daemon's target (e.g. prefix it with the box) or give it the same server"
         )
-    log.warning(
-        "target %s: taking it over from daemon %s, silent since %s", existing.name, existing.daemon, seen
-    )
+    log.warning("target %s: taking it over from daemon %s, silent since %s", existing.name, existing.daemon, seen)
 
 
 class DaemonService:
@@ -304,7 +304,7 @@ class DaemonService:
         for instance in self.configured_instances():
             if store.shared:
                 found = await self.store.call(store.all, Instance, Instance.name == instance.name, limit=1)
-                claimed_by(found[0] if found else None, instance.daemon, time.time())
+                claimed_by(found[0] if found else None, instance, time.time())
             await self.store.call(store.merge, instance)
 
     # --- what a UI reads (daemon/views.py) --------------------------------------------------

@@ -134,8 +134,11 @@ class InstancesScreen(ViewScreen):
             return self._matching(self.charter.state)
         keys: list[str] = []
         for daemon in fleet.ids():
-            names = self._matching(fleet.state_of(daemon))
-            if names or not self.filter_text or matches(self.filter_text, daemon):
+            state = fleet.state_of(daemon)
+            # Filtering by a daemon's id shows that box with all its targets.
+            by_daemon = bool(self.filter_text) and matches(self.filter_text, daemon)
+            names = state.instance_names() if by_daemon else self._matching(state)
+            if names or not self.filter_text or by_daemon:
                 keys.append(row_key(daemon))
                 keys += [row_key(daemon, name) for name in names]
         return keys

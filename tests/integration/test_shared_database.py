@@ -20,26 +20,28 @@ from tests.rollouts.helpers import knob_commands
 pytestmark = pytest.mark.postgres
 
 
-def test_a_target_claimed_by_a_live_daemon_is_refused_and_a_silent_ones_is_taken_over() -> None:
+def test_a_name_a_live_daemon_gives_another_server_is_refused_the_same_server_is_a_standby_pair() -> None:
     row = Instance(name="vllm", url="http://x:1", daemon="box-a", last_seen=1000.0)
-    claimed_by(row, "box-a", 1001.0)  # its own
-    claimed_by(None, "box-b", 1001.0)  # nobody's
-    claimed_by(Instance(name="vllm", url="http://x:1"), "box-b", 1001.0)  # a row from before fleets
-    with pytest.raises(UserError, match="polled by daemon 'box-a'.*rename this daemon's target"):
-        claimed_by(row, "box-b", 1030.0)
-    claimed_by(row, "box-b", 1000.0 + 3600)  # box-a silent for an hour: let go
+    other_server = Instance(name="vllm", url="http://y:1", daemon="box-b")
+    claimed_by(row, Instance(name="vllm", url="http://y:1", daemon="box-a"), 1001.0)  # its own
+    claimed_by(None, other_server, 1001.0)  # nobody's
+    claimed_by(Instance(name="vllm", url="http://x:1"), other_server, 1001.0)  # a row from before fleets
+    claimed_by(row, Instance(name="vllm", url="http://x:1", daemon="box-b"), 1001.0)  # one server, two daemons
+    with pytest.raises(UserError, match="'vllm' is http://x:1 for daemon 'box-a'.*rename this daemon's target"):
+        claimed_by(row, other_server, 1030.0)
+    claimed_by(row, other_server, 1000.0 + 3600)  # box-a silent for an hour: let go
 
 
 async def test_two_daemons_on_one_postgresql_keep_their_targets_apart(
     tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with replaying() as vllm:
+    with replaying() as vllm, replaying() as other_vllm:
 
-        def config(daemon: str, target: str) -> Path:
+        def config(daemon: str, target: str, url: str = vllm.url) -> Path:
             path = tmp_path / f"{daemon}-{target}.toml"
             path.write_text(
                 f'[daemon]\nid = "{daemon}"\nmetrics_port = 0\npoll_interval_s = 0.3\n'
-                f'[storage]\nurl = "{postgres_url}"\n[[targets]]\nname = "{target}"\nurl = "{vllm.url}"\n'
+                f'[storage]\nurl = "{postgres_url}"\n[[targets]]\nname = "{target}"\nurl = "{url}"\n'
             )
             monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / f"{daemon}-state"))  # each box its own
             return path
@@ -58,8 +60,8 @@ async def test_two_daemons_on_one_postgresql_keep_their_targets_apart(
                 await asyncio.sleep(0.1)
             assert row.daemon == "box-a" and row.last_seen is not None
 
-            with pytest.raises(UserError, match="'vllm' is polled by daemon 'box-a'"):
-                await DaemonService(load_config(str(config("box-b", "vllm")))).run(asyncio.Event())
+            with pytest.raises(UserError, match="'vllm' is http.* for daemon 'box-a'"):
+                await DaemonService(load_config(str(config("box-b", "vllm", other_vllm.url)))).run(asyncio.Event())
 
             second = DaemonService(load_config(str(config("box-b", "vllm-b"))))
             stop_b = asyncio.Event()

@@ -1,15 +1,17 @@
 """Two daemons sharing the machine's PostgreSQL: one rollout is driven by exactly one of them, and when that
 one is SIGKILLed the other takes it over once the lease has expired (issue 17's "Done when").
 
-Each daemon is its own process (`tests/rollouts/run_manager.py`, the manager exactly as the daemon runs it)
-with its own `[daemon] id`; both have the same two targets, real settings changed by the generic command
-actuator (`knob.py`: a JSON file changed by commands, every call logged). Samples are written to the shared
-store as a poller would.
+Each daemon is a real `charter-tui daemon` process with its own `[daemon] id` and state dir; both have the same
+two targets (a standby pair: same names, same servers), real settings changed by the generic command actuator
+(`knob.py`: a JSON file changed by commands, every call logged). Samples are written to the shared store as
+traffic would make them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import signal
 import subprocess
 import sys
@@ -18,14 +20,14 @@ from pathlib import Path
 
 import pytest
 
-from daemon.config import Config, DaemonConfig
+from daemon.config import Config
 from daemon.models import RolloutLease
 from daemon.rollouts import commands as cmd
 from daemon.rollouts.lease import daemon_of
 from daemon.rollouts.model import RolloutState as S
 from daemon.rollouts.repo import RolloutRepo, stage_of
 from daemon.store import Store
-from tests.rollouts.helpers import Traffic, events, knob_config, knob_sets, knob_value
+from tests.rollouts.helpers import KNOB, Traffic, events, knob_config, knob_sets, knob_value
 
 pytestmark = pytest.mark.postgres
 
@@ -33,16 +35,46 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 LEASE_S = 3.0
 
 
-def spawn(config: Config, daemon_id: str, url: str, tmp: Path) -> tuple[subprocess.Popen[bytes], Path]:
-    own = config.model_copy(update={"daemon": DaemonConfig(id=daemon_id)})
-    config_path = tmp / f"{daemon_id}.json"
-    config_path.write_text(own.model_dump_json())
-    state_dir = tmp / f"{daemon_id}-state"
-    state_dir.mkdir()
+def daemon_toml(config: Config, daemon_id: str, url: str, states: dict[str, Path]) -> str:
+    """The TOML of `knob_config`'s targets and rollout settings, for a daemon process with its own id."""
+    r = config.rollouts
+    lines = [
+        f'[daemon]\nid = "{daemon_id}"\nmetrics_port = 0\npoll_interval_s = 0.5',
+        f'[storage]\nurl = "{url}"',
+        f"[rollouts]\nwarmup_s = {r.warmup_s}\ncanary_window_s = {r.canary_window_s}\n"
+        f"baseline_window_s = {r.baseline_window_s}\nmin_samples = {r.min_samples}\n"
+        f"default_signals = {json.dumps(r.default_signals)}\nstep_interval_s = {r.step_interval_s}\n"
+        f"lease_s = {r.lease_s}",
+    ]
+    for target in config.targets:
+        argv = f'"{sys.executable}", "{KNOB}", "{states[target.name]}"'
+        lines.append(f'[[targets]]\nname = "{target.name}"\nurl = "{target.url}"')
+        lines.append(
+            f"[rollouts.commands.{target.name}]\n"
+            f'apply = [{argv}, "set", "{{param}}", "{{value}}"]\nread = [{argv}, "get", "{{param}}"]\n'
+            f'[rollouts.commands.{target.name}.params.batch]\ntype = "int"\nmin = 1\nmax = 512'
+        )
+    return "\n".join(lines) + "\n"
+
+
+def spawn(
+    config: Config, daemon_id: str, url: str, states: dict[str, Path], tmp: Path
+) -> tuple[subprocess.Popen[bytes], Path]:
+    """`charter-tui daemon` as its own process, with its own id, state dir and log file."""
+    config_path = tmp / f"{daemon_id}.toml"
+    config_path.write_text(daemon_toml(config, daemon_id, url, states))
     log = tmp / f"{daemon_id}.log"
-    argv = [sys.executable, "-m", "tests.rollouts.run_manager", str(config_path), url, str(state_dir)]
-    with open(log, "ab") as out:
-        return subprocess.Popen(argv, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT), log
+    home = tmp / f"{daemon_id}-xdg"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHARTER_TUI_")} | {
+        "XDG_STATE_HOME": str(home / "state"),
+        "XDG_DATA_HOME": str(home / "data"),
+        "XDG_CONFIG_HOME": str(home / "config"),
+        "CHARTER_TUI_DISCOVER": "0",
+        "CHARTER_TUI_LOG_FILE": str(log),
+    }
+    argv = [sys.executable, "-m", "charter_tui", "--config", str(config_path), "daemon"]
+    with open(tmp / f"{daemon_id}.out", "ab") as out:
+        return subprocess.Popen(argv, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT), log
 
 
 def lease_of(store: Store, rollout_id: int) -> RolloutLease | None:
@@ -54,7 +86,10 @@ async def wait_for(what: str, check, timeout_s: float, logs: list[Path]):  # noq
     deadline = time.monotonic() + timeout_s
     while not (result := check()):
         if time.monotonic() > deadline:
-            tails = "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-2500:]}" for p in logs)
+            tails = "\n".join(
+                f"--- {p.name}\n{p.read_text(errors='replace')[-2500:] if p.exists() else '(none yet)'}"
+                for p in logs
+            )
             raise AssertionError(f"timed out waiting for {what}\n{tails}")
         await asyncio.sleep(0.1)
     return result
@@ -79,7 +114,7 @@ async def test_one_daemon_drives_a_rollout_and_the_other_takes_it_over_after_a_s
             rid = row.id
             cmd.apply_command(repo, "approve", rid, actor="bob")
             for daemon_id in ("box-a", "box-b"):
-                procs[daemon_id], logs[daemon_id] = spawn(config, daemon_id, postgres_url, tmp_path)
+                procs[daemon_id], logs[daemon_id] = spawn(config, daemon_id, postgres_url, states, tmp_path)
             all_logs = list(logs.values())
 
             # One of them leases it and carries the canary out; the other waits, saying who drives it.
@@ -94,7 +129,10 @@ async def test_one_daemon_drives_a_rollout_and_the_other_takes_it_over_after_a_s
             other = "box-b" if holder == "box-a" else "box-a"
             await wait_for(
                 f"{other} to say {holder} drives the rollout",
-                lambda: f"not driven here: driven by {holder}" in logs[other].read_text(errors="replace"),
+                lambda: (
+                    logs[other].exists()
+                    and f"not driven here: driven by {holder}" in logs[other].read_text(errors="replace")
+                ),
                 30,
                 all_logs,
             )
@@ -131,6 +169,10 @@ async def test_one_daemon_drives_a_rollout_and_the_other_takes_it_over_after_a_s
         # Not before the dead holder's lease ran out (the lease's clock is PostgreSQL's, on this machine too).
         assert takeover.ts >= expires_at - 0.2, (takeover.ts, expires_at, killed_at)
         assert takeover.ts - killed_at < LEASE_S + 5.0
+        print(
+            f"{holder} SIGKILLed; its lease ran out {expires_at - killed_at:.1f} s later; {other} took over "
+            f"{takeover.ts - killed_at:.1f} s after the kill"
+        )
         # The survivor reconciled first (the canary runs the change: carried on, not applied again), then
         # finished the rollout: every setting changed exactly once, by one daemon or the other.
         after = [
