@@ -6,8 +6,8 @@ port; both then stepped every approved rollout. An acting (not read-only) daemon
 is refused with the first one's pid. The kernel drops the lock when the process dies (SIGKILL included),
 so a crash never leaves a stale lock. Read-only daemons take no lock: they only watch.
 
-Across machines (a fleet sharing PostgreSQL) this is not enough; that needs the database leases of the
-fleet issue.
+Across machines (a fleet sharing PostgreSQL) a lock file cannot help: there each rollout is leased in the
+database itself (daemon/rollouts/lease.py), so exactly one daemon drives it wherever the daemons run.
 """
 
 from __future__ import annotations
