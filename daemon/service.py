@@ -83,7 +83,9 @@ def claimed_by(existing: Instance | None, mine: Instance, now: float) -> None:
             f"(last seen {now - seen:.0f} s ago), {mine.url} here; target names are one namespace there: rename "
             "this daemon's target (e.g. prefix it with the box) or give it the same server"
         )
-    log.warning("target %s: taking it over from daemon %s, silent since %s", existing.name, existing.daemon, seen)
+    log.warning(
+        "target %s: taking it over from daemon %s, silent since %s", existing.name, existing.daemon, seen
+    )
 
 
 class DaemonService:

@@ -26,8 +26,12 @@ def test_a_name_a_live_daemon_gives_another_server_is_refused_the_same_server_is
     claimed_by(row, Instance(name="vllm", url="http://y:1", daemon="box-a"), 1001.0)  # its own
     claimed_by(None, other_server, 1001.0)  # nobody's
     claimed_by(Instance(name="vllm", url="http://x:1"), other_server, 1001.0)  # a row from before fleets
-    claimed_by(row, Instance(name="vllm", url="http://x:1", daemon="box-b"), 1001.0)  # one server, two daemons
-    with pytest.raises(UserError, match="'vllm' is http://x:1 for daemon 'box-a'.*rename this daemon's target"):
+    claimed_by(
+        row, Instance(name="vllm", url="http://x:1", daemon="box-b"), 1001.0
+    )  # one server, two daemons
+    with pytest.raises(
+        UserError, match="'vllm' is http://x:1 for daemon 'box-a'.*rename this daemon's target"
+    ):
         claimed_by(row, other_server, 1030.0)
     claimed_by(row, other_server, 1000.0 + 3600)  # box-a silent for an hour: let go
 
@@ -61,7 +65,9 @@ async def test_two_daemons_on_one_postgresql_keep_their_targets_apart(
             assert row.daemon == "box-a" and row.last_seen is not None
 
             with pytest.raises(UserError, match="'vllm' is http.* for daemon 'box-a'"):
-                await DaemonService(load_config(str(config("box-b", "vllm", other_vllm.url)))).run(asyncio.Event())
+                await DaemonService(load_config(str(config("box-b", "vllm", other_vllm.url)))).run(
+                    asyncio.Event()
+                )
 
             second = DaemonService(load_config(str(config("box-b", "vllm-b"))))
             stop_b = asyncio.Event()
