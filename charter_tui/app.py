@@ -116,8 +116,12 @@ class CharterApp(App[None]):
             self.fleet.apply(event)
         self.watch_paths = list(loaded.config.watch.paths)
         self.keymap = dict(loaded.config.keymap.bindings)
-        self.sent_commands: dict[int, tuple[str, float]] = {}
-        self._requests: dict[str, tuple[int | None, str]] = {}  # request id -> (rollout id, action)
+        # (daemon, rollout id) -> (action, when): a command sent and not answered yet. The daemon is part of the key:
+        # two daemons of a fleet each have a rollout 1.
+        self.sent_commands: dict[tuple[str | None, int], tuple[str, float]] = {}
+        self._requests: dict[
+            str, tuple[str | None, int | None, str]
+        ] = {}  # request id -> (daemon, rollout, action)
         # What changed since the active screen drew (paused while a dialog covers it) ...
         self._active = RedrawSchedule()
         # ... and since the Instances screen drew. Instances, the home screen, is kept drawn even
@@ -422,19 +426,16 @@ class CharterApp(App[None]):
         self.run_worker(self._send(rollout_id, action), group="commands", exit_on_error=False)
 
     async def _send(self, rollout_id: int, action: str) -> None:
+        daemon = self.fleet.current_id  # the daemon whose rollouts are on screen
         try:
             request_id = await self.source.send_command(
-                rollout_id,
-                action,
-                actor=local_identity(),
-                comment="from charter-tui",
-                daemon=self.fleet.current_id,  # the daemon whose rollouts are on screen
+                rollout_id, action, actor=local_identity(), comment="from charter-tui", daemon=daemon
             )
         except (ReadOnlyError, RuntimeError, ValueError) as exc:  # read-only, disconnected, bad action
             self.notify(str(exc), severity="error")
             return
-        self._requests[request_id] = (rollout_id, action)
-        self.sent_commands[rollout_id] = (action, self.clock())
+        self._requests[request_id] = (daemon, rollout_id, action)
+        self.sent_commands[(daemon, rollout_id)] = (action, self.clock())
         self.notify(f"{action} sent for rollout #{rollout_id}", timeout=4)
         self._mark("rollout")
 
@@ -456,7 +457,11 @@ class CharterApp(App[None]):
         except (ReadOnlyError, RuntimeError, ValueError) as exc:
             self.notify(str(exc), severity="error")
             return
-        self._requests[request_id] = (None, f"proposal of recommendation {recommendation_id}")
+        self._requests[request_id] = (
+            self.fleet.current_id,
+            None,
+            f"proposal of recommendation {recommendation_id}",
+        )
         self.notify(
             f"recommendation {recommendation_id} sent for proposal; approve it on Rollouts (5)", timeout=6
         )
@@ -473,11 +478,11 @@ class CharterApp(App[None]):
         sent = self._requests.pop(str(payload.request_id), None)
         if sent is None:
             return  # another client's command
-        rollout_id, action = sent
+        daemon, rollout_id, action = sent
         if not payload.ok:
             what = action if rollout_id is None else f"{action} of rollout #{rollout_id}"
             if rollout_id is not None:
-                self.sent_commands.pop(rollout_id, None)
+                self.sent_commands.pop((daemon, rollout_id), None)
             self.notify(f"{what} refused: {shown(payload.error or '', 300)}", severity="error", timeout=8)
             self._mark("rollout")
 

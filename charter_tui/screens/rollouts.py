@@ -228,7 +228,11 @@ class RolloutsScreen(ViewScreen):
             f"  updated {numbers.age(ro.updated_at, now)} ago\n",
             style="dim",
         )
-        sent = self.charter.sent_commands.get(ro.id)
+        sent = (
+            self.charter.sent_commands.get((self.charter.fleet.current_id, ro.id))
+            if ro.id is not None
+            else None
+        )
         if sent and sent[1] >= ro.updated_at:
             out.append(f"⏳ {sent[0]} sent; waiting for the rollout manager\n", style="yellow")
         rec = state.recommendations.get(ro.recommendation_id) if ro.recommendation_id is not None else None

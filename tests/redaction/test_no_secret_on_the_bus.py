@@ -117,7 +117,7 @@ async def test_no_secret_reaches_the_broker_and_rollback_restores_the_real_env(
     with start_mosquitto(users={"charter": BROKER_PASSWORD}, keep_dir=tmp_path) as broker:
         config_file = tmp_path / "c.toml"
         config_file.write_text(
-            f"[daemon]\nmetrics_port = 0\npoll_interval_s = 0.5\n"
+            f'[daemon]\nid = "box-1"\nmetrics_port = 0\npoll_interval_s = 0.5\n'
             f'[mqtt]\nenabled = true\nhost = "{broker.host}"\nport = {broker.port}\n'
             f'username = "charter"\npassword = "{BROKER_PASSWORD}"\n'
             f"[rollouts]\nwarmup_s = 0.0\ncanary_window_s = 600.0\nstep_interval_s = 0.2\n"
@@ -198,12 +198,12 @@ async def test_no_secret_reaches_the_broker_and_rollback_restores_the_real_env(
             assert secret.encode() not in payload, f"{secret!r} went out on {topic_}: {payload[:300]!r}"
 
     # The messages that would have carried the secrets did go out, redacted.
-    rollouts = [json.loads(p) for t, p in messages if t.startswith("charter/v1/rollout/")]
+    rollouts = [json.loads(p) for t, p in messages if t.startswith("charter/v1/box-1/rollout/")]
     recorded = [r["previous_config"]["stub"] for r in rollouts if r.get("previous_config")]
     assert recorded, "a rollout message with the recorded previous config went out"
     assert recorded[-1].get("env", {"HF_TOKEN": MASK}) == {"HF_TOKEN": MASK}
     assert recorded[-1]["argv"][recorded[-1]["argv"].index("--api-key") + 1] == MASK
-    instances = [json.loads(p) for t, p in messages if t == "charter/v1/instance/stub"]
+    instances = [json.loads(p) for t, p in messages if t == "charter/v1/box-1/instance/stub"]
     assert instances and {i["url"] for i in instances} == {f"http://alice:{MASK}@127.0.0.1:{port}"}
 
     # In-process (the embedded TUI's feed) the rollout is the redacted view too.
@@ -226,7 +226,7 @@ async def test_the_bridge_redacts_whatever_is_published(tmp_path: Path) -> None:
     try:
         with start_mosquitto(keep_dir=tmp_path) as broker:
             bus = Bus()
-            bridge = MqttBridge(bus, MqttConfig(enabled=True, host=broker.host, port=broker.port))
+            bridge = MqttBridge(bus, MqttConfig(enabled=True, host=broker.host, port=broker.port), "box-1")
             stop = asyncio.Event()
             task = asyncio.create_task(bridge.run(stop))
             try:
@@ -267,8 +267,11 @@ async def test_the_bridge_redacts_whatever_is_published(tmp_path: Path) -> None:
     for topic_, payload in got.items():
         for secret in SECRETS:
             assert secret.encode() not in payload, f"{secret!r} went out on {topic_}: {payload!r}"
-    rollout = json.loads(got["charter/v1/rollout/1"])
+    rollout = json.loads(got["charter/v1/box-1/rollout/1"])
     assert rollout["previous_config"]["a"] == {"env": {"HF_TOKEN": MASK}, "argv": ["vllm", "--api-key", MASK]}
-    instance = json.loads(got["charter/v1/instance/a"])
+    instance = json.loads(got["charter/v1/box-1/instance/a"])
     assert instance["url"] == f"http://alice:{MASK}@127.0.0.1:1" and instance["name"] == "a"
-    assert json.loads(got["charter/v1/daemon/error"]) == {"loop": "x", "error": f"login with {MASK} failed"}
+    assert json.loads(got["charter/v1/box-1/daemon/error"]) == {
+        "loop": "x",
+        "error": f"login with {MASK} failed",
+    }
