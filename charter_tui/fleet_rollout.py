@@ -17,6 +17,7 @@ holds its own rollout) and the outcome it printed so far says which; it keeps no
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import time
 from collections.abc import Callable
@@ -104,6 +105,8 @@ class FleetRollout:
             return outcome
         finally:
             listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
 
     # --- one stage ---------------------------------------------------------------------------------
     async def _run_stage(self, index: int, stage: Stage, result: StageOutcome) -> None:
