@@ -142,11 +142,16 @@ async def test_a_30_s_broker_outage_loses_no_polling_no_event_and_the_tui_reconn
                     print(
                         f"the TUI reconnected {source.connected_at - back:.1f} s after the broker came back"
                     )
-                    seen = len(app.state.series["vllm-1"].ts)
+
+                    def samples_seen() -> int:  # none yet if the TUI came back after the outbox went out
+                        series = app.state.series.get("vllm-1")
+                        return len(series.ts) if series is not None else 0
+
+                    seen = samples_seen()
                     await wait_until(
                         app,
                         pilot,
-                        lambda: len(app.state.series["vllm-1"].ts) > seen + 2,
+                        lambda: samples_seen() > seen + 2,
                         timeout=15,
                         what="live samples after the reconnect",
                     )
