@@ -139,25 +139,12 @@ async def step(daemons: int, targets: int, seconds: float, warmup: float) -> dic
                 assert (await asyncio.to_thread(publisher.stdout.readline)).strip() == "ready"
                 await asyncio.sleep(warmup)
                 counting = True
-                cpu0 = {
-                    n: cpu_seconds(p)
-                    for n, p in (
-                        ("tui", os.getpid()),
-                        ("broker", broker.process.pid),
-                        ("daemons", publisher.pid),
-                    )
-                }
+                pids = {"tui": os.getpid(), "broker": broker.process.pid, "daemons": publisher.pid}
+                cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
                 t0 = time.monotonic()
                 await asyncio.sleep(seconds)
                 elapsed = time.monotonic() - t0
-                cpu1 = {
-                    n: cpu_seconds(p)
-                    for n, p in (
-                        ("tui", os.getpid()),
-                        ("broker", broker.process.pid),
-                        ("daemons", publisher.pid),
-                    )
-                }
+                cpu1 = {name: cpu_seconds(pid) for name, pid in pids.items()}
                 counting = False
                 out, _ = await asyncio.to_thread(publisher.communicate, timeout=120)
                 totals = json.loads(out.strip().splitlines()[-1])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import threading
@@ -90,3 +91,16 @@ def closed_port_url() -> str:
 def replaying(body: str = VLLM_IDLE) -> MetricsServer:
     """A server answering every scrape with one recorded exposition (a replayed target)."""
     return MetricsServer(lambda _n, _path: text_response(body))
+
+
+def daemon_env(home: Path, **extra: str) -> dict[str, str]:
+    """The environment of a `charter-tui daemon` process of its own: its XDG dirs under `home` (so its lock,
+    state and log are its own, as on another box), no CHARTER_TUI_* from this process, discovery off."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHARTER_TUI_")}
+    return env | {
+        "XDG_STATE_HOME": str(home / "state"),
+        "XDG_DATA_HOME": str(home / "data"),
+        "XDG_CONFIG_HOME": str(home / "config"),
+        "CHARTER_TUI_DISCOVER": "0",
+        **extra,
+    }

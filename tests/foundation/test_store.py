@@ -178,30 +178,14 @@ def test_bad_database_url_is_a_clear_error() -> None:
 
 
 @pytest.mark.postgres
-def test_postgresql_round_trip_and_retention() -> None:
-    url = os.environ.get("CHARTER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-    schema = f"charter_test_{os.getpid()}_{int(time.time())}"
-    admin = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+def test_postgresql_round_trip_and_retention(postgres_url: str) -> None:
+    store = Store(postgres_url)
     try:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
-    except sa.exc.OperationalError as exc:
-        pytest.fail(
-            f"PostgreSQL at {url} is not reachable ({exc.orig}); start it with "
-            "'pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start'",
-            pytrace=False,
-        )
-    scoped = f"{url}?options=-csearch_path%3D{schema}"
-    try:
-        store = Store(scoped)
         now = 1_800_000_000.0
         store.add_all([sample("pg", now - 7200, ttft_p50_s=0.5), sample("pg", now - 10, ttft_p50_s=0.1)])
         assert store.schema_version() == SCHEMA_VERSION
         assert store.apply_retention(1, 30, now=now) == (1, 0)
         assert [s.ttft_p50_s for s in store.samples("pg", since=0)] == [0.1]
         assert store.aggregates("pg", since=0)[0].values["ttft_p50_s"] == 0.5
-        store.close()
     finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+        store.close()

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
 import sys
 import time
@@ -31,8 +30,8 @@ from daemon.mqtt_bridge import encode
 from daemon.paths import repo_data_dir
 from daemon.store import Store
 from testkit.mosquitto import start_mosquitto
-from tests.daemon.helpers import replaying
-from tests.rollouts.helpers import KNOB, Traffic, knob_value
+from tests.daemon.helpers import daemon_env, replaying
+from tests.rollouts.helpers import Traffic, knob_commands_toml, knob_value
 from tests.tui.helpers import settle, table_rows, wait_until
 
 pytestmark = pytest.mark.mqtt
@@ -79,7 +78,6 @@ def daemon_config(
     ]
     for name, url in targets.items():
         lines += ["[[targets]]", f'name = "{name}"', f'url = "{url}"']
-    argv = f'"{sys.executable}", "{KNOB}", "{knob_state}"'
     lines += [
         "[rollouts]",
         "warmup_s = 0.0",
@@ -88,13 +86,7 @@ def daemon_config(
         "min_samples = 3",
         'default_signals = ["ttft_p95_s"]',
         "step_interval_s = 0.2",
-        f"[rollouts.commands.{knob}]",
-        f'apply = [{argv}, "set", "{{param}}", "{{value}}"]',
-        f'read = [{argv}, "get", "{{param}}"]',
-        f"[rollouts.commands.{knob}.params.batch]",
-        'type = "int"',
-        "min = 1",
-        "max = 512",
+        knob_commands_toml(knob, knob_state),
     ]
     path = tmp / f"{daemon}.toml"
     path.write_text("\n".join(lines) + "\n")
@@ -118,22 +110,15 @@ def cli(config: Path, *args: str, tmp: Path, daemon: str) -> subprocess.Complete
     return subprocess.run(
         [sys.executable, "-m", "charter_tui", "--config", str(config), *args],
         cwd=REPO,
-        env=daemon_env(tmp, daemon),
+        env=own_env(tmp, daemon),
         capture_output=True,
         text=True,
         timeout=60,
     )
 
 
-def daemon_env(tmp: Path, daemon: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CHARTER_TUI_")}
-    state = tmp / f"{daemon}-xdg"
-    return env | {
-        "XDG_STATE_HOME": str(state / "state"),
-        "XDG_DATA_HOME": str(state / "data"),
-        "XDG_CONFIG_HOME": str(state / "config"),
-        "CHARTER_TUI_DISCOVER": "0",
-    }
+def own_env(tmp: Path, daemon: str) -> dict[str, str]:
+    return daemon_env(tmp / f"{daemon}-xdg")
 
 
 @pytest.fixture
@@ -161,7 +146,7 @@ def fleet(tmp_path: Path) -> Iterator[dict[str, object]]:
                 procs[daemon] = subprocess.Popen(
                     [sys.executable, "-m", "charter_tui", "--config", str(config), "daemon"],
                     cwd=REPO,
-                    env=daemon_env(tmp_path, daemon),
+                    env=own_env(tmp_path, daemon),
                     stdout=log,
                     stderr=subprocess.STDOUT,
                 )
@@ -352,7 +337,7 @@ async def test_a_fleet_rollout_canaries_on_one_daemon_then_the_other_and_a_regre
                     "--json",
                 ],
                 cwd=REPO,
-                env=daemon_env(tmp, "tui"),
+                env=own_env(tmp, "tui"),
                 capture_output=True,
                 text=True,
                 timeout=300,

@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
 from daemon.redaction import MASK
 from daemon.rollouts import commands as cmd
@@ -124,20 +123,13 @@ def test_rollouts_json_shows_the_public_view(tmp_path: Path) -> None:
 
 
 @pytest.mark.postgres
-def test_daemon_start_lines_and_log_file_carry_no_password(tmp_path: Path) -> None:
+def test_daemon_start_lines_and_log_file_carry_no_password(tmp_path: Path, postgres_url: str) -> None:
     """`charter-tui daemon` on PostgreSQL through a URL with a password (the server here trusts local
     connections, so the password is accepted whatever it is), polling a target whose URL has one too:
     its stderr line, its "daemon running" log line and the target's DOWN warning name neither."""
-    base = os.environ.get("CHARTER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-    schema = f"charter_redaction_{os.getpid()}_{int(time.time())}"
-    admin = sa.create_engine(base.replace("postgresql://", "postgresql+psycopg://"))
-    try:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
-    except sa.exc.OperationalError as exc:
-        pytest.fail(f"PostgreSQL at {base} is not reachable ({exc.orig})", pytrace=False)
-    user_host = base.split("://", 1)[1].split("@", 1)
-    db = f"postgresql://{user_host[0]}:{DB_PASSWORD}@{user_host[1]}?options=-csearch_path%3D{schema}"
+    scheme, rest = postgres_url.split("://", 1)
+    user, where = rest.split("@", 1)
+    db = f"{scheme}://{user}:{DB_PASSWORD}@{where}"  # the fixture's own schema, with a password in the URL
     log = tmp_path / "daemon.log"
     config = write_config(tmp_path / "c.toml", target_port=free_port())  # nothing listens: DOWN, logged
     env = {**os.environ, "CHARTER_TUI_DATABASE_URL": db, "CHARTER_TUI_LOG_FILE": str(log)}
@@ -161,9 +153,6 @@ def test_daemon_start_lines_and_log_file_carry_no_password(tmp_path: Path) -> No
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
-        with admin.begin() as conn:
-            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
     text = log.read_text()
     assert "daemon running" in text and "target a is" in text, text
     assert_clean(text)

@@ -28,6 +28,16 @@ def knob_commands(state: Path) -> CommandActuatorConfig:
     )
 
 
+def knob_commands_toml(target: str, state: Path) -> str:
+    """`knob_commands` as a daemon's TOML: the `[rollouts.commands.<target>]` tables (for daemon processes)."""
+    argv = f'"{sys.executable}", "{KNOB}", "{state}"'
+    return (
+        f"[rollouts.commands.{target}]\n"
+        f'apply = [{argv}, "set", "{{param}}", "{{value}}"]\nread = [{argv}, "get", "{{param}}"]\n'
+        f'[rollouts.commands.{target}.params.batch]\ntype = "int"\nmin = 1\nmax = 512\n'
+    )
+
+
 def knob_config(tmp: Path, names: Iterable[str], **rollouts: object) -> tuple[Config, dict[str, Path]]:
     states = {}
     targets = []

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -27,7 +26,8 @@ from daemon.rollouts.lease import daemon_of
 from daemon.rollouts.model import RolloutState as S
 from daemon.rollouts.repo import RolloutRepo, stage_of
 from daemon.store import Store
-from tests.rollouts.helpers import KNOB, Traffic, events, knob_config, knob_sets, knob_value
+from tests.daemon.helpers import daemon_env
+from tests.rollouts.helpers import Traffic, knob_commands_toml, events, knob_config, knob_sets, knob_value
 
 pytestmark = pytest.mark.postgres
 
@@ -47,13 +47,8 @@ def daemon_toml(config: Config, daemon_id: str, url: str, states: dict[str, Path
         f"lease_s = {r.lease_s}",
     ]
     for target in config.targets:
-        argv = f'"{sys.executable}", "{KNOB}", "{states[target.name]}"'
         lines.append(f'[[targets]]\nname = "{target.name}"\nurl = "{target.url}"')
-        lines.append(
-            f"[rollouts.commands.{target.name}]\n"
-            f'apply = [{argv}, "set", "{{param}}", "{{value}}"]\nread = [{argv}, "get", "{{param}}"]\n'
-            f'[rollouts.commands.{target.name}.params.batch]\ntype = "int"\nmin = 1\nmax = 512'
-        )
+        lines.append(knob_commands_toml(target.name, states[target.name]))
     return "\n".join(lines) + "\n"
 
 
@@ -64,14 +59,7 @@ def spawn(
     config_path = tmp / f"{daemon_id}.toml"
     config_path.write_text(daemon_toml(config, daemon_id, url, states))
     log = tmp / f"{daemon_id}.log"
-    home = tmp / f"{daemon_id}-xdg"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CHARTER_TUI_")} | {
-        "XDG_STATE_HOME": str(home / "state"),
-        "XDG_DATA_HOME": str(home / "data"),
-        "XDG_CONFIG_HOME": str(home / "config"),
-        "CHARTER_TUI_DISCOVER": "0",
-        "CHARTER_TUI_LOG_FILE": str(log),
-    }
+    env = daemon_env(tmp / f"{daemon_id}-xdg", CHARTER_TUI_LOG_FILE=str(log))
     argv = [sys.executable, "-m", "charter_tui", "--config", str(config_path), "daemon"]
     with open(tmp / f"{daemon_id}.out", "ab") as out:
         return subprocess.Popen(argv, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT), log
