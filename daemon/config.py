@@ -79,6 +79,31 @@ def metrics_endpoint(url: str, metrics_url: str | None = None) -> str:
     return root + "/metrics"
 
 
+Port = Annotated[int, Field(gt=0, lt=65536)]
+
+
+class BlueGreenConfig(_Strict):
+    """Relaunch without an outage (daemon/actuators/blue_green.py): the server alternates between two
+    backend ports while a front charter-tui starts holds the target URL's port for the clients; a new
+    server comes up beside the old one, is validated, and only then takes new connections."""
+
+    # The two ports the server runs on, in turn; the configured argv's --port is replaced by them.
+    ports: Annotated[list[Port], Field(min_length=2, max_length=2)]
+    # Per port, what is added to [targets.launch] env for the server there: e.g. a second GPU,
+    # [{CUDA_VISIBLE_DEVICES = "0"}, {CUDA_VISIBLE_DEVICES = "1"}]. Empty: both share the launch env.
+    env: Annotated[list[dict[str, str]], SECRET_VALUES, Field(max_length=2)] = []
+    # How long the old server may keep finishing the requests it holds before it is stopped anyway.
+    drain_s: float = Field(default=30.0, ge=0, le=3600)
+
+    @model_validator(mode="after")
+    def _two_slots(self) -> BlueGreenConfig:
+        if self.ports[0] == self.ports[1]:
+            raise ValueError(f"blue_green.ports must be two different ports, got {self.ports[0]} twice")
+        if self.env and len(self.env) != len(self.ports):
+            raise ValueError("blue_green.env needs one table per port (two), or none")
+        return self
+
+
 class LaunchConfig(_Strict):
     """How a target's server process is started, for actuators that must relaunch it (vLLM flags)."""
 
@@ -90,6 +115,13 @@ class LaunchConfig(_Strict):
     # user that is root, refuses to start the server unless allow_root is true: see daemon/actuators/launch.py.
     user: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}$")
     allow_root: bool = False
+    blue_green: BlueGreenConfig | None = None
+
+    @model_validator(mode="after")
+    def _blue_green_runs_argv(self) -> LaunchConfig:
+        if self.blue_green is not None and self.systemd_unit:
+            raise ValueError("blue_green starts two servers from argv; it cannot be used with systemd_unit")
+        return self
 
 
 class PrometheusSourceConfig(_Strict):
@@ -160,6 +192,22 @@ class TargetConfig(_Strict):
                 "canary_probes needs an OpenAI-compatible server (/v1/completions); a Triton model's inputs are "
                 "its own, so it cannot be probed generically"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _front_port_is_not_a_backend(self) -> TargetConfig:
+        blue_green = self.launch.blue_green if self.launch is not None else None
+        if blue_green is not None:
+            front = urlsplit(self.url).port or (443 if self.url.startswith("https") else 80)
+            if front in blue_green.ports:
+                raise ValueError(
+                    f"blue_green.ports {blue_green.ports} include the url's port {front}, which the front holds for "
+                    "the clients; give the server two other ports"
+                )
+            if self.metrics_url is not None:
+                raise ValueError(
+                    "metrics_url is not read with blue_green: the server's /metrics is reached through the front"
+                )
         return self
 
     @property

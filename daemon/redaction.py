@@ -278,6 +278,8 @@ def redact_config(model: BaseModel, *, exclude_none: bool = False) -> dict[str, 
             out[name] = MASK
         elif SECRET_VALUES in marks and isinstance(value, Mapping):
             out[name] = {k: MASK for k in value}
+        elif SECRET_VALUES in marks and isinstance(value, list):  # one env per blue-green port
+            out[name] = [{k: MASK for k in v} if isinstance(v, Mapping) else MASK for v in value]
         elif isinstance(live, BaseModel):
             out[name] = redact_config(live, exclude_none=exclude_none)
         elif isinstance(live, (list, tuple)) and live and all(isinstance(v, BaseModel) for v in live):

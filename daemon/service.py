@@ -202,11 +202,17 @@ class DaemonService:
         self.pipeline.attach(self.poller)
         self._spawn("poller", self.poller.run)
 
+        rollout_dir = self.loaded.locations.state_dir / "rollouts"
+        if not self.readonly:  # blue-green targets' clients need their front before any rollout
+            from daemon.actuators.blue_green import ensure_fronts
+
+            for problem in await ensure_fronts(self.config.targets, rollout_dir):
+                log.warning("%s", problem)
         self.rollouts = RolloutManager(
             self.config,
             store,
             self.bus,
-            state_dir=self.loaded.locations.state_dir / "rollouts",
+            state_dir=rollout_dir,
             readonly=self.readonly,
             on_converged=self.poller.wake,
         )

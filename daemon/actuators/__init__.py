@@ -16,6 +16,7 @@ from daemon.actuators.base import Actuator, ActuatorError, TargetUnreachable
 from daemon.actuators.command import CommandActuator, spec_from_rule
 from daemon.actuators.params import REGISTRIES, InvalidChange, ParamSpec, lookup, normalize_name
 from daemon.actuators.triton import TritonActuator
+from daemon.actuators.blue_green import BlueGreenVllmActuator
 from daemon.actuators.vllm import VllmRelaunchActuator
 from daemon.config import RolloutConfig, TargetConfig
 from daemon.actuators.change import Change
@@ -98,7 +99,8 @@ def make_actuator(
         return CommandActuator(target, changes, config.commands[target.name])
     if kind == "triton":
         return TritonActuator(target, changes, timeout_s=config.apply_timeout_s)
-    return VllmRelaunchActuator(
+    relaunch = BlueGreenVllmActuator if target.launch and target.launch.blue_green else VllmRelaunchActuator
+    return relaunch(
         target,
         changes,
         state_dir=state_dir,

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from daemon.actuators import front_state
+
 PROC = Path("/proc")
 _LISTEN = "0A"
 
@@ -80,10 +82,20 @@ def pgid(pid: int) -> int | None:
     return int(fields[2]) if fields else None
 
 
-def server_pid(port: int) -> int | None:
-    """The server process on `port`: of the listeners, the one whose parent is not a listener too."""
+def server_pid(port: int, _hops: int = 2) -> int | None:
+    """The server process on `port`: of the listeners, the one whose parent is not a listener too.
+    Behind a blue-green front (daemon/front_proxy.py) started by this user, the server the
+    front sends new connections to: the GPU panel and the platform check follow the switch."""
     roots = listener_roots(port)
-    return min(roots) if roots else None
+    if not roots:
+        return None
+    pid = min(roots)
+    ids = uids(pid)
+    if _hops and ids is not None and ids[1] == os.geteuid():
+        backend = front_state.backend_of(cmdline(pid) or [])
+        if backend is not None and backend != port:
+            return server_pid(backend, _hops - 1)
+    return pid
 
 
 def cmdline(pid: int) -> list[str] | None:

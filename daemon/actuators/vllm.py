@@ -236,7 +236,7 @@ class VllmRelaunchActuator(Actuator):
 
     # --- who holds the port ------------------------------------------------------------------
     def _read_record(self) -> LaunchRecord | None:
-        path = self.state_dir / f"{self.target.name}.json"
+        path = self.state_dir / f"{self._stem()}.json"
         try:
             with open(path, "rb") as f:
                 raw = json.loads(f.read(_RECORD_MAX_BYTES + 1)[:_RECORD_MAX_BYTES])
@@ -368,12 +368,30 @@ class VllmRelaunchActuator(Actuator):
             return False
 
     async def healthy(self) -> tuple[bool, str]:
+        return await self._server_healthy()
+
+    async def _server_healthy(self) -> tuple[bool, str]:
+        """The server this actuator launches answers `/health` (where clients reach it: see _server_url)."""
         try:
             async with httpx.AsyncClient(timeout=self.target.timeout_s) as client:
-                r = await client.get(f"{self.target.url}/health")
+                r = await client.get(f"{self._server_url()}/health")
             return (r.status_code == 200, f"/health {r.status_code}")
         except httpx.HTTPError as exc:
             return False, f"/health: {type(exc).__name__} {exc}"
+
+    # --- where the server is: one place, so a blue-green subclass can point at its slot ----------
+    def _stem(self) -> str:
+        """The name of this server's launch record and log in the state dir."""
+        return self.target.name
+
+    def _server_url(self) -> str:
+        return self.target.url
+
+    def _metrics_url(self) -> str:
+        return self.target.metrics_endpoint
+
+    def _child_env(self) -> dict[str, str]:
+        return self._preflight()[2]
 
     # --- changing it -----------------------------------------------------------------------
     async def converge(self, config: Snapshot) -> dict[str, Any]:
@@ -420,7 +438,7 @@ class VllmRelaunchActuator(Actuator):
         restarted daemon, can see what was meant and find a launch that a crash interrupted. The
         environment is not written: it may hold secrets."""
         self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        path = self.state_dir / f"{self.target.name}.json"
+        path = self.state_dir / f"{self._stem()}.json"
         tmp = path.with_suffix(".json.tmp")
         record = {"argv": argv, "flags": flags, "pid": pid, "start_time": started, "written_at": time.time()}
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
@@ -429,11 +447,12 @@ class VllmRelaunchActuator(Actuator):
         os.replace(tmp, path)
 
     def _start(self, argv: list[str]) -> subprocess.Popen[bytes]:
-        run_as, cwd, env, _program = self._preflight()
+        run_as, cwd, _env, _program = self._preflight()
+        env = self._child_env()
         account: dict[str, Any] = {}
         if run_as.switch:
             account = {"user": run_as.uid, "group": run_as.gid, "extra_groups": []}
-        log_path = self.state_dir / f"{self.target.name}.log"
+        log_path = self.state_dir / f"{self._stem()}.log"
         fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "ab") as log:
             log.write(f"\n{RELAUNCH_MARKER}{time.ctime()} as {run_as.name}: {argv}\n".encode())
@@ -478,7 +497,7 @@ class VllmRelaunchActuator(Actuator):
                     + (f"; root cause: {cause}" if cause else "")
                     + f"; last log lines:\n{last_lines(log_text, 15)}"
                 )
-            ok, _ = await self.healthy()
+            ok, _ = await self._server_healthy()
             if ok:
                 return
             await asyncio.sleep(0.5)
@@ -489,7 +508,7 @@ class VllmRelaunchActuator(Actuator):
     def _relaunch_log(self) -> str:
         """The server log since the last relaunch marker (its last 64 KiB at most)."""
         try:
-            with open(self.state_dir / f"{self.target.name}.log", "rb") as f:
+            with open(self.state_dir / f"{self._stem()}.log", "rb") as f:
                 f.seek(0, os.SEEK_END)
                 f.seek(max(0, f.tell() - 64 * 1024))
                 text = f.read().decode(errors="replace")
@@ -519,8 +538,8 @@ class VllmRelaunchActuator(Actuator):
         }
         try:
             async with httpx.AsyncClient(timeout=self.target.timeout_s + 5) as client:
-                metrics = (await client.get(self.target.metrics_endpoint)).text
-                models = (await client.get(f"{self.target.url}/v1/models")).json()
+                metrics = (await client.get(self._metrics_url())).text
+                models = (await client.get(f"{self._server_url()}/v1/models")).json()
             out["cache_config_info"] = parse_info_labels(metrics, "vllm:cache_config_info")
             out["max_model_len"] = {m.get("id"): m.get("max_model_len") for m in models.get("data", [])}
         except (httpx.HTTPError, ValueError, AttributeError) as exc:

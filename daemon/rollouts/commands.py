@@ -228,6 +228,8 @@ def outage_warning(config: Config, targets: Sequence[str], history: Iterable[Rol
         return None
     if target is None or kind != "vllm":
         return None
+    if target.launch is not None and target.launch.blue_green is not None:
+        return None  # the new server starts beside the old one: nothing stops serving
     last = last_relaunch_s(history, target.name)
     expected = (
         f"its last relaunch (rollout {last[1]}) left nothing serving for {last[0]:.0f} s"

@@ -183,6 +183,6 @@ def clip(data: dict[str, Any], limit: int = 4000) -> dict[str, Any]:
 
 
 def brief(readback: dict[str, Any]) -> str:
-    keys = ("flags", "parameters", "values", "cache_config_info", "already", "recovered")
+    keys = ("flags", "parameters", "values", "cache_config_info", "already", "recovered", "blue_green")
     parts = [f"{k}={readback[k]}" for k in keys if k in readback]
     return ("; ".join(parts) or "ok")[:500]

@@ -232,3 +232,23 @@ def test_bench_view_shows_a_target_and_its_error_without_credentials() -> None:
     configured = Instance(name="vllm-a", url=f"http://alice:{MASK}@10.0.0.7:8000")  # as stored: redacted
     assert target_label(url, [configured]) == "vllm-a", "a credentialed bench URL still finds its instance"
     assert "pw-SECRET-6" not in _error(f"target {url} serves no model").plain
+
+
+def test_a_blue_green_ports_env_is_as_secret_as_the_launch_env() -> None:
+    config = parse_config(
+        """
+[[targets]]
+name = "bg"
+url = "http://127.0.0.1:8000"
+engine = "vllm"
+[targets.launch]
+argv = ["vllm", "serve", "m"]
+[targets.launch.blue_green]
+ports = [8101, 8102]
+env = [{ HF_TOKEN = "hf_blue-SECRET-9" }, { HF_TOKEN = "hf_green-SECRET-9", CUDA_VISIBLE_DEVICES = "1" }]
+"""
+    )
+    assert {"hf_blue-SECRET-9", "hf_green-SECRET-9"} <= secret_values(config)
+    shown = redact_config(config)["targets"][0]["launch"]["blue_green"]
+    assert shown["env"] == [{"HF_TOKEN": MASK}, {"HF_TOKEN": MASK, "CUDA_VISIBLE_DEVICES": MASK}]
+    assert shown["ports"] == [8101, 8102]

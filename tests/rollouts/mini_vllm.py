@@ -7,12 +7,18 @@ ignored, as the test only needs them in its argv) and reports the two the tests 
   /health      200
   /metrics     vllm:cache_config_info{enable_prefix_caching="True",...} and the running max_num_seqs
   /v1/models   {"data": [{"id": NAME, "max_model_len": N}]}
+  /whoami      the port it listens on (which server answered, behind a blue-green front)
+  /slow        the same, after 1.5 s (a request still running when the front switches)
+With MINI_VLLM_FAIL set it exits at once with that reason, as a vLLM whose start fails.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -25,6 +31,8 @@ def main() -> None:
     parser.add_argument("--max-model-len", type=int, default=4096)
     parser.add_argument("--enable-prefix-caching", action=argparse.BooleanOptionalAction, default=True)
     args, _unknown = parser.parse_known_args()
+    if os.environ.get("MINI_VLLM_FAIL"):  # a start that fails, as a real vLLM's does (blue-green tests)
+        sys.exit(f"ValueError: {os.environ['MINI_VLLM_FAIL']}")
 
     metrics = (
         f'vllm:cache_config_info{{enable_prefix_caching="{args.enable_prefix_caching}",block_size="16"}} 1.0\n'
@@ -34,9 +42,16 @@ def main() -> None:
         {"data": [{"id": args.served_model_name, "max_model_len": args.max_model_len}]}
     ).encode()
 
+    whoami = str(args.port).encode()
+
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-            body = {"/health": b"", "/metrics": metrics, "/v1/models": models}.get(self.path)
+            if self.path == "/slow":
+                time.sleep(1.5)
+                self.path = "/whoami"
+            body = {"/health": b"", "/metrics": metrics, "/v1/models": models, "/whoami": whoami}.get(
+                self.path
+            )
             self.send_response(200 if body is not None else 404)
             self.send_header("Content-Length", str(len(body or b"")))
             self.end_headers()

@@ -59,6 +59,8 @@ class LoadSampler:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.samples_written = 0
+        self.failed_total = 0  # every failed request, whichever window it fell in
+        self.failure_reasons: list[str] = []
 
     def _client_loop(self, name: str, send: Request) -> None:
         with httpx.Client() as client:
@@ -68,9 +70,12 @@ class LoadSampler:
                     send(client)
                     with self._lock:
                         self._latencies[name].append(time.perf_counter() - started)
-                except httpx.HTTPError:
+                except httpx.HTTPError as exc:
                     with self._lock:
                         self._failures[name] += 1
+                        self.failed_total += 1
+                        if len(self.failure_reasons) < 20:
+                            self.failure_reasons.append(f"{time.strftime('%X')} {type(exc).__name__}: {exc}")
                     self._stop.wait(0.2)  # a down server: do not spin
 
     def _window_loop(self) -> None:
