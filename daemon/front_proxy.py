@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import httpx
@@ -42,6 +43,10 @@ from daemon.actuators.front_state import MODULE, read_backend, write_json
 
 MAX_IN_FLIGHT = 4096  # beyond this a request is answered 503 at once: a bound, not a queue
 CONNECT_TIMEOUT_S = 5.0
+MAX_BODY_BYTES = 32 << 20  # an LLM request is kilobytes; a body is held whole to be sent again once
+# Shorter than the servers' own keep-alive timeout (uvicorn's 5 s), so the front rarely reuses a
+# connection a server is closing; the rare one left is sent again (see `forward`).
+KEEPALIVE_EXPIRY_S = 2.0
 WATCH_INTERVAL_S = 0.05
 # Per connection, not end to end: they are not forwarded (RFC 9110 7.6.1), and `host` is the backend's.
 HOP_BY_HOP = frozenset(
@@ -76,7 +81,9 @@ class Front:
         # No read timeout: a long generation streams for minutes. No pool limit beyond MAX_IN_FLIGHT.
         self.client = httpx.AsyncClient(
             timeout=httpx.Timeout(None, connect=CONNECT_TIMEOUT_S),
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
+            limits=httpx.Limits(
+                max_connections=None, max_keepalive_connections=64, keepalive_expiry=KEEPALIVE_EXPIRY_S
+            ),
         )
 
     def _publish(self) -> None:
@@ -114,55 +121,99 @@ class Front:
             await asyncio.sleep(WATCH_INTERVAL_S)
 
     async def forward(self, request: Request) -> Response:
-        port = self.backend  # chosen per request: a switch moves the very next one
-        if port is None:
+        if self.backend is None:
             return JSONResponse({"error": "charter-tui front: no backend configured yet"}, status_code=503)
         if sum(self.in_flight.values()) >= MAX_IN_FLIGHT:
             return JSONResponse({"error": "charter-tui front: too many requests in flight"}, status_code=503)
-        self.in_flight[port] = self.in_flight.get(port, 0) + 1
-        done = False
-
-        def finish() -> None:
-            nonlocal done
-            if not done:
-                done = True
-                self.in_flight[port] -= 1
-
-        try:
-            target = request.scope["raw_path"] + (
-                b"?" + request.scope["query_string"] if request.scope["query_string"] else b""
-            )
-            upstream = self.client.build_request(
-                request.method,
-                httpx.URL(f"http://{self.host_in_url}:{port}").copy_with(raw_path=target),
-                headers=[(k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP],
-                content=request.stream(),
-            )
-            reply = await self.client.send(upstream, stream=True)
-        except httpx.HTTPError as exc:
-            finish()
+        body = await _bounded_body(request)
+        if body is None:
             return JSONResponse(
-                {
-                    "error": f"charter-tui front: the server on port {port} did not answer: {type(exc).__name__}"
-                },
-                status_code=502,
+                {"error": f"charter-tui front: request body over {MAX_BODY_BYTES >> 20} MiB"}, status_code=413
             )
-        except BaseException:
-            finish()
-            raise
-
-        async def body() -> AsyncIterator[bytes]:
-            try:
-                async for chunk in reply.aiter_raw():  # as they arrive: token streams stay streams
-                    yield chunk
-            finally:
-                await reply.aclose()
-                finish()
-
-        headers = {k: v for k, v in reply.headers.items() if k.lower() not in HOP_BY_HOP}
-        return StreamingResponse(
-            body(), status_code=reply.status_code, headers=headers, background=BackgroundTask(finish)
+        target = request.scope["raw_path"] + (
+            b"?" + request.scope["query_string"] if request.scope["query_string"] else b""
         )
+        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP]
+        for attempt in (1, 2):
+            port = self.backend  # chosen per request (and per retry): a switch moves the very next one
+            assert port is not None
+            self.in_flight[port] = self.in_flight.get(port, 0) + 1
+            finish = _once(functools.partial(self._done, port))
+            try:
+                upstream = self.client.build_request(
+                    request.method,
+                    httpx.URL(f"http://{self.host_in_url}:{port}").copy_with(raw_path=target),
+                    headers=headers,
+                    content=body,
+                )
+                reply = await self.client.send(upstream, stream=True)
+            except (httpx.ConnectError, httpx.RemoteProtocolError) as exc:
+                # No response came: the connection was refused, or the server closed a kept-alive one as
+                # it was reused (uvicorn closes idle ones after 5 s). Sent once more, body and all.
+                finish()
+                why = f"the server on port {port} did not answer: {type(exc).__name__}: {str(exc)[:200]}"
+                print(
+                    f"{time.ctime()} {request.method} {request.url.path[:200]!r} try {attempt}: {why}",
+                    flush=True,
+                )
+                if attempt == 2:
+                    return JSONResponse({"error": f"charter-tui front: {why}"}, status_code=502)
+                continue
+            except httpx.HTTPError as exc:
+                finish()
+                why = f"the server on port {port} failed: {type(exc).__name__}: {str(exc)[:200]}"
+                print(f"{time.ctime()} {request.method} {request.url.path[:200]!r}: {why}", flush=True)
+                return JSONResponse({"error": f"charter-tui front: {why}"}, status_code=502)
+            except BaseException:
+                finish()
+                raise
+            return StreamingResponse(
+                _streamed(reply, finish),
+                status_code=reply.status_code,
+                headers={k: v for k, v in reply.headers.items() if k.lower() not in HOP_BY_HOP},
+                background=BackgroundTask(finish),
+            )
+        raise AssertionError("unreachable")
+
+    def _done(self, port: int) -> None:
+        self.in_flight[port] -= 1
+
+
+def _once(action: Callable[[], None]) -> Callable[[], None]:
+    """`action`, run the first time only: a response's end is seen both by its stream and by Starlette."""
+    done = False
+
+    def run() -> None:
+        nonlocal done
+        if not done:
+            done = True
+            action()
+
+    return run
+
+
+async def _streamed(reply: httpx.Response, finish: Callable[[], None]) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in reply.aiter_raw():  # as they arrive: token streams stay streams
+            yield chunk
+    finally:
+        await reply.aclose()
+        finish()
+
+
+async def _bounded_body(request: Request) -> bytes | None:
+    """The whole request body (kept to send again if the first try gets no response); None if too big."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        return None
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return None
+        parts.append(chunk)
+    return b"".join(parts)
 
 
 async def serve(listen_host: str, listen_port: int, front: Front) -> None:

@@ -492,15 +492,16 @@ class Poller:
         """CPU or GPU decides which KV block sizes a vLLM accepts, and its metrics do not say which: read
         from the local server process (`procs.local_vllm_platform`), once it is known, and otherwise at
         most every PLATFORM_EVERY_S (finding the process scans /proc)."""
-        if (status.engine or target.engine) != "vllm" or "platform" in status.info:
+        if (status.engine or target.engine) != "vllm" or status.info.get("platform") in ("cpu", "gpu"):
             return
         now = time.monotonic()
         if now < self._next_platform.get(target.name, 0.0):
             return
         self._next_platform[target.name] = now + PLATFORM_EVERY_S
         platform = await asyncio.to_thread(procs.local_vllm_platform, target.url)
-        if platform is not None:
-            status.info["platform"] = platform
+        # "unknown": looked for and not found (a remote server, another build). Until it has been looked
+        # for, the optimizer offers no block size that only a GPU backend takes (optimizer/kv_cache.py).
+        status.info["platform"] = platform or "unknown"
 
     # --- state --------------------------------------------------------------------------------
     def _set_state(self, status: TargetStatus, state: InstanceState, reason: str | None) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from daemon.analysis.rules import CACHE_INEFFICIENCY, MEMORY_PRESSURE
 from daemon.models import Bottleneck
-from daemon.optimizer.context import Context
+from daemon.optimizer.context import GPU_SMALLEST_BLOCK, Context
 from daemon.optimizer.models import RecommendationSpec
 
 KV_FULL = 0.8
@@ -97,7 +97,10 @@ def _cache_inefficiency(ctx: Context, b: Bottleneck) -> list[RecommendationSpec]
         return out
     block = ctx.settings.value("--block-size") if ctx.engine == "vllm" else None
     small = ctx.smallest_block()
-    if isinstance(block, int) and block > small:
+    # A GPU's smallest block is offered only once the server's platform has been looked for: a CPU vLLM
+    # refuses it, and a recommendation made before the poller read the process would stay (issue 15).
+    platform_pending = small == GPU_SMALLEST_BLOCK and ctx.settings.value("platform") is None
+    if isinstance(block, int) and block > small and not platform_pending:
         out.append(
             RecommendationSpec(
                 instance=ctx.instance,

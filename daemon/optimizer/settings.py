@@ -138,7 +138,7 @@ def read_settings(target: TargetConfig | None, engine: str, info: dict[str, Any]
         if groups and isinstance(groups[0], dict):
             s.values["instance_group.count"] = (int(groups[0].get("count", 1) or 1), src)
         s.values["triton_model"] = (model, src)
-    if info.get("platform") in ("cpu", "gpu"):
+    if info.get("platform") in ("cpu", "gpu", "unknown"):
         s.values["platform"] = (info["platform"], "server process")  # procs.local_vllm_platform
     if info.get("backend") == "tensorrtllm":
         s.values["backend"] = ("tensorrtllm", "metrics")

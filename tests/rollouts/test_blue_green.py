@@ -428,3 +428,43 @@ async def test_the_daemon_starts_the_front_which_outlives_it(
     stop.set()
     await asyncio.wait_for(task, 30)
     assert whoami(url) == blue  # the daemon is gone; the clients' path is not
+
+
+def test_a_request_the_server_closed_without_answering_is_sent_once_more(
+    ports: tuple[int, int, int], tmp_path: Path
+) -> None:
+    """The keep-alive race: a server closes a connection as the front reuses it, and the request gets no
+    response. The front sends it again (body and all) instead of handing the client a 502."""
+    import socket
+
+    front, backend, _ = ports
+    listener = socket.create_server(("127.0.0.1", backend))
+    seen: list[bytes] = []
+
+    def serve() -> None:
+        for answer in (False, True):  # the first connection is dropped unanswered, the second answered
+            conn, _ = listener.accept()
+            with conn:
+                data = b""
+                while b"\r\n\r\n" not in data or len(data.split(b"\r\n\r\n", 1)[1]) < 7:
+                    data += conn.recv(4096)
+                seen.append(data.split(b"\r\n\r\n", 1)[1])
+                if answer:
+                    conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    state, status = tmp_path / "front.json", tmp_path / "status.json"
+    front_state.write_json(state, {"backend": backend})
+    process = subprocess.Popen(front_argv(front, state, status), start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not procs.listener_roots(front):
+            assert process.poll() is None and time.monotonic() < deadline, "the front did not listen"
+            time.sleep(0.05)
+        r = httpx.post(f"http://127.0.0.1:{front}/v1/completions", content=b"payload", timeout=10)
+        assert (r.status_code, r.text) == (200, "ok")
+        assert seen == [b"payload", b"payload"]  # the same body, twice
+    finally:
+        procs.stop(process.pid, 5)
+        listener.close()
