@@ -57,6 +57,12 @@ _SECRET_KEY = re.compile(
     r"(?i)^(?:.*[_.-])?(?:password|passwd|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|auth|authorization|"
     r"credentials?|private[_-]?key)$"
 )
+# ...except a key that counts or paces tokens: `delay_ms_per_token`, `max_tokens`, `tokens_per_block` are
+# engine settings whose values a person must see (a new user's Triton rollout showed its before-value as ***).
+_TOKEN_MEASURE = re.compile(
+    r"(?i)(?:^|[_.:-])(?:per|max|min|num|first|last|prompt|input|output|generation|total|new|avg|mean)[_.-]"
+    r"(?:[a-z0-9]+[_.-])*tokens?$"
+)
 # Environment variable names that hold a credential (HF_TOKEN, OPENAI_API_KEY, AWS_SECRET_ACCESS_KEY).
 _SECRET_ENV_NAME = re.compile(r"(?i)token|secret|passw|pwd|api_?key|access_?key|private_?key|credential|auth")
 # argv flags whose next element (or `=value`) is a credential.
@@ -85,7 +91,7 @@ _known_sorted: tuple[str, ...] = ()
 
 # --- what is secret ---------------------------------------------------------------------------
 def is_secret_key(key: object) -> bool:
-    return isinstance(key, str) and bool(_SECRET_KEY.match(key))
+    return isinstance(key, str) and bool(_SECRET_KEY.match(key)) and not _TOKEN_MEASURE.search(key)
 
 
 def url_password(url: str) -> str | None:
@@ -203,7 +209,12 @@ def redact_text(text: str) -> str:
     if "@" in text:
         text = _URL_USERINFO.sub(lambda m: f"{m['scheme']}{_mask_userinfo(m['userinfo'])}@", text)
     if "=" in text or ":" in text:
-        text = _TEXT_ASSIGN.sub(lambda m: f"{m['key']}{m['q']}{MASK}", text)
+        text = _TEXT_ASSIGN.sub(
+            lambda m: (
+                m[0] if _TOKEN_MEASURE.search(m["key"].rstrip("='\": \t")) else f"{m['key']}{m['q']}{MASK}"
+            ),
+            text,
+        )
     if "--" in text:
         text = _TEXT_FLAG.sub(lambda m: f"{m['flag']}{MASK}", text)
     if " " in text:

@@ -25,6 +25,7 @@ from daemon.rollouts.model import ACTIVE_STATES, RolloutState
 from daemon.redaction import redact_data
 from daemon.rollouts.repo import RolloutRepo, public_event, public_view, stage_of
 from daemon.store import NoDatabaseYet, Store
+from charter_tui.render.text import DEFAULT
 
 MUTATING = ("approve", "reject", "pause", "resume", "rollback")
 
@@ -283,7 +284,11 @@ def _dry_run(loaded: Any, targets: list[str], raw: list[dict[str, Any]], as_json
                 cmd.target_config(loaded.config, name), changes, loaded.config.rollouts, state_dir
             )
             try:
-                out.append(await actuator.plan())
+                plan = await actuator.plan()
+                before, after = actuator.values_in(plan["current"]), actuator.values_in(plan["desired"])
+                # Per setting, as a person reads it (the configured argv's value, not the raw snapshot's).
+                plan["settings"] = {key: [before.get(key), after.get(key)] for key in after}
+                out.append(plan)
             except Exception as exc:  # noqa: BLE001 - a dry run reports, it does not fail half-way
                 out.append({"target": name, "error": str(exc)})
         return out
@@ -297,8 +302,12 @@ def _dry_run(loaded: Any, targets: list[str], raw: list[dict[str, Any]], as_json
             print(f"{plan['target']}: cannot read its current config: {plan['error']}")
             continue
         print(f"{plan['target']} ({plan['actuator']}): would change")
+        for key, (before, after) in plan["settings"].items():
+            print(
+                f"  {key}: {DEFAULT if before is None else before} -> {DEFAULT if after is None else after}"
+            )
         for line in _diff(plan["current"], plan["desired"]):
-            print(f"  {line}")
+            print(f"    {line}")
     print("dry run: nothing stored, nothing changed")
     return 0
 

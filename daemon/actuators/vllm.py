@@ -331,7 +331,10 @@ class VllmRelaunchActuator(Actuator):
         return {**self._config(holder.flags), "pid": holder.info.pid}
 
     def value_in(self, snapshot: Snapshot, change: Change) -> Any:
-        return (snapshot.get("flags") or {}).get(change.param)  # absent: vLLM's default
+        # `flags` holds only what differs from the configured argv: absent there, the value is the
+        # configured one (`--max-model-len 4096` in the argv), and vLLM's default only when that says none.
+        flags = snapshot.get("flags") or {}
+        return flags[change.param] if change.param in flags else self._configured_value(change.param)
 
     def desired(self, snapshot: Snapshot) -> Snapshot:
         flags: dict[str, Any] = dict(snapshot.get("flags") or {})

@@ -207,7 +207,9 @@ def last_relaunch_s(rows: Iterable[Rollout], target: str) -> tuple[float, int] |
         progress = stage_of(row).progress.get(target)
         downtime = (progress.readback or {}).get("downtime_s") if progress is not None else None
         if isinstance(downtime, int | float) and not isinstance(downtime, bool) and progress is not None:
-            seen.append((progress.applied_at or 0.0, float(downtime), row.id or 0))
+            # A restore replaces the readback with its own relaunch's: then that one is the latest.
+            when = progress.restored_at or progress.applied_at or 0.0
+            seen.append((when, float(downtime), row.id or 0))
     if not seen:
         return None
     _, downtime, rollout = max(seen)

@@ -58,6 +58,8 @@ COMMAND_TOPIC = COMMAND_PATTERN
 
 # How often a running canary's window so far is checked for a gross regression (`_check_early`).
 EARLY_CHECK_S = 5.0
+# A canary fails for not serving after this many failed health checks in a row (a step apart).
+HEALTH_MISSES_TO_FAIL = 3
 # A pending proposal's preview read must not hold up the rollout loop behind a hung target.
 PENDING_READ_TIMEOUT_S = 30.0
 
@@ -95,6 +97,9 @@ class RolloutManager:
         self._noted_readonly: set[int | None] = set()
         self._pending_read: set[int | None] = set()  # pending rollouts whose targets were read (once)
         self._early_checked: dict[int | None, float] = {}  # canary -> when its window was last checked
+        # Unanswered health checks of each rollout's canary in a row: one timeout on a loaded box is not
+        # an outage (a new user's canary was failed, and rolled back by a relaunch, for a single one).
+        self._health_misses: dict[int, int] = {}
         self.probes = CanaryProbes(self.cfg.probe_interval_s, self.cfg.probe_timeout_s, lambda: self.clock())
         # Subscribed now, not in run(): a command published while the daemon is still starting (or
         # recovering) waits in the queue instead of being lost.
@@ -318,11 +323,22 @@ class RolloutManager:
             ok, why = await self._actuator(row, stage.canary).healthy()
         except ActuatorError as exc:
             ok, why = False, str(exc)
+        rid = row_id(row)
         if not ok:
+            misses = self._health_misses[rid] = self._health_misses.get(rid, 0) + 1
+            if misses < HEALTH_MISSES_TO_FAIL:
+                log.warning(
+                    "rollout %s: canary %s health check %d failed: %s", rid, stage.canary, misses, why
+                )
+                return
+            self._health_misses.pop(rid, None)
             await self.journal.fail(
-                row, f"canary {stage.canary} stopped serving during the canary window: {why}"
+                row,
+                f"canary {stage.canary} stopped serving during the canary window "
+                f"({misses} health checks in a row failed): {why}",
             )
             return
+        self._health_misses.pop(rid, None)
         assert stage.canary_since is not None
         target = self._target(stage.canary)
         if target is not None:

@@ -14,6 +14,7 @@ from daemon.models import AuditEvent, Instance, Rollout
 from daemon.redaction import (
     MASK,
     forget_all,
+    is_secret_key,
     redact_argv,
     redact_config,
     redact_data,
@@ -252,3 +253,16 @@ env = [{ HF_TOKEN = "hf_blue-SECRET-9" }, { HF_TOKEN = "hf_green-SECRET-9", CUDA
     shown = redact_config(config)["targets"][0]["launch"]["blue_green"]
     assert shown["env"] == [{"HF_TOKEN": MASK}, {"HF_TOKEN": MASK, "CUDA_VISIBLE_DEVICES": MASK}]
     assert shown["ports"] == [8101, 8102]
+
+
+def test_settings_that_count_or_pace_tokens_are_shown_and_credentials_still_masked() -> None:
+    """A Triton rollout of `textgen:delay_ms_per_token` showed its before-value, its diff and its audit text
+    as *** (issue 15 item 4): a key naming a token count or rate is a setting, not a credential."""
+    for setting in ("textgen:delay_ms_per_token", "max_tokens", "num_prompt_tokens", "tokens_per_block"):
+        assert not is_secret_key(setting), setting
+    for credential in ("hf_token", "HF_TOKEN", "api_token", "access_token", "token", "auth_token"):
+        assert is_secret_key(credential), credential
+    shown = redact_data({"textgen:delay_ms_per_token": "2", "hf_token": "hf_abc123secret"})
+    assert shown == {"textgen:delay_ms_per_token": "2", "hf_token": MASK}
+    text = redact_text("{'textgen:delay_ms_per_token': {'string_value': '3'}} HF_TOKEN=hf_abc123secret")
+    assert "'textgen:delay_ms_per_token': {'string_value': '3'}" in text and "hf_abc123secret" not in text

@@ -108,7 +108,7 @@ def test_dry_run_reads_the_current_value_and_stores_nothing(env, capsys) -> None
     config, state, url = env
     assert cli(config, "rollouts", "propose", "--target", "knob", "--set", "batch=32", "--dry-run") == 0
     out = capsys.readouterr().out
-    assert 'values.batch: "8" -> "32"' in out and "nothing stored" in out
+    assert "  batch: 8 -> 32" in out and 'values.batch: "8" -> "32"' in out and "nothing stored" in out
     assert json.loads(state.read_text())["batch"] == "8"
     assert cli(config, "rollouts", "list", "--all") == 0
     assert "no rollouts" in capsys.readouterr().out
@@ -212,3 +212,21 @@ def test_yes_approves_at_a_terminal_without_asking(
     assert cli(config, "rollouts", "approve", "1", "--yes") == 0
     out = capsys.readouterr()
     assert "rollout 1: APPROVED" in out.out and out.err.startswith("note: v is this rollout's only server")
+
+
+def test_the_relaunch_quoted_is_the_latest_restores_included() -> None:
+    """A failed relaunch restored by a second relaunch has no applied_at; its restore's outage is the
+    latest one and is what the next approval quotes (a new user was quoted an older rollout's 114 s)."""
+    from daemon.rollouts import commands as cmd
+    from daemon.rollouts.model import StageDetail, TargetProgress
+
+    def row(rid: int, **progress: object) -> Rollout:
+        stage = StageDetail(progress={"v": TargetProgress(**progress)})  # type: ignore[arg-type]
+        return Rollout(id=rid, targets=["v"], changes=[], stage_detail=stage.model_dump(mode="json"))
+
+    history = [
+        row(2, status="applied", applied_at=1000.0, readback={"downtime_s": 114.0}),
+        row(4, status="restored", applied_at=None, restored_at=2000.0, readback={"downtime_s": 236.0}),
+        row(5, status="applied", applied_at=1500.0, readback={"relaunched": False}),
+    ]
+    assert cmd.last_relaunch_s(history, "v") == (236.0, 4)

@@ -203,6 +203,30 @@ async def test_an_apply_the_target_refuses_fails_and_restores(tmp_path: Path, st
     assert any(e.action == "restored" and "already" in (e.comment or "") for e in events(store, row.id))
 
 
+async def test_one_unanswered_health_check_does_not_fail_a_canary(tmp_path: Path, store: Store) -> None:
+    """A new user's canary was failed, and rolled back by a relaunch, for one /health timeout on a loaded
+    box. A miss is logged; only HEALTH_MISSES_TO_FAIL in a row fail it (the test above: a server gone)."""
+    from daemon.rollouts.manager import HEALTH_MISSES_TO_FAIL
+
+    config, states = knob_config(tmp_path, ["a"], canary_window_s=30.0)
+    manager = RolloutManager(config, store, state_dir=tmp_path)
+    row = cmd.propose(
+        manager.repo, config, targets=["a"], changes=[{"param": "batch", "value": "16"}], actor="alice"
+    )
+    cmd.apply_command(manager.repo, "approve", row.id, actor="bob")
+    await drive(manager, row.id, {S.CANARY})
+    while stage_of(manager.repo.get(row.id)).progress["a"].status != "applied":
+        await manager.step_all()
+    saved = states["a"].read_text()
+    for _ in range(2):  # twice: a miss, then an answer, then a miss: never HEALTH_MISSES_TO_FAIL in a row
+        states["a"].unlink()
+        for _ in range(HEALTH_MISSES_TO_FAIL - 1):
+            await manager.step_all()
+        states["a"].write_text(saved)
+        await manager.step_all()
+    assert manager.repo.get(row.id).state == "CANARY"
+
+
 async def test_a_canary_that_goes_down_fails_and_is_restored_when_it_returns(
     tmp_path: Path, store: Store
 ) -> None:

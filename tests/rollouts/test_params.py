@@ -290,3 +290,27 @@ def test_as_bool_reads_a_boolean_written_any_way(value: object, expected: bool |
     from daemon.actuators.params import as_bool
 
     assert as_bool(value) is expected
+
+
+def test_a_vllm_setting_the_configured_argv_gives_is_its_value_before_the_change(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The recorded flags are only those beyond the configured argv; a setting the argv itself gives
+    (`--max-model-len 4096`) is that value before the change, not "(default)" (a new user saw the TUI say
+    "(default)" and the dry run "null -> 1000000")."""
+    from daemon.actuators.vllm import VllmRelaunchActuator
+
+    target = TargetConfig(
+        name="v",
+        url="http://127.0.0.1:9",
+        engine="vllm",
+        launch=LaunchConfig(argv=["vllm", "serve", "m", "--max-model-len", "4096"]),
+    )
+    actuator = VllmRelaunchActuator(
+        target,
+        [Change(param="max_model_len", value=1000000), Change(param="max_num_seqs", value=8)],
+        state_dir=tmp_path,
+    )
+    assert actuator.values_in({"flags": {}}) == {"max_model_len": "4096", "max_num_seqs": None}
+    assert actuator.values_in(actuator.desired({"flags": {}})) == {
+        "max_model_len": "1000000",
+        "max_num_seqs": "8",
+    }
