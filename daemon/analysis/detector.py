@@ -41,7 +41,7 @@ class _Track:
 
 
 def _is_bad(m: Measurement) -> bool:
-    return m.value >= m.threshold if m.direction == "above" else m.value < m.threshold
+    return m.value > m.threshold if m.direction == "above" else m.value < m.threshold
 
 
 def _is_clear(m: Measurement, hysteresis: float) -> bool:

@@ -34,7 +34,8 @@ def compare_canary(
     until = since + cfg.canary_window_s
     if so_far:
         until = min(until, clock())
-    canary = canary_samples(store.samples(stage.canary, since - 3600, until + 1), since, until)
+    in_range = store.samples(stage.canary, since - 3600, until + 1)
+    canary = canary_samples(in_range, since, until)
     others = [t for t in stage.order if t != stage.canary]
     baseline: list[MetricSample]
     info: dict[str, Any]
@@ -48,7 +49,7 @@ def compare_canary(
         b_since, b_until = b.get("since", since - cfg.baseline_window_s), b.get("until", stage.canary_since)
         baseline = baseline_samples(store.samples(stage.canary, b_since, b_until), b_since, b_until)
         info = {"targets": [stage.canary], "since": b_since, "until": b_until, "kind": "self-before"}
-    return compare(
+    comparison = compare(
         baseline,
         canary,
         stage.signals or cfg.default_signals,
@@ -57,3 +58,12 @@ def compare_canary(
         canary_info={"target": stage.canary, "since": since, "until": until},
         now=clock(),
     )
+    widest = max((s.window_s or 0.0 for s in in_range if s.ts > since), default=0.0)
+    if not canary and comparison.verdict == "INCONCLUSIVE" and widest > cfg.canary_window_s:
+        # Only a sample whose whole window lies in the canary's can judge it: a window this short can never
+        # hold one (a new user's canaries paused "0 canary samples" with no reason given).
+        comparison.summary += (
+            f"; no sample can count: each covers the {widest:g} s before it ([thresholds] window_s) and the canary "
+            f"window is {cfg.canary_window_s:g} s: make [rollouts] canary_window_s longer than {widest:g} s"
+        )
+    return comparison

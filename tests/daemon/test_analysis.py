@@ -59,6 +59,15 @@ def test_each_rule_opens_with_severity_and_evidence(values, kind, severity) -> N
     assert b.evidence["window_s"] == 60.0 and "threshold" in b.evidence and "value" in b.evidence
 
 
+def test_a_latency_exactly_at_its_slo_meets_it() -> None:
+    """"TTFT p95 1000 ms vs SLO 1000 ms" was raised as HIGH_LATENCY (a new user's report): an SLO is a
+    bound the latency may reach; only going past it opens the bottleneck."""
+    analyzer = Analyzer(cfg())
+    slo_s = cfg().slo.ttft_p95_ms / 1000
+    assert kinds(analyzer.observe(sample(0, ttft_p95_s=slo_s)), "opened") == []
+    assert kinds(analyzer.observe(sample(60, ttft_p95_s=slo_s * 1.01)), "opened") == ["HIGH_LATENCY"]
+
+
 def test_healthy_sample_opens_nothing() -> None:
     s = sample(
         0,

@@ -133,3 +133,35 @@ def test_only_a_regression_beyond_factor_times_the_threshold_is_gross() -> None:
     assert gross_regressions(worse, 4.0) == [] and gross_regressions(worse, 0) == []
     assert gross_regressions(comparison(0.125), 3.0) == []  # +25%: fails at the window's end, not gross
     assert gross_regressions(comparison(0.1), 1.0) == []
+
+
+def test_a_canary_window_shorter_than_the_samples_window_says_why_it_cannot_judge(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Samples cover the `[thresholds] window_s` before them; only one wholly inside the canary window
+    counts. A 30 s canary window under 60 s samples can never count one: the pause says so and what to set."""
+    from daemon.models import Rollout
+    from daemon.rollouts.canary import compare_canary
+    from daemon.rollouts.model import StageDetail
+    from daemon.store import Store
+
+    store = Store(f"sqlite:///{tmp_path / 'c.db'}")
+    since = 1000.0
+    store.add_all(
+        [
+            MetricSample(instance="a", ts=since - 60 + i, window_s=60.0, ttft_p95_s=0.1)
+            for i in range(0, 60, 5)
+        ]
+        + [MetricSample(instance="a", ts=since + i, window_s=60.0, ttft_p95_s=0.1) for i in range(1, 30, 5)]
+    )
+    stage = StageDetail(
+        canary="a", order=["a"], canary_since=since, baseline={"since": since - 60, "until": since}
+    )
+    row = Rollout(id=1, targets=["a"], changes=[], stage_detail=stage.model_dump(mode="json"))
+    cfg = RolloutConfig(warmup_s=0.0, canary_window_s=30.0, min_samples=3, default_signals=["ttft_p95_s"])
+    comparison = compare_canary(store, row, cfg, clock=lambda: since + 40)
+    assert comparison.verdict == "INCONCLUSIVE"
+    assert "make [rollouts] canary_window_s longer than 60 s" in comparison.summary
+    wide = compare_canary(
+        store, row, cfg.model_copy(update={"canary_window_s": 90.0}), clock=lambda: since + 40
+    )
+    assert "canary_window_s longer" not in wide.summary  # long enough: only waiting for samples
+    store.close()
