@@ -11,7 +11,7 @@ import statistics
 import time
 from pathlib import Path
 
-from daemon.bench.records import BenchResult, Mode
+from daemon.bench.records import BenchResult, Mode, warm_beyond_ceiling
 from executor.svg import bar_chart
 
 
@@ -67,9 +67,7 @@ def summary_rows(result: BenchResult) -> list[list[str]]:
 
 
 def _of_ceiling(share: float | None) -> str:
-    # The ceiling counts what one run can reuse of itself; more than that was cached before the run (a
-    # server whose cache could not be reset): no share of the ceiling to show, a new user saw "537.5%".
-    return "over (warm)" if share is not None and share > 1.0 + 1e-9 else pct(share)
+    return "over (warm)" if warm_beyond_ceiling(share) else pct(share)
 
 
 def time_to_first_token_share(result: BenchResult, mode: Mode) -> float | None:

@@ -14,7 +14,7 @@ from rich.text import Text
 
 from charter_tui.render import numbers
 from daemon.paths import agent_label
-from daemon.bench.records import BenchRunView
+from daemon.bench.records import BenchRunView, warm_beyond_ceiling
 from daemon.models import Instance
 from daemon.redaction import redact_text, redact_url
 
@@ -55,6 +55,8 @@ def target_label(url: str, instances: Iterable[Instance]) -> str:
 
 
 def _of_ceiling(v: float | None) -> Text:
+    if warm_beyond_ceiling(v):
+        return Text("over (warm)", style="yellow")
     style = "" if v is None else "green" if v >= 0.9 else "yellow" if v >= 0.6 else "red"
     return Text(numbers.percent(v), style=style)
 

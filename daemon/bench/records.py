@@ -20,6 +20,12 @@ Mode = Literal["naive", "optimized", "naive-nocache"]
 MODES: tuple[Mode, ...] = ("naive", "optimized", "naive-nocache")
 
 
+def warm_beyond_ceiling(of_ceiling: float | None) -> bool:
+    """Whether a run hit more than it could reuse of itself: its cache was warm before it (the server's
+    could not be reset). Then no share of the ceiling is shown (a new user saw "537.5%")."""
+    return of_ceiling is not None and of_ceiling > 1.0 + 1e-9
+
+
 class CallRecord(BaseModel):
     """One request sent in a run: an agent call's execution, or a prefill-only warm-up."""
 

@@ -165,3 +165,10 @@ async def test_the_highlighted_bench_run_shows_where_its_hits_went(make_app) -> 
         assert bar(lines[1]).count("█") == round(0.92 * 40)
         assert bar(lines[3]).index("█") == round(0.42 * 40) and bar(lines[3]).rstrip().endswith("█")
         assert bar(lines[5]).count("█") == round(0.38 * 40)
+
+
+def test_a_run_that_hit_more_than_its_ceiling_says_its_cache_was_warm() -> None:
+    run = fx.bench_view(fx.bench_result(naive_hits=2000, optimized_hits=2900), 4)
+    assert run.of_ceiling is not None and run.of_ceiling > 1.0
+    _, cells = bench_row(run, fx.instances(), fx.NOW)
+    assert "over (warm)" in [getattr(c, "plain", c) for c in cells]
