@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -43,6 +46,129 @@ def error_position(error: str) -> str:
     return f"line {m.group(1)}" + (f", col {m.group(2)}" if m.group(2) else "")
 
 
+def short_position(error: str) -> str:
+    """`error_position` as `line:col` (`27:12`), for the files list where room is short."""
+    m = _FILE_POSITION.search(error) or _POSITION.search(error)
+    if not m:
+        return ""
+    return m.group(1) + (f":{m.group(2)}" if m.group(2) else "")
+
+
+def ellipsize(text: str, width: int) -> str:
+    """`text` in at most `width` cells, its end replaced by `…` when cut."""
+    if cell_len(text) <= width:
+        return text
+    out = ""
+    for ch in text:
+        if cell_len(out + ch) > width - 1:
+            break
+        out += ch
+    return out + "…"
+
+
+def short_path(path: str, width: int) -> str:
+    """`path` in `width` cells, its leading directories replaced by `…` where it is longer
+    (`…/agents/document_processor.py`): cut only at a `/`, never inside a name. A file name that is
+    alone longer than `width` is kept whole (after `…/`)."""
+    if width <= 0 or cell_len(path) <= width:
+        return path
+    parts = path.split("/")
+    for i in range(1, len(parts)):
+        tail = "…/" + "/".join(parts[i:])
+        if cell_len(tail) <= width:
+            return tail
+    return "…/" + parts[-1]
+
+
+# The files list's columns, and the order they give way in when the list is narrower than its
+# rows (80 columns: the left pane is 40): the call count first (the calls table below lists the
+# selected file's calls), then the patterns (the DAG and its legend show them too).
+FILE_COLUMNS = ("file", "status", "calls", "patterns")
+_DROPPED_FIRST = ("calls", "patterns")
+NAME_MIN = 12  # a file name is cut (with `…`) to no fewer cells than this before a column goes
+
+
+@dataclass(frozen=True)
+class FileRow:
+    name: str
+    status: Text  # "✓ ok", "✗ line 27, col 12", "waiting"
+    short_status: Text  # the same where room is short: "✗ 27:12"
+    calls: str
+    patterns: Text
+    anti: bool  # an anti-pattern was found (marked by the name when the patterns column is dropped)
+
+
+@dataclass(frozen=True)
+class FileLayout:
+    columns: tuple[str, ...]
+    name_width: int  # names longer than this are cut with `…`
+    short_status: bool
+
+    def cells(self, row: FileRow) -> list[str | Text]:
+        name: str | Text = ellipsize(row.name, self.name_width)
+        if row.anti and "patterns" not in self.columns:
+            mark = " !"
+            name = Text(ellipsize(row.name, self.name_width - len(mark)))
+            name.append(mark, style="bold red")
+        by_key: dict[str, str | Text] = {
+            "file": name,
+            "status": row.short_status if self.short_status else row.status,
+            "calls": row.calls,
+            "patterns": row.patterns,
+        }
+        return [by_key[c] for c in self.columns]
+
+
+def file_layout(width: int, rows: Sequence[FileRow], padding: int = 1) -> FileLayout:
+    """The columns of the files list that fit in `width` cells, each heading and value whole but the
+    file names: all four with room (or before the width is known, `width` 0); else the short error
+    position (`✗ 27:12`), then names cut to `NAME_MIN`, then fewer columns (`_DROPPED_FIRST`)."""
+
+    def natural(column: str, short: bool) -> int:
+        values: list[str] = [column]
+        for r in rows:
+            values.append(
+                {
+                    "file": r.name,
+                    "status": (r.short_status if short else r.status).plain,
+                    "calls": r.calls,
+                    "patterns": r.patterns.plain,
+                }[column]
+            )
+        return max(cell_len(v) for v in values)
+
+    columns: tuple[str, ...] = FILE_COLUMNS
+    names = natural("file", False)
+    if width <= 0:
+        return FileLayout(columns, names, False)
+    dropped = list(_DROPPED_FIRST)
+    while True:
+        for short in (False, True):
+            room = width - 2 * padding * len(columns) - sum(natural(c, short) for c in columns if c != "file")
+            if room >= names:
+                return FileLayout(columns, names, short)
+        if room >= NAME_MIN or not dropped:
+            return FileLayout(columns, max(len("file"), room), True)
+        gone = dropped.pop(0)
+        columns = tuple(c for c in columns if c != gone)
+
+
+class FilesTable(LiveTable):
+    """The watched files, fitted to the table's width (`file_layout`): a new width redraws them."""
+
+    def on_resize(self) -> None:
+        if isinstance(self.screen, AgentsScreen):
+            self.screen.refresh_view(frozenset({"compile"}))
+
+
+class CompileStatus(Panel):
+    """The selected file's header; its path is shortened to the panel's width, so a new width redraws it."""
+
+    def on_resize(self) -> None:
+        if isinstance(self.screen, AgentsScreen):
+            self.screen.refresh_view(frozenset({"compile"}))
+
+
 def watched_paths(configured: list[str]) -> list[str]:
     """Configured watch paths expanded to the .py files under them (before their first compile)."""
     out: list[str] = []
@@ -64,10 +190,10 @@ class AgentsScreen(ViewScreen):
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="body"):
             with Vertical(id="agents-left"):
-                yield LiveTable(id="files", cursor_type="row")
+                yield FilesTable(id="files", cursor_type="row")
                 yield LiveTable(id="calls", cursor_type="row")
             with VerticalScroll(id="agent-detail"):
-                yield Panel(id="compile-status")
+                yield CompileStatus(id="compile-status")
                 yield Static("DAG", classes="section-title")
                 with VerticalScroll(id="dag-scroll"):
                     yield Panel(id="dag", expand=False, shrink=False)
@@ -81,17 +207,14 @@ class AgentsScreen(ViewScreen):
 
     def on_mount(self) -> None:
         files = self.query_one("#files", DataTable)
-        files.add_column("file", key="file")
-        files.add_column("status", key="status")
-        files.add_column("calls", key="calls")
-        files.add_column("patterns", key="patterns")
+        self._layout: FileLayout | None = None
         calls = self.query_one("#calls", DataTable)
         calls.add_column("call", key="call")
         calls.add_column("where", key="where")
         calls.add_column("tok", key="tok")
         calls.add_column("static", key="static")
         files.focus()
-        self._drawn: tuple[str | None, str | None, float | None, str | None] | None = None
+        self._drawn: tuple[object, ...] | None = None
 
     def _paths(self) -> list[str]:
         # Files not compiled yet are listed too (as "waiting"); the directory scan is cached
@@ -107,20 +230,23 @@ class AgentsScreen(ViewScreen):
     def draw(self, changed: set[str] | frozenset[str]) -> None:
         state = self.charter.state
         files = self.query_one("#files", DataTable)
-        rows = []
+        rows: list[tuple[str, FileRow]] = []
         for path in self._paths():
             view = state.compiles.get(path)
             name = agent_label(path)
             if not matches(self.filter_text, path):
                 continue
             if view is None:
-                rows.append((path, [name, Text("waiting", style="dim"), "-", "-"]))
+                waiting = Text("waiting", style="dim")
+                rows.append((path, FileRow(name, waiting, waiting, "-", Text("-"), False)))
                 continue
             result = parse_result(view)
             if view.latest.ok:
-                status = Text("✓ ok", style="green")
+                status = short = Text("✓ ok", style="green")
             else:
-                status = Text(f"✗ {error_position(view.latest.error or '') or 'error'}", style="bold red")
+                error = view.latest.error or ""
+                status = Text(f"✗ {error_position(error) or 'error'}", style="bold red")
+                short = Text(f"✗ {short_position(error) or 'error'}", style="bold red")
             n_calls = str(len(result.calls)) if result else "-"
             pats = (
                 " ".join(sorted({BADGES.get(f.kind, f.kind.value[:3]) for f in result.patterns}))
@@ -128,9 +254,33 @@ class AgentsScreen(ViewScreen):
                 else "-"
             )
             anti = bool(result and any(f.anti_pattern for f in result.patterns))
-            rows.append((path, [name, status, n_calls, Text(pats, style="red" if anti else "")]))
-        sync_rows(files, rows)
+            rows.append(
+                (path, FileRow(name, status, short, n_calls, Text(pats, style="red" if anti else ""), anti))
+            )
+        layout = file_layout(self._files_width(files, len(rows)), [r for _, r in rows], files.cell_padding)
+        if layout != self._layout:
+            # Auto-width columns only ever widen, so a new layout (a resize) builds them anew.
+            keep = selected_key(files)
+            files.clear(columns=True)
+            for column in layout.columns:
+                files.add_column(column, key=column)
+            self._layout = layout
+            sync_rows(files, [(path, layout.cells(row)) for path, row in rows])
+            keys = [path for path, _ in rows]
+            if keep in keys:
+                files.move_cursor(row=keys.index(keep), animate=False)
+        else:
+            sync_rows(files, [(path, layout.cells(row)) for path, row in rows])
         self._draw_file()
+
+    @staticmethod
+    def _files_width(files: DataTable[object], n_rows: int) -> int:
+        """The cells the files list has for its columns: its width, less its scroll bar when the rows
+        overflow it (0 before the first layout: then nothing is fitted)."""
+        width = files.size.width
+        if width and files.size.height and n_rows + 1 > files.size.height:
+            width -= files.styles.scrollbar_size_vertical
+        return width
 
     @on(DataTable.RowHighlighted, "#files")
     def _file_highlighted(self) -> None:
@@ -154,7 +304,7 @@ class AgentsScreen(ViewScreen):
             self._clear_detail()
             sync_rows(calls_table, [])
             return
-        header = Text(path, style="bold")
+        header = Text(short_path(path, status.content_region.width), style="bold")
         if view is None:
             header.append("\nnot compiled yet", style="dim")
         else:
@@ -183,7 +333,7 @@ class AgentsScreen(ViewScreen):
             return
 
         badges = badges_by_call(result)
-        call_rows = []
+        call_rows: list[tuple[str, list[str | Text]]] = []
         for c in result.calls:
             share = c.static_prefix_tokens / c.prompt_tokens if c.prompt_tokens else 0.0
             label = Text(c.id, style="bold")
