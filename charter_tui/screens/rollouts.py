@@ -43,11 +43,11 @@ STATE_STYLE = {
 }
 
 
-# Table cells use short names so titles keep room at 80 columns; the detail shows the full state.
+# Table cells use short names so titles keep room at 80 columns; the detail shows the full state. A state
+# the CLI also prints keeps its name (ROLLING_BACK was "UNDOING" here: a new user took them for two states).
 SHORT_STATE = {
     "PENDING_APPROVAL": "PENDING",
     "ROLLING_OUT": "ROLLING",
-    "ROLLING_BACK": "UNDOING",
     "ROLLED_BACK": "ROLLED_BACK",
 }
 
@@ -128,7 +128,9 @@ def stage(ro: Rollout) -> Text:
         if isinstance(p, dict) and p.get("error"):
             out.append(f"  {p['error']}", style="red")
         out.append("\n")
+    # Shown elsewhere (the diff's current values, "why", "risks") or bookkeeping: not repeated as raw data.
     shown = {"canary", "order", "progress", "signals", "baseline", "canary_since", "recoveries"}
+    shown |= {"before", "pending_read", "reason", "risks"}
     rest = {k: v for k, v in d.items() if k not in shown}
     if rest:
         out.append_text(render_text.key_values(rest))

@@ -525,6 +525,8 @@ async def test_the_rollback_dialog_shows_what_will_be_restored_and_the_diff_the_
         panel = static_text(app, "#rollout")
         assert "- max_num_seqs = 16" in panel and "- block_size = (default)" in panel
         assert "(current)" not in panel
+        # Shown once, in the diff: not again as a raw "before / vllm-a / ..." dump under the stage.
+        assert "before" not in panel.split("stage", 1)[1], panel
         await pilot.press("b")
         await settle(app, pilot)
         assert isinstance(app.screen, ConfirmScreen)
@@ -674,3 +676,10 @@ async def test_p_on_an_open_recommendation_proposes_it_as_a_rollout(make_app) ->
             ("charter/v1/command/rollout/propose", 9)
         ]
         assert sent[0].payload.command.targets == [] and sent[0].payload.command.id is None
+
+
+def test_the_rollouts_table_names_a_state_as_the_cli_does() -> None:
+    """ROLLING_BACK was "UNDOING" in the table and ROLLING_BACK in `rollouts list`: one state, two names."""
+    from charter_tui.screens.rollouts import state_badge
+
+    assert state_badge("ROLLING_BACK", short=True).plain.strip() == "ROLLING_BACK"
