@@ -37,6 +37,14 @@ def actuator_kind(target: TargetConfig, config: RolloutConfig) -> str:
         return "command"
     if target.engine in ("triton", "vllm"):
         return target.engine
+    if target.engine == "auto":
+        # Watching may guess; changing may not: how a change is applied must not hang on what a poll last saw.
+        raise InvalidChange(
+            f'target {target.name}: its engine is auto-detected (engine = "auto", the default), and a rollout '
+            f'must know which server it changes: add engine = "vllm" or engine = "triton" to its [[targets]] '
+            f"entry (`charter-tui probe {target.url}` says which it is), or describe its commands in "
+            f"[rollouts.commands.{target.name}]"
+        )
     raise InvalidChange(
         f'target {target.name}: no actuator for engine {target.engine!r}; set engine = "vllm" or "triton", '
         f"or describe its commands in [rollouts.commands.{target.name}]"

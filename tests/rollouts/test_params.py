@@ -106,8 +106,14 @@ def test_model_must_exist_and_a_change_may_not_repeat() -> None:
 
 def test_engine_without_actuator_is_refused() -> None:
     auto = TargetConfig(name="a", url="http://127.0.0.1:9")
-    with pytest.raises(InvalidChange, match="no actuator for engine 'auto'"):
+    # The default: the refusal says what to add, and how to find out which engine it is.
+    with pytest.raises(
+        InvalidChange, match=r'add engine = "vllm" or engine = "triton".*charter-tui probe http://127'
+    ):
         validate_changes(auto, [{"param": "max_num_seqs", "value": 4}], CFG)
+    sglang = TargetConfig(name="s", url="http://127.0.0.1:9", engine="sglang")
+    with pytest.raises(InvalidChange, match="no actuator for engine 'sglang'"):
+        validate_changes(sglang, [{"param": "max_num_seqs", "value": 4}], CFG)
 
 
 @given(st.text(min_size=1, max_size=40))
