@@ -60,7 +60,7 @@ def test_each_rule_opens_with_severity_and_evidence(values, kind, severity) -> N
 
 
 def test_a_latency_exactly_at_its_slo_meets_it() -> None:
-    """"TTFT p95 1000 ms vs SLO 1000 ms" was raised as HIGH_LATENCY (a new user's report): an SLO is a
+    """ "TTFT p95 1000 ms vs SLO 1000 ms" was raised as HIGH_LATENCY (a new user's report): an SLO is a
     bound the latency may reach; only going past it opens the bottleneck."""
     analyzer = Analyzer(cfg())
     slo_s = cfg().slo.ttft_p95_ms / 1000

@@ -259,7 +259,9 @@ def test_the_smallest_block_offered_is_the_one_the_servers_backend_takes() -> No
     (tests/rollouts/test_manager.py::test_a_recommendation_the_server_refused_is_not_offered_again)."""
     low = bn("CACHE_INEFFICIENCY", prefix_hit_rate=0.02, kv_cache_usage=0.1)
     # (platform "unknown": the poller looked for the process and could not tell, e.g. a remote server)
-    gpu = recommend(ctx_for("vllm", {**vllm_info(user_specified_block_size="True"), "platform": "unknown"}, low))
+    gpu = recommend(
+        ctx_for("vllm", {**vllm_info(user_specified_block_size="True"), "platform": "unknown"}, low)
+    )
     assert ("--block-size", "16") in changes(gpu)
     cpu = recommend(ctx_for("vllm", vllm_info(), low))
     assert ("--block-size", "32") in changes(cpu)
