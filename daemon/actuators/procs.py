@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import re
 import signal
 import time
 from dataclasses import dataclass
@@ -260,6 +261,10 @@ def stop(pid: int, grace_s: float, *, started: int | None = None) -> str:
 
 Platform = str  # "cpu" or "gpu"
 _GPU_TORCH_LIBS = ("libtorch_cuda.so", "libtorch_hip.so", "libc10_cuda.so")
+# vLLM's compiled ops: `_C.abi3.so`, or on the CPU build the variant for the machine's instruction set
+# (`_C_AVX2.abi3.so`, `_C_AVX512.abi3.so`): a box without AVX-512 loads the AVX2 one, and the platform
+# went unread there (a new user was then offered 16-token blocks the CPU backend refuses).
+_VLLM_EXTENSION = re.compile(r"^_C(?:_[A-Z0-9]+)?\.")
 MAX_MAPS_BYTES = 16 << 20  # a vLLM process maps a few thousand files: ~1 MB of maps
 
 
@@ -284,7 +289,7 @@ def vllm_platform(pid: int) -> Platform | None:
         name = path.rsplit("/", 1)[-1]
         if name in _GPU_TORCH_LIBS:
             return "gpu"
-        if name.startswith("_C.") and path.rsplit("/", 2)[-2:-1] == ["vllm"]:
+        if _VLLM_EXTENSION.match(name) and path.rsplit("/", 2)[-2:-1] == ["vllm"]:
             vllm_dirs.add(Path(path).parent)
     for package in vllm_dirs:
         try:

