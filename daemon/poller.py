@@ -494,6 +494,8 @@ class Poller:
         most every PLATFORM_EVERY_S (finding the process scans /proc)."""
         if (status.engine or target.engine) != "vllm" or status.info.get("platform") in ("cpu", "gpu"):
             return
+        if status.state != InstanceState.UP:
+            return  # nothing to read yet: looked for when it answers (a server started after charter-tui)
         now = time.monotonic()
         if now < self._next_platform.get(target.name, 0.0):
             return

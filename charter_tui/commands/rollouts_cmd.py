@@ -306,20 +306,10 @@ def _dry_run(loaded: Any, targets: list[str], raw: list[dict[str, Any]], as_json
             print(
                 f"  {key}: {DEFAULT if before is None else before} -> {DEFAULT if after is None else after}"
             )
-        for line in _diff(plan["current"], plan["desired"]):
-            print(f"    {line}")
-    print("dry run: nothing stored, nothing changed")
+    print(
+        "dry run: nothing stored, nothing changed (--json shows each target's whole current and new config)"
+    )
     return 0
-
-
-def _diff(a: Any, b: Any, path: str = "") -> list[str]:
-    if isinstance(a, dict) and isinstance(b, dict):
-        out: list[str] = []
-        for key in sorted(set(a) | set(b), key=str):
-            if a.get(key) != b.get(key):
-                out += _diff(a.get(key), b.get(key), f"{path}.{key}" if path else str(key))
-        return out
-    return [f"{path}: {json.dumps(a)} -> {json.dumps(b)}"]
 
 
 def run_command(args: argparse.Namespace) -> int:

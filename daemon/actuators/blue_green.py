@@ -258,7 +258,16 @@ class BlueGreenVllmActuator(VllmRelaunchActuator):
     async def snapshot(self) -> Snapshot:
         await self.ensure_front()
         await self._look_at_active()
-        return await super().snapshot()
+        return {**await super().snapshot(), "port": self.port}
+
+    def desired(self, snapshot: Snapshot) -> Snapshot:
+        """The change as it will run: on the other port (what a dry run shows)."""
+        serving = snapshot.get("port")
+        saved, self.port = self.port, self._other(serving) if serving in self.blue_green.ports else self.port
+        try:
+            return {**super().desired(snapshot), "port": self.port}
+        finally:
+            self.port = saved
 
     async def observe(self) -> Snapshot | None:
         await self._look_at_active()

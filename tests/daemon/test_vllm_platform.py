@@ -91,3 +91,27 @@ async def test_the_poller_reads_the_kit_servers_platform_from_its_process(
         assert reported[-1]["platform"] == "cpu"
     finally:
         store.close()
+
+
+async def test_a_server_that_is_down_is_looked_at_again_once_it_answers(sqlite_url: str) -> None:
+    """A new user started charter-tui, then vLLM: the platform was set "unknown" while nothing listened and
+    not read again for ten minutes, and 16-token blocks were offered to the CPU server meanwhile. A server
+    that does not answer is not looked at; one that answers is (here a replayed capture: not vLLM, so
+    "unknown", the state in which GPU sizes may be offered)."""
+    from tests.daemon.helpers import closed_port_url, replaying
+
+    store = AsyncStore(Store(sqlite_url))
+    try:
+        down = parse_config(f'[[targets]]\nname = "d"\nurl = "{closed_port_url()}"\nengine = "vllm"\n')
+        poller = Poller(down, store)
+        await poller.poll_target(down.targets[0])
+        await poller.check_health_if_due(down.targets[0])
+        assert "platform" not in poller.status["d"].info
+        with replaying() as server:
+            up = parse_config(f'[[targets]]\nname = "u"\nurl = "{server.url}"\nengine = "vllm"\n')
+            poller = Poller(up, store)
+            assert await poller.poll_target(up.targets[0])
+            await poller.check_health_if_due(up.targets[0])
+            assert poller.status["u"].info["platform"] == "unknown"
+    finally:
+        store.close()

@@ -383,6 +383,10 @@ async def test_a_stranger_on_the_idle_port_is_refused_before_anything_changes(
             time.sleep(0.05)
         actuator = BlueGreenVllmActuator(config.targets[0], [], state_dir=tmp_path)
         snap = await actuator.snapshot()
+        # What a dry run shows: the change runs on the other port.
+        assert snap["port"] == blue and snap["argv"][-2:] == ["--port", str(blue)]
+        planned = actuator.desired(snap)
+        assert planned["port"] == green and planned["argv"][-2:] == ["--port", str(green)]
         with pytest.raises(Exception, match=f"port {green} is held by pid {stranger.pid}"):
             await actuator.converge({**snap, "flags": {"max_num_seqs": 16}})
         assert stranger.poll() is None and first.poll() is None
