@@ -99,7 +99,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     ):
         a = actions.add_parser(action, help=text)
         a.add_argument("id", type=int)
-        a.add_argument("--comment", "-m", help="why (kept in the audit log)")
+        # `--reason` too: `propose` takes it, and a user reaching for it here got "unrecognized arguments".
+        a.add_argument("--comment", "--reason", "-m", dest="comment", help="why (kept in the audit log)")
         a.add_argument("--json", action="store_true", help="machine-readable output")
         if action == "approve":
             a.add_argument(

@@ -62,6 +62,11 @@ def test_propose_approve_show_and_refusals(env, capsys: pytest.CaptureFixture[st
     data = json.loads(capsys.readouterr().out)
     assert [e["action"] for e in data["events"]] == ["propose", "approve"]
     assert json.loads(state.read_text())["batch"] == "8", "the CLI never touches a target itself"
+    # `--reason`, as `propose` spells it, is taken by the other commands too.
+    assert cli(config, "rollouts", "pause", "1", "--reason", "lunch first") == 0
+    capsys.readouterr()
+    assert cli(config, "rollouts", "show", "1") == 0
+    assert "lunch first" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
