@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sqlalchemy.exc import IntegrityError
+
 from daemon.errors import UserError
 from daemon.identity import daemon_id
 from daemon.bus import Bus, Event, topic
@@ -310,10 +312,24 @@ class DaemonService:
         assert self.store is not None
         store = self.store.store
         for instance in self.configured_instances():
-            if store.shared:
-                found = await self.store.call(store.all, Instance, Instance.name == instance.name, limit=1)
-                claimed_by(found[0] if found else None, instance, time.time())
-            await self.store.call(store.merge, instance)
+            for attempt in (1, 2):
+                if store.shared:
+                    found = await self.store.call(
+                        store.all, Instance, Instance.name == instance.name, limit=1
+                    )
+                    claimed_by(found[0] if found else None, instance, time.time())
+                try:
+                    await self.store.call(store.merge, instance)
+                    break
+                except IntegrityError:
+                    # Two daemons of a fleet starting together on one database: both read no row, and the
+                    # second insert loses. Read again (whose is it now?) and write as an update.
+                    if attempt == 2:
+                        raise
+                    log.info(
+                        "target %s was registered by another daemon meanwhile; reading it again",
+                        instance.name,
+                    )
 
     # --- what a UI reads (daemon/views.py) --------------------------------------------------
     async def snapshot(self) -> list[Event]:

@@ -102,3 +102,44 @@ async def test_two_daemons_on_one_postgresql_keep_their_targets_apart(
         finally:
             stop.set()
             await asyncio.wait_for(task, 30)
+
+
+async def test_two_daemons_registering_one_target_at_once_both_start(
+    tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two daemons of a fleet started together on one database both read no row for a target and both
+    insert it: the second insert failed the daemon's start with a UniqueViolation traceback (seen in a
+    full run of tests/rollouts/test_fleet_lease.py). The loser reads again and updates. Reproduced here by
+    letting the other daemon's insert land between this one's read and write."""
+    from sqlalchemy.exc import IntegrityError
+
+    from daemon.store import Store
+
+    real_merge = Store.merge
+    raced: list[str] = []
+
+    def merge_after_the_other_daemon(self: Store, row):  # type: ignore[no-untyped-def]
+        if isinstance(row, Instance) and not raced:
+            raced.append(row.name)
+            real_merge(self, Instance(name=row.name, url=row.url, daemon="box-a"))  # box-a's insert wins
+            raise IntegrityError("INSERT INTO instance ...", {}, Exception("duplicate key value"))
+        return real_merge(self, row)
+
+    monkeypatch.setattr(Store, "merge", merge_after_the_other_daemon)
+    with replaying() as vllm:
+        path = tmp_path / "box-b.toml"
+        path.write_text(
+            f'[daemon]\nid = "box-b"\nmetrics_port = 0\n[storage]\nurl = "{postgres_url}"\n'
+            f'[[targets]]\nname = "vllm"\nurl = "{vllm.url}"\n'
+        )
+        monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "box-b-state"))
+        service = DaemonService(load_config(str(path)))
+        stop = asyncio.Event()
+        task = asyncio.create_task(service.run(stop))
+        try:
+            await asyncio.wait_for(service.ready.wait(), 30)  # started: the race was read again, not fatal
+            assert raced == ["vllm"] and service.store is not None
+            assert [(i.name, i.daemon) for i in service.store.store.all(Instance)] == [("vllm", "box-b")]
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 30)
