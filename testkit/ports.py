@@ -10,6 +10,8 @@ from pathlib import Path
 
 import httpx
 
+from daemon.actuators import procs
+
 
 def free_port() -> int:
     """A TCP port free on 127.0.0.1 right now (the OS picks it; a tiny race remains, as always)."""
@@ -78,3 +80,14 @@ def stop_process(process: subprocess.Popen[bytes], grace_s: float = 15.0) -> Non
         except ProcessLookupError:
             pass
         process.wait(timeout=10)
+
+
+def stop_listeners(*ports: int, grace_s: float = 20.0) -> None:
+    """Stop whatever listens on `ports` (a server the code under test started, or relaunched, has no
+    handle here): each listener's process group, SIGTERM then SIGKILL after `grace_s`."""
+    for port in ports:
+        for _ in range(3):
+            roots = procs.listener_roots(port)
+            if not roots:
+                break
+            procs.stop(roots[0], grace_s)

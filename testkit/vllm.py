@@ -76,17 +76,19 @@ def vllm_argv(
     ]
 
 
+def kit_settings() -> dict[str, str]:
+    """The environment the kit's server needs beyond the caller's: what a `[targets.launch] env` names."""
+    return {
+        "VLLM_CPU_KVCACHE_SPACE": "1",  # GiB of KV cache: enough for the tiny model, fits a 2-core box
+        "VLLM_SERVER_DEV_MODE": "1",  # enables POST /reset_prefix_cache for benchmarks
+        "VLLM_LOGGING_LEVEL": "INFO",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+    }
+
+
 def vllm_env(**overrides: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        VLLM_CPU_KVCACHE_SPACE="1",  # GiB of KV cache: enough for the tiny model, fits a 2-core box
-        VLLM_SERVER_DEV_MODE="1",  # enables POST /reset_prefix_cache for benchmarks
-        VLLM_LOGGING_LEVEL="INFO",
-        HF_HUB_OFFLINE="1",
-        TRANSFORMERS_OFFLINE="1",
-    )
-    env.update(overrides)
-    return env
+    return {**os.environ, **kit_settings(), **overrides}
 
 
 @contextmanager

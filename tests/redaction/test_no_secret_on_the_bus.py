@@ -35,7 +35,7 @@ from daemon.rollouts.repo import RolloutRepo, stage_of
 from daemon.service import DaemonService
 from daemon.store import Store
 from testkit.mosquitto import start_mosquitto
-from testkit.ports import free_port
+from testkit.ports import free_port, stop_listeners
 from tests.rollouts.helpers import events
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.slow]
@@ -97,11 +97,7 @@ def stub_server(tmp_path: Path):  # noqa: ANN201
         yield port, argv
     finally:
         # The actuator's relaunches outlive the daemon (own session): stop whatever serves the port.
-        for _ in range(3):
-            pid = procs.server_pid(port)
-            if pid is None:
-                break
-            procs.stop(pid, 5)
+        stop_listeners(port, grace_s=5)
         if process.poll() is None:
             procs.stop(process.pid, 5)
         process.wait(5)

@@ -35,7 +35,7 @@ from daemon.models import Rollout
 from daemon.rollouts.model import RolloutState as S
 from daemon.rollouts.repo import stage_of
 from daemon.store import Store
-from testkit.ports import free_port
+from testkit.ports import free_port, stop_listeners
 from tests.rollouts.helpers import drive, trail
 
 MINI = str(Path(__file__).with_name("mini_vllm.py"))
@@ -95,21 +95,12 @@ def test_blue_green_cannot_be_a_systemd_unit() -> None:
 
 
 # --- real processes ------------------------------------------------------------------------------
-def stop_listeners(*ports: int) -> None:
-    for port in ports:
-        for _ in range(3):
-            pid = procs.listener_roots(port)
-            if not pid:
-                break
-            procs.stop(pid[0], 5)
-
-
 @pytest.fixture
 def ports() -> Iterator[tuple[int, int, int]]:
     """The front's port (the target URL's) and the two server ports."""
     chosen = (free_port(), free_port(), free_port())
     yield chosen
-    stop_listeners(*chosen)
+    stop_listeners(*chosen, grace_s=5)
 
 
 def mini_argv(port: int) -> list[str]:

@@ -31,20 +31,13 @@ from daemon.rollouts.manager import RolloutManager
 from daemon.rollouts.model import RolloutState as S
 from daemon.rollouts.repo import stage_of
 from daemon.store import Store
-from testkit.ports import StartupError, free_port, wait_http_ok
-from testkit.vllm import SERVED_MODEL_NAME, VllmKit, vllm_argv, vllm_env
+from testkit.ports import StartupError, free_port, stop_listeners, wait_http_ok
+from testkit.vllm import SERVED_MODEL_NAME, VllmKit, kit_settings, vllm_argv, vllm_env
 from tests.rollouts import helpers
 from tests.rollouts.helpers import trail
 from tests.rollouts.traffic import LoadSampler, vllm_request
 
 pytestmark = pytest.mark.vllm
-KIT_ENV = (
-    "VLLM_CPU_KVCACHE_SPACE",
-    "VLLM_SERVER_DEV_MODE",
-    "VLLM_LOGGING_LEVEL",
-    "HF_HUB_OFFLINE",
-    "TRANSFORMERS_OFFLINE",
-)
 
 
 @pytest.fixture
@@ -70,7 +63,7 @@ def blue_green_vllm(vllm_kit_dir: Path, tmp_path: Path) -> Iterator[tuple[Config
         timeout_s=5.0,
         launch=LaunchConfig(
             argv=argv,
-            env={k: env[k] for k in KIT_ENV},
+            env=kit_settings(),
             allow_root=True,  # the kit lives under /root (mode 700): root runs it, on purpose
             # Each port its own core, as a GPU box gives each its own GPU: two vLLM CPU servers left to
             # bind their OpenMP threads themselves both take core 0, and the second never finishes starting.
@@ -95,12 +88,7 @@ def blue_green_vllm(vllm_kit_dir: Path, tmp_path: Path) -> Iterator[tuple[Config
     try:
         yield Config(daemon=DaemonConfig(metrics_port=0), targets=[target], rollouts=rollouts), blue, green
     finally:
-        for port in (front, blue, green):
-            for _ in range(3):
-                roots = procs.listener_roots(port)
-                if not roots:
-                    break
-                procs.stop(roots[0], 20)
+        stop_listeners(front, blue, green)
         if process.poll() is None:
             procs.stop(process.pid, 10)
         process.wait(10)

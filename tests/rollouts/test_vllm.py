@@ -28,21 +28,14 @@ from daemon.rollouts.manager import RolloutManager
 from daemon.rollouts.model import RolloutState as S
 from daemon.rollouts.repo import RolloutRepo, stage_of
 from daemon.store import Store
-from testkit.ports import StartupError, free_port, wait_http_ok
-from testkit.vllm import SERVED_MODEL_NAME, VllmKit, vllm_argv, vllm_env
+from testkit.ports import StartupError, free_port, stop_listeners, wait_http_ok
+from testkit.vllm import SERVED_MODEL_NAME, VllmKit, kit_settings, vllm_argv, vllm_env
 from tests.rollouts import helpers
 from tests.rollouts.helpers import events, states_visited, trail
 from tests.rollouts.traffic import LoadSampler, vllm_request
 
 pytestmark = pytest.mark.vllm
 FINAL = {S.COMPLETED, S.ROLLED_BACK, S.PAUSED, S.REJECTED}
-KIT_ENV = (
-    "VLLM_CPU_KVCACHE_SPACE",
-    "VLLM_SERVER_DEV_MODE",
-    "VLLM_LOGGING_LEVEL",
-    "HF_HUB_OFFLINE",
-    "TRANSFORMERS_OFFLINE",
-)
 
 
 class Launched:
@@ -69,14 +62,10 @@ def launched_vllm(vllm_kit_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
         procs.stop(process.pid, 10)
         pytest.fail(f"the vLLM test server did not start: {exc}", pytrace=False)
     try:
-        yield Launched(url, port, argv, {k: full_env[k] for k in KIT_ENV})
+        yield Launched(url, port, argv, kit_settings())
     finally:
         # Whatever runs on the port now (the original, or a relaunch by the actuator) is stopped.
-        for _ in range(3):
-            pid = procs.server_pid(port)
-            if pid is None:
-                break
-            procs.stop(pid, 20)
+        stop_listeners(port)
         if process.poll() is None:
             procs.stop(process.pid, 10)
         process.wait(10)
@@ -268,15 +257,24 @@ def test_sigkill_of_the_manager_mid_relaunch_resumes_without_a_second_launch(
         )
         cmd.apply_command(repo, "approve", row.id, actor="bob")
         first = spawn()
-        deadline = time.monotonic() + 180
-        while procs.alive(old_pid) or '"pid": null' in (
-            launch_record.read_text() if launch_record.exists() else '"pid": null'
-        ):
-            assert first.poll() is None, log.read_text()[-3000:]
-            assert time.monotonic() < deadline, "the relaunch never started"
-            time.sleep(0.05)
-        first.send_signal(signal.SIGKILL)
-        assert first.wait(30) == -signal.SIGKILL
+        try:
+            deadline = time.monotonic() + 180
+            while procs.alive(old_pid) or '"pid": null' in (
+                launch_record.read_text() if launch_record.exists() else '"pid": null'
+            ):
+                assert first.poll() is None, log.read_text()[-3000:]
+                assert time.monotonic() < deadline, (
+                    "the relaunch never started",
+                    [(e.action, e.to_state, e.comment) for e in events(store, row.id)],
+                    log.read_text()[-3000:],
+                )
+                time.sleep(0.05)
+        finally:
+            # Killed here whatever happened: a manager left running would go on relaunching the server
+            # under the rest of the suite.
+            first.send_signal(signal.SIGKILL)
+            first.wait(30)
+        assert first.returncode == -signal.SIGKILL
         at_crash = repo.get(row.id)
         assert at_crash.state == "CANARY" and stage_of(at_crash).progress["vllm-a"].status == "applying"
         assert procs.server_pid(server.port) is None, "killed while the new server was still loading"

@@ -39,7 +39,7 @@ from daemon.actuators.change import Change
 from daemon.rollouts.model import RolloutState as S
 from daemon.rollouts.repo import stage_of
 from daemon.store import Store
-from testkit.ports import free_port
+from testkit.ports import free_port, stop_listeners
 from tests.rollouts.helpers import drive, events, trail
 
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -65,11 +65,7 @@ def port() -> Iterator[int]:
     port = free_port()
     yield port
     # Whatever the test or the actuator left on the port is stopped (the test runs as root).
-    for _ in range(3):
-        pid = procs.server_pid(port)
-        if pid is None:
-            break
-        procs.stop(pid, 5)
+    stop_listeners(port, grace_s=5)
 
 
 @pytest.fixture
