@@ -1,7 +1,7 @@
 """The rollout manager: the daemon loop that carries approved rollouts out on the real servers, stage by stage.
 
     manager = RolloutManager(config, store, bus, state_dir=locations().state_dir / "rollouts")
-    await manager.run(stop)     # recover, then step every active rollout each `step_interval_s`
+    await manager.run(stop)     # recover, then start a step of every active rollout each `step_interval_s`
 
 Each step does one small, persisted piece of work and writes what it did before moving on (through the
 `journal`), so a SIGKILL anywhere leaves the database describing a state recovery can resolve:
@@ -11,7 +11,9 @@ Each step does one small, persisted piece of work and writes what it did before 
   are in its docstring);
 - the FAILED/ROLLING_BACK handler is idempotent: a target already running its recorded config is not touched again.
 Commands from people arrive as database transitions (CLI, TUI) or over the bus, where `command_handler`
-verifies, audits and answers them between steps. Which samples the VALIDATING step compares is `canary`.
+verifies, audits and answers them while steps run. Rollouts on different targets step side by side, each
+group sharing a target in a task of its own (`lanes`): a relaunch that takes minutes holds up neither
+another server's rollout nor a person's command. Which samples the VALIDATING step compares is `canary`.
 """
 
 from __future__ import annotations
@@ -104,6 +106,8 @@ class RolloutManager:
         # Subscribed now, not in run(): a command published while the daemon is still starting (or
         # recovering) waits in the queue instead of being lost.
         self._commands = self.bus.subscribe(COMMAND_TOPIC)
+        # The steps running now: (their rollouts, the targets they touch) -> the task stepping them.
+        self._lanes: dict[tuple[frozenset[int], frozenset[str]], asyncio.Task[None]] = {}
 
     @property
     def clock(self) -> Callable[[], float]:
@@ -120,7 +124,7 @@ class RolloutManager:
 
     # --- the loop ------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
-        """Recover, then step active rollouts until `stop` is set; bus commands are handled between steps."""
+        """Recover, then step active rollouts until `stop` is set; bus commands are handled as they come."""
         if self._commands not in self.bus.subscriptions:  # restarted by the supervisor after a crash
             self._commands = self.bus.subscribe(COMMAND_TOPIC)
         sub = self._commands
@@ -130,10 +134,14 @@ class RolloutManager:
             # safe — the target was marked `applying` first and the next start's recover() asks it.
             if not await until_stopped(self.recover(), stop):
                 return
-            while not stop.is_set() and await until_stopped(self.step_all(), stop):
+            # Steps run in lanes of their own (`_dispatch`): this loop never waits on one, so a command from
+            # the bus, or a rollout on another server, is not held behind a relaunch that takes minutes.
+            while not stop.is_set() and await until_stopped(self._dispatch(), stop):
                 await self._wait_for_commands(sub, stop)
+                self._reap_lanes()
         finally:
             renewal.cancel()
+            await self._cancel_lanes()
             self.bus.unsubscribe(sub)
             await self.probes.stop_all_but(set())
             # A clean stop hands this daemon's rollouts on at once instead of after the lease runs out.
@@ -179,6 +187,17 @@ class RolloutManager:
                 return
 
     async def step_all(self) -> None:
+        """One step of every active rollout (lanes side by side), returning once all of them have stepped."""
+        await self._dispatch()
+        await asyncio.gather(*self._lanes.values())
+        self._reap_lanes()
+
+    async def _dispatch(self) -> None:
+        """Start one step of each active rollout that is not stepping already.
+
+        Rollouts that share a target are one lane, stepped one after another in id order (their changes to
+        one server must not interleave); lanes with no target in common run side by side, and a lane whose
+        targets are still busy with an earlier step waits for the next pass."""
         await self.journal.publish_changes()
         rows = await asyncio.to_thread(self.repo.list, ACTIVE_STATES)
         if self.readonly:
@@ -189,11 +208,25 @@ class RolloutManager:
         await self._read_pending(await asyncio.to_thread(self.repo.list, {S.PENDING_APPROVAL}))
         # Probes run while a rollout is canary; its validation reads them, then they stop.
         await self.probes.stop_all_but({row_id(r) for r in rows if S(r.state) in (S.CANARY, S.VALIDATING)})
-        if over := self._leased - {row_id(r) for r in rows}:  # completed, rolled back: no one drives them
+        stepping = {rid for rollouts, _ in self._lanes for rid in rollouts}
+        # Completed or rolled back (and no step of theirs still running): no one drives them any more.
+        if over := self._leased - {row_id(r) for r in rows} - stepping:
             for rid in over:
                 await asyncio.to_thread(self.leases.release, rid)
             self._leased -= over
-        for row in sorted(rows, key=lambda r: r.id or 0):
+        busy = {target for _, targets in self._lanes for target in targets}
+        for lane in lanes(rows):
+            touched = frozenset(t for row in lane for t in row.targets)
+            if touched & busy:
+                continue
+            rollouts = frozenset(row_id(r) for r in lane)
+            self._lanes[(rollouts, touched)] = asyncio.create_task(
+                self._step_lane(lane), name=f"rollouts {sorted(rollouts)}"
+            )
+            busy |= touched
+
+    async def _step_lane(self, rows: list[Rollout]) -> None:
+        for row in rows:
             try:
                 if not await self.may_drive(row, recover=True):
                     continue
@@ -203,6 +236,22 @@ class RolloutManager:
                 log.info("rollout %s: %s; re-reading on the next step", row.id, exc)
             except Exception:  # noqa: BLE001 - one bad rollout must not stop the others
                 log.exception("rollout %s: step failed", row.id)
+
+    def _reap_lanes(self) -> None:
+        for key, task in list(self._lanes.items()):
+            if task.done():
+                del self._lanes[key]
+                if not task.cancelled() and (exc := task.exception()) is not None:  # _step_lane catches all
+                    log.error("rollouts %s: their step ended with %r", sorted(key[0]), exc)
+
+    async def _cancel_lanes(self) -> None:
+        """On stop: a step may take minutes (a relaunched server loading). Cancelling it is safe — the
+        target was marked `applying` first and the next start's recover() asks it what it runs."""
+        tasks = list(self._lanes.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._lanes.clear()
 
     def _note_waiting(self, rows: list[Rollout]) -> None:
         waiting = {row.id for row in rows if S(row.state) not in (S.PENDING_APPROVAL, S.PAUSED)}
@@ -590,3 +639,17 @@ class RolloutManager:
 
 
 __all__ = ["COMMAND_TOPIC", "RolloutManager"]
+
+
+def lanes(rows: list[Rollout]) -> list[list[Rollout]]:
+    """The rollouts grouped so that two sharing a target (directly or through others) are in one lane,
+    each lane in id order, the lanes in the order of their first rollout."""
+    groups: list[tuple[set[str], list[Rollout]]] = []
+    for row in sorted(rows, key=lambda r: r.id or 0):
+        targets, members = set(row.targets), [row]
+        for group in [g for g in groups if g[0] & targets]:
+            targets |= group[0]
+            members = group[1] + members
+            groups.remove(group)
+        groups.append((targets, sorted(members, key=lambda r: r.id or 0)))
+    return sorted((g[1] for g in groups), key=lambda lane: lane[0].id or 0)

@@ -18,8 +18,8 @@ from daemon.models import MetricSample
 from daemon.rollouts import commands as cmd
 from daemon.rollouts.machine import IllegalTransition
 from daemon.contract import RESULT_TOPIC, AuthorizedCommand, RolloutCommand, command_topic
-from daemon.models import AuditEvent
-from daemon.rollouts.manager import RolloutManager
+from daemon.models import AuditEvent, Rollout
+from daemon.rollouts.manager import RolloutManager, lanes
 from daemon.rollouts.model import RolloutState as S
 from daemon.rollouts.repo import stage_of
 from daemon.store import Store
@@ -591,6 +591,59 @@ async def test_stopping_the_loop_cancels_a_change_in_progress_and_a_restart_resu
         final = await drive(RolloutManager(config, store, state_dir=tmp_path), row.id, FINAL)
     assert final.state == "COMPLETED", "\n".join(f"{e.action}: {e.comment}" for e in events(store, row.id))
     assert knob_value(states["a"]) == "16" and len(knob_sets(states["a"])) == 2
+
+
+async def test_a_slow_change_holds_up_neither_a_rollout_on_another_target_nor_a_command(
+    tmp_path: Path, store: Store
+) -> None:
+    """A relaunch takes minutes: meanwhile a person's approval from the TUI is answered and a rollout on
+    another server runs to its end (each group of rollouts is stepped by a task of its own). A new user saw
+    a Triton restore wait four minutes behind a vLLM relaunch when steps ran one after another."""
+    config, states = knob_config(tmp_path, ["a", "b"])
+    states["a"].write_text(json.dumps({"batch": "8", "slow_set": 18}))  # under the actuator's 20 s timeout
+    bus = Bus()
+    manager = RolloutManager(config, store, bus, state_dir=tmp_path)
+    results = bus.subscribe(RESULT_TOPIC)
+    slow = cmd.propose(
+        manager.repo, config, targets=["a"], changes=[{"param": "batch", "value": "16"}], actor="al"
+    )
+    quick = cmd.propose(
+        manager.repo, config, targets=["b"], changes=[{"param": "batch", "value": "12"}], actor="al"
+    )
+    async with Traffic(store, ["a", "b"], lambda t: 0.1):
+        await asyncio.sleep(0.5)  # a baseline before the changes
+        cmd.apply_command(manager.repo, "approve", slow.id, actor="bob")
+        stop = asyncio.Event()
+        task = asyncio.create_task(manager.run(stop))
+        try:
+            deadline = time.monotonic() + 60
+            while not knob_sets(states["a"]):  # a's slow `set` has started
+                assert time.monotonic() < deadline and not task.done()
+                await asyncio.sleep(0.05)
+            send(bus, "tui:alice", action="approve", id=quick.id, request_id="quick")
+            reply = (await asyncio.wait_for(results.get(), 10)).payload
+            assert (reply.ok, reply.request_id) == (True, "quick")
+            while (row := manager.repo.get(quick.id)).state not in {s.value for s in FINAL}:
+                assert time.monotonic() < deadline and not task.done(), trail(store, quick.id)
+                await asyncio.sleep(0.05)
+            assert row.state == "COMPLETED" and knob_value(states["b"]) == "12", trail(store, quick.id)
+            # ... all of it while a's change was still being applied.
+            assert knob_value(states["a"]) == "8"
+            assert stage_of(manager.repo.get(slow.id)).progress["a"].status == "applying"
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 10)
+
+
+def test_rollouts_sharing_a_target_are_stepped_in_one_lane_in_id_order() -> None:
+    rows = [
+        Rollout(id=4, targets=["c"]),
+        Rollout(id=1, targets=["a"]),
+        Rollout(id=2, targets=["b"]),
+        Rollout(id=3, targets=["a", "c"]),  # joins 1 (through a) and 4 (through c)
+        Rollout(id=5, targets=["d"]),
+    ]
+    assert [[r.id for r in lane] for lane in lanes(rows)] == [[1, 3, 4], [2], [5]]
 
 
 def send(bus: Bus, identity: str, *, topic_action: str | None = None, **fields) -> None:  # noqa: ANN003
