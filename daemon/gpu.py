@@ -159,7 +159,7 @@ def init(nvml: Any) -> str | None:
     try:
         nvml.nvmlInit()
     except nvml.NVMLError as exc:
-        return f"no NVIDIA GPU to show: NVML could not start ({clean(str(exc), limit=120)})"
+        return f"NVML could not start ({clean(str(exc), limit=120)})"
     return None
 
 

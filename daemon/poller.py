@@ -481,14 +481,14 @@ class Poller:
         before = {k: status.info.get(k) for k in STATIC_INFO}
         if status.health.model_configs:
             status.info["model_configs"] = status.health.model_configs
-        await self._read_platform(target, status)
+        await self.read_platform(target, status)
         self._mark_dirty(status)
         if any(status.info.get(k) != v for k, v in before.items()):
             # Facts the screens and the optimizer read (a Triton model's config, a vLLM's platform) are
             # published when they are learnt, not only at the target's next change of state.
             self._report(status)
 
-    async def _read_platform(self, target: TargetConfig, status: TargetStatus) -> None:
+    async def read_platform(self, target: TargetConfig, status: TargetStatus) -> None:
         """CPU or GPU decides which KV block sizes a vLLM accepts, and its metrics do not say which: read
         from the local server process (`procs.local_vllm_platform`), once it is known, and otherwise at
         most every PLATFORM_EVERY_S (finding the process scans /proc)."""

@@ -28,6 +28,13 @@ from daemon.health import HealthView, check_health
 from daemon.models import SIGNAL_FIELDS
 from daemon.poller import Poller, TargetStatus
 
+# Which backend a vLLM runs decides what it accepts (the CPU one refuses 16-token KV blocks); its metrics do
+# not say, so the poller reads it from the local server process (daemon/poller.py `read_platform`).
+PLATFORM_TEXT = {
+    "cpu": "cpu (vLLM's CPU backend, read from the local server process)",
+    "gpu": "gpu (vLLM's CUDA/ROCm backend, read from the local server process)",
+    "unknown": "unknown (not a local process charter-tui can read: settings only a GPU backend takes are not offered)",
+}
 MAX_TIMEOUT_S = 300.0
 MAX_INTERVAL_S = 3600.0
 
@@ -67,6 +74,7 @@ async def probe(target: TargetConfig, interval_s: float) -> dict[str, Any]:
     engine = status.engine or target.engine
     try:
         health: HealthView = await check_health(poller.client_for(target.name), target, engine)
+        await poller.read_platform(target, status)
     finally:
         await poller.aclose()
     sample = results[-1] if results else None
@@ -89,7 +97,7 @@ async def probe(target: TargetConfig, interval_s: float) -> dict[str, Any]:
         "server_config": {
             k: v
             for k, v in status.info.items()
-            if k in ("cache_config", "models", "backend", "tokens_per_block", "model_configs")
+            if k in ("cache_config", "models", "backend", "tokens_per_block", "model_configs", "platform")
         },
         "bottlenecks": bottlenecks,
     }
@@ -146,6 +154,9 @@ def render(report: dict[str, Any]) -> str:
             "num_gpu_blocks",
         )
         lines.append("server   " + ", ".join(f"{k}={cache[k]}" for k in keys if k in cache))
+    platform = report["server_config"].get("platform")
+    if platform:
+        lines.append(f"platform {PLATFORM_TEXT.get(platform, platform)}")
     for b in report["bottlenecks"]:
         lines.append(f"BOTTLENECK {b['kind']} [{b['severity']}]: {b['summary']}")
     return "\n".join(lines)

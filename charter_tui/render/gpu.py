@@ -1,7 +1,7 @@
 """The GPU strip above the Instances table: one line per GPU, as nvitop's header shows it.
 
     GPU0 NVIDIA H200  util 100%  mem  21.6/140.4 GiB  54°C  693/700 W power cap  SM 1485 MHz  pid 429 21.0 GiB
-    GPU: none to show — no NVIDIA GPU to show: NVML could not start (NVML Shared Library Not Found)
+    GPU: none — NVML could not start (NVML Shared Library Not Found)
 
 Narrow terminals drop the clocks, then the processes; the numbers are NVML's own (bytes, mW and MHz as
 the library reports them, converted once here).
@@ -64,7 +64,8 @@ def gpu_strip(status: GpuStatus | None, width: int) -> Text:
     if status is None:
         return Text()
     if not status.available:
-        return Text(f"GPU: {status.reason or 'none to show'}", style="dim")
+        # Whole on an 80-column terminal: the reason is the daemon's, kept short there (daemon/gpu.py).
+        return Text(f"GPU: none — {status.reason or 'no reading yet'}", style="dim")
     if not status.devices:
         return Text("GPU: NVML lists no device", style="dim")
     out = Text()

@@ -27,6 +27,7 @@ from charter_tui.screens.base import ViewScreen
 from charter_tui.widgets.panel import Panel
 from charter_tui.render.signals import SIGNAL_LABELS, SIGNAL_RANGE, state_badge
 from charter_tui.state import LIVE_SIGNALS
+from daemon.models import Instance
 
 AXIS_W = 8  # the y-axis labels' width, the same on every plot so their columns line up in time
 WINDOWS: tuple[tuple[str, float], ...] = (("5m", 300.0), ("1h", 3600.0), ("24h", 86400.0))
@@ -95,7 +96,7 @@ class InstanceDetailScreen(ViewScreen):
         header = Text(self.instance_name, style="bold")
         if inst is not None:
             header.append_text(
-                server_text(f"  {inst.engine}  {inst.model or '-'}  {inst.url}  ", style="dim")
+                server_text(f"  {engine_label(inst)}  {inst.model or '-'}  {inst.url}  ", style="dim")
             )
             header.append_text(state_badge(inst.state.value))
             if inst.state_reason:
@@ -156,3 +157,10 @@ class InstanceDetailScreen(ViewScreen):
         rows = await self.charter.source.history(self.instance_name, self.charter.clock() - span)
         self._history = rows or None
         self.refresh_view({"sample"})
+
+
+def engine_label(inst: Instance) -> str:
+    """The engine, and for a vLLM the backend it was read to run (its metrics do not say; it decides which
+    settings are offered, e.g. no 16-token KV blocks on the CPU backend): `vllm on CPU`."""
+    platform = (inst.info or {}).get("platform")
+    return f"{inst.engine} on {platform.upper()}" if platform in ("cpu", "gpu") else str(inst.engine)

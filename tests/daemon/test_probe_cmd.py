@@ -106,6 +106,8 @@ def test_probe_json_reports_engine_health_and_windowed_sample(
     # The kit starts vLLM with --block-size 32; the probe must report the server's own setting.
     assert vllm_server.argv[vllm_server.argv.index("--block-size") + 1] == "32"
     assert out["server_config"]["cache_config"]["block_size"] == "32"
+    # ... and which backend runs it, which its metrics do not say (what decides the block sizes offered).
+    assert out["server_config"]["platform"] == "cpu"
 
 
 def test_probe_text_output_and_failure_exit_code(capsys) -> None:
@@ -113,6 +115,8 @@ def test_probe_text_output_and_failure_exit_code(capsys) -> None:
         assert main(["probe", server.url, "--interval", "0"]) == 0
     text = capsys.readouterr().out
     assert "engine   vllm" in text and "ok   /health" in text and "prefix_hit_rate" in text
+    # A scripted server in this very process: no vLLM process to read the backend from, and it says so.
+    assert "platform unknown (not a local process" in text
     url = closed_port_url()
     assert main(["probe", url, "--interval", "0", "--timeout", "0.5"]) == 1
     text = capsys.readouterr().out

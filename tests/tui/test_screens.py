@@ -111,6 +111,23 @@ async def test_instance_detail_plots_and_window_cycle(make_app) -> None:
         assert app.screen.query("#instances"), "esc goes back to the list"
 
 
+async def test_instance_detail_says_which_backend_a_vllm_runs(make_app) -> None:
+    """What decides the settings offered (no 16-token KV blocks on vLLM's CPU backend) is on screen once read."""
+    app: CharterApp = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        app.show_instance_detail("vllm-a")
+        await settle(app, pilot)
+        assert static_text(app, "#detail-header").startswith("vllm-a  vllm  tiny-llama")  # not read yet
+        inst = app.state.instances["vllm-a"].model_copy(update={"info": {"platform": "cpu"}})
+        app.source.bus.publish(topic("instance", "vllm-a"), inst)
+        await wait_until_live(pilot, lambda: "vllm on CPU" in static_text(app, "#detail-header"))
+        assert static_text(app, "#detail-header").startswith("vllm-a  vllm on CPU  tiny-llama")
+        unknown = inst.model_copy(update={"info": {"platform": "unknown"}})
+        app.source.bus.publish(topic("instance", "vllm-a"), unknown)
+        await wait_until_live(pilot, lambda: "vllm on" not in static_text(app, "#detail-header"))
+
+
 async def test_agents_dag_prompt_plan_and_diff(make_app) -> None:
     app: CharterApp = make_app()
     async with app.run_test(size=(160, 48)) as pilot:

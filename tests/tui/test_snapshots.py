@@ -70,7 +70,7 @@ def _gpu_app(make_app, available: bool = True):  # type: ignore[no-untyped-def]
         status = read_gpus(RecordedNvml(recording()["snapshots"][1]), NOW - 1)
         status.devices[0].processes[0].target = "vllm-a"
     else:
-        reason = "no NVIDIA GPU to show: NVML could not start (NVML Shared Library Not Found)"
+        reason = "NVML could not start (NVML Shared Library Not Found)"
         status = GpuStatus(ts=NOW - 1, available=False, reason=reason)
     app.source.bus.publish(GPU_TOPIC, status)
     return app
