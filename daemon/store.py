@@ -167,6 +167,13 @@ def _db_reason(exc: SQLAlchemyError) -> str:
     return detail
 
 
+SCHEMA_WAIT_S = 10.0  # how long an open waits for another process to finish creating the database
+
+
+class _SchemaBeingCreated(Exception):
+    """`schema_info` exists without its row: another process is creating the database at this moment."""
+
+
 class Store:
     """Schema-managed access to the database. Safe to share between threads (one session per call)."""
 
@@ -184,7 +191,7 @@ class Store:
                 self.migrated_from = None
                 self._check_readable()
                 return
-            self.migrated_from = self._ensure_schema()
+            self.migrated_from = self._ensure_schema_when_created()
             self._check_writable()
         except (SQLAlchemyError, UserError) as exc:
             self.engine.dispose()
@@ -197,6 +204,22 @@ class Store:
             ) from None
 
     # --- schema -----------------------------------------------------------------------------
+    def _ensure_schema_when_created(self) -> int | None:
+        """`_ensure_schema`, waiting up to SCHEMA_WAIT_S for another process that is creating the database
+        right now: SQLite commits each CREATE TABLE on its own, so its `schema_info` table can be seen
+        before its row (a CLI run while the daemon started failed "No row was found when one was required")."""
+        deadline = time.monotonic() + SCHEMA_WAIT_S
+        while True:
+            try:
+                return self._ensure_schema()
+            except _SchemaBeingCreated:
+                if time.monotonic() > deadline:
+                    raise UserError(
+                        f"{shown_url(self.url)}: its schema_info table has no row after {SCHEMA_WAIT_S:.0f} s: "
+                        "another process began creating this database and did not finish, or it is damaged"
+                    ) from None
+                time.sleep(0.1)
+
     def _ensure_schema(self) -> int | None:
         """Create a new database, or migrate an older one; returns the version migrated from."""
         with self.engine.begin() as conn:
@@ -209,7 +232,9 @@ class Store:
                     sa.insert(SchemaInfo).values(id=1, version=SCHEMA_VERSION, updated_at=time.time())
                 )
                 return None
-            version = conn.execute(sa.select(col(SchemaInfo.version))).scalar_one()
+            version = conn.execute(sa.select(col(SchemaInfo.version))).scalar_one_or_none()
+            if version is None:
+                raise _SchemaBeingCreated
             if version > SCHEMA_VERSION:
                 raise UserError(
                     f"{self.url}: schema version {version} is newer than this charter-tui ({SCHEMA_VERSION}); "

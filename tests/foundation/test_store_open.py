@@ -93,3 +93,48 @@ def test_a_reader_refuses_an_older_schema_instead_of_migrating_it(tmp_path: Path
         Store(url, readonly=True)
     with sa.create_engine(url).connect() as conn:
         assert conn.execute(sa.text("SELECT version FROM schema_info")).scalar_one() == 1
+
+
+def _half_created(path: Path) -> None:
+    """What another process creating the database leaves for a moment: SQLite commits each CREATE TABLE
+    on its own, so `schema_info` exists before its row is inserted."""
+    import sqlite3
+
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE schema_info (id INTEGER PRIMARY KEY, version INTEGER, updated_at FLOAT)")
+
+
+def test_an_open_while_another_process_creates_the_database_waits_for_its_row(tmp_path: Path) -> None:
+    import sqlite3
+    import threading
+
+    from daemon.store import SCHEMA_VERSION
+
+    path = tmp_path / "charter.db"
+    _half_created(path)
+
+    def finish() -> None:
+        with sqlite3.connect(path) as conn:
+            conn.execute("INSERT INTO schema_info VALUES (1, ?, 0)", (SCHEMA_VERSION,))
+
+    timer = threading.Timer(0.5, finish)
+    timer.start()
+    try:
+        store = Store(f"sqlite:///{path}")  # was: "No row was found when one was required"
+    finally:
+        timer.join()
+    assert store.schema_version() == SCHEMA_VERSION
+    store.close()
+
+
+def test_a_schema_info_that_never_gets_its_row_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import daemon.store
+
+    monkeypatch.setattr(daemon.store, "SCHEMA_WAIT_S", 0.3)
+    path = tmp_path / "charter.db"
+    _half_created(path)
+    with pytest.raises(UserError, match="schema_info table has no row after 0 s: another process began"):
+        Store(f"sqlite:///{path}")
+    assert path.exists(), "a database this open did not create is left as it was"
