@@ -638,9 +638,6 @@ class RolloutManager:
             raise ActuatorError(f"{name}: {exc}") from None
 
 
-__all__ = ["COMMAND_TOPIC", "RolloutManager"]
-
-
 def lanes(rows: list[Rollout]) -> list[list[Rollout]]:
     """The rollouts grouped so that two sharing a target (directly or through others) are in one lane,
     each lane in id order, the lanes in the order of their first rollout."""
@@ -653,3 +650,6 @@ def lanes(rows: list[Rollout]) -> list[list[Rollout]]:
             groups.remove(group)
         groups.append((targets, sorted(members, key=lambda r: r.id or 0)))
     return sorted((g[1] for g in groups), key=lambda lane: lane[0].id or 0)
+
+
+__all__ = ["COMMAND_TOPIC", "RolloutManager", "lanes"]
